@@ -1,0 +1,35 @@
+"""`imagekit validate PATH`: parse and check a pipeline without running anything."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from imagekit_runtime.spec import format_size, load_pipeline
+
+from .common import OutputFormat, emit_json, exits_on_error, stderr
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @exits_on_error
+    def validate(
+        pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
+        output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
+    ) -> None:
+        """Check a pipeline and its step packages; exit 2 with one line naming file, field and fix."""
+        spec = load_pipeline(pipeline)
+        order = spec.topological_order()
+        if output is OutputFormat.json:
+            emit_json({
+                "pipeline": spec.name,
+                "file": str(spec.file),
+                "steps": [{"name": s.name, "inputs": list(s.inputs), "outputs": list(s.outputs)} for s in spec.steps],
+                "order": order,
+                "shm_bytes": spec.shm_bytes,
+                "shards": spec.shards,
+                "results": list(spec.results),
+            })
+        else:
+            stderr.print(f"{spec.file}: ok — {len(spec.steps)} steps ({' → '.join(order)}), "
+                         f"shm {format_size(spec.shm_bytes)}, {spec.shards} shard(s)", highlight=False)

@@ -1,0 +1,33 @@
+"""Fan-in: join the word counts and the line statistics into one JSON report."""
+import json
+import os
+
+
+def main() -> None:
+    with open(os.environ["IMAGEKIT_IN_LINESTATS"]) as stats_file:
+        stats = json.load(stats_file)
+    top = []
+    distinct = 0
+    counted = 0
+    with open(os.environ["IMAGEKIT_IN_COUNTS"]) as counts_file:
+        for line in counts_file:
+            word, count = line.rstrip("\n").split("\t")
+            distinct += 1
+            counted += int(count)
+            if len(top) < 10:
+                top.append([word, int(count)])
+    report = {
+        "shard": int(os.environ.get("IMAGEKIT_SHARD_INDEX", "0")),
+        "lines": stats["lines"],
+        "words": stats["words"],
+        "bytes": stats["bytes"],
+        "distinct_words": distinct,
+        "counted_words": counted,
+        "top10": top,
+    }
+    with open(os.environ["IMAGEKIT_OUT_REPORT"], "w") as out:
+        json.dump(report, out, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

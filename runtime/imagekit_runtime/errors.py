@@ -1,0 +1,55 @@
+"""Typed errors, each carrying the exit code of DESIGN.md's command contract."""
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # a pipeline or step failed
+EXIT_BAD_INPUT = 2  # bad input or usage
+EXIT_ENVIRONMENT = 3  # engine, registry or tool missing
+EXIT_TERMINATED = 143  # stopped by SIGTERM
+
+
+class ImagekitError(Exception):
+    exit_code = EXIT_FAILURE
+
+
+class SpecError(ImagekitError):
+    """Bad pipeline or step input. The message is one line: file, field, problem, fix."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, file: Path | str, field: str, problem: str, fix: str) -> None:
+        self.file = str(file)
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.file}: {field}: {problem} (fix: {fix})")
+
+
+class UsageError(ImagekitError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class EnvironmentMissing(ImagekitError):
+    """Something outside imagekit is missing: an engine, a registry, a tool."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class PipelineFailed(ImagekitError):
+    exit_code = EXIT_FAILURE
+
+
+class CommandFailed(ImagekitError):
+    """A subprocess run through `imagekit_runtime.proc.run` exited non-zero."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, argv: list[str], returncode: int, output: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.output = output
+        tail = output.strip().splitlines()[-1:] if output.strip() else []
+        detail = f": {tail[0]}" if tail else ""
+        super().__init__(f"`{' '.join(argv[:3])}{' …' if len(argv) > 3 else ''}` exited {returncode}{detail}")
