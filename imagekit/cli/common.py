@@ -17,7 +17,7 @@ from imagekit_runtime.errors import ImagekitError
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Progress and logs go to stderr; stdout carries only machine-readable results.
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 class OutputFormat(str, Enum):
