@@ -1,0 +1,191 @@
+#!/bin/sh
+# Install and start, idempotently, what building and testing imagekit images needs:
+# Debian's docker.io (dockerd), buildah, skopeo, umoci, mmdebstrap, docker-registry on
+# 127.0.0.1:5000, the imagekit package itself, and a locally bootstrapped base image
+# (no public registry can be reached here, so nothing is ever pulled).
+#
+# Fast when everything is already there; exit 3 with a message when something can't be
+# installed or started. Everything it does is reported on stderr.
+#
+#   scripts/bootstrap.sh            # everything
+#   IMAGEKIT_BOOTSTRAP_SKIP_BASE=1  # skip the base image
+set -eu
+
+export TESTCONTAINERS_RYUK_DISABLED=true
+export DEBIAN_FRONTEND=noninteractive
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE_DIR=/var/lib/imagekit
+CONFIG_DIR=/etc/imagekit
+REGISTRY_ADDR=${IMAGEKIT_REGISTRY:-127.0.0.1:5000}
+BASE_TAG=${IMAGEKIT_BASE_IMAGE:-imagekit/debian-python:bookworm}
+SUITE=bookworm
+MIRROR=${IMAGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor uidmap curl ca-certificates"
+
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 3; }
+
+# Debian's dockerd comes first: /usr/local/bin may hold another client, which is fine, but the
+# daemon must be Debian's.
+DOCKERD=/usr/sbin/dockerd
+
+ensure_apt_packages() {
+    missing=""
+    for package in $APT_PACKAGES; do
+        status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+        case "$status" in
+            *" installed") ;;
+            *) missing="$missing $package" ;;
+        esac
+    done
+    if [ -z "$missing" ]; then
+        say "apt packages present"
+        return
+    fi
+    say "installing apt packages:$missing"
+    # Services must not be started by the package scripts: we start our own below.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && created_policy=1
+    fi
+    status=0
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } >&2 || status=$?
+    [ -n "$created_policy" ] && rm -f "$policy"
+    [ "$status" -eq 0 ] || die "apt-get install$missing failed (exit $status)"
+}
+
+ensure_python_package() {
+    if python3 -c 'import imagekit, imagekit_runtime, docker, typer, testcontainers, pytest' 2>/dev/null; then
+        say "python package imagekit importable"
+        return
+    fi
+    say "installing imagekit (pip install -e '.[test]')"
+    python3 -m pip install -q -e "$ROOT[test]" >&2 || die "pip install -e '$ROOT[test]' failed"
+}
+
+ensure_dockerd() {
+    if docker info >/dev/null 2>&1; then
+        say "docker engine answering"
+        return
+    fi
+    [ -x "$DOCKERD" ] || die "$DOCKERD not found: apt-get install docker.io"
+    # A daemon that died leaves pid files that make the next one refuse to start.
+    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+        rm -f /var/run/docker.pid
+    fi
+    for pidfile in /var/run/docker/containerd/containerd.pid /run/docker/containerd/containerd.pid; do
+        if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            rm -f "$pidfile"
+        fi
+    done
+    say "starting dockerd (log: /var/log/imagekit-dockerd.log)"
+    nohup setsid "$DOCKERD" >>/var/log/imagekit-dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && { say "docker engine started"; return; }
+        sleep 1
+    done
+    tail -n 20 /var/log/imagekit-dockerd.log >&2 || true
+    die "dockerd did not answer within 60 s: see /var/log/imagekit-dockerd.log"
+}
+
+registry_answers() {
+    curl -fsS -o /dev/null --max-time 3 "http://$REGISTRY_ADDR/v2/" 2>/dev/null
+}
+
+ensure_registry() {
+    if registry_answers; then
+        say "registry answering on $REGISTRY_ADDR"
+    else
+        command -v docker-registry >/dev/null || die "docker-registry not found: apt-get install docker-registry"
+        mkdir -p "$CONFIG_DIR" "$STATE_DIR/registry"
+        # Our own config: loopback only, no auth (Debian's default listens on all interfaces).
+        cat > "$CONFIG_DIR/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE_DIR/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+        say "starting docker-registry on $REGISTRY_ADDR (log: /var/log/imagekit-registry.log)"
+        nohup setsid docker-registry serve "$CONFIG_DIR/registry.yml" >>/var/log/imagekit-registry.log 2>&1 </dev/null &
+        started=""
+        for _ in $(seq 1 30); do
+            registry_answers && { started=1; break; }
+            sleep 0.5
+        done
+        [ -n "$started" ] || { tail -n 20 /var/log/imagekit-registry.log >&2 || true; die "registry did not answer on http://$REGISTRY_ADDR/v2/"; }
+    fi
+    # buildah and skopeo speak plain HTTP to the loopback registry only when told.
+    conf=/etc/containers/registries.conf.d/50-imagekit.conf
+    if [ ! -f "$conf" ]; then
+        mkdir -p "$(dirname "$conf")"
+        printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REGISTRY_ADDR" > "$conf"
+        say "marked $REGISTRY_ADDR insecure for buildah/skopeo ($conf)"
+    fi
+}
+
+build_base_image() {
+    work=$(mktemp -d /var/tmp/imagekit-base.XXXXXX)
+    say "building $BASE_TAG with mmdebstrap ($SUITE, minbase + python3 python3-yaml supervisor; ~30 s)"
+    # A fixed SOURCE_DATE_EPOCH keeps the rootfs tarball byte-for-byte reproducible.
+    if ! SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} mmdebstrap --quiet --variant=minbase \
+            --include=python3,python3-yaml,supervisor,ca-certificates \
+            --aptopt='Acquire::Retries "3"' \
+            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+            --dpkgopt='path-exclude=/usr/share/locale/*' \
+            "$SUITE" "$work/rootfs.tar" "$MIRROR" >&2; then
+        rm -rf "$work"
+        die "mmdebstrap failed: is $MIRROR reachable?"
+    fi
+    docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["python3"]' \
+        --message "imagekit bootstrap: mmdebstrap $SUITE minbase + python3 python3-yaml supervisor" \
+        "$work/rootfs.tar" "$BASE_TAG" >/dev/null || { rm -rf "$work"; die "docker import failed"; }
+    rm -rf "$work"
+    say "imported $BASE_TAG"
+}
+
+ensure_base_image() {
+    if [ "${IMAGEKIT_BOOTSTRAP_SKIP_BASE:-}" = 1 ]; then
+        return
+    fi
+    if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
+        say "base image $BASE_TAG present"
+    else
+        build_base_image
+    fi
+    # The same base, for buildah (its own storage) and in the registry (for pulls by reference).
+    if ! buildah inspect --type image "$BASE_TAG" >/dev/null 2>&1; then
+        say "copying $BASE_TAG into buildah storage"
+        buildah pull --quiet "docker-daemon:$BASE_TAG" >/dev/null || die "buildah pull docker-daemon:$BASE_TAG failed"
+        buildah tag "docker.io/$BASE_TAG" "$BASE_TAG" 2>/dev/null || true
+    fi
+    remote="$REGISTRY_ADDR/$BASE_TAG"
+    if ! skopeo inspect --tls-verify=false --raw "docker://$remote" >/dev/null 2>&1; then
+        say "pushing $BASE_TAG to $remote"
+        docker tag "$BASE_TAG" "$remote"
+        docker push --quiet "$remote" >/dev/null || die "docker push $remote failed"
+    fi
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts dockerd)"
+    ensure_apt_packages
+    ensure_python_package
+    ensure_dockerd
+    ensure_registry
+    ensure_base_image
+    say "ready: engine $(docker version --format '{{.Server.Version}}' 2>/dev/null), registry $REGISTRY_ADDR, base $BASE_TAG"
+    say "tests: export TESTCONTAINERS_RYUK_DISABLED=true; python3 -m pytest tests"
+}
+
+main "$@"
