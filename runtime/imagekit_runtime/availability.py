@@ -1,0 +1,36 @@
+"""Where each data item of a shard can be found now: shm, a checkpoint, the results directory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import results as results_io
+from .checkpoint import CheckpointStore
+from .datastore import DataStore
+from .layout import RunLayout
+from .planner import Plan, make_plan
+from .spec import PipelineSpec
+
+
+@dataclass
+class Availability:
+    spec: PipelineSpec
+    layout: RunLayout
+    keys: dict[str, str]
+    store: DataStore
+    checkpoints: CheckpointStore
+
+    def locate(self, step: str, data: str) -> str | None:
+        if self.store.available(step, data, self.keys[step]):
+            return "shm"
+        return self.checkpoints.locate(step, data, self.keys[step])
+
+    def delivered(self, data: str) -> bool:
+        producer = self.spec.producer_of()[data]
+        return results_io.delivered(self.layout.results_dir, data, self.keys[producer])
+
+    def step_recorded(self, step: str) -> bool:
+        record = self.store.read_record(step)
+        return record is not None and record.key == self.keys[step]
+
+    def plan(self) -> Plan:
+        return make_plan(self.spec, self.locate, self.delivered, self.step_recorded)

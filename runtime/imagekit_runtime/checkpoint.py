@@ -1,0 +1,303 @@
+"""Checkpoints of committed outputs on node-local SSD and, for `major` outputs, on a PersistentVolume.
+
+One checkpoint holds one data item:
+
+    <tier>/<pipeline>/shard-<i>/<data>@<key16>/
+        data            the file or directory the step wrote
+        manifest.json   files, sizes, sha256, step, run, keys, shard — written last
+
+It is written under a temporary name, fsynced, and made visible by a rename,
+so it is whole or absent. It is trusted only when its manifest parses, its
+keys match and every checksum verifies; anything else is moved aside to
+`.quarantine/` with a warning and the next level down is tried.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .copier import CopyJob
+from .datastore import CommitRecord, remove_tree
+from .keys import data_key
+from .layout import RunLayout
+from .spec import PipelineSpec
+
+log = logging.getLogger("imagekit.runtime")
+
+BUFFER = 8 * 1024 * 1024
+MANIFEST = "manifest.json"
+TIERS = ("ssd", "pv")
+
+
+class CorruptCheckpoint(Exception):
+    pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
+    """Copy one file, returning its sha256; fsync the copy when durable."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BUFFER)
+    view = memoryview(buffer)
+    with open(source, "rb") as reader, open(destination, "wb") as writer:
+        while True:
+            count = reader.readinto(buffer)
+            if not count:
+                break
+            chunk = view[:count]
+            digest.update(chunk)
+            writer.write(chunk)
+        writer.flush()
+        if durable:
+            os.fsync(writer.fileno())
+    shutil.copymode(source, destination)
+    return digest.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    with open(path, "rb") as reader:
+        return hashlib.file_digest(reader, "sha256").hexdigest()
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    if not root.is_dir():
+        yield root
+        return
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(directory) / name
+
+
+@dataclass
+class Tier:
+    name: str  # ssd or pv
+    root: Path  # <tier>/<pipeline>/shard-<i>
+
+    def item_dir(self, data: str, key: str) -> Path:
+        return self.root / f"{data}@{key[:16]}"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / ".quarantine"
+
+
+@dataclass
+class CheckpointStore:
+    layout: RunLayout
+    pipeline: str
+    shard_index: int
+    major: tuple[str, ...]
+    tiers: list[Tier]
+    warnings: list[str]
+    outputs_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _verified: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    @classmethod
+    def for_spec(cls, spec: PipelineSpec, layout: RunLayout, shard_index: int, warnings: list[str]) -> "CheckpointStore":
+        tiers = []
+        for name, base in (("ssd", layout.ssd_dir), ("pv", layout.pv_dir)):
+            if base is not None:
+                tiers.append(Tier(name, base / spec.name / f"shard-{shard_index}"))
+        return cls(layout=layout, pipeline=spec.name, shard_index=shard_index, major=spec.checkpoint.major,
+                   tiers=tiers, warnings=warnings, outputs_of={s.name: s.outputs for s in spec.steps})
+
+    def tier(self, name: str) -> Tier | None:
+        return next((tier for tier in self.tiers if tier.name == name), None)
+
+    # ------------------------------------------------------------- write
+    def jobs_for(self, step: str, data: str, step_key: str, source: Path, run: str) -> list[CopyJob]:
+        jobs = []
+        for tier in self.tiers:
+            if tier.name == "pv" and data not in self.major:
+                continue
+            jobs.append(CopyJob(
+                description=f"{tier.name} checkpoint of {data}", owner=(step, data),
+                action=lambda t=tier: self.write(t, step, data, step_key, source, run)))
+        return jobs
+
+    def write(self, tier: Tier, step: str, data: str, step_key: str, source: Path, run: str) -> Path | None:
+        key = data_key(step_key, data)
+        final = tier.item_dir(data, key)
+        if (final / MANIFEST).exists():
+            return final  # the same content is already checkpointed
+        temporary = tier.root / f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            tier.root.mkdir(parents=True, exist_ok=True)
+            temporary.mkdir()
+            started = time.monotonic()
+            files = []
+            target = temporary / "data"
+            if source.is_dir():
+                target.mkdir()
+            for path in _walk_files(source):
+                relative = path.relative_to(source).as_posix() if source.is_dir() else ""
+                destination = target / relative if relative else target
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                files.append({"path": relative, "size": path.stat().st_size,
+                              "sha256": copy_and_hash(path, destination)})
+            manifest = {
+                "pipeline": self.pipeline, "shard": self.shard_index, "step": step, "data": data,
+                "step_key": step_key, "key": key, "run": run, "kind": "dir" if source.is_dir() else "file",
+                "files": files, "bytes": sum(f["size"] for f in files), "created_at": time.time(),
+            }
+            with open(temporary / MANIFEST, "w") as manifest_file:
+                json.dump(manifest, manifest_file, sort_keys=True)
+                manifest_file.flush()
+                os.fsync(manifest_file.fileno())
+            for directory, _dirs, _files in os.walk(temporary):
+                _fsync_dir(Path(directory))
+            if final.exists():  # an untrusted leftover under the same name
+                self._quarantine(tier, final, "replaced by a new checkpoint")
+            os.rename(temporary, final)
+            _fsync_dir(tier.root)
+            log.debug("%s checkpoint of %s: %d bytes in %.2fs", tier.name, data, manifest["bytes"],
+                      time.monotonic() - started)
+            return final
+        except OSError as exc:
+            remove_tree(temporary)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                message = f"{tier.name} is full: no {tier.name} checkpoint for {data} ({exc.strerror})"
+                log.warning("warning: %s", message)
+                self.warnings.append(message)
+                return None
+            raise
+
+    # -------------------------------------------------------------- read
+    def locate(self, step: str, data: str, step_key: str) -> str | None:
+        """The first tier holding an intact checkpoint of this item with this key, or None."""
+        cache_key = (step, data)
+        if cache_key in self._verified:
+            return self._verified[cache_key]
+        found = None
+        for tier in self.tiers:
+            item = tier.item_dir(data, data_key(step_key, data))
+            if not item.exists():
+                continue
+            try:
+                self.verify(item, step_key, data)
+            except CorruptCheckpoint as exc:
+                message = f"{tier.name} checkpoint {item} is not trusted: {exc}"
+                log.warning("warning: %s", message)
+                self.warnings.append(message)
+                self._quarantine(tier, item, str(exc))
+                continue
+            found = tier.name
+            break
+        self._verified[cache_key] = found
+        return found
+
+    def verify(self, item: Path, step_key: str, data: str) -> dict[str, Any]:
+        try:
+            manifest = json.loads((item / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise CorruptCheckpoint("no manifest (torn write)") from None
+        except json.JSONDecodeError:
+            raise CorruptCheckpoint("manifest is not valid JSON") from None
+        expected = {"key": data_key(step_key, data), "data": data, "pipeline": self.pipeline, "shard": self.shard_index}
+        for field_name, value in expected.items():
+            if manifest.get(field_name) != value:
+                raise CorruptCheckpoint(f"{field_name} is {manifest.get(field_name)!r}, expected {value!r} (foreign checkpoint)")
+        target = item / "data"
+        listed = {entry["path"] for entry in manifest["files"]}
+        present = {(p.relative_to(target).as_posix() if target.is_dir() else "") for p in _walk_files(target)} \
+            if os.path.lexists(target) else set()
+        if listed != present:
+            raise CorruptCheckpoint(f"files differ from the manifest: {sorted(listed ^ present)[:3]}")
+        for entry in manifest["files"]:
+            path = target / entry["path"] if entry["path"] else target
+            if path.stat().st_size != entry["size"]:
+                raise CorruptCheckpoint(f"{entry['path'] or 'data'}: size {path.stat().st_size}, manifest says {entry['size']}")
+            if hash_file(path) != entry["sha256"]:
+                raise CorruptCheckpoint(f"{entry['path'] or 'data'}: sha256 mismatch")
+        return manifest
+
+    def restore(self, step: str, data: str, step_key: str, source: str, run: str) -> None:
+        """Bring a verified checkpoint back into shm as a committed output of `step`."""
+        tier = self.tier(source)
+        assert tier is not None
+        item = tier.item_dir(data, data_key(step_key, data))
+        manifest = json.loads((item / MANIFEST).read_text())
+        committed = self.layout.committed_dir(step)
+        record_path = committed / ".commit.json"
+        try:
+            record = CommitRecord.from_json(json.loads(record_path.read_text()))
+            if record.key != step_key:
+                raise ValueError
+        except (FileNotFoundError, ValueError, json.JSONDecodeError, KeyError):
+            remove_tree(committed)
+            record = CommitRecord(step=step, key=step_key, outputs={}, run=run)
+        committed.mkdir(parents=True, exist_ok=True)
+        temporary = committed / f".restore-{data}"
+        remove_tree(temporary)
+        if (item / "data").is_dir():
+            shutil.copytree(item / "data", temporary, symlinks=True)
+        else:
+            shutil.copyfile(item / "data", temporary)
+        os.rename(temporary, committed / data)
+        record.outputs[data] = manifest["bytes"]
+        temporary_record = committed / ".commit.json.tmp"
+        temporary_record.write_text(json.dumps(record.to_json(), sort_keys=True))
+        os.replace(temporary_record, record_path)
+
+    # -------------------------------------------------------------- care
+    def _quarantine(self, tier: Tier, item: Path, reason: str) -> None:
+        tier.quarantine.mkdir(parents=True, exist_ok=True)
+        destination = tier.quarantine / f"{item.name}-{int(time.time() * 1000)}"
+        try:
+            os.rename(item, destination)
+            (destination.parent / f"{destination.name}.reason").write_text(reason + "\n")
+        except OSError:
+            remove_tree(item)
+
+    def clean_temporaries(self) -> None:
+        """Remove half-written checkpoints left by a crash: they were never visible, never trusted."""
+        for tier in self.tiers:
+            if tier.root.is_dir():
+                for entry in tier.root.iterdir():
+                    if entry.name.startswith(".tmp-"):
+                        remove_tree(entry)
+
+    def prune(self, keep_keys: set[str], retention: int) -> list[Path]:
+        """Keep checkpoints with current keys and those of the newest `retention` runs; remove the rest."""
+        removed: list[Path] = []
+        for tier in self.tiers:
+            if not tier.root.is_dir():
+                continue
+            by_run: dict[str, list[tuple[float, Path]]] = {}
+            for entry in tier.root.iterdir():
+                if entry.name.startswith(".") or not (entry / MANIFEST).exists():
+                    continue
+                try:
+                    manifest = json.loads((entry / MANIFEST).read_text())
+                except json.JSONDecodeError:
+                    continue
+                if manifest.get("key") in keep_keys:
+                    continue
+                by_run.setdefault(manifest.get("run", ""), []).append((manifest.get("created_at", 0.0), entry))
+            runs = sorted(by_run, key=lambda r: max(t for t, _ in by_run[r]), reverse=True)
+            for run in runs[retention:]:
+                for _created, entry in by_run[run]:
+                    remove_tree(entry)
+                    removed.append(entry)
+        return removed
+
+    def describe(self, step: str, data: str, step_key: str) -> dict[str, bool]:
+        """Which tiers hold a checkpoint of the item with this key (manifest present; not verified)."""
+        return {tier.name: (tier.item_dir(data, data_key(step_key, data)) / MANIFEST).exists() for tier in self.tiers}

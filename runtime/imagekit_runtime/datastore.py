@@ -1,0 +1,119 @@
+"""Named data in shared memory: staging, atomic commit by rename, freeing.
+
+A step writes its outputs under staging/<step>/. Exit 0 commits them all at
+once: the commit record is written into the staging directory, then the whole
+directory is renamed to committed/<step>. A rename is atomic, so a committed
+directory always has its record and every output; anything else is staging
+and is discarded.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .layout import RunLayout, tree_size
+
+
+class MissingOutput(Exception):
+    """A step exited 0 without writing an output it declares."""
+
+
+@dataclass
+class CommitRecord:
+    step: str
+    key: str
+    outputs: dict[str, int]  # data name -> bytes
+    run: str
+    committed_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "key": self.key, "outputs": self.outputs, "run": self.run,
+                "committed_at": self.committed_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CommitRecord":
+        return cls(step=data["step"], key=data["key"], outputs=dict(data["outputs"]), run=data["run"],
+                   committed_at=data.get("committed_at", 0.0))
+
+
+@dataclass
+class DataStore:
+    layout: RunLayout
+
+    def prepare_staging(self, step: str) -> Path:
+        """An empty staging directory for a new attempt; leftovers of an earlier one are removed."""
+        staging = self.layout.staging_dir(step)
+        remove_tree(staging)
+        staging.mkdir(parents=True)
+        return staging
+
+    def discard_staging(self, step: str) -> None:
+        remove_tree(self.layout.staging_dir(step))
+
+    def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str) -> CommitRecord:
+        staging = self.layout.staging_dir(step)
+        sizes: dict[str, int] = {}
+        for data in outputs:
+            path = staging / data
+            if not os.path.lexists(path):
+                raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
+                                    f"(expected at $IMAGEKIT_OUT_{data.upper().replace('-', '_')})")
+            sizes[data] = tree_size(path)
+        record = CommitRecord(step=step, key=key, outputs=sizes, run=run)
+        record_path = staging / ".commit.json"
+        record_path.write_text(json.dumps(record.to_json(), sort_keys=True))
+        committed = self.layout.committed_dir(step)
+        if committed.exists():  # a stale commit of other content: replace it
+            remove_tree(committed)
+        os.rename(staging, committed)
+        return record
+
+    def read_record(self, step: str) -> CommitRecord | None:
+        try:
+            return CommitRecord.from_json(json.loads(self.layout.commit_record(step).read_text()))
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, KeyError, TypeError):
+            return None
+
+    def available(self, step: str, data: str, key: str) -> bool:
+        """Is `data` of `step` committed in shm with the expected key?"""
+        record = self.read_record(step)
+        return (record is not None and record.key == key and data in record.outputs
+                and os.path.lexists(self.layout.input_path(step, data)))
+
+    def free(self, step: str, data: str) -> int:
+        """Delete a committed data item from shm; returns the bytes released."""
+        path = self.layout.input_path(step, data)
+        size = tree_size(path)
+        remove_tree(path)
+        return size
+
+    def drop_step(self, step: str) -> None:
+        remove_tree(self.layout.committed_dir(step))
+
+
+def remove_tree(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def shm_usage(path: Path) -> tuple[int, int]:
+    """(size, used) bytes of the filesystem holding path."""
+    stats = os.statvfs(path)
+    size = stats.f_blocks * stats.f_frsize
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    return size, used
+
+
+def is_enospc(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC

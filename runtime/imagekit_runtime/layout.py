@@ -1,0 +1,86 @@
+"""Where a run keeps things: data in shm, logs and journal in the run dir, results, checkpoints.
+
+    <shm_dir>/committed/<step>/<data>      committed outputs, read-only by convention
+    <shm_dir>/committed/<step>/.commit.json   commit record: content keys and sizes
+    <shm_dir>/staging/<step>/<data>        where a running step writes (IMAGEKIT_OUT_*)
+    <run_dir>/journal.jsonl                transitions of every run on this shard
+    <run_dir>/logs/<step>.log              each step's stdout and stderr
+    <run_dir>/supervisord.conf             the generated supervisord configuration
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    shm_dir: Path
+    run_dir: Path
+    results_dir: Path
+    ssd_dir: Path | None
+    pv_dir: Path | None
+
+    @property
+    def committed_root(self) -> Path:
+        return self.shm_dir / "committed"
+
+    @property
+    def staging_root(self) -> Path:
+        return self.shm_dir / "staging"
+
+    def committed_dir(self, step: str) -> Path:
+        return self.committed_root / step
+
+    def staging_dir(self, step: str) -> Path:
+        return self.staging_root / step
+
+    def input_path(self, producer: str, data: str) -> Path:
+        return self.committed_dir(producer) / data
+
+    def output_path(self, step: str, data: str) -> Path:
+        return self.staging_dir(step) / data
+
+    def commit_record(self, step: str) -> Path:
+        return self.committed_dir(step) / ".commit.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.run_dir / "journal.jsonl"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    def step_log(self, step: str) -> Path:
+        return self.logs_dir / f"{step}.log"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.run_dir / "supervisord.conf"
+
+    @property
+    def completion_marker(self) -> Path:
+        return self.results_dir / ".imagekit-complete.json"
+
+    def create(self) -> None:
+        for directory in (self.committed_root, self.staging_root, self.logs_dir, self.results_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes held by a file or a directory tree (apparent sizes); 0 if absent."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total

@@ -1,0 +1,49 @@
+"""Follow each step's log file and echo complete lines to stderr, prefixed with the step name."""
+from __future__ import annotations
+
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+
+@dataclass
+class LogFollower:
+    path: Path
+    prefix: str
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    offset: int = 0
+    partial: bytes = b""
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+
+    def start_at_end(self) -> None:
+        """Skip what earlier runs wrote to this file."""
+        try:
+            self.offset = self.path.stat().st_size
+        except FileNotFoundError:
+            self.offset = 0
+
+    def pump(self, final: bool = False) -> None:
+        try:
+            with open(self.path, "rb") as log_file:
+                log_file.seek(self.offset)
+                chunk = log_file.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(chunk)
+        data = self.partial + chunk
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        if final and self.partial:
+            lines.append(self.partial)
+            self.partial = b""
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            self.recent.append(line)
+            self.stream.write(f"{self.prefix} {line}\n")
+        if lines:
+            self.stream.flush()
+
+    def last_lines(self, count: int = 20) -> list[str]:
+        return list(self.recent)[-count:]

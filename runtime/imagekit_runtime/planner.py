@@ -1,0 +1,77 @@
+"""Decide which steps must run, from what is already available, as a build system does.
+
+Targets are the pipeline's results and every output nobody consumes. Walking
+back from the targets, a step runs when one of its needed outputs is available
+nowhere (not in shm, not in any intact checkpoint); its inputs then become
+needed in turn. Everything else is reused, never re-run.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .spec import PipelineSpec
+
+# Where a data item can be found, best first.
+SOURCES = ("shm", "ssd", "pv")
+
+
+@dataclass
+class Plan:
+    to_run: list[str]  # in topological order
+    reused: list[str]  # steps whose outputs are taken from where they are
+    restore: dict[tuple[str, str], str] = field(default_factory=dict)  # (step, data) -> source outside shm
+    available: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    targets: list[str] = field(default_factory=list)
+
+
+def targets_of(spec: PipelineSpec) -> list[str]:
+    consumers = spec.consumers_of()
+    targets = list(spec.results)
+    for step in spec.steps:
+        for data in step.outputs:
+            if not consumers.get(data) and data not in targets:
+                targets.append(data)
+    return targets
+
+
+def make_plan(
+    spec: PipelineSpec,
+    locate: Callable[[str, str], str | None],
+    delivered: Callable[[str], bool],
+    step_recorded: Callable[[str], bool],
+) -> Plan:
+    """locate(step, data) -> best source or None; delivered(data) -> result already in the results dir;
+    step_recorded(step) -> a step without outputs already ran with the current key."""
+    producers = spec.producer_of()
+    order = spec.topological_order()
+    targets = targets_of(spec)
+    needed: set[str] = {data for data in targets if not delivered(data)}
+    to_run: set[str] = set()
+    where: dict[tuple[str, str], str | None] = {}
+    for name in reversed(order):
+        step = spec.step(name)
+        if not step.outputs:
+            must_run = not step_recorded(name)
+        else:
+            must_run = False
+            for data in step.outputs:
+                if data in needed:
+                    where[(name, data)] = locate(name, data)
+                    if where[(name, data)] is None:
+                        must_run = True
+        if must_run:
+            to_run.add(name)
+            needed.update(step.inputs)
+    restore = {
+        (producers[data], data): where[(producers[data], data)]  # type: ignore[misc]
+        for data in needed
+        if producers[data] not in to_run and where.get((producers[data], data)) not in (None, "shm")
+    }
+    return Plan(
+        to_run=[name for name in order if name in to_run],
+        reused=[name for name in order if name not in to_run],
+        restore=restore,
+        available=where,
+        targets=targets,
+    )

@@ -1,0 +1,63 @@
+"""Deliver pipeline results, whole, to the results directory, and mark a shard complete."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .datastore import remove_tree
+
+
+def copy_item(source: Path, destination: Path) -> None:
+    """Copy a file or directory tree to destination via a temporary name and a rename."""
+    temporary = destination.with_name(f".tmp-{destination.name}-{os.getpid()}")
+    remove_tree(temporary)
+    if source.is_dir():
+        shutil.copytree(source, temporary, symlinks=True)
+    else:
+        shutil.copyfile(source, temporary)
+    if destination.is_dir() and not destination.is_symlink():
+        old = destination.with_name(f".old-{destination.name}-{os.getpid()}")
+        os.rename(destination, old)
+        os.rename(temporary, destination)
+        remove_tree(old)
+    else:
+        os.replace(temporary, destination)
+
+
+def deliver(source: Path, results_dir: Path, data: str, key: str) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    copy_item(source, results_dir / data)
+    records = results_dir / ".imagekit"
+    records.mkdir(exist_ok=True)
+    record = records / f"{data}.json"
+    temporary = record.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"data": data, "key": key, "delivered_at": time.time()}))
+    os.replace(temporary, record)
+
+
+def delivered(results_dir: Path, data: str, key: str) -> bool:
+    try:
+        record = json.loads((results_dir / ".imagekit" / f"{data}.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return record.get("key") == key and os.path.lexists(results_dir / data)
+
+
+def write_completion(marker: Path, content: dict[str, Any]) -> None:
+    temporary = marker.with_name(marker.name + ".tmp")
+    with open(temporary, "w") as marker_file:
+        json.dump(content, marker_file, sort_keys=True)
+        marker_file.flush()
+        os.fsync(marker_file.fileno())
+    os.replace(temporary, marker)
+
+
+def read_completion(marker: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(marker.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

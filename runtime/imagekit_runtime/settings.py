@@ -1,0 +1,128 @@
+"""Resolve where a run keeps things: command-line flags, then IMAGEKIT_* variables, then the pipeline.
+
+One pipeline runs on a laptop, in CI and in a pod; only these settings differ.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
+from .errors import UsageError
+from .layout import RunLayout
+from .spec import PipelineSpec
+
+log = logging.getLogger("imagekit.runtime")
+
+DEFAULT_SHM_DIR = "/dev/shm/imagekit"
+
+
+@dataclass
+class RunSettings:
+    shm_dir: str | None = None
+    ssd: str | None = None
+    pv: str | None = None
+    results: str | None = None
+    run_dir: str | None = None
+    shard_index: int | None = None
+    shard_count: int | None = None
+    deps_root: str | None = None
+    no_checkpoints: bool = False
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def shard_from_pod_name(name: str | None) -> int | None:
+    """StatefulSet pods are named <set>-<ordinal>; the ordinal is the shard."""
+    if not name:
+        return None
+    match = re.search(r"-(\d+)$", name)
+    return int(match.group(1)) if match else None
+
+
+def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
+    index: int | None = settings.shard_index
+    if index is None and _env("IMAGEKIT_SHARD_INDEX") is not None:
+        try:
+            index = int(_env("IMAGEKIT_SHARD_INDEX"))  # type: ignore[arg-type]
+        except ValueError:
+            raise UsageError(f"IMAGEKIT_SHARD_INDEX={_env('IMAGEKIT_SHARD_INDEX')!r} is not a number "
+                             "(fix: set it to the pod ordinal)") from None
+    if index is None:
+        index = shard_from_pod_name(_env("IMAGEKIT_POD_NAME"))
+    if index is None:
+        index = 0
+    count = settings.shard_count
+    if count is None and _env("IMAGEKIT_SHARD_COUNT") is not None:
+        try:
+            count = int(_env("IMAGEKIT_SHARD_COUNT"))  # type: ignore[arg-type]
+        except ValueError:
+            raise UsageError(f"IMAGEKIT_SHARD_COUNT={_env('IMAGEKIT_SHARD_COUNT')!r} is not a number "
+                             "(fix: set it to the number of replicas)") from None
+    if count is None:
+        count = spec.shards
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"shard index {index} is outside 0..{count - 1} "
+                         f"(fix: pass --shard-index below --shard-count, or raise `shards` in {spec.file})")
+    return index, count
+
+
+def _usable_dir(path: Path | None, what: str) -> Path | None:
+    if path is None:
+        return None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("warning: %s checkpoints disabled: cannot create %s (%s); pass --%s DIR", what, path,
+                    exc.strerror, what)
+        return None
+    if not os.access(path, os.W_OK):
+        log.warning("warning: %s checkpoints disabled: %s is not writable; pass --%s DIR", what, path, what)
+        return None
+    return path
+
+
+def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) -> RunLayout:
+    shm_base = Path(settings.shm_dir or _env("IMAGEKIT_SHM_DIR") or DEFAULT_SHM_DIR)
+    shm_dir = shm_base / spec.name / f"shard-{shard_index}"
+    if settings.no_checkpoints:
+        ssd = pv = None
+    else:
+        ssd_text = settings.ssd or _env("IMAGEKIT_SSD_DIR")
+        pv_text = settings.pv or _env("IMAGEKIT_PV_DIR")
+        ssd = _usable_dir(Path(ssd_text) if ssd_text else spec.checkpoint.ssd, "ssd")
+        pv = _usable_dir(Path(pv_text) if pv_text else spec.checkpoint.pv, "pv")
+    results_text = settings.results or _env("IMAGEKIT_RESULTS_DIR")
+    if results_text:
+        results = Path(results_text)
+    elif pv is not None:
+        results = pv / "results" / str(shard_index)
+    else:
+        results = Path.cwd() / "imagekit-results" / spec.name / str(shard_index)
+    run_text = settings.run_dir or _env("IMAGEKIT_RUN_DIR")
+    run_dir = Path(run_text) if run_text else shm_dir / "run"
+    return RunLayout(shm_dir=shm_dir.absolute(), run_dir=run_dir.absolute(), results_dir=results.absolute(),
+                     ssd_dir=ssd.absolute() if ssd else None, pv_dir=pv.absolute() if pv else None)
+
+
+def resolve_environments(settings: RunSettings) -> EnvironmentProvider:
+    deps_root = settings.deps_root or _env("IMAGEKIT_DEPS_ROOT")
+    if deps_root:
+        return PrebuiltDeps(Path(deps_root))
+    return LocalVenvs(default_cache_dir())
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise UsageError(f"--param {pair!r} is not KEY=VALUE (fix: write --param WORDFREQ_BYTES=64Mi)")
+        params[key] = value
+    return params

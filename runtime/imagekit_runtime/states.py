@@ -1,0 +1,59 @@
+"""The step life cycle as an explicit state machine; every transition allowed is written here.
+
+    WAITING ─► READY ─► RUNNING ─► COMMITTING ─► COMMITTED ─► RETIRED
+                 ▲         │
+                 └─BACKOFF◄┤ (exit ≠ 0, attempts left)
+                           ├─► FAILED   (exit ≠ 0, no attempts left)
+                           └─► STOPPED  (pipeline stopping: SIGTERM, another step failed)
+    WAITING ─► REUSED ─► RETIRED        (outputs recovered from shm or a checkpoint)
+    WAITING ─► SKIPPED                  (nothing downstream needs it)
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class StepState(str, Enum):
+    WAITING = "waiting"        # some input not committed yet
+    READY = "ready"            # all inputs committed, waiting for a parallelism slot
+    RUNNING = "running"        # process started under supervisord
+    BACKOFF = "backoff"        # failed, will be retried after a delay
+    COMMITTING = "committing"  # exited 0, outputs being moved from staging to committed
+    COMMITTED = "committed"    # outputs committed; consumers may read them
+    REUSED = "reused"          # outputs recovered, step not run
+    RETIRED = "retired"        # done, and every consumer of its outputs is done
+    FAILED = "failed"          # no attempts left
+    STOPPED = "stopped"        # stopped before it finished
+    SKIPPED = "skipped"        # nothing needs its outputs
+
+    @property
+    def done(self) -> bool:
+        return self in (StepState.COMMITTED, StepState.REUSED, StepState.RETIRED)
+
+    @property
+    def final(self) -> bool:
+        return self in (StepState.RETIRED, StepState.FAILED, StepState.STOPPED, StepState.SKIPPED)
+
+
+TRANSITIONS: dict[StepState, frozenset[StepState]] = {
+    StepState.WAITING: frozenset({StepState.READY, StepState.REUSED, StepState.SKIPPED, StepState.STOPPED}),
+    StepState.READY: frozenset({StepState.RUNNING, StepState.STOPPED}),
+    StepState.RUNNING: frozenset({StepState.COMMITTING, StepState.BACKOFF, StepState.FAILED, StepState.STOPPED}),
+    StepState.BACKOFF: frozenset({StepState.READY, StepState.STOPPED}),
+    StepState.COMMITTING: frozenset({StepState.COMMITTED, StepState.BACKOFF, StepState.FAILED}),
+    StepState.COMMITTED: frozenset({StepState.RETIRED}),
+    StepState.REUSED: frozenset({StepState.RETIRED}),
+    StepState.RETIRED: frozenset(),
+    StepState.FAILED: frozenset(),
+    StepState.STOPPED: frozenset(),
+    StepState.SKIPPED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def check_transition(step: str, current: StepState, new: StepState) -> None:
+    if new not in TRANSITIONS[current]:
+        raise IllegalTransition(f"step {step}: {current.value} -> {new.value} is not allowed")

@@ -1,0 +1,96 @@
+"""Helper for steps written in Python: inputs and outputs by name, zero-copy reads, atomic writes.
+
+    from imagekit_runtime import step
+
+    text = step.read_bytes("corpus")          # an mmap: no copy out of shared memory
+    tokens = step.read_array("tokens")        # numpy.memmap of a .npy file, when numpy is installed
+    with step.open_output("counts", "w") as out:
+        out.write(...)
+    step.write_array("tokens", array)
+
+Only the standard library is needed (numpy is optional); steps in other
+languages use the IMAGEKIT_* environment variables directly.
+"""
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def input_path(name: str) -> Path:
+    """Path of a committed input (file or directory). Read-only by convention."""
+    try:
+        return Path(os.environ[f"IMAGEKIT_IN_{_env_name(name)}"])
+    except KeyError:
+        raise KeyError(f"{name!r} is not an input of this step (no $IMAGEKIT_IN_{_env_name(name)}): "
+                       "add it to `inputs` in step.yaml") from None
+
+
+def output_path(name: str) -> Path:
+    """Path where this step writes an output (create a file or a directory there)."""
+    try:
+        return Path(os.environ[f"IMAGEKIT_OUT_{_env_name(name)}"])
+    except KeyError:
+        raise KeyError(f"{name!r} is not an output of this step (no $IMAGEKIT_OUT_{_env_name(name)}): "
+                       "add it to `outputs` in step.yaml") from None
+
+
+def shard_index() -> int:
+    return int(os.environ.get("IMAGEKIT_SHARD_INDEX", "0"))
+
+
+def shard_count() -> int:
+    return int(os.environ.get("IMAGEKIT_SHARD_COUNT", "1"))
+
+
+def read_bytes(name: str) -> mmap.mmap | bytes:
+    """The input's bytes, memory-mapped read-only (no copy); b"" for an empty file."""
+    with open(input_path(name), "rb") as source:
+        if os.fstat(source.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def read_array(name: str) -> Any:
+    """A .npy input as a read-only numpy.memmap (zero-copy)."""
+    import numpy
+
+    return numpy.load(input_path(name), mmap_mode="r", allow_pickle=False)
+
+
+@contextlib.contextmanager
+def open_output(name: str, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Write an output through a temporary name, renamed into place when the block ends without error."""
+    final = output_path(name)
+    temporary = final.with_name(f".{final.name}.partial")
+    with open(temporary, mode, **kwargs) as handle:
+        yield handle
+    os.replace(temporary, final)
+
+
+def write_bytes(name: str, data: bytes) -> None:
+    with open_output(name, "wb") as handle:
+        handle.write(data)
+
+
+def write_array(name: str, array: Any) -> None:
+    """Save a numpy array as .npy at the output's path (readable with read_array)."""
+    import numpy
+
+    with open_output(name, "wb") as handle:
+        numpy.save(handle, array, allow_pickle=False)
+
+
+def output_dir(name: str) -> Path:
+    """Create the output as a directory and return it."""
+    path = output_path(name)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,111 @@
+"""Start supervisord and talk to it over its unix-socket XML-RPC API."""
+from __future__ import annotations
+
+import ctypes
+import http.client
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from .errors import EnvironmentMissing
+
+log = logging.getLogger("imagekit.runtime")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # If the conductor is killed, supervisord gets SIGTERM and stops the steps it runs.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+    os.setsid()
+
+
+@dataclass
+class ProcessInfo:
+    name: str
+    state: str  # STOPPED STARTING RUNNING BACKOFF STOPPING EXITED FATAL UNKNOWN
+    exit_status: int
+    pid: int
+    description: str
+
+    @classmethod
+    def from_rpc(cls, info: dict[str, Any]) -> "ProcessInfo":
+        return cls(name=info["name"], state=info["statename"], exit_status=int(info["exitstatus"]),
+                   pid=int(info["pid"]), description=info.get("description", ""))
+
+
+class Supervisor:
+    """A supervisord child process and an XML-RPC proxy to it."""
+
+    def __init__(self, config: Path, socket_path: Path, log_file: Path) -> None:
+        self.config = config
+        self.socket_path = socket_path
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+        self.rpc: Any = self._proxy()
+
+    def _proxy(self) -> Any:
+        transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def start(self, timeout: float = 15.0) -> None:
+        command = [sys.executable, "-c", "from supervisor.supervisord import main; main()", "-c", str(self.config)]
+        log.debug("$ %s", " ".join(command))
+        try:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        except FileNotFoundError as exc:
+            raise EnvironmentMissing("supervisord could not be started: install supervisor") from exc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                error = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                raise EnvironmentMissing(f"supervisord exited at start: {error.strip() or 'see ' + str(self.log_file)}")
+            try:
+                if self.rpc.supervisor.getState()["statename"] == "RUNNING":
+                    return
+            except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
+                self.rpc = self._proxy()  # a refused connection leaves the transport unusable
+            time.sleep(0.02)
+        raise EnvironmentMissing(f"supervisord did not answer on {self.socket_path} within {timeout:.0f}s")
+
+    def start_process(self, name: str) -> None:
+        self.rpc.supervisor.startProcess(name, False)
+
+    def stop_process(self, name: str) -> None:
+        try:
+            self.rpc.supervisor.stopProcess(name, False)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+
+    def signal_process(self, name: str, signum: int) -> None:
+        self.rpc.supervisor.signalProcess(name, signum)
+
+    def all_info(self) -> dict[str, ProcessInfo]:
+        return {info["name"]: ProcessInfo.from_rpc(info) for info in self.rpc.supervisor.getAllProcessInfo()}
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.rpc.supervisor.shutdown()
+        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
