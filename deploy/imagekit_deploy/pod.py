@@ -1,0 +1,214 @@
+"""The pod both flavours run: one pipeline container, its volumes and its claims.
+
+Mounts in the pipeline container, and what survives which failure (DESIGN.md):
+  /dev/shm          emptyDir medium Memory, sizeLimit = shm: survives a container restart
+  /tmp              emptyDir on disk: scratch, since the root filesystem is read-only
+  checkpoint.ssd    hostPath (per pod sub-directory) or a local-PV claim: survives the pod
+  checkpoint.pv     volumeClaimTemplate, retained: survives the node
+The shard index comes from the ordinal label through the downward API; the pod
+name is passed too, so the runtime can fall back to its trailing `-N`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagekit_runtime.spec import PipelineSpec
+
+from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode, quantity
+
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+CONTAINER_NAME = "pipeline"
+SSD_INIT_CONTAINER_NAME = "prepare-ssd"
+SHM_DIR = f"{SHM_MOUNT}/imagekit"
+TMP_SIZE = "1Gi"
+IN_PLACE_READINESS_GATE = "InPlaceUpdateReady"
+PIPELINE_LABEL = "imagekit.dev/pipeline"
+LOCAL_PROVISIONER = "kubernetes.io/no-provisioner"
+
+# Volume and claim names; a claim's PVC is `<claim>-<statefulset>-<ordinal>`.
+SHM_VOLUME = "shm"
+TMP_VOLUME = "tmp"
+SSD_VOLUME = "ssd"
+PV_VOLUME = "pv"
+SSD_ROOT_IN_INIT = "/ssd-root"
+# hostPath is shared by every pod on the node: each pod gets its own sub-directory.
+SSD_SUBPATH = "$(IMAGEKIT_POD_NAMESPACE)/$(IMAGEKIT_POD_NAME)"
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """The pod template and what it needs around it, shared by the flavours."""
+
+    template: dict[str, Any]
+    claim_templates: list[dict[str, Any]] = field(default_factory=list)
+    storage_classes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def selector_labels(settings: DeploySettings) -> dict[str, str]:
+    return {"app.kubernetes.io/name": settings.name, "app.kubernetes.io/part-of": "imagekit"}
+
+
+def common_labels(spec: PipelineSpec, settings: DeploySettings) -> dict[str, str]:
+    return {**selector_labels(settings), "app.kubernetes.io/managed-by": "imagekit", PIPELINE_LABEL: spec.name}
+
+
+def metadata(name: str, spec: PipelineSpec, settings: DeploySettings, namespaced: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespaced and settings.namespace:
+        meta["namespace"] = settings.namespace
+    meta["labels"] = common_labels(spec, settings)
+    return meta
+
+
+def _field_env(name: str, field_path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def _identity_env() -> list[dict[str, Any]]:
+    return [
+        _field_env("IMAGEKIT_POD_NAME", "metadata.name"),
+        _field_env("IMAGEKIT_POD_NAMESPACE", "metadata.namespace"),
+    ]
+
+
+def shard_env(spec: PipelineSpec, settings: DeploySettings) -> list[dict[str, Any]]:
+    """The runtime's environment contract. An absent ordinal label yields "", and the runtime
+    then reads the shard from the pod name."""
+    env = [
+        _field_env("IMAGEKIT_SHARD_INDEX", f"metadata.labels['{POD_INDEX_LABEL}']"),
+        {"name": "IMAGEKIT_SHARD_COUNT", "value": str(settings.shard_count)},
+        *_identity_env(),
+        {"name": "IMAGEKIT_SHM_DIR", "value": SHM_DIR},
+    ]
+    if spec.checkpoint.ssd is not None:
+        env.append({"name": "IMAGEKIT_SSD_DIR", "value": str(spec.checkpoint.ssd)})
+    if spec.checkpoint.pv is not None:
+        env.append({"name": "IMAGEKIT_PV_DIR", "value": str(spec.checkpoint.pv)})
+    return env
+
+
+def _restricted_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+    }
+
+
+def _ssd_init_container(settings: DeploySettings) -> dict[str, Any]:
+    """hostPath directories belong to root and fsGroup does not apply to them, so a
+    short-lived container with CAP_CHOWN alone hands the pod's sub-directory to uid 10001."""
+    script = (
+        "import os, sys; d = sys.argv[1]; os.makedirs(d, exist_ok=True); "
+        f"os.chown(d, {RUN_AS_USER}, {RUN_AS_USER}); os.chmod(d, 0o700)"
+    )
+    return {
+        "name": SSD_INIT_CONTAINER_NAME,
+        "image": settings.image,
+        "command": ["python3", "-c", script, f"{SSD_ROOT_IN_INIT}/{SSD_SUBPATH}"],
+        "env": _identity_env(),
+        "resources": {"requests": {"memory": "64Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": False,
+            "runAsUser": 0,
+            "runAsGroup": 0,
+        },
+        "volumeMounts": [{"name": SSD_VOLUME, "mountPath": SSD_ROOT_IN_INIT}],
+    }
+
+
+def _claim(name: str, size: int, storage_class: str | None, spec: PipelineSpec, settings: DeploySettings) -> dict[str, Any]:
+    claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
+    if storage_class is not None:
+        claim_spec["storageClassName"] = storage_class
+    claim_spec["resources"] = {"requests": {"storage": quantity(size)}}
+    return {
+        "metadata": {"name": name, "labels": common_labels(spec, settings)},
+        "spec": claim_spec,
+    }
+
+
+def local_storage_class(spec: PipelineSpec, settings: DeploySettings) -> dict[str, Any]:
+    """Local volumes must bind where the pod is scheduled, hence WaitForFirstConsumer."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        # Shared by every pipeline that picks the same class: no pipeline labels on it.
+        "metadata": {"name": settings.ssd_storage_class,
+                     "labels": {"app.kubernetes.io/part-of": "imagekit", "app.kubernetes.io/managed-by": "imagekit"}},
+        "provisioner": LOCAL_PROVISIONER,
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
+def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates: bool) -> PodPlan:
+    """The pod template, its claim templates and any StorageClass they need."""
+    volumes: list[dict[str, Any]] = [
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": quantity(spec.shm_bytes)}},
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": SHM_VOLUME, "mountPath": SHM_MOUNT},
+        {"name": TMP_VOLUME, "mountPath": TMP_MOUNT},
+    ]
+    claims: list[dict[str, Any]] = []
+    storage_classes: list[dict[str, Any]] = []
+    init_containers: list[dict[str, Any]] = []
+
+    if spec.checkpoint.ssd is not None:
+        if settings.ssd is SsdMode.hostpath:
+            host_dir = f"{settings.ssd_host_path.rstrip('/')}/{settings.name}"
+            volumes.append({"name": SSD_VOLUME, "hostPath": {"path": host_dir, "type": "DirectoryOrCreate"}})
+            mounts.append({"name": SSD_VOLUME, "mountPath": str(spec.checkpoint.ssd), "subPathExpr": SSD_SUBPATH})
+            init_containers.append(_ssd_init_container(settings))
+        else:
+            claims.append(_claim(SSD_VOLUME, settings.ssd_size, settings.ssd_storage_class, spec, settings))
+            storage_classes.append(local_storage_class(spec, settings))
+            mounts.append({"name": SSD_VOLUME, "mountPath": str(spec.checkpoint.ssd)})
+    if spec.checkpoint.pv is not None:
+        claims.insert(0, _claim(PV_VOLUME, settings.pv_size, settings.pv_storage_class, spec, settings))
+        mounts.append({"name": PV_VOLUME, "mountPath": str(spec.checkpoint.pv)})
+
+    memory = quantity(settings.memory_limit)
+    container = {
+        "name": CONTAINER_NAME,
+        "image": settings.image,
+        "env": shard_env(spec, settings),
+        "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
+        "securityContext": _restricted_security_context(),
+        "volumeMounts": mounts,
+    }
+
+    pod_spec: dict[str, Any] = {}
+    if in_place_updates:
+        # Kruise flips this condition to False while it swaps the image in place.
+        pod_spec["readinessGates"] = [{"conditionType": IN_PLACE_READINESS_GATE}]
+    pod_spec["automountServiceAccountToken"] = False
+    pod_spec["enableServiceLinks"] = False
+    pod_spec["terminationGracePeriodSeconds"] = settings.termination_grace_seconds
+    pod_spec["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
+    pod_spec["containers"] = [container]
+    pod_spec["volumes"] = volumes
+
+    template = {
+        "metadata": {"labels": common_labels(spec, settings)},
+        "spec": pod_spec,
+    }
+    return PodPlan(template=template, claim_templates=claims, storage_classes=storage_classes)

@@ -1,0 +1,200 @@
+"""The real schemas manifests are checked against, loaded once.
+
+- Kubernetes: the OpenAPI-derived JSON schemas shipped by the `kubernetes-validate`
+  package (its "strict" set, which rejects unknown fields as
+  `kubectl apply --validate=strict` does), for one Kubernetes version.
+- OpenKruise: the Advanced StatefulSet CRD's `openAPIV3Schema`, read from
+  `<shared>/schemas/kruise/apps.kruise.io_statefulsets.yaml`. `<shared>` is
+  $IMAGEKIT_SHARED_DIR, else `shared/` beside the repository. The CRD leaves the pod
+  template and claim templates schemaless, so those go through the Kubernetes schemas.
+
+jsonschema and kubernetes-validate are imported here only, lazily: rendering works
+without them, validating says which package is missing (exit 3).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imagekit_runtime.errors import EnvironmentMissing, UsageError
+
+DEFAULT_KUBERNETES_VERSION = "1.28"  # first release whose StatefulSet controller sets apps.kubernetes.io/pod-index
+KRUISE_CRD_FILE = "apps.kruise.io_statefulsets.yaml"
+KRUISE_CRD_VERSION = "v1beta1"
+DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
+MAX_MESSAGE = 200
+
+# Schema keywords whose value is a mapping of name -> schema, or a schema, or a list of schemas.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+_SCHEMA_VALUES = ("items", "additionalProperties", "not", "if", "then", "else")
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    path: str  # dotted field path, e.g. spec.template.spec.containers[0].image
+    message: str
+
+
+def shared_dir() -> Path:
+    override = os.environ.get("IMAGEKIT_SHARED_DIR")
+    if override:
+        return Path(override)
+    repo_root = Path(__file__).resolve().parents[2]
+    return repo_root.parent / "shared"
+
+
+def kruise_crd_path() -> Path:
+    return shared_dir() / "schemas" / "kruise" / KRUISE_CRD_FILE
+
+
+def _require_jsonschema() -> Any:
+    try:
+        import jsonschema
+        import referencing  # noqa: F401
+    except ImportError:
+        raise EnvironmentMissing("manifest validation needs jsonschema (fix: pip install jsonschema kubernetes-validate)") from None
+    return jsonschema
+
+
+def field_path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(root)"
+
+
+def _short(message: str) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
+
+
+def _iter_errors(validator: Any, instance: Any, prefix: tuple[Any, ...]) -> Iterator[SchemaError]:
+    from jsonschema.exceptions import best_match
+
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        # oneOf/anyOf failures carry the real reason one level down.
+        detail = best_match(error.context) if error.context else error
+        path = prefix + tuple(detail.absolute_path) if detail is not error else prefix + tuple(error.absolute_path)
+        yield SchemaError(field_path(path), _short(detail.message))
+
+
+def strict(schema: Any) -> Any:
+    """Reject unknown fields, as the API server's strict field validation does, except
+    where the schema itself preserves unknown fields."""
+    if not isinstance(schema, dict):
+        return schema
+    result = dict(schema)
+    for key in _SCHEMA_MAPS:
+        if isinstance(result.get(key), dict):
+            result[key] = {name: strict(sub) for name, sub in result[key].items()}
+    for key in _SCHEMA_VALUES:
+        if isinstance(result.get(key), dict):
+            result[key] = strict(result[key])
+    for key in _SCHEMA_LISTS:
+        if isinstance(result.get(key), list):
+            result[key] = [strict(sub) for sub in result[key]]
+    if ("properties" in result and "additionalProperties" not in result
+            and not result.get("x-kubernetes-preserve-unknown-fields")):
+        result["additionalProperties"] = False
+    return result
+
+
+class KubernetesSchemas:
+    """The core Kubernetes schemas of one version, by definition name."""
+
+    def __init__(self, version: str = DEFAULT_KUBERNETES_VERSION) -> None:
+        self.version, self._definitions = _load_definitions(version)
+        self._validators: dict[str, Any] = {}
+
+    def has(self, definition: str) -> bool:
+        return definition in self._definitions["$defs"]
+
+    def errors(self, instance: Any, definition: str, prefix: tuple[Any, ...] = ()) -> list[SchemaError]:
+        validator = self._validators.get(definition)
+        if validator is None:
+            jsonschema = _require_jsonschema()
+            from referencing import Registry, Resource
+
+            registry = Registry().with_resource(DEFINITIONS_ID, Resource.from_contents(self._definitions))
+            schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                      "$ref": f"{DEFINITIONS_ID}#/$defs/{definition}"}
+            validator = jsonschema.Draft202012Validator(schema, registry=registry)
+            self._validators[definition] = validator
+        return list(_iter_errors(validator, instance, prefix))
+
+
+def available_kubernetes_versions() -> list[str]:
+    root = _schema_root()
+    versions = {entry.name[1:].split("-")[0] for entry in root.iterdir() if entry.name.endswith("-local-strict")}
+    return sorted((".".join(v.split(".")[:2]) for v in versions), key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def _schema_root() -> Any:
+    try:
+        from importlib.resources import files
+
+        return files("kubernetes_validate") / "kubernetes-json-schema"
+    except ModuleNotFoundError:
+        raise EnvironmentMissing("manifest validation needs kubernetes-validate (fix: pip install kubernetes-validate)") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_definitions(version: str) -> tuple[str, dict[str, Any]]:
+    wanted = version.lstrip("v")
+    major_minor = ".".join(wanted.split(".")[:2])
+    available = available_kubernetes_versions()
+    if major_minor not in available:
+        raise UsageError(f"Kubernetes {version} has no schemas in kubernetes-validate "
+                         f"(fix: pick one of {', '.join(available)})")
+    path = _schema_root() / f"v{major_minor}.0-local-strict" / "_definitions.json"
+    return major_minor, json.loads(path.read_text())
+
+
+class KruiseSchema:
+    """The Advanced StatefulSet's openAPIV3Schema from the OpenKruise CRD."""
+
+    def __init__(self, crd_path: Path | None = None) -> None:
+        self.path = crd_path or kruise_crd_path()
+        self.source = _crd_source(self.path)
+        self._validator = _kruise_validator(str(self.path))
+
+    def errors(self, instance: Any) -> list[SchemaError]:
+        return list(_iter_errors(self._validator, instance, ()))
+
+
+def _crd_source(path: Path) -> str:
+    """`commit` of SOURCE.txt beside the CRD, to report which Kruise the check used."""
+    source = path.parent / "SOURCE.txt"
+    if source.is_file():
+        for line in source.read_text().splitlines():
+            if line.startswith("commit:"):
+                return f"openkruise/kruise@{line.split(':', 1)[1].strip()[:12]}"
+    return "unknown revision"
+
+
+@functools.lru_cache(maxsize=2)
+def _kruise_validator(crd_path: str) -> Any:
+    jsonschema = _require_jsonschema()
+    path = Path(crd_path)
+    if not path.is_file():
+        raise EnvironmentMissing(
+            f"the OpenKruise StatefulSet CRD is not at {path} "
+            "(fix: set IMAGEKIT_SHARED_DIR to the directory holding schemas/kruise/, or pass --kruise-crd)")
+    crd = yaml.safe_load(path.read_text())
+    versions = {v.get("name"): v for v in crd.get("spec", {}).get("versions", [])}
+    if KRUISE_CRD_VERSION not in versions:
+        raise EnvironmentMissing(f"{path} has no {KRUISE_CRD_VERSION} version (fix: use the statefulsets.apps.kruise.io CRD)")
+    schema = strict(copy.deepcopy(versions[KRUISE_CRD_VERSION]["schema"]["openAPIV3Schema"]))
+    # The CRD types metadata as a bare object; the API server checks it as ObjectMeta,
+    # which the Kubernetes schemas do separately.
+    schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+    return jsonschema.Draft7Validator(schema)

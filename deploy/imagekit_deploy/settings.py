@@ -1,0 +1,253 @@
+"""Deploy settings: the choices a user makes on `imagekit deploy render`, checked once.
+
+`resolve_settings` turns raw flag values plus a `PipelineSpec` into a frozen
+`DeploySettings`, or refuses with one line (exit 2) naming the flag or the
+pipeline field at fault and the fix. The renderers trust what it returns.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import PurePosixPath
+
+from imagekit_runtime.errors import SpecError, UsageError
+from imagekit_runtime.spec import PipelineSpec, format_size, parse_size
+
+MiB = 1024**2
+GiB = 1024**3
+
+# Where the image keeps the pipeline and the runtime; mounting over it would hide them.
+IMAGE_PIPELINE_DIR = "/opt/imagekit"
+SHM_MOUNT = "/dev/shm"
+TMP_MOUNT = "/tmp"
+RUN_AS_USER = 10001
+
+# Memory the runtime (supervisord + conductor) needs beside shm, and a default
+# allowance per step process running at once. The limit covers shm too: pages of a
+# medium-Memory emptyDir are charged to the container that writes them.
+RUNTIME_MEMORY = 256 * MiB
+STEP_MEMORY = 512 * MiB
+MIN_PROCESS_MEMORY = 128 * MiB
+
+# terminationGracePeriodSeconds = the pipeline's grace_seconds (steps wind down)
+# + time to write all of shm to the SSD at a pessimistic rate + a fixed margin.
+FLUSH_BYTES_PER_SECOND = 100 * MiB
+GRACE_MARGIN_SECONDS = 15
+
+# A StatefulSet's name ends up in the controller-revision-hash label value
+# (name + "-" + 10 characters), which must fit in 63 characters.
+MAX_WORKLOAD_NAME = 52
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+# Container paths a checkpoint volume must not cover: system directories of the
+# image, the memory-backed /dev/shm and /tmp (not durable), and the pipeline itself.
+RESERVED_PATHS = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin",
+    "/sys", "/usr", TMP_MOUNT, IMAGE_PIPELINE_DIR,
+)
+
+
+class Flavor(str, Enum):
+    kruise = "kruise"
+    statefulset = "statefulset"
+
+
+class SsdMode(str, Enum):
+    hostpath = "hostpath"
+    local_pv = "local-pv"
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Everything a renderer needs beyond the pipeline spec, already validated."""
+
+    image: str
+    name: str  # StatefulSet, Service and pod-name prefix
+    shard_count: int  # IMAGEKIT_SHARD_COUNT; one pod ordinal per shard
+    flavor: Flavor = Flavor.kruise
+    namespace: str | None = None
+    ssd: SsdMode | None = SsdMode.hostpath  # None when the pipeline has no SSD checkpoint
+    memory_limit: int = 0
+    pv_size: int = 10 * GiB
+    pv_storage_class: str | None = None  # None: the cluster's default class
+    ssd_size: int = 50 * GiB
+    ssd_storage_class: str = "imagekit-local-ssd"
+    ssd_host_path: str = "/var/lib/imagekit"
+    skip_shards: tuple[int, ...] = ()  # reserveOrdinals (kruise only)
+    max_unavailable: int | str = 1
+    termination_grace_seconds: int = 30
+
+    @property
+    def replicas(self) -> int:
+        """Pods the controller keeps running: every shard except the skipped ones."""
+        return self.shard_count - len(self.skip_shards)
+
+
+def default_memory_limit(spec: PipelineSpec) -> int:
+    return spec.shm_bytes + spec.parallelism * STEP_MEMORY + RUNTIME_MEMORY
+
+
+def termination_grace_seconds(spec: PipelineSpec) -> int:
+    flush_seconds = spec.shm_bytes / FLUSH_BYTES_PER_SECOND
+    return int(math.ceil(spec.grace_seconds + flush_seconds + GRACE_MARGIN_SECONDS))
+
+
+def quantity(size: int) -> str:
+    """Bytes as the shortest exact Kubernetes quantity: 1Gi, 1536Mi, 1000."""
+    for suffix, factor in (("Ti", 1024**4), ("Gi", GiB), ("Mi", MiB), ("Ki", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+def _size_flag(value: str | None, flag: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return parse_size(value, flag, "value")
+    except SpecError:
+        raise UsageError(f"{flag} {value!r} is not a size (fix: use a quantity such as 512Mi or 4Gi)") from None
+
+
+def _parse_max_unavailable(value: str) -> int | str:
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        number = int(text)
+        if number >= 1:
+            return number
+    elif re.fullmatch(r"\d+%", text) and 1 <= int(text[:-1]) <= 100:
+        return text
+    raise UsageError(f"--max-unavailable {value!r} is not a positive number or a percentage 1%-100% (fix: e.g. 1 or 25%)")
+
+
+def _under(path: PurePosixPath, top: str) -> bool:
+    return path == PurePosixPath(top) or PurePosixPath(top) in path.parents
+
+
+def check_checkpoint_paths(spec: PipelineSpec) -> None:
+    """Each checkpoint path becomes a mount point: it must be durable, writable and apart from the other."""
+    paths = {"ssd": spec.checkpoint.ssd, "pv": spec.checkpoint.pv}
+    for key, value in paths.items():
+        if value is None:
+            continue
+        path = PurePosixPath(value)
+        field = f"checkpoint.{key}"
+        if path == PurePosixPath("/"):
+            raise SpecError(spec.file, field, "is the root directory; a volume cannot be mounted there",
+                            "use a directory of its own such as /var/lib/imagekit/" + key)
+        if _under(path, SHM_MOUNT):
+            raise SpecError(spec.file, field, f"{path} is inside {SHM_MOUNT}, which is memory and dies with the pod",
+                            f"use a path outside {SHM_MOUNT} such as /var/lib/imagekit/{key}")
+        for reserved in RESERVED_PATHS:
+            if _under(path, reserved):
+                raise SpecError(spec.file, field, f"{path} is inside {reserved}, which the pod does not mount for checkpoints",
+                                f"use a path of its own such as /var/lib/imagekit/{key}")
+    ssd, pv = spec.checkpoint.ssd, spec.checkpoint.pv
+    if ssd is not None and pv is not None:
+        ssd_path, pv_path = PurePosixPath(ssd), PurePosixPath(pv)
+        if _under(ssd_path, str(pv_path)) or _under(pv_path, str(ssd_path)):
+            raise SpecError(spec.file, "checkpoint.pv", f"{pv} and checkpoint.ssd {ssd} overlap; they become two separate volumes",
+                            "give them sibling paths such as /var/lib/imagekit/ssd and /var/lib/imagekit/pv")
+    if pv is None and spec.checkpoint.major:
+        raise SpecError(spec.file, "checkpoint.pv", "is null but checkpoint.major lists outputs to keep on the PersistentVolume",
+                        "set checkpoint.pv to a path or empty checkpoint.major")
+    if pv is None and spec.results:
+        raise SpecError(spec.file, "checkpoint.pv", "is null but results are written to <pv>/results/<shard> in a pod",
+                        "set checkpoint.pv to a path or remove `results`")
+
+
+def resolve_settings(
+    spec: PipelineSpec,
+    *,
+    image: str,
+    replicas: int | None = None,
+    flavor: Flavor = Flavor.kruise,
+    namespace: str | None = None,
+    ssd: SsdMode | None = None,
+    memory_limit: str | None = None,
+    pv_size: str | None = None,
+    pv_storage_class: str | None = None,
+    ssd_size: str | None = None,
+    ssd_storage_class: str | None = None,
+    ssd_host_path: str | None = None,
+    skip_shards: tuple[int, ...] = (),
+    max_unavailable: str | None = None,
+    name: str | None = None,
+) -> DeploySettings:
+    """Check flags against the pipeline; raise UsageError or SpecError (exit 2) on the first problem."""
+    image = image.strip()
+    if not image or not IMAGE_RE.match(image):
+        raise UsageError(f"--image {image!r} is not an image reference (fix: e.g. registry.example.com/wordfreq:1.0)")
+
+    shard_count = spec.shards if replicas is None else replicas
+    if shard_count < 1:
+        raise UsageError(f"--replicas {shard_count} is less than 1; every pod ordinal is one shard "
+                         "(fix: set --replicas to the number of shards, at least 1)")
+
+    workload_name = name or spec.name
+    if not DNS_LABEL_RE.match(workload_name) or len(workload_name) > MAX_WORKLOAD_NAME:
+        raise UsageError(f"name {workload_name!r} is not a DNS label of at most {MAX_WORKLOAD_NAME} characters "
+                         "(fix: pass --name with lower-case letters, digits and '-')")
+    if namespace is not None and (not DNS_LABEL_RE.match(namespace) or len(namespace) > 63):
+        raise UsageError(f"--namespace {namespace!r} is not a valid namespace name (fix: lower-case letters, digits and '-')")
+
+    check_checkpoint_paths(spec)
+    if spec.checkpoint.ssd is None:
+        if ssd is not None:
+            raise SpecError(spec.file, "checkpoint.ssd", f"is null but --ssd {ssd.value} asks for an SSD volume",
+                            "set checkpoint.ssd to a path or drop --ssd")
+        ssd_mode = None
+    else:
+        ssd_mode = ssd or SsdMode.hostpath
+
+    limit = _size_flag(memory_limit, "--memory-limit", default_memory_limit(spec))
+    if spec.shm_bytes >= limit:
+        raise UsageError(
+            f"shm {format_size(spec.shm_bytes)} ({spec.file}) does not fit in --memory-limit {format_size(limit)}: "
+            "the memory emptyDir at /dev/shm counts against the container's limit "
+            f"(fix: raise --memory-limit to at least {quantity(default_memory_limit(spec))} or lower shm)")
+    if limit - spec.shm_bytes < MIN_PROCESS_MEMORY:
+        raise UsageError(
+            f"--memory-limit {format_size(limit)} leaves {format_size(limit - spec.shm_bytes)} beside shm "
+            f"{format_size(spec.shm_bytes)} for the step processes, less than {format_size(MIN_PROCESS_MEMORY)} "
+            f"(fix: raise --memory-limit to at least {quantity(default_memory_limit(spec))})")
+
+    skipped = tuple(sorted(set(skip_shards)))
+    if skipped:
+        if flavor is not Flavor.kruise:
+            raise UsageError("--skip-shard needs --flavor kruise: only the Advanced StatefulSet has reserveOrdinals "
+                             "(fix: drop --skip-shard or use --flavor kruise)")
+        for shard in skipped:
+            if not 0 <= shard < shard_count:
+                raise UsageError(f"--skip-shard {shard} is not a shard of 0..{shard_count - 1} "
+                                 "(fix: name an ordinal below --replicas)")
+        if len(skipped) >= shard_count:
+            raise UsageError("--skip-shard skips every shard, leaving no pod to run (fix: skip fewer shards)")
+
+    if ssd_host_path is not None and not ssd_host_path.startswith("/"):
+        raise UsageError(f"--ssd-host-path {ssd_host_path!r} is not an absolute path (fix: e.g. /var/lib/imagekit)")
+    for flag, value in (("--pv-storage-class", pv_storage_class), ("--ssd-storage-class", ssd_storage_class)):
+        if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
+            raise UsageError(f"{flag} {value!r} is not a StorageClass name (fix: lower-case letters, digits, '-' and '.')")
+
+    defaults = DeploySettings(image=image, name=workload_name, shard_count=shard_count)
+    return DeploySettings(
+        image=image,
+        name=workload_name,
+        shard_count=shard_count,
+        flavor=flavor,
+        namespace=namespace,
+        ssd=ssd_mode,
+        memory_limit=limit,
+        pv_size=_size_flag(pv_size, "--pv-size", defaults.pv_size),
+        pv_storage_class=pv_storage_class,
+        ssd_size=_size_flag(ssd_size, "--ssd-size", defaults.ssd_size),
+        ssd_storage_class=ssd_storage_class or defaults.ssd_storage_class,
+        ssd_host_path=ssd_host_path or defaults.ssd_host_path,
+        skip_shards=skipped,
+        max_unavailable=_parse_max_unavailable(max_unavailable) if max_unavailable is not None else 1,
+        termination_grace_seconds=termination_grace_seconds(spec),
+    )
