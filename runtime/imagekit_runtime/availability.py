@@ -18,17 +18,24 @@ class Availability:
     keys: dict[str, str]
     store: DataStore
     checkpoints: CheckpointStore
+    ignore_existing: bool = False  # --force: make everything again
 
     def locate(self, step: str, data: str) -> str | None:
+        if self.ignore_existing:
+            return None
         if self.store.available(step, data, self.keys[step]):
             return "shm"
         return self.checkpoints.locate(step, data, self.keys[step])
 
     def delivered(self, data: str) -> bool:
+        if self.ignore_existing:
+            return False
         producer = self.spec.producer_of()[data]
         return results_io.delivered(self.layout.results_dir, data, self.keys[producer])
 
     def step_recorded(self, step: str) -> bool:
+        if self.ignore_existing:
+            return False
         record = self.store.read_record(step)
         return record is not None and record.key == self.keys[step]
 

@@ -201,7 +201,8 @@ class Conductor:
         self.layout.staging_root.mkdir(parents=True, exist_ok=True)
         self._drop_stale_commits()
 
-        self.plan = Availability(self.spec, self.layout, self.keys, self.store, self.checkpoints).plan()
+        self.plan = Availability(self.spec, self.layout, self.keys, self.store, self.checkpoints,
+                                 ignore_existing=self.options.force).plan()
         self.journal.record("plan", to_run=self.plan.to_run, reused=self.plan.reused,  # type: ignore[union-attr]
                             restore={f"{s}/{d}": src for (s, d), src in self.plan.restore.items()},
                             available={f"{s}/{d}": src for (s, d), src in self.plan.available.items()})
@@ -371,8 +372,8 @@ class Conductor:
         self._fail_attempt(step, reason)
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
+        enospc = self._enospc_message(step.name)  # before discarding: the staging bytes show a full shm
         self.store.discard_staging(step.name)  # a failed attempt never commits anything
-        enospc = self._enospc_message(step.name)
         if enospc:
             reason = f"{reason}: {enospc}"
         retries = self.spec.step(step.name).retries

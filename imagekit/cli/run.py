@@ -1,0 +1,75 @@
+"""`imagekit run PIPELINE --local`: run a pipeline on this machine with the embedded runtime."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from imagekit_runtime.main import format_summary, run_pipeline
+from imagekit_runtime.settings import RunSettings, parse_params
+
+from .common import OutputFormat, emit_json, exits_on_error, stderr
+
+
+def location_settings(
+    shm_dir: str | None, ssd: str | None, pv: str | None, results: str | None, run_dir: str | None,
+    shard_index: int | None, shard_count: int | None, no_checkpoints: bool,
+) -> RunSettings:
+    return RunSettings(shm_dir=shm_dir, ssd=ssd, pv=pv, results=results, run_dir=run_dir, shard_index=shard_index,
+                       shard_count=shard_count, no_checkpoints=no_checkpoints)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @exits_on_error
+    def run(
+        pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
+        local: bool = typer.Option(True, "--local/--no-local",
+                                   help="run on this machine (steps' requirements in cached venvs)"),
+        shm_dir: str = typer.Option(None, help="shared-memory directory [default: /dev/shm/imagekit]"),
+        ssd: str = typer.Option(None, help="SSD checkpoint directory [default: the pipeline's checkpoint.ssd]"),
+        pv: str = typer.Option(None, help="PV checkpoint directory [default: the pipeline's checkpoint.pv]"),
+        results: str = typer.Option(None, help="results directory [default: <pv>/results/<shard>]"),
+        run_dir: str = typer.Option(None, help="journal, logs, supervisord.conf [default: in the shm directory]"),
+        shard_index: int = typer.Option(None, help="this shard [default: $IMAGEKIT_SHARD_INDEX or 0]"),
+        shard_count: int = typer.Option(None, help="number of shards [default: the pipeline's shards]"),
+        param: list[str] = typer.Option([], "--param", help="KEY=VALUE, overrides a pipeline param"),
+        parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),
+        no_checkpoints: bool = typer.Option(False, help="write no SSD or PV checkpoints"),
+        force: bool = typer.Option(False, help="run again even if the shard is complete"),
+        output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
+    ) -> None:
+        """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 143 SIGTERM."""
+        if not local:
+            stderr.print("error: only --local runs here; run the image with `imagekit pod up` or docker run",
+                         highlight=False)
+            raise typer.Exit(2)
+        settings = location_settings(shm_dir, ssd, pv, results, run_dir, shard_index, shard_count, no_checkpoints)
+        summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism)
+        stderr.print(format_summary(summary), highlight=False, markup=False)
+        if output is OutputFormat.json:
+            emit_json(summary.to_json())
+        raise typer.Exit(summary.exit_code)
+
+    @app.command()
+    @exits_on_error
+    def status(
+        pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
+        shm_dir: str = typer.Option(None, help="shared-memory directory [default: /dev/shm/imagekit]"),
+        ssd: str = typer.Option(None, help="SSD checkpoint directory"),
+        pv: str = typer.Option(None, help="PV checkpoint directory"),
+        results: str = typer.Option(None, help="results directory"),
+        shard_index: int = typer.Option(None, help="this shard"),
+        shard_count: int = typer.Option(None, help="number of shards"),
+        param: list[str] = typer.Option([], "--param", help="KEY=VALUE, as given to run"),
+        output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
+    ) -> None:
+        """Where each data item is available (shm / ssd / pv / results) and which steps a run would start."""
+        from imagekit_runtime.status import collect_status, format_status
+
+        settings = location_settings(shm_dir, ssd, pv, results, None, shard_index, shard_count, False)
+        report = collect_status(pipeline, settings, parse_params(param))
+        if output is OutputFormat.json:
+            emit_json(report)
+        else:
+            stderr.print(format_status(report), highlight=False, markup=False)

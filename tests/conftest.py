@@ -1,0 +1,137 @@
+"""Shared test helpers: real pipelines written to temporary directories, run as real processes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "pipelines"
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+try:  # engine fixtures (docker, registry, base image) — only where the build path is present
+    from fixtures_engine import *  # noqa: F401,F403
+except ImportError as exc:  # pragma: no cover
+    if "fixtures_engine" not in str(exc):
+        raise
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+def imagekit(*args: str | os.PathLike[str], timeout: float = 300, env: dict[str, str] | None = None,
+             cwd: Path | None = None) -> RunResult:
+    """Run the real `imagekit` CLI in a subprocess."""
+    command = [sys.executable, "-m", "imagekit.cli.main", *map(str, args)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                               env={**os.environ, **(env or {})}, cwd=cwd)
+    return RunResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@dataclass
+class Locations:
+    """Per-test shm, SSD, PV and results directories, passed to every run."""
+    root: Path
+
+    @property
+    def shm(self) -> Path:
+        return self.root / "shm"
+
+    @property
+    def ssd(self) -> Path:
+        return self.root / "ssd"
+
+    @property
+    def pv(self) -> Path:
+        return self.root / "pv"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    def args(self) -> list[str]:
+        return ["--shm-dir", str(self.shm), "--ssd", str(self.ssd), "--pv", str(self.pv),
+                "--results", str(self.results)]
+
+    def data_root(self, pipeline: str, shard: int = 0) -> Path:
+        return self.shm / pipeline / f"shard-{shard}"
+
+    def journal(self, pipeline: str, shard: int = 0) -> Path:
+        return self.data_root(pipeline, shard) / "run" / "journal.jsonl"
+
+
+@pytest.fixture
+def locations(tmp_path: Path) -> Locations:
+    # shm under /dev/shm, as in production: real shared memory, cleaned after the test.
+    shm_root = Path("/dev/shm") / f"imagekit-test-{os.getpid()}-{tmp_path.name}"
+    loc = Locations(tmp_path)
+    (tmp_path / "shm").symlink_to(shm_root, target_is_directory=True)
+    shm_root.mkdir(parents=True, exist_ok=True)
+    yield loc
+    subprocess.run(["rm", "-rf", str(shm_root)], check=False)
+
+
+def write_step(directory: Path, name: str, script: str, *, inputs: list[str] = (), outputs: list[str] = (),
+               shell: bool = True, retries: int = 0, requirements: str | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """A step package: step.yaml plus run.sh (or main.py when shell=False)."""
+    step_dir = directory / name
+    step_dir.mkdir(parents=True)
+    config: dict[str, Any] = {"name": name, "command": ["sh", "run.sh"] if shell else ["python3", "main.py"]}
+    if inputs:
+        config["inputs"] = list(inputs)
+    if outputs:
+        config["outputs"] = list(outputs)
+    if retries:
+        config["retries"] = retries
+    if requirements is not None:
+        (step_dir / "requirements.txt").write_text(requirements)
+        config["requirements"] = "requirements.txt"
+    config.update(extra or {})
+    (step_dir / "step.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (step_dir / ("run.sh" if shell else "main.py")).write_text(textwrap.dedent(script).lstrip())
+    return step_dir
+
+
+def write_pipeline(directory: Path, name: str, steps: list[str], **settings: Any) -> Path:
+    config: dict[str, Any] = {"name": name, "steps": [f"steps/{s}" for s in steps], "shm": "256Mi",
+                              "parallelism": 2, **settings}
+    path = directory / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def journal_entries(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def last_run(path: Path) -> list[dict[str, Any]]:
+    entries = journal_entries(path)
+    run_id = [e["run"] for e in entries if e["event"] == "run-start"][-1]
+    return [e for e in entries if e["run"] == run_id]
+
+
+def started_steps(path: Path) -> list[str]:
+    """Steps whose process started in the newest run of this journal."""
+    started = []
+    for entry in last_run(path):
+        if entry["event"] == "transition" and entry["to"] == "running" and entry["step"] not in started:
+            started.append(entry["step"])
+    return started
