@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import run, validate
+from . import deploy, run, validate
 from .common import setup_logging
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log every 
 
 
 # Each verb lives in its own module and registers itself here.
-for verb in (validate, run):
+for verb in (validate, run, deploy):
     verb.register(app)
 
 
