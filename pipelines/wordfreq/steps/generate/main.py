@@ -21,7 +21,9 @@ def vocabulary(rng: random.Random, count: int = 5000) -> list[str]:
     words = set()
     while len(words) < count:
         words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))))
-    return sorted(words)
+    ordered = sorted(words)
+    rng.shuffle(ordered)  # frequency rank independent of spelling
+    return ordered
 
 
 def main() -> None:

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Run imagekit's whole test suite on this machine, installing and starting what it needs first
+# (docker engine, buildah, registry on 127.0.0.1:5000, base image): see scripts/bootstrap.sh.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -k checkpoint   # extra arguments go to pytest
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export TESTCONTAINERS_RYUK_DISABLED=true
+sh scripts/bootstrap.sh
+# This checkout must be the one Python imports (an editable install of another clone would shadow it).
+if [ "$(python3 -c 'import imagekit_runtime, os; print(os.path.dirname(os.path.dirname(os.path.dirname(imagekit_runtime.__file__))))' 2>/dev/null)" != "$ROOT" ]; then
+    echo "test: installing this checkout (pip install -e '.[test]')" >&2
+    python3 -m pip install -q -e "$ROOT[test]" >&2
+fi
+exec python3 -m pytest -q "$@"
