@@ -280,8 +280,8 @@ def kruise_webhook_rules(statefulset: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         problems.append(("spec.updateStrategy.type", f"{strategy_type!r} must be RollingUpdate or OnDelete"))
 
-    retention = _dict(spec.get("persistentVolumeClaimRetentionPolicy"))
-    for key in ("whenDeleted", "whenScaled"):
+    retention = spec.get("persistentVolumeClaimRetentionPolicy")
+    for key in ("whenDeleted", "whenScaled") if isinstance(retention, dict) else ():  # else the schema reports it
         if retention.get(key) not in RETENTION_POLICIES:
             problems.append((f"spec.persistentVolumeClaimRetentionPolicy.{key}",
                              f"{retention.get(key)!r} must be Retain or Delete"))
@@ -464,13 +464,14 @@ def pipeline_container(pod_spec: dict[str, Any]) -> tuple[str, dict[str, Any]] |
     return None
 
 
-def pod_ordinals(spec: dict[str, Any]) -> list[int]:
-    """The ordinals the controller keeps pods at: the first `replicas` ones not reserved."""
+def pod_ordinals(spec: dict[str, Any], reserve_ordinals: bool = True) -> list[int]:
+    """The ordinals the controller keeps pods at: the first `replicas` ones not reserved
+    (reserveOrdinals is Kruise's; a plain StatefulSet has none)."""
     replicas = _int_value(spec.get("replicas"))
     replicas = 1 if replicas is None else replicas
     start = _int_value(_get(spec, "ordinals", "start")) or 0
     reserved: set[int] = set()
-    for ordinal in _list(spec.get("reserveOrdinals")):
+    for ordinal in _list(spec.get("reserveOrdinals")) if reserve_ordinals else []:
         if _int_value(ordinal) is not None:
             reserved.add(ordinal)
         elif isinstance(ordinal, str) and RANGE_RE.match(ordinal):
@@ -519,7 +520,7 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> list[tu
     if shard_count is None or shard_count < 1:
         problems.append((f"{path}.env", f"IMAGEKIT_SHARD_COUNT {count_text!r} must be a whole number >= 1"))
     else:
-        beyond = [ordinal for ordinal in pod_ordinals(spec) if ordinal >= shard_count]
+        beyond = [ordinal for ordinal in pod_ordinals(spec, reserve_ordinals=not apps_v1) if ordinal >= shard_count]
         if beyond:
             problems.append(("spec.replicas", f"pod ordinal(s) {', '.join(map(str, beyond))} would run shards that do not exist "
                              f"(IMAGEKIT_SHARD_COUNT is {shard_count}); ordinals are shards, so lower replicas "
@@ -563,6 +564,7 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> list[tu
         problems.append((f"{path}.volumeMounts", f"{TMP_MOUNT} needs a volume: the root filesystem is read-only"))
 
     # Checkpoints: each on a writable mount that outlives what it must survive.
+    durable_names = {"hostPath": "a hostPath", "claim": "a volumeClaimTemplate"}
     for variable, role, durable in (("IMAGEKIT_SSD_DIR", "SSD", ("hostPath", "claim")), ("IMAGEKIT_PV_DIR", "PV", ("claim",))):
         target = _get(env[variable], "value")
         if target is None:
@@ -579,7 +581,7 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> list[tu
         if kind not in durable:
             survives = "the pod" if role == "SSD" else "the node"
             problems.append((f"{path}.volumeMounts", f"{role} checkpoints at {target} sit on volume {volume_name!r}, "
-                             f"which does not survive {survives}; use {' or '.join(durable)}"))
+                             f"which does not survive {survives}; use {' or '.join(durable_names[d] for d in durable)}"))
         if kind == "hostPath" and "$(IMAGEKIT_POD_NAME)" not in str(mount.get("subPathExpr", "")):
             problems.append((f"{path}.volumeMounts", f"hostPath volume {volume_name!r} needs a per-pod subPathExpr "
                              "with $(IMAGEKIT_POD_NAME), or pods on one node share checkpoints"))

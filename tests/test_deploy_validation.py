@@ -1,0 +1,370 @@
+"""Validation of deploy manifests and settings: what must be refused, is.
+
+Each broken manifest below starts from a valid rendering and breaks one thing; the
+check that must catch it (Kruise CRD, Kubernetes schema, Kruise webhook, API server
+rule, imagekit contract) is named. Invalid settings are refused by the CLI with one
+line and exit 2.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from imagekit.cli.main import app
+from imagekit_deploy.renderer import Manifest, Rendering, render
+from imagekit_deploy.schemas import KruiseSchema, kruise_crd_path, shared_dir, strict
+from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
+from imagekit_deploy.validate import validate_rendering
+from imagekit_deploy.writer import write_rendering
+from imagekit_runtime.spec import load_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+WORDFREQ = REPO / "pipelines" / "wordfreq"
+IMAGE = "registry.example.com/imagekit/wordfreq:1.0"
+
+runner = CliRunner()
+
+
+def rendering_of(flavor: Flavor, ssd: SsdMode = SsdMode.local_pv) -> Rendering:
+    spec = load_pipeline(WORDFREQ)
+    return render(spec, resolve_settings(spec, image=IMAGE, flavor=flavor, ssd=ssd))
+
+
+def broken(flavor: Flavor, mutate: Callable[[dict[str, dict]], None]) -> Rendering:
+    """A valid rendering with `mutate` applied to its resources, keyed by kind."""
+    rendering = rendering_of(flavor)
+    bodies = {m.kind: copy.deepcopy(m.body) for m in rendering.manifests}
+    mutate(bodies)
+    manifests = tuple(Manifest(m.filename, bodies[m.kind]) for m in rendering.manifests)
+    return Rendering(rendering.flavor, manifests)
+
+
+def pod(bodies: dict[str, dict]) -> dict:
+    return bodies["StatefulSet"]["spec"]["template"]["spec"]
+
+
+def container(bodies: dict[str, dict]) -> dict:
+    return pod(bodies)["containers"][0]
+
+
+def env(bodies: dict[str, dict], name: str) -> dict:
+    return next(entry for entry in container(bodies)["env"] if entry["name"] == name)
+
+
+def rolling(bodies: dict[str, dict]) -> dict:
+    return bodies["StatefulSet"]["spec"]["updateStrategy"]["rollingUpdate"]
+
+
+def _set(path: list, value):
+    def mutate(bodies):
+        target = bodies
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return mutate
+
+
+# (id, flavour, mutation, check that must report it, field path it starts with, words in the message)
+KRUISE, PLAIN = Flavor.kruise, Flavor.statefulset
+BROKEN = [
+    # The Kruise CRD's openAPIV3Schema.
+    ("crd-replicas-not-int", KRUISE, _set(["StatefulSet", "spec", "replicas"], "two"),
+     "kruise-crd", "spec.replicas", "integer"),
+    ("crd-unknown-field", KRUISE, lambda b: rolling(b).update(podUpdatePolicyy="InPlaceOnly"),
+     "kruise-crd", "spec.updateStrategy.rollingUpdate", "podUpdatePolicyy"),
+    ("crd-retention-not-object", KRUISE, _set(["StatefulSet", "spec", "persistentVolumeClaimRetentionPolicy"], "Retain"),
+     "kruise-crd", "spec.persistentVolumeClaimRetentionPolicy", "object"),
+    # The Kubernetes schemas, for the pod template, claims and the other resources.
+    ("k8s-container-typo", KRUISE, lambda b: container(b).update(imagePullPolicyy="Always"),
+     "kubernetes-", "spec.template.spec.containers[0]", "imagePullPolicyy"),
+    ("k8s-claim-access-modes", KRUISE,
+     lambda b: b["StatefulSet"]["spec"]["volumeClaimTemplates"][0]["spec"].update(accessModes="ReadWriteOnce"),
+     "kubernetes-", "spec.volumeClaimTemplates[0].spec.accessModes", "array"),
+    ("k8s-plain-has-kruise-field", PLAIN, _set(["StatefulSet", "spec", "reserveOrdinals"], [1]),
+     "kubernetes-", "spec", "reserveOrdinals"),
+    ("k8s-plain-has-in-place-policy", PLAIN, lambda b: rolling(b).update(podUpdatePolicy="InPlaceIfPossible"),
+     "kubernetes-", "spec.updateStrategy.rollingUpdate", "podUpdatePolicy"),
+    ("k8s-service-typo", KRUISE, _set(["Service", "spec", "clusterIp"], "None"),
+     "kubernetes-", "spec", "clusterIp"),
+    ("k8s-storageclass-typo", KRUISE, _set(["StorageClass", "volumeBindingMod"], "Immediate"),
+     "kubernetes-", "(root)", "volumeBindingMod"),
+    # Kruise's validating webhook: what the schema cannot say.
+    ("webhook-in-place-needs-readiness-gate", KRUISE, lambda b: pod(b).pop("readinessGates"),
+     "kruise-webhook", "spec.template.spec.readinessGates", "InPlaceUpdateReady"),
+    ("webhook-in-place-only-needs-readiness-gate", KRUISE,
+     lambda b: (pod(b).pop("readinessGates"), rolling(b).update(podUpdatePolicy="InPlaceOnly")),
+     "kruise-webhook", "spec.template.spec.readinessGates", "InPlaceOnly"),
+    ("webhook-max-unavailable-needs-parallel", KRUISE,
+     lambda b: (b["StatefulSet"]["spec"].update(podManagementPolicy="OrderedReady"), rolling(b).update(maxUnavailable=2)),
+     "kruise-webhook", "spec.updateStrategy.rollingUpdate.maxUnavailable", "Parallel"),
+    ("webhook-max-unavailable-percent-needs-parallel", KRUISE,
+     lambda b: (b["StatefulSet"]["spec"].pop("podManagementPolicy"), rolling(b).update(maxUnavailable="50%")),
+     "kruise-webhook", "spec.updateStrategy.rollingUpdate.maxUnavailable", "Parallel"),
+    ("webhook-max-unavailable-zero", KRUISE, lambda b: rolling(b).update(maxUnavailable=0),
+     "kruise-webhook", "spec.updateStrategy.rollingUpdate.maxUnavailable", "less than 1"),
+    ("webhook-pod-update-policy", KRUISE, lambda b: rolling(b).update(podUpdatePolicy="Sometimes"),
+     "kruise-webhook", "spec.updateStrategy.rollingUpdate.podUpdatePolicy", "must be one of"),
+    ("webhook-pod-management-policy", KRUISE, _set(["StatefulSet", "spec", "podManagementPolicy"], "AllAtOnce"),
+     "kruise-webhook", "spec.podManagementPolicy", "Parallel"),
+    ("webhook-reserve-ordinal-word", KRUISE, _set(["StatefulSet", "spec", "reserveOrdinals"], ["one"]),
+     "kruise-webhook", "spec.reserveOrdinals[0]", "not an ordinal"),
+    ("webhook-reserve-ordinal-negative", KRUISE, _set(["StatefulSet", "spec", "reserveOrdinals"], [-1]),
+     "kruise-webhook", "spec.reserveOrdinals[0]", "negative"),
+    ("webhook-reserve-ordinal-backwards-range", KRUISE, _set(["StatefulSet", "spec", "reserveOrdinals"], ["3-1"]),
+     "kruise-webhook", "spec.reserveOrdinals[0]", "range"),
+    ("webhook-negative-replicas", KRUISE, _set(["StatefulSet", "spec", "replicas"], -1),
+     "kruise-webhook", "spec.replicas", ">= 0"),
+    ("webhook-retention-policy", KRUISE,
+     _set(["StatefulSet", "spec", "persistentVolumeClaimRetentionPolicy", "whenDeleted"], "Keep"),
+     "kruise-webhook", "spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Retain or Delete"),
+    ("webhook-unordered-update-needs-parallel", KRUISE,
+     lambda b: (b["StatefulSet"]["spec"].update(podManagementPolicy="OrderedReady"), rolling(b).update(
+         maxUnavailable=1, unorderedUpdate={"priorityStrategy": {}})),
+     "kruise-webhook", "spec.updateStrategy.rollingUpdate.unorderedUpdate", "Parallel"),
+    # The API server's own checks beyond the schema.
+    ("api-selector-mismatch", KRUISE, _set(["StatefulSet", "spec", "selector", "matchLabels", "app.kubernetes.io/name"], "other"),
+     "kubernetes-api", "spec.template.metadata.labels", "selector"),
+    ("api-mount-without-volume", PLAIN, lambda b: container(b)["volumeMounts"].append({"name": "cache", "mountPath": "/cache"}),
+     "kubernetes-api", "spec.template.spec.containers[0].volumeMounts[4].name", "names no volume"),
+    ("api-env-field-path", PLAIN,
+     lambda b: env(b, "IMAGEKIT_POD_NAME")["valueFrom"]["fieldRef"].update(fieldPath="metadata.generateName"),
+     "kubernetes-api", "spec.template.spec.containers[0].env[2].valueFrom.fieldRef.fieldPath", "not supported"),
+    ("api-restart-policy", PLAIN, lambda b: pod(b).update(restartPolicy="OnFailure"),
+     "kubernetes-api", "spec.template.spec.restartPolicy", "Always"),
+    ("api-request-above-limit", PLAIN,
+     lambda b: container(b)["resources"]["requests"].update(memory="64Gi"),
+     "kubernetes-api", "spec.template.spec.containers[0].resources.requests.memory", "more than the limit"),
+    ("api-local-class-binds-immediately", KRUISE, _set(["StorageClass", "volumeBindingMode"], "Immediate"),
+     "kubernetes-api", "volumeBindingMode", "WaitForFirstConsumer"),
+    # imagekit's contract with the runtime.
+    ("imagekit-zero-replicas", KRUISE, _set(["StatefulSet", "spec", "replicas"], 0),
+     "imagekit", "spec.replicas", "at least one"),
+    ("imagekit-reserved-ordinal-without-fewer-replicas", KRUISE, _set(["StatefulSet", "spec", "reserveOrdinals"], [0]),
+     "imagekit", "spec.replicas", "ordinals are shards"),
+    ("imagekit-shm-above-memory-limit", PLAIN, lambda b: pod(b)["volumes"][0]["emptyDir"].update(sizeLimit="4Gi"),
+     "imagekit", "spec.template.spec.containers[0].resources.limits.memory", "not larger than shm"),
+    ("imagekit-shm-not-memory", PLAIN, lambda b: pod(b)["volumes"][0]["emptyDir"].pop("medium"),
+     "imagekit", "spec.template.spec.containers[0].volumeMounts", "medium Memory"),
+    ("imagekit-no-memory-limit", PLAIN, lambda b: container(b)["resources"].pop("limits"),
+     "imagekit", "spec.template.spec.containers[0].resources.limits.memory", "required"),
+    ("imagekit-shard-index-not-from-ordinal", KRUISE, lambda b: env(b, "IMAGEKIT_SHARD_INDEX").update(
+        value="0") or env(b, "IMAGEKIT_SHARD_INDEX").pop("valueFrom"),
+     "imagekit", "spec.template.spec.containers[0].env", "apps.kubernetes.io/pod-index"),
+    ("imagekit-checkpoint-outside-mounts", PLAIN, lambda b: env(b, "IMAGEKIT_PV_DIR").update(value="/srv/pv"),
+     "imagekit", "spec.template.spec.containers[0].env", "not under a checkpoint volume mount"),
+    ("imagekit-pv-on-emptydir", PLAIN, lambda b: (
+        b["StatefulSet"]["spec"]["volumeClaimTemplates"].pop(0), pod(b)["volumes"].append({"name": "pv", "emptyDir": {}})),
+     "imagekit", "spec.template.spec.containers[0].volumeMounts", "does not survive the node"),
+    ("imagekit-retention-delete", PLAIN,
+     _set(["StatefulSet", "spec", "persistentVolumeClaimRetentionPolicy", "whenScaled"], "Delete"),
+     "imagekit", "spec.persistentVolumeClaimRetentionPolicy.whenScaled", "Retain"),
+    ("imagekit-writable-root", KRUISE, lambda b: container(b)["securityContext"].update(readOnlyRootFilesystem=False),
+     "imagekit", "spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem", "true"),
+    ("imagekit-capabilities-kept", KRUISE, lambda b: container(b)["securityContext"].pop("capabilities"),
+     "imagekit", "spec.template.spec.containers[0].securityContext.capabilities.drop", "ALL"),
+    ("imagekit-runs-as-root", KRUISE, lambda b: (container(b)["securityContext"].update(runAsNonRoot=False)),
+     "imagekit", "spec.template.spec.containers[0].securityContext.runAsNonRoot", "true"),
+    ("imagekit-privilege-escalation", KRUISE, lambda b: container(b)["securityContext"].pop("allowPrivilegeEscalation"),
+     "imagekit", "spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation", "false"),
+    ("imagekit-short-grace", KRUISE, lambda b: pod(b).update(terminationGracePeriodSeconds=1),
+     "imagekit", "spec.template.spec.terminationGracePeriodSeconds", "flush"),
+    ("imagekit-plain-with-kruise-gate", PLAIN, lambda b: pod(b).update(readinessGates=[{"conditionType": "InPlaceUpdateReady"}]),
+     "imagekit", "spec.template.spec.readinessGates", "never"),
+    ("imagekit-service-not-headless", KRUISE, lambda b: b["Service"]["spec"].pop("clusterIP"),
+     "imagekit", "spec.serviceName", "headless"),
+    ("imagekit-service-missing", KRUISE, _set(["StatefulSet", "spec", "serviceName"], "elsewhere"),
+     "imagekit", "spec.serviceName", "names no Service"),
+]
+
+
+@pytest.mark.parametrize("flavor", list(Flavor), ids=[f.value for f in Flavor])
+def test_unbroken_rendering_has_no_problems(flavor):
+    assert validate_rendering(rendering_of(flavor)).problems == []
+
+
+@pytest.mark.parametrize(("flavor", "mutate", "check", "path", "words"),
+                         [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
+def test_broken_manifest_is_refused(flavor, mutate, check, path, words):
+    problems = validate_rendering(broken(flavor, mutate)).problems
+    matching = [p for p in problems if p.check.startswith(check) and p.path.startswith(path) and words in p.message]
+    assert matching, "\n".join(map(str, problems)) or "no problems reported"
+
+
+def test_hostpath_ssd_without_per_pod_subdirectory_is_refused():
+    spec = load_pipeline(WORDFREQ)
+    rendering = render(spec, resolve_settings(spec, image=IMAGE, ssd=SsdMode.hostpath))
+    body = copy.deepcopy(rendering.workload().body)
+    for mount in body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]:
+        mount.pop("subPathExpr", None)
+    problems = validate_rendering(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems
+    assert any(p.check == "imagekit" and "per-pod subPathExpr" in p.message for p in problems)
+
+
+def test_init_container_may_not_gain_more_than_chown():
+    spec = load_pipeline(WORDFREQ)
+    rendering = render(spec, resolve_settings(spec, image=IMAGE, ssd=SsdMode.hostpath))
+    body = copy.deepcopy(rendering.workload().body)
+    body["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]["capabilities"]["add"] = ["CHOWN", "SYS_ADMIN"]
+    problems = validate_rendering(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems
+    assert [p.path for p in problems] == ["spec.template.spec.initContainers[0].securityContext.capabilities.add"]
+
+
+# --- the schemas are the real ones ------------------------------------------------------------------
+
+def test_kruise_crd_is_found_beside_the_repository():
+    assert shared_dir() == REPO.parent / "shared"
+    assert kruise_crd_path().is_file()
+    assert "openkruise/kruise@" in KruiseSchema().source
+
+
+def test_kruise_crd_location_follows_imagekit_shared_dir(tmp_path, monkeypatch):
+    schemas = tmp_path / "schemas" / "kruise"
+    schemas.mkdir(parents=True)
+    shutil.copy(kruise_crd_path(), schemas)
+    monkeypatch.setenv("IMAGEKIT_SHARED_DIR", str(tmp_path))
+    assert kruise_crd_path() == schemas / "apps.kruise.io_statefulsets.yaml"
+    assert validate_rendering(rendering_of(Flavor.kruise)).kruise_crd.startswith(str(schemas))
+
+
+def test_missing_kruise_crd_is_an_environment_error(tmp_path, monkeypatch):
+    write_rendering(rendering_of(Flavor.kruise), tmp_path / "out")
+    monkeypatch.setenv("IMAGEKIT_SHARED_DIR", str(tmp_path / "nowhere"))
+    result = runner.invoke(app, ["deploy", "validate", str(tmp_path / "out")])
+    assert result.exit_code == 3
+    assert "IMAGEKIT_SHARED_DIR" in result.stderr
+
+
+def test_strict_crd_schema_rejects_unknown_fields_but_keeps_preserved_ones():
+    schema = strict({"type": "object", "properties": {
+        "known": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "free": {"x-kubernetes-preserve-unknown-fields": True},
+    }})
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["known"]["additionalProperties"] is False
+    assert "additionalProperties" not in schema["properties"]["free"]
+
+
+def test_kruise_crd_schema_alone_rejects_a_bad_advanced_statefulset():
+    errors = KruiseSchema().errors({"apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+                                    "metadata": {"name": "x"}, "spec": {"replicas": 1}})
+    assert {e.message for e in errors} >= {"'selector' is a required property", "'template' is a required property"}
+
+
+def test_unknown_kubernetes_version_is_refused(tmp_path):
+    write_rendering(rendering_of(Flavor.statefulset), tmp_path)
+    result = runner.invoke(app, ["deploy", "validate", str(tmp_path), "--kubernetes-version", "1.2"])
+    assert result.exit_code == 2
+    assert "pick one of" in result.stderr
+
+
+# --- `imagekit deploy validate` on files ------------------------------------------------------------
+
+def test_cli_validate_reports_every_problem_and_exits_2(tmp_path):
+    write_rendering(rendering_of(Flavor.kruise), tmp_path)
+    statefulset = tmp_path / "statefulset.yaml"
+    body = yaml.safe_load(statefulset.read_text())
+    del body["spec"]["template"]["spec"]["readinessGates"]
+    body["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] = "150%"
+    statefulset.write_text(yaml.safe_dump(body))
+    result = runner.invoke(app, ["deploy", "validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "must contain InPlaceUpdateReady when podUpdatePolicy is InPlaceIfPossible [kruise-webhook]" in result.stderr
+    assert "150%" in result.stderr
+    assert result.stdout == ""
+    as_json = runner.invoke(app, ["deploy", "validate", str(tmp_path), "--output", "json"])
+    assert as_json.exit_code == 2
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False
+    assert {p["check"] for p in report["problems"]} == {"kruise-webhook"}
+
+
+def test_cli_validate_rejects_a_directory_without_manifests(tmp_path):
+    result = runner.invoke(app, ["deploy", "validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no Kubernetes resources" in result.stderr
+
+
+# --- settings refused by `imagekit deploy render` ---------------------------------------------------
+
+def write_pipeline(root: Path, *, shm: str = "256Mi", checkpoint: str = "", results: str = "[out]") -> Path:
+    step = root / "steps" / "make"
+    step.mkdir(parents=True)
+    (step / "step.yaml").write_text("name: make\ncommand: [sh, -c, 'echo hi > $IMAGEKIT_OUT_OUT']\noutputs: [out]\n")
+    (root / "pipeline.yaml").write_text(textwrap.dedent(f"""\
+        name: refused
+        steps: [steps/make]
+        shm: {shm}
+        results: {results}
+        """) + checkpoint)
+    return root
+
+
+def render_cli(pipeline: Path, *args: str):
+    return runner.invoke(app, ["deploy", "render", str(pipeline), "--image", IMAGE, *args])
+
+
+REFUSED = [
+    ("shm-above-memory-limit", {"shm": "4Gi"}, ["--memory-limit", "2Gi"], "does not fit in --memory-limit"),
+    ("shm-equal-memory-limit", {"shm": "2Gi"}, ["--memory-limit", "2Gi"], "does not fit in --memory-limit"),
+    ("no-room-beside-shm", {"shm": "1Gi"}, ["--memory-limit", "1050Mi"], "for the step processes"),
+    ("checkpoint-in-shm", {"checkpoint": "checkpoint:\n  ssd: /dev/shm/checkpoints\n"}, [], "checkpoint.ssd"),
+    ("checkpoint-in-tmp", {"checkpoint": "checkpoint:\n  pv: /tmp/pv\n"}, [], "checkpoint.pv"),
+    ("checkpoint-in-image", {"checkpoint": "checkpoint:\n  ssd: /opt/imagekit/ssd\n"}, [], "/opt/imagekit"),
+    ("checkpoint-at-root", {"checkpoint": "checkpoint:\n  pv: /\n"}, [], "root directory"),
+    ("checkpoints-overlap", {"checkpoint": "checkpoint:\n  ssd: /data\n  pv: /data/pv\n"}, [], "overlap"),
+    ("major-without-pv", {"checkpoint": "checkpoint:\n  pv: null\n  major: [out]\n", "results": "[]"}, [], "checkpoint.major"),
+    ("results-without-pv", {"checkpoint": "checkpoint:\n  pv: null\n"}, [], "results"),
+    ("ssd-disabled-but-asked-for", {"checkpoint": "checkpoint:\n  ssd: null\n"}, ["--ssd", "local-pv"], "--ssd local-pv"),
+    ("zero-replicas", {}, ["--replicas", "0"], "--replicas 0"),
+    ("negative-replicas", {}, ["--replicas", "-3"], "--replicas -3"),
+    ("skip-shard-on-plain-statefulset", {}, ["--flavor", "statefulset", "--skip-shard", "0"], "--flavor kruise"),
+    ("skip-shard-out-of-range", {}, ["--replicas", "2", "--skip-shard", "2"], "--skip-shard 2"),
+    ("skip-every-shard", {}, ["--replicas", "1", "--skip-shard", "0"], "no pod"),
+    ("bad-namespace", {}, ["--namespace", "Batch_Jobs"], "--namespace"),
+    ("bad-memory-limit", {}, ["--memory-limit", "lots"], "--memory-limit"),
+    ("bad-max-unavailable", {}, ["--max-unavailable", "0"], "--max-unavailable"),
+    ("bad-image", {}, ["--image", "has space:1"], "--image"),
+    ("name-too-long", {}, ["--name", "n" * 53], "at most 52"),
+]
+
+
+@pytest.mark.parametrize(("pipeline_options", "args", "words"), [case[1:] for case in REFUSED], ids=[case[0] for case in REFUSED])
+def test_invalid_deploy_settings_are_refused_with_one_line_and_exit_2(tmp_path, pipeline_options, args, words):
+    pipeline = write_pipeline(tmp_path / "pipeline", **pipeline_options)
+    result = render_cli(pipeline, *args)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert words in lines[0]
+    assert "fix:" in lines[0]
+    assert result.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_refused_render_writes_nothing(tmp_path):
+    pipeline = write_pipeline(tmp_path / "pipeline", shm="4Gi")
+    result = render_cli(pipeline, "--memory-limit", "1Gi", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_pipeline_is_exit_2(tmp_path):
+    result = render_cli(tmp_path / "absent")
+    assert result.exit_code == 2
+    assert "not found" in result.stderr
+
+
+def test_render_refuses_to_overwrite_a_foreign_kustomization(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("resources: [mine.yaml]\n")
+    result = render_cli(WORDFREQ, "-o", str(tmp_path))
+    assert result.exit_code == 2
+    assert "not written by imagekit" in result.stderr
+    assert (tmp_path / "kustomization.yaml").read_text() == "resources: [mine.yaml]\n"
