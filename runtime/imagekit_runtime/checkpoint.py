@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,14 +122,20 @@ class CheckpointStore:
         return next((tier for tier in self.tiers if tier.name == name), None)
 
     # ------------------------------------------------------------- write
-    def jobs_for(self, step: str, data: str, step_key: str, source: Path, run: str) -> list[CopyJob]:
+    def jobs_for(self, step: str, data: str, step_key: str, source: Path, run: str,
+                 on_written: Callable[[str, Path], None] | None = None) -> list[CopyJob]:
+        """Copy jobs for this item: SSD always, PV when it is major. on_written(tier, path) follows each."""
         jobs = []
         for tier in self.tiers:
             if tier.name == "pv" and data not in self.major:
                 continue
-            jobs.append(CopyJob(
-                description=f"{tier.name} checkpoint of {data}", owner=(step, data),
-                action=lambda t=tier: self.write(t, step, data, step_key, source, run)))
+
+            def action(tier: Tier = tier) -> None:
+                written = self.write(tier, step, data, step_key, source, run)
+                if written is not None and on_written is not None:
+                    on_written(tier.name, written)
+
+            jobs.append(CopyJob(description=f"{tier.name} checkpoint of {data}", owner=(step, data), action=action))
         return jobs
 
     def write(self, tier: Tier, step: str, data: str, step_key: str, source: Path, run: str) -> Path | None:

@@ -456,8 +456,13 @@ class Conductor:
                 self.copier.submit(CopyJob(
                     description=f"delivering result {data}", owner=(name, data),
                     action=lambda s=source, d=data: results_io.deliver(s, self.layout.results_dir, d, key)))
-            for job in self.checkpoints.jobs_for(name, data, key, source, self.run_id):
+            for job in self.checkpoints.jobs_for(name, data, key, source, self.run_id,
+                                                 on_written=lambda tier, path, d=data: self._journal_checkpoint(name, d, tier, path)):
                 self.copier.submit(job)
+
+    def _journal_checkpoint(self, step: str, data: str, tier: str, path: Path) -> None:
+        if self.journal is not None:
+            self.journal.record("checkpointed", step=step, data=data, tier=tier, path=str(path))
 
     def _free_unneeded(self) -> None:
         assert self.copier is not None

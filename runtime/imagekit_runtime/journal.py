@@ -6,11 +6,15 @@ flushed as it is written, so a crash loses at most the line being written.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+log = logging.getLogger("imagekit.runtime")
 
 
 @dataclass
@@ -21,11 +25,17 @@ class Journal:
     def __post_init__(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()  # the copier thread records checkpoints too
 
     def record(self, event: str, **fields: Any) -> None:
         entry = {"ts": round(time.time(), 6), "run": self.run_id, "event": event, **fields}
-        self._file.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
-        self._file.flush()
+        line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        with self._lock:
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except OSError as exc:  # a full shm must not turn a step failure into a crash
+                log.warning("warning: journal %s: %s", self.path, exc.strerror)
 
     def close(self) -> None:
         self._file.close()

@@ -1,0 +1,316 @@
+"""Resume after a failed process, container, pod or node without losing committed work (DESIGN.md failure levels)."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from checkpoint_support import (
+    apply_level, checkpointed, durability, expected_final, make_chain, read_final, run_runtime, running,
+    runtime_command, wait_for,
+)
+from conftest import imagekit, journal_entries, last_run, started_steps
+
+
+@pytest.fixture
+def chain(tmp_path):
+    gate = tmp_path / "gate"
+    return make_chain(tmp_path, gate), gate
+
+
+def hold(gate: Path, step: str) -> Path:
+    path = gate / f"hold-{step}"
+    path.touch()
+    return path
+
+
+def start(pipeline, locations):
+    return subprocess.Popen(runtime_command(pipeline, locations), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def plan_of_last_run(journal: Path) -> dict:
+    return next(e for e in last_run(journal) if e["event"] == "plan")
+
+
+def test_clean_run_checkpoints_every_output_and_major_ones_on_pv(chain, locations):
+    pipeline, _gate = chain
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert read_final(locations) == expected_final()
+    ssd = locations.ssd / "chain" / "shard-0"
+    pv = locations.pv / "chain" / "shard-0"
+    assert sorted(p.name.split("@")[0] for p in ssd.iterdir()) == ["evens", "final", "numbers", "squares", "total"]
+    assert sorted(p.name.split("@")[0] for p in pv.iterdir() if not p.name.startswith(".")) == ["squares", "total"]
+    manifest = json.loads(next(ssd.glob("numbers@*")).joinpath("manifest.json").read_text())
+    assert manifest["step"] == "gen" and manifest["shard"] == 0 and manifest["kind"] == "file"
+    assert manifest["files"][0]["size"] == (ssd / next(ssd.glob("numbers@*")).name / "data").stat().st_size
+    assert len(manifest["files"][0]["sha256"]) == 64
+    final_manifest = json.loads(next(ssd.glob("final@*")).joinpath("manifest.json").read_text())
+    assert final_manifest["kind"] == "dir" and {f["path"] for f in final_manifest["files"]} == {"total", "shard"}
+
+
+def test_changed_step_reruns_itself_and_its_dependants_only(chain, locations):
+    pipeline, _gate = chain
+    assert run_runtime(pipeline, locations).returncode == 0
+    script = pipeline.parent / "steps" / "evens" / "run.sh"
+    script.write_text(script.read_text() + "# a change in the step package\n")
+    second = run_runtime(pipeline, locations)
+    assert second.returncode == 0, second.stderr
+    journal = locations.journal("chain")
+    assert started_steps(journal) == ["evens", "total", "final"]
+    # numbers and squares were freed from shm after the first run: they come back from the SSD checkpoints.
+    assert plan_of_last_run(journal)["restore"] == {"gen/numbers": "ssd", "square/squares": "ssd"}
+    assert read_final(locations) == expected_final()
+    assert "changed since its outputs were committed" in second.stderr
+
+
+def test_process_level_reruns_only_the_killed_step(chain, locations):
+    pipeline, gate = chain
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total"))
+    apply_level("process", runner, locations, "chain", step="total")
+    assert runner.returncode == 1
+    assert "step total failed" in runner.stderr.read()
+    held.unlink()
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert started_steps(journal) == ["total", "final"]
+    assert plan_of_last_run(journal)["restore"] == {}  # everything came from shm
+    assert read_final(locations) == expected_final()
+
+
+def test_killed_step_with_retries_is_rerun_in_the_same_run(tmp_path, locations):
+    gate = tmp_path / "gate"
+    pipeline = make_chain(tmp_path, gate)
+    step_yaml = tmp_path / "steps" / "total" / "step.yaml"
+    step_yaml.write_text(step_yaml.read_text() + "retries: 1\n")
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total"))
+    from checkpoint_support import step_pid
+    import os
+    import signal as signals
+    os.kill(step_pid(locations, "chain", "total"), signals.SIGKILL)
+    wait_for(lambda: any(e.get("to") == "backoff" for e in journal_entries(journal)))
+    held.unlink()
+    assert runner.wait(timeout=60) == 0
+    attempts = [e for e in journal_entries(journal) if e.get("step") == "total" and e.get("to") == "running"]
+    assert len(attempts) == 2
+    assert read_final(locations) == expected_final()
+
+
+@pytest.mark.parametrize("level", ["container", "pod"])
+def test_runtime_killed_resumes_from_shm_or_ssd(chain, locations, level):
+    pipeline, gate = chain
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "ssd")
+             and checkpointed(journal, "evens", "evens", "ssd"))
+    apply_level(level, runner, locations, "chain")
+    held.unlink()
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert started_steps(journal) == ["total", "final"]
+    restore = plan_of_last_run(journal)["restore"]
+    if level == "container":
+        assert restore == {}
+    else:
+        assert restore == {"square/squares": "ssd", "evens/evens": "ssd"}
+    assert read_final(locations) == expected_final()
+
+
+def test_node_level_resumes_from_major_checkpoints(chain, locations):
+    pipeline, gate = chain
+    held = hold(gate, "final")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "final") and checkpointed(journal, "total", "total", "pv"))
+    apply_level("node", runner, locations, "chain")
+    held.unlink()
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert started_steps(journal) == ["final"]
+    assert plan_of_last_run(journal)["restore"] == {"total/total": "pv"}
+    assert read_final(locations) == expected_final()
+
+
+def test_node_level_reruns_what_only_the_ssd_held(chain, locations):
+    pipeline, gate = chain
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv"))
+    apply_level("node", runner, locations, "chain")
+    held.unlink()
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    # squares is major (on the PV); evens and numbers were only on the lost SSD.
+    assert started_steps(journal) == ["gen", "evens", "total", "final"]
+    assert plan_of_last_run(journal)["restore"] == {"square/squares": "pv"}
+    assert read_final(locations) == expected_final()
+
+
+def flip_byte(path: Path, offset: int = 3) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_in_ssd_checkpoint_falls_back_to_pv(chain, locations):
+    pipeline, gate = chain
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv")
+             and checkpointed(journal, "evens", "evens", "ssd") and checkpointed(journal, "square", "squares", "ssd"))
+    apply_level("pod", runner, locations, "chain")
+    ssd_item = next((locations.ssd / "chain" / "shard-0").glob("squares@*"))
+    flip_byte(ssd_item / "data")
+    held.unlink()
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert "not trusted: data: sha256 mismatch" in result.stderr
+    assert plan_of_last_run(journal)["restore"] == {"square/squares": "pv", "evens/evens": "ssd"}
+    assert started_steps(journal) == ["total", "final"]
+    quarantined = list((locations.ssd / "chain" / "shard-0" / ".quarantine").iterdir())
+    assert any(p.name.startswith(ssd_item.name) for p in quarantined)  # moved aside for inspection
+    assert read_final(locations) == expected_final()
+
+
+def test_corrupt_everywhere_means_the_step_runs_again(chain, locations):
+    pipeline, gate = chain
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv")
+             and checkpointed(journal, "evens", "evens", "ssd") and checkpointed(journal, "square", "squares", "ssd"))
+    apply_level("pod", runner, locations, "chain")
+    for tier in (locations.ssd, locations.pv):
+        flip_byte(next((tier / "chain" / "shard-0").glob("squares@*")) / "data", offset=10)
+    # A torn checkpoint: data present, manifest never written.
+    (next((locations.ssd / "chain" / "shard-0").glob("evens@*")) / "manifest.json").unlink()
+    held.unlink()
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert "no manifest (torn write)" in result.stderr
+    # numbers is intact on the SSD: gen is not run again, its output is restored for the re-run of evens.
+    assert started_steps(journal) == ["square", "evens", "total", "final"]
+    assert plan_of_last_run(journal)["restore"] == {"gen/numbers": "ssd"}
+    assert read_final(locations) == expected_final()
+
+
+def test_foreign_checkpoint_is_never_used(chain, locations):
+    pipeline, _gate = chain
+    assert run_runtime(pipeline, locations).returncode == 0
+    # Put shard 0's checkpoints where shard 1 would look for its own.
+    from imagekit_runtime.keys import data_key, step_keys
+    from imagekit_runtime.spec import load_pipeline
+    spec = load_pipeline(pipeline)
+    keys1 = step_keys(spec, 1, 1 + 1, dict(spec.params))
+    shard0 = locations.ssd / "chain" / "shard-0"
+    shard1 = locations.ssd / "chain" / "shard-1"
+    shard1.mkdir(parents=True)
+    for item in shard0.iterdir():
+        if "@" in item.name:
+            data = item.name.split("@")[0]
+            producer = {"numbers": "gen", "squares": "square", "evens": "evens", "total": "total", "final": "final"}[data]
+            subprocess.run(["cp", "-a", str(item), str(shard1 / f"{data}@{data_key(keys1[producer], data)[:16]}")],
+                           check=True)
+    second = run_runtime(pipeline, locations, "--shard-index", "1", "--shard-count", "2", "--results",
+                         str(locations.root / "results-1"))
+    assert second.returncode == 0, second.stderr
+    assert "foreign checkpoint" in second.stderr
+    journal1 = locations.journal("chain", shard=1)
+    assert started_steps(journal1) == ["gen", "square", "evens", "total", "final"]
+    assert (locations.root / "results-1" / "final" / "shard").read_text() == "shard 1\n"
+
+
+def test_kill_during_checkpoint_copy_leaves_nothing_trusted(tmp_path, locations):
+    gate = tmp_path / "gate"
+    pipeline = make_chain(tmp_path, gate, count=3_000_000)  # ~20 MB of numbers, a visible copy window
+    runner = start(pipeline, locations)
+    ssd = locations.ssd / "chain" / "shard-0"
+    wait_for(lambda: ssd.is_dir() and any(p.name.startswith(".tmp-") for p in ssd.iterdir()), interval=0.001)
+    apply_level("container", runner, locations, "chain")
+    for item in ssd.iterdir():
+        if "@" in item.name and not item.name.startswith("."):
+            assert (item / "manifest.json").exists()  # whatever is visible is whole
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert not any(p.name.startswith(".tmp-") for p in ssd.iterdir())  # leftovers cleaned
+    # Equal to a clean run of the same pipeline elsewhere.
+    from conftest import Locations
+    clean = Locations(tmp_path / "clean")
+    for sub in ("shm", "ssd", "pv", "results"):
+        (clean.root / sub).mkdir(parents=True)
+    assert run_runtime(pipeline, clean).returncode == 0
+    assert read_final(locations) == read_final(clean)
+    assert read_final(locations)["total"].split()[1] == "1500000"
+
+
+@pytest.fixture
+def tiny_ssd(tmp_path):
+    mount_point = tmp_path / "tiny-ssd"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_full_ssd_degrades_to_a_warning(chain, locations, tiny_ssd):
+    pipeline, _gate = chain
+    result = subprocess.run(runtime_command(pipeline, locations, "--ssd", str(tiny_ssd)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ssd is full: no ssd checkpoint for squares" in result.stderr
+    assert read_final(locations) == expected_final()
+    assert not any(p.name.startswith(".tmp-") for p in (tiny_ssd / "chain" / "shard-0").iterdir())
+
+
+def test_retention_prunes_checkpoints_of_old_runs(tmp_path, locations):
+    gate = tmp_path / "gate"
+    pipeline = make_chain(tmp_path, gate, count=100)
+    text = pipeline.read_text().replace("major:", "retention: 1\n  major:")
+    pipeline.write_text(text)
+    ssd = locations.ssd / "chain" / "shard-0"
+    keys_seen = []
+    for count in (100, 200, 300):
+        result = run_runtime(pipeline, locations, "--param", f"COUNT={count}")
+        assert result.returncode == 0, result.stderr
+        keys_seen.append({p.name for p in ssd.iterdir() if "@" in p.name})
+    # After the third run: its own checkpoints plus those of one older run (retention 1).
+    assert keys_seen[0] & keys_seen[2] == set()
+    assert keys_seen[1] - keys_seen[0] <= keys_seen[2]
+    assert len(keys_seen[2]) == 10
+
+
+def test_status_shows_where_data_is_and_what_would_run(chain, locations):
+    pipeline, gate = chain
+    held = hold(gate, "total")
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv")
+             and checkpointed(journal, "evens", "evens", "ssd"))
+    apply_level("pod", runner, locations, "chain")
+    held.unlink()
+    status = imagekit("status", pipeline, *locations.args(), "--output", "json")
+    assert status.returncode == 0, status.stderr
+    report = status.summary
+    items = {item["data"]: item for item in report["items"]}
+    assert items["squares"]["shm"] is False and items["squares"]["ssd"] and items["squares"]["pv"]
+    assert items["evens"]["ssd"] and not items["evens"]["pv"]
+    assert items["total"] == {"data": "total", "step": "total", "shm": False, "ssd": False, "pv": False, "results": None}
+    assert report["would_run"] == ["total", "final"]
+    assert not report["complete"]
+    text = imagekit("status", pipeline, *locations.args())
+    assert "would run: total, final" in text.stderr
