@@ -239,6 +239,14 @@ def test_skip_shard_reserves_ordinals_and_keeps_the_shard_count():
     assert pod_ordinals(spec) == [0, 2, 3]
 
 
+def test_skipping_a_shard_leaves_the_pod_template_alone():
+    # Only replicas and reserveOrdinals change, so no running pod is updated or restarted.
+    _, _, before = rendered(replicas=4)
+    _, _, after = rendered(replicas=4, skip_shards=(2,))
+    assert after.pod_template() == before.pod_template()
+    assert after.workload().body["spec"]["volumeClaimTemplates"] == before.workload().body["spec"]["volumeClaimTemplates"]
+
+
 def test_namespace_goes_on_namespaced_resources_only():
     _, _, rendering = rendered(namespace="batch", ssd=SsdMode.local_pv)
     for manifest in rendering.manifests:

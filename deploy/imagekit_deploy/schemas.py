@@ -83,8 +83,7 @@ def _iter_errors(validator: Any, instance: Any, prefix: tuple[Any, ...]) -> Iter
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         # oneOf/anyOf failures carry the real reason one level down.
         detail = best_match(error.context) if error.context else error
-        path = prefix + tuple(detail.absolute_path) if detail is not error else prefix + tuple(error.absolute_path)
-        yield SchemaError(field_path(path), _short(detail.message))
+        yield SchemaError(field_path(prefix + tuple(detail.absolute_path)), _short(detail.message))
 
 
 def strict(schema: Any) -> Any:
