@@ -45,11 +45,16 @@ class SchemaError:
 
 
 def shared_dir() -> Path:
+    """$IMAGEKIT_SHARED_DIR, else `shared/` beside the repository this package is imported from,
+    else `shared/` beside the working directory (a CI job runs from its clone's root)."""
     override = os.environ.get("IMAGEKIT_SHARED_DIR")
     if override:
         return Path(override)
-    repo_root = Path(__file__).resolve().parents[2]
-    return repo_root.parent / "shared"
+    beside_repository = Path(__file__).resolve().parents[2].parent / "shared"
+    beside_cwd = Path.cwd().parent / "shared"
+    if not beside_repository.is_dir() and beside_cwd.is_dir():
+        return beside_cwd
+    return beside_repository
 
 
 def kruise_crd_path() -> Path:
