@@ -1,0 +1,101 @@
+"""Kill the pipeline at random moments, at every failure level, and check every resume.
+
+Seeded, so a failure reproduces: IMAGEKIT_CHAOS_SEED picks the seed, IMAGEKIT_CHAOS_ROUNDS the rounds per level.
+Each round: start a run, kill it at a random moment at the level under test, resume, and check that
+  - the final output equals a clean run's, and
+  - the resume re-ran no step whose outputs had already survived at that level (bounded redo).
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+
+import pytest
+
+from checkpoint_support import (
+    LEVELS, ORDER, STEPS, durability, kill_tree, make_chain, read_final, run_runtime, runtime_command,
+)
+from conftest import Locations, started_steps
+
+ROUNDS = int(os.environ.get("IMAGEKIT_CHAOS_ROUNDS", "20"))
+SEED = int(os.environ.get("IMAGEKIT_CHAOS_SEED", "20261126"))
+OUTPUTS = {name: io["outputs"] for name, (io, _body) in STEPS.items()}
+
+
+def fresh_locations(root) -> Locations:
+    locations = Locations(root)
+    shm_root = f"/dev/shm/imagekit-chaos-{os.getpid()}-{root.name}"
+    os.makedirs(shm_root, exist_ok=True)
+    root.mkdir(parents=True)
+    (root / "shm").symlink_to(shm_root, target_is_directory=True)
+    return locations
+
+
+def running_steps(locations: Locations) -> list[str]:
+    conf = locations.data_root("chain") / "run" / "supervisord.conf"
+    if not conf.exists():
+        return []
+    out = subprocess.run(["supervisorctl", "-c", str(conf), "status"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if " RUNNING " in f" {line} "]
+
+
+def survivors(level: str, locations: Locations) -> set[str]:
+    """Steps whose every output survives this level, by the killed run's own journal."""
+    made = durability(locations.journal("chain"))
+    if level in ("process", "container"):
+        return made.committed
+    tier = made.on_ssd if level == "pod" else made.on_pv
+    return {step for step in ORDER if all((step, data) in tier for data in OUTPUTS[step])}
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_random_kills_never_lose_committed_work(tmp_path, level):
+    rng = random.Random(f"{SEED}-{level}")
+    pipeline = make_chain(tmp_path / "pipeline", tmp_path / "gate")
+    clean = fresh_locations(tmp_path / "clean")
+    started = time.monotonic()
+    assert run_runtime(pipeline, clean).returncode == 0
+    clean_seconds = time.monotonic() - started
+    expected = read_final(clean)
+    shm_roots = [clean.shm.resolve()]
+    reran_total = 0
+    try:
+        for round_number in range(ROUNDS):
+            locations = fresh_locations(tmp_path / f"round-{round_number}")
+            shm_roots.append(locations.shm.resolve())
+            delay = rng.uniform(0.05, clean_seconds * 1.1)
+            runner = subprocess.Popen(runtime_command(pipeline, locations), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            if level == "process":
+                victims = running_steps(locations)
+                conf = locations.data_root("chain") / "run" / "supervisord.conf"
+                if victims:
+                    victim = rng.choice(victims)
+                    pid = subprocess.run(["supervisorctl", "-c", str(conf), "pid", victim],
+                                         capture_output=True, text=True).stdout.strip()
+                    if pid.isdigit() and int(pid) > 0:
+                        os.kill(int(pid), 9)
+                runner.wait(timeout=60)
+            else:
+                kill_tree(runner.pid)
+                runner.wait(timeout=60)
+            kept = survivors(level, locations)
+            if level in ("pod", "node"):
+                subprocess.run(["rm", "-rf", str(locations.shm.resolve() / "chain")], check=True)
+            if level == "node":
+                subprocess.run(["rm", "-rf", str(locations.ssd)], check=True)
+            resumed = run_runtime(pipeline, locations)
+            assert resumed.returncode == 0, f"round {round_number} (delay {delay:.3f}s): {resumed.stderr}"
+            assert read_final(locations) == expected, f"round {round_number} (delay {delay:.3f}s)"
+            journal = locations.journal("chain")
+            rerun = set(started_steps(journal)) if journal.exists() else set()
+            assert not (rerun & kept), (f"round {round_number} (delay {delay:.3f}s, level {level}): "
+                                        f"re-ran {sorted(rerun & kept)} although they had survived")
+            reran_total += len(rerun)
+    finally:
+        for shm_root in shm_roots:
+            subprocess.run(["rm", "-rf", str(shm_root)], check=False)
+    assert reran_total < ROUNDS * len(ORDER)  # resumes reused work, on the whole
