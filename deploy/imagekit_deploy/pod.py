@@ -80,6 +80,8 @@ def shard_env(spec: PipelineSpec, settings: DeploySettings) -> list[dict[str, An
         {"name": "IMAGEKIT_SHARD_COUNT", "value": str(settings.shard_count)},
         *_identity_env(),
         {"name": "IMAGEKIT_SHM_DIR", "value": SHM_DIR},
+        # A StatefulSet restarts a container that exits, even with 0: a complete shard waits instead.
+        {"name": "IMAGEKIT_HOLD_WHEN_COMPLETE", "value": "1"},
     ]
     if spec.checkpoint.ssd is not None:
         env.append({"name": "IMAGEKIT_SSD_DIR", "value": str(spec.checkpoint.ssd)})

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .conductor import Conductor, RunOptions, RunSummary
@@ -75,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="run again even if this shard is complete")
     run.add_argument("--parallelism", type=int, help="override the pipeline's parallelism")
     run.add_argument("--output", choices=["text", "json"], default="text")
+    run.add_argument("--hold-when-complete", action="store_true",
+                     default=os.environ.get("IMAGEKIT_HOLD_WHEN_COMPLETE", "") not in ("", "0", "false"),
+                     help="after success, wait for SIGTERM instead of exiting (StatefulSet pods restart exited "
+                          "containers); default $IMAGEKIT_HOLD_WHEN_COMPLETE")
     run.add_argument("--verbose", "-v", action="store_true")
     status = commands.add_parser("status", help="where each data item is and which steps would run")
     add_location_arguments(status)
@@ -100,8 +107,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(format_summary(summary), file=sys.stderr)
     if args.output == "json":
-        print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+        print(json.dumps(summary.to_json(), indent=2, sort_keys=True), flush=True)
+    if summary.exit_code == 0 and args.hold_when_complete:
+        hold_until_stopped()
     return summary.exit_code
+
+
+def hold_until_stopped() -> None:
+    """A complete shard stays up, idle, until SIGTERM or SIGINT: then exit 0."""
+    print("shard complete; holding until stopped (SIGTERM)", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
