@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from . import deploy, run, validate
+from . import build, inspect, push
 from .common import setup_logging
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log every 
 
 
 # Each verb lives in its own module and registers itself here.
-for verb in (validate, run, deploy):
+for verb in (validate, run, deploy, build, push, inspect):
     verb.register(app)
 
 

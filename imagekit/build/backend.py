@@ -1,0 +1,121 @@
+"""The build contract: one interface, one module per engine (docker.py, buildah.py).
+
+A backend builds a Containerfile in a prepared context directory, inspects the
+images it holds, and pushes them. Everything above it (wheel resolution, layer
+planning, labels, caching of host-side work) is shared and engine-agnostic.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagekit_runtime.errors import UsageError
+
+ENGINE_HINT = "run scripts/bootstrap.sh to install and start one"
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
+                "no route to host", "connection reset", "server gave http response to https client")
+
+
+def registry_unreachable(engine_output: str) -> bool:
+    """Whether an engine's push/pull error means the registry could not be reached at all."""
+    text = engine_output.lower()
+    return any(marker in text for marker in _UNREACHABLE)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    containerfile: str  # relative to context
+    tag: str
+    build_args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    timestamp: int | None = None  # SOURCE_DATE_EPOCH: fixes created times where the engine can
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    image_id: str
+    # One entry per Containerfile instruction after FROM: True when the engine reused its cache.
+    cached: tuple[bool, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    diff_ids: tuple[str, ...]
+    labels: dict[str, str]
+    layer_sizes: tuple[int | None, ...]  # uncompressed bytes per layer, when the engine tells
+    history: tuple[dict[str, Any], ...] = ()
+    user: str = ""
+    entrypoint: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    created: str = ""
+    manifest_digest: str | None = None  # of the local manifest, when the engine keeps one
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What an engine says about a push: the manifest digest, and per layer whether it sent the blob."""
+
+    digest: str
+    # Per layer (in diff_ids order): True uploaded, False already there or mounted, None the engine won't say.
+    uploaded: tuple[bool | None, ...]
+
+
+class Backend(abc.ABC):
+    """An image engine: builds Containerfiles, holds images, pushes them."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise EnvironmentMissing (exit 3) with a hint when the engine can't be used."""
+
+    @abc.abstractmethod
+    def image_id(self, ref: str) -> str | None:
+        """The local image ID of ref, or None when the engine doesn't hold it."""
+
+    @abc.abstractmethod
+    def ensure_image(self, ref: str) -> str:
+        """The image ID of ref, pulling it if needed; EnvironmentMissing when it can't be had."""
+
+    @abc.abstractmethod
+    def run_python(self, image: str, script: str) -> str:
+        """Run `python3 -c script` in a throwaway container of image (as root, no network); its stdout."""
+
+    @abc.abstractmethod
+    def build(self, request: BuildRequest) -> BuildOutcome:
+        """Build request.containerfile; tag the result request.tag."""
+
+    @abc.abstractmethod
+    def inspect(self, ref: str) -> ImageInfo:
+        """Layers, labels and history of a local image."""
+
+    @abc.abstractmethod
+    def tag(self, image: str, ref: str) -> None: ...
+
+    @abc.abstractmethod
+    def remove(self, refs: list[str]) -> None:
+        """Remove local images (tags); missing ones are ignored."""
+
+    @abc.abstractmethod
+    def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
+        """Push local image ref to destination (a registry reference); raise EnvironmentMissing if unreachable."""
+
+
+def get_backend(name: str) -> Backend:
+    if name == "docker":
+        from .docker import DockerBackend
+
+        return DockerBackend()
+    if name == "buildah":
+        from .buildah import BuildahBackend
+
+        return BuildahBackend()
+    raise UsageError(f"unknown backend {name!r}: use docker or buildah")
+
+
+BACKENDS = ("docker", "buildah")

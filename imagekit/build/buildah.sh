@@ -1,0 +1,75 @@
+#!/bin/sh
+# The buildah backend's only contact with buildah: one subcommand per operation.
+# Called by imagekit/build/buildah.py; usable by hand for debugging:
+#   sh imagekit/build/buildah.sh build CONTEXT Containerfile TAG [--timestamp N] [--no-cache] [--label K=V]...
+set -eu
+
+usage() {
+    echo "usage: buildah.sh check | image-id REF | pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | inspect REF | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+command=$1
+shift
+
+case "$command" in
+check)
+    buildah version >/dev/null
+    # Root is needed for overlay storage and for RUN in the base Containerfile.
+    buildah info --format '{{.store.GraphDriverName}}'
+    ;;
+image-id)
+    buildah inspect --type image --format '{{.FromImageID}}' "$1"
+    ;;
+pull)
+    # No public registry is reachable here: a local Docker engine is the usual source.
+    buildah pull --quiet "$1" 2>/dev/null || buildah pull --quiet "docker-daemon:$1"
+    ;;
+probe)
+    image=$1
+    script=$2
+    container=$(buildah from --pull-never --quiet "$image")
+    trap 'buildah rm "$container" >/dev/null 2>&1 || true' EXIT
+    buildah run --network none --user 0:0 "$container" -- python3 -c "$script"
+    ;;
+build)
+    context=$1
+    file=$2
+    tag=$3
+    shift 3
+    iidfile=$(mktemp)
+    trap 'rm -f "$iidfile"' EXIT
+    # --layers: cache each instruction; --pull-never: the base is local (nothing can be pulled);
+    # --identity-label=false: no label that changes with buildah's version.
+    buildah bud --layers --pull-never --identity-label=false --format oci \
+        --iidfile "$iidfile" -f "$context/$file" -t "$tag" "$@" "$context"
+    echo "IMAGEKIT-IMAGE-ID $(cat "$iidfile")"
+    ;;
+inspect)
+    buildah inspect --type image "$1"
+    ;;
+tag)
+    buildah tag "$1" "$2"
+    ;;
+rmi)
+    for ref in "$@"; do
+        buildah rmi "$ref" >/dev/null 2>&1 || true
+    done
+    ;;
+push)
+    image=$1
+    destination=$2
+    digestfile=$3
+    tls_verify=$4
+    authfile=${5:-}
+    if [ -n "$authfile" ]; then
+        buildah push --tls-verify="$tls_verify" --authfile "$authfile" --digestfile "$digestfile" "$image" "docker://$destination"
+    else
+        buildah push --tls-verify="$tls_verify" --digestfile "$digestfile" "$image" "docker://$destination"
+    fi
+    ;;
+*)
+    usage
+    ;;
+esac

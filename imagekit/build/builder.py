@@ -1,0 +1,204 @@
+"""The build path, start to end: pipeline spec in, tagged image (and its layer report) out.
+
+    spec → probe the base's Python → resolve each step's wheels on the host
+         → runtime base (Containerfile.base, built once per base and runtime)
+         → layer plan → deterministic tarballs → backend builds the pipeline Containerfile
+         → labels with each step's layer digests → (push)
+
+Engines differ only behind `Backend`; this module is the same for all of them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from imagekit_runtime.spec import PipelineSpec
+
+from .backend import Backend, BuildRequest, ImageInfo
+from .context import pipeline_files, stage_label_context, stage_pipeline, stage_runtime_base
+from .labels import layer_labels, oci_labels, source_info
+from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, plan_layers
+from .wheels import PROBE_SCRIPT, PythonTarget, cache_root, install_step_requirements
+
+log = logging.getLogger("imagekit.build")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    tag: str
+    base: str | None = None  # overrides the pipeline's `base`
+    layer_budget: int = DEFAULT_LAYER_BUDGET
+    timestamp: int | None = None  # SOURCE_DATE_EPOCH
+    version: str | None = None
+    no_cache: bool = False  # engine cache and host-side caches (wheels, trees) alike
+    python_version: str | None = None  # skip probing the base image
+
+
+@dataclass
+class LayerReport:
+    index: int  # position in the image, 0 = bottom
+    name: str
+    kind: str  # base | deps | code | pipeline
+    steps: list[str]
+    digest: str  # diff ID: sha256 of the uncompressed layer
+    size: int | None
+    cached: bool  # the engine reused its cache for it
+    unchanged: bool | None  # same digest as in the image the tag named before (None: no such image)
+
+
+@dataclass
+class BuildResult:
+    tag: str
+    image_id: str
+    backend: str
+    base: str
+    runtime_base: str
+    runtime_base_reused: bool
+    python: str
+    layers: list[LayerReport]
+    shared_steps: list[str]
+    layer_budget: int
+    labels: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+    manifest_digest: str | None = None
+    pushed: dict[str, object] | None = None
+
+    @property
+    def reused(self) -> list[LayerReport]:
+        return [layer for layer in self.layers if layer.kind != "base" and (layer.cached or layer.unchanged)]
+
+    @property
+    def rebuilt(self) -> list[LayerReport]:
+        return [layer for layer in self.layers if layer.kind != "base" and not layer.cached]
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["reused_layers"] = [layer.name for layer in self.reused]
+        data["rebuilt_layers"] = [layer.name for layer in self.rebuilt]
+        data["changed_layers"] = [layer.name for layer in self.layers if layer.unchanged is False]
+        return data
+
+
+def probe_target(backend: Backend, base_image_id: str, python_version: str | None) -> PythonTarget:
+    """What the base image runs: Python version, glibc, whether supervisor/pyyaml are there. Cached by image ID."""
+    if python_version:
+        return PythonTarget(version=python_version, has_supervisor=False, has_yaml=False)
+    cache_file = cache_root() / "probes" / f"{backend.name}-{base_image_id.removeprefix('sha256:')[:32]}.json"
+    if cache_file.is_file():
+        return PythonTarget(**json.loads(cache_file.read_text()))
+    target = PythonTarget.from_probe(backend.run_python(base_image_id, PROBE_SCRIPT))
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(asdict(target)))
+    return target
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = time.monotonic()
+        self._last = self._start
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings[name] = round(now - self._last, 3)
+        self._last = now
+
+    def total(self) -> None:
+        self.timings["total"] = round(time.monotonic() - self._start, 3)
+
+
+def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> BuildResult:
+    timer = Timer()
+    backend.check()
+    base = options.base or spec.base
+    base_id = backend.ensure_image(base)
+    target = probe_target(backend, base_id, options.python_version)
+    log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
+    timer.lap("probe")
+
+    deps_trees = {}
+    for step in spec.steps:
+        if step.requirements is not None:
+            deps_trees[step.name] = install_step_requirements(step, target, refresh=options.no_cache)
+    timer.lap("resolve")
+
+    runtime_context = stage_runtime_base(base_id, target, options.timestamp)
+    runtime_reused = backend.image_id(runtime_context.tag) is not None and not options.no_cache
+    if runtime_reused:
+        log.info("runtime base %s: reused", runtime_context.tag)
+    else:
+        log.info("runtime base %s: building on %s", runtime_context.tag, base)
+        backend.build(BuildRequest(context=runtime_context.directory, containerfile=runtime_context.containerfile,
+                                   tag=runtime_context.tag, build_args={"BASE": base_id},
+                                   timestamp=options.timestamp, no_cache=options.no_cache))
+    runtime_info = backend.inspect(runtime_context.tag)
+    timer.lap("runtime_base")
+
+    work = cache_root() / "contexts" / _context_name(spec)
+    files = pipeline_files(spec, work / "pipeline-files")
+    plan = plan_layers(spec, deps_trees, files, base_layers=len(runtime_info.diff_ids), budget=options.layer_budget)
+    if plan.shared_steps:
+        log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
+                    ", ".join(plan.shared_steps))
+    context = stage_pipeline(spec, plan, runtime_context.tag, work / "context")
+    timer.lap("stage")
+
+    previous = _previous_layers(backend, options.tag)
+    stage_tag = f"imagekit/stage:{_context_name(spec)}"
+    outcome = backend.build(BuildRequest(context=context.directory, containerfile=context.containerfile,
+                                         tag=stage_tag, timestamp=options.timestamp, no_cache=options.no_cache))
+    staged = backend.inspect(outcome.image_id)
+    timer.lap("build")
+
+    layers = _layer_reports(plan, runtime_info, staged, outcome.cached, previous)
+    labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp)
+    labels |= layer_labels(
+        [{"digest": l.digest, "kind": l.kind, "name": l.name, "steps": l.steps} for l in layers if l.kind != "base"],
+        plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
+    )
+    label_context = work / "labels"
+    labelled = backend.build(BuildRequest(context=label_context,
+                                          containerfile=stage_label_context(label_context, outcome.image_id, labels),
+                                          tag=options.tag, timestamp=options.timestamp))
+    final = backend.inspect(options.tag)
+    timer.lap("label")
+    timer.total()
+    return BuildResult(
+        tag=options.tag, image_id=labelled.image_id or final.id, backend=backend.name, base=base,
+        runtime_base=runtime_context.tag, runtime_base_reused=runtime_reused,
+        python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
+        shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
+        manifest_digest=final.manifest_digest,
+    )
+
+
+def _context_name(spec: PipelineSpec) -> str:
+    where = hashlib.sha256(str(spec.file).encode()).hexdigest()[:10]
+    return f"{spec.name}-{where}"
+
+
+def _previous_layers(backend: Backend, tag: str) -> set[str] | None:
+    if backend.image_id(tag) is None:
+        return None
+    return set(backend.inspect(tag).diff_ids)
+
+
+def _layer_reports(plan: LayerPlan, runtime: ImageInfo, image: ImageInfo, cached: tuple[bool, ...],
+                   previous: set[str] | None) -> list[LayerReport]:
+    reports = []
+    for index, digest in enumerate(image.diff_ids):
+        size = image.layer_sizes[index] if index < len(image.layer_sizes) else None
+        unchanged = None if previous is None else digest in previous
+        if index < plan.base_layers:
+            reports.append(LayerReport(index, f"base-{index}", "base", [], digest, size, True, unchanged))
+            continue
+        planned = plan.layers[index - plan.base_layers]
+        position = index - plan.base_layers
+        reports.append(LayerReport(index, planned.name, planned.kind, list(planned.steps), digest,
+                                   size if size is not None else planned.size,
+                                   cached[position] if position < len(cached) else False, unchanged))
+    return reports

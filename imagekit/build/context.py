@@ -1,0 +1,186 @@
+"""Build contexts on disk: what each engine is handed, the same for both.
+
+Two contexts per build:
+- the runtime base (Containerfile.base, the runtime, base-setup.sh and any wheels the
+  base image lacks), keyed by its content so it is built once per base and runtime;
+- the pipeline (a generated Containerfile of `ADD <layer>.tar /` lines on top of the
+  runtime base), whose tarballs come from tarball.write_layer.
+Contents are normalised (modes, times) so COPY in either engine sees the same files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagekit_runtime
+from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_runtime.spec import PipelineSpec
+
+from .plan import LayerPlan, step_image_path
+from .tarball import FIXED_MTIME, SKIPPED_DIRS, LayerTar, skip_file, write_layer
+from .wheels import PythonTarget, cache_root, download_runtime_wheels
+
+BASE_SETUP = Path(__file__).with_name("base-setup.sh")
+RUNTIME_BASE_REPOSITORY = "imagekit/runtime-base"
+
+
+def containerfile_base() -> Path:
+    """Containerfile.base at the root of the imagekit checkout."""
+    for candidate in (Path(__file__).resolve().parents[2] / "Containerfile.base", Path.cwd() / "Containerfile.base"):
+        if candidate.is_file():
+            return candidate
+    raise EnvironmentMissing("Containerfile.base not found: run imagekit from its source checkout (pip install -e .)")
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    for root, dirs, files in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        relative = Path(root).relative_to(source)
+        (destination / relative).mkdir(parents=True, exist_ok=True)
+        for name in sorted(files):
+            if not skip_file(name):
+                shutil.copyfile(Path(root) / name, destination / relative / name)
+
+
+def normalise(tree: Path) -> None:
+    """Modes 0755/0644 and one fixed time on everything, so COPY gives the same layer every time."""
+    for root, dirs, files in os.walk(tree, topdown=False):
+        for name in files:
+            path = Path(root) / name
+            path.chmod(0o755 if os.access(path, os.X_OK) or path.suffix == ".sh" else 0o644)
+            os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
+        for name in dirs:
+            path = Path(root) / name
+            path.chmod(0o755)
+            os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+    tree.chmod(0o755)
+    os.utime(tree, (FIXED_MTIME, FIXED_MTIME))
+
+
+def tree_digest(tree: Path) -> str:
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(tree):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            digest.update(path.relative_to(tree).as_posix().encode() + b"\0")
+            digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RuntimeBaseContext:
+    directory: Path
+    containerfile: str
+    tag: str  # imagekit/runtime-base:<key>: same key, same image
+
+
+def stage_runtime_base(base_image_id: str, target: PythonTarget, timestamp: int | None) -> RuntimeBaseContext:
+    work = cache_root() / "contexts" / "runtime-base.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    shutil.copyfile(containerfile_base(), work / "Containerfile")
+    setup = work / "setup"
+    (setup / "wheels").mkdir(parents=True)
+    shutil.copyfile(BASE_SETUP, setup / BASE_SETUP.name)
+    download_runtime_wheels(target, setup / "wheels")
+    _copy_tree(Path(imagekit_runtime.__file__).resolve().parent, work / "runtime" / "imagekit_runtime")
+    normalise(work)
+    material = f"{base_image_id}\0{timestamp}\0{tree_digest(work)}"
+    key = hashlib.sha256(material.encode()).hexdigest()[:16]
+    final = cache_root() / "contexts" / f"runtime-base-{key}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+    return RuntimeBaseContext(directory=final, containerfile="Containerfile", tag=f"{RUNTIME_BASE_REPOSITORY}:{key}")
+
+
+def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
+    """The pipeline layer's tree: pipeline.yaml as written, and the resolved graph."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    meta = destination / ".imagekit"
+    meta.mkdir(parents=True)
+    shutil.copyfile(spec.file, destination / "pipeline.yaml")
+    graph = {
+        "pipeline": spec.name,
+        "order": spec.topological_order(),
+        "steps": {
+            step.name: {
+                "path": str(step_image_path(spec, step)),
+                "inputs": list(step.inputs),
+                "outputs": list(step.outputs),
+                "content_hash": step.content_hash(),
+            }
+            for step in spec.steps
+        },
+        "producers": spec.producer_of(),
+        "results": list(spec.results),
+    }
+    (meta / "graph.json").write_text(json.dumps(graph, indent=2, sort_keys=True) + "\n")
+    return destination
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    directory: Path
+    containerfile: str
+    tars: dict[str, LayerTar]  # by layer name
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def stage_pipeline(spec: PipelineSpec, plan: LayerPlan, runtime_base_tag: str, directory: Path) -> PipelineContext:
+    """Write every planned layer as a tarball (deps tarballs cached by content) and the Containerfile."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    (directory / "layers").mkdir(parents=True)
+    tars: dict[str, LayerTar] = {}
+    lines = [
+        f"# Generated by `imagekit build` for pipeline {spec.name}: one ADD per layer, stable layers first.",
+        f"FROM {runtime_base_tag}",
+    ]
+    for layer in plan.layers:
+        destination = directory / "layers" / f"{layer.name}.tar"
+        if layer.kind == "deps":
+            # A deps tree is big and changes rarely: its tarball is cached under the trees it holds.
+            key = hashlib.sha256("\0".join(f"{m.source.name}>{m.target}" for m in layer.mappings).encode()).hexdigest()
+            cached = cache_root() / "layer-tars" / f"{key[:24]}.tar"
+            digest_file = cached.with_suffix(".json")
+            if cached.is_file() and digest_file.is_file():
+                meta = json.loads(digest_file.read_text())
+                tar = LayerTar(path=cached, sha256=meta["sha256"], size=meta["size"])
+            else:
+                tar = write_layer(layer.mappings, cached)
+                digest_file.write_text(json.dumps({"sha256": tar.sha256, "size": tar.size}))
+            _link_or_copy(cached, destination)
+            tars[layer.name] = LayerTar(path=destination, sha256=tar.sha256, size=tar.size)
+        else:
+            tars[layer.name] = write_layer(layer.mappings, destination)
+        steps = f" ({', '.join(layer.steps)})" if layer.steps else ""
+        lines.append(f"# {layer.kind}{steps}")
+        lines.append(f"ADD layers/{layer.name}.tar /")
+    (directory / "Containerfile").write_text("\n".join(lines) + "\n")
+    return PipelineContext(directory=directory, containerfile="Containerfile", tars=tars)
+
+
+def stage_label_context(directory: Path, image_id: str, labels: dict[str, str]) -> str:
+    """A context whose Containerfile adds the labels, in one metadata-only instruction, to the built image."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    # JSON string quoting is what a Containerfile's LABEL understands (\" and \\ escapes, no newlines).
+    pairs = " \\\n    ".join(f"{json.dumps(key)}={json.dumps(value)}" for key, value in sorted(labels.items()))
+    (directory / "Containerfile").write_text(f"FROM {image_id}\nLABEL {pairs}\n")
+    return "Containerfile"

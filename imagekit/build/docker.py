@@ -1,0 +1,202 @@
+"""Backend: the Docker engine, through the Docker SDK for Python.
+
+The engine's classic builder caches each instruction and keeps layer contents
+reproducible (our layers are tarballs with fixed times), but stamps every image
+config and history entry with the time of the build: image IDs and digests
+differ between two builds even when every layer is identical. buildah does not
+have that limit (see buildah.py).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
+
+from .backend import ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, registry_unreachable
+
+log = logging.getLogger("imagekit.build")
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+_METADATA_ONLY = re.compile(r"#\(nop\)\s+(?!ADD|COPY)")
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self.check()
+        return self._client
+
+    def check(self) -> None:
+        import docker
+        from docker.errors import DockerException
+
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        try:
+            client = docker.from_env(timeout=600)
+            client.ping()
+        except (DockerException, OSError) as exc:
+            detail = str(exc).splitlines()[0][:200]
+            raise EnvironmentMissing(f"no Docker engine answers at {where} ({detail}): {ENGINE_HINT}") from None
+        self._client = client
+
+    def image_id(self, ref: str) -> str | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client.api.inspect_image(ref)["Id"]
+        except ImageNotFound:
+            return None
+
+    def ensure_image(self, ref: str) -> str:
+        image = self.image_id(ref)
+        if image:
+            return image
+        from docker.errors import APIError
+
+        log.info("docker: %s not in the engine, pulling", ref)
+        try:
+            self.client.images.pull(ref)
+        except APIError as exc:
+            raise EnvironmentMissing(
+                f"base image {ref} is not in the Docker engine and can't be pulled ({exc.explanation or exc}); "
+                f"scripts/bootstrap.sh builds imagekit/debian-python:bookworm (use --base)") from None
+        return self.client.api.inspect_image(ref)["Id"]
+
+    def run_python(self, image: str, script: str) -> str:
+        output = self.client.containers.run(
+            image, entrypoint=["python3", "-c", script], user="0", network_disabled=True,
+            remove=True, stdout=True, stderr=False,
+        )
+        return output.decode(errors="replace")
+
+    def build(self, request: BuildRequest) -> BuildOutcome:
+        # The classic builder has no SOURCE_DATE_EPOCH: request.timestamp only reaches the labels.
+        stream = self.client.api.build(
+            path=str(request.context), dockerfile=request.containerfile, tag=request.tag,
+            buildargs=request.build_args or None, labels=request.labels or None, nocache=request.no_cache,
+            rm=True, forcerm=True, pull=False, decode=True,
+        )
+        image_id = ""
+        cached: dict[int, bool] = {}
+        total = current = 0
+        transcript: list[str] = []
+        for event in stream:
+            if "error" in event:
+                transcript.append(event["error"])
+                raise CommandFailed(["docker", "build", str(request.context)], 1, "\n".join(transcript))
+            if "aux" in event and "ID" in event["aux"]:
+                image_id = event["aux"]["ID"]
+            text = event.get("stream", "")
+            for line in text.splitlines():
+                line = line.strip()
+                if not line:
+                    continue
+                transcript.append(line)
+                log.debug("docker: %s", line)
+                step = _STEP.match(line)
+                if step:
+                    current, total = int(step.group(1)), int(step.group(2))
+                    cached.setdefault(current, False)
+                elif line.startswith("---> Using cache") and current:
+                    cached[current] = True
+        if not image_id:
+            image_id = self.client.api.inspect_image(request.tag)["Id"]
+        return BuildOutcome(image_id=image_id, cached=tuple(cached.get(i, False) for i in range(2, total + 1)))
+
+    def inspect(self, ref: str) -> ImageInfo:
+        from docker.errors import ImageNotFound
+
+        try:
+            data = self.client.api.inspect_image(ref)
+        except ImageNotFound:
+            raise EnvironmentMissing(f"image {ref} is not in the Docker engine") from None
+        config = data.get("Config") or {}
+        diff_ids = tuple(data.get("RootFS", {}).get("Layers", []))
+        history = list(reversed(self.client.api.history(ref)))
+        # The history API gives no empty_layer flag: metadata-only instructions are `#(nop)` other
+        # than ADD/COPY. Only trust the sizes when that accounts for exactly one entry per layer.
+        layered = [entry for entry in history if not _METADATA_ONLY.search(entry.get("CreatedBy", ""))]
+        sizes: tuple[int | None, ...] = tuple(int(entry.get("Size", 0)) for entry in layered)
+        if len(sizes) != len(diff_ids):
+            sizes = (None,) * len(diff_ids)
+        digests = [d.split("@", 1)[1] for d in data.get("RepoDigests") or [] if "@" in d]
+        return ImageInfo(
+            id=data["Id"],
+            diff_ids=diff_ids,
+            labels=dict(config.get("Labels") or {}),
+            layer_sizes=sizes,
+            history=tuple({"created_by": e.get("CreatedBy", ""), "created": e.get("Created"),
+                           "comment": e.get("Comment", "")} for e in history),
+            user=config.get("User") or "",
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            env=tuple(config.get("Env") or ()),
+            created=data.get("Created", ""),
+            manifest_digest=digests[0] if digests else None,
+        )
+
+    def tag(self, image: str, ref: str) -> None:
+        repository, tag = _split_tag(ref)
+        self.client.api.tag(image, repository, tag)
+
+    def remove(self, refs: list[str]) -> None:
+        from docker.errors import APIError, ImageNotFound
+
+        for ref in refs:
+            try:
+                self.client.api.remove_image(ref, force=True)
+            except (ImageNotFound, APIError):
+                pass
+
+    def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
+        # Credentials: the SDK reads the standard config.json ($DOCKER_CONFIG or ~/.docker) itself.
+        info = self.inspect(ref)
+        if destination != ref:
+            self.tag(ref, destination)
+        repository, tag = _split_tag(destination)
+        status: dict[str, str] = {}
+        digest = ""
+        errors: list[str] = []
+        try:
+            for event in self.client.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    errors.append(event["error"])
+                elif "aux" in event and "Digest" in event["aux"]:
+                    digest = event["aux"]["Digest"]
+                elif event.get("id") and event.get("status"):
+                    status[event["id"]] = event["status"]
+        except Exception as exc:  # the SDK raises requests/docker errors for a refused connection
+            errors.append(str(exc))
+        if errors or not digest:
+            text = "; ".join(errors) or "no digest in the engine's answer"
+            if registry_unreachable(text):
+                raise EnvironmentMissing(f"registry of {destination} unreachable: {text}")
+            raise CommandFailed(["docker", "push", destination], 1, text)
+        # The engine names each layer by the first 12 hex digits of its diff ID.
+        uploaded: list[bool | None] = []
+        for diff_id in info.diff_ids:
+            final = status.get(diff_id.removeprefix("sha256:")[:12])
+            if final is None:
+                uploaded.append(None)
+            else:
+                uploaded.append(final == "Pushed")
+        return PushReport(digest=digest, uploaded=tuple(uploaded))
+
+
+def _split_tag(ref: str) -> tuple[str, str]:
+    """repository and tag of `host:port/name:tag` (tag defaults to latest)."""
+    name, _, _ = ref.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = name.rsplit(":", 1)
+        return repository, tag
+    return name, "latest"

@@ -1,0 +1,94 @@
+"""Image labels: the OCI annotations every registry UI shows, and imagekit's own.
+
+imagekit's labels say which layer belongs to which step, so `imagekit inspect`
+and a deploy can tell what changed between two images without pulling them.
+Nothing here may carry a secret: a git remote's user and password are dropped.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from imagekit_runtime import proc
+from imagekit_runtime.errors import ImagekitError
+from imagekit_runtime.spec import PipelineSpec
+
+LABEL_PREFIX = "io.imagekit"
+LAYERS_LABEL = f"{LABEL_PREFIX}.layers"
+PIPELINE_LABEL = f"{LABEL_PREFIX}.pipeline"
+STEPS_LABEL = f"{LABEL_PREFIX}.steps"
+SHARED_LABEL = f"{LABEL_PREFIX}.shared-steps"
+BASE_LAYERS_LABEL = f"{LABEL_PREFIX}.base-layers"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    source: str
+    revision: str
+    version: str
+
+
+def _git(directory: Path, *args: str) -> str:
+    # Read-only metadata lookups; failures (no git, not a repository) just mean "unknown".
+    try:
+        result = proc.run(["git", "-C", str(directory), *args], check=False, timeout=10)
+    except (ImagekitError, subprocess.TimeoutExpired):
+        return ""
+    return (result.stdout or b"").decode(errors="replace").strip() if result.returncode == 0 else ""
+
+
+def strip_credentials(url: str) -> str:
+    """https://user:token@host/x -> https://host/x (scp-like git@host:x stays as is)."""
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def source_info(spec: PipelineSpec, version: str | None = None) -> SourceInfo:
+    directory = spec.directory
+    revision = _git(directory, "rev-parse", "HEAD")
+    remote = strip_credentials(_git(directory, "config", "--get", "remote.origin.url"))
+    if revision and _git(directory, "status", "--porcelain", "--", "."):
+        revision += "-dirty"
+    source = remote or (f"file://{directory}" if not revision else f"file://{_git(directory, 'rev-parse', '--show-toplevel')}")
+    if version is None:
+        version = _git(directory, "describe", "--tags", "--always", "--dirty") or "0.0.0"
+    return SourceInfo(source=source, revision=revision or "unknown", version=version)
+
+
+def created_time(timestamp: int | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if timestamp is None else timestamp))
+
+
+def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, timestamp: int | None) -> dict[str, str]:
+    return {
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.source": info.source,
+        "org.opencontainers.image.revision": info.revision,
+        "org.opencontainers.image.version": info.version,
+        "org.opencontainers.image.created": created_time(timestamp),
+        "org.opencontainers.image.base.name": base,
+        PIPELINE_LABEL: spec.name,
+        STEPS_LABEL: ",".join(step.name for step in spec.steps),
+    }
+
+
+def layer_labels(layers: list[dict[str, object]], base_layers: int, shared_steps: tuple[str, ...],
+                 steps: list[str]) -> dict[str, str]:
+    """Per-step layer digests, and the whole layer map as JSON (what `imagekit inspect` reads)."""
+    labels = {
+        LAYERS_LABEL: json.dumps(layers, separators=(",", ":"), sort_keys=True),
+        BASE_LAYERS_LABEL: str(base_layers),
+    }
+    if shared_steps:
+        labels[SHARED_LABEL] = ",".join(shared_steps)
+    for step in steps:
+        digests = [str(layer["digest"]) for layer in layers if step in layer.get("steps", [])]  # type: ignore[operator]
+        labels[f"{LABEL_PREFIX}.step.{step}.layers"] = ",".join(digests)
+    return labels

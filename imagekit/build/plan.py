@@ -1,0 +1,137 @@
+"""The layer plan: which files go into which layer, in which order.
+
+    base layers │ deps A │ deps B │ … │ code A │ code B │ … │ pipeline
+
+Stable layers first: dependency trees change rarely and are large, step code
+changes often and is small, the pipeline layer (pipeline.yaml and the resolved
+graph) changes with any of them. A step without requirements has no deps layer.
+Above the layer budget the smallest steps share one deps and one code layer
+(containerd refuses images of more than 127 layers).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from imagekit_runtime.errors import SpecError, UsageError
+from imagekit_runtime.spec import PipelineSpec, StepSpec
+
+from .tarball import Mapping, tree_size
+
+IMAGE_ROOT = PurePosixPath("/opt/imagekit")
+PIPELINE_ROOT = IMAGE_ROOT / "pipeline"
+DEPS_ROOT = IMAGE_ROOT / "deps"
+DEFAULT_LAYER_BUDGET = 100
+CONTAINERD_LAYER_LIMIT = 127
+SHARED = "shared"
+
+
+@dataclass(frozen=True)
+class PlannedLayer:
+    name: str  # file name stem in the build context: deps-tokenize, code-shared, pipeline
+    kind: str  # deps | code | pipeline
+    steps: tuple[str, ...]
+    mappings: tuple[Mapping, ...]
+    size: int
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    layers: tuple[PlannedLayer, ...]
+    base_layers: int
+    budget: int
+    shared_steps: tuple[str, ...] = ()  # steps that share layers because of the budget
+    sizes: dict[str, int] = field(default_factory=dict)  # per step: deps + code bytes
+
+    @property
+    def total_layers(self) -> int:
+        return self.base_layers + len(self.layers)
+
+    def layer_of(self, step: str, kind: str) -> PlannedLayer | None:
+        for layer in self.layers:
+            if layer.kind == kind and step in layer.steps:
+                return layer
+        return None
+
+
+def step_image_path(spec: PipelineSpec, step: StepSpec) -> PurePosixPath:
+    """Where a step package lives in the image: at its path relative to pipeline.yaml."""
+    try:
+        relative = step.directory.resolve().relative_to(spec.directory.resolve())
+    except ValueError:
+        raise SpecError(step.source_file, "-", f"step directory {step.directory} is outside the pipeline directory "
+                        f"{spec.directory}", "move the step package under the pipeline's directory") from None
+    return PIPELINE_ROOT / relative.as_posix()
+
+
+def plan_layers(
+    spec: PipelineSpec,
+    deps_trees: dict[str, Path],
+    pipeline_files: Path,
+    *,
+    base_layers: int,
+    budget: int = DEFAULT_LAYER_BUDGET,
+) -> LayerPlan:
+    """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all."""
+    if budget > CONTAINERD_LAYER_LIMIT:
+        raise UsageError(f"--layer-budget {budget} is above containerd's limit of {CONTAINERD_LAYER_LIMIT} layers")
+    deps_mapping: dict[str, Mapping] = {}
+    code_mapping: dict[str, Mapping] = {}
+    sizes: dict[str, int] = {}
+    deps_sizes: dict[str, int] = {}
+    code_sizes: dict[str, int] = {}
+    for step in spec.steps:
+        code_mapping[step.name] = Mapping(step.directory, step_image_path(spec, step))
+        code_sizes[step.name] = tree_size(step.directory)
+        if step.name in deps_trees:
+            deps_mapping[step.name] = Mapping(deps_trees[step.name], DEPS_ROOT / step.name)
+            deps_sizes[step.name] = tree_size(deps_trees[step.name])
+        sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
+
+    available = budget - base_layers - 1  # the pipeline layer is always there
+    shared = _choose_shared(spec, sizes, deps_mapping, available, budget, base_layers)
+    alone = [step.name for step in spec.steps if step.name not in shared]
+    shared_in_order = tuple(step.name for step in spec.steps if step.name in shared)
+
+    layers: list[PlannedLayer] = []
+    for name in alone:
+        if name in deps_mapping:
+            layers.append(PlannedLayer(f"deps-{name}", "deps", (name,), (deps_mapping[name],), deps_sizes[name]))
+    shared_deps = [name for name in shared_in_order if name in deps_mapping]
+    if shared_deps:
+        layers.append(PlannedLayer(f"deps-{SHARED}", "deps", tuple(shared_deps),
+                                   tuple(deps_mapping[n] for n in shared_deps), sum(deps_sizes[n] for n in shared_deps)))
+    for name in alone:
+        layers.append(PlannedLayer(f"code-{name}", "code", (name,), (code_mapping[name],), code_sizes[name]))
+    if shared_in_order:
+        layers.append(PlannedLayer(f"code-{SHARED}", "code", shared_in_order,
+                                   tuple(code_mapping[n] for n in shared_in_order),
+                                   sum(code_sizes[n] for n in shared_in_order)))
+    layers.append(PlannedLayer("pipeline", "pipeline", (), (Mapping(pipeline_files, PIPELINE_ROOT),),
+                               tree_size(pipeline_files)))
+    return LayerPlan(layers=tuple(layers), base_layers=base_layers, budget=budget, shared_steps=shared_in_order,
+                     sizes=sizes)
+
+
+def _choose_shared(spec: PipelineSpec, sizes: dict[str, int], deps_mapping: dict[str, Mapping], available: int,
+                   budget: int, base_layers: int) -> set[str]:
+    """The smallest steps, as few as possible, whose sharing brings the layer count within the budget."""
+
+    def cost(shared: set[str]) -> int:
+        alone = [s.name for s in spec.steps if s.name not in shared]
+        count = len(alone) + sum(1 for name in alone if name in deps_mapping)
+        if shared:
+            count += 1 + (1 if any(name in deps_mapping for name in shared) else 0)
+        return count
+
+    shared: set[str] = set()
+    by_size = sorted(spec.steps, key=lambda s: (sizes[s.name], s.name))
+    for step in by_size:
+        if cost(shared) <= available:
+            return shared
+        shared.add(step.name)
+    if cost(shared) <= available:
+        return shared
+    raise UsageError(f"--layer-budget {budget}: {base_layers} base layers and the pipeline layer leave room for "
+                     f"{max(available, 0)} step layers, fewer than the 2 that shared steps need; "
+                     f"use at least {base_layers + 3}")

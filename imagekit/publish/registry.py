@@ -1,0 +1,207 @@
+"""Publish to an OCI/Docker registry (the Distribution API), with docker config.json credentials.
+
+The engine pushes; this module checks that the registry answers first (exit 3
+when it doesn't), reads the pushed manifest back, and works out which blobs had
+to be uploaded: the engine says so when it can (Docker), otherwise a blob that
+the repository held before the push was not uploaded again (buildah).
+"""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagekit.build.backend import Backend
+from imagekit.build.wheels import cache_root
+from imagekit_runtime.errors import EnvironmentMissing, UsageError
+
+from .credentials import authfile, credentials_for
+from .publisher import Published, PublishedLayer, Publisher
+
+log = logging.getLogger("imagekit.publish")
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+_REFERENCE = re.compile(r"^(?P<host>[^/]+)/(?P<repository>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    host: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        match = _REFERENCE.match(text)
+        if not match or not ("." in match["host"] or ":" in match["host"] or match["host"] == "localhost"):
+            raise UsageError(f"{text!r} names no registry: use HOST[:PORT]/NAME[:TAG], e.g. 127.0.0.1:5000/wordfreq:v1")
+        return cls(match["host"], match["repository"], match["tag"], match["digest"])
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    def __str__(self) -> str:
+        text = self.name + (f":{self.tag}" if self.tag else "")
+        return text + (f"@{self.digest}" if self.digest else "")
+
+
+def is_insecure(host: str) -> bool:
+    """Plain HTTP only for loopback registries (as the Docker engine allows), or ones listed in IMAGEKIT_INSECURE_REGISTRIES."""
+    listed = {entry.strip() for entry in os.environ.get("IMAGEKIT_INSECURE_REGISTRIES", "").split(",") if entry.strip()}
+    if host in listed:
+        return True
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class RegistryClient:
+    """Just enough of the Distribution API: ping, blob existence, manifests; Basic and Bearer auth."""
+
+    def __init__(self, host: str, timeout: float = 10.0) -> None:
+        self.host = host
+        self.scheme = "http" if is_insecure(host) else "https"
+        self.timeout = timeout
+        self._authorization: str | None = None
+
+    def _url(self, path: str) -> str:
+        return f"{self.scheme}://{self.host}{path}"
+
+    def ping(self) -> None:
+        request = urllib.request.Request(self._url("/v2/"), method="GET")
+        try:
+            urllib.request.urlopen(request, timeout=self.timeout).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):  # it answers; credentials come later
+                return
+            raise EnvironmentMissing(f"registry {self.host} answered /v2/ with HTTP {exc.code}: is it a registry?") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise EnvironmentMissing(
+                f"registry {self.host} unreachable ({reason}): start one (scripts/bootstrap.sh runs 127.0.0.1:5000) "
+                f"or check the address") from None
+
+    def _authorize(self, challenge: str, scope: str) -> None:
+        credentials = credentials_for(self.host)
+        scheme, _, params = challenge.partition(" ")
+        if scheme.lower() == "basic":
+            if credentials:
+                self._authorization = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+            return
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+        query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
+        request = urllib.request.Request(fields["realm"] + "?" + urllib.parse.urlencode(query))
+        if credentials:
+            request.add_header("Authorization", "Basic " + base64.b64encode(":".join(credentials).encode()).decode())
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            data = json.loads(response.read())
+        self._authorization = "Bearer " + (data.get("token") or data.get("access_token", ""))
+
+    def _request(self, method: str, path: str, scope: str, accept: str | None = None) -> tuple[int, bytes]:
+        for attempt in range(2):
+            request = urllib.request.Request(self._url(path), method=method)
+            if accept:
+                request.add_header("Accept", accept)
+            if self._authorization:
+                request.add_header("Authorization", self._authorization)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                challenge = exc.headers.get("WWW-Authenticate")
+                if exc.code == 401 and challenge and attempt == 0:
+                    self._authorize(challenge, scope)
+                    continue
+                return exc.code, b""
+        return 401, b""
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        status, _ = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
+        return status == 200
+
+    def manifest(self, repository: str, reference: str) -> dict[str, object]:
+        status, body = self._request("GET", f"/v2/{repository}/manifests/{reference}", f"repository:{repository}:pull",
+                                     accept=MANIFEST_TYPES)
+        if status != 200:
+            raise EnvironmentMissing(f"registry {self.host}: manifest {repository}@{reference} not readable (HTTP {status})")
+        return json.loads(body)
+
+
+    def config(self, repository: str, manifest: dict[str, object]) -> dict[str, object]:
+        digest = str(manifest["config"]["digest"])  # type: ignore[index]
+        status, body = self._request("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
+        if status != 200:
+            raise EnvironmentMissing(f"registry {self.host}: config {repository}@{digest} not readable (HTTP {status})")
+        return json.loads(body)
+
+
+class BlobIndex:
+    """Which registry blobs (compressed) hold which layer (diff ID), as learnt from earlier pushes."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_root() / "blob-index.json"
+        try:
+            self.entries: dict[str, list[str]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def candidates(self, diff_id: str) -> list[str]:
+        return [diff_id, *self.entries.get(diff_id, [])]
+
+    def record(self, diff_id: str, digest: str) -> None:
+        known = self.entries.setdefault(diff_id, [])
+        if digest not in known and digest != diff_id:
+            known.append(digest)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".part")
+        temporary.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+        os.replace(temporary, self.path)
+
+
+class RegistryPublisher(Publisher):
+    def publish(self, backend: Backend, image: str, destination: str) -> Published:
+        started = time.monotonic()
+        reference = Reference.parse(destination)
+        if reference.digest:
+            raise UsageError(f"push to a tag, not a digest: {destination}")
+        client = RegistryClient(reference.host)
+        client.ping()
+        info = backend.inspect(image)
+        index = BlobIndex()
+        present_before = {candidate for diff_id in info.diff_ids for candidate in index.candidates(diff_id)
+                          if client.blob_exists(reference.repository, candidate)}
+        target = str(Reference(reference.host, reference.repository, reference.tag or "latest"))
+        log.info("pushing %s to %s", image, target)
+        report = backend.push(image, target, insecure=is_insecure(reference.host), authfile=authfile())
+        manifest = client.manifest(reference.repository, report.digest)
+        blobs = [(str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])]  # type: ignore[union-attr]
+        layers = []
+        for position, (diff_id, (digest, size)) in enumerate(zip(info.diff_ids, blobs)):
+            said = report.uploaded[position] if position < len(report.uploaded) else None
+            uploaded = said if said is not None else digest not in present_before
+            layers.append(PublishedLayer(diff_id=diff_id, digest=digest, size=size, uploaded=uploaded))
+            index.record(diff_id, digest)
+        index.save()
+        return Published(reference=f"{target}@{report.digest}", digest=report.digest, layers=tuple(layers),
+                         seconds=round(time.monotonic() - started, 3))
