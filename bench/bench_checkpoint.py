@@ -1,0 +1,116 @@
+"""Checkpoint throughput against a plain copy of the same bytes to the same disk, and a pipeline's wall time
+with checkpoints on and off. Side by side in one run; medians of several rounds.
+
+    python3 bench/bench_checkpoint.py [--size-mib 512] [--rounds 5] [--disk-dir /var/tmp/imagekit-bench]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "runtime"))
+
+from imagekit_runtime.checkpoint import Tier, CheckpointStore  # noqa: E402
+from imagekit_runtime.layout import RunLayout  # noqa: E402
+
+
+def plain_copy(source: Path, destination: Path) -> None:
+    """What a user would do by hand: copy the file and make it durable."""
+    shutil.copyfile(source, destination)
+    with open(destination, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def drop(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def bench_throughput(size_mib: int, rounds: int, disk_dir: Path) -> dict[str, float]:
+    shm = Path(tempfile.mkdtemp(prefix="imagekit-bench-", dir="/dev/shm"))
+    try:
+        source = shm / "data"
+        block = os.urandom(1 << 20)
+        with open(source, "wb") as out:
+            for _ in range(size_mib):
+                out.write(block)
+        layout = RunLayout(shm_dir=shm, run_dir=shm / "run", results_dir=shm / "results", ssd_dir=disk_dir, pv_dir=None)
+        store = CheckpointStore(layout=layout, pipeline="bench", shard_index=0, major=(), tiers=[], warnings=[])
+        tier = Tier("ssd", disk_dir / "ckpt")
+        plain, checkpoint = [], []
+        for round_number in range(rounds):
+            for label in ("plain", "checkpoint") if round_number % 2 == 0 else ("checkpoint", "plain"):
+                drop(disk_dir)
+                disk_dir.mkdir(parents=True)
+                subprocess.run(["sync"], check=True)
+                time.sleep(0.5)  # let writeback of the previous round settle
+                started = time.perf_counter()
+                if label == "plain":
+                    plain_copy(source, disk_dir / "copy")
+                    plain.append(time.perf_counter() - started)
+                else:
+                    store.write(tier, "step", "data", f"key-{round_number}", source, "bench")
+                    checkpoint.append(time.perf_counter() - started)
+        size = size_mib * (1 << 20)
+        return {
+            "plain_mib_s": size / statistics.median(plain) / (1 << 20),
+            "checkpoint_mib_s": size / statistics.median(checkpoint) / (1 << 20),
+            "paired_ratio": statistics.median(p / c for p, c in zip(plain, checkpoint)),
+        }
+    finally:
+        drop(shm)
+        drop(disk_dir)
+
+
+def bench_pipeline(rounds: int, corpus: str, disk_dir: Path) -> dict[str, float]:
+    timings: dict[str, list[float]] = {"off": [], "on": []}
+    shm = Path(tempfile.mkdtemp(prefix="imagekit-bench-", dir="/dev/shm"))
+    try:
+        for round_number in range(rounds):
+            for mode in ("off", "on") if round_number % 2 == 0 else ("on", "off"):
+                drop(disk_dir)
+                command = [sys.executable, "-m", "imagekit_runtime", "run", str(REPO / "pipelines" / "wordfreq"),
+                           "--shm-dir", str(shm), "--ssd", str(disk_dir / "ssd"), "--pv", str(disk_dir / "pv"),
+                           "--results", str(disk_dir / "results"), "--param", f"WORDFREQ_BYTES={corpus}", "--force"]
+                if mode == "off":
+                    command.append("--no-checkpoints")
+                started = time.perf_counter()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+                timings[mode].append(time.perf_counter() - started)
+        return {mode: statistics.median(values) for mode, values in timings.items()}
+    finally:
+        drop(shm)
+        drop(disk_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--corpus", default="64Mi", help="wordfreq corpus per run for the pipeline comparison")
+    parser.add_argument("--disk-dir", type=Path, default=Path("/var/tmp/imagekit-bench"))
+    args = parser.parse_args()
+    throughput = bench_throughput(args.size_mib, args.rounds, args.disk_dir)
+    pipeline = bench_pipeline(args.rounds, args.corpus, args.disk_dir)
+    ratio = throughput["checkpoint_mib_s"] / throughput["plain_mib_s"]
+    print(f"checkpoint throughput, {args.size_mib} MiB from /dev/shm to {args.disk_dir} (median of {args.rounds}):")
+    print(f"  plain copy + fsync        {throughput['plain_mib_s']:8.0f} MiB/s")
+    print(f"  checkpoint (sha256, fsync, manifest, rename) {throughput['checkpoint_mib_s']:8.0f} MiB/s")
+    print(f"  ratio checkpoint / plain  {ratio:8.2f}   (target >= 0.80)")
+    print(f"  median of per-round ratios {throughput['paired_ratio']:7.2f}")
+    print(f"wordfreq, {args.corpus} corpus (median of {args.rounds}):")
+    print(f"  checkpoints off           {pipeline['off']:8.2f} s")
+    print(f"  checkpoints on            {pipeline['on']:8.2f} s")
+    print(f"  ratio on / off            {pipeline['on'] / pipeline['off']:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
