@@ -88,6 +88,26 @@ def locations(tmp_path: Path) -> Locations:
     subprocess.run(["rm", "-rf", str(shm_root)], check=False)
 
 
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a real tmpfs of a given size (you are root): `tmpfs("4m")` -> its path, unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        mount_point = tmp_path / f"tmpfs-{len(mounted)}-{size}"
+        mount_point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(mount_point)
+        return mount_point
+
+    yield mount
+    for mount_point in mounted:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
 def write_step(directory: Path, name: str, script: str, *, inputs: list[str] = (), outputs: list[str] = (),
                shell: bool = True, retries: int = 0, requirements: str | None = None,
                extra: dict[str, Any] | None = None) -> Path:

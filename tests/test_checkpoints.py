@@ -31,6 +31,18 @@ def start(pipeline, locations):
                             stderr=subprocess.PIPE, text=True)
 
 
+def interrupt(pipeline: Path, gate: Path, locations, level: str, held_step: str, *checkpoints: tuple[str, str, str]):
+    """Run the pipeline with `held_step` held at its gate; once it runs and the given (step, data, tier)
+    checkpoints exist, inject the failure `level`; then open the gate. Returns the journal path."""
+    held = hold(gate, held_step)
+    runner = start(pipeline, locations)
+    journal = locations.journal("chain")
+    wait_for(lambda: running(journal, held_step) and all(checkpointed(journal, *c) for c in checkpoints))
+    apply_level(level, runner, locations, "chain", step=held_step)
+    held.unlink()
+    return journal, runner
+
+
 def plan_of_last_run(journal: Path) -> dict:
     return next(e for e in last_run(journal) if e["event"] == "plan")
 
@@ -108,13 +120,8 @@ def test_killed_step_with_retries_is_rerun_in_the_same_run(tmp_path, locations):
 @pytest.mark.parametrize("level", ["container", "pod"])
 def test_runtime_killed_resumes_from_shm_or_ssd(chain, locations, level):
     pipeline, gate = chain
-    held = hold(gate, "total")
-    runner = start(pipeline, locations)
-    journal = locations.journal("chain")
-    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "ssd")
-             and checkpointed(journal, "evens", "evens", "ssd"))
-    apply_level(level, runner, locations, "chain")
-    held.unlink()
+    journal, _ = interrupt(pipeline, gate, locations, level, "total",
+                           ("square", "squares", "ssd"), ("evens", "evens", "ssd"))
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     assert started_steps(journal) == ["total", "final"]
@@ -128,12 +135,7 @@ def test_runtime_killed_resumes_from_shm_or_ssd(chain, locations, level):
 
 def test_node_level_resumes_from_major_checkpoints(chain, locations):
     pipeline, gate = chain
-    held = hold(gate, "final")
-    runner = start(pipeline, locations)
-    journal = locations.journal("chain")
-    wait_for(lambda: running(journal, "final") and checkpointed(journal, "total", "total", "pv"))
-    apply_level("node", runner, locations, "chain")
-    held.unlink()
+    journal, _ = interrupt(pipeline, gate, locations, "node", "final", ("total", "total", "pv"))
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     assert started_steps(journal) == ["final"]
@@ -143,12 +145,7 @@ def test_node_level_resumes_from_major_checkpoints(chain, locations):
 
 def test_node_level_reruns_what_only_the_ssd_held(chain, locations):
     pipeline, gate = chain
-    held = hold(gate, "total")
-    runner = start(pipeline, locations)
-    journal = locations.journal("chain")
-    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv"))
-    apply_level("node", runner, locations, "chain")
-    held.unlink()
+    journal, _ = interrupt(pipeline, gate, locations, "node", "total", ("square", "squares", "pv"))
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     # squares is major (on the PV); evens and numbers were only on the lost SSD.
@@ -165,15 +162,10 @@ def flip_byte(path: Path, offset: int = 3) -> None:
 
 def test_flipped_byte_in_ssd_checkpoint_falls_back_to_pv(chain, locations):
     pipeline, gate = chain
-    held = hold(gate, "total")
-    runner = start(pipeline, locations)
-    journal = locations.journal("chain")
-    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv")
-             and checkpointed(journal, "evens", "evens", "ssd") and checkpointed(journal, "square", "squares", "ssd"))
-    apply_level("pod", runner, locations, "chain")
+    journal, _ = interrupt(pipeline, gate, locations, "pod", "total", ("square", "squares", "pv"),
+                           ("evens", "evens", "ssd"), ("square", "squares", "ssd"))
     ssd_item = next((locations.ssd / "chain" / "shard-0").glob("squares@*"))
     flip_byte(ssd_item / "data")
-    held.unlink()
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     assert "not trusted: data: sha256 mismatch" in result.stderr
@@ -186,17 +178,12 @@ def test_flipped_byte_in_ssd_checkpoint_falls_back_to_pv(chain, locations):
 
 def test_corrupt_everywhere_means_the_step_runs_again(chain, locations):
     pipeline, gate = chain
-    held = hold(gate, "total")
-    runner = start(pipeline, locations)
-    journal = locations.journal("chain")
-    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv")
-             and checkpointed(journal, "evens", "evens", "ssd") and checkpointed(journal, "square", "squares", "ssd"))
-    apply_level("pod", runner, locations, "chain")
+    journal, _ = interrupt(pipeline, gate, locations, "pod", "total", ("square", "squares", "pv"),
+                           ("evens", "evens", "ssd"), ("square", "squares", "ssd"))
     for tier in (locations.ssd, locations.pv):
         flip_byte(next((tier / "chain" / "shard-0").glob("squares@*")) / "data", offset=10)
     # A torn checkpoint: data present, manifest never written.
     (next((locations.ssd / "chain" / "shard-0").glob("evens@*")) / "manifest.json").unlink()
-    held.unlink()
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     assert "no manifest (torn write)" in result.stderr
@@ -255,19 +242,8 @@ def test_kill_during_checkpoint_copy_leaves_nothing_trusted(tmp_path, locations)
     assert read_final(locations)["total"].split()[1] == "1500000"
 
 
-@pytest.fixture
-def tiny_ssd(tmp_path):
-    mount_point = tmp_path / "tiny-ssd"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def test_full_ssd_degrades_to_a_warning(chain, locations, tiny_ssd):
+def test_full_ssd_degrades_to_a_warning(chain, locations, tmpfs):
+    tiny_ssd = tmpfs("128k")
     pipeline, _gate = chain
     result = subprocess.run(runtime_command(pipeline, locations, "--ssd", str(tiny_ssd)),
                             capture_output=True, text=True, timeout=120)
@@ -296,13 +272,7 @@ def test_retention_prunes_checkpoints_of_old_runs(tmp_path, locations):
 
 def test_status_shows_where_data_is_and_what_would_run(chain, locations):
     pipeline, gate = chain
-    held = hold(gate, "total")
-    runner = start(pipeline, locations)
-    journal = locations.journal("chain")
-    wait_for(lambda: running(journal, "total") and checkpointed(journal, "square", "squares", "pv")
-             and checkpointed(journal, "evens", "evens", "ssd"))
-    apply_level("pod", runner, locations, "chain")
-    held.unlink()
+    interrupt(pipeline, gate, locations, "pod", "total", ("square", "squares", "pv"), ("evens", "evens", "ssd"))
     status = imagekit("status", pipeline, *locations.args(), "--output", "json")
     assert status.returncode == 0, status.stderr
     report = status.summary

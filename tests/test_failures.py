@@ -113,19 +113,8 @@ def test_sigterm_stops_steps_cleanly_and_keeps_committed_data(tmp_path, location
     assert started_steps(journal) == ["second"]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mount_point = tmp_path / "small-shm"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def test_enospc_names_the_shm_size_and_commits_nothing(tmp_path, locations, small_tmpfs):
+def test_enospc_names_the_shm_size_and_commits_nothing(tmp_path, locations, tmpfs):
+    small_tmpfs = tmpfs("4m")
     write_step(tmp_path / "steps", "small", 'head -c 1000000 /dev/zero > "$IMAGEKIT_OUT_SMALL"', outputs=["small"])
     write_step(tmp_path / "steps", "huge", """
         from imagekit_runtime import step

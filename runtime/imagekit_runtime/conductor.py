@@ -23,7 +23,7 @@ from .checkpoint import CheckpointStore
 from .copier import Copier, CopyJob
 from .datastore import DataStore, MissingOutput, remove_tree, shm_usage
 from .environments import EnvironmentProvider
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, SpecError
 from .journal import Journal, new_run_id
 from .keys import data_key, pipeline_key, step_keys
 from .layout import RunLayout, tree_size
@@ -149,6 +149,8 @@ class Conductor:
                 log.info("shard %d of %s is already complete (%s); nothing to do — use --force to run again",
                          self.options.shard_index, self.spec.name, self.layout.completion_marker)
                 self.journal.record("run-end", status="already-complete", exit_code=EXIT_OK)
+                for name in self.steps:
+                    self.steps[name].state = StepState.REUSED  # outputs delivered; nothing to journal
                 return self._summary(EXIT_OK, "already-complete", started)
             if self.options.force:
                 self._forget_everything()
@@ -270,7 +272,6 @@ class Conductor:
         if os.sep not in argv[0]:
             resolved = shutil.which(argv[0], path=search_path)
             if resolved is None:
-                from .errors import SpecError
                 raise SpecError(step.source_file, "command", f"program {argv[0]!r} not found on PATH",
                                 "install it in the image or use a path relative to the step directory")
             argv[0] = resolved

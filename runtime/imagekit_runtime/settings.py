@@ -46,25 +46,27 @@ def shard_from_pod_name(name: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _env_int(name: str, fix: str) -> int | None:
+    text = _env(name)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r} is not a number (fix: {fix})") from None
+
+
 def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
-    index: int | None = settings.shard_index
-    if index is None and _env("IMAGEKIT_SHARD_INDEX") is not None:
-        try:
-            index = int(_env("IMAGEKIT_SHARD_INDEX"))  # type: ignore[arg-type]
-        except ValueError:
-            raise UsageError(f"IMAGEKIT_SHARD_INDEX={_env('IMAGEKIT_SHARD_INDEX')!r} is not a number "
-                             "(fix: set it to the pod ordinal)") from None
+    index = settings.shard_index
+    if index is None:
+        index = _env_int("IMAGEKIT_SHARD_INDEX", "set it to the pod ordinal")
     if index is None:
         index = shard_from_pod_name(_env("IMAGEKIT_POD_NAME"))
     if index is None:
         index = 0
     count = settings.shard_count
-    if count is None and _env("IMAGEKIT_SHARD_COUNT") is not None:
-        try:
-            count = int(_env("IMAGEKIT_SHARD_COUNT"))  # type: ignore[arg-type]
-        except ValueError:
-            raise UsageError(f"IMAGEKIT_SHARD_COUNT={_env('IMAGEKIT_SHARD_COUNT')!r} is not a number "
-                             "(fix: set it to the number of replicas)") from None
+    if count is None:
+        count = _env_int("IMAGEKIT_SHARD_COUNT", "set it to the number of replicas")
     if count is None:
         count = spec.shards
     if count < 1 or not 0 <= index < count:

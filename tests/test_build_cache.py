@@ -1,0 +1,70 @@
+"""Rebuilds reuse layers: a code change rebuilds that step's code layer, a requirements change its deps layer."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, build_json, copy_pipeline, imagekit_cli
+
+pytestmark = pytest.mark.docker
+
+
+def build(pipeline: Path, tag: str, backend: str, env: dict[str, str]) -> dict[str, Any]:
+    return build_json(imagekit_cli("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
+                                   "--output", "json", env=env))
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {layer["name"]: layer for layer in report["layers"] if layer["kind"] != "base"}
+
+
+@pytest.mark.parametrize("backend", ["docker", "buildah"])
+def test_code_change_rebuilds_only_that_steps_code_layer(backend: str, example_image_docker: BuiltImage,
+                                                        build_env: dict[str, str], tmp_path: Path) -> None:
+    pipeline = copy_pipeline(tmp_path / "wordfreq", example_image_docker.pipeline)
+    tag = f"{REGISTRY}/imagekit-test/cache-{backend}:latest"
+    build(pipeline, tag, backend, build_env)
+
+    main = pipeline / "steps" / "count" / "main.py"
+    # A line never built before: engines and the registry outlive test runs.
+    main.write_text(main.read_text() + f"# one more line {uuid.uuid4()}\n")
+    report = build(pipeline, tag, backend, build_env)
+
+    layers = by_name(report)
+    assert report["changed_layers"] == ["code-count"]
+    # Everything before the changed layer came from the engine's cache ...
+    for name in ("deps-tokenize", "deps-count", "code-generate", "code-tokenize"):
+        assert layers[name]["cached"], name
+    # ... what follows was re-run but gave the same layers (same digests: nothing new to push).
+    for name in ("code-linestats", "code-report", "pipeline"):
+        assert layers[name]["unchanged"], name
+    assert set(report["reused_layers"]) == set(layers) - {"code-count"}
+    assert not layers["code-count"]["cached"] and layers["code-count"]["unchanged"] is False
+
+
+def test_requirements_change_rebuilds_that_steps_deps_layer(example_image_docker: BuiltImage,
+                                                            build_env: dict[str, str], tmp_path: Path) -> None:
+    pipeline = copy_pipeline(tmp_path / "wordfreq", example_image_docker.pipeline)
+    tag = f"{REGISTRY}/imagekit-test/cache-requirements:latest"
+    build(pipeline, tag, "docker", build_env)
+
+    requirements = pipeline / "steps" / "count" / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "six==1.16.0\n")
+    report = build(pipeline, tag, "docker", build_env)
+
+    layers = by_name(report)
+    # requirements.txt is part of the step package (the runtime reads it), so the code layer changes too.
+    assert report["changed_layers"] == ["deps-count", "code-count"]
+    assert layers["deps-tokenize"]["cached"]
+    for name, layer in layers.items():  # what follows was re-run by the engine, to the same digests
+        if name not in ("deps-tokenize", "deps-count", "code-count"):
+            assert layer["unchanged"], name
+
+
+def test_unchanged_rebuild_reuses_every_layer(example_image_docker: BuiltImage, build_env: dict[str, str]) -> None:
+    report = build(example_image_docker.pipeline, example_image_docker.tag, "docker", build_env)
+    assert report["runtime_base_reused"]
+    assert report["rebuilt_layers"] == []
+    assert set(report["reused_layers"]) == set(by_name(report))
