@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.highlighter import NullHighlighter
+from rich.logging import RichHandler
 
 from imagekit_runtime.errors import ImagekitError
 
@@ -31,11 +33,10 @@ def emit_json(payload: Any) -> None:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    # Through the rich console, so log lines print above a live progress display.
+    handler = RichHandler(console=stderr, show_time=False, show_path=False, show_level=False, markup=False,
+                          highlighter=NullHighlighter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[handler])
 
 
 def exits_on_error(func: F) -> F:

@@ -7,6 +7,8 @@ import typer
 
 from imagekit_runtime.main import format_summary, run_pipeline
 from imagekit_runtime.settings import RunSettings, parse_params
+from imagekit_runtime.states import StepState
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 
@@ -17,6 +19,40 @@ def location_settings(
 ) -> RunSettings:
     return RunSettings(shm_dir=shm_dir, ssd=ssd, pv=pv, results=results, run_dir=run_dir, shard_index=shard_index,
                        shard_count=shard_count, no_checkpoints=no_checkpoints)
+
+
+class StepProgress:
+    """A live line on stderr: steps done of steps to run, and which are running (terminals only)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=stderr, transient=True,
+                                 disable=not stderr.is_terminal)
+        self.task = self.progress.add_task(title, total=None)
+        self.to_run: set[str] = set()
+        self.running: set[str] = set()
+        self.done = 0
+
+    def __enter__(self) -> "StepProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_transition(self, step: str, old: StepState, new: StepState) -> None:
+        if new is StepState.READY:
+            self.to_run.add(step)
+        if new is StepState.RUNNING:
+            self.running.add(step)
+        elif old is StepState.RUNNING:
+            self.running.discard(step)
+        if new is StepState.COMMITTED:
+            self.done += 1
+        running = ", ".join(sorted(self.running)) or "-"
+        self.progress.update(self.task, description=f"{self.title}: running {running}",
+                             completed=self.done, total=max(len(self.to_run), self.done) or None)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +81,9 @@ def register(app: typer.Typer) -> None:
                          highlight=False)
             raise typer.Exit(2)
         settings = location_settings(shm_dir, ssd, pv, results, run_dir, shard_index, shard_count, no_checkpoints)
-        summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism)
+        with StepProgress(str(pipeline)) as progress:
+            summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
+                                   on_transition=progress.on_transition)
         stderr.print(format_summary(summary), highlight=False, markup=False)
         if output is OutputFormat.json:
             emit_json(summary.to_json())

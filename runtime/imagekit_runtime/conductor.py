@@ -14,6 +14,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class RunOptions:
     retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
     runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
     quiet_steps: bool = False  # do not echo step output to stderr
+    on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
 
 
 @dataclass
@@ -535,6 +537,8 @@ class Conductor:
             return
         check_transition(name, step.state, new)
         old, step.state = step.state, new
+        if self.options.on_transition is not None:
+            self.options.on_transition(name, old, new)
         if self.journal is not None:
             self.journal.record("transition", step=name, **{"from": old.value, "to": new.value}, **fields)
 

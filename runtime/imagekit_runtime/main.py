@@ -12,12 +12,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .conductor import Conductor, RunOptions, RunSummary
 from .errors import EXIT_BAD_INPUT, ImagekitError
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
 from .spec import format_size, load_pipeline
+from .states import StepState
 from .status import collect_status, format_status
 
 log = logging.getLogger("imagekit.runtime")
@@ -44,12 +46,13 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
 
 
 def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], *, force: bool = False,
-                 parallelism: int | None = None, quiet_steps: bool = False) -> RunSummary:
+                 parallelism: int | None = None, quiet_steps: bool = False,
+                 on_transition: Callable[[str, StepState, StepState], None] | None = None) -> RunSummary:
     spec = load_pipeline(pipeline)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
     options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
-                         parallelism=parallelism, force=force, quiet_steps=quiet_steps)
+                         parallelism=parallelism, force=force, quiet_steps=quiet_steps, on_transition=on_transition)
     return Conductor(spec, options, resolve_environments(settings)).run()
 
 
