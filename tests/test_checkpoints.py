@@ -77,6 +77,9 @@ def test_changed_step_reruns_itself_and_its_dependants_only(chain, locations):
     assert plan_of_last_run(journal)["restore"] == {"gen/numbers": "ssd", "square/squares": "ssd"}
     assert read_final(locations) == expected_final()
     assert "changed since its outputs were committed" in second.stderr
+    assert "not using 1 ssd checkpoint(s) of evens" in second.stderr  # the runtime says why
+    dry = imagekit("run", pipeline, *locations.args(), "--dry-run", "--output", "json")
+    assert dry.returncode == 0 and dry.summary["complete"] and dry.summary["would_run"] == []
 
 
 def test_process_level_reruns_only_the_killed_step(chain, locations):

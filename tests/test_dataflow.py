@@ -128,19 +128,25 @@ def test_python_helper_reads_zero_copy_and_writes_atomically(tmp_path, locations
             out.write(bytes(range(256)) * 1024)
         folder = step.output_dir("folder")
         (folder / "part-0").write_text("zero")
-        """, outputs=["numbers", "folder"], shell=False)
+        import numpy
+        step.write_array("matrix", numpy.arange(12, dtype=numpy.int32).reshape(3, 4))
+        """, outputs=["numbers", "folder", "matrix"], shell=False)
     write_step(tmp_path / "steps", "consume", """
         import mmap, json
         from imagekit_runtime import step
         data = step.read_bytes("numbers")
         assert isinstance(data, mmap.mmap)  # a view of shared memory, not a copy
         folder = step.input_path("folder")
+        import numpy
+        matrix = step.read_array("matrix")
+        assert isinstance(matrix, numpy.memmap) and not matrix.flags.writeable
         step.write_bytes("summary", json.dumps({"len": len(data), "sum": sum(data[:256]),
                                                 "part": (folder / "part-0").read_text(),
-                                                "shard": step.shard_index()}).encode())
-        """, inputs=["numbers", "folder"], outputs=["summary"], shell=False)
+                                                "shard": step.shard_index(),
+                                                "matrix": int(matrix[2].sum())}).encode())
+        """, inputs=["numbers", "folder", "matrix"], outputs=["summary"], shell=False)
     pipeline = write_pipeline(tmp_path, "helper", ["produce", "consume"], results=["summary"])
     result = imagekit("run", pipeline, *locations.args())
     assert result.returncode == 0, result.stderr
     assert json.loads((locations.results / "summary").read_text()) == {
-        "len": 256 * 1024, "sum": sum(range(256)), "part": "zero", "shard": 0}
+        "len": 256 * 1024, "sum": sum(range(256)), "part": "zero", "shard": 0, "matrix": 8 + 9 + 10 + 11}

@@ -8,6 +8,7 @@ import typer
 from imagekit_runtime.main import format_summary, run_pipeline
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.states import StepState
+from imagekit_runtime.status import collect_status, format_status
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
@@ -73,6 +74,7 @@ def register(app: typer.Typer) -> None:
         parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),
         no_checkpoints: bool = typer.Option(False, help="write no SSD or PV checkpoints"),
         force: bool = typer.Option(False, help="run again even if the shard is complete"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 143 SIGTERM."""
@@ -81,6 +83,9 @@ def register(app: typer.Typer) -> None:
                          highlight=False)
             raise typer.Exit(2)
         settings = location_settings(shm_dir, ssd, pv, results, run_dir, shard_index, shard_count, no_checkpoints)
+        if dry_run:
+            show_status(pipeline, settings, param, output)
+            return
         with StepProgress(str(pipeline)) as progress:
             summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
                                    on_transition=progress.on_transition)
@@ -103,11 +108,13 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Where each data item is available (shm / ssd / pv / results) and which steps a run would start."""
-        from imagekit_runtime.status import collect_status, format_status
-
         settings = location_settings(shm_dir, ssd, pv, results, None, shard_index, shard_count, False)
-        report = collect_status(pipeline, settings, parse_params(param))
-        if output is OutputFormat.json:
-            emit_json(report)
-        else:
-            stderr.print(format_status(report), highlight=False, markup=False)
+        show_status(pipeline, settings, param, output)
+
+
+def show_status(pipeline: Path, settings: RunSettings, param: list[str], output: OutputFormat) -> None:
+    report = collect_status(pipeline, settings, parse_params(param))
+    if output is OutputFormat.json:
+        emit_json(report)
+    else:
+        stderr.print(format_status(report), highlight=False, markup=False)

@@ -258,8 +258,20 @@ class CheckpointStore:
                 continue
             found = tier.name
             break
+        if found is None:
+            self._explain_mismatches(data, data_key(step_key, data))
         self._verified[cache_key] = found
         return found
+
+    def _explain_mismatches(self, data: str, key: str) -> None:
+        """Say why checkpoints of this data that do exist are not used: they were made from something else."""
+        for tier in self.tiers:
+            if not tier.root.is_dir():
+                continue
+            others = [p.name for p in tier.root.glob(f"{data}@*") if p.name != tier.item_dir(data, key).name]
+            if others:
+                log.info("not using %d %s checkpoint(s) of %s (%s): made by another version of the step, from "
+                         "other inputs or with other params", len(others), tier.name, data, ", ".join(sorted(others)))
 
     def verify(self, item: Path, step_key: str, data: str) -> dict[str, Any]:
         try:
