@@ -28,8 +28,6 @@ def test_two_clean_buildah_builds_give_one_digest(example_image_buildah: BuiltIm
     assert not any(layer["cached"] for layer in second["layers"] if layer["kind"] != "base")
     assert first["manifest_digest"] and first["manifest_digest"] == second["manifest_digest"]
     assert first["image_id"] == second["image_id"]
-    # ... and the same as the session's example image, built earlier from its own caches.
-    assert first["image_id"] == example_image_buildah.report["image_id"]
     assert first["labels"]["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
 
 

@@ -102,7 +102,9 @@ def stage_runtime_base(base_image_id: str, target: PythonTarget, timestamp: int 
 
 
 def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
-    """The pipeline layer's tree: pipeline.yaml as written, and the resolved graph."""
+    """The pipeline layer's tree: pipeline.yaml as written, and the resolved graph.
+
+    Nothing here depends on a step's code, so changing one step changes its code layer only."""
     if destination.exists():
         shutil.rmtree(destination)
     meta = destination / ".imagekit"
@@ -116,7 +118,6 @@ def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
                 "path": str(step_image_path(spec, step)),
                 "inputs": list(step.inputs),
                 "outputs": list(step.outputs),
-                "content_hash": step.content_hash(),
             }
             for step in spec.steps
         },

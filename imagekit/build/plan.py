@@ -133,5 +133,5 @@ def _choose_shared(spec: PipelineSpec, sizes: dict[str, int], deps_mapping: dict
     if cost(shared) <= available:
         return shared
     raise UsageError(f"--layer-budget {budget}: {base_layers} base layers and the pipeline layer leave room for "
-                     f"{max(available, 0)} step layers, fewer than the 2 that shared steps need; "
+                     f"{max(available, 0)} step layers, fewer than shared steps need; "
                      f"use at least {base_layers + 3}")

@@ -90,7 +90,8 @@ class PythonTarget:
     def platforms(self) -> list[str]:
         """manylinux tags this glibc loads, newest first (pip does not expand them itself)."""
         major, minor = (int(part) for part in self.glibc.split(".")[:2])
-        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 4, -1)]
+        # Below 2.17 every wheel also carries a legacy alias (manylinux2010, manylinux1).
+        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 16, -1)]
         legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
         tags += [f"{name}_{self.machine}" for glibc_minor, name in legacy.items() if major == 2 and minor >= glibc_minor]
         return tags
@@ -130,17 +131,16 @@ _NETWORK = ("NewConnectionError", "Max retries exceeded", "Could not fetch URL",
 def _resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Exception:
     where = step.requirements or step.source_file
     platform_text = f"CPython {target.version} {target.machine} (glibc {target.glibc}), binary wheels only"
+    # An index that can't be reached is worth saying, but the requirement is still what failed.
+    unreachable = " (some package indexes were unreachable: check your pip configuration)" if any(
+        marker in output for marker in _NETWORK) else ""
     for pattern in (_NOT_FOUND, _NO_VERSION):
         match = pattern.search(output)
         if match:
             requirement = match.group(1)
-            if any(marker in output for marker in _NETWORK) and "from versions: none" in output:
-                return EnvironmentMissing(
-                    f"step {step.name!r}: requirement {requirement!r} could not be resolved: the package index "
-                    f"is unreachable (check your pip configuration and network)")
             return SpecError(
                 where, requirement,
-                f"step {step.name!r}: requirement {requirement!r} can't be resolved for {platform_text}",
+                f"step {step.name!r}: requirement {requirement!r} can't be resolved for {platform_text}{unreachable}",
                 "check the name and version, and that a binary wheel exists for this Python and platform",
             )
     match = _CONFLICT.search(output)
