@@ -5,6 +5,7 @@ import typer
 
 from . import deploy, run, validate
 from . import build, inspect, push
+from . import pod
 from .common import setup_logging
 
 app = typer.Typer(
@@ -23,7 +24,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log every 
 
 
 # Each verb lives in its own module and registers itself here.
-for verb in (validate, run, deploy, build, push, inspect):
+for verb in (validate, run, deploy, build, push, inspect, pod):
     verb.register(app)
 
 

@@ -1,0 +1,12 @@
+"""Local pods: the rendered StatefulSet's pods emulated on the Docker engine (`imagekit pod …`).
+
+    blueprint.py  the rendered pod template read as a kubelet would: downward API, $(VAR), volumes
+    state.py      the state directory that lets separate CLI calls find the same pods
+    engine.py     the Docker SDK (the only module of the deploy path that imports it)
+    volumes.py    where each volume lives on this machine, and for how long
+    pods.py       a pod = sandbox (IPC namespace, /dev/shm) + init containers + pipeline container
+    faults.py     DESIGN.md's failure levels: process, container, pod, node
+    status.py     phases, restarts, and the runtime's journal read from the pod's shm
+
+Nothing here is a second configuration: every pod is made from the rendered manifests.
+"""

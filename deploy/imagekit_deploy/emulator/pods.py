@@ -1,0 +1,217 @@
+"""Pods on the Docker engine: create and remove one, bring a whole set up or down.
+
+A pod is three kinds of container, as a kubelet makes them:
+  <pod>.sandbox      holds the pod's IPC namespace (`ipc_mode=shareable`) with /dev/shm a tmpfs
+                     of the shm volume's sizeLimit, its network and its hostname (the pod name);
+                     it only waits, like Kubernetes' pause container
+  <pod>.<init>       each init container, run to completion in order, joined to the sandbox
+  <pod>.<container>  the pipeline container, joined to the sandbox's IPC and network, so it sees
+                     the sandbox's /dev/shm; restarted by the engine per the pod's restartPolicy,
+                     which keeps the sandbox and therefore shm, as a container restart in a pod does
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagekit_runtime.errors import ImagekitError, UsageError
+
+from ..writer import load_rendered
+from .blueprint import ContainerPlan, PodBlueprint, SetBlueprint, VolumeKind, pod_blueprint, set_blueprint
+from .engine import Engine
+from .state import (LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_ROLE, SetState, StateDir,
+                    default_state_dir)
+from .volumes import HostVolumes
+
+SANDBOX = "sandbox"
+INIT_TIMEOUT = 300
+DEFAULT_SHM = 64 * 1024 * 1024  # Docker's own default, when the rendering has no memory /dev/shm
+_RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
+# The pause container: nothing but waiting, and a clean exit on SIGTERM.
+_PAUSE = ("import signal, sys\n"
+          "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+          "signal.signal(signal.SIGINT, lambda *_: sys.exit(0))\n"
+          "while True:\n    signal.pause()\n")
+
+
+class PodFailed(ImagekitError):
+    """A pod could not be started (an init container failed): exit 1."""
+
+
+def container_name(pod: str, container: str) -> str:
+    return f"{pod}.{container}"
+
+
+def pod_labels(state_dir: StateDir, state: SetState, pod: PodBlueprint, role: str, container: str) -> dict[str, str]:
+    return {**pod.labels, **state_dir.labels(state.name), LABEL_POD: pod.name, LABEL_ORDINAL: str(pod.ordinal),
+            LABEL_ROLE: role, LABEL_CONTAINER: container}
+
+
+@dataclass
+class PodSet:
+    """One emulated StatefulSet: its state directory, the engine, and the pods' volumes."""
+
+    state_dir: StateDir
+    engine: Engine
+
+    @property
+    def volumes(self) -> HostVolumes:
+        return HostVolumes(self.state_dir, self.engine)
+
+    def blueprint(self, state: SetState, ordinal: int) -> PodBlueprint:
+        return pod_blueprint(state.workload, state.name, state.namespace, ordinal)
+
+    # ------------------------------------------------------------------ one pod
+    def _sandbox(self, state: SetState, pod: PodBlueprint) -> Any:
+        shm_size = pod.shm_size or pod.container.memory_limit or DEFAULT_SHM
+        user = None if pod.run_as_user is None else (
+            f"{pod.run_as_user}:{pod.run_as_group}" if pod.run_as_group is not None else str(pod.run_as_user))
+        sandbox = self.engine.create(
+            pod.container.image, container_name(pod.name, SANDBOX),
+            entrypoint=["python3", "-c", _PAUSE], command=[], hostname=pod.name, user=user,
+            ipc_mode="shareable", shm_size=shm_size, read_only=True, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], restart_policy={"Name": "unless-stopped"},
+            labels=pod_labels(self.state_dir, state, pod, SANDBOX, SANDBOX),
+        )
+        self.engine.start(sandbox)
+        return sandbox
+
+    def _container_options(self, state: SetState, pod: PodBlueprint, plan: ContainerPlan, role: str,
+                           sandbox_name: str) -> dict[str, Any]:
+        tmpfs = {}
+        for mount in plan.mounts:
+            volume = pod.volumes[mount.volume]
+            if volume.kind == VolumeKind.TMPFS:
+                tmpfs[mount.target] = f"size={volume.size},mode=1777" if volume.size else "mode=1777"
+        security = ["no-new-privileges"] if plan.no_new_privileges else []
+        options: dict[str, Any] = {
+            "binds": self.volumes.mount_sources(pod, plan.mounts),
+            "entrypoint": plan.entrypoint, "command": plan.args, "working_dir": plan.working_dir,
+            "environment": [f"{key}={value}" for key, value in plan.env.items()],
+            "user": plan.user, "group_add": [str(g) for g in plan.group_add] or None,
+            "read_only": plan.read_only, "cap_drop": plan.cap_drop or None, "cap_add": plan.cap_add or None,
+            "security_opt": security or None, "tmpfs": tmpfs or None,
+            "ipc_mode": f"container:{sandbox_name}", "network_mode": f"container:{sandbox_name}",
+            "labels": pod_labels(self.state_dir, state, pod, role, plan.name),
+        }
+        if plan.memory_limit:
+            options["mem_limit"] = plan.memory_limit
+            options["memswap_limit"] = plan.memory_limit  # no swap, as on a kubelet
+        if plan.nano_cpus:
+            options["nano_cpus"] = plan.nano_cpus
+        return options
+
+    def create_pod(self, state: SetState, pod: PodBlueprint) -> None:
+        """Sandbox, init containers to completion, then the pipeline container, started."""
+        for image in {pod.container.image, *(init.image for init in pod.init_containers)}:
+            self.engine.ensure_image(image)
+        self.remove_containers(pod.name)
+        self.volumes.prepare(pod)
+        sandbox = self._sandbox(state, pod)
+        for init in pod.init_containers:
+            options = self._container_options(state, pod, init, "init", sandbox.name)
+            container = self.engine.create(init.image, container_name(pod.name, init.name), **options)
+            try:
+                self.engine.start(container)
+                code = self.engine.wait(container, INIT_TIMEOUT)
+                logs = self.engine.logs(container, tail=5).strip()
+            finally:
+                self.engine.remove(container)
+            if code != 0:
+                last = logs.splitlines()[-1] if logs else "no output"
+                raise PodFailed(f"pod {pod.name}: init container {init.name} exited {code}: {last} "
+                                f"(the rendered pod would stop there too; fix the rendering)")
+        # Parameters reach the runtime as arguments, after any the template gives.
+        plan = pod.container
+        args = [*(plan.args or []), *(f"--param={key}={value}" for key, value in sorted(state.params.items()))]
+        options = self._container_options(state, pod, plan, "container", sandbox.name)
+        options["command"] = args or None
+        options["restart_policy"] = {"Name": _RESTART.get(pod.restart_policy, "always")}
+        container = self.engine.create(plan.image, container_name(pod.name, plan.name), **options)
+        self.engine.start(container)
+
+    def remove_containers(self, pod_name: str, grace_seconds: int | None = None) -> None:
+        """The pod's containers, pipeline first (it lives in the sandbox's namespaces), then the sandbox."""
+        found = self.engine.find({**self.state_dir.labels_any(), LABEL_POD: pod_name})
+        found.sort(key=lambda c: c.labels.get(LABEL_ROLE) == SANDBOX)
+        for container in found:
+            if grace_seconds is not None and container.labels.get(LABEL_ROLE) == "container":
+                self.engine.stop(container, grace_seconds)
+            self.engine.remove(container)
+
+    def remove_pod(self, pod: PodBlueprint, grace_seconds: int | None = None) -> None:
+        self.remove_containers(pod.name, grace_seconds)
+        self.volumes.forget_pod(pod)
+
+    def pod_is_whole(self, state: SetState, pod: PodBlueprint) -> bool:
+        sandbox = self.engine.state(container_name(pod.name, SANDBOX))
+        container = self.engine.state(container_name(pod.name, pod.container.name))
+        return sandbox.running and container.status != "missing"
+
+
+@dataclass
+class UpReport:
+    state_dir: Path
+    name: str
+    namespace: str
+    pods: list[dict[str, Any]]
+
+
+def up(rendered: Path, state_root: Path | None, replicas: int | None, params: dict[str, str]) -> UpReport:
+    """Create the set's pods (podManagementPolicy Parallel: all at once); keep those already up."""
+    blueprint: SetBlueprint = set_blueprint(load_rendered(rendered))
+    state_dir = StateDir(state_root) if state_root is not None else default_state_dir(blueprint.name)
+    if replicas is not None and replicas < 0:
+        raise UsageError(f"--replicas {replicas} is negative (fix: 0 or more)")
+    engine = Engine()
+    previous = state_dir.load() if state_dir.exists() else None
+    if previous is not None and (previous.workload != blueprint.workload or previous.params != params):
+        raise UsageError(f"{state_dir.root} already runs pods of another rendering or other --param values "
+                         f"(fix: `imagekit pod down --state-dir {state_dir.root}` first)")
+    ordinals = blueprint.ordinals(replicas)
+    state = SetState(rendered=str(rendered.resolve()), name=blueprint.name, namespace=blueprint.namespace,
+                     workload=blueprint.workload, ordinals=ordinals, params=dict(params),
+                     restarts=previous.restarts if previous else {}, kills=previous.kills if previous else [])
+    state_dir.save(state)  # first, so that `down` can clean up whatever happens next
+    pods = PodSet(state_dir, engine)
+    for gone in sorted(set(previous.ordinals if previous else []) - set(ordinals)):
+        pods.remove_pod(blueprint.pod(gone))  # scaled down: claims stay, as with whenScaled: Retain
+
+    def bring_up(ordinal: int) -> dict[str, Any]:
+        pod = blueprint.pod(ordinal)
+        if pods.pod_is_whole(state, pod):
+            return {"pod": pod.name, "ordinal": ordinal, "action": "unchanged"}
+        pods.create_pod(state, pod)
+        return {"pod": pod.name, "ordinal": ordinal, "action": "created"}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(ordinals)))) as pool:
+        reports = list(pool.map(bring_up, ordinals))
+    return UpReport(state_dir=state_dir.root, name=blueprint.name, namespace=blueprint.namespace, pods=reports)
+
+
+def down(state_root: Path | None, grace_seconds: int | None, delete_data: bool) -> dict[str, Any]:
+    """Stop and remove every container of the set; claims and the node's directories stay unless delete_data."""
+    from .state import find_state_dir
+
+    state_dir = find_state_dir(state_root)
+    state = state_dir.load() if state_dir.exists() else None
+    engine = Engine()
+    pods = PodSet(state_dir, engine)
+    containers = engine.find(state_dir.labels_any())
+    pod_names = sorted({c.labels.get(LABEL_POD, "") for c in containers} - {""})
+    grace = grace_seconds
+    if grace is None and state is not None and state.ordinals:
+        grace = pods.blueprint(state, state.ordinals[0]).grace_seconds
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(pod_names)))) as pool:
+        list(pool.map(lambda name: pods.remove_containers(name, grace), pod_names))
+    image = state.workload["spec"]["template"]["spec"]["containers"][0]["image"] if state else None
+    volumes = pods.volumes
+    volumes.remove(None, state_dir.root / "pods", image)
+    if delete_data:
+        volumes.remove(None, state_dir.root, image)
+    elif state_dir.file.exists():
+        state_dir.file.unlink()
+    return {"state_dir": str(state_dir.root), "name": state.name if state else None, "removed_pods": pod_names,
+            "data_deleted": delete_data}

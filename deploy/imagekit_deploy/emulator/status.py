@@ -1,0 +1,168 @@
+"""What each emulated pod is doing: its containers, and the runtime's journal read from its shm.
+
+The journal lives in the pod's /dev/shm, which belongs to the sandbox: it is read through
+the sandbox, so it is there even while the pipeline container restarts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .blueprint import PodBlueprint
+from .engine import Engine
+from .pods import SANDBOX, PodSet, container_name
+from .state import SetState
+
+COMPLETION_MARKER = ".imagekit-complete.json"
+_READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
+
+
+class Phase:
+    MISSING = "Missing"        # no sandbox: the pod is gone
+    PENDING = "Pending"        # sandbox up, pipeline container not (yet) created
+    RUNNING = "Running"
+    COMPLETE = "Complete"      # results delivered; the runtime holds until stopped
+    RESTARTING = "Restarting"  # the engine restarts the container (CrashLoopBackOff on a kubelet)
+    EXITED = "Exited"          # stopped and not restarted
+
+
+@dataclass
+class RunView:
+    """The newest run of the runtime in this pod, from its journal."""
+
+    runs: int = 0
+    key: str | None = None                                          # the pipeline key of the run
+    status: str | None = None                                      # run-end status, if ended
+    steps: dict[str, str] = field(default_factory=dict)            # step -> newest state
+    started: list[str] = field(default_factory=list)               # steps whose process started
+    reused: list[str] = field(default_factory=list)
+    restored: dict[str, str] = field(default_factory=dict)         # step/data -> ssd | pv
+    checkpointed: list[str] = field(default_factory=list)          # step/data@tier, over all runs
+
+
+@dataclass
+class PodStatus:
+    pod: str
+    ordinal: int
+    shard_index: str
+    shard_count: str
+    phase: str
+    container: str             # the engine's status of the pipeline container
+    exit_code: int | None
+    restarts: int              # by the restart policy, plus the container kills of `pod kill`
+    complete: bool
+    results: str | None        # host directory of this shard's results
+    volumes: dict[str, str]    # volume -> host directory
+    run: RunView
+
+
+def parse_journal(text: str) -> RunView:
+    entries = []
+    for line in text.splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue  # a line torn by a kill
+    view = RunView()
+    run_ids = [e.get("run") for e in entries if e.get("event") == "run-start"]
+    view.runs = len(run_ids)
+    checkpointed = []
+    for entry in entries:
+        if entry.get("event") == "checkpointed":
+            item = f"{entry.get('step')}/{entry.get('data')}@{entry.get('tier')}"
+            if item not in checkpointed:
+                checkpointed.append(item)
+    view.checkpointed = checkpointed
+    if not run_ids:
+        return view
+    for entry in (e for e in entries if e.get("run") == run_ids[-1]):
+        event = entry.get("event")
+        if event == "run-start":
+            view.key = entry.get("key")
+        elif event == "transition":
+            view.steps[entry["step"]] = entry["to"]
+            if entry["to"] == "running" and entry["step"] not in view.started:
+                view.started.append(entry["step"])
+        elif event == "plan":
+            for step in entry.get("to_run") or []:
+                view.steps.setdefault(step, "waiting")
+            view.reused = list(entry.get("reused") or [])
+            view.restored = dict(entry.get("restore") or {})
+        elif event == "run-end":
+            view.status = entry.get("status")
+    return view
+
+
+def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
+    sandbox = engine.get(container_name(pod.name, SANDBOX))
+    if sandbox is None or sandbox.status != "running":
+        return RunView()
+    code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/journal.jsonl"])
+    return parse_journal(text) if code == 0 else RunView()
+
+
+def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
+    pod = pods.blueprint(state, ordinal)
+    engine = pods.engine
+    sandbox = engine.state(container_name(pod.name, SANDBOX))
+    container = engine.state(container_name(pod.name, pod.container.name))
+    volumes = pods.volumes
+    results = volumes.host_path(pod, pod.results_dir()) if pod.results_dir() else None
+    run = read_run(engine, pod) if sandbox.running else RunView()
+    # A marker of another pipeline key (other params, another image) is an old run's.
+    marker = _read_marker(results / COMPLETION_MARKER) if results is not None else None
+    complete = marker is not None and run.key is not None and marker.get("key") == run.key
+    if not sandbox.running:
+        phase = Phase.MISSING
+    elif container.status in ("missing", "created"):
+        phase = Phase.PENDING
+    elif container.status == "restarting":
+        phase = Phase.RESTARTING
+    elif container.running:
+        phase = Phase.COMPLETE if complete else Phase.RUNNING
+    else:
+        phase = Phase.EXITED
+    homes = {name: volumes.home(pod, volume) for name, volume in pod.volumes.items()}
+    return PodStatus(
+        pod=pod.name, ordinal=ordinal, shard_index=pod.shard_index, shard_count=pod.shard_count, phase=phase,
+        container=container.status, exit_code=container.exit_code,
+        restarts=container.restart_count + state.restarts.get(pod.name, 0), complete=complete,
+        results=str(results) if results else None,
+        volumes={name: str(home) for name, home in homes.items() if home is not None},
+        run=run,
+    )
+
+
+def _read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent, being written, or not readable by this user
+    return marker if isinstance(marker, dict) else None
+
+
+def collect(pods: PodSet, state: SetState) -> list[PodStatus]:
+    return [pod_status(pods, state, ordinal) for ordinal in state.ordinals]
+
+
+def to_json(statuses: list[PodStatus]) -> list[dict[str, Any]]:
+    return [asdict(status) for status in statuses]
+
+
+def format_status(state: SetState, state_dir: str, statuses: list[PodStatus]) -> str:
+    lines = [f"{state.name} (namespace {state.namespace}, {len(statuses)} pod(s), state {state_dir})",
+             f"  {'POD':<24} {'SHARD':<7} {'PHASE':<11} {'RESTARTS':>8}  {'RUN':>3}  STEPS"]
+    for status in statuses:
+        done = sum(1 for s in status.run.steps.values() if s in ("committed", "retired", "reused"))
+        running = [name for name, s in status.run.steps.items() if s in ("running", "committing")]
+        steps = f"{done}/{len(status.run.steps)} done" if status.run.steps else "-"
+        if running:
+            steps += f", running {', '.join(running)}"
+        if status.phase in (Phase.EXITED, Phase.RESTARTING) and status.exit_code is not None:
+            steps += f"; exit {status.exit_code}"
+        shard = f"{status.shard_index}/{status.shard_count}"
+        lines.append(f"  {status.pod:<24} {shard:<7} {status.phase:<11} {status.restarts:>8}  "
+                     f"{status.run.runs:>3}  {steps}")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""`imagekit pod up|status|kill|down`: the rendered pods on the local Docker engine, with failure injection."""
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from imagekit_deploy.emulator.faults import LEVELS, kill
+from imagekit_deploy.emulator.pods import PodSet, down, up
+from imagekit_deploy.emulator.engine import Engine
+from imagekit_deploy.emulator.state import find_state_dir
+from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
+from imagekit_runtime.errors import PipelineFailed
+from imagekit_runtime.settings import parse_params
+
+from .common import OutputFormat, emit_json, exits_on_error, stderr
+
+pod_app = typer.Typer(
+    help="Run the pods of a rendered StatefulSet on the local Docker engine (one sandbox holding shm plus "
+         "the pipeline container per ordinal) and inject DESIGN.md's failures into them.",
+    no_args_is_help=True,
+)
+
+Level = Enum("Level", {level: level for level in LEVELS}, type=str)  # process | container | pod | node
+
+STATE_HELP = "the set's state directory [default: ./.imagekit-pods/<name>, or the only set there]"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pod_app, name="pod")
+
+
+def _say(text: str) -> None:
+    stderr.print(text, highlight=False, markup=False)
+
+
+@pod_app.command("up")
+@exits_on_error
+def up_command(
+    rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render -o`, or a YAML stream"),
+    replicas: Optional[int] = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="where the set's state, claims and node "
+                                             "directories live [default: ./.imagekit-pods/<name>]"),
+    param: list[str] = typer.Option([], "--param", help="KEY=VALUE, passed to every pod's runtime"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+) -> None:
+    """Create the pods of RENDERED (sandbox, init containers, pipeline container); pods already up are kept."""
+    report = up(rendered, state_dir, replicas, parse_params(param))
+    if output is OutputFormat.json:
+        emit_json({"state_dir": str(report.state_dir), "name": report.name, "namespace": report.namespace,
+                   "pods": report.pods})
+    for pod in report.pods:
+        _say(f"{pod['pod']}: {pod['action']}")
+    _say(f"{report.name}: {len(report.pods)} pod(s) up, state in {report.state_dir}; "
+         f"follow with `imagekit pod status --state-dir {report.state_dir}`")
+
+
+@pod_app.command("status")
+@exits_on_error
+def status_command(
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
+    wait: bool = typer.Option(False, "--wait", help="wait until every pod is Complete (exit 1 if one exits "
+                              "for good, or on --timeout)"),
+    timeout: float = typer.Option(600, "--timeout", help="seconds --wait waits at most"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+) -> None:
+    """Each pod's phase, restarts and steps (from the runtime's journal in the pod's shm)."""
+    where = find_state_dir(state_dir)
+    state = where.load()
+    pods = PodSet(where, Engine())
+    deadline = time.monotonic() + timeout
+    statuses = collect(pods, state)
+    while wait and not all(s.phase == Phase.COMPLETE for s in statuses):
+        if any(s.phase in (Phase.EXITED, Phase.MISSING) for s in statuses) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        statuses = collect(pods, state)
+    if output is OutputFormat.json:
+        emit_json({"state_dir": str(where.root), "name": state.name, "namespace": state.namespace,
+                   "pods": to_json(statuses)})
+    else:
+        _say(format_status(state, str(where.root), statuses))
+    if wait and not all(s.phase == Phase.COMPLETE for s in statuses):
+        stuck = ", ".join(f"{s.pod} {s.phase}" for s in statuses if s.phase != Phase.COMPLETE)
+        raise PipelineFailed(f"not every pod completed: {stuck} (see `docker logs <pod>.pipeline`)")
+
+
+@pod_app.command("kill")
+@exits_on_error
+def kill_command(
+    ordinal: int = typer.Argument(..., help="the pod's ordinal (= its shard)"),
+    level: Level = typer.Option(..., "--level", help="DESIGN.md's failure level"),
+    step: Optional[str] = typer.Option(None, "--step", help="wait until this step runs, then inject (process: "
+                                       "kill this step) [default: process kills any running step]"),
+    timeout: float = typer.Option(60, "--timeout", help="seconds to wait for --step to run"),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+) -> None:
+    """Inject one failure into pod ORDINAL: a step process, the container, the pod (shm lost) or the node (SSD lost too)."""
+    where = find_state_dir(state_dir)
+    state = where.load()
+    report = kill(PodSet(where, Engine()), state, ordinal, level.value, step, timeout)
+    if output is OutputFormat.json:
+        emit_json(report.to_json())
+    what = {"process": f"killed step {report.step} (pid {report.pid}); the container restarts and resumes from shm",
+            "container": "killed and restarted the pipeline container; shm kept",
+            "pod": "removed and recreated the pod; shm lost, SSD kept",
+            "node": "removed and recreated the pod and its node disk; shm and SSD lost, PV kept"}[level.value]
+    _say(f"{report.pod}: {what}")
+
+
+@pod_app.command("down")
+@exits_on_error
+def down_command(
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
+    grace_period: Optional[int] = typer.Option(None, "--grace-period", help="seconds between SIGTERM and SIGKILL "
+                                               "[default: the pod's terminationGracePeriodSeconds]"),
+    delete_data: bool = typer.Option(False, "--delete-data", help="also delete the claims (PV, SSD) and node "
+                                     "directories, i.e. the whole state directory"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+) -> None:
+    """Stop and remove every pod of the set. Claims stay (like persistentVolumeClaimRetentionPolicy Retain)."""
+    report = down(state_dir, grace_period, delete_data)
+    if output is OutputFormat.json:
+        emit_json(report)
+    kept = "deleted" if delete_data else f"kept in {report['state_dir']} (a later `up` resumes from them)"
+    _say(f"removed {len(report['removed_pods'])} pod(s); claims and node directories {kept}")
