@@ -1,0 +1,287 @@
+"""Numbers to tables, docs/bench/results.md and the plot; the machine's description; profile helpers."""
+from __future__ import annotations
+
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIB = 1 << 20
+LABELS = {
+    "imagekit": "(a) imagekit: one container, shm",
+    "services": "(b) services: 2 containers, HTTP",
+    "volume": "(c) functions: container per step, volume",
+    "s3": "(c) functions: container per step, S3 (moto)",
+    "floor": "(d) floor: produce to tmpfs",
+}
+SHORT = {"imagekit": "(a) imagekit", "services": "(b) services/HTTP", "volume": "(c) functions/volume",
+         "s3": "(c) functions/S3", "floor": "(d) floor"}
+COLORS = {"imagekit": "tab:green", "services": "tab:red", "volume": "tab:orange", "s3": "tab:purple",
+          "floor": "black"}
+TARGETS = {"flat": 1.5, "vs_services": 1000.0, "launch": 20.0, "rss_mib": 40.0}
+
+# Run in the image: the resident memory of a fresh interpreter after the imports of each runtime process.
+IMPORT_RSS_SCRIPT = r"""
+import json, subprocess, sys
+probe = ("import sys\n{imports}\n"
+         "s = {{l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}}\n"
+         "print(s['VmRSS'], s['RssAnon'], s['RssFile'], len(sys.modules))")
+rows = []
+for label, imports in (
+    ("python3 -c pass (bare interpreter)", ""),
+    ("+ yaml", "import yaml"),
+    ("+ xmlrpc.client + supervisor.xmlrpc (the conductor's RPC client)", "import xmlrpc.client, supervisor.xmlrpc"),
+    ("conductor: import imagekit_runtime.main", "import imagekit_runtime.main"),
+    ("supervisord: from supervisor.supervisord import main", "from supervisor.supervisord import main"),
+):
+    out = subprocess.run([sys.executable, "-c", probe.format(imports=imports)], capture_output=True, text=True, check=True)
+    rss, anon, file, modules = map(int, out.stdout.split())
+    rows.append({"label": label, "rss_kib": rss, "anon_kib": anon, "file_kib": file, "modules": modules})
+print(json.dumps(rows))
+"""
+
+
+def cprofile_top(path: Path, count: int = 14) -> dict:
+    stats = pstats.Stats(str(path))
+    rows = []
+    for (filename, line, function), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        name = f"{Path(filename).name}:{line}({function})" if line else function
+        rows.append({"function": name, "calls": calls, "tottime": tottime, "cumtime": cumtime})
+    sleep = sum(r["tottime"] for r in rows if "time.sleep" in r["function"])
+    by_tottime = sorted(rows, key=lambda r: r["tottime"], reverse=True)[:count]
+    return {"total": stats.total_tt, "sleep": sleep, "top": by_tottime}  # type: ignore[attr-defined]
+
+
+def _run(command: list[str]) -> str:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as info:
+        memory = int(info.readline().split()[1]) * 1024
+    os_name = "?"
+    if os.path.exists("/etc/os-release"):
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip().strip('"')
+    docker_root = _run(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
+    disk = _run(["df", "-T", "--output=source,fstype", docker_root]).splitlines()[-1:]
+    return {
+        "cpu": f"{os.cpu_count()} vCPU, {cpu}",
+        "memory": f"{memory / (1 << 30):.1f} GiB RAM, no swap" if "SwapTotal:       0" in open("/proc/meminfo").read()
+        else f"{memory / (1 << 30):.1f} GiB RAM",
+        "os": f"{os_name}, kernel {platform.release()}",
+        "docker": f"Docker Engine {_run(['docker', 'info', '--format', '{{.ServerVersion}}'])}, storage driver "
+                  f"{_run(['docker', 'info', '--format', '{{.Driver}}'])}, volumes on {' '.join(disk[0].split()) if disk else '?'}",
+        "python": f"host CPython {platform.python_version()}; images: Debian bookworm CPython 3.11.2",
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    milliseconds = seconds * 1000
+    if abs(milliseconds) >= 100:
+        return f"{milliseconds:.0f}"
+    return f"{milliseconds:.1f}" if abs(milliseconds) >= 1 else f"{milliseconds:.2f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}×" if abs(value) >= 10 else f"{value:.1f}×"
+
+
+def size_label(mib: int) -> str:
+    return f"{mib // 1024} GiB" if mib >= 1024 and mib % 1024 == 0 else f"{mib} MiB"
+
+
+@dataclass
+class Results:
+    sizes: list[int]
+    rounds: int
+    records: list[dict]
+    launch: list[dict]
+    memory: list[dict]
+    profile: dict | None
+    notes: list[str]
+    meta: dict
+    command: str
+    machine: dict[str, str] = field(default_factory=machine)
+    date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+
+    # ---------------------------------------------------------- numbers
+    def paradigms(self) -> list[str]:
+        return [p for p in LABELS if any(r["paradigm"] == p for r in self.records)]
+
+    def _values(self, paradigm: str, size_mib: int, key: str) -> list[float]:
+        return [r[key] for r in self.records if r["paradigm"] == paradigm and r["size"] == size_mib * MIB]
+
+    def median(self, paradigm: str, size_mib: int, key: str) -> float | None:
+        values = self._values(paradigm, size_mib, key)
+        return statistics.median(values) if values else None
+
+    def floors(self, size_mib: int) -> tuple[float, float]:
+        """(producing D to tmpfs, checksumming D from tmpfs): the work every paradigm does at least."""
+        return self.median("floor", size_mib, "produce") or 0.0, self.median("floor", size_mib, "consume") or 0.0
+
+    def overhead(self, paradigm: str, size_mib: int) -> float | None:
+        """Median over rounds of the handoff overhead: for (a) consumer start − producer end, measured in the
+        steps; for the others producer start → consumer end minus the floors."""
+        if paradigm == "floor":
+            return None
+        if paradigm == "imagekit":
+            return self.median(paradigm, size_mib, "gap")
+        produce, consume = self.floors(size_mib)
+        values = [v - produce - consume for v in self._values(paradigm, size_mib, "total")]
+        return statistics.median(values) if values else None
+
+    def overhead_by_subtraction(self, size_mib: int) -> float | None:
+        produce, consume = self.floors(size_mib)
+        values = [v - produce - consume for v in self._values("imagekit", size_mib, "total")]
+        return statistics.median(values) if values else None
+
+    def ratio(self, paradigm: str, size_mib: int) -> float | None:
+        mine, base = self.overhead(paradigm, size_mib), self.overhead("imagekit", size_mib)
+        return mine / base if mine is not None and base else None
+
+    def slope(self, paradigm: str) -> float | None:
+        """Least-squares growth of the overhead, seconds per GiB."""
+        points = [(s / 1024, self.overhead(paradigm, s)) for s in self.sizes]
+        points = [(x, y) for x, y in points if y is not None]
+        if len(points) < 2:
+            return None
+        mean_x = sum(x for x, _ in points) / len(points)
+        mean_y = sum(y for _, y in points) / len(points)
+        denominator = sum((x - mean_x) ** 2 for x, _ in points)
+        return sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator if denominator else None
+
+    def growth(self, paradigm: str) -> float | None:
+        first, last = self.overhead(paradigm, self.sizes[0]), self.overhead(paradigm, self.sizes[-1])
+        return last / first if first and last is not None and len(self.sizes) > 1 else None
+
+    def phases(self, size_mib: int) -> dict[str, float]:
+        rows = [r["phases"] for r in self.records if r["paradigm"] == "imagekit" and r["size"] == size_mib * MIB]
+        return {key: statistics.median(row[key] for row in rows) for key in rows[0]} if rows else {}
+
+    def launch_median(self, mode: str, key: str) -> float | None:
+        values = [r[key] for r in self.launch if r["mode"] == mode]
+        return statistics.median(values) if values else None
+
+    def memory_peak(self, process: str, key: str, label_prefix: str = "") -> int:
+        return max((m[process].get(key, 0) for m in self.memory if m["label"].startswith(label_prefix)), default=0)
+
+    def targets(self) -> list[tuple[str, str, bool | None]]:
+        rows: list[tuple[str, str, bool | None]] = []
+        largest = self.sizes[-1]
+        growth, slope = self.growth("imagekit"), self.slope("imagekit")
+        if growth is not None:
+            rows.append((f"(a) overhead flat in D (at {size_label(largest)} ≤ {TARGETS['flat']}× what it is at {size_label(self.sizes[0])})",
+                         f"{fmt_ratio(growth)} ({fmt_ms(self.overhead('imagekit', self.sizes[0]))} → "
+                         f"{fmt_ms(self.overhead('imagekit', largest))} ms; slope {fmt_ms(slope)} ms/GiB)",
+                         growth <= TARGETS["flat"]))
+        else:
+            rows.append(("(a) overhead flat in D", "needs two sizes or more", None))
+        ratio = self.ratio("services", largest)
+        rows.append((f"(a) ≥ {TARGETS['vs_services']:.0f}× below (b) at {size_label(largest)}", fmt_ratio(ratio),
+                     None if ratio is None else ratio >= TARGETS["vs_services"]))
+        docker_total = self.launch_median("docker run per step", "runtime")
+        runtime = self.launch_median("imagekit in container", "runtime")
+        launch_ratio = docker_total / runtime if docker_total and runtime else None
+        rows.append((f"20-step runtime overhead ≥ {TARGETS['launch']:.0f}× below container-per-step",
+                     fmt_ratio(launch_ratio), None if launch_ratio is None else launch_ratio >= TARGETS["launch"]))
+        total = (self.memory_peak("conductor", "VmHWM") + self.memory_peak("supervisord", "VmHWM")) / MIB
+        rows.append((f"runtime RSS (conductor + supervisord, peak VmHWM) ≤ {TARGETS['rss_mib']:.0f} MiB",
+                     f"{total:.1f} MiB", total <= TARGETS["rss_mib"] if total else None))
+        return rows
+
+    # ----------------------------------------------------------- output
+    def table(self) -> str:
+        lines = [f"handoff overhead, ms (median of {self.rounds}; (a) measured in the steps, others = end-to-end − floor):"]
+        header = f"  {'paradigm':<46}" + "".join(f"{size_label(s):>10}" for s in self.sizes) + \
+            f"{'ms/GiB':>9}" + "".join(f"{'÷(a) ' + size_label(s):>13}" for s in self.sizes)
+        lines.append(header)
+        for paradigm in self.paradigms():
+            if paradigm == "floor":
+                cells = "".join(f"{fmt_ms(self.floors(s)[0]):>10}" for s in self.sizes)
+                lines.append(f"  {LABELS[paradigm] + ' (time, not overhead)':<46}{cells}")
+                cells = "".join(f"{fmt_ms(self.floors(s)[1]):>10}" for s in self.sizes)
+                lines.append(f"  {'    consumer alone: checksum D from tmpfs':<46}{cells}")
+                continue
+            cells = "".join(f"{fmt_ms(self.overhead(paradigm, s)):>10}" for s in self.sizes)
+            ratios = "".join(f"{fmt_ratio(self.ratio(paradigm, s)):>13}" for s in self.sizes)
+            lines.append(f"  {LABELS[paradigm]:<46}{cells}{fmt_ms(self.slope(paradigm)):>9}{ratios}")
+        lines.append("")
+        lines.append("step launch, 20 trivial steps in a chain (median):")
+        lines.append(f"  {'':<26}{'total s':>9}{'per step ms':>13}{'÷ imagekit':>12}")
+        base = self.launch_median("imagekit in container", "runtime")
+        for mode in ("imagekit in container", "imagekit on host", "docker run per step"):
+            total = self.launch_median(mode, "runtime")
+            if total is None:
+                continue
+            per_step = self.launch_median(mode, "per_step")
+            lines.append(f"  {mode:<26}{total:>9.2f}{fmt_ms(per_step):>13}{fmt_ratio(total / base if base else None):>12}")
+        lines.append("")
+        lines.append("runtime memory, peak over all runs (MiB): VmRSS / VmHWM / RssAnon")
+        for process in ("conductor", "supervisord"):
+            lines.append(f"  {process:<12}" + " / ".join(f"{self.memory_peak(process, k) / MIB:.1f}"
+                                                       for k in ("VmRSS", "VmHWM", "RssAnon")))
+        lines.append("")
+        lines.append("targets:")
+        for name, value, met in self.targets():
+            lines.append(f"  {'met   ' if met else 'MISSED' if met is False else 'n/a   '} {name}: {value}")
+        return "\n".join(lines)
+
+    def plot(self, path: Path) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+        sizes = self.sizes
+        for paradigm in self.paradigms():
+            if paradigm == "floor":
+                left.plot(sizes, [self.floors(s)[0] for s in sizes], "k--", marker="o",
+                          label="(d) floor: produce D to tmpfs")
+                left.plot(sizes, [sum(self.floors(s)) for s in sizes], "k:", marker=".",
+                          label="floor + consumer's checksum")
+                continue
+            totals = [self.median(paradigm, s, "total") for s in sizes]
+            left.plot(sizes, totals, marker="o", color=COLORS[paradigm], label=LABELS[paradigm])
+            overheads = [self.overhead(paradigm, s) for s in sizes]
+            right.plot(sizes, [max(o, 1e-4) * 1000 if o is not None else None for o in overheads], marker="o",
+                       color=COLORS[paradigm], label=SHORT[paradigm])
+        left.set_title("Producer start → consumer done (median)")
+        left.set_ylabel("seconds")
+        right.set_title("Handoff overhead (beyond the floor)")
+        right.set_ylabel("milliseconds")
+        for axis in (left, right):
+            axis.set_xscale("log", base=2)
+            axis.set_yscale("log")
+            axis.set_xticks(sizes, [size_label(s) for s in sizes])
+            axis.set_xlabel("D, bytes handed from producer to consumer")
+            axis.grid(True, which="both", alpha=0.3)
+        left.legend(fontsize=8)
+        right.legend(fontsize=8)
+        figure.suptitle(f"imagekit handoff vs services vs functions — {self.machine['cpu']}, {self.date}", fontsize=10)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+
+    def markdown(self) -> str:
+        from .markdown import render
+        return render(self)
