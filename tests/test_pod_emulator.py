@@ -249,7 +249,7 @@ def test_kill_and_up_refuse_what_they_cannot_do(pod_sets: Any, pod_gate_image: s
     wrong = pods.cli("kill", "7", "--level", "pod", expect=2)
     assert "ordinal 7 is not a pod" in wrong.stderr
     idle = pods.cli("kill", "0", "--level", "process", expect=2)  # complete: no step process to kill
-    assert "not running" in idle.stderr
+    assert "no step process is running" in idle.stderr
     again = pods.up("--param", f"COUNT={GATE_COUNT}")  # idempotent: the running pod is kept
     assert [p["action"] for p in again["pods"]] == ["unchanged"]
     other = imagekit("pod", "up", pods.rendered, "--state-dir", pods.state_dir, "--param", "COUNT=5")

@@ -74,9 +74,13 @@ def _step_process(pods: PodSet, pod: PodBlueprint, step: str | None, action: str
     return name, int(pid)
 
 
-def wait_for_step(pods: PodSet, pod: PodBlueprint, step: str, timeout: float) -> None:
+def wait_for_step(pods: PodSet, pod: PodBlueprint, step: str, timeout: float, action: str = "probe") -> tuple[str, int]:
+    """Wait until step runs; with action "kill", kill it in the same look (no window for it to end)."""
     deadline = time.monotonic() + timeout
-    while _step_process(pods, pod, step, "probe") is None:
+    while True:
+        found = _step_process(pods, pod, step, action)
+        if found is not None:
+            return found
         if time.monotonic() > deadline:
             raise UsageError(f"step {step} did not run in pod {pod.name} within {timeout:.0f}s "
                              f"(fix: name a step that still has to run, see `imagekit pod status`)")
@@ -105,17 +109,17 @@ def kill(pods: PodSet, state: SetState, ordinal: int, level: str, step: str | No
                          f"(pods: {', '.join(map(str, state.ordinals)) or 'none'})")
     pod = pods.blueprint(state, ordinal)
     engine = pods.engine
-    if not pods.pod_is_whole(state, pod):
+    if not pods.pod_is_whole(pod):
         raise UsageError(f"pod {pod.name} is not up (fix: `imagekit pod up` again, or see `imagekit pod status`)")
-    if step is not None:
+    if step is not None and level != "process":
         wait_for_step(pods, pod, step, timeout)
     pid = None
     if level == "process":
-        found = _step_process(pods, pod, step, "kill")
+        found = (wait_for_step(pods, pod, step, timeout, "kill") if step is not None
+                 else _step_process(pods, pod, None, "kill"))
         if found is None:
-            what = f"step {step}" if step else "no step process"
-            raise UsageError(f"{what} is not running in pod {pod.name} now (fix: kill while a step runs, "
-                             f"or use --level container)")
+            raise UsageError(f"no step process is running in pod {pod.name} now (fix: kill while a step runs, "
+                             f"name one with --step, or use --level container)")
         step, pid = found
     elif level == "container":
         container = engine.get(container_name(pod.name, pod.container.name))

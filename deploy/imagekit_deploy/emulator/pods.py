@@ -22,7 +22,7 @@ from ..writer import load_rendered
 from .blueprint import ContainerPlan, PodBlueprint, SetBlueprint, VolumeKind, pod_blueprint, set_blueprint
 from .engine import Engine
 from .state import (LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_ROLE, SetState, StateDir,
-                    default_state_dir)
+                    default_state_dir, find_state_dir)
 from .volumes import HostVolumes
 
 SANDBOX = "sandbox"
@@ -145,7 +145,7 @@ class PodSet:
         self.remove_containers(pod.name, grace_seconds)
         self.volumes.forget_pod(pod)
 
-    def pod_is_whole(self, state: SetState, pod: PodBlueprint) -> bool:
+    def pod_is_whole(self, pod: PodBlueprint) -> bool:
         sandbox = self.engine.state(container_name(pod.name, SANDBOX))
         container = self.engine.state(container_name(pod.name, pod.container.name))
         return sandbox.running and container.status != "missing"
@@ -181,7 +181,7 @@ def up(rendered: Path, state_root: Path | None, replicas: int | None, params: di
 
     def bring_up(ordinal: int) -> dict[str, Any]:
         pod = blueprint.pod(ordinal)
-        if pods.pod_is_whole(state, pod):
+        if pods.pod_is_whole(pod):
             return {"pod": pod.name, "ordinal": ordinal, "action": "unchanged"}
         pods.create_pod(state, pod)
         return {"pod": pod.name, "ordinal": ordinal, "action": "created"}
@@ -193,8 +193,6 @@ def up(rendered: Path, state_root: Path | None, replicas: int | None, params: di
 
 def down(state_root: Path | None, grace_seconds: int | None, delete_data: bool) -> dict[str, Any]:
     """Stop and remove every container of the set; claims and the node's directories stay unless delete_data."""
-    from .state import find_state_dir
-
     state_dir = find_state_dir(state_root)
     state = state_dir.load() if state_dir.exists() else None
     engine = Engine()

@@ -157,7 +157,10 @@ def format_status(state: SetState, state_dir: str, statuses: list[PodStatus]) ->
     for status in statuses:
         done = sum(1 for s in status.run.steps.values() if s in ("committed", "retired", "reused"))
         running = [name for name, s in status.run.steps.items() if s in ("running", "committing")]
-        steps = f"{done}/{len(status.run.steps)} done" if status.run.steps else "-"
+        if status.run.status == "already-complete":
+            steps = "already complete"
+        else:
+            steps = f"{done}/{len(status.run.steps)} done" if status.run.steps else "-"
         if running:
             steps += f", running {', '.join(running)}"
         if status.phase in (Phase.EXITED, Phase.RESTARTING) and status.exit_code is not None:
