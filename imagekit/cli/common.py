@@ -11,8 +11,6 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.highlighter import NullHighlighter
-from rich.logging import RichHandler
 
 from imagekit_runtime.errors import ImagekitError
 
@@ -32,11 +30,19 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
+class ConsoleHandler(logging.Handler):
+    """Log records through the rich console (above a live progress display), one line each, never wrapped."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stderr.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(verbose: bool) -> None:
-    # Through the rich console, so log lines print above a live progress display.
-    handler = RichHandler(console=stderr, show_time=False, show_path=False, show_level=False, markup=False,
-                          highlighter=NullHighlighter())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[handler])
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[ConsoleHandler()])
 
 
 def exits_on_error(func: F) -> F:
