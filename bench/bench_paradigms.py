@@ -149,7 +149,7 @@ class Bench:
             "step start-up (first line → reading)": consumed["consume_start"] - consumed["launched"],
         }
         if memory:
-            self._memory("handoff in container", size, memory)
+            self._memory("handoff in container", size, memory, json.loads(logs.stdout)["wall_seconds"])
         return record
 
     def run_services(self, size: int) -> dict:
@@ -229,7 +229,7 @@ class Bench:
         journal = read_journal(run / "run" / "journal.jsonl")
         shutil.rmtree(run, ignore_errors=True)
         if memory:
-            self._memory(f"{LAUNCH_STEPS} steps in container", 0, memory)
+            self._memory(f"{LAUNCH_STEPS} steps in container", 0, memory, summary["wall_seconds"])
         return {"mode": "imagekit in container", "runtime": summary["wall_seconds"], "wall": wall,
                 **self._launch_intervals(journal)}
 
@@ -252,7 +252,7 @@ class Bench:
         journal = read_journal(run / "shm" / f"bench-launch{LAUNCH_STEPS}" / "shard-0" / "run" / "journal.jsonl")
         shutil.rmtree(run, ignore_errors=True)
         if not profile:
-            self._memory(f"{LAUNCH_STEPS} steps on host", 0, sampler)
+            self._memory(f"{LAUNCH_STEPS} steps on host", 0, sampler, summary["wall_seconds"])
         return {"mode": "imagekit on host", "runtime": summary["wall_seconds"], "wall": wall,
                 **self._launch_intervals(journal)}
 
@@ -294,8 +294,8 @@ class Bench:
         pid = int(docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip() or 0)
         return MemorySampler(pid).start() if pid else None
 
-    def _memory(self, label: str, size: int, sampler: MemorySampler) -> None:
-        self.memory.append({"label": label, "size": size,
+    def _memory(self, label: str, size: int, sampler: MemorySampler, runtime_seconds: float) -> None:
+        self.memory.append({"label": label, "size": size, "runtime_seconds": runtime_seconds,
                             "conductor": dict(sampler.conductor.max), "supervisord": dict(sampler.supervisord.max),
                             "conductor_cpu": sampler.conductor.cpu_seconds,
                             "supervisord_cpu": sampler.supervisord.cpu_seconds,
@@ -312,7 +312,9 @@ class Bench:
         phases = self._stamped_phases()
         imports = json.loads(docker("run", "--rm", "--network", "none", "--entrypoint", "python3", LAUNCH_IMAGE, "-c",
                                     report.IMPORT_RSS_SCRIPT).stdout)
-        return {"cprofile": report.cprofile_top(profile_file), "phases": phases, "imports": imports}
+        rpc = json.loads(docker("run", "--rm", "--network", "none", TOOLS_IMAGE, "python3",
+                                "/opt/bench/rpcprobe.py").stdout)
+        return {"cprofile": report.cprofile_top(profile_file), "phases": phases, "imports": imports, "rpc": rpc}
 
     def _stamped_phases(self) -> dict:
         root = pipelines.write_launch(OUT / "pipelines" / "launch20-stamped", LAUNCH_STEPS, stamped=True)
@@ -351,10 +353,17 @@ class Bench:
         results = report.Results(sizes=self.sizes, rounds=self.args.rounds, records=self.records, launch=self.launch,
                                  memory=self.memory, profile=profile, notes=self.notes, meta=self.meta,
                                  command=" ".join(["python3", "bench/bench_paradigms.py", *sys.argv[1:]]))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "paradigms-raw.json").write_text(json.dumps(
+            {"records": self.records, "launch": self.launch, "memory": self.memory, "profile": profile,
+             "meta": self.meta, "machine": results.machine, "date": results.date}, indent=1, default=str))
         print(results.table())
         if not self.args.no_write:
             DOCS.mkdir(parents=True, exist_ok=True)
-            results.plot(DOCS / "handoff.png")
+            try:
+                results.plot(DOCS / "handoff.png")
+            except ImportError:
+                log("bench: matplotlib is not installed (pip install matplotlib): no plot written")
             (DOCS / "results.md").write_text(results.markdown())
             log(f"bench: wrote {DOCS / 'results.md'} and {DOCS / 'handoff.png'} ({self.meta['seconds']:.0f} s)")
 

@@ -67,16 +67,16 @@ ENTRYPOINT ["python3", "-m", "imagekit_runtime", "run", "/opt/imagekit/pipeline/
 
 
 def build_tools_image() -> None:
-    """The handoff image plus work.py/net.py in /opt/bench and a /store owned by the step user: the same
+    """The handoff image plus work.py/net.py/rpcprobe.py in /opt/bench and a /store owned by the step user: the same
     runtime, interpreter and step code for the other paradigms."""
     with tempfile.TemporaryDirectory(prefix="imagekit-bench-ctx-") as context:
-        for name in ("work.py", "net.py"):
+        for name in ("work.py", "net.py", "rpcprobe.py"):
             shutil.copyfile(HERE / name, Path(context) / name)
         (Path(context) / "Containerfile").write_text(f"""\
 FROM {HANDOFF_IMAGE}
 USER 0:0
 RUN mkdir -p /store /data && chown 10001:10001 /store /data
-COPY work.py net.py /opt/bench/
+COPY work.py net.py rpcprobe.py /opt/bench/
 USER 10001:10001
 ENTRYPOINT []
 """)

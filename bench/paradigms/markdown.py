@@ -1,6 +1,8 @@
 """docs/bench/results.md from a Results: numbers, machine, method, targets, and the profiles behind a miss."""
 from __future__ import annotations
 
+import statistics
+
 from .report import LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, size_label
 
 DATA_PHASES = ("commit (committing → committed)", "schedule (committed → consumer running)")
@@ -9,6 +11,20 @@ DATA_PHASES = ("commit (committing → committed)", "schedule (committed → con
 def data_handoff(results, size: int) -> float | None:  # type: ignore[no-untyped-def]
     phases = results.phases(size)
     return sum(phases[p] for p in DATA_PHASES) if phases else None
+
+
+def _spread(r) -> str:  # type: ignore[no-untyped-def]
+    spreads = []
+    for paradigm in r.paradigms():
+        for size in r.sizes:
+            values = r._values(paradigm, size, "total")
+            if len(values) > 1 and min(values) > 0:
+                spreads.append(max(values) / min(values))
+    if not spreads:
+        return "one round, so no spread between rounds to show."
+    spreads.sort()
+    return (f"the same end-to-end measurement varied between rounds by {spreads[len(spreads) // 2]:.2f}× "
+            f"(median over paradigms and sizes) and by up to {spreads[-1]:.1f}× (slowest ÷ fastest round).")
 
 
 def render(r) -> str:  # type: ignore[no-untyped-def]
@@ -20,9 +36,9 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
     add(f"Measured {r.date} with `{r.command}` ({r.rounds} round{'s' if r.rounds != 1 else ''}, medians; "
         f"{r.meta.get('seconds', 0):.0f} s in all). Plot: [handoff.png](handoff.png).\n")
     add("**Machine.** " + "; ".join([m["cpu"], m["memory"], m["os"], m["docker"], m["python"]]) +
-        f". Shared with other engineers' test runs while measuring (load average {m['load']} at the end), so "
-        "single numbers move by ±30 %; ratios are of medians taken in the same run, with the order of the "
-        "paradigms rotated each round.\n")
+        f". Shared with other engineers' test runs while measuring (load average {m['load']} at the end): "
+        f"{_spread(r)} Ratios are of medians taken in the same run, with the order of the paradigms rotated "
+        "each round.\n")
     add("![handoff time against size](handoff.png)\n")
 
     add("## Summary\n")
@@ -40,8 +56,9 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
         "steps in one container, `--shm-size` tmpfs; the producer writes `$IMAGEKIT_OUT_BLOB`, exit 0 commits "
         "it (a rename), the consumer mmaps `$IMAGEKIT_IN_BLOB`. `--no-checkpoints`. |")
     add("| (b) services | two long-running containers on a Docker bridge network created for the run; the "
-        "producer streams D in a `POST` to the consumer (stdlib `http.client` → `http.server`), which checksums "
-        "as it receives. No container start in the measured span. |")
+        "producer streams D in a `POST` to the consumer (stdlib `http.client` → `http.server`), which receives "
+        "the whole body, then checksums it (a step consumes a complete input, as in the other paradigms). No "
+        "container start in the measured span. |")
     add("| (c) functions, volume | a fresh `docker run --rm` per step; the producer writes a file on a Docker "
         "volume (ext4 on the virtual disk, page cache, no fsync: the most favourable case), the next container "
         "mmaps it. The consumer's container start is in the span. |")
@@ -55,17 +72,18 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
         "consumer start − producer end (the work on either side is the floor's code on the same tmpfs); the "
         "subtraction gives the same within noise and is listed below as a check.\n")
 
-    header = "| | " + " | ".join(size_label(s) for s in r.sizes) + " | growth, ms per GiB |"
+    header = "| | " + " | ".join(size_label(s) for s in r.sizes) + \
+        f" | slope, ms per GiB | {size_label(largest)} ÷ {size_label(r.sizes[0])} |"
     add("### Overhead per handoff (ms, median)\n")
     add(header)
-    add("|" + " --- |" * (len(r.sizes) + 2))
+    add("|" + " --- |" * (len(r.sizes) + 3))
     for paradigm in r.paradigms():
         if paradigm == "floor":
             continue
         add(f"| {LABELS[paradigm]} | " + " | ".join(fmt_ms(r.overhead(paradigm, s)) for s in r.sizes) +
-            f" | {fmt_ms(r.slope(paradigm))} |")
-    add("| (a), by subtraction (end-to-end − floors) | " + " | ".join(fmt_ms(r.overhead_by_subtraction(s)) for s in r.sizes) + " | |")
-    add("| (a), data part only: commit + schedule | " + " | ".join(fmt_ms(data_handoff(r, s)) for s in r.sizes) + " | |\n")
+            f" | {fmt_ms(r.slope(paradigm))} | {fmt_ratio(r.growth(paradigm))} |")
+    add("| (a), by subtraction (end-to-end − floors) | " + " | ".join(fmt_ms(r.overhead_by_subtraction(s)) for s in r.sizes) + " | | |")
+    add("| (a), data part only: commit + schedule | " + " | ".join(fmt_ms(data_handoff(r, s)) for s in r.sizes) + " | | |\n")
 
     add("### Ratio of each paradigm's overhead to (a)\n")
     add("| | " + " | ".join(size_label(s) for s in r.sizes) + f" | ÷ (a)'s data part at {size_label(largest)} |")
@@ -98,7 +116,7 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
         add(f"| {name} | " + " | ".join(fmt_ms(phases[s].get(name)) for s in r.sizes) + " |")
     add("")
     add("Only *commit* and *schedule* touch the data: a rename of the staging directory and a stat of its "
-        "files, the same for 64 MiB and 1 GiB. The rest is the life cycle of two processes: the producer's "
+        f"files, the same at every size (row *data part* above). The rest is the life cycle of two processes: the producer's "
         "interpreter exiting and supervisord and the conductor noticing (*exit seen*), supervisord forking and "
         "the consumer's interpreter starting (*spawn*), and the consumer importing its modules (*step "
         "start-up*). (b)'s consumer is already running, so it pays none of that; (c) pays a container start "
@@ -122,7 +140,7 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
         wall = r.launch_median(mode, "wall")
         first = r.launch_median(mode, "first_step_after")
         add(f"| {mode} | {total:.2f} | {fmt_ms(r.launch_median(mode, 'per_step'))} | "
-            f"{first:.2f} | {wall:.2f} | {fmt_ratio(docker_total / total if docker_total else None)} |")
+            f"{'—' if mode.startswith('docker') else f'{first:.2f}'} | {wall:.2f} | {fmt_ratio(docker_total / total if docker_total else None)} |")
     add("")
 
     # ----------------------------------------------------------------- memory
@@ -131,7 +149,7 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
         "private) and `/proc/<pid>/smaps_rollup` (Pss: shared pages split among their sharers) of the conductor "
         "(the container's PID 1, or the process started on the host) and its supervisord child. MiB, peak over "
         "the runs of each kind.\n")
-    add("| runs | conductor VmHWM | conductor RssAnon | conductor Pss | supervisord VmHWM | supervisord RssAnon | supervisord Pss | VmHWM sum | Pss sum | CPU s (cond. + sup.) |")
+    add("| runs | conductor VmHWM | conductor RssAnon | conductor Pss | supervisord VmHWM | supervisord RssAnon | supervisord Pss | VmHWM sum | Pss sum | CPU s of cond. + sup. / run s (median) |")
     add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     kinds = []
     for entry in r.memory:
@@ -143,11 +161,12 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
 
         def peak(process: str, key: str) -> float:
             return max(e[process].get(key, 0) for e in rows) / MIB
-        cpu = max(e["conductor_cpu"] + e["supervisord_cpu"] for e in rows)
+        cpu = statistics.median(e["conductor_cpu"] + e["supervisord_cpu"] for e in rows)
+        wall = statistics.median(e["runtime_seconds"] for e in rows)
         add(f"| {kind} | {peak('conductor', 'VmHWM'):.1f} | {peak('conductor', 'RssAnon'):.1f} | {peak('conductor', 'Pss'):.1f} | "
             f"{peak('supervisord', 'VmHWM'):.1f} | {peak('supervisord', 'RssAnon'):.1f} | {peak('supervisord', 'Pss'):.1f} | "
             f"{peak('conductor', 'VmHWM') + peak('supervisord', 'VmHWM'):.1f} | "
-            f"{peak('conductor', 'Pss') + peak('supervisord', 'Pss'):.1f} | {cpu:.2f} |")
+            f"{peak('conductor', 'Pss') + peak('supervisord', 'Pss'):.1f} | {cpu:.2f} / {wall:.2f} |")
     add("")
 
     # ---------------------------------------------------------------- targets
@@ -174,51 +193,82 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
 
 def _why(r) -> str:  # type: ignore[no-untyped-def]
     p = r.profile
+    rpc = p["rpc"]
+    cprofile = p["cprofile"]
+    imports = {row["label"].split(" (")[0].split(":")[0]: row for row in p["imports"]}
     lines = ["## Why the missed targets are missed (profiles)\n"]
-    lines.append("### Step launch latency: a 10 ms sleep-poll over XML-RPC\n")
-    lines.append("A chain of the same 20 trivial steps whose command first prints `date +%s.%N`, run on the host; "
-                 "median per step (ms):\n")
+
+    lines.append("### Step launch and handoff latency: supervisord's XML-RPC round trips and a 10 ms poll\n")
+    lines.append("A chain of the same 20 trivial steps whose command first prints `date +%s.%N`, run by the runtime "
+                 "on the host; median per step (ms):\n")
     lines.append("| phase | ms |\n| --- | --- |")
     for name, value in p["phases"].items():
         lines.append(f"| {name} | {fmt_ms(value)} |")
-    cprofile = p["cprofile"]
     lines.append("")
-    lines.append(f"cProfile of the conductor over the 20-step run on the host: {cprofile['total']:.2f} s in all, "
-                 f"{cprofile['sleep']:.2f} s of it in `time.sleep`. Top functions by own time:\n")
+    lines.append(f"supervisord alone, driven by the runtime's own `Supervisor` client in the image "
+                 f"(`bench/paradigms/rpcprobe.py`, {rpc['programs']} programs running `/bin/true`; medians):\n")
+    lines.append("| call | ms |\n| --- | --- |")
+    lines.append(f"| supervisord start until it answers `getState` | {fmt_ms(rpc['supervisord_start'])} |")
+    lines.append(f"| `getAllProcessInfo` (`Supervisor.all_info`, what the conductor polls) | {fmt_ms(rpc['all_info'])} |")
+    lines.append(f"| `startProcess(name, wait=False)` (`Supervisor.start_process`) | {fmt_ms(rpc['start_process'])} |")
+    lines.append(f"| startProcess → EXITED visible, polling back to back without sleeping "
+                 f"({rpc['polls_until_exited']:.1f} polls) | {fmt_ms(rpc['start_to_exited_seen'])} |")
+    lines.append("")
+    calls = cprofile["rpc"]
+    per = {k: v["cumtime"] / v["calls"] for k, v in calls.items() if v["calls"]}
+    lines.append(f"cProfile of the conductor over the 20-step chain on the host: {cprofile['total']:.2f} s of run, "
+                 f"{cprofile['sleep']:.2f} s of it in {cprofile['sleeps']} × `time.sleep(0.01)`; "
+                 f"{calls.get('all_info', {}).get('calls', 0)} × `all_info` at {fmt_ms(per.get('all_info'))} ms, "
+                 f"{calls.get('start_process', {}).get('calls', 0)} × `start_process` at {fmt_ms(per.get('start_process'))} ms, "
+                 f"`Supervisor.start` {fmt_ms(calls.get('start', {}).get('cumtime'))} ms (cProfile inflates the "
+                 "per-call times somewhat). Top functions by own time:\n")
     lines.append("| function | calls | own s | cumulative s |\n| --- | --- | --- | --- |")
     for row in cprofile["top"]:
         lines.append(f"| `{row['function']}` | {row['calls']} | {row['tottime']:.3f} | {row['cumtime']:.3f} |")
     lines.append("")
     lines.append(
-        "The conductor (`runtime/imagekit_runtime/conductor.py`, `_loop`) learns that a step exited only by "
-        "polling: every `poll_interval` = 10 ms it sleeps, then asks supervisord for `getAllProcessInfo` over "
-        "XML-RPC on a unix socket, and parses an XML document that describes every program (about 1,700 XML "
-        "elements per call for 20 steps: the `xmlrpc/client.py` start/end/data rows above). A step that "
-        "exits right after it starts is therefore seen one to two poll periods later, plus supervisord's own "
-        "reaction (it reaps on the EOF of the step's output pipe or on SIGCHLD) and the RPC round trip: the "
-        "*exit seen* row. Starting the next step is one more RPC (`startProcess`) and a fork/exec by "
-        "supervisord: *spawn*. Commit and scheduling themselves take well under a millisecond. The same "
-        "polling also costs CPU while long steps run (the CPU column in section 3: conductor and supervisord "
-        "together use a noticeable share of one of the two cores for a one-second run), which slows the steps "
-        "on a 2-core machine. Fixes that belong to the runtime: wait on events instead of sleeping (supervisord "
-        "event listener for PROCESS_STATE_EXITED, or the conductor spawning steps itself and blocking in "
-        "`os.waitid`/a pidfd), or at least poll `getProcessInfo` for running steps only and back off when "
-        "nothing is about to finish.\n")
-    lines.append("### Memory: two CPython processes\n")
-    lines.append("Resident memory of a fresh interpreter in the image after the imports each process makes "
-                 "(KiB):\n")
-    lines.append("| process state | VmRSS | RssAnon | RssFile | modules |\n| --- | --- | --- | --- | --- |")
+        "The hot spot is the conductor ↔ supervisord protocol, in `runtime/imagekit_runtime/conductor.py` "
+        "(`_loop`, `_start`) and `supervisor_client.py`: the conductor learns that a step exited only by "
+        "polling — sleep `poll_interval` (10 ms), then one `getAllProcessInfo` XML-RPC call over the unix "
+        "socket, answered from supervisord's Python event loop and parsed by `xmlrpc.client` — and starts "
+        "the next step with one more XML-RPC call, `startProcess`, during which supervisord forks. Each "
+        f"round trip costs milliseconds (table above), so even polling back to back supervisord shows a "
+        f"trivial step's exit {fmt_ms(rpc['start_to_exited_seen'])} ms after it was asked to start it; with the "
+        "10 ms sleep the conductor lands at the per-step numbers of section 2. Commit and scheduling "
+        "themselves take well under a millisecond (first table). In the handoff of section 1 the same "
+        "costs appear as *exit seen* and *spawn*, plus the consumer's interpreter start. The polling also "
+        "burns CPU while long steps run (CPU column of section 3), which the steps feel on a 2-core "
+        "machine. Ways out, for the runtime's owner: have the conductor block on events instead of "
+        "sleeping (a supervisord `[eventlistener]` for PROCESS_STATE_EXITED, or the conductor forking the "
+        "steps itself and waiting on a pidfd/`os.waitid`), poll only the running steps with "
+        "`getProcessInfo`, and start supervisord while the plan is being made. Container per step cannot "
+        "go below `docker run`'s own start (hundreds of ms here), so the ratio is bounded by these "
+        "milliseconds per step on the imagekit side.\n")
+
+    bare = imports.get("python3 -c pass", {}).get("rss_kib", 0) / 1024
+    http = imports.get("+ http.client", {}).get("rss_kib", 0) / 1024
+    conductor = imports.get("conductor", {}).get("rss_kib", 0) / 1024
+    supervisord = imports.get("supervisord", {}).get("rss_kib", 0) / 1024
+    lines.append("### Memory: two CPython processes, and what the conductor imports\n")
+    lines.append("Resident memory of a fresh interpreter in the image after each set of imports (KiB; each row a "
+                 "new process):\n")
+    lines.append("| imports | VmRSS | RssAnon | RssFile | modules |\n| --- | --- | --- | --- | --- |")
     for row in p["imports"]:
         lines.append(f"| {row['label']} | {row['rss_kib']} | {row['anon_kib']} | {row['file_kib']} | {row['modules']} |")
     lines.append("")
     lines.append(
-        "Each runtime process is a full CPython: the bare interpreter is already ~9-10 MiB resident, and "
-        "supervisord's own modules and the runtime's (yaml, xmlrpc, the conductor, checkpoint code) bring each "
-        "to 20-30 MiB. Two such processes cannot fit 40 MiB of RSS, which counts the shared interpreter pages "
-        "twice; their Pss (section 3) is the fairer sum. Getting under 40 MiB of RSS needs one process fewer "
-        "(the conductor supervising the steps itself, or supervisord's `[eventlistener]` running the "
-        "conductor's logic) or lazier imports in the conductor (checkpoint/hash code, yaml only while "
-        "parsing).\n")
+        f"A bare interpreter is {bare:.1f} MiB resident; the conductor's imports alone bring it to "
+        f"{conductor:.1f} MiB and supervisord's to {supervisord:.1f} MiB before either does anything, and "
+        "neither grows with D (section 3: the data stays in shm, the runtime only stats it). The largest "
+        f"single piece is `xmlrpc.client`'s transport: importing `http.client` alone takes the interpreter to "
+        f"{http:.1f} MiB (it pulls in the `email` package and `ssl`), and `supervisor.xmlrpc`, imported only for "
+        "its `SupervisorTransport`, adds supervisord's HTTP server modules (`supervisor.medusa`) to the "
+        "conductor. The sum of two CPython processes' RSS counts the shared interpreter pages twice; their "
+        "Pss sum (section 3) is what they cost together. Under 40 MiB of RSS would need one process fewer "
+        "(the conductor supervising its steps itself, or running inside supervisord as an event listener) "
+        "or a conductor that speaks to supervisord through a few lines of its own over the unix socket "
+        "instead of `xmlrpc.client` + `supervisor.xmlrpc`, and imports yaml and the checkpoint code only "
+        "when it uses them.\n")
     return "\n".join(lines)
 
 

@@ -33,9 +33,11 @@ probe = ("import sys\n{imports}\n"
 rows = []
 for label, imports in (
     ("python3 -c pass (bare interpreter)", ""),
-    ("+ yaml", "import yaml"),
-    ("+ xmlrpc.client + supervisor.xmlrpc (the conductor's RPC client)", "import xmlrpc.client, supervisor.xmlrpc"),
-    ("conductor: import imagekit_runtime.main", "import imagekit_runtime.main"),
+    ("+ http.client (xmlrpc.client's transport: email.*, ssl)", "import http.client"),
+    ("+ xmlrpc.client", "import xmlrpc.client"),
+    ("+ supervisor.xmlrpc (SupervisorTransport: supervisor.medusa, supervisor.http)", "import xmlrpc.client, supervisor.xmlrpc"),
+    ("+ yaml", "import xmlrpc.client, supervisor.xmlrpc, yaml"),
+    ("conductor: import imagekit_runtime.main (all of the above and the runtime)", "import imagekit_runtime.main"),
     ("supervisord: from supervisor.supervisord import main", "from supervisor.supervisord import main"),
 ):
     out = subprocess.run([sys.executable, "-c", probe.format(imports=imports)], capture_output=True, text=True, check=True)
@@ -52,8 +54,13 @@ def cprofile_top(path: Path, count: int = 14) -> dict:
         name = f"{Path(filename).name}:{line}({function})" if line else function
         rows.append({"function": name, "calls": calls, "tottime": tottime, "cumtime": cumtime})
     sleep = sum(r["tottime"] for r in rows if "time.sleep" in r["function"])
+    sleeps = sum(r["calls"] for r in rows if "time.sleep" in r["function"])
     by_tottime = sorted(rows, key=lambda r: r["tottime"], reverse=True)[:count]
-    return {"total": stats.total_tt, "sleep": sleep, "top": by_tottime}  # type: ignore[attr-defined]
+    rpc = {r["function"].split("(")[1].rstrip(")"): {"calls": r["calls"], "cumtime": r["cumtime"]}
+           for r in rows if r["function"].startswith("supervisor_client.py") and
+           any(f"({name})" in r["function"] for name in ("all_info", "start_process", "start"))}
+    return {"total": stats.total_tt, "sleep": sleep, "sleeps": sleeps, "top": by_tottime,  # type: ignore[attr-defined]
+            "rpc": rpc}
 
 
 def _run(command: list[str]) -> str:
@@ -78,7 +85,7 @@ def machine() -> dict[str, str]:
             if line.startswith("PRETTY_NAME="):
                 os_name = line.split("=", 1)[1].strip().strip('"')
     docker_root = _run(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
-    disk = _run(["df", "-T", "--output=source,fstype", docker_root]).splitlines()[-1:]
+    disk = _run(["df", "--output=source,fstype", docker_root]).splitlines()[-1:]
     return {
         "cpu": f"{os.cpu_count()} vCPU, {cpu}",
         "memory": f"{memory / (1 << 30):.1f} GiB RAM, no swap" if "SwapTotal:       0" in open("/proc/meminfo").read()
