@@ -359,13 +359,14 @@ class Bench:
              "meta": self.meta, "machine": results.machine, "date": results.date}, indent=1, default=str))
         print(results.table())
         if not self.args.no_write:
-            DOCS.mkdir(parents=True, exist_ok=True)
+            target = OUT / "quick" if self.args.quick else DOCS  # a smoke run never replaces the committed numbers
+            target.mkdir(parents=True, exist_ok=True)
             try:
-                results.plot(DOCS / "handoff.png")
+                results.plot(target / "handoff.png")
             except ImportError:
                 log("bench: matplotlib is not installed (pip install matplotlib): no plot written")
-            (DOCS / "results.md").write_text(results.markdown())
-            log(f"bench: wrote {DOCS / 'results.md'} and {DOCS / 'handoff.png'} ({self.meta['seconds']:.0f} s)")
+            (target / "results.md").write_text(results.markdown())
+            log(f"bench: wrote {target / 'results.md'} and {target / 'handoff.png'} ({self.meta['seconds']:.0f} s)")
 
 
 def _interrupt(*_: object) -> None:
@@ -376,9 +377,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64,256,1024", help="handoff sizes in MiB (default 64,256,1024)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
-    parser.add_argument("--quick", action="store_true", help="64 MiB, 1 round, no profile: a smoke run (< 2 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="64 MiB, 1 round, no profile: a smoke run (< 2 min); writes to bench/out/quick/")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 store (moto)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench alone")
+    parser.add_argument("--no-write", action="store_true", help="print only; write no results.md or plot")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.rounds = "64", 1
