@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import statistics
 
-from .report import LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, size_label
-
-DATA_PHASES = ("commit (committing → committed)", "schedule (committed → consumer running)")
+from .report import DATA_PHASES, LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, size_label
 
 
 def data_handoff(results, size: int) -> float | None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ SHORT = {"imagekit": "(a) imagekit", "services": "(b) services/HTTP", "volume": 
          "s3": "(c) functions/S3", "floor": "(d) floor"}
 COLORS = {"imagekit": "tab:green", "services": "tab:red", "volume": "tab:orange", "s3": "tab:purple",
           "floor": "black"}
+DATA_PHASES = ("commit (committing → committed)", "schedule (committed → consumer running)")
 TARGETS = {"flat": 1.5, "vs_services": 1000.0, "launch": 20.0, "rss_mib": 40.0}
 
 # Run in the image: the resident memory of a fresh interpreter after the imports of each runtime process.
@@ -70,6 +71,14 @@ def _run(command: list[str]) -> str:
         return "?"
 
 
+def _version(package: str) -> str:
+    try:
+        from importlib.metadata import version
+        return version(package)
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
 def machine() -> dict[str, str]:
     cpu = "?"
     with open("/proc/cpuinfo") as info:
@@ -93,7 +102,8 @@ def machine() -> dict[str, str]:
         "os": f"{os_name}, kernel {platform.release()}",
         "docker": f"Docker Engine {_run(['docker', 'info', '--format', '{{.ServerVersion}}'])}, storage driver "
                   f"{_run(['docker', 'info', '--format', '{{.Driver}}'])}, volumes on {' '.join(disk[0].split()) if disk else '?'}",
-        "python": f"host CPython {platform.python_version()}; images: Debian bookworm CPython 3.11.2",
+        "python": f"host CPython {platform.python_version()} with supervisor {_version('supervisor')}; images: Debian "
+                  "bookworm CPython 3.11.2 with Debian's supervisor 4.2.5",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -269,9 +279,15 @@ class Results:
                 continue
             totals = [self.median(paradigm, s, "total") for s in sizes]
             left.plot(sizes, totals, marker="o", color=COLORS[paradigm], label=LABELS[paradigm])
-            overheads = [self.overhead(paradigm, s) for s in sizes]
-            right.plot(sizes, [max(o, 1e-4) * 1000 if o is not None else None for o in overheads], marker="o",
-                       color=COLORS[paradigm], label=SHORT[paradigm])
+            overheads = [self.overhead(paradigm, s) for s in sizes]  # a noisy negative one is left out
+            right.plot(sizes, [o * 1000 if o is not None and o > 0 else float("nan") for o in overheads], marker="o",
+                       color=COLORS[paradigm], label=SHORT[paradigm] + (": consumer start − producer end"
+                                                                        if paradigm == "imagekit" else ""))
+            if paradigm == "imagekit":
+                data = [sum(self.phases(s)[p] for p in DATA_PHASES) * 1000 if self.phases(s) else float("nan")
+                        for s in sizes]
+                right.plot(sizes, data, marker="s", linestyle="--", color=COLORS[paradigm],
+                           label="(a) of which the data: commit + schedule")
         left.set_title("Producer start → consumer done (median)")
         left.set_ylabel("seconds")
         right.set_title("Handoff overhead (beyond the floor)")
