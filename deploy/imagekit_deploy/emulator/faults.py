@@ -122,13 +122,17 @@ def kill(pods: PodSet, state: SetState, ordinal: int, level: str, step: str | No
                              f"name one with --step, or use --level container)")
         step, pid = found
     elif level == "container":
-        container = engine.get(container_name(pod.name, pod.container.name))
+        name = container_name(pod.name, pod.container.name)
+        # A manual start resets the engine's restart count: keep what it had counted so far.
+        counted = engine.state(name).restart_count
+        container = engine.get(name)
         engine.kill(container)
         if pod.restart_policy in ("Always", "OnFailure"):  # killed means exit 137: both restart
             engine.start(container)
-            state.restarts[pod.name] = state.restarts.get(pod.name, 0) + 1
+            state.restarts[pod.name] = state.restarts.get(pod.name, 0) + counted + 1
     else:
         pods.remove_pod(pod)
+        state.restarts.pop(pod.name, None)  # a new pod counts from 0
         if level == "node":
             for path in _node_disk(pods, pod):
                 pods.volumes.remove(pod, path)

@@ -188,12 +188,16 @@ def up(rendered: Path, state_root: Path | None, replicas: int | None, params: di
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(ordinals)))) as pool:
         reports = list(pool.map(bring_up, ordinals))
+    for report in reports:
+        if report["action"] == "created":
+            state.restarts.pop(report["pod"], None)  # a new pod counts from 0
+    state_dir.save(state)
     return UpReport(state_dir=state_dir.root, name=blueprint.name, namespace=blueprint.namespace, pods=reports)
 
 
 def down(state_root: Path | None, grace_seconds: int | None, delete_data: bool) -> dict[str, Any]:
     """Stop and remove every container of the set; claims and the node's directories stay unless delete_data."""
-    state_dir = find_state_dir(state_root)
+    state_dir = find_state_dir(state_root, left_over=delete_data)
     state = state_dir.load() if state_dir.exists() else None
     engine = Engine()
     pods = PodSet(state_dir, engine)

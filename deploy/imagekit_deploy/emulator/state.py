@@ -104,11 +104,13 @@ def default_state_dir(set_name: str) -> StateDir:
     return StateDir(DEFAULT_ROOT / set_name)
 
 
-def find_state_dir(explicit: Path | None) -> StateDir:
-    """--state-dir, else the only set under ./.imagekit-pods."""
+def find_state_dir(explicit: Path | None, *, left_over: bool = False) -> StateDir:
+    """--state-dir, else the only set under ./.imagekit-pods; left_over counts sets already down
+    (their claims kept), for `down --delete-data`."""
     if explicit is not None:
         return StateDir(explicit)
-    candidates = sorted(p.parent for p in DEFAULT_ROOT.glob(f"*/{STATE_FILE}")) if DEFAULT_ROOT.is_dir() else []
+    candidates = sorted(p for p in DEFAULT_ROOT.iterdir() if p.is_dir() and (left_over or (p / STATE_FILE).is_file())) \
+        if DEFAULT_ROOT.is_dir() else []
     if len(candidates) == 1:
         return StateDir(candidates[0])
     if not candidates:
