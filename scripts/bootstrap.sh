@@ -57,7 +57,10 @@ ensure_apt_packages() {
 }
 
 ensure_python_package() {
-    if python3 -c 'import imagekit, imagekit_runtime, docker, typer, testcontainers, pytest' 2>/dev/null; then
+    # Importable, and from this checkout (an editable install of another clone would shadow it).
+    location=$(python3 -c 'import imagekit, imagekit_runtime, docker, typer, testcontainers, pytest, os
+print(os.path.dirname(os.path.dirname(os.path.abspath(imagekit.__file__))))' 2>/dev/null || true)
+    if [ "$location" = "$ROOT" ]; then
         say "python package imagekit importable"
         return
     fi

@@ -7,6 +7,7 @@ planning, labels, caching of host-side work) is shared and engine-agnostic.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,33 @@ class BuildOutcome:
     image_id: str
     # One entry per Containerfile instruction after FROM: True when the engine reused its cache.
     cached: tuple[bool, ...] = ()
+    # One entry per instruction after FROM: the (possibly short) ID of the image it produced.
+    step_images: tuple[str, ...] = ()
+
+
+_IMAGE_LINE = re.compile(r"^-+> ([0-9a-f]{11,64})$")
+
+
+def parse_build_log(lines: list[str], step_header: re.Pattern[str]) -> tuple[tuple[bool, ...], tuple[str, ...]]:
+    """Per instruction after FROM: was it cached, which image did it give. Both engines print
+    `STEP n/m` (`Step n/m`), `--> Using cache …` and `--> <image id>` lines."""
+    cached: dict[int, bool] = {}
+    images: dict[int, str] = {}
+    current = total = 0
+    for line in lines:
+        line = line.strip()
+        header = step_header.match(line)
+        if header:
+            current, total = int(header.group(1)), int(header.group(2))
+            cached.setdefault(current, False)
+        elif line.startswith(("--> Using cache", "---> Using cache")) and current:
+            cached[current] = True
+        elif current:
+            image = _IMAGE_LINE.match(line)
+            if image:
+                images[current] = image.group(1)
+    steps = range(2, total + 1)
+    return tuple(cached.get(i, False) for i in steps), tuple(images.get(i, "") for i in steps)
 
 
 @dataclass(frozen=True)

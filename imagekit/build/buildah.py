@@ -16,12 +16,14 @@ from pathlib import Path
 from imagekit_runtime import proc
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
-from .backend import ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .backend import (ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, parse_build_log,
+                      registry_unreachable)
 
 log = logging.getLogger("imagekit.build")
 
 WRAPPER = Path(__file__).with_name("buildah.sh")
 _STEP = re.compile(r"^STEP (\d+)/(\d+): ")
+_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 class BuildahBackend(Backend):
@@ -77,23 +79,17 @@ class BuildahBackend(Backend):
         for name, value in sorted(request.labels.items()):
             options += ["--label", f"{name}={value}"]
         output = self._run("build", request.context, request.containerfile, request.tag, *options)
-        image_id = ""
-        cached: dict[int, bool] = {}
-        total = 0
-        current = 0
-        for line in output.splitlines():
+        lines = output.splitlines()
+        for line in lines:
             log.debug("buildah: %s", line)
-            step = _STEP.match(line)
-            if step:
-                current, total = int(step.group(1)), int(step.group(2))
-                cached.setdefault(current, False)
-            elif line.startswith("--> Using cache") and current:
-                cached[current] = True
-            elif line.startswith("IMAGEKIT-IMAGE-ID "):
-                image_id = line.split()[1]
+        # buildah's last line is the full ID of the image it tagged.
+        image_id = next((line.strip() for line in reversed(lines) if _FULL_ID.match(line.strip())), "")
+        if not image_id:
+            image_id = self.image_id(request.tag) or ""
         if not image_id.startswith("sha256:"):
             image_id = "sha256:" + image_id
-        return BuildOutcome(image_id=image_id, cached=tuple(cached.get(i, False) for i in range(2, total + 1)))
+        cached, step_images = parse_build_log(lines, _STEP)
+        return BuildOutcome(image_id=image_id, cached=cached, step_images=step_images)
 
     def inspect(self, ref: str) -> ImageInfo:
         data = json.loads(self._run("inspect", ref))

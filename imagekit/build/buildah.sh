@@ -38,13 +38,11 @@ build)
     file=$2
     tag=$3
     shift 3
-    iidfile=$(mktemp)
-    trap 'rm -f "$iidfile"' EXIT
     # --layers: cache each instruction; --pull-never: the base is local (nothing can be pulled);
-    # --identity-label=false: no label that changes with buildah's version.
+    # --identity-label=false: no label that changes with buildah's version. No --iidfile: with it
+    # buildah stops printing each instruction's image ID, which imagekit's layer cache records.
     buildah bud --layers --pull-never --identity-label=false --format oci \
-        --iidfile "$iidfile" -f "$context/$file" -t "$tag" "$@" "$context"
-    echo "IMAGEKIT-IMAGE-ID $(cat "$iidfile")"
+        -f "$context/$file" -t "$tag" "$@" "$context"
     ;;
 inspect)
     buildah inspect --type image "$1"

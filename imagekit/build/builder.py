@@ -2,8 +2,8 @@
 
     spec → probe the base's Python → resolve each step's wheels on the host
          → runtime base (Containerfile.base, built once per base and runtime)
-         → layer plan → deterministic tarballs → backend builds the pipeline Containerfile
-         → labels with each step's layer digests → (push)
+         → layer plan → deterministic tarballs → backend builds: deps image, code layers,
+           then the pipeline layer with labels naming each step's layer digests → (push)
 
 Engines differ only behind `Backend`; this module is the same for all of them.
 """
@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from imagekit_runtime.spec import PipelineSpec
 
 from .backend import Backend, BuildRequest, ImageInfo
-from .context import pipeline_files, stage_label_context, stage_pipeline, stage_runtime_base
+from .context import pipeline_files, stage_runtime_base, write_containerfile, write_layer_tars
+from .layercache import build_chain
 from .labels import layer_labels, oci_labels, source_info
 from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, plan_layers
 from .wheels import PROBE_SCRIPT, PythonTarget, cache_root, install_step_requirements
@@ -120,10 +123,12 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
     timer.lap("probe")
 
-    deps_trees = {}
-    for step in spec.steps:
-        if step.requirements is not None:
-            deps_trees[step.name] = install_step_requirements(step, target, refresh=options.no_cache)
+    # Each step resolves on its own (its environment is isolated anyway): pip runs side by side.
+    with_requirements = [step for step in spec.steps if step.requirements is not None]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        trees = pool.map(lambda step: install_step_requirements(step, target, refresh=options.no_cache),
+                         with_requirements)
+        deps_trees = {step.name: tree for step, tree in zip(with_requirements, trees)}
     timer.lap("resolve")
 
     runtime_context = stage_runtime_base(base_id, target, options.timestamp)
@@ -144,31 +149,38 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
-    context = stage_pipeline(spec, plan, runtime_context.tag, work / "context")
+    step_layers = tuple(layer for layer in plan.layers if layer.kind != "pipeline")
+    pipeline_layers = tuple(layer for layer in plan.layers if layer.kind == "pipeline")
+    previous = _previous_layers(backend, options.tag)
     timer.lap("stage")
 
-    previous = _previous_layers(backend, options.tag)
-    stage_tag = f"imagekit/stage:{_context_name(spec)}"
-    outcome = backend.build(BuildRequest(context=context.directory, containerfile=context.containerfile,
-                                         tag=stage_tag, timestamp=options.timestamp, no_cache=options.no_cache))
-    staged = backend.inspect(outcome.image_id)
-    timer.lap("build")
+    # 1. Every step's deps and code layers: one chain, started after the longest prefix built before.
+    chain = build_chain(backend, step_layers, runtime_context.tag, work / "chain-context",
+                        f"imagekit/stage:{_context_name(spec)}", timestamp=options.timestamp,
+                        no_cache=options.no_cache)
+    cached = chain.cached
+    staged = backend.inspect(chain.image_id)
+    timer.lap("steps")
 
-    layers = _layer_reports(plan, runtime_info, staged, outcome.cached, previous)
+    # 2. The pipeline layer, and the labels: now that every step's layer digest is known.
+    step_reports = _layer_reports(plan, staged, cached, previous)
     labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp)
     labels |= layer_labels(
-        [{"digest": l.digest, "kind": l.kind, "name": l.name, "steps": l.steps} for l in layers if l.kind != "base"],
+        [{"digest": l.digest, "kind": l.kind, "name": l.name, "steps": l.steps} for l in step_reports
+         if l.kind != "base"],
         plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
     )
-    label_context = work / "labels"
-    labelled = backend.build(BuildRequest(context=label_context,
-                                          containerfile=stage_label_context(label_context, outcome.image_id, labels),
-                                          tag=options.tag, timestamp=options.timestamp))
+    final_context = work / "pipeline-context"
+    write_layer_tars(pipeline_layers, final_context)
+    finished = backend.build(BuildRequest(
+        context=final_context, tag=options.tag, timestamp=options.timestamp, no_cache=options.no_cache,
+        containerfile=write_containerfile(final_context, chain.image_id, pipeline_layers, "pipeline", labels)))
     final = backend.inspect(options.tag)
-    timer.lap("label")
+    layers = _layer_reports(plan, final, cached + finished.cached[:len(pipeline_layers)], previous)
+    timer.lap("pipeline")
     timer.total()
     return BuildResult(
-        tag=options.tag, image_id=labelled.image_id or final.id, backend=backend.name, base=base,
+        tag=options.tag, image_id=final.id, backend=backend.name, base=base,
         runtime_base=runtime_context.tag, runtime_base_reused=runtime_reused,
         python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
@@ -187,7 +199,7 @@ def _previous_layers(backend: Backend, tag: str) -> set[str] | None:
     return set(backend.inspect(tag).diff_ids)
 
 
-def _layer_reports(plan: LayerPlan, runtime: ImageInfo, image: ImageInfo, cached: tuple[bool, ...],
+def _layer_reports(plan: LayerPlan, image: ImageInfo, cached: tuple[bool, ...],
                    previous: set[str] | None) -> list[LayerReport]:
     reports = []
     for index, digest in enumerate(image.diff_ids):

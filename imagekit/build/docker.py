@@ -16,7 +16,8 @@ from typing import Any
 
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
-from .backend import ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .backend import (ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, parse_build_log,
+                      registry_unreachable)
 
 log = logging.getLogger("imagekit.build")
 
@@ -87,8 +88,6 @@ class DockerBackend(Backend):
             rm=True, forcerm=True, pull=False, decode=True,
         )
         image_id = ""
-        cached: dict[int, bool] = {}
-        total = current = 0
         transcript: list[str] = []
         for event in stream:
             if "error" in event:
@@ -96,22 +95,14 @@ class DockerBackend(Backend):
                 raise CommandFailed(["docker", "build", str(request.context)], 1, "\n".join(transcript))
             if "aux" in event and "ID" in event["aux"]:
                 image_id = event["aux"]["ID"]
-            text = event.get("stream", "")
-            for line in text.splitlines():
-                line = line.strip()
-                if not line:
-                    continue
-                transcript.append(line)
-                log.debug("docker: %s", line)
-                step = _STEP.match(line)
-                if step:
-                    current, total = int(step.group(1)), int(step.group(2))
-                    cached.setdefault(current, False)
-                elif line.startswith("---> Using cache") and current:
-                    cached[current] = True
+            for line in event.get("stream", "").splitlines():
+                if line.strip():
+                    transcript.append(line.strip())
+                    log.debug("docker: %s", line.strip())
         if not image_id:
             image_id = self.client.api.inspect_image(request.tag)["Id"]
-        return BuildOutcome(image_id=image_id, cached=tuple(cached.get(i, False) for i in range(2, total + 1)))
+        cached, step_images = parse_build_log(transcript, _STEP)
+        return BuildOutcome(image_id=image_id, cached=cached, step_images=step_images)
 
     def inspect(self, ref: str) -> ImageInfo:
         from docker.errors import ImageNotFound

@@ -9,6 +9,7 @@ import typer
 from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
+from imagekit.publish.registry import Reference
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import format_size, load_pipeline
 
@@ -66,6 +67,8 @@ def register(app: typer.Typer) -> None:
         """
         spec = load_pipeline(pipeline)
         engine = get_backend(backend)
+        if push:
+            Reference.parse(tag)  # a tag that names no registry fails now, not after the build
         options = BuildOptions(tag=tag, base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
                                version=version, no_cache=no_cache, python_version=python_version)
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {tag}", highlight=False)

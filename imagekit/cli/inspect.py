@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from imagekit.build.backend import get_backend
-from imagekit.build.labels import LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
+from imagekit.build.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
 from imagekit.publish.registry import Reference, RegistryClient
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 from imagekit_runtime.spec import format_size
@@ -68,9 +68,13 @@ def describe(reference: str, source: str = "auto") -> dict[str, Any]:
         planned = {entry["digest"]: entry for entry in json.loads(labels.get(LAYERS_LABEL, "[]"))}
     except ValueError:
         planned = {}
+    base_layers = int(labels.get(BASE_LAYERS_LABEL, "-1"))
     layers = []
     for index, diff_id in enumerate(found["diff_ids"]):
         entry = planned.get(diff_id, {})
+        if not entry and base_layers >= 0 and index == len(found["diff_ids"]) - 1 and index >= base_layers:
+            # The pipeline layer is added together with the labels, so they can't name its digest.
+            entry = {"kind": "pipeline", "name": "pipeline", "steps": []}
         size = found["sizes"][index] if index < len(found["sizes"]) else None
         layers.append({"index": index, "digest": diff_id, "kind": entry.get("kind", "base"),
                        "name": entry.get("name", f"base-{index}"), "steps": entry.get("steps", []), "size": size})

@@ -1,0 +1,182 @@
+"""Build and push cost: imagekit's per-step layers against a naive single Containerfile, side by side.
+
+For each round, on a fresh copy of pipelines/wordfreq:
+  cold      imagekit build with every cache emptied (engine --no-cache, fresh imagekit cache)
+  rebuild   imagekit build after a one-line change in one step's code
+  naive     the same two for one hand-written Containerfile that copies all code and then
+            installs every step's requirements (the way most Dockerfiles are written)
+  push      bytes the second push uploads (after the one-line change), for both
+Prints medians and the ratios the issue sets targets for:
+  rebuild / cold        <= 10 %      rebuild / naive rebuild   <= 1/5
+
+    python3 bench/bench_build.py [--rounds 3] [--backend docker|buildah] [--registry 127.0.0.1:5000] [--output json]
+Needs what scripts/bootstrap.sh starts (engine, registry, base image).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "runtime"))
+
+from imagekit.build.backend import Backend, BuildRequest, get_backend  # noqa: E402
+from imagekit.build.builder import BuildOptions, build_image, probe_target  # noqa: E402
+from imagekit.build.wheels import _pip  # noqa: E402
+from imagekit.publish.registry import RegistryPublisher  # noqa: E402
+from imagekit_runtime import proc  # noqa: E402
+from imagekit_runtime.spec import format_size, load_pipeline  # noqa: E402
+
+EXAMPLE = REPO / "pipelines" / "wordfreq"
+CHANGED_STEP = "count"
+
+NAIVE_CONTAINERFILE = """\
+# What a user writes by hand: one image, all code copied, then every step's requirements installed.
+# (No network in the build: wheels come in the context, pip runs from its own wheel.)
+FROM {runtime_base}
+USER root
+COPY wheels/ /tmp/wheels/
+COPY pipeline/ /opt/imagekit/pipeline/
+RUN PIP="$(ls /tmp/wheels/pip/*.whl)/pip" && {installs} && rm -rf /tmp/wheels
+USER 10001:10001
+"""
+
+
+def change_one_line(pipeline: Path) -> None:
+    main = pipeline / "steps" / CHANGED_STEP / "main.py"
+    main.write_text(main.read_text() + f"# bench change {uuid.uuid4()}\n")
+
+
+def naive_context(pipeline: Path, directory: Path, runtime_base: str, target_args: list[str]) -> Path:
+    """Context of the naive build: the pipeline as is, and the wheels each step needs (plus pip's own)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    shutil.copytree(pipeline, directory / "pipeline")
+    wheels = directory / "wheels"
+    proc.run([*_pip(), "download", "--no-deps", "--only-binary=:all:", "--dest", wheels / "pip", "pip"])
+    spec = load_pipeline(pipeline)
+    installs = []
+    for step in spec.steps:
+        if step.requirements is None:
+            continue
+        proc.run([*_pip(), "download", *target_args, "--dest", wheels / step.name, "-r", step.requirements])
+        requirements = f"/opt/imagekit/pipeline/{step.directory.relative_to(spec.directory)}/{step.requirements.name}"
+        installs.append(f"python3 $PIP install --quiet --no-index --no-compile "
+                        f"--find-links /tmp/wheels/{step.name} --target /opt/imagekit/deps/{step.name} "
+                        f"-r {requirements}")
+    (directory / "Containerfile").write_text(NAIVE_CONTAINERFILE.format(runtime_base=runtime_base,
+                                                                         installs=" && ".join(installs)))
+    return directory
+
+
+def timed(action) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def one_round(backend: Backend, registry: str, work: Path, round_number: int) -> dict[str, float]:
+    pipeline = work / f"round{round_number}" / "wordfreq"
+    shutil.copytree(EXAMPLE, pipeline, ignore=shutil.ignore_patterns("__pycache__"))
+    run_id = uuid.uuid4().hex[:8]
+    imagekit_tag = f"{registry}/bench/imagekit-{run_id}:latest"
+    naive_tag = f"{registry}/bench/naive-{run_id}:latest"
+    publisher = RegistryPublisher()
+    results: dict[str, float] = {}
+
+    os.environ["IMAGEKIT_CACHE_DIR"] = str(work / f"cache{round_number}")  # cold: nothing cached on the host
+    spec = load_pipeline(pipeline)
+    seconds, cold = timed(lambda: build_image(spec, backend, BuildOptions(tag=imagekit_tag, no_cache=True,
+                                                                          base=BASE)))
+    results["imagekit_cold_s"] = seconds
+    first_push = publisher.publish(backend, imagekit_tag, imagekit_tag)
+    results["imagekit_first_push_bytes"] = first_push.uploaded_bytes
+
+    base_id = backend.ensure_image(BASE)
+    target = probe_target(backend, base_id, None)
+    # Fetching the wheels is part of the naive cold build, as resolving them is part of imagekit's.
+    prepare_s, context = timed(lambda: naive_context(pipeline, work / f"naive{round_number}", cold.runtime_base,
+                                                     target.pip_args()))
+    naive_request = BuildRequest(context=context, containerfile="Containerfile", tag=naive_tag, no_cache=True)
+    build_s, _ = timed(lambda: backend.build(naive_request))
+    results["naive_cold_s"] = prepare_s + build_s
+    results["naive_first_push_bytes"] = publisher.publish(backend, naive_tag, naive_tag).uploaded_bytes
+
+    change_one_line(pipeline)
+    spec = load_pipeline(pipeline)
+    seconds, rebuilt = timed(lambda: build_image(spec, backend, BuildOptions(tag=imagekit_tag, base=BASE)))
+    results["imagekit_rebuild_s"] = seconds
+    results["imagekit_rebuilt_layers"] = len([l for l in rebuilt.layers if l.unchanged is False])
+    results["imagekit_second_push_bytes"] = publisher.publish(backend, imagekit_tag, imagekit_tag).uploaded_bytes
+
+    shutil.rmtree(context / "pipeline")
+    shutil.copytree(pipeline, context / "pipeline")
+    naive_request = BuildRequest(context=context, containerfile="Containerfile", tag=naive_tag)
+    results["naive_rebuild_s"], _ = timed(lambda: backend.build(naive_request))
+    results["naive_second_push_bytes"] = publisher.publish(backend, naive_tag, naive_tag).uploaded_bytes
+    backend.remove([imagekit_tag, naive_tag])
+    return results
+
+
+BASE = os.environ.get("IMAGEKIT_BASE_IMAGE", "imagekit/debian-python:bookworm")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", default="docker", choices=["docker", "buildah"])
+    parser.add_argument("--registry", default=os.environ.get("IMAGEKIT_REGISTRY", "127.0.0.1:5000"))
+    parser.add_argument("--output", default="text", choices=["text", "json"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+
+    backend = get_backend(args.backend)
+    backend.check()
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="imagekit-bench-build-", dir="/var/tmp") as work:
+        for number in range(args.rounds):
+            print(f"round {number + 1}/{args.rounds} ({args.backend})", file=sys.stderr)
+            rounds.append(one_round(backend, args.registry, Path(work), number))
+    medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    ratios = {
+        "rebuild_over_cold": medians["imagekit_rebuild_s"] / medians["imagekit_cold_s"],
+        "rebuild_over_naive_rebuild": medians["imagekit_rebuild_s"] / medians["naive_rebuild_s"],
+        "second_push_bytes_over_naive": (medians["imagekit_second_push_bytes"] /
+                                         max(medians["naive_second_push_bytes"], 1)),
+    }
+    report = {"backend": args.backend, "rounds": rounds, "medians": medians, "ratios": ratios,
+              "targets": {"rebuild_over_cold": 0.10, "rebuild_over_naive_rebuild": 0.20}}
+    out = REPO / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"bench_build_{args.backend}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.output == "json":
+        print(json.dumps(report, indent=2))
+        return 0
+    m = medians
+    print(f"backend {args.backend}, {args.rounds} rounds, medians (one-line change in step {CHANGED_STEP!r}):")
+    print(f"{'':24}{'imagekit':>14}{'naive':>14}{'ratio':>10}")
+    print(f"{'cold build':24}{m['imagekit_cold_s']:>13.1f}s{m['naive_cold_s']:>13.1f}s"
+          f"{m['imagekit_cold_s'] / m['naive_cold_s']:>10.2f}")
+    print(f"{'rebuild after change':24}{m['imagekit_rebuild_s']:>13.1f}s{m['naive_rebuild_s']:>13.1f}s"
+          f"{ratios['rebuild_over_naive_rebuild']:>10.2f}")
+    print(f"{'first push uploaded':24}{format_size(int(m['imagekit_first_push_bytes'])):>14}"
+          f"{format_size(int(m['naive_first_push_bytes'])):>14}")
+    print(f"{'second push uploaded':24}{format_size(int(m['imagekit_second_push_bytes'])):>14}"
+          f"{format_size(int(m['naive_second_push_bytes'])):>14}{ratios['second_push_bytes_over_naive']:>10.4f}")
+    print(f"imagekit rebuild / cold = {ratios['rebuild_over_cold']:.1%} (target <= 10%); "
+          f"rebuild / naive rebuild = {ratios['rebuild_over_naive_rebuild']:.2f} (target <= 0.20)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
