@@ -8,9 +8,10 @@
    (c) functions: each step a fresh container, D through a store: a Docker volume on local disk, and an
        S3 server (moto, on the host at our network's gateway) when installed;
    (d) the floor: the producer writing D bytes to tmpfs, nothing else.
-   Overhead of a handoff = producer start → consumer end, minus the floor (d) and minus the consumer's
-   own work (checksumming D bytes already in tmpfs); for (a) it is measured directly: consumer start −
-   producer end, from timestamps taken inside the two steps, split with the runtime's journal.
+   The handoff is measured the same way in every paradigm, from timestamps taken inside the steps: from
+   the producer's output being complete (written to shm in (a); in its own memory elsewhere) to the
+   consumer holding all of its input (mapped from shm in (a); received or loaded into its memory
+   elsewhere). For (a) it is split into phases with the runtime's journal.
 2. Step launch: 20 trivial steps in a chain, the runtime (in its container, and on the host) against one
    `docker run` per step.
 3. Runtime memory: VmRSS/VmHWM of the conductor and supervisord, sampled from /proc during the runs.
@@ -146,7 +147,7 @@ class Bench:
             "commit (committing → committed)": committed - committing,
             "schedule (committed → consumer running)": started - committed,
             "spawn (running → consumer's first line)": consumed["launched"] - started,
-            "step start-up (first line → reading)": consumed["consume_start"] - consumed["launched"],
+            "step start-up (first line → input mapped)": consumed["ready"] - consumed["launched"],
         }
         if memory:
             self._memory("handoff in container", size, memory, json.loads(logs.stdout)["wall_seconds"])
@@ -162,8 +163,8 @@ class Bench:
     def run_volume(self, size: int) -> dict:
         common = ["run", "--rm", "--network", self.network, "-v", f"{self.volume}:/store", TOOLS_IMAGE,
                   "python3", "/opt/bench/work.py"]
-        produced = parse_bench_line(docker(*common, "produce", "/store/blob", str(size)).stdout)
-        consumed = parse_bench_line(docker(*common, "consume", "/store/blob", str(size)).stdout)
+        produced = parse_bench_line(docker(*common, "store", "/store/blob", str(size)).stdout)
+        consumed = parse_bench_line(docker(*common, "load", "/store/blob", str(size)).stdout)
         (self.volume_dir / "blob").unlink(missing_ok=True)
         self.check("volume", size, consumed)
         return self._record("volume", size, produced, consumed)
@@ -186,12 +187,14 @@ class Bench:
 
     @staticmethod
     def _record(paradigm: str, size: int, produced: dict, consumed: dict) -> dict:
+        """produce: the producer's work; handoff: its output complete → the consumer holding all of its input;
+        consume: the consumer's checksum; total: producer start → consumer end."""
         return {
             "paradigm": paradigm, "size": size,
             "produce": produced["produce_end"] - produced["produce_start"],
-            "consume": consumed["consume_end"] - consumed["consume_start"],
+            "handoff": consumed["ready"] - produced["produce_end"],
+            "consume": consumed["consume_end"] - consumed["ready"],
             "total": consumed["consume_end"] - produced["produce_start"],
-            "gap": consumed["consume_start"] - produced["produce_end"],
         }
 
     def handoff(self) -> None:
@@ -206,8 +209,8 @@ class Bench:
                     record["round"] = round_number
                     self.records.append(record)
                     log(f"bench: round {round_number + 1}/{self.args.rounds} {size_mib:>5} MiB {paradigm:<9} "
-                        f"total {record['total'] * 1000:8.1f} ms (produce {record['produce'] * 1000:7.1f}, "
-                        f"consume {record['consume'] * 1000:7.1f})")
+                        f"handoff {record['handoff'] * 1000:8.1f} ms (produce {record['produce'] * 1000:7.1f}, "
+                        f"consume {record['consume'] * 1000:7.1f}, total {record['total'] * 1000:7.1f})")
 
     # ------------------------------------------------------------- launch
     def launch_in_container(self) -> dict:

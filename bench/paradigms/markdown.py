@@ -44,35 +44,37 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
 
     # ---------------------------------------------------------------- handoff
     add("## 1. Handoff of D bytes from a producer step to a consumer step\n")
-    add("The producer writes D bytes (a 1 MiB pseudo-random block, repeated); the consumer reads them and "
-        "checksums them (zlib.crc32, verified against the expected value in every run). The same code "
-        "(`bench/paradigms/work.py`) and the same image (Debian bookworm, CPython 3.11.2, built by "
-        f"{r.meta.get('built_with', 'imagekit build')}) in every paradigm; a file is read through mmap, a socket "
-        "in 1 MiB reads. Timestamps are taken inside the steps (one kernel clock for host and containers).\n")
-    add("| paradigm | how the bytes move |\n| --- | --- |")
-    add("| (a) imagekit | `imagekit build` image, the real runtime as entrypoint (conductor + supervisord), both "
-        "steps in one container, `--shm-size` tmpfs; the producer writes `$IMAGEKIT_OUT_BLOB`, exit 0 commits "
-        "it (a rename), the consumer mmaps `$IMAGEKIT_IN_BLOB`. `--no-checkpoints`. |")
-    add("| (b) services | two long-running containers on a Docker bridge network created for the run; the "
-        "producer streams D in a `POST` to the consumer (stdlib `http.client` → `http.server`), which receives "
-        "the whole body, then checksums it (a step consumes a complete input, as in the other paradigms). No "
-        "container start in the measured span. |")
-    add("| (c) functions, volume | a fresh `docker run --rm` per step; the producer writes a file on a Docker "
-        "volume (ext4 on the virtual disk, page cache, no fsync: the most favourable case), the next container "
-        "mmaps it. The consumer's container start is in the span. |")
-    add(f"| (c) functions, S3 | the same with {r.meta.get('store', 'an S3 store')}: a streamed `PutObject`, "
-        "then a streamed `GetObject`, SigV4-signed with an unsigned payload by a 40-line stdlib client (no SDK "
-        "retries, checksums or multipart: a lower bound for boto3). |")
-    add("| (d) floor | the producer writing D bytes to the container's tmpfs; nothing else. The consumer's "
-        "own work (checksumming D bytes from tmpfs) is measured next to it. |\n")
-    add("**Overhead** of a handoff: for (b) and (c), producer start → consumer end minus the floor (producing "
-        "to tmpfs) minus the consumer's own work (checksumming from tmpfs). For (a) it is measured directly as "
-        "consumer start − producer end (the work on either side is the floor's code on the same tmpfs); the "
-        "subtraction gives the same within noise and is listed below as a check.\n")
+    add("The producer makes D bytes (a 1 MiB pseudo-random block, repeated); the consumer checksums them "
+        "(zlib.crc32, checked against the expected value in every run). The same code "
+        "(`bench/paradigms/work.py`, `net.py`) and the same image (Debian bookworm, CPython 3.11.2, built by "
+        f"{r.meta.get('built_with', 'imagekit build')}) in every paradigm.\n")
+    add("**The handoff** is measured the same way everywhere, from timestamps taken inside the two steps (one "
+        "kernel clock for the host and the containers): from the moment the producer's output is complete to "
+        "the moment the consumer holds all of its input where it will read it. No floor is subtracted, so "
+        "the noise of one measurement does not leak into another.\n")
+    add("| paradigm | producer's output complete | → handoff → | consumer holds its input |\n| --- | --- | --- | --- |")
+    add("| (a) imagekit | written into `$IMAGEKIT_OUT_BLOB` in shm (the container's `--shm-size` tmpfs) | "
+        "exit 0, the runtime commits (a rename) and starts the consumer | `$IMAGEKIT_IN_BLOB` opened and mmapped |")
+    add("| (b) services | in the producer's memory | `POST` over a Docker bridge network created for the run, "
+        "stdlib `http.client` → `http.server`; both containers long-running, so no start in the span | the whole "
+        "body received into the consumer's memory |")
+    add("| (c) functions, volume | in the producer's memory | written to a file on a Docker volume (ext4 on the "
+        "virtual disk, page cache, no fsync: the most favourable store), the container exits, a fresh "
+        "`docker run` starts the consumer, which reads the file | the file in the consumer's memory |")
+    add(f"| (c) functions, S3 | in the producer's memory | streamed `PutObject` to {r.meta.get('store', 'an S3 store')}, "
+        "container exit, fresh container, streamed `GetObject`; a 40-line stdlib SigV4 client with an unsigned "
+        "payload (no SDK retries, checksums or multipart: a lower bound for boto3) | the object in the "
+        "consumer's memory |")
+    add("| (d) floor | — | the producer writing D bytes to tmpfs, nothing else: the work every paradigm does "
+        "at least, shown for scale | — |\n")
+    add("In (a) the producer writes straight into the place the consumer reads, so the data never moves; in "
+        "(b) and (c) it is copied through a socket or a store. (a)'s consumer then reads through the mapping, "
+        "faulting pages in as it goes: that cost is in its *consume* time below, next to the other "
+        "consumers' checksum of private memory.\n")
 
     header = "| | " + " | ".join(size_label(s) for s in r.sizes) + \
         f" | slope, ms per GiB | {size_label(largest)} ÷ {size_label(r.sizes[0])} |"
-    add("### Overhead per handoff (ms, median)\n")
+    add("### Handoff (ms, median)\n")
     add(header)
     add("|" + " --- |" * (len(r.sizes) + 3))
     for paradigm in r.paradigms():
@@ -80,10 +82,9 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
             continue
         add(f"| {LABELS[paradigm]} | " + " | ".join(fmt_ms(r.overhead(paradigm, s)) for s in r.sizes) +
             f" | {fmt_ms(r.slope(paradigm))} | {fmt_ratio(r.growth(paradigm))} |")
-    add("| (a), by subtraction (end-to-end − floors) | " + " | ".join(fmt_ms(r.overhead_by_subtraction(s)) for s in r.sizes) + " | | |")
     add("| (a), data part only: commit + schedule | " + " | ".join(fmt_ms(data_handoff(r, s)) for s in r.sizes) + " | | |\n")
 
-    add("### Ratio of each paradigm's overhead to (a)\n")
+    add("### Ratio of each paradigm's handoff to (a)'s\n")
     add("| | " + " | ".join(size_label(s) for s in r.sizes) + f" | ÷ (a)'s data part at {size_label(largest)} |")
     add("|" + " --- |" * (len(r.sizes) + 2))
     for paradigm in r.paradigms():
@@ -95,13 +96,13 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
             f" | {fmt_ratio(over / data if over and data else None)} |")
     add("")
 
-    add("### End-to-end and work times (ms, median): producer start → consumer end; producer's write; consumer's read + checksum\n")
-    add("| | " + " | ".join(f"{size_label(s)}: total / produce / consume" for s in r.sizes) + " |")
+    add("### End to end (ms, median): total = producer start → consumer end; produce; handoff; consume\n")
+    add("| | " + " | ".join(f"{size_label(s)}: total / produce / handoff / consume" for s in r.sizes) + " |")
     add("|" + " --- |" * (len(r.sizes) + 1))
     for paradigm in r.paradigms():
         cells = []
         for s in r.sizes:
-            cells.append(" / ".join(fmt_ms(r.median(paradigm, s, k)) for k in ("total", "produce", "consume")))
+            cells.append(" / ".join(fmt_ms(r.median(paradigm, s, k)) for k in ("total", "produce", "handoff", "consume")))
         add(f"| {SHORT[paradigm]} | " + " | ".join(cells) + " |")
     add("")
 
@@ -116,8 +117,8 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
     add("Only *commit* and *schedule* touch the data: a rename of the staging directory and a stat of its "
         f"files, the same at every size (row *data part* above). The rest is the life cycle of two processes: the producer's "
         "interpreter exiting and supervisord and the conductor noticing (*exit seen*), supervisord forking and "
-        "the consumer's interpreter starting (*spawn*), and the consumer importing its modules (*step "
-        "start-up*). (b)'s consumer is already running, so it pays none of that; (c) pays a container start "
+        "the consumer's interpreter starting (*spawn*), and the consumer importing its modules and mapping "
+        "its input (*step start-up*). (b)'s consumer is already running, so it pays none of that; (c) pays a container start "
         "instead.\n")
 
     # ----------------------------------------------------------------- launch

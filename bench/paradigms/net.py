@@ -11,29 +11,18 @@ import time
 import urllib.parse
 import zlib
 
-from work import block, chunks, consume_stream
+from work import checksum, produce_memory, receive, slices
 
 # --------------------------------------------------------------- services
 class Consumer(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:  # noqa: N802
-        # The whole body first, then the checksum: a step consumes its input once it has all of it, as in
-        # every other paradigm (checksumming while receiving would overlap the two steps' work on two cores).
+        # The whole body first, then the checksum: a step consumes a complete input, as in every other
+        # paradigm (checksumming while receiving would also overlap the two steps' work on two cores).
         started = time.time()
-        size = int(self.headers["Content-Length"])
-        body = bytearray(size)
-        view = memoryview(body)
-        total = 0
-        while total < size:
-            got = self.rfile.readinto(view[total:])
-            if not got:
-                break
-            total += got
-        received = time.time()
-        crc = zlib.crc32(view[:total])
-        result = {"consume_start": started, "received": received, "consume_end": time.time(), "bytes": total, "crc": crc}
-        self._reply(result)
+        data = receive(self.rfile.readinto, int(self.headers["Content-Length"]))
+        self._reply(checksum(data, started, time.time()))
 
     def _reply(self, result: dict) -> None:
         body = json.dumps(result).encode()
@@ -52,20 +41,20 @@ class Producer(Consumer):
         query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         size = int(query["size"][0])
         host, port = query["to"][0].rsplit(":", 1)
-        block()
-        started = time.time()
+        data, produced = produce_memory(size)
         connection = http.client.HTTPConnection(host, int(port), timeout=600)
         connection.putrequest("POST", "/consume")
         connection.putheader("Content-Type", "application/octet-stream")
         connection.putheader("Content-Length", str(size))
         connection.endheaders()
-        for chunk in chunks(size):
-            connection.send(chunk)
-        sent = time.time()
+        for piece in slices(data):
+            connection.send(piece)
+        produced["sent"] = time.time()
         response = connection.getresponse()
         consumer = json.loads(response.read())
         connection.close()
-        self._reply({"produce_start": started, "produce_end": sent, **consumer})
+        del data
+        self._reply({**produced, **consumer})
 
 
 def serve(handler, port: int) -> None:
@@ -131,19 +120,19 @@ def s3_simple(endpoint: str, method: str, path: str) -> int:
 
 
 def s3_put(endpoint: str, bucket: str, key: str, size: int) -> dict:
-    block()
-    started = time.time()
-    connection, response = s3_request(endpoint, "PUT", f"/{bucket}/{key}", size, chunks(size))
+    data, result = produce_memory(size)
+    connection, response = s3_request(endpoint, "PUT", f"/{bucket}/{key}", size, slices(data))
     _check(response, "PutObject")
     response.read()
     connection.close()
-    return {"produce_start": started, "produce_end": time.time(), "bytes": size}
+    result["stored"] = time.time()
+    return result
 
 
 def s3_get(endpoint: str, bucket: str, key: str, size: int) -> dict:
     started = time.time()
     connection, response = s3_request(endpoint, "GET", f"/{bucket}/{key}")
     _check(response, "GetObject")
-    total, crc = consume_stream(response.readinto, size)
+    data = receive(response.readinto, size)
     connection.close()
-    return {"consume_start": started, "consume_end": time.time(), "bytes": total, "crc": crc}
+    return checksum(data, started, time.time())

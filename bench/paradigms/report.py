@@ -153,24 +153,14 @@ class Results:
         return statistics.median(values) if values else None
 
     def floors(self, size_mib: int) -> tuple[float, float]:
-        """(producing D to tmpfs, checksumming D from tmpfs): the work every paradigm does at least."""
+        """(d): (producing D into tmpfs, checksumming D mapped from tmpfs)."""
         return self.median("floor", size_mib, "produce") or 0.0, self.median("floor", size_mib, "consume") or 0.0
 
     def overhead(self, paradigm: str, size_mib: int) -> float | None:
-        """Median over rounds of the handoff overhead: for (a) consumer start − producer end, measured in the
-        steps; for the others producer start → consumer end minus the floors."""
+        """Median over rounds of the handoff: producer's output complete → consumer holding all its input."""
         if paradigm == "floor":
             return None
-        if paradigm == "imagekit":
-            return self.median(paradigm, size_mib, "gap")
-        produce, consume = self.floors(size_mib)
-        values = [v - produce - consume for v in self._values(paradigm, size_mib, "total")]
-        return statistics.median(values) if values else None
-
-    def overhead_by_subtraction(self, size_mib: int) -> float | None:
-        produce, consume = self.floors(size_mib)
-        values = [v - produce - consume for v in self._values("imagekit", size_mib, "total")]
-        return statistics.median(values) if values else None
+        return self.median(paradigm, size_mib, "handoff")
 
     def ratio(self, paradigm: str, size_mib: int) -> float | None:
         mine, base = self.overhead(paradigm, size_mib), self.overhead("imagekit", size_mib)
@@ -228,16 +218,14 @@ class Results:
 
     # ----------------------------------------------------------- output
     def table(self) -> str:
-        lines = [f"handoff overhead, ms (median of {self.rounds}; (a) measured in the steps, others = end-to-end − floor):"]
+        lines = [f"handoff, ms: producer's output complete → consumer holds all its input (median of {self.rounds}):"]
         header = f"  {'paradigm':<46}" + "".join(f"{size_label(s):>10}" for s in self.sizes) + \
             f"{'ms/GiB':>9}" + "".join(f"{'÷(a) ' + size_label(s):>13}" for s in self.sizes)
         lines.append(header)
         for paradigm in self.paradigms():
             if paradigm == "floor":
                 cells = "".join(f"{fmt_ms(self.floors(s)[0]):>10}" for s in self.sizes)
-                lines.append(f"  {LABELS[paradigm] + ' (time, not overhead)':<46}{cells}")
-                cells = "".join(f"{fmt_ms(self.floors(s)[1]):>10}" for s in self.sizes)
-                lines.append(f"  {'    consumer alone: checksum D from tmpfs':<46}{cells}")
+                lines.append(f"  {LABELS[paradigm] + ' (work, not handoff)':<46}{cells}")
                 continue
             cells = "".join(f"{fmt_ms(self.overhead(paradigm, s)):>10}" for s in self.sizes)
             ratios = "".join(f"{fmt_ratio(self.ratio(paradigm, s)):>13}" for s in self.sizes)
@@ -275,14 +263,13 @@ class Results:
                 left.plot(sizes, [self.floors(s)[0] for s in sizes], "k--", marker="o",
                           label="(d) floor: produce D to tmpfs")
                 left.plot(sizes, [sum(self.floors(s)) for s in sizes], "k:", marker=".",
-                          label="floor + consumer's checksum")
+                          label="floor + checksum from tmpfs, no handoff")
                 continue
             totals = [self.median(paradigm, s, "total") for s in sizes]
             left.plot(sizes, totals, marker="o", color=COLORS[paradigm], label=LABELS[paradigm])
-            overheads = [self.overhead(paradigm, s) for s in sizes]  # a noisy negative one is left out
+            overheads = [self.overhead(paradigm, s) for s in sizes]
             right.plot(sizes, [o * 1000 if o is not None and o > 0 else float("nan") for o in overheads], marker="o",
-                       color=COLORS[paradigm], label=SHORT[paradigm] + (": consumer start − producer end"
-                                                                        if paradigm == "imagekit" else ""))
+                       color=COLORS[paradigm], label=SHORT[paradigm])
             if paradigm == "imagekit":
                 data = [sum(self.phases(s)[p] for p in DATA_PHASES) * 1000 if self.phases(s) else float("nan")
                         for s in sizes]
@@ -290,7 +277,7 @@ class Results:
                            label="(a) of which the data: commit + schedule")
         left.set_title("Producer start → consumer done (median)")
         left.set_ylabel("seconds")
-        right.set_title("Handoff overhead (beyond the floor)")
+        right.set_title("Handoff: producer's output complete → consumer holds its input")
         right.set_ylabel("milliseconds")
         for axis in (left, right):
             axis.set_xscale("log", base=2)
