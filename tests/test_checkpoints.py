@@ -90,7 +90,7 @@ def test_process_level_reruns_only_the_killed_step(chain, locations):
     wait_for(lambda: running(journal, "total"))
     apply_level("process", runner, locations, "chain", step="total")
     assert runner.returncode == 1
-    assert "step total failed" in runner.stderr.read()
+    assert "step total failed after 1 attempt: was terminated by SIGKILL" in runner.stderr.read()
     held.unlink()
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr

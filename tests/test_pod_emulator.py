@@ -257,11 +257,6 @@ def test_kill_and_up_refuse_what_they_cannot_do(pod_sets: Any, pod_gate_image: s
     assert other.returncode == 2 and "pod down" in other.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "deploy/imagekit_deploy/pod.py: the hostPath SSD init container chowns the directory to 10001 and then "
-    "chmods it, which needs CAP_FOWNER; with only CAP_CHOWN it fails with EPERM (on a kubelet too). Remove "
-    "this mark once it sets the mode without CAP_FOWNER (e.g. os.makedirs(d, 0o700) and then os.chown), "
-    "also over a directory an earlier pod already handed to 10001."))
 def test_hostpath_ssd_is_prepared_by_the_rendered_init_container(pod_sets: Any, pod_gate_image: str) -> None:
     pods = pod_sets(GATE_PIPELINE, pod_gate_image, 1)  # default --ssd hostpath
     pods.up("--param", f"COUNT={GATE_COUNT}")

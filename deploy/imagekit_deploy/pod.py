@@ -105,8 +105,9 @@ def _ssd_init_container(settings: DeploySettings) -> dict[str, Any]:
     """hostPath directories belong to root and fsGroup does not apply to them, so a
     short-lived container with CAP_CHOWN alone hands the pod's sub-directory to uid 10001."""
     script = (
-        "import os, sys; d = sys.argv[1]; os.makedirs(d, exist_ok=True); "
-        f"os.chown(d, {RUN_AS_USER}, {RUN_AS_USER}); os.chmod(d, 0o700)"
+        # The mode is set at creation: after the chown, chmod would need CAP_FOWNER, which it lacks.
+        "import os, sys; d = sys.argv[1]; os.makedirs(d, mode=0o700, exist_ok=True); "
+        f"os.chown(d, {RUN_AS_USER}, {RUN_AS_USER})"
     )
     return {
         "name": SSD_INIT_CONTAINER_NAME,

@@ -366,13 +366,31 @@ class Conductor:
             self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out)
             self._deliver_and_checkpoint(step.name)
             return
-        if info.state == "EXITED":
+        if info.state == "EXITED" and info.exit_status < 0:
+            reason = self._supervisor_exit_reason(step.name) or "was killed by a signal"
+        elif info.state == "EXITED":
             reason = f"exited with status {info.exit_status}"
         elif info.state == "FATAL":
             reason = f"could not be started ({info.description or 'spawn error'}; see {self.layout.run_dir / 'supervisord.log'})"
         else:
             reason = f"ended in supervisord state {info.state} ({info.description})"
         self._fail_attempt(step, reason)
+
+    def _supervisor_exit_reason(self, name: str) -> str:
+        """supervisord's own words for how a process ended ("terminated by SIGKILL"), from its log."""
+        try:
+            with open(self.layout.run_dir / "supervisord.log", "rb") as log_file:
+                log_file.seek(0, os.SEEK_END)
+                log_file.seek(max(0, log_file.tell() - 16384))
+                tail = log_file.read().decode(errors="replace")
+        except OSError:
+            return ""
+        for line in reversed(tail.splitlines()):
+            marker = f"exited: {name} ("
+            if marker in line:
+                detail = line.split(marker, 1)[1].split(";")[0].rstrip(")")
+                return f"was {detail}" if detail.startswith("terminated") else detail
+        return ""
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
         enospc = self._enospc_message(step.name)  # before discarding: the staging bytes show a full shm
