@@ -183,7 +183,10 @@ class Bench:
                                          TOOLS_IMAGE, "python3", "/opt/bench/work.py", "floor", "/dev/shm",
                                          str(size)).stdout)
         self.check("floor", size, result)
-        return self._record("floor", size, result, result)
+        record = self._record("floor", size, result, result)
+        record.update(first_pass=result["first_pass"], mapped_pass=result["mapped_pass"],
+                      mapping=result["first_pass"] - result["mapped_pass"])
+        return record
 
     @staticmethod
     def _record(paradigm: str, size: int, produced: dict, consumed: dict) -> dict:

@@ -97,6 +97,18 @@ def consume_file(path: str, size: int) -> dict:
     return {"consume_start": started, "ready": ready, "consume_end": time.time(), "bytes": length, "crc": crc}
 
 
+def mapping_cost(path: str) -> dict:
+    """Checksum a fresh mapping twice: the first pass faults every page in, the second reads mapped pages.
+    Their difference is what reading through a shared mapping costs beyond reading private memory."""
+    with open(path, "rb") as source, mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        started = time.perf_counter()
+        zlib.crc32(view)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        zlib.crc32(view)
+        return {"first_pass": first, "mapped_pass": time.perf_counter() - started}
+
+
 # ----------------------------------------------------------------- memory
 def produce_memory(size: int) -> tuple[bytearray, dict]:
     """(b) and (c): D bytes into the producer's own memory; sending or storing them is the handoff."""
@@ -170,6 +182,7 @@ def main(argv: list[str]) -> None:
         path = os.path.join(args[0], "floor.bin")
         result = produce_file(path, int(args[1]))
         result.update(consume_file(path, int(args[1])))
+        result.update(mapping_cost(path))
         os.unlink(path)
     elif command in ("serve-consumer", "serve-producer"):
         import net
