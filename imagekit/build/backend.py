@@ -34,6 +34,9 @@ class BuildRequest:
     labels: dict[str, str] = field(default_factory=dict)
     timestamp: int | None = None  # SOURCE_DATE_EPOCH: fixes created times where the engine can
     no_cache: bool = False
+    # Keep an image per instruction (the engine's build cache). Off for a last, single-layer step
+    # that is never reused on its own: one commit instead of one per instruction (buildah).
+    cache_steps: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def inspect(self, ref: str) -> ImageInfo:
         """Layers, labels and history of a local image."""
+
+    def find(self, ref: str) -> ImageInfo | None:
+        """inspect(ref), or None when the engine doesn't hold it."""
+        return self.inspect(ref) if self.image_id(ref) else None
 
     @abc.abstractmethod
     def tag(self, image: str, ref: str) -> None: ...

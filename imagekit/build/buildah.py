@@ -29,17 +29,23 @@ _FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 class BuildahBackend(Backend):
     name = "buildah"
 
+    def __init__(self) -> None:
+        self._checked = False
+
     def _run(self, *args: str | Path, timeout: float | None = None) -> str:
         result = proc.run(["sh", WRAPPER, *args], timeout=timeout)
         return (result.stdout or b"").decode(errors="replace")
 
     def check(self) -> None:
+        if self._checked:
+            return
         if shutil.which("buildah") is None:
             raise EnvironmentMissing(f"buildah not found on PATH: {ENGINE_HINT}")
         try:
             self._run("check", timeout=60)
         except CommandFailed as exc:
             raise EnvironmentMissing(f"buildah can't be used: {exc}; {ENGINE_HINT}") from None
+        self._checked = True
 
     def image_id(self, ref: str) -> str | None:
         try:
@@ -74,6 +80,8 @@ class BuildahBackend(Backend):
             options += ["--timestamp", str(request.timestamp)]
         if request.no_cache:
             options.append("--no-cache")
+        if not request.cache_steps:
+            options.append("--layers=false")
         for name, value in sorted(request.build_args.items()):
             options += ["--build-arg", f"{name}={value}"]
         for name, value in sorted(request.labels.items()):
@@ -90,6 +98,12 @@ class BuildahBackend(Backend):
             image_id = "sha256:" + image_id
         cached, step_images = parse_build_log(lines, _STEP)
         return BuildOutcome(image_id=image_id, cached=cached, step_images=step_images)
+
+    def find(self, ref: str) -> ImageInfo | None:
+        try:
+            return self.inspect(ref)
+        except CommandFailed:
+            return None
 
     def inspect(self, ref: str) -> ImageInfo:
         data = json.loads(self._run("inspect", ref))

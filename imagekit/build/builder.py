@@ -9,12 +9,15 @@ Engines differ only behind `Backend`; this module is the same for all of them.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,18 +135,36 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     timer.lap("resolve")
 
     runtime_context = stage_runtime_base(base_id, target, options.timestamp)
-    runtime_reused = backend.image_id(runtime_context.tag) is not None and not options.no_cache
-    if runtime_reused:
+    runtime_info = None if options.no_cache else backend.find(runtime_context.tag)
+    runtime_reused = runtime_info is not None
+    if runtime_info is not None:
         log.info("runtime base %s: reused", runtime_context.tag)
     else:
         log.info("runtime base %s: building on %s", runtime_context.tag, base)
         backend.build(BuildRequest(context=runtime_context.directory, containerfile=runtime_context.containerfile,
                                    tag=runtime_context.tag, build_args={"BASE": base_id},
                                    timestamp=options.timestamp, no_cache=options.no_cache))
-    runtime_info = backend.inspect(runtime_context.tag)
+        runtime_info = backend.inspect(runtime_context.tag)
     timer.lap("runtime_base")
 
     work = cache_root() / "contexts" / _context_name(spec)
+    with _exclusive(work):
+        return _build_layers(spec, backend, options, timer, work, deps_trees, base, target,
+                             runtime_context.tag, runtime_info, runtime_reused)
+
+
+@contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Two builds of the same pipeline at once would share these directories: they take turns."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
+                  deps_trees: dict[str, Path], base: str, target: PythonTarget,
+                  runtime_tag: str, runtime_info: ImageInfo, runtime_reused: bool) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     plan = plan_layers(spec, deps_trees, files, base_layers=len(runtime_info.diff_ids), budget=options.layer_budget)
     if plan.shared_steps:
@@ -155,7 +176,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     timer.lap("stage")
 
     # 1. Every step's deps and code layers: one chain, started after the longest prefix built before.
-    chain = build_chain(backend, step_layers, runtime_context.tag, work / "chain-context",
+    chain = build_chain(backend, step_layers, runtime_tag, runtime_info.id, work / "chain-context",
                         f"imagekit/stage:{_context_name(spec)}", timestamp=options.timestamp,
                         no_cache=options.no_cache)
     cached = chain.cached
@@ -174,6 +195,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     write_layer_tars(pipeline_layers, final_context)
     finished = backend.build(BuildRequest(
         context=final_context, tag=options.tag, timestamp=options.timestamp, no_cache=options.no_cache,
+        cache_steps=False,
         containerfile=write_containerfile(final_context, chain.image_id, pipeline_layers, "pipeline", labels)))
     final = backend.inspect(options.tag)
     layers = _layer_reports(plan, final, cached + finished.cached[:len(pipeline_layers)], previous)
@@ -181,7 +203,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     timer.total()
     return BuildResult(
         tag=options.tag, image_id=final.id, backend=backend.name, base=base,
-        runtime_base=runtime_context.tag, runtime_base_reused=runtime_reused,
+        runtime_base=runtime_tag, runtime_base_reused=runtime_reused,
         python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
         manifest_digest=final.manifest_digest,
@@ -194,9 +216,8 @@ def _context_name(spec: PipelineSpec) -> str:
 
 
 def _previous_layers(backend: Backend, tag: str) -> set[str] | None:
-    if backend.image_id(tag) is None:
-        return None
-    return set(backend.inspect(tag).diff_ids)
+    previous = backend.find(tag)
+    return None if previous is None else set(previous.diff_ids)
 
 
 def _layer_reports(plan: LayerPlan, image: ImageInfo, cached: tuple[bool, ...],

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,23 +83,28 @@ class RuntimeBaseContext:
 
 
 def stage_runtime_base(base_image_id: str, target: PythonTarget, timestamp: int | None) -> RuntimeBaseContext:
-    work = cache_root() / "contexts" / "runtime-base.partial"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    shutil.copyfile(containerfile_base(), work / "Containerfile")
-    setup = work / "setup"
-    (setup / "wheels").mkdir(parents=True)
-    shutil.copyfile(BASE_SETUP, setup / BASE_SETUP.name)
-    download_runtime_wheels(target, setup / "wheels")
-    _copy_tree(Path(imagekit_runtime.__file__).resolve().parent, work / "runtime" / "imagekit_runtime")
-    normalise(work)
-    material = f"{base_image_id}\0{timestamp}\0{tree_digest(work)}"
-    key = hashlib.sha256(material.encode()).hexdigest()[:16]
-    final = cache_root() / "contexts" / f"runtime-base-{key}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(work, final)
+    contexts = cache_root() / "contexts"
+    contexts.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="runtime-base.", dir=contexts))
+    try:
+        shutil.copyfile(containerfile_base(), work / "Containerfile")
+        setup = work / "setup"
+        (setup / "wheels").mkdir(parents=True)
+        shutil.copyfile(BASE_SETUP, setup / BASE_SETUP.name)
+        download_runtime_wheels(target, setup / "wheels")
+        _copy_tree(Path(imagekit_runtime.__file__).resolve().parent, work / "runtime" / "imagekit_runtime")
+        normalise(work)
+        material = f"{base_image_id}\0{timestamp}\0{tree_digest(work)}"
+        key = hashlib.sha256(material.encode()).hexdigest()[:16]
+        final = contexts / f"runtime-base-{key}"
+        if not final.is_dir():  # content-addressed: an existing one is the same
+            try:
+                os.replace(work, final)
+            except OSError:
+                if not final.is_dir():
+                    raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return RuntimeBaseContext(directory=final, containerfile="Containerfile", tag=f"{RUNTIME_BASE_REPOSITORY}:{key}")
 
 

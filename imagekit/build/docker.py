@@ -104,6 +104,14 @@ class DockerBackend(Backend):
         cached, step_images = parse_build_log(transcript, _STEP)
         return BuildOutcome(image_id=image_id, cached=cached, step_images=step_images)
 
+    def find(self, ref: str) -> ImageInfo | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.inspect(ref)
+        except (ImageNotFound, EnvironmentMissing):
+            return None
+
     def inspect(self, ref: str) -> ImageInfo:
         from docker.errors import ImageNotFound
 

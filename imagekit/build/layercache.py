@@ -56,11 +56,10 @@ def prefix_keys(base_image_id: str, digests: list[str], timestamp: int | None) -
     return keys
 
 
-def build_chain(backend: Backend, layers: tuple[PlannedLayer, ...], base: str, directory: Path, tag: str, *,
-                timestamp: int | None, no_cache: bool) -> ChainResult:
-    """Build `layers` on `base` (an image the backend holds), tagging the result `tag`."""
+def build_chain(backend: Backend, layers: tuple[PlannedLayer, ...], base: str, base_id: str, directory: Path,
+                tag: str, *, timestamp: int | None, no_cache: bool) -> ChainResult:
+    """Build `layers` on `base` (an image the backend holds, ID base_id), tagging the result `tag`."""
     tars = write_layer_tars(layers, directory)
-    base_id = backend.image_id(base) or base
     keys = prefix_keys(base_id, [tars[layer.name].sha256 for layer in layers], timestamp)
     index = ChainIndex(backend.name)
     start, start_image = 0, base

@@ -207,9 +207,13 @@ def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: 
             raise _resolution_error(step, target, exc.output) from None
         _rewrite_shebangs(installed)
         _strip_caches(installed)
-        if tree.exists():
-            shutil.rmtree(tree)
-        os.replace(installed, tree)
+        if refresh and tree.exists():
+            shutil.rmtree(tree, ignore_errors=True)
+        try:
+            os.replace(installed, tree)
+        except OSError:
+            if not tree.is_dir():  # else another build installed the same requirements meanwhile
+                raise
     return tree
 
 
