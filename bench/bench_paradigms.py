@@ -356,23 +356,40 @@ class Bench:
         finally:
             self.resources.cleanup()
         self.meta["seconds"] = time.monotonic() - began
+        self.meta["notes"] = self.notes
         results = report.Results(sizes=self.sizes, rounds=self.args.rounds, records=self.records, launch=self.launch,
                                  memory=self.memory, profile=profile, notes=self.notes, meta=self.meta,
                                  command=" ".join(["python3", "bench/bench_paradigms.py", *sys.argv[1:]]))
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "paradigms-raw.json").write_text(json.dumps(
             {"records": self.records, "launch": self.launch, "memory": self.memory, "profile": profile,
-             "meta": self.meta, "machine": results.machine, "date": results.date}, indent=1, default=str))
-        print(results.table())
-        if not self.args.no_write:
-            target = OUT / "quick" if self.args.quick else DOCS  # a smoke run never replaces the committed numbers
-            target.mkdir(parents=True, exist_ok=True)
-            try:
-                results.plot(target / "handoff.png")
-            except ImportError:
-                log("bench: matplotlib is not installed (pip install matplotlib): no plot written")
-            (target / "results.md").write_text(results.markdown())
-            log(f"bench: wrote {target / 'results.md'} and {target / 'handoff.png'} ({self.meta['seconds']:.0f} s)")
+             "meta": self.meta, "machine": results.machine, "date": results.date, "command": results.command,
+             "sizes": self.sizes, "rounds": self.args.rounds, "quick": self.args.quick}, indent=1, default=str))
+        write_results(results, self.args)
+
+
+def write_results(results: report.Results, args: argparse.Namespace) -> None:
+    print(results.table())
+    if args.no_write:
+        return
+    target = OUT / "quick" if args.quick else DOCS  # a smoke run never replaces the committed numbers
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        results.plot(target / "handoff.png")
+    except ImportError:
+        log("bench: matplotlib is not installed (pip install matplotlib): no plot written")
+    (target / "results.md").write_text(results.markdown())
+    log(f"bench: wrote {target / 'results.md'} and {target / 'handoff.png'} ({results.meta['seconds']:.0f} s)")
+
+
+def rerender(path: Path, args: argparse.Namespace) -> None:
+    """results.md and the plot again from a run's raw numbers (after a change to the report's text)."""
+    raw = json.loads(path.read_text())
+    results = report.Results(sizes=raw["sizes"], rounds=raw["rounds"], records=raw["records"], launch=raw["launch"],
+                             memory=raw["memory"], profile=raw["profile"], notes=raw["meta"].get("notes", []),
+                             meta=raw["meta"], command=raw["command"], machine=raw["machine"], date=raw["date"])
+    args.quick = raw.get("quick", False)
+    write_results(results, args)
 
 
 def _interrupt(*_: object) -> None:
@@ -387,7 +404,12 @@ def main() -> None:
                         help="64 MiB, 1 round, no profile: a smoke run (< 2 min); writes to bench/out/quick/")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 store (moto)")
     parser.add_argument("--no-write", action="store_true", help="print only; write no results.md or plot")
+    parser.add_argument("--rerender", type=Path, metavar="RAW_JSON",
+                        help="measure nothing: write results.md and the plot again from a run's "
+                             "bench/out/paradigms-raw.json")
     args = parser.parse_args()
+    if args.rerender:
+        return rerender(args.rerender, args)
     if args.quick:
         args.sizes, args.rounds = "64", 1
     signal.signal(signal.SIGTERM, _interrupt)

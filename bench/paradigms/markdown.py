@@ -208,6 +208,18 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
             f"{peak('conductor', 'Pss') + peak('supervisord', 'Pss'):.1f} | {cpu:.2f} / {wall:.2f} |")
     add("")
 
+    handoffs = sorted((e for e in r.memory if e["label"].startswith("handoff")), key=lambda e: e["runtime_seconds"])
+    if len(handoffs) > 1:
+        short, long = handoffs[0], handoffs[-1]
+        extra_cpu = (long["conductor_cpu"] + long["supervisord_cpu"]) - (short["conductor_cpu"] + short["supervisord_cpu"])
+        extra_wall = long["runtime_seconds"] - short["runtime_seconds"]
+        if extra_wall > 0.2:
+            add(f"Neither process grows with D. Their CPU does grow with the run's length: from the shortest "
+                f"handoff run ({short['runtime_seconds']:.2f} s) to the longest ({long['runtime_seconds']:.2f} s) "
+                f"conductor + supervisord used {extra_cpu:.2f} CPU-seconds more, {100 * extra_cpu / extra_wall:.0f} % "
+                "of one core while a step was working and they only polled (profiles below); the rest of their CPU is "
+                "the two interpreters starting.\n")
+
     # ---------------------------------------------------------------- targets
     add("## 4. Targets\n")
     add("| target | measured | |\n| --- | --- | --- |")
@@ -262,6 +274,17 @@ def _why(r) -> str:  # type: ignore[no-untyped-def]
     for name, value in p["phases"].items():
         lines.append(f"| {name} | {fmt_ms(value)} |")
     lines.append("")
+    container_total = r.launch_median("imagekit in container", "runtime")
+    per_step = r.launch_median("imagekit in container", "per_step")
+    first = r.launch_median("imagekit in container", "first_step_after")
+    docker_total = r.launch_median("docker run per step", "runtime")
+    docker_step = r.launch_median("docker run per step", "per_step")
+    if container_total and per_step and docker_total and docker_step and first is not None:
+        lines.append(f"In the container, the 20-step run took {container_total:.2f} s: {first:.2f} s before the first "
+                     f"step started (the conductor's start, planning, supervisord's start) and then "
+                     f"{fmt_ms(per_step)} ms per step. Step for step that is {fmt_ratio(docker_step / per_step)} below "
+                     f"a `docker run` ({fmt_ms(docker_step)} ms); the one-off start brings the whole run to "
+                     f"{fmt_ratio(docker_total / container_total)}.\n")
     lines.append(f"supervisord alone, driven by the runtime's own `Supervisor` client in the image "
                  f"(`bench/paradigms/rpcprobe.py`, {rpc['programs']} programs running `/bin/true`; medians):\n")
     lines.append("| call | ms |\n| --- | --- |")
@@ -331,9 +354,9 @@ def _why(r) -> str:  # type: ignore[no-untyped-def]
 
 MISSING = """## What is not measured
 
-- A real S3 service or MinIO: no MinIO in Debian's or PyPI's packages, so the store is moto's in-memory
-  server (Python, single process), which is slower than a production store would be on the same host;
-  the volume variant shows the best case of a store.
+- A production object store: MinIO's server is packaged neither by Debian nor on PyPI (PyPI's `minio` is
+  the client SDK), so the S3 store is moto's in-memory server (Python, one process), slower than a real
+  store on the same host would be; the volume variant shows the best case of a store.
 - Multi-node effects: everything is on one host, so (b) and (c) never cross a real network; on a cluster
   their overhead would grow further (bandwidth), (a)'s would not.
 - Checkpoints are off in (a) (`--no-checkpoints`); `bench/bench_checkpoint.py` measures them.
