@@ -417,6 +417,9 @@ def main() -> None:
         Bench(args).run()
     except BenchError as exc:
         raise SystemExit(f"bench: error: {exc}")
+    except KeyboardInterrupt:
+        log("bench: interrupted; the containers, network and volume it made are removed")
+        raise SystemExit(130)
 
 
 if __name__ == "__main__":
