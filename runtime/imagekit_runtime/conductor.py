@@ -24,6 +24,7 @@ from .checkpoint import CheckpointStore
 from .copier import Copier, CopyJob
 from .datastore import DataStore, MissingOutput, remove_tree, shm_usage
 from .environments import EnvironmentProvider
+from .exit_watch import ExitWatcher
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, SpecError
 from .journal import Journal, new_run_id
 from .keys import data_key, pipeline_key, step_keys
@@ -49,7 +50,8 @@ class RunOptions:
     params: dict[str, str] = field(default_factory=dict)
     parallelism: int | None = None
     force: bool = False
-    poll_interval: float = 0.01
+    poll_interval: float = 0.01  # without pidfds: how often to ask supervisord
+    idle_poll_interval: float = 0.1  # with pidfds: safety net, and how often step logs are echoed
     retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
     runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
     quiet_steps: bool = False  # do not echo step output to stderr
@@ -293,6 +295,14 @@ class Conductor:
             follower.start_at_end()
             self.followers[name] = follower
         self._free_unneeded()
+        watcher = ExitWatcher()
+        try:
+            return self._conduct(watcher)
+        finally:
+            watcher.close()
+
+    def _conduct(self, watcher: ExitWatcher) -> tuple[int, str]:
+        assert self.supervisor is not None
         while True:
             if self.terminated and self.stop_reason is None:
                 self.stop_reason = "stopped by SIGTERM"
@@ -303,22 +313,35 @@ class Conductor:
                     return EXIT_TERMINATED, "terminated"
                 return EXIT_FAILURE, "failed"
             infos = self.supervisor.all_info()
+            unwatched = False
             for name, step in self.steps.items():
-                if step.state is StepState.RUNNING:
-                    info = infos.get(name)
-                    if info is not None and info.state in ("EXITED", "FATAL", "STOPPED", "BACKOFF", "UNKNOWN"):
-                        self._on_exit(step, info)
+                if step.state is not StepState.RUNNING:
+                    continue
+                info = infos.get(name)
+                if info is not None and info.state in ("EXITED", "FATAL", "STOPPED", "BACKOFF", "UNKNOWN"):
+                    watcher.forget(name)
+                    self._on_exit(step, info)
+                elif info is not None and info.pid > 0 and not watcher.watching(name):
+                    watcher.watch(name, info.pid)
+                elif info is None or info.pid <= 0:
+                    unwatched = True  # still starting: look again shortly
             self._pump_logs()
             if self.stop_reason is not None:
                 continue
-            self._schedule()
+            started = self._schedule()
             self._free_unneeded()
             if all(step.state.final or step.state.done for step in self.steps.values()):
                 self._retire_all()
                 return EXIT_OK, "completed"
-            time.sleep(self.options.poll_interval)
+            if started or unwatched:
+                timeout = 0.0  # register the new processes' pidfds at once
+            elif watcher.supported:
+                timeout = self.options.idle_poll_interval  # a pidfd or a signal wakes us earlier
+            else:
+                timeout = self.options.poll_interval
+            watcher.wait(timeout)
 
-    def _schedule(self) -> None:
+    def _schedule(self) -> int:
         now = time.monotonic()
         for name in self.plan.to_run:  # type: ignore[union-attr]
             step = self.steps[name]
@@ -327,6 +350,7 @@ class Conductor:
             elif step.state is StepState.BACKOFF and now >= step.retry_at:
                 self._transition(name, StepState.READY)
         running = sum(1 for step in self.steps.values() if step.state is StepState.RUNNING)
+        started = 0
         for name in self.plan.to_run:  # type: ignore[union-attr]
             if running >= self.parallelism:
                 break
@@ -334,6 +358,8 @@ class Conductor:
             if step.state is StepState.READY:
                 self._start(step)
                 running += 1
+                started += 1
+        return started
 
     def _inputs_committed(self, name: str) -> bool:
         return all(self.steps[self.producers[data]].state.done for data in self.spec.step(name).inputs)

@@ -78,11 +78,17 @@ class Supervisor:
                     return
             except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
                 self.rpc = self._proxy()  # a refused connection leaves the transport unusable
-            time.sleep(0.02)
+            time.sleep(0.005)
         raise EnvironmentMissing(f"supervisord did not answer on {self.socket_path} within {timeout:.0f}s")
 
     def start_process(self, name: str) -> None:
-        self.rpc.supervisor.startProcess(name, False)
+        try:
+            self.rpc.supervisor.startProcess(name, False)
+        except xmlrpc.client.Fault as fault:
+            # supervisord reaps at once and reports a process that already exited non-zero as
+            # SPAWN_ERROR ("Bad exit code"); its state (EXITED and the status, or FATAL) tells the rest.
+            if "SPAWN_ERROR" not in fault.faultString:
+                raise
 
     def stop_process(self, name: str) -> None:
         try:
