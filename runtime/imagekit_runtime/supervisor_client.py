@@ -6,6 +6,7 @@ import http.client
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,13 +15,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor.xmlrpc import SupervisorTransport
 
 from .errors import EnvironmentMissing
 
 log = logging.getLogger("imagekit.runtime")
 
 PR_SET_PDEATHSIG = 1
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: Path) -> None:
+        super().__init__("localhost")
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(self.socket_path))
+
+
+class UnixSocketTransport(xmlrpc.client.Transport):
+    """XML-RPC over supervisord's unix socket. (supervisor.xmlrpc has one too, but importing it pulls
+    in supervisord's own HTTP server modules: megabytes of RSS in a process that only calls.)"""
+
+    def __init__(self, socket_path: Path) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        if self._connection and self._connection[0] == "unix":
+            return self._connection[1]
+        self._connection = ("unix", _UnixHTTPConnection(self.socket_path))
+        return self._connection[1]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -57,8 +82,7 @@ class Supervisor:
         self.rpc: Any = self._proxy()
 
     def _proxy(self) -> Any:
-        transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=UnixSocketTransport(self.socket_path))
 
     def start(self, timeout: float = 15.0) -> None:
         command = [sys.executable, "-c", "from supervisor.supervisord import main; main()", "-c", str(self.config)]
