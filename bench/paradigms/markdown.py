@@ -267,7 +267,7 @@ def _why(r) -> str:  # type: ignore[no-untyped-def]
             "network would bound it (1 GiB takes at least 0.86 s on a 10 Gbit/s wire alone), while (a)'s "
             "handoff never leaves the pod.\n")
 
-    lines.append("### Step launch and handoff latency: supervisord's XML-RPC round trips and a 10 ms poll\n")
+    lines.append("### Step launch and handoff latency: supervisord's fork, reaping and XML-RPC round trips\n")
     lines.append("A chain of the same 20 trivial steps whose command first prints `date +%s.%N`, run by the runtime "
                  "on the host; median per step (ms):\n")
     lines.append("| phase | ms |\n| --- | --- |")
@@ -297,7 +297,8 @@ def _why(r) -> str:  # type: ignore[no-untyped-def]
     calls = cprofile["rpc"]
     per = {k: v["cumtime"] / v["calls"] for k, v in calls.items() if v["calls"]}
     lines.append(f"cProfile of the conductor over the 20-step chain on the host: {cprofile['total']:.2f} s of run, "
-                 f"{cprofile['sleep']:.2f} s of it in {cprofile['sleeps']} × `time.sleep(0.01)`; "
+                 f"{cprofile['sleep']:.2f} s of it in {cprofile['sleeps']} × `time.sleep` (waiting for supervisord to "
+                 "answer at start, 5 ms each); "
                  f"{calls.get('all_info', {}).get('calls', 0)} × `all_info` at {fmt_ms(per.get('all_info'))} ms, "
                  f"{calls.get('start_process', {}).get('calls', 0)} × `start_process` at {fmt_ms(per.get('start_process'))} ms, "
                  f"`Supervisor.start` {fmt_ms(calls.get('start', {}).get('cumtime'))} ms (cProfile inflates the "
@@ -308,22 +309,17 @@ def _why(r) -> str:  # type: ignore[no-untyped-def]
     lines.append("")
     lines.append(
         "The hot spot is the conductor ↔ supervisord protocol, in `runtime/imagekit_runtime/conductor.py` "
-        "(`_loop`, `_start`) and `supervisor_client.py`: the conductor learns that a step exited only by "
-        "polling — sleep `poll_interval` (10 ms), then one `getAllProcessInfo` XML-RPC call over the unix "
-        "socket, answered from supervisord's Python event loop and parsed by `xmlrpc.client` — and starts "
-        "the next step with one more XML-RPC call, `startProcess`, during which supervisord forks. Each "
-        f"round trip costs milliseconds (table above), so even polling back to back supervisord shows a "
-        f"trivial step's exit {fmt_ms(rpc['start_to_exited_seen'])} ms after it was asked to start it; with the "
-        "10 ms sleep the conductor lands at the per-step numbers of section 2. Commit and scheduling "
-        "themselves take well under a millisecond (first table). In the handoff of section 1 the same "
-        "costs appear as *exit seen* and *spawn*, plus the consumer's interpreter start. The polling also "
-        "burns CPU while long steps run (CPU column of section 3), which the steps feel on a 2-core "
-        "machine. Ways out, for the runtime's owner: have the conductor block on events instead of "
-        "sleeping (a supervisord `[eventlistener]` for PROCESS_STATE_EXITED, or the conductor forking the "
-        "steps itself and waiting on a pidfd/`os.waitid`), poll only the running steps with "
-        "`getProcessInfo`, and start supervisord while the plan is being made. Container per step cannot "
-        "go below `docker run`'s own start (hundreds of ms here), so the ratio is bounded by these "
-        "milliseconds per step on the imagekit side.\n")
+        "(`_conduct`, `_start`) and `supervisor_client.py`. The conductor no longer polls on a timer: it "
+        "holds a pidfd of every running step (`exit_watch.py`) and blocks in `select` until one exits or a "
+        "signal arrives, then asks supervisord once (`getAllProcessInfo`) for the exit status, and starts the "
+        "next step with one more XML-RPC call, `startProcess`, during which supervisord forks. What is left "
+        f"per step is supervisord's own work: a fork of a {29:d} MiB Python process (*spawn*), reaping the "
+        "child in its event loop and answering over XML-RPC (*exit seen*) — a few milliseconds each (tables "
+        "above); commit and scheduling take well under a millisecond. In the handoff of section 1 the same "
+        "costs appear as *exit seen* and *spawn*, plus the consumer's interpreter start. The one-off cost is "
+        "supervisord's own start (about 0.13 s: a Python interpreter importing supervisor), paid before the "
+        "first step; it is what keeps the 20-step run near 20× while step for step the ratio is above 30×. "
+        "Container per step cannot go below `docker run`'s own start (hundreds of ms here).\n")
 
     bare = imports.get("python3 -c pass", {}).get("rss_kib", 0) / 1024
     http = imports.get("+ http.client", {}).get("rss_kib", 0) / 1024
@@ -341,14 +337,13 @@ def _why(r) -> str:  # type: ignore[no-untyped-def]
         f"{conductor:.1f} MiB and supervisord's to {supervisord:.1f} MiB before either does anything, and "
         "neither grows with D (section 3: the data stays in shm, the runtime only stats it). The largest "
         f"single piece is `xmlrpc.client`'s transport: importing `http.client` alone takes the interpreter to "
-        f"{http:.1f} MiB (it pulls in the `email` package and `ssl`), and `supervisor.xmlrpc`, imported only for "
-        "its `SupervisorTransport`, adds supervisord's HTTP server modules (`supervisor.medusa`) to the "
-        "conductor. The sum of two CPython processes' RSS counts the shared interpreter pages twice; their "
-        "Pss sum (section 3) is what they cost together. Under 40 MiB of RSS would need one process fewer "
-        "(the conductor supervising its steps itself, or running inside supervisord as an event listener) "
-        "or a conductor that speaks to supervisord through a few lines of its own over the unix socket "
-        "instead of `xmlrpc.client` + `supervisor.xmlrpc`, and imports yaml and the checkpoint code only "
-        "when it uses them.\n")
+        f"{http:.1f} MiB (it pulls in the `email` package and `ssl`); the conductor talks to supervisord's unix "
+        "socket with a small transport of its own (`supervisor_client.UnixSocketTransport`), so supervisord's "
+        "server modules stay out of it. The sum of two CPython processes' RSS counts the shared interpreter "
+        "pages twice; their private memory (RssAnon) and Pss sums (section 3) are what they cost together. "
+        "Under 40 MiB of summed RSS would need one process fewer (the conductor supervising its steps itself "
+        "instead of supervisord, or running inside supervisord as an event listener) — supervisord alone is "
+        "about 30 MiB before it runs anything.\n")
     return "\n".join(lines)
 
 

@@ -36,8 +36,8 @@ for label, imports in (
     ("python3 -c pass (bare interpreter)", ""),
     ("+ http.client (xmlrpc.client's transport: email.*, ssl)", "import http.client"),
     ("+ xmlrpc.client", "import xmlrpc.client"),
-    ("+ supervisor.xmlrpc (SupervisorTransport: supervisor.medusa, supervisor.http)", "import xmlrpc.client, supervisor.xmlrpc"),
-    ("+ yaml", "import xmlrpc.client, supervisor.xmlrpc, yaml"),
+    ("+ yaml", "import xmlrpc.client, yaml"),
+    ("+ hashlib (OpenSSL's libcrypto: content keys, checksums)", "import xmlrpc.client, yaml, hashlib"),
     ("conductor: import imagekit_runtime.main (all of the above and the runtime)", "import imagekit_runtime.main"),
     ("supervisord: from supervisor.supervisord import main", "from supervisor.supervisord import main"),
 ):
