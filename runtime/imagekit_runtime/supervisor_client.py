@@ -85,11 +85,14 @@ class Supervisor:
         return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=UnixSocketTransport(self.socket_path))
 
     def start(self, timeout: float = 15.0) -> None:
-        command = [sys.executable, "-c", "from supervisor.supervisord import main; main()", "-c", str(self.config)]
+        command = [sys.executable, "-m", "imagekit_runtime.supervisord_main", "-c", str(self.config)]
+        runtime_path = str(Path(__file__).resolve().parent.parent)
+        environment = {**os.environ,
+                       "PYTHONPATH": os.pathsep.join(filter(None, [runtime_path, os.environ.get("PYTHONPATH")]))}
         log.debug("$ %s", " ".join(command))
         try:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent, env=environment)
         except FileNotFoundError as exc:
             raise EnvironmentMissing("supervisord could not be started: install supervisor") from exc
         deadline = time.monotonic() + timeout
