@@ -59,3 +59,13 @@ def test_complete_shard_holds_until_sigterm(tmp_path, locations):
     _out, err = runner.communicate(timeout=20)
     assert runner.returncode == 0
     assert "holding until stopped" in err
+
+
+def test_supervisord_launcher_resolves_rpcinterface_specs_without_pkg_resources():
+    # Debian's supervisor 4.2 resolves `[rpcinterface:x] supervisor.rpcinterface_factory` through
+    # pkg_resources.EntryPoint; the launcher supplies that with importlib.
+    from imagekit_runtime.supervisord_main import EntryPoint, resolve_spec
+    from supervisor.rpcinterface import make_main_rpcinterface
+
+    assert EntryPoint.parse("x=supervisor.rpcinterface:make_main_rpcinterface").resolve() is make_main_rpcinterface
+    assert resolve_spec("os.path:join") is os.path.join
