@@ -37,11 +37,15 @@ class EntryPoint:
         return resolve_spec(self.spec)
 
 
-def main() -> None:
+def install_pkg_resources_shim() -> None:
     if "pkg_resources" not in sys.modules:
         shim = types.ModuleType("pkg_resources", "imagekit: the part of pkg_resources supervisord uses")
         shim.EntryPoint = EntryPoint  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
+
+
+def main() -> None:
+    install_pkg_resources_shim()
     from supervisor.supervisord import main as supervisord_main
 
     supervisord_main()
