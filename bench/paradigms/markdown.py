@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 
-from .report import DATA_PHASES, LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, size_label
+from .report import DATA_PHASES, LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, least_squares_slope, size_label
 
 
 def data_handoff(results, size: int) -> float | None:  # type: ignore[no-untyped-def]
@@ -18,16 +18,6 @@ def _mapping(r, size: int) -> float | None:  # type: ignore[no-untyped-def]
 def _plus_mapping(r, size: int) -> float | None:  # type: ignore[no-untyped-def]
     handoff, mapping = r.overhead("imagekit", size), _mapping(r, size)
     return handoff + max(mapping, 0.0) if handoff is not None and mapping is not None else None
-
-
-def _slope(sizes: list[int], values: list[float | None]) -> float | None:
-    points = [(s / 1024, v) for s, v in zip(sizes, values) if v is not None]
-    if len(points) < 2:
-        return None
-    mean_x = sum(x for x, _ in points) / len(points)
-    mean_y = sum(y for _, y in points) / len(points)
-    denominator = sum((x - mean_x) ** 2 for x, _ in points)
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator if denominator else None
 
 
 def _spread(r) -> str:  # type: ignore[no-untyped-def]
@@ -107,7 +97,7 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
     add("| (a), data part only: commit + schedule | " + " | ".join(fmt_ms(data_handoff(r, s)) for s in r.sizes) + " | | |")
     mapped = [_plus_mapping(r, s) for s in r.sizes]
     add("| (a) + mapping the input's pages in (see below) | " + " | ".join(fmt_ms(v) for v in mapped) +
-        f" | {fmt_ms(_slope(r.sizes, mapped))} | {fmt_ratio(mapped[-1] / mapped[0] if mapped[0] and len(mapped) > 1 else None)} |\n")
+        f" | {fmt_ms(least_squares_slope(r.sizes, mapped))} | {fmt_ratio(mapped[-1] / mapped[0] if mapped[0] and len(mapped) > 1 else None)} |\n")
 
     add("### Ratio of each paradigm's handoff to (a)'s\n")
     add("| | " + " | ".join(size_label(s) for s in r.sizes) + f" | ÷ (a)'s data part at {size_label(largest)} | "

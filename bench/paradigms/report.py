@@ -126,6 +126,17 @@ def fmt_ratio(value: float | None) -> str:
     return f"{value:.0f}×" if abs(value) >= 10 else f"{value:.1f}×"
 
 
+def least_squares_slope(sizes_mib: list[int], values: list[float | None]) -> float | None:
+    """Growth of values per GiB of size (least squares), ignoring missing values."""
+    points = [(size / 1024, value) for size, value in zip(sizes_mib, values) if value is not None]
+    if len(points) < 2:
+        return None
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    denominator = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator if denominator else None
+
+
 def size_label(mib: int) -> str:
     return f"{mib // 1024} GiB" if mib >= 1024 and mib % 1024 == 0 else f"{mib} MiB"
 
@@ -171,14 +182,7 @@ class Results:
 
     def slope(self, paradigm: str) -> float | None:
         """Least-squares growth of the overhead, seconds per GiB."""
-        points = [(s / 1024, self.overhead(paradigm, s)) for s in self.sizes]
-        points = [(x, y) for x, y in points if y is not None]
-        if len(points) < 2:
-            return None
-        mean_x = sum(x for x, _ in points) / len(points)
-        mean_y = sum(y for _, y in points) / len(points)
-        denominator = sum((x - mean_x) ** 2 for x, _ in points)
-        return sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator if denominator else None
+        return least_squares_slope(self.sizes, [self.overhead(paradigm, s) for s in self.sizes])
 
     def growth(self, paradigm: str) -> float | None:
         first, last = self.overhead(paradigm, self.sizes[0]), self.overhead(paradigm, self.sizes[-1])
