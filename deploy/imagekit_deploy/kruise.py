@@ -9,8 +9,8 @@ from typing import Any
 
 from imagekit_runtime.spec import PipelineSpec
 
-from .pod import build_pod, metadata, selector_labels
-from .renderer import Rendering, assemble
+from .pod import build_pod
+from .renderer import Rendering, assemble, statefulset
 from .settings import DeploySettings, Flavor
 
 API_VERSION = "apps.kruise.io/v1beta1"
@@ -21,16 +21,11 @@ class KruiseRenderer:
 
     def render(self, spec: PipelineSpec, settings: DeploySettings) -> Rendering:
         pod = build_pod(spec, settings, in_place_updates=True)
-        workload_spec: dict[str, Any] = {
-            "replicas": settings.replicas,
-            "serviceName": settings.name,
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": selector_labels(settings)},
-        }
+        strategy: dict[str, Any] = {}
         if settings.skip_shards:
             # Ordinals are shards: a reserved ordinal is a shard nobody runs.
-            workload_spec["reserveOrdinals"] = list(settings.skip_shards)
-        workload_spec["updateStrategy"] = {
+            strategy["reserveOrdinals"] = list(settings.skip_shards)
+        strategy["updateStrategy"] = {
             "type": "RollingUpdate",
             "rollingUpdate": {
                 "podUpdatePolicy": "InPlaceIfPossible",
@@ -38,14 +33,4 @@ class KruiseRenderer:
                 "partition": 0,
             },
         }
-        workload_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
-        workload_spec["template"] = pod.template
-        if pod.claim_templates:
-            workload_spec["volumeClaimTemplates"] = pod.claim_templates
-        workload = {
-            "apiVersion": API_VERSION,
-            "kind": "StatefulSet",
-            "metadata": metadata(settings.name, spec, settings),
-            "spec": workload_spec,
-        }
-        return assemble(self.flavor, pod, workload, spec, settings)
+        return assemble(self.flavor, pod, statefulset(API_VERSION, spec, settings, pod, strategy), spec, settings)

@@ -65,6 +65,28 @@ class Renderer(Protocol):
     def render(self, spec: PipelineSpec, settings: DeploySettings) -> Rendering: ...
 
 
+def statefulset(api_version: str, spec: PipelineSpec, settings: DeploySettings, pod: PodPlan,
+                strategy: dict[str, Any]) -> dict[str, Any]:
+    """The StatefulSet both flavours share; `strategy` holds what differs (update strategy, reserveOrdinals)."""
+    workload_spec: dict[str, Any] = {
+        "replicas": settings.replicas,
+        "serviceName": settings.name,
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": selector_labels(settings)},
+        **strategy,
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "template": pod.template,
+    }
+    if pod.claim_templates:
+        workload_spec["volumeClaimTemplates"] = pod.claim_templates
+    return {
+        "apiVersion": api_version,
+        "kind": WORKLOAD_KIND,
+        "metadata": metadata(settings.name, spec, settings),
+        "spec": workload_spec,
+    }
+
+
 def headless_service(spec: PipelineSpec, settings: DeploySettings) -> dict[str, Any]:
     """The governing Service a StatefulSet needs for stable pod DNS names; no ports, no load balancing."""
     return {
