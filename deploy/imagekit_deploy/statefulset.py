@@ -5,7 +5,6 @@ resumes from its SSD checkpoint) and no reserveOrdinals.
 """
 from __future__ import annotations
 
-
 from imagekit_runtime.spec import PipelineSpec
 
 from .pod import build_pod
