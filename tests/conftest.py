@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from imagekit_runtime.journal import read_journal, runs_in, steps_started
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "pipelines"
 
@@ -139,19 +141,13 @@ def write_pipeline(directory: Path, name: str, steps: list[str], **settings: Any
 
 
 def journal_entries(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return list(read_journal(path))
 
 
 def last_run(path: Path) -> list[dict[str, Any]]:
-    entries = journal_entries(path)
-    run_id = [e["run"] for e in entries if e["event"] == "run-start"][-1]
-    return [e for e in entries if e["run"] == run_id]
+    return list(read_journal(path, runs_in(path)[-1]))
 
 
 def started_steps(path: Path) -> list[str]:
     """Steps whose process started in the newest run of this journal."""
-    started = []
-    for entry in last_run(path):
-        if entry["event"] == "transition" and entry["to"] == "running" and entry["step"] not in started:
-            started.append(entry["step"])
-    return started
+    return steps_started(path, runs_in(path)[-1])

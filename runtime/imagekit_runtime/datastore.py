@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .layout import RunLayout, tree_size
+from .spec import env_name
 
 
 class MissingOutput(Exception):
@@ -63,7 +64,7 @@ class DataStore:
             path = staging / data
             if not os.path.lexists(path):
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
-                                    f"(expected at $IMAGEKIT_OUT_{data.upper().replace('-', '_')})")
+                                    f"(expected at $IMAGEKIT_OUT_{env_name(data)})")
             sizes[data] = tree_size(path)
         record = CommitRecord(step=step, key=key, outputs=sizes, run=run)
         record_path = staging / ".commit.json"

@@ -21,26 +21,24 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _env_name(name: str) -> str:
-    return name.upper().replace("-", "_")
+def _contract_path(prefix: str, name: str, kind: str) -> Path:
+    # spec.env_name's rule, restated: this module runs in step environments without pyyaml.
+    variable = f"IMAGEKIT_{prefix}_{name.upper().replace('-', '_')}"
+    try:
+        return Path(os.environ[variable])
+    except KeyError:
+        raise KeyError(f"{name!r} is not an {kind} of this step (no ${variable}): "
+                       f"add it to `{kind}s` in step.yaml") from None
 
 
 def input_path(name: str) -> Path:
     """Path of a committed input (file or directory). Read-only by convention."""
-    try:
-        return Path(os.environ[f"IMAGEKIT_IN_{_env_name(name)}"])
-    except KeyError:
-        raise KeyError(f"{name!r} is not an input of this step (no $IMAGEKIT_IN_{_env_name(name)}): "
-                       "add it to `inputs` in step.yaml") from None
+    return _contract_path("IN", name, "input")
 
 
 def output_path(name: str) -> Path:
     """Path where this step writes an output (create a file or a directory there)."""
-    try:
-        return Path(os.environ[f"IMAGEKIT_OUT_{_env_name(name)}"])
-    except KeyError:
-        raise KeyError(f"{name!r} is not an output of this step (no $IMAGEKIT_OUT_{_env_name(name)}): "
-                       "add it to `outputs` in step.yaml") from None
+    return _contract_path("OUT", name, "output")
 
 
 def shard_index() -> int:
