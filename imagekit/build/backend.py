@@ -1,18 +1,20 @@
 """The build contract: one interface, one module per engine (docker.py, buildah.py).
 
-A backend builds a Containerfile in a prepared context directory, inspects the
+A backend builds a Containerfile (the runtime base: it RUNs a setup script), loads an
+image imagekit assembled from its own layer tarballs (every step layer), inspects the
 images it holds, and pushes them. Everything above it (wheel resolution, layer
-planning, labels, caching of host-side work) is shared and engine-agnostic.
+planning, image assembly, labels, caching of host-side work) is shared and engine-agnostic.
 """
 from __future__ import annotations
 
 import abc
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from imagekit_runtime.errors import UsageError
+
+from .assembly import AssembledImage, BaseImage
 
 ENGINE_HINT = "run scripts/bootstrap.sh to install and start one"
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
@@ -34,43 +36,6 @@ class BuildRequest:
     labels: dict[str, str] = field(default_factory=dict)
     timestamp: int | None = None  # SOURCE_DATE_EPOCH: fixes created times where the engine can
     no_cache: bool = False
-    # Keep an image per instruction (the engine's build cache). Off for a last, single-layer step
-    # that is never reused on its own: one commit instead of one per instruction (buildah).
-    cache_steps: bool = True
-
-
-@dataclass(frozen=True)
-class BuildOutcome:
-    image_id: str
-    # One entry per Containerfile instruction after FROM: True when the engine reused its cache.
-    cached: tuple[bool, ...] = ()
-    # One entry per instruction after FROM: the (possibly short) ID of the image it produced.
-    step_images: tuple[str, ...] = ()
-
-
-_IMAGE_LINE = re.compile(r"^-+> ([0-9a-f]{11,64})$")
-
-
-def parse_build_log(lines: list[str], step_header: re.Pattern[str]) -> tuple[tuple[bool, ...], tuple[str, ...]]:
-    """Per instruction after FROM: was it cached, which image did it give. Both engines print
-    `STEP n/m` (`Step n/m`), `--> Using cache …` and `--> <image id>` lines."""
-    cached: dict[int, bool] = {}
-    images: dict[int, str] = {}
-    current = total = 0
-    for line in lines:
-        line = line.strip()
-        header = step_header.match(line)
-        if header:
-            current, total = int(header.group(1)), int(header.group(2))
-            cached.setdefault(current, False)
-        elif line.startswith(("--> Using cache", "---> Using cache")) and current:
-            cached[current] = True
-        elif current:
-            image = _IMAGE_LINE.match(line)
-            if image:
-                images[current] = image.group(1)
-    steps = range(2, total + 1)
-    return tuple(cached.get(i, False) for i in steps), tuple(images.get(i, "") for i in steps)
 
 
 @dataclass(frozen=True)
@@ -97,7 +62,7 @@ class PushReport:
 
 
 class Backend(abc.ABC):
-    """An image engine: builds Containerfiles, holds images, pushes them."""
+    """An image engine: builds Containerfiles, loads assembled images, holds images, pushes them."""
 
     name: str = ""
 
@@ -118,8 +83,17 @@ class Backend(abc.ABC):
         """Run `python3 -c script` in a throwaway container of image (as root, no network); its stdout."""
 
     @abc.abstractmethod
-    def build(self, request: BuildRequest) -> BuildOutcome:
-        """Build request.containerfile; tag the result request.tag."""
+    def build(self, request: BuildRequest) -> str:
+        """Build request.containerfile; tag the result request.tag; its image ID."""
+
+    @abc.abstractmethod
+    def base_image(self, ref: str) -> BaseImage:
+        """The stored config of a local image, to assemble an image on."""
+
+    @abc.abstractmethod
+    def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
+        """Load an assembled image (its base and its first `held` new layers are in the engine already),
+        tag it, and inspect it. work: a directory the backend may use."""
 
     @abc.abstractmethod
     def inspect(self, ref: str) -> ImageInfo:

@@ -1,8 +1,9 @@
 """Backend: buildah, through its CLI, always via the sh wrapper buildah.sh beside this file.
 
 buildah gives what the Docker engine's classic builder can't: `--timestamp`
-(SOURCE_DATE_EPOCH) fixes every time in the image, so two clean builds of the
-same sources have one digest.
+(SOURCE_DATE_EPOCH) fixes every time in the runtime base it builds, so two clean
+builds of the same sources have one digest. Assembled images are loaded as an OCI
+layout with skopeo, which writes into the same containers-storage as buildah.
 """
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from imagekit_runtime import proc
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
-from .backend import (ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, parse_build_log,
-                      registry_unreachable)
+from .assembly import AssembledImage, BaseImage, write_oci_layout
+from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
 
 log = logging.getLogger("imagekit.build")
 
 WRAPPER = Path(__file__).with_name("buildah.sh")
-_STEP = re.compile(r"^STEP (\d+)/(\d+): ")
 _FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -31,27 +32,44 @@ class BuildahBackend(Backend):
 
     def __init__(self) -> None:
         self._checked = False
+        # `buildah inspect` output by reference, for this backend's life: every buildah call costs
+        # tens of milliseconds. Anything that adds, tags or removes images empties it.
+        self._inspected: dict[str, dict[str, Any]] = {}
 
     def _run(self, *args: str | Path, timeout: float | None = None) -> str:
         result = proc.run(["sh", WRAPPER, *args], timeout=timeout)
         return (result.stdout or b"").decode(errors="replace")
 
+    def _changing(self, *args: str | Path, timeout: float | None = None) -> str:
+        self._inspected.clear()
+        return self._run(*args, timeout=timeout)
+
     def check(self) -> None:
         if self._checked:
             return
-        if shutil.which("buildah") is None:
-            raise EnvironmentMissing(f"buildah not found on PATH: {ENGINE_HINT}")
-        try:
-            self._run("check", timeout=60)
-        except CommandFailed as exc:
-            raise EnvironmentMissing(f"buildah can't be used: {exc}; {ENGINE_HINT}") from None
+        for tool in ("buildah", "skopeo"):  # skopeo loads assembled images into buildah's storage
+            if shutil.which(tool) is None:
+                raise EnvironmentMissing(f"{tool} not found on PATH: {ENGINE_HINT}")
+        # Whether its storage can be used shows at the first lookup (_inspect_json).
         self._checked = True
 
-    def image_id(self, ref: str) -> str | None:
+    def _inspect_json(self, ref: str) -> dict[str, Any] | None:
+        """buildah's view of an image, or None when storage doesn't hold ref."""
+        if ref in self._inspected:
+            return self._inspected[ref]
+        self.check()
         try:
-            return "sha256:" + self._run("image-id", ref).strip().removeprefix("sha256:")
-        except CommandFailed:
-            return None
+            data = json.loads(self._run("inspect", ref))
+        except CommandFailed as exc:
+            if "image not known" in exc.output or "not found" in exc.output:
+                return None
+            raise EnvironmentMissing(f"buildah can't read its storage: {exc}; {ENGINE_HINT}") from None
+        self._inspected[ref] = data
+        return data
+
+    def image_id(self, ref: str) -> str | None:
+        data = self._inspect_json(ref)
+        return None if data is None else "sha256:" + data["FromImageID"].removeprefix("sha256:")
 
     def ensure_image(self, ref: str) -> str:
         image = self.image_id(ref)
@@ -59,7 +77,7 @@ class BuildahBackend(Backend):
             return image
         log.info("buildah: %s not in storage, pulling", ref)
         try:
-            self._run("pull", ref)
+            self._changing("pull", ref)
         except CommandFailed as exc:
             raise EnvironmentMissing(
                 f"base image {ref} is neither in buildah's storage nor in the local Docker engine, and can't be "
@@ -74,19 +92,17 @@ class BuildahBackend(Backend):
     def run_python(self, image: str, script: str) -> str:
         return self._run("probe", image, script)
 
-    def build(self, request: BuildRequest) -> BuildOutcome:
+    def build(self, request: BuildRequest) -> str:
         options: list[str] = []
         if request.timestamp is not None:
             options += ["--timestamp", str(request.timestamp)]
         if request.no_cache:
             options.append("--no-cache")
-        if not request.cache_steps:
-            options.append("--layers=false")
         for name, value in sorted(request.build_args.items()):
             options += ["--build-arg", f"{name}={value}"]
         for name, value in sorted(request.labels.items()):
             options += ["--label", f"{name}={value}"]
-        output = self._run("build", request.context, request.containerfile, request.tag, *options)
+        output = self._changing("build", request.context, request.containerfile, request.tag, *options)
         lines = output.splitlines()
         for line in lines:
             log.debug("buildah: %s", line)
@@ -94,19 +110,36 @@ class BuildahBackend(Backend):
         image_id = next((line.strip() for line in reversed(lines) if _FULL_ID.match(line.strip())), "")
         if not image_id:
             image_id = self.image_id(request.tag) or ""
-        if not image_id.startswith("sha256:"):
-            image_id = "sha256:" + image_id
-        cached, step_images = parse_build_log(lines, _STEP)
-        return BuildOutcome(image_id=image_id, cached=cached, step_images=step_images)
+        return image_id if image_id.startswith("sha256:") else "sha256:" + image_id
+
+    def base_image(self, ref: str) -> BaseImage:
+        data = self._inspect_json(ref)
+        if data is None:
+            raise EnvironmentMissing(f"image {ref} is not in buildah's storage")
+        config = data["OCIv1"]
+        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+        layers = json.loads(data.get("Manifest") or "{}").get("layers", [])
+        # buildah commits layers uncompressed: each manifest entry is the diff ID and its size.
+        if [layer.get("digest") for layer in layers] != diff_ids:
+            raise EnvironmentMissing(f"{ref}: its stored manifest doesn't list its layers uncompressed; "
+                                     f"rebuild it with buildah (imagekit builds the runtime base itself)")
+        return BaseImage(id="sha256:" + data["FromImageID"].removeprefix("sha256:"), config=config,
+                         layer_sizes=tuple(int(layer["size"]) for layer in layers))
+
+    def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
+        # containers-storage looks every blob up by digest first: the base's layers and the held
+        # ones are never read (the layout leaves the base's out), new ones are applied.
+        layout = write_oci_layout(image, work / "oci-layout")
+        self._changing("load", layout, tag)
+        return self.inspect(tag)
 
     def find(self, ref: str) -> ImageInfo | None:
-        try:
-            return self.inspect(ref)
-        except CommandFailed:
-            return None
+        return None if self._inspect_json(ref) is None else self.inspect(ref)
 
     def inspect(self, ref: str) -> ImageInfo:
-        data = json.loads(self._run("inspect", ref))
+        data = self._inspect_json(ref)
+        if data is None:
+            raise EnvironmentMissing(f"image {ref} is not in buildah's storage")
         oci = data.get("OCIv1") or {}
         config = oci.get("config") or {}
         manifest = json.loads(data.get("Manifest") or "{}")
@@ -128,11 +161,11 @@ class BuildahBackend(Backend):
         )
 
     def tag(self, image: str, ref: str) -> None:
-        self._run("tag", image, ref)
+        self._changing("tag", image, ref)
 
     def remove(self, refs: list[str]) -> None:
         if refs:
-            self._run("rmi", *refs)
+            self._changing("rmi", *refs)
 
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         layer_count = len(self.inspect(ref).diff_ids)

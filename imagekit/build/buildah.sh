@@ -5,7 +5,7 @@
 set -eu
 
 usage() {
-    echo "usage: buildah.sh check | image-id REF | pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | inspect REF | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
+    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
     exit 2
 }
 
@@ -14,14 +14,6 @@ command=$1
 shift
 
 case "$command" in
-check)
-    buildah version >/dev/null
-    # Root is needed for overlay storage and for RUN in the base Containerfile.
-    buildah info --format '{{.store.GraphDriverName}}'
-    ;;
-image-id)
-    buildah inspect --type image --format '{{.FromImageID}}' "$1"
-    ;;
 pull)
     # No public registry is reachable here: a local Docker engine is the usual source.
     buildah pull --quiet "$1" 2>/dev/null || buildah pull --quiet "docker-daemon:$1"
@@ -43,6 +35,10 @@ build)
     # buildah stops printing each instruction's image ID, which imagekit's layer cache records.
     buildah bud --layers --pull-never --identity-label=false --format oci \
         -f "$context/$file" -t "$tag" "$@" "$context"
+    ;;
+load)
+    # An image imagekit assembled (an OCI layout), into buildah's containers-storage.
+    skopeo copy --quiet "oci:$1:latest" "containers-storage:$2"
     ;;
 inspect)
     buildah inspect --type image "$1"

@@ -1,9 +1,9 @@
 """The build path, start to end: pipeline spec in, tagged image (and its layer report) out.
 
     spec → probe the base's Python → resolve each step's wheels on the host
-         → runtime base (Containerfile.base, built once per base and runtime)
-         → layer plan → deterministic tarballs → backend builds: deps image, code layers,
-           then the pipeline layer with labels naming each step's layer digests → (push)
+         → runtime base (Containerfile.base, built by the engine once per base and runtime)
+         → layer plan → deterministic tarballs → image config (labels name each step's
+           layer digests: its tarballs') → the engine loads base + tarballs → (push)
 
 Engines differ only behind `Backend`; this module is the same for all of them.
 """
@@ -21,13 +21,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from imagekit_runtime.errors import CommandFailed
 from imagekit_runtime.spec import PipelineSpec
 
+from .assembly import NewLayer, assemble
 from .backend import Backend, BuildRequest, ImageInfo
-from .context import pipeline_files, stage_runtime_base, write_containerfile, write_layer_tars
-from .layercache import build_chain
-from .labels import layer_labels, oci_labels, source_info
-from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, plan_layers
+from .context import pipeline_files, stage_runtime_base, write_layer_tars
+from .labels import created_time, layer_labels, oci_labels, source_info
+from .layercache import ChainIndex, held_layers
+from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, PlannedLayer, plan_layers
 from .wheels import PROBE_SCRIPT, PythonTarget, cache_root, install_step_requirements
 
 log = logging.getLogger("imagekit.build")
@@ -52,7 +54,7 @@ class LayerReport:
     steps: list[str]
     digest: str  # diff ID: sha256 of the uncompressed layer
     size: int | None
-    cached: bool  # the engine reused its cache for it
+    cached: bool  # the engine held it already (same layer on the same layers below)
     unchanged: bool | None  # same digest as in the image the tag named before (None: no such image)
 
 
@@ -170,36 +172,32 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
-    step_layers = tuple(layer for layer in plan.layers if layer.kind != "pipeline")
-    pipeline_layers = tuple(layer for layer in plan.layers if layer.kind == "pipeline")
-    previous = _previous_layers(backend, options.tag)
+    previous = backend.find(options.tag)
+    tars = write_layer_tars(plan.layers, work / "tars")
+    runtime_base = backend.base_image(runtime_tag)
     timer.lap("stage")
 
-    # 1. Every step's deps and code layers: one chain, started after the longest prefix built before.
-    chain = build_chain(backend, step_layers, runtime_tag, runtime_info.id, work / "chain-context",
-                        f"imagekit/stage:{_context_name(spec)}", timestamp=options.timestamp,
-                        no_cache=options.no_cache)
-    cached = chain.cached
-    staged = backend.inspect(chain.image_id)
-    timer.lap("steps")
-
-    # 2. The pipeline layer, and the labels: now that every step's layer digest is known.
-    step_reports = _layer_reports(plan, staged, cached, previous)
+    # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
+    digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
     labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp)
     labels |= layer_labels(
-        [{"digest": l.digest, "kind": l.kind, "name": l.name, "steps": l.steps} for l in step_reports
-         if l.kind != "base"],
+        [{"digest": digests[l.name], "kind": l.kind, "name": l.name, "steps": list(l.steps)} for l in plan.layers],
         plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
     )
-    final_context = work / "pipeline-context"
-    write_layer_tars(pipeline_layers, final_context)
-    finished = backend.build(BuildRequest(
-        context=final_context, tag=options.tag, timestamp=options.timestamp, no_cache=options.no_cache,
-        cache_steps=False,
-        containerfile=write_containerfile(final_context, chain.image_id, pipeline_layers, "pipeline", labels)))
-    final = backend.inspect(options.tag)
-    layers = _layer_reports(plan, final, cached + finished.cached[:len(pipeline_layers)], previous)
-    timer.lap("pipeline")
+    image = assemble(runtime_base, tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
+                                         for layer in plan.layers), labels, created_time(options.timestamp))
+    chains = ChainIndex(backend.name)
+    held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, plan.base_layers, previous)
+    if held:
+        log.info("layers %s: held by the engine already", ", ".join(l.name for l in plan.layers[:held]))
+    final = backend.load(image, options.tag, work, held)
+    chains.record(image.diff_ids, final.id)
+    if final.diff_ids != image.diff_ids:
+        raise CommandFailed([backend.name, "load", options.tag], 1, "the loaded image's layers are not the ones "
+                            "imagekit assembled: another build replaced the tag meanwhile?")
+    cached = tuple(position < held for position in range(len(plan.layers)))
+    layers = _layer_reports(plan, final, cached, None if previous is None else set(previous.diff_ids))
+    timer.lap("load")
     timer.total()
     return BuildResult(
         tag=options.tag, image_id=final.id, backend=backend.name, base=base,
@@ -210,14 +208,14 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     )
 
 
+def _history(layer: PlannedLayer) -> str:
+    steps = f" of step{'s' if len(layer.steps) > 1 else ''} {', '.join(layer.steps)}" if layer.steps else ""
+    return f"imagekit: {layer.kind} layer{steps} ({layer.name}.tar)"
+
+
 def _context_name(spec: PipelineSpec) -> str:
     where = hashlib.sha256(str(spec.file).encode()).hexdigest()[:10]
     return f"{spec.name}-{where}"
-
-
-def _previous_layers(backend: Backend, tag: str) -> set[str] | None:
-    previous = backend.find(tag)
-    return None if previous is None else set(previous.diff_ids)
 
 
 def _layer_reports(plan: LayerPlan, image: ImageInfo, cached: tuple[bool, ...],

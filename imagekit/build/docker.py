@@ -1,27 +1,31 @@
 """Backend: the Docker engine, through the Docker SDK for Python.
 
-The engine's classic builder caches each instruction and keeps layer contents
-reproducible (our layers are tarballs with fixed times), but stamps every image
-config and history entry with the time of the build: image IDs and digests
-differ between two builds even when every layer is identical. buildah does not
-have that limit (see buildah.py).
+The runtime base is built by the engine's classic builder, which stamps its config
+and history with the time of the build: two clean builds give runtime bases with
+different IDs, and so images with different IDs, even though every layer is the same.
+buildah does not have that limit (see buildah.py). Assembled images go in with
+`docker load`, as an archive that leaves out the layers the engine holds.
 """
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import re
+import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
-from .backend import (ENGINE_HINT, Backend, BuildOutcome, BuildRequest, ImageInfo, PushReport, parse_build_log,
-                      registry_unreachable)
+from .assembly import AssembledImage, BaseImage, write_docker_archive
+from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .wheels import cache_root
 
 log = logging.getLogger("imagekit.build")
 
-_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
 _METADATA_ONLY = re.compile(r"#\(nop\)\s+(?!ADD|COPY)")
 
 
@@ -80,7 +84,7 @@ class DockerBackend(Backend):
         )
         return output.decode(errors="replace")
 
-    def build(self, request: BuildRequest) -> BuildOutcome:
+    def build(self, request: BuildRequest) -> str:
         # The classic builder has no SOURCE_DATE_EPOCH: request.timestamp only reaches the labels.
         stream = self.client.api.build(
             path=str(request.context), dockerfile=request.containerfile, tag=request.tag,
@@ -99,10 +103,57 @@ class DockerBackend(Backend):
                 if line.strip():
                     transcript.append(line.strip())
                     log.debug("docker: %s", line.strip())
-        if not image_id:
-            image_id = self.client.api.inspect_image(request.tag)["Id"]
-        cached, step_images = parse_build_log(transcript, _STEP)
-        return BuildOutcome(image_id=image_id, cached=cached, step_images=step_images)
+        return image_id or self.client.api.inspect_image(request.tag)["Id"]
+
+    def base_image(self, ref: str) -> BaseImage:
+        """The engine's API shows a config only parsed: its stored form comes from `docker save`
+        (the whole image, so once per image ID, then from the imagekit cache)."""
+        info = self.inspect(ref)
+        cached = cache_root() / "base-configs" / f"docker-{info.id.removeprefix('sha256:')}.json"
+        if not cached.is_file():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cached.with_suffix(f".{os.getpid()}.part")
+            temporary.write_bytes(self._saved_config(info.id))
+            os.replace(temporary, cached)
+        config = json.loads(cached.read_bytes())
+        return BaseImage(id=info.id, config=config, layer_sizes=tuple(size or 0 for size in info.layer_sizes))
+
+    def _saved_config(self, image_id: str) -> bytes:
+        members: dict[str, bytes] = {}
+        stream = _ChunkReader(self.client.api.get_image(image_id, chunk_size=1 << 20))
+        with tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                if member.isfile() and member.name.endswith(".json"):
+                    handle = archive.extractfile(member)
+                    members[member.name] = handle.read() if handle else b""
+        config_name = json.loads(members["manifest.json"])[0]["Config"]
+        return members[config_name]
+
+    def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
+        from docker.errors import APIError
+
+        archive = work / "docker-archive.tar"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            write_docker_archive(image, tag, held, archive)
+            try:
+                self._load(archive)
+            except APIError as exc:
+                if not held:
+                    raise CommandFailed(["docker", "load", str(archive)], 1, str(exc.explanation or exc)) from None
+                # A held layer went away (an image removed meanwhile): send them all.
+                log.info("docker load: %s; loading every layer", exc.explanation or exc)
+                write_docker_archive(image, tag, 0, archive)
+                self._load(archive)
+        finally:
+            archive.unlink(missing_ok=True)
+        return self.inspect(tag)
+
+    def _load(self, archive: Path) -> None:
+        with open(archive, "rb") as data:
+            for event in self.client.api.load_image(data):
+                if "error" in event:
+                    raise CommandFailed(["docker", "load", str(archive)], 1, str(event["error"]))
 
     def find(self, ref: str) -> ImageInfo | None:
         from docker.errors import ImageNotFound
@@ -189,6 +240,28 @@ class DockerBackend(Backend):
             else:
                 uploaded.append(final == "Pushed")
         return PushReport(digest=digest, uploaded=tuple(uploaded))
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks (the SDK streams `docker save` that way)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
 
 
 def _split_tag(ref: str) -> tuple[str, str]:

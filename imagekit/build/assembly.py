@@ -1,0 +1,165 @@
+"""The image, assembled by imagekit: the runtime base's config plus one layer per tarball.
+
+Step layers are imagekit's own deterministic tarballs (tarball.py), so each layer's
+digest is known before any engine sees it; the image config (labels naming those
+digests, history, created time) is written here, once, and an engine only loads the
+result (`Backend.load`). That is what ko and jib do: no Containerfile, no container
+per instruction, and the same bytes on every engine.
+
+Two on-disk forms, one per kind of engine:
+- an OCI image layout (buildah/skopeo: containers-storage reuses the blobs it holds);
+- a `docker save` archive (the Docker engine: `docker load` skips layers it holds).
+Both leave out the base image's layer blobs, and the archive the layers `present` says
+the engine already holds: engines look layers up by digest before they open a blob.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .tarball import LayerTar
+
+LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+# How the base was built says nothing about this image: dropped from the config.
+_BUILD_FIELDS = ("container", "container_config", "docker_version", "config_digest")
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """An image an engine holds, as a starting point: its config as stored, and its layer sizes."""
+
+    id: str
+    config: dict[str, Any]  # OCI image config (Docker's is a superset): rootfs.diff_ids, config, history
+    layer_sizes: tuple[int, ...]  # bytes of each uncompressed layer, in diff_ids order
+
+    @property
+    def diff_ids(self) -> tuple[str, ...]:
+        return tuple(self.config.get("rootfs", {}).get("diff_ids", ()))
+
+
+@dataclass(frozen=True)
+class NewLayer:
+    name: str  # deps-count, code-count, pipeline
+    description: str  # its history entry
+    tar: LayerTar
+
+    @property
+    def digest(self) -> str:
+        return self.tar.sha256
+
+    @property
+    def file_size(self) -> int:
+        return self.tar.path.stat().st_size
+
+
+@dataclass(frozen=True)
+class AssembledImage:
+    base: BaseImage
+    layers: tuple[NewLayer, ...]
+    config: bytes  # canonical JSON
+
+    @property
+    def config_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.config).hexdigest()
+
+    @property
+    def diff_ids(self) -> tuple[str, ...]:
+        return self.base.diff_ids + tuple(layer.digest for layer in self.layers)
+
+
+def chain_ids(diff_ids: tuple[str, ...]) -> list[str]:
+    """The OCI ChainID of every prefix: what an engine keys a stack of layers by."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        chain = diff_id if not chains else "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
+        chains.append(chain)
+    return chains
+
+
+def assemble(base: BaseImage, layers: tuple[NewLayer, ...], labels: dict[str, str], created: str) -> AssembledImage:
+    """base + layers, with labels added to the base's and one history entry per new layer."""
+    config = copy.deepcopy(base.config)
+    for name in _BUILD_FIELDS:
+        config.pop(name, None)
+    config["created"] = created
+    runtime = config.setdefault("config", {})
+    runtime["Labels"] = {**(runtime.get("Labels") or {}), **labels}
+    config["rootfs"] = {"type": "layers", "diff_ids": [*base.diff_ids, *(layer.digest for layer in layers)]}
+    config["history"] = [*(config.get("history") or ()),
+                         *({"created": created, "created_by": layer.description, "comment": "imagekit build"}
+                           for layer in layers)]
+    encoded = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return AssembledImage(base=base, layers=layers, config=encoded)
+
+
+def _manifest(image: AssembledImage) -> bytes:
+    base = [{"mediaType": LAYER_MEDIA_TYPE, "digest": digest, "size": size}
+            for digest, size in zip(image.base.diff_ids, image.base.layer_sizes)]
+    ours = [{"mediaType": LAYER_MEDIA_TYPE, "digest": layer.digest, "size": layer.file_size} for layer in image.layers]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": image.config_digest, "size": len(image.config)},
+        "layers": base + ours,
+    }
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    if destination.exists():
+        return
+    try:
+        os.link(source, destination)
+    except OSError:
+        destination.write_bytes(source.read_bytes())
+
+
+def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
+    """An OCI image layout at directory (replaced), its one manifest tagged `latest`."""
+    blobs = directory / "blobs" / "sha256"
+    if directory.exists():
+        for blob in blobs.glob("*"):
+            blob.unlink()
+    blobs.mkdir(parents=True, exist_ok=True)
+    (blobs / image.config_digest.removeprefix("sha256:")).write_bytes(image.config)
+    for layer in image.layers:
+        _link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
+    manifest = _manifest(image)
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": MANIFEST_MEDIA_TYPE, "digest": manifest_digest, "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+    (directory / "index.json").write_text(json.dumps(index, sort_keys=True))
+    (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return directory
+
+
+def write_docker_archive(image: AssembledImage, tag: str, present: int, destination: Path) -> Path:
+    """A `docker save` archive of image tagged `tag`, holding only the layers after the first `present`."""
+    entries = [f"{layer.digest.removeprefix('sha256:')}/layer.tar" for layer in image.layers]
+    base_entries = [f"{digest.removeprefix('sha256:')}/layer.tar" for digest in image.base.diff_ids]
+    config_name = f"{image.config_digest.removeprefix('sha256:')}.json"
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": base_entries + entries}]
+
+    def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(destination, "w") as tar:
+        add(tar, config_name, image.config)
+        for layer, entry in list(zip(image.layers, entries))[present:]:
+            tar.add(layer.tar.path, arcname=entry, recursive=False)
+        add(tar, "manifest.json", json.dumps(manifest).encode())
+    return destination
+
