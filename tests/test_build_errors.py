@@ -60,6 +60,16 @@ def test_no_buildah_exits_3_with_a_hint(tmp_path: Path) -> None:
     assert "buildah not found" in result.stderr and "scripts/bootstrap.sh" in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["docker", "buildah"])
+def test_a_tag_no_engine_accepts_exits_2_before_building(backend: str, tmp_path: Path) -> None:
+    env = {**os.environ, "IMAGEKIT_CACHE_DIR": str(tmp_path / "cache")}
+    result = imagekit_cli("build", "pipelines/wordfreq", "--tag", "Wordfreq Latest", "--backend", backend, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "--tag 'Wordfreq Latest' is not an image reference" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache").exists()  # refused before any work
+
+
 def test_unknown_backend_exits_2() -> None:
     result = imagekit_cli("build", "pipelines/wordfreq", "--tag", "x/y:1", "--backend", "podman")
     assert result.returncode == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imagekit_runtime import proc
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
+from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageError
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
 from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
@@ -25,6 +25,15 @@ log = logging.getLogger("imagekit.build")
 
 WRAPPER = Path(__file__).with_name("buildah.sh")
 _FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def local_name(ref: str) -> str:
+    """The name buildah gives an image it builds: a reference without a registry host gets
+    `localhost/` (skopeo would file it under docker.io/library/ instead)."""
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return ref
+    return f"localhost/{ref}"
 
 
 class BuildahBackend(Backend):
@@ -63,6 +72,8 @@ class BuildahBackend(Backend):
         except CommandFailed as exc:
             if "image not known" in exc.output or "not found" in exc.output:
                 return None
+            if "invalid reference format" in exc.output:
+                raise UsageError(f"{ref!r} is not an image reference (name[:tag] or name@sha256:…)") from None
             raise EnvironmentMissing(f"buildah can't read its storage: {exc}; {ENGINE_HINT}") from None
         self._inspected[ref] = data
         return data
@@ -130,7 +141,7 @@ class BuildahBackend(Backend):
         # containers-storage looks every blob up by digest first: the base's layers and the held
         # ones are never read (the layout leaves the base's out), new ones are applied.
         layout = write_oci_layout(image, work / "oci-layout")
-        self._changing("load", layout, tag)
+        self._changing("load", layout, local_name(tag))
         return self.inspect(tag)
 
     def find(self, ref: str) -> ImageInfo | None:

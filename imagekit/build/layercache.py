@@ -21,21 +21,32 @@ log = logging.getLogger("imagekit.build")
 
 
 class ChainIndex:
-    """ChainID → ID of an image whose layers start with that chain, per backend, in the imagekit cache."""
+    """ChainID → IDs of the last few images whose layers start with that chain (newest first),
+    per backend, in the imagekit cache: one of them may have been removed since."""
+
+    KEEP = 4  # images per chain
+    CHAINS = 4096  # chains in all: the ones recorded longest ago go first
 
     def __init__(self, backend: str) -> None:
         self.path = cache_root() / f"layer-chains-{backend}.json"
         try:
-            self.entries: dict[str, str] = json.loads(self.path.read_text())
+            stored = json.loads(self.path.read_text())
         except (OSError, ValueError):
-            self.entries = {}
+            stored = {}
+        # Anything not in this shape (an older imagekit's index) is ignored: it only costs a reload.
+        self.entries: dict[str, list[str]] = {
+            chain: images for chain, images in (stored.items() if isinstance(stored, dict) else ())
+            if isinstance(images, list) and all(isinstance(image, str) for image in images)}
 
     def record(self, diff_ids: tuple[str, ...], image_id: str) -> None:
         for chain in chain_ids(diff_ids):
-            self.entries[chain] = image_id
+            known = [image for image in self.entries.pop(chain, []) if image != image_id]
+            self.entries[chain] = [image_id, *known][:self.KEEP]  # (re)inserted last: newest
+        for stale in list(self.entries)[:max(len(self.entries) - self.CHAINS, 0)]:
+            del self.entries[stale]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(f".{os.getpid()}.part")
-        temporary.write_text(json.dumps(self.entries, indent=0, sort_keys=True))
+        temporary.write_text(json.dumps(self.entries, indent=0))
         os.replace(temporary, self.path)
 
 
@@ -50,12 +61,10 @@ def held_layers(backend: Backend, index: ChainIndex, diff_ids: tuple[str, ...], 
     chains = chain_ids(diff_ids)
     checked: dict[str, bool] = {}
     for count in range(len(diff_ids), max(shared, base_layers), -1):
-        image = index.entries.get(chains[count - 1])
-        if image is None:
-            continue
-        if image not in checked:
-            found = backend.find(image)
-            checked[image] = found is not None and found.diff_ids[:count] == diff_ids[:count]
-        if checked[image]:
-            return count - base_layers
+        for image in index.entries.get(chains[count - 1], []):
+            if image not in checked:
+                found = backend.find(image)
+                checked[image] = found is not None and found.diff_ids[:count] == diff_ids[:count]
+            if checked[image]:
+                return count - base_layers
     return max(shared - base_layers, 0)

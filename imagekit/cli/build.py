@@ -9,7 +9,7 @@ import typer
 from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
-from imagekit.publish.registry import Reference
+from imagekit.publish.registry import Reference, check_tag
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import format_size, load_pipeline
 
@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
 
         SOURCE_DATE_EPOCH fixes every timestamp the engine lets us fix (all of them with buildah).
         """
+        check_tag(tag)
         spec = load_pipeline(pipeline)
         engine = get_backend(backend)
         if push:
