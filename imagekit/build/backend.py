@@ -33,7 +33,6 @@ class BuildRequest:
     containerfile: str  # relative to context
     tag: str
     build_args: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
     timestamp: int | None = None  # SOURCE_DATE_EPOCH: fixes created times where the engine can
     no_cache: bool = False
 

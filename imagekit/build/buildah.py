@@ -111,8 +111,6 @@ class BuildahBackend(Backend):
             options.append("--no-cache")
         for name, value in sorted(request.build_args.items()):
             options += ["--build-arg", f"{name}={value}"]
-        for name, value in sorted(request.labels.items()):
-            options += ["--label", f"{name}={value}"]
         output = self._changing("build", request.context, request.containerfile, request.tag, *options)
         lines = output.splitlines()
         for line in lines:

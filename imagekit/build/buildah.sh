@@ -1,7 +1,7 @@
 #!/bin/sh
-# The buildah backend's only contact with buildah: one subcommand per operation.
+# The buildah backend's only contact with buildah (and skopeo, which loads into its storage): one subcommand per operation.
 # Called by imagekit/build/buildah.py; usable by hand for debugging:
-#   sh imagekit/build/buildah.sh build CONTEXT Containerfile TAG [--timestamp N] [--no-cache] [--label K=V]...
+#   sh imagekit/build/buildah.sh build CONTEXT Containerfile TAG [--timestamp N] [--no-cache] [--build-arg K=V]...
 set -eu
 
 usage() {
@@ -31,8 +31,8 @@ build)
     tag=$3
     shift 3
     # --layers: cache each instruction; --pull-never: the base is local (nothing can be pulled);
-    # --identity-label=false: no label that changes with buildah's version. No --iidfile: with it
-    # buildah stops printing each instruction's image ID, which imagekit's layer cache records.
+    # --identity-label=false: no label that changes with buildah's version. The last line printed
+    # is the image's ID (buildah.py reads it).
     buildah bud --layers --pull-never --identity-label=false --format oci \
         -f "$context/$file" -t "$tag" "$@" "$context"
     ;;

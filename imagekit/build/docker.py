@@ -88,7 +88,7 @@ class DockerBackend(Backend):
         # The classic builder has no SOURCE_DATE_EPOCH: request.timestamp only reaches the labels.
         stream = self.client.api.build(
             path=str(request.context), dockerfile=request.containerfile, tag=request.tag,
-            buildargs=request.build_args or None, labels=request.labels or None, nocache=request.no_cache,
+            buildargs=request.build_args or None, nocache=request.no_cache,
             rm=True, forcerm=True, pull=False, decode=True,
         )
         image_id = ""
