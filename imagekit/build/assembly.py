@@ -9,17 +9,17 @@ per instruction, and the same bytes on every engine.
 Two on-disk forms, one per kind of engine:
 - an OCI image layout (buildah/skopeo: containers-storage reuses the blobs it holds);
 - a `docker save` archive (the Docker engine: `docker load` skips layers it holds).
-Both leave out the base image's layer blobs, and the archive the layers `present` says
-the engine already holds: engines look layers up by digest before they open a blob.
+Both leave out the base image's layer blobs, and the archive the layers the engine
+already holds: engines look layers up by digest before they open a blob.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,22 +144,30 @@ def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
     return directory
 
 
-def write_docker_archive(image: AssembledImage, tag: str, present: int, destination: Path) -> Path:
-    """A `docker save` archive of image tagged `tag`, holding only the layers after the first `present`."""
+def docker_archive(image: AssembledImage, tag: str, held: int) -> Iterator[bytes]:
+    """A `docker save` archive of image tagged `tag`, as a stream, holding only the layers after the
+    first `held` (the engine has those): nothing is written to disk."""
     entries = [f"{layer.digest.removeprefix('sha256:')}/layer.tar" for layer in image.layers]
     base_entries = [f"{digest.removeprefix('sha256:')}/layer.tar" for digest in image.base.diff_ids]
     config_name = f"{image.config_digest.removeprefix('sha256:')}.json"
     manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": base_entries + entries}]
+    yield from _tar_member(config_name, image.config)
+    for layer, entry in list(zip(image.layers, entries))[held:]:
+        yield from _tar_member(entry, layer.tar.path)
+    yield from _tar_member("manifest.json", json.dumps(manifest).encode())
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)  # end of archive
 
-    def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
 
-    with tarfile.open(destination, "w") as tar:
-        add(tar, config_name, image.config)
-        for layer, entry in list(zip(image.layers, entries))[present:]:
-            tar.add(layer.tar.path, arcname=entry, recursive=False)
-        add(tar, "manifest.json", json.dumps(manifest).encode())
-    return destination
-
+def _tar_member(name: str, content: bytes | Path) -> Iterator[bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(content) if isinstance(content, bytes) else content.stat().st_size
+    info.mode = 0o644
+    yield info.tobuf(format=tarfile.PAX_FORMAT)
+    if isinstance(content, bytes):
+        yield content
+    else:
+        with open(content, "rb") as source:
+            while chunk := source.read(1 << 20):
+                yield chunk
+    if info.size % tarfile.BLOCKSIZE:
+        yield b"\0" * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)

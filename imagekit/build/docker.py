@@ -20,7 +20,7 @@ from typing import Any
 
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
-from .assembly import AssembledImage, BaseImage, write_docker_archive
+from .assembly import AssembledImage, BaseImage, docker_archive
 from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
 from .wheels import cache_root
 
@@ -132,28 +132,20 @@ class DockerBackend(Backend):
     def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
         from docker.errors import APIError
 
-        archive = work / "docker-archive.tar"
-        work.mkdir(parents=True, exist_ok=True)
         try:
-            write_docker_archive(image, tag, held, archive)
-            try:
-                self._load(archive)
-            except APIError as exc:
-                if not held:
-                    raise CommandFailed(["docker", "load", str(archive)], 1, str(exc.explanation or exc)) from None
-                # A held layer went away (an image removed meanwhile): send them all.
-                log.info("docker load: %s; loading every layer", exc.explanation or exc)
-                write_docker_archive(image, tag, 0, archive)
-                self._load(archive)
-        finally:
-            archive.unlink(missing_ok=True)
+            self._load(docker_archive(image, tag, held))
+        except (APIError, CommandFailed) as exc:
+            if not held:
+                raise CommandFailed(["docker", "load", tag], 1, str(getattr(exc, "explanation", None) or exc)) from None
+            # A layer counted as held went away (an image removed meanwhile): send them all.
+            log.info("docker load: %s; loading every layer", exc)
+            self._load(docker_archive(image, tag, 0))
         return self.inspect(tag)
 
-    def _load(self, archive: Path) -> None:
-        with open(archive, "rb") as data:
-            for event in self.client.api.load_image(data):
-                if "error" in event:
-                    raise CommandFailed(["docker", "load", str(archive)], 1, str(event["error"]))
+    def _load(self, archive: Iterator[bytes]) -> None:
+        for event in self.client.api.load_image(archive):
+            if "error" in event:
+                raise CommandFailed(["docker", "load"], 1, str(event["error"]))
 
     def find(self, ref: str) -> ImageInfo | None:
         from docker.errors import ImageNotFound
