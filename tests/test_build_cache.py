@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, build_json, copy_pipeline, imagekit_cli
+from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline, imagekit_cli
 
 pytestmark = pytest.mark.docker
 
@@ -44,15 +44,16 @@ def test_code_change_rebuilds_only_that_steps_code_layer(backend: str, example_i
     assert not layers["code-count"]["cached"] and layers["code-count"]["unchanged"] is False
 
 
-def test_requirements_change_rebuilds_that_steps_deps_layer(example_image_docker: BuiltImage,
+@pytest.mark.parametrize("backend", ["docker", "buildah"])
+def test_requirements_change_rebuilds_that_steps_deps_layer(backend: str, example_image_docker: BuiltImage,
                                                             build_env: dict[str, str], tmp_path: Path) -> None:
     pipeline = copy_pipeline(tmp_path / "wordfreq", example_image_docker.pipeline)
-    tag = f"{REGISTRY}/imagekit-test/cache-requirements:latest"
-    build(pipeline, tag, "docker", build_env)
+    tag = f"{REGISTRY}/imagekit-test/cache-requirements-{backend}:latest"
+    build(pipeline, tag, backend, build_env)
 
     requirements = pipeline / "steps" / "count" / "requirements.txt"
     requirements.write_text(requirements.read_text() + "six==1.16.0\n")
-    report = build(pipeline, tag, "docker", build_env)
+    report = build(pipeline, tag, backend, build_env)
 
     layers = by_name(report)
     # requirements.txt is part of the step package (the runtime reads it), so the code layer changes too.
@@ -63,8 +64,15 @@ def test_requirements_change_rebuilds_that_steps_deps_layer(example_image_docker
             assert layer["unchanged"], name
 
 
-def test_unchanged_rebuild_reuses_every_layer(example_image_docker: BuiltImage, build_env: dict[str, str]) -> None:
-    report = build(example_image_docker.pipeline, example_image_docker.tag, "docker", build_env)
+@pytest.mark.parametrize("backend", ["docker", "buildah"])
+def test_unchanged_rebuild_reuses_every_layer(backend: str, example_image_docker: BuiltImage,
+                                              example_image_buildah: BuiltImage, build_env: dict[str, str]) -> None:
+    image = example_image_docker if backend == "docker" else example_image_buildah
+    env = build_env if backend == "docker" else {**build_env, "SOURCE_DATE_EPOCH": EPOCH}  # as it was built
+    report = build(image.pipeline, image.tag, backend, env)
+    assert [layer["digest"] for layer in report["layers"]] == [layer["digest"] for layer in image.layers]
+    if backend == "buildah":  # every input the same, SOURCE_DATE_EPOCH too: the very same image
+        assert report["image_id"] == image.report["image_id"]
     assert report["runtime_base_reused"]
     assert report["rebuilt_layers"] == []
     assert set(report["reused_layers"]) == set(by_name(report))
