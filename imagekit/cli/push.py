@@ -20,9 +20,11 @@ def publish(engine: Backend, image: str, destination: str) -> Published:
 
 
 def print_published(published: Published) -> None:
+    """What was sent on stderr, and REF@sha256:… alone on stdout: the one result a script wants."""
     uploaded = [layer for layer in published.layers if layer.uploaded]
     stderr.print(f"pushed in {published.seconds:.1f}s: {len(uploaded)}/{len(published.layers)} layers uploaded, "
                  f"{format_size(published.uploaded_bytes)} of {format_size(published.total_bytes)}", highlight=False)
+    sys.stdout.write(published.reference + "\n")
 
 
 def register(app: typer.Typer) -> None:
@@ -42,5 +44,3 @@ def register(app: typer.Typer) -> None:
             emit_json(published.to_json())
         else:
             print_published(published)
-            # The one result a script wants, alone on stdout.
-            sys.stdout.write(published.reference + "\n")
