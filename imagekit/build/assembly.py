@@ -30,7 +30,7 @@ LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 # How the base was built says nothing about this image: dropped from the config.
-_BUILD_FIELDS = ("container", "container_config", "docker_version", "config_digest")
+_BUILD_FIELDS = ("container", "container_config", "docker_version")
 
 
 @dataclass(frozen=True)
