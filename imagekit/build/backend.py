@@ -86,8 +86,8 @@ class Backend(abc.ABC):
         """Build request.containerfile; tag the result request.tag; its image ID."""
 
     @abc.abstractmethod
-    def base_image(self, ref: str) -> BaseImage:
-        """The stored config of a local image, to assemble an image on."""
+    def base_image(self, image: ImageInfo) -> BaseImage:
+        """The stored config of a local image (as inspect() gave it), to assemble an image on."""
 
     @abc.abstractmethod
     def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:

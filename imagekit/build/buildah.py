@@ -41,8 +41,8 @@ class BuildahBackend(Backend):
 
     def __init__(self) -> None:
         self._checked = False
-        # `buildah inspect` output by reference, for this backend's life: every buildah call costs
-        # tens of milliseconds. Anything that adds, tags or removes images empties it.
+        # `buildah inspect` output by reference and by image ID, for this backend's life: every
+        # buildah call costs tens of milliseconds. Anything that adds, tags or removes images empties it.
         self._inspected: dict[str, dict[str, Any]] = {}
 
     def _run(self, *args: str | Path, timeout: float | None = None) -> str:
@@ -75,7 +75,7 @@ class BuildahBackend(Backend):
             if "invalid reference format" in exc.output:
                 raise UsageError(f"{ref!r} is not an image reference (name[:tag] or name@sha256:…)") from None
             raise EnvironmentMissing(f"buildah can't read its storage: {exc}; {ENGINE_HINT}") from None
-        self._inspected[ref] = data
+        self._inspected[ref] = self._inspected["sha256:" + data["FromImageID"].removeprefix("sha256:")] = data
         return data
 
     def image_id(self, ref: str) -> str | None:
@@ -121,7 +121,8 @@ class BuildahBackend(Backend):
             image_id = self.image_id(request.tag) or ""
         return image_id if image_id.startswith("sha256:") else "sha256:" + image_id
 
-    def base_image(self, ref: str) -> BaseImage:
+    def base_image(self, image: ImageInfo) -> BaseImage:
+        ref = image.id
         data = self._inspect_json(ref)
         if data is None:
             raise EnvironmentMissing(f"image {ref} is not in buildah's storage")

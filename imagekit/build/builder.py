@@ -174,7 +174,7 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
                     ", ".join(plan.shared_steps))
     previous = backend.find(options.tag)
     tars = write_layer_tars(plan.layers, work / "tars")
-    runtime_base = backend.base_image(runtime_tag)
+    runtime_base = backend.base_image(runtime_info)
     timer.lap("stage")
 
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.

@@ -105,18 +105,17 @@ class DockerBackend(Backend):
                     log.debug("docker: %s", line.strip())
         return image_id or self.client.api.inspect_image(request.tag)["Id"]
 
-    def base_image(self, ref: str) -> BaseImage:
+    def base_image(self, image: ImageInfo) -> BaseImage:
         """The engine's API shows a config only parsed: its stored form comes from `docker save`
         (the whole image, so once per image ID, then from the imagekit cache)."""
-        info = self.inspect(ref)
-        cached = cache_root() / "base-configs" / f"docker-{info.id.removeprefix('sha256:')}.json"
+        cached = cache_root() / "base-configs" / f"docker-{image.id.removeprefix('sha256:')}.json"
         if not cached.is_file():
             cached.parent.mkdir(parents=True, exist_ok=True)
             temporary = cached.with_suffix(f".{os.getpid()}.part")
-            temporary.write_bytes(self._saved_config(info.id))
+            temporary.write_bytes(self._saved_config(image.id))
             os.replace(temporary, cached)
         config = json.loads(cached.read_bytes())
-        return BaseImage(id=info.id, config=config, layer_sizes=tuple(size or 0 for size in info.layer_sizes))
+        return BaseImage(id=image.id, config=config, layer_sizes=tuple(size or 0 for size in image.layer_sizes))
 
     def _saved_config(self, image_id: str) -> bytes:
         members: dict[str, bytes] = {}
@@ -130,22 +129,25 @@ class DockerBackend(Backend):
         return members[config_name]
 
     def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
+        try:
+            self._load(docker_archive(image, tag, held), tag)
+        except CommandFailed as exc:
+            if not held:
+                raise
+            # A layer counted as held went away (an image removed meanwhile): send them all.
+            log.info("docker load: %s; loading every layer", exc)
+            self._load(docker_archive(image, tag, 0), tag)
+        return self.inspect(tag)
+
+    def _load(self, archive: Iterator[bytes], tag: str) -> None:
         from docker.errors import APIError
 
         try:
-            self._load(docker_archive(image, tag, held))
-        except (APIError, CommandFailed) as exc:
-            if not held:
-                raise CommandFailed(["docker", "load", tag], 1, str(getattr(exc, "explanation", None) or exc)) from None
-            # A layer counted as held went away (an image removed meanwhile): send them all.
-            log.info("docker load: %s; loading every layer", exc)
-            self._load(docker_archive(image, tag, 0))
-        return self.inspect(tag)
-
-    def _load(self, archive: Iterator[bytes]) -> None:
-        for event in self.client.api.load_image(archive):
-            if "error" in event:
-                raise CommandFailed(["docker", "load"], 1, str(event["error"]))
+            for event in self.client.api.load_image(archive):
+                if "error" in event:
+                    raise CommandFailed(["docker", "load", tag], 1, str(event["error"]))
+        except APIError as exc:
+            raise CommandFailed(["docker", "load", tag], 1, str(exc.explanation or exc)) from None
 
     def find(self, ref: str) -> ImageInfo | None:
         from docker.errors import ImageNotFound
