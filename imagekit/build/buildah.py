@@ -20,6 +20,7 @@ from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageErro
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
 from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .references import is_registry_host
 
 log = logging.getLogger("imagekit.build")
 
@@ -31,7 +32,7 @@ def local_name(ref: str) -> str:
     """The name buildah gives an image it builds: a reference without a registry host gets
     `localhost/` (skopeo would file it under docker.io/library/ instead)."""
     first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
+    if slash and is_registry_host(first):
         return ref
     return f"localhost/{ref}"
 

@@ -9,7 +9,8 @@ import typer
 from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
-from imagekit.publish.registry import Reference, check_tag
+from imagekit.build.references import check_tag
+from imagekit.publish.registry import Reference
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import format_size, load_pipeline
 

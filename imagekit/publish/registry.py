@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.build.backend import Backend
+from imagekit.build.references import is_registry_host
 from imagekit.build.wheels import cache_root
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
@@ -35,19 +36,6 @@ MANIFEST_TYPES = ", ".join([
 ])
 _REFERENCE = re.compile(r"^(?P<host>[^/]+)/(?P<repository>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 
-# The image reference grammar of distribution/reference (what both engines accept as a tag).
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)"
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_REFERENCE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$")
-
-
-def check_tag(text: str) -> str:
-    """text, if an engine can tag an image with it; else a UsageError saying how to write one."""
-    if len(text) > 255 or not _IMAGE_REFERENCE.match(text):
-        raise UsageError(f"--tag {text!r} is not an image reference: use [HOST[:PORT]/]NAME[:TAG], the name in "
-                         f"lowercase, e.g. 127.0.0.1:5000/wordfreq:v1")
-    return text
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -59,7 +47,7 @@ class Reference:
     @classmethod
     def parse(cls, text: str) -> Reference:
         match = _REFERENCE.match(text)
-        if not match or not ("." in match["host"] or ":" in match["host"] or match["host"] == "localhost"):
+        if not match or not is_registry_host(match["host"]):
             raise UsageError(f"{text!r} names no registry: use HOST[:PORT]/NAME[:TAG], e.g. 127.0.0.1:5000/wordfreq:v1")
         return cls(match["host"], match["repository"], match["tag"], match["digest"])
 
