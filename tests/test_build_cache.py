@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,15 @@ def build(pipeline: Path, tag: str, backend: str, env: dict[str, str]) -> dict[s
                                    "--output", "json", env=env))
 
 
+def rebuild_after(change: Callable[[Path], None], source: Path, tag: str, backend: str, env: dict[str, str],
+                  tmp_path: Path) -> dict[str, Any]:
+    """Build a copy of the pipeline at source, apply change to it, build it again: the second report."""
+    pipeline = copy_pipeline(tmp_path / "wordfreq", source)
+    build(pipeline, tag, backend, env)
+    change(pipeline)
+    return build(pipeline, tag, backend, env)
+
+
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {layer["name"]: layer for layer in report["layers"] if layer["kind"] != "base"}
 
@@ -23,14 +33,13 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("backend", ["docker", "buildah"])
 def test_code_change_rebuilds_only_that_steps_code_layer(backend: str, example_image_docker: BuiltImage,
                                                         build_env: dict[str, str], tmp_path: Path) -> None:
-    pipeline = copy_pipeline(tmp_path / "wordfreq", example_image_docker.pipeline)
-    tag = f"{REGISTRY}/imagekit-test/cache-{backend}:latest"
-    build(pipeline, tag, backend, build_env)
+    def add_a_line(pipeline: Path) -> None:
+        main = pipeline / "steps" / "count" / "main.py"
+        # A line never built before: engines and the registry outlive test runs.
+        main.write_text(main.read_text() + f"# one more line {uuid.uuid4()}\n")
 
-    main = pipeline / "steps" / "count" / "main.py"
-    # A line never built before: engines and the registry outlive test runs.
-    main.write_text(main.read_text() + f"# one more line {uuid.uuid4()}\n")
-    report = build(pipeline, tag, backend, build_env)
+    report = rebuild_after(add_a_line, example_image_docker.pipeline,
+                           f"{REGISTRY}/imagekit-test/cache-{backend}:latest", backend, build_env, tmp_path)
 
     layers = by_name(report)
     assert report["changed_layers"] == ["code-count"]
@@ -47,13 +56,12 @@ def test_code_change_rebuilds_only_that_steps_code_layer(backend: str, example_i
 @pytest.mark.parametrize("backend", ["docker", "buildah"])
 def test_requirements_change_rebuilds_that_steps_deps_layer(backend: str, example_image_docker: BuiltImage,
                                                             build_env: dict[str, str], tmp_path: Path) -> None:
-    pipeline = copy_pipeline(tmp_path / "wordfreq", example_image_docker.pipeline)
-    tag = f"{REGISTRY}/imagekit-test/cache-requirements-{backend}:latest"
-    build(pipeline, tag, backend, build_env)
+    def add_a_requirement(pipeline: Path) -> None:
+        requirements = pipeline / "steps" / "count" / "requirements.txt"
+        requirements.write_text(requirements.read_text() + "six==1.16.0\n")
 
-    requirements = pipeline / "steps" / "count" / "requirements.txt"
-    requirements.write_text(requirements.read_text() + "six==1.16.0\n")
-    report = build(pipeline, tag, backend, build_env)
+    report = rebuild_after(add_a_requirement, example_image_docker.pipeline,
+                           f"{REGISTRY}/imagekit-test/cache-requirements-{backend}:latest", backend, build_env, tmp_path)
 
     layers = by_name(report)
     # requirements.txt is part of the step package (the runtime reads it), so the code layer changes too.
