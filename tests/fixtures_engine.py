@@ -70,11 +70,9 @@ def engine_ready() -> None:
 
 @pytest.fixture(scope="session")
 def docker_client(engine_ready: None) -> Any:
-    import docker
+    from imagekit.engine import connect
 
-    client = docker.from_env(timeout=300)
-    client.ping()
-    return client
+    return connect(timeout=300)
 
 
 @pytest.fixture(scope="session")

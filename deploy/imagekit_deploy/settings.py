@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import PurePosixPath
 
+from imagekit.references import parse_reference
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.spec import PipelineSpec, format_size, parse_size
 
@@ -40,7 +41,6 @@ GRACE_MARGIN_SECONDS = 15
 # (name + "-" + 10 characters), which must fit in 63 characters.
 MAX_WORKLOAD_NAME = 52
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
 # Container paths a checkpoint volume must not cover: system directories of the
 # image, the memory-backed /dev/shm and /tmp (not durable), and the pipeline itself.
@@ -179,8 +179,7 @@ def resolve_settings(
 ) -> DeploySettings:
     """Check flags against the pipeline; raise UsageError or SpecError (exit 2) on the first problem."""
     image = image.strip()
-    if not image or not IMAGE_RE.match(image):
-        raise UsageError(f"--image {image!r} is not an image reference (fix: e.g. registry.example.com/wordfreq:1.0)")
+    parse_reference(image, "--image")
 
     shard_count = spec.shards if replicas is None else replicas
     if shard_count < 1:

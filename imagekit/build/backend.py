@@ -16,7 +16,6 @@ from imagekit_runtime.errors import UsageError
 
 from .assembly import AssembledImage, BaseImage
 
-ENGINE_HINT = "run scripts/bootstrap.sh to install and start one"
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
                 "no route to host", "connection reset", "server gave http response to https client")
 

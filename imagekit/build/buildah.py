@@ -15,12 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from imagekit.engine import ENGINE_HINT
+from imagekit.references import is_registry_host
 from imagekit_runtime import proc
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageError
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
-from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
-from .references import is_registry_host
+from .backend import Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
 
 log = logging.getLogger("imagekit.build")
 
@@ -59,7 +60,7 @@ class BuildahBackend(Backend):
             return
         for tool in ("buildah", "skopeo"):  # skopeo loads assembled images into buildah's storage
             if shutil.which(tool) is None:
-                raise EnvironmentMissing(f"{tool} not found on PATH: {ENGINE_HINT}")
+                raise EnvironmentMissing(f"{tool} not found on PATH (fix: {ENGINE_HINT})")
         # Whether its storage can be used shows at the first lookup (_inspect_json).
         self._checked = True
 
@@ -75,7 +76,7 @@ class BuildahBackend(Backend):
                 return None
             if "invalid reference format" in exc.output:
                 raise UsageError(f"{ref!r} is not an image reference (name[:tag] or name@sha256:…)") from None
-            raise EnvironmentMissing(f"buildah can't read its storage: {exc}; {ENGINE_HINT}") from None
+            raise EnvironmentMissing(f"buildah can't read its storage: {exc} (fix: {ENGINE_HINT})") from None
         self._inspected[ref] = self._inspected["sha256:" + data["FromImageID"].removeprefix("sha256:")] = data
         return data
 

@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from imagekit import engine
+from imagekit.references import parse_reference
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage, docker_archive
-from .backend import ENGINE_HINT, Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .backend import Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
 from .wheels import cache_root
 
 log = logging.getLogger("imagekit.build")
@@ -42,40 +44,14 @@ class DockerBackend(Backend):
         return self._client
 
     def check(self) -> None:
-        import docker
-        from docker.errors import DockerException
-
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        try:
-            client = docker.from_env(timeout=600)
-            client.ping()
-        except (DockerException, OSError) as exc:
-            detail = str(exc).splitlines()[0][:200]
-            raise EnvironmentMissing(f"no Docker engine answers at {where} ({detail}): {ENGINE_HINT}") from None
-        self._client = client
+        self._client = engine.connect(timeout=600)
 
     def image_id(self, ref: str) -> str | None:
-        from docker.errors import ImageNotFound
-
-        try:
-            return self.client.api.inspect_image(ref)["Id"]
-        except ImageNotFound:
-            return None
+        return engine.image_id(self.client, ref)
 
     def ensure_image(self, ref: str) -> str:
-        image = self.image_id(ref)
-        if image:
-            return image
-        from docker.errors import APIError
-
-        log.info("docker: %s not in the engine, pulling", ref)
-        try:
-            self.client.images.pull(ref)
-        except APIError as exc:
-            raise EnvironmentMissing(
-                f"base image {ref} is not in the Docker engine and can't be pulled ({exc.explanation or exc}); "
-                f"scripts/bootstrap.sh builds imagekit/debian-python:bookworm (use --base)") from None
-        return self.client.api.inspect_image(ref)["Id"]
+        return engine.ensure_image(self.client, ref, what="base image",
+                                   fix="scripts/bootstrap.sh builds imagekit/debian-python:bookworm; pass it as --base")
 
     def run_python(self, image: str, script: str) -> str:
         output = self.client.containers.run(
@@ -259,10 +235,6 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _split_tag(ref: str) -> tuple[str, str]:
-    """repository and tag of `host:port/name:tag` (tag defaults to latest)."""
-    name, _, _ = ref.partition("@")
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        repository, tag = name.rsplit(":", 1)
-        return repository, tag
-    return name, "latest"
+    """repository and tag of `host:port/name:tag` (tag defaults to latest), as the engine's API takes them."""
+    reference = parse_reference(ref, "REF", digest=False)
+    return reference.name, reference.tag or "latest"

@@ -9,8 +9,7 @@ import typer
 from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
-from imagekit.build.references import check_tag
-from imagekit.publish.registry import Reference
+from imagekit.references import parse_reference
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import format_size, load_pipeline
 
@@ -66,11 +65,10 @@ def register(app: typer.Typer) -> None:
 
         SOURCE_DATE_EPOCH fixes every timestamp the engine lets us fix (all of them with buildah).
         """
-        check_tag(tag)
+        # A tag no engine accepts, or that names no registry to push to, fails now, not after the build.
+        parse_reference(tag, "--tag", registry=push, digest=False)
         spec = load_pipeline(pipeline)
         engine = get_backend(backend)
-        if push:
-            Reference.parse(tag)  # a tag that names no registry fails now, not after the build
         options = BuildOptions(tag=tag, base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
                                version=version, no_cache=no_cache, python_version=python_version)
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {tag}", highlight=False)

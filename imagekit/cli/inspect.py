@@ -9,7 +9,8 @@ import typer
 
 from imagekit.build.backend import get_backend
 from imagekit.build.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
-from imagekit.publish.registry import Reference, RegistryClient
+from imagekit.publish.registry import RegistryClient
+from imagekit.references import parse_reference
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 from imagekit_runtime.spec import format_size
 
@@ -33,7 +34,8 @@ def _from_engine(name: str, reference: str) -> dict[str, Any] | None:
 
 
 def _from_registry(reference: str) -> dict[str, Any]:
-    parsed = Reference.parse(reference)
+    parsed = parse_reference(reference, "REF", registry=True)
+    assert parsed.host is not None  # registry=True
     client = RegistryClient(parsed.host)
     client.ping()
     manifest = client.manifest(parsed.repository, parsed.digest or parsed.tag or "latest")

@@ -17,13 +17,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.build.backend import Backend
-from imagekit.build.references import is_registry_host
 from imagekit.build.wheels import cache_root
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit.references import parse_reference
+from imagekit_runtime.errors import EnvironmentMissing
 
 from .credentials import authfile, credentials_for
 from .publisher import Published, PublishedLayer, Publisher
@@ -34,30 +33,6 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-_REFERENCE = re.compile(r"^(?P<host>[^/]+)/(?P<repository>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
-
-
-@dataclass(frozen=True)
-class Reference:
-    host: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Reference:
-        match = _REFERENCE.match(text)
-        if not match or not is_registry_host(match["host"]):
-            raise UsageError(f"{text!r} names no registry: use HOST[:PORT]/NAME[:TAG], e.g. 127.0.0.1:5000/wordfreq:v1")
-        return cls(match["host"], match["repository"], match["tag"], match["digest"])
-
-    @property
-    def name(self) -> str:
-        return f"{self.host}/{self.repository}"
-
-    def __str__(self) -> str:
-        text = self.name + (f":{self.tag}" if self.tag else "")
-        return text + (f"@{self.digest}" if self.digest else "")
 
 
 def is_insecure(host: str) -> bool:
@@ -183,16 +158,15 @@ class BlobIndex:
 class RegistryPublisher(Publisher):
     def publish(self, backend: Backend, image: str, destination: str) -> Published:
         started = time.monotonic()
-        reference = Reference.parse(destination)
-        if reference.digest:
-            raise UsageError(f"push to a tag, not a digest: {destination}")
+        reference = parse_reference(destination, "REF", registry=True, digest=False)  # push to a tag
+        assert reference.host is not None  # registry=True
         client = RegistryClient(reference.host)
         client.ping()
         info = backend.inspect(image)
         index = BlobIndex()
         present_before = {candidate for diff_id in info.diff_ids for candidate in index.candidates(diff_id)
                           if client.blob_exists(reference.repository, candidate)}
-        target = str(Reference(reference.host, reference.repository, reference.tag or "latest"))
+        target = str(reference.with_tag(reference.tag or "latest"))
         log.info("pushing %s to %s", image, target)
         report = backend.push(image, target, insecure=is_insecure(reference.host), authfile=authfile())
         manifest = client.manifest(reference.repository, report.digest)

@@ -1,18 +1,17 @@
-"""The container engine, through the Docker SDK: the only module of the deploy path that imports it.
+"""The container engine, through the Docker SDK: the only module of the deploy path that uses it
+(connecting and fetching images as the build does, through imagekit.engine).
 
 Kept to the few operations a kubelet needs: make sure an image is there, create,
 start, kill and remove labelled containers, run a command in one, read its state.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
-
-ENGINE_HINT = "run scripts/bootstrap.sh to install and start one, or set DOCKER_HOST"
+from imagekit import engine
+from imagekit_runtime.errors import CommandFailed
 
 
 @dataclass(frozen=True)
@@ -35,34 +34,13 @@ MISSING = ContainerState("", "missing", None, 0, "", False, {})
 
 class Engine:
     def __init__(self) -> None:
-        import docker
-        from docker.errors import DockerException
-
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        try:
-            self.client = docker.from_env(timeout=120)
-            self.client.ping()
-        except (DockerException, OSError) as exc:
-            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise EnvironmentMissing(f"no Docker engine answers at {where} ({detail}): {ENGINE_HINT}") from None
+        self.client = engine.connect(timeout=120)
 
     # ---------------------------------------------------------------- images
     def ensure_image(self, ref: str) -> None:
         """As imagePullPolicy IfNotPresent: the local image, else a pull."""
-        from docker.errors import APIError, ImageNotFound
-
-        try:
-            self.client.images.get(ref)
-            return
-        except ImageNotFound:
-            pass
-        try:
-            self.client.images.pull(ref)
-        except APIError as exc:
-            raise EnvironmentMissing(
-                f"image {ref} is not in the Docker engine and can't be pulled ({exc.explanation or exc}) "
-                f"(fix: `imagekit build PIPELINE --tag {ref} --backend docker`, or render with --image of "
-                f"an image the engine has)") from None
+        engine.ensure_image(self.client, ref, fix=f"`imagekit build PIPELINE --tag {ref} --backend docker`, "
+                                                  "or render with --image of an image the engine has")
 
     # ------------------------------------------------------------ containers
     def get(self, name: str) -> Any | None:

@@ -1,0 +1,59 @@
+"""The Docker engine connection, made in this one place for build, deploy and tests.
+
+`connect` gives a Docker SDK client that has answered a ping, or an EnvironmentMissing (exit 3)
+with the one hint every engine error gives; `ensure_image` makes sure the engine holds an image,
+pulling it when it does not. Nothing here imports the build or deploy paths.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from imagekit_runtime.errors import EnvironmentMissing
+
+# What to do when an engine (dockerd, buildah) is missing: the same words wherever it is missing.
+ENGINE_HINT = "run scripts/bootstrap.sh to install and start one"
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+def connect(timeout: float) -> Any:
+    """A Docker SDK client for $DOCKER_HOST (or the default socket) that answers; timeout: seconds per API call."""
+    import docker
+    from docker.errors import DockerException
+
+    where = os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except (DockerException, OSError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise EnvironmentMissing(f"no Docker engine answers at {where} ({detail}) "
+                                 f"(fix: {ENGINE_HINT}, or point DOCKER_HOST at one)") from None
+    return client
+
+
+def image_id(client: Any, ref: str) -> str | None:
+    """The engine's ID of image ref, or None when the engine does not hold it."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return str(client.api.inspect_image(ref)["Id"])
+    except ImageNotFound:
+        return None
+
+
+def ensure_image(client: Any, ref: str, *, what: str = "image", fix: str) -> str:
+    """The ID of image ref, pulled first if the engine does not hold it (as imagePullPolicy IfNotPresent).
+
+    what names the image in the error (`base image`); fix says how to get one when the pull fails."""
+    found = image_id(client, ref)
+    if found:
+        return found
+    from docker.errors import APIError
+
+    try:
+        client.images.pull(ref)
+    except APIError as exc:
+        raise EnvironmentMissing(f"{what} {ref} is not in the Docker engine and can't be pulled "
+                                 f"({exc.explanation or exc}) (fix: {fix})") from None
+    return str(client.api.inspect_image(ref)["Id"])
