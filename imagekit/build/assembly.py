@@ -17,14 +17,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tarball import LayerTar
+from .tarball import LayerTar, link_or_copy
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -114,15 +113,6 @@ def _manifest(image: AssembledImage) -> bytes:
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _link_or_copy(source: Path, destination: Path) -> None:
-    if destination.exists():
-        return
-    try:
-        os.link(source, destination)
-    except OSError:
-        destination.write_bytes(source.read_bytes())
-
-
 def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
     """An OCI image layout at directory (replaced), its one manifest tagged `latest`."""
     blobs = directory / "blobs" / "sha256"
@@ -132,7 +122,7 @@ def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
     blobs.mkdir(parents=True, exist_ok=True)
     (blobs / image.config_digest.removeprefix("sha256:")).write_bytes(image.config)
     for layer in image.layers:
-        _link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
+        link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
     manifest = _manifest(image)
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)

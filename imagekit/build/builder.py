@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed
 from imagekit_runtime.spec import PipelineSpec
 
@@ -30,7 +31,7 @@ from .context import pipeline_files, stage_runtime_base, write_layer_tars
 from .labels import created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
 from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, PlannedLayer, plan_layers
-from .wheels import PROBE_SCRIPT, PythonTarget, cache_root, install_step_requirements
+from .wheels import PROBE_SCRIPT, PythonTarget, install_step_requirements
 
 log = logging.getLogger("imagekit.build")
 

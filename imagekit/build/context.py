@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imagekit_runtime
+from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import EnvironmentMissing
 from imagekit_runtime.spec import PipelineSpec
 
 from .plan import PlannedLayer, step_image_path
-from .tarball import FIXED_MTIME, SKIPPED_DIRS, LayerTar, skip_file, write_layer
-from .wheels import PythonTarget, cache_root, download_runtime_wheels
+from .tarball import FIXED_MTIME, SKIPPED_DIRS, LayerTar, link_or_copy, skip_file, write_layer
+from .wheels import PythonTarget, download_runtime_wheels
 
 BASE_SETUP = Path(__file__).with_name("base-setup.sh")
 RUNTIME_BASE_REPOSITORY = "imagekit/runtime-base"
@@ -133,13 +134,6 @@ def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
     return destination
 
 
-def _link_or_copy(source: Path, destination: Path) -> None:
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copyfile(source, destination)
-
-
 def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path) -> dict[str, LayerTar]:
     """Every layer as a tarball in directory/layers (deps tarballs cached by the trees they hold)."""
     if directory.exists():
@@ -159,7 +153,7 @@ def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path) -> dict[
             else:
                 tar = write_layer(layer.mappings, cached)
                 digest_file.write_text(json.dumps({"sha256": tar.sha256, "size": tar.size}))
-            _link_or_copy(cached, destination)
+            link_or_copy(cached, destination)
             tars[layer.name] = LayerTar(path=destination, sha256=tar.sha256, size=tar.size)
         else:
             tars[layer.name] = write_layer(layer.mappings, destination)

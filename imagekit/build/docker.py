@@ -20,11 +20,11 @@ from typing import Any
 
 from imagekit import engine
 from imagekit.references import parse_reference
+from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage, docker_archive
 from .backend import Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
-from .wheels import cache_root
 
 log = logging.getLogger("imagekit.build")
 

@@ -13,9 +13,10 @@ import json
 import logging
 import os
 
+from imagekit_runtime.cachedir import cache_root
+
 from .assembly import chain_ids
 from .backend import Backend, ImageInfo
-from .wheels import cache_root
 
 log = logging.getLogger("imagekit.build")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import tarfile
 from collections.abc import Iterable
@@ -109,6 +110,17 @@ def write_layer(mappings: Iterable[Mapping], destination: Path) -> LayerTar:
             digest.update(block)
     os.replace(temporary, destination)
     return LayerTar(path=destination, sha256="sha256:" + digest.hexdigest(), size=content_size)
+
+
+def link_or_copy(source: Path, destination: Path) -> None:
+    """Put a layer tarball (or any content-addressed file) at destination: a hard link where the
+    filesystem allows one, else a copy. An existing destination already holds the same bytes."""
+    if destination.exists():
+        return
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
 
 
 def tree_size(source: Path) -> int:

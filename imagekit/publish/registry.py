@@ -20,8 +20,8 @@ import urllib.request
 from pathlib import Path
 
 from imagekit.build.backend import Backend
-from imagekit.build.wheels import cache_root
 from imagekit.references import parse_reference
+from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import EnvironmentMissing
 
 from .credentials import authfile, credentials_for

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import proc
+from .cachedir import cache_root
 from .errors import CommandFailed, SpecError
 from .spec import StepSpec
 
@@ -57,9 +58,7 @@ class PrebuiltDeps:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("IMAGEKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imagekit")
-    return Path(base) / "venvs"
+    return cache_root() / "venvs"
 
 
 @dataclass(frozen=True)
