@@ -16,7 +16,7 @@ ENGINE_HINT = "run scripts/bootstrap.sh to install and start one"
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
-def connect(timeout: float) -> Any:
+def connect(timeout: int) -> Any:
     """A Docker SDK client for $DOCKER_HOST (or the default socket) that answers; timeout: seconds per API call."""
     import docker
     from docker.errors import DockerException

@@ -19,10 +19,11 @@ from pathlib import Path
 import imagekit_runtime
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_runtime.stepfiles import Kind, walk
 from imagekit_runtime.spec import PipelineSpec
 
 from .plan import PlannedLayer, step_image_path
-from .tarball import FIXED_MTIME, SKIPPED_DIRS, LayerTar, link_or_copy, skip_file, write_layer
+from .tarball import FIXED_MTIME, LayerTar, link_or_copy, write_layer
 from .wheels import PythonTarget, download_runtime_wheels
 
 BASE_SETUP = Path(__file__).with_name("base-setup.sh")
@@ -38,13 +39,13 @@ def containerfile_base() -> Path:
 
 
 def _copy_tree(source: Path, destination: Path) -> None:
-    for root, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        relative = Path(root).relative_to(source)
-        (destination / relative).mkdir(parents=True, exist_ok=True)
-        for name in sorted(files):
-            if not skip_file(name):
-                shutil.copyfile(Path(root) / name, destination / relative / name)
+    """The package at source (stepfiles.py: without caches or litter) copied to destination."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for entry in walk(source):
+        if entry.kind is Kind.directory:
+            (destination / entry.relative).mkdir(exist_ok=True)
+        else:
+            shutil.copyfile(entry.path, destination / entry.relative)
 
 
 def normalise(tree: Path) -> None:

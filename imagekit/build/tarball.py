@@ -3,28 +3,25 @@
 Entries are sorted, owned by root, stamped with one fixed time, and given modes
 that let any user read them (0644, or 0755 for directories and executables):
 a file left 0600 in a step package must not make the step fail for the image's
-non-root user. Interpreter caches (`__pycache__`, `*.pyc` beside sources) never
-enter a layer.
+non-root user. A layer holds a tree's files as imagekit_runtime.stepfiles walks
+them (no version control, interpreter caches or editor litter), so a step's code
+layer changes exactly when its content key does.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
-import stat
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from imagekit_runtime.stepfiles import Kind, PackageEntry, walk
+
 # 1980-01-01: the earliest time zip (and so wheels and some tools) can represent.
 # SOURCE_DATE_EPOCH changes image metadata, never file times, so layers stay cacheable.
 FIXED_MTIME = 315532800
-SKIPPED_DIRS = {"__pycache__", ".git", ".pytest_cache", ".venv", ".mypy_cache", ".hg", ".svn"}
-
-
-def skip_file(name: str) -> bool:
-    return name.endswith((".pyc", ".pyo")) or name == ".DS_Store"
 
 
 @dataclass(frozen=True)
@@ -50,17 +47,6 @@ def _entry_name(path: PurePosixPath) -> str:
     return str(path).lstrip("/")
 
 
-def _walk(source: Path) -> Iterable[tuple[Path, PurePosixPath]]:
-    """(absolute host path, path relative to source) for everything under source, sorted."""
-    for root, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        root_path = Path(root)
-        relative_root = PurePosixPath(root_path.relative_to(source).as_posix())
-        entries = sorted([(d, True) for d in dirs] + [(f, False) for f in files if not skip_file(f)])
-        for name, _ in entries:
-            yield root_path / name, relative_root / name
-
-
 def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
@@ -73,6 +59,15 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") 
     return info
 
 
+def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, Path | None]:
+    """The tar header of a package entry, and the host file its content comes from (files only)."""
+    if entry.kind is Kind.symlink:
+        return _info(name, tarfile.SYMTYPE, 0o777, linkname=entry.target), None
+    if entry.kind is Kind.directory:
+        return _info(name, tarfile.DIRTYPE, 0o755), None
+    return _info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, size=entry.size), entry.path
+
+
 def write_layer(mappings: Iterable[Mapping], destination: Path) -> LayerTar:
     """Write one layer tar holding every mapping, deterministically; return its digest and content size."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -83,17 +78,9 @@ def write_layer(mappings: Iterable[Mapping], destination: Path) -> LayerTar:
             entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
         if not mapping.source.is_dir():
             raise FileNotFoundError(f"{mapping.source} is not a directory")
-        for host_path, relative in _walk(mapping.source):
-            name = _entry_name(mapping.target / relative)
-            st = host_path.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                entries[name] = (_info(name, tarfile.SYMTYPE, 0o777, linkname=os.readlink(host_path)), None)
-            elif stat.S_ISDIR(st.st_mode):
-                entries[name] = (_info(name, tarfile.DIRTYPE, 0o755), None)
-            elif stat.S_ISREG(st.st_mode):
-                mode = 0o755 if st.st_mode & 0o111 else 0o644
-                entries[name] = (_info(name, tarfile.REGTYPE, mode, size=st.st_size), host_path)
-            # sockets, fifos and devices have no place in an image layer
+        for entry in walk(mapping.source):
+            name = _entry_name(mapping.target / entry.relative)
+            entries[name] = _tar_entry(name, entry)
     content_size = 0
     with tarfile.open(temporary, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(entries):
@@ -125,9 +112,4 @@ def link_or_copy(source: Path, destination: Path) -> None:
 
 def tree_size(source: Path) -> int:
     """Bytes of file content under source, as a layer would hold them."""
-    total = 0
-    for host_path, _ in _walk(source):
-        st = host_path.lstat()
-        if stat.S_ISREG(st.st_mode):
-            total += st.st_size
-    return total
+    return sum(entry.size for entry in walk(source))

@@ -8,7 +8,6 @@ the field and the fix.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import SpecError
+from .stepfiles import package_digest
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$")
@@ -37,8 +37,6 @@ CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
 DEFAULT_SSD = "/var/lib/imagekit/ssd"
 DEFAULT_PV = "/var/lib/imagekit/pv"
-# Files in a step package that never change what the step does.
-IGNORED_IN_STEP_HASH = {"__pycache__", ".pytest_cache", ".git", ".venv", ".mypy_cache"}
 
 
 def parse_size(value: Any, file: Path | str, field_name: str) -> int:
@@ -91,13 +89,11 @@ class StepSpec:
         return self.requirements.read_text() if self.requirements else ""
 
     def content_hash(self) -> str:
-        """Hash of everything that decides what this step does: its package files and settings."""
+        """Hash of everything that decides what this step does: its settings and its package's files
+        (stepfiles.py: the same files, kinds and modes as its code layer holds)."""
         digest = hashlib.sha256()
         digest.update(repr((self.name, self.command, self.inputs, self.outputs, self.env)).encode())
-        for path in sorted(iter_package_files(self.directory)):
-            relative = path.relative_to(self.directory).as_posix()
-            digest.update(relative.encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(package_digest(self.directory).encode())
         return digest.hexdigest()
 
 
@@ -146,15 +142,6 @@ class PipelineSpec:
     def topological_order(self) -> list[str]:
         """Step names in an order where every producer precedes its consumers (stable by file order)."""
         return topological_order(self, self.file)
-
-
-def iter_package_files(directory: Path):
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if d not in IGNORED_IN_STEP_HASH)
-        for name in sorted(files):
-            if name.endswith(".pyc"):
-                continue
-            yield Path(root) / name
 
 
 def _load_yaml_mapping(path: Path) -> dict[str, Any]:
