@@ -75,7 +75,7 @@ def test_pipeline_over_budget_builds_says_which_steps_share_and_runs(engine_read
                                      "--output", "json", env=build_env))
     assert len(report["layers"]) == 16
     assert report["shared_steps"] == [f"s{index:03d}" for index in range(len(report["shared_steps"]))]
-    assert report["labels"]["io.imagekit.shared-steps"] == ",".join(report["shared_steps"])
+    assert report["labels"]["dev.imagekit.shared-steps"] == ",".join(report["shared_steps"])
 
     run = run_pipeline_image(tag, tmp_path / "results", shard_count=1)
     assert run.exit_code == 0, run.logs[-3000:]

@@ -21,14 +21,14 @@ def test_labels_carry_oci_metadata_and_step_layer_digests(backend: str, example_
     for key in OCI:
         assert labels[f"org.opencontainers.image.{key}"], key
     assert labels["org.opencontainers.image.title"] == "wordfreq"
-    assert labels["io.imagekit.pipeline"] == "wordfreq"
-    assert labels["io.imagekit.steps"] == "generate,tokenize,count,linestats,report"
+    assert labels["dev.imagekit.pipeline"] == "wordfreq"
+    assert labels["dev.imagekit.steps"] == "generate,tokenize,count,linestats,report"
     digests = {layer["name"]: layer["digest"] for layer in image.layers}
-    assert labels["io.imagekit.step.tokenize.layers"] == f"{digests['deps-tokenize']},{digests['code-tokenize']}"
-    assert labels["io.imagekit.step.linestats.layers"] == digests["code-linestats"]
+    assert labels["dev.imagekit.step.tokenize.layers"] == f"{digests['deps-tokenize']},{digests['code-tokenize']}"
+    assert labels["dev.imagekit.step.linestats.layers"] == digests["code-linestats"]
     # What the engine holds is what the report says.
     inspected = build_json(imagekit_cli("inspect", image.tag, "--source", backend, "--output", "json"))
-    assert inspected["labels"]["io.imagekit.step.count.layers"] == labels["io.imagekit.step.count.layers"]
+    assert inspected["labels"]["dev.imagekit.step.count.layers"] == labels["dev.imagekit.step.count.layers"]
 
 
 def test_inspect_shows_each_layers_step_and_size(example_image_docker: BuiltImage) -> None:

@@ -107,7 +107,7 @@ def tiny_images(engine_ready: None, tmp_path_factory: pytest.TempPathFactory) ->
 
     context = tmp_path_factory.mktemp("tiny")
     (context / "hello.txt").write_text(f"hello {uuid.uuid4()}\n")
-    (context / "Containerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\nLABEL io.imagekit.pipeline=tiny\n")
+    (context / "Containerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\nLABEL dev.imagekit.pipeline=tiny\n")
     images = {}
     for backend in ("docker", "buildah"):
         tag = f"localhost/imagekit-test/tiny:{backend}"

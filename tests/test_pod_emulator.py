@@ -19,6 +19,7 @@ import pytest
 
 from conftest import REPO, imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, RUNTIME_UID, SMALL_CORPUS, build_json, imagekit_cli
+from imagekit_deploy.emulator.state import LABEL_SET
 
 pytestmark = pytest.mark.docker
 
@@ -92,7 +93,7 @@ def pod_sets(tmp_path: Path, docker_client: Any):
     for pods in made:
         if pods.state_dir.exists():
             imagekit("pod", "down", "--state-dir", pods.state_dir, "--grace-period", "0", "--delete-data")
-        left = docker_client.containers.list(all=True, filters={"label": f"imagekit.pod.set={pods.name}"})
+        left = docker_client.containers.list(all=True, filters={"label": f"{LABEL_SET}={pods.name}"})
         for container in left:
             container.remove(force=True)
 
@@ -174,7 +175,7 @@ def test_two_replicas_each_run_their_own_shard(pod_sets: Any, example_image_dock
     down = imagekit("pod", "down", "--state-dir", pods.state_dir, "--output", "json")
     assert down.returncode == 0, down.stderr
     assert sorted(down.summary["removed_pods"]) == [f"{pods.name}-0", f"{pods.name}-1"]
-    assert docker_client.containers.list(all=True, filters={"label": f"imagekit.pod.set={pods.name}"}) == []
+    assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_SET}={pods.name}"}) == []
     # Claims are retained, like the StatefulSet's Retain policy; the pods are gone.
     assert (pods.claim("pv", 1) / "results" / "1" / "counts").is_file()
     assert imagekit("pod", "status", "--state-dir", pods.state_dir).returncode == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagekit.labels import POD_PIPELINE_LABEL
 from imagekit_runtime.spec import PipelineSpec
 
 from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode, quantity
@@ -23,7 +24,6 @@ SSD_INIT_CONTAINER_NAME = "prepare-ssd"
 SHM_DIR = f"{SHM_MOUNT}/imagekit"
 TMP_SIZE = "1Gi"
 IN_PLACE_READINESS_GATE = "InPlaceUpdateReady"
-PIPELINE_LABEL = "imagekit.dev/pipeline"
 LOCAL_PROVISIONER = "kubernetes.io/no-provisioner"
 
 # Volume and claim names; a claim's PVC is `<claim>-<statefulset>-<ordinal>`.
@@ -50,7 +50,7 @@ def selector_labels(settings: DeploySettings) -> dict[str, str]:
 
 
 def common_labels(spec: PipelineSpec, settings: DeploySettings) -> dict[str, str]:
-    return {**selector_labels(settings), "app.kubernetes.io/managed-by": "imagekit", PIPELINE_LABEL: spec.name}
+    return {**selector_labels(settings), "app.kubernetes.io/managed-by": "imagekit", POD_PIPELINE_LABEL: spec.name}
 
 
 def metadata(name: str, spec: PipelineSpec, settings: DeploySettings, namespaced: bool = True) -> dict[str, Any]:

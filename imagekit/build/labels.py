@@ -1,4 +1,4 @@
-"""Image labels: the OCI annotations every registry UI shows, and imagekit's own.
+"""Image labels: the OCI annotations every registry UI shows, and imagekit's own (named in imagekit/labels.py).
 
 imagekit's labels say which layer belongs to which step, so `imagekit inspect`
 and a deploy can tell what changed between two images without pulling them.
@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from imagekit.labels import (BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL, STEPS_LABEL,
+                             step_layers_label)
 from imagekit_runtime import proc
 from imagekit_runtime.errors import ImagekitError
 from imagekit_runtime.spec import PipelineSpec
 
-LABEL_PREFIX = "io.imagekit"
-LAYERS_LABEL = f"{LABEL_PREFIX}.layers"
-PIPELINE_LABEL = f"{LABEL_PREFIX}.pipeline"
-STEPS_LABEL = f"{LABEL_PREFIX}.steps"
-SHARED_LABEL = f"{LABEL_PREFIX}.shared-steps"
-BASE_LAYERS_LABEL = f"{LABEL_PREFIX}.base-layers"
 
 
 @dataclass(frozen=True)
@@ -90,5 +86,5 @@ def layer_labels(layers: list[dict[str, object]], base_layers: int, shared_steps
         labels[SHARED_LABEL] = ",".join(shared_steps)
     for step in steps:
         digests = [str(layer["digest"]) for layer in layers if step in layer.get("steps", [])]  # type: ignore[operator]
-        labels[f"{LABEL_PREFIX}.step.{step}.layers"] = ",".join(digests)
+        labels[step_layers_label(step)] = ",".join(digests)
     return labels

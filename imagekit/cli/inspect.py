@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from imagekit.build.backend import get_backend
-from imagekit.build.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
+from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
 from imagekit.publish.registry import RegistryClient
 from imagekit.references import parse_reference
 from imagekit_runtime.errors import EnvironmentMissing, UsageError

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from imagekit.labels import POD_PIPELINE_LABEL
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.spec import parse_size
 
-from ..pod import PIPELINE_LABEL, POD_INDEX_LABEL
+from ..pod import POD_INDEX_LABEL
 from ..renderer import Rendering
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -372,7 +373,7 @@ def pod_blueprint(workload: dict[str, Any], set_name: str, namespace: str, ordin
     context = pod_spec.get("securityContext") or {}
     return PodBlueprint(
         set_name=set_name, namespace=namespace, ordinal=ordinal, labels=labels,
-        pipeline=labels.get(PIPELINE_LABEL, ""),
+        pipeline=labels.get(POD_PIPELINE_LABEL, ""),
         shm_size=shm[0].size if shm else None,
         run_as_user=context.get("runAsUser"), run_as_group=context.get("runAsGroup"), fs_group=context.get("fsGroup"),
         restart_policy=pod_spec.get("restartPolicy", "Always"),

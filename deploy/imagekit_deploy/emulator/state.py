@@ -16,18 +16,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagekit.labels import image_label
 from imagekit_runtime.errors import UsageError
 
 STATE_FILE = "set.json"
 DEFAULT_ROOT = Path(".imagekit-pods")
 FORMAT = 1
 
-LABEL_STATE = "imagekit.pod.state"     # absolute state directory
-LABEL_SET = "imagekit.pod.set"
-LABEL_POD = "imagekit.pod"             # the pod name
-LABEL_ORDINAL = "imagekit.pod.ordinal"
-LABEL_ROLE = "imagekit.pod.role"       # sandbox | init | container
-LABEL_CONTAINER = "imagekit.pod.container"
+# Docker labels on every container of a local pod (dev.imagekit.pod…).
+LABEL_STATE = image_label("pod.state")     # absolute state directory
+LABEL_SET = image_label("pod.set")
+LABEL_POD = image_label("pod")             # the pod name
+LABEL_ORDINAL = image_label("pod.ordinal")
+LABEL_ROLE = image_label("pod.role")       # sandbox | init | container
+LABEL_CONTAINER = image_label("pod.container")
 
 
 @dataclass
