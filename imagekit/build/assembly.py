@@ -102,7 +102,7 @@ def assemble(base: BaseImage, layers: tuple[NewLayer, ...], labels: dict[str, st
 
 def _manifest(image: AssembledImage) -> bytes:
     base = [{"mediaType": LAYER_MEDIA_TYPE, "digest": digest, "size": size}
-            for digest, size in zip(image.base.diff_ids, image.base.layer_sizes)]
+            for digest, size in zip(image.base.diff_ids, image.base.layer_sizes, strict=True)]
     ours = [{"mediaType": LAYER_MEDIA_TYPE, "digest": layer.digest, "size": layer.file_size} for layer in image.layers]
     manifest = {
         "schemaVersion": 2,
@@ -142,7 +142,7 @@ def docker_archive(image: AssembledImage, tag: str, held: int) -> Iterator[bytes
     config_name = f"{image.config_digest.removeprefix('sha256:')}.json"
     manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": base_entries + entries}]
     yield from _tar_member(config_name, image.config)
-    for layer, entry in list(zip(image.layers, entries))[held:]:
+    for layer, entry in list(zip(image.layers, entries, strict=False))[held:]:
         yield from _tar_member(entry, layer.tar.path)
     yield from _tar_member("manifest.json", json.dumps(manifest).encode())
     yield b"\0" * (2 * tarfile.BLOCKSIZE)  # end of archive

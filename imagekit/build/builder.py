@@ -134,7 +134,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         trees = pool.map(lambda step: install_step_requirements(step, target, refresh=options.no_cache),
                          with_requirements)
-        deps_trees = {step.name: tree for step, tree in zip(with_requirements, trees)}
+        deps_trees = {step.name: tree for step, tree in zip(with_requirements, trees, strict=True)}
     timer.lap("resolve")
 
     runtime_context = stage_runtime_base(base_id, target, options.timestamp)
@@ -182,7 +182,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
     labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp)
     labels |= layer_labels(
-        [{"digest": digests[l.name], "kind": l.kind, "name": l.name, "steps": list(l.steps)} for l in plan.layers],
+        [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
+         for layer in plan.layers],
         plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
     )
     image = assemble(runtime_base, tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
@@ -190,7 +191,7 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     chains = ChainIndex(backend.name)
     held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, plan.base_layers, previous)
     if held:
-        log.info("layers %s: held by the engine already", ", ".join(l.name for l in plan.layers[:held]))
+        log.info("layers %s: held by the engine already", ", ".join(layer.name for layer in plan.layers[:held]))
     final = backend.load(image, options.tag, work, held)
     chains.record(image.diff_ids, final.id)
     if final.diff_ids != image.diff_ids:

@@ -8,6 +8,7 @@ buildah does not have that limit (see buildah.py). Assembled images go in with
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -172,10 +173,8 @@ class DockerBackend(Backend):
         from docker.errors import APIError, ImageNotFound
 
         for ref in refs:
-            try:
+            with contextlib.suppress(ImageNotFound, APIError):
                 self.client.api.remove_image(ref, force=True)
-            except (ImageNotFound, APIError):
-                pass
 
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         # Credentials: the SDK reads the standard config.json ($DOCKER_CONFIG or ~/.docker) itself.

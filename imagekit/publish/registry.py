@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from imagekit.build.backend import Backend
 from imagekit.references import parse_reference
@@ -114,7 +115,7 @@ class RegistryClient:
         status, _ = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
         return status == 200
 
-    def manifest(self, repository: str, reference: str) -> dict[str, object]:
+    def manifest(self, repository: str, reference: str) -> dict[str, Any]:
         status, body = self._request("GET", f"/v2/{repository}/manifests/{reference}", f"repository:{repository}:pull",
                                      accept=MANIFEST_TYPES)
         if status != 200:
@@ -122,8 +123,8 @@ class RegistryClient:
         return json.loads(body)
 
 
-    def config(self, repository: str, manifest: dict[str, object]) -> dict[str, object]:
-        digest = str(manifest["config"]["digest"])  # type: ignore[index]
+    def config(self, repository: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        digest = str(manifest["config"]["digest"])
         status, body = self._request("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
         if status != 200:
             raise EnvironmentMissing(f"registry {self.host}: config {repository}@{digest} not readable (HTTP {status})")
@@ -170,9 +171,9 @@ class RegistryPublisher(Publisher):
         log.info("pushing %s to %s", image, target)
         report = backend.push(image, target, insecure=is_insecure(reference.host), authfile=authfile())
         manifest = client.manifest(reference.repository, report.digest)
-        blobs = [(str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])]  # type: ignore[union-attr]
+        blobs = [(str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])]
         layers = []
-        for position, (diff_id, (digest, size)) in enumerate(zip(info.diff_ids, blobs)):
+        for position, (diff_id, (digest, size)) in enumerate(zip(info.diff_ids, blobs, strict=False)):
             said = report.uploaded[position] if position < len(report.uploaded) else None
             uploaded = said if said is not None else digest not in present_before
             layers.append(PublishedLayer(diff_id=diff_id, digest=digest, size=size, uploaded=uploaded))

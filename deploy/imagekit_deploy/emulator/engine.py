@@ -6,7 +6,9 @@ start, kill and remove labelled containers, run a command in one, read its state
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +69,7 @@ class Engine:
                               restart_count=int(attrs.get("RestartCount") or 0), started_at=state.get("StartedAt", ""),
                               oom_killed=bool(state.get("OOMKilled")), labels=dict(attrs["Config"].get("Labels") or {}))
 
-    def create(self, image: str, name: str, binds: list[tuple[str, str, bool]] = (), **options: Any) -> Any:
+    def create(self, image: str, name: str, binds: Sequence[tuple[str, str, bool]] = (), **options: Any) -> Any:
         """binds: (host path, container path, read only)."""
         from docker.errors import APIError
         from docker.types import Mount
@@ -107,10 +109,8 @@ class Engine:
         engine's restart policy, so the caller decides what comes next."""
         from docker.errors import APIError
 
-        try:
+        with contextlib.suppress(APIError):  # not running
             container.kill()
-        except APIError:
-            pass  # not running
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             container.reload()
@@ -121,10 +121,8 @@ class Engine:
     def stop(self, container: Any, grace_seconds: int) -> None:
         from docker.errors import APIError
 
-        try:
+        with contextlib.suppress(APIError):
             container.stop(timeout=grace_seconds)
-        except APIError:
-            pass
 
     def remove(self, container: Any) -> None:
         from docker.errors import APIError, NotFound
