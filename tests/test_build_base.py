@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, imagekit_cli,
+from conftest import imagekit
+from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json,
                              run_pipeline_image)
 
 pytestmark = pytest.mark.docker
@@ -33,7 +34,7 @@ def test_base_without_supervisor_and_pyyaml_gets_them_offline(bare_base: str, ex
                                                               build_env: dict[str, str], docker_client: Any,
                                                               tmp_path: Path) -> None:
     tag = f"{REGISTRY}/imagekit-test/wordfreq-bare-base:latest"
-    report = build_json(imagekit_cli("build", example_image_docker.pipeline, "--tag", tag, "--base", bare_base,
+    report = build_json(imagekit("build", example_image_docker.pipeline, "--tag", tag, "--base", bare_base,
                                      "--output", "json", env=build_env))
     assert report["base"] == bare_base and report["runtime_base"] != example_image_docker.report["runtime_base"]
     versions = docker_client.containers.run(
