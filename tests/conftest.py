@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ class Locations:
 
 
 @pytest.fixture
-def locations(tmp_path: Path) -> Locations:
+def locations(tmp_path: Path) -> Iterator[Locations]:
     # shm under /dev/shm, as in production: real shared memory, cleaned after the test.
     shm_root = Path("/dev/shm") / f"imagekit-test-{os.getpid()}-{tmp_path.name}"
     loc = Locations(tmp_path)
@@ -123,7 +123,7 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def write_step(directory: Path, name: str, script: str, *, inputs: list[str] = (), outputs: list[str] = (),
+def write_step(directory: Path, name: str, script: str, *, inputs: Sequence[str] = (), outputs: Sequence[str] = (),
                shell: bool = True, retries: int = 0, requirements: str | None = None,
                extra: dict[str, Any] | None = None) -> Path:
     """A step package: step.yaml plus run.sh (or main.py when shell=False)."""

@@ -1,7 +1,6 @@
 """The planner: what runs and what is reused, given where each output can be found now."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -147,7 +146,9 @@ def test_a_producer_that_reruns_is_not_restored(tmp_path: Path) -> None:
 
 
 def test_plan_is_a_function_of_availability(diamond: PipelineSpec) -> None:
-    locate: Callable[[str, str], str | None] = lambda step, data: None if data == "final" else "shm"  # noqa: E731
+    def locate(step: str, data: str) -> str | None:
+        return None if data == "final" else "shm"
+
     first = make_plan(diamond, locate, lambda data: False, lambda step: False)
     second = make_plan(diamond, locate, lambda data: False, lambda step: False)
     assert first == second

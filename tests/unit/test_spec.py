@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_independent_steps_are_allowed(tmp_path: Path) -> None:
     assert spec.consumers_of() == {"x": [], "y": []}
 
 
-def refusal(tmp_path: Path, graph: dict[str, tuple[list[str], list[str]]], **settings: object) -> SpecError:
+def refusal(tmp_path: Path, graph: dict[str, tuple[list[str], list[str]]], **settings: Any) -> SpecError:
     path = write_graph(tmp_path, graph, **settings)
     with pytest.raises(SpecError) as raised:
         load_pipeline(path)
