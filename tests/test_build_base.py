@@ -10,7 +10,8 @@ from conftest import imagekit
 from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json,
                              run_pipeline_image)
 
-pytestmark = pytest.mark.docker
+# slow: about 18 s (a bare base image is made, then the example built on it): outside `-m "not slow"`
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BARE_BASE = "localhost/imagekit-test/python-without-supervisor:bookworm"
 STRIP = ("rm -rf /usr/lib/python3/dist-packages/supervisor* /usr/lib/python3/dist-packages/yaml "

@@ -8,7 +8,8 @@ import pytest
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, EPOCH, BuiltImage, build_json
 
-pytestmark = pytest.mark.docker
+# slow: about 18 s (two clean builds without cache): outside `-m "not slow"`
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def clean_build(pipeline: Path, tag: str, backend: str, env: dict[str, str], cache: Path) -> dict:
