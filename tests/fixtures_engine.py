@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import RunResult, imagekit
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
