@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runtime"))
 
-from imagekit_runtime.checkpoint import Tier, CheckpointStore  # noqa: E402
+from imagekit_runtime.checkpoint import CheckpointStore, Tier  # noqa: E402
 from imagekit_runtime.layout import RunLayout  # noqa: E402
 
 

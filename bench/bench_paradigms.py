@@ -39,11 +39,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "paradigms"))
 
+import net  # noqa: E402
+import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
+
 from paradigms import engine, pipelines, report  # noqa: E402
 from paradigms.engine import HANDOFF_IMAGE, LAUNCH_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
 from paradigms.procmem import MemorySampler  # noqa: E402
-import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
-import net  # noqa: E402
 
 MIB = 1 << 20
 OUT = HERE / "out"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,6 @@ EXAMPLES = REPO / "pipelines"
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-try:  # engine fixtures (docker, registry, base image) — only where the build path is present
-    from fixtures_engine import *  # noqa: F401,F403
-except ImportError as exc:  # pragma: no cover
-    if "fixtures_engine" not in str(exc):
-        raise
-
 
 @dataclass
 class RunResult:
@@ -38,13 +33,31 @@ class RunResult:
         return json.loads(self.stdout)
 
 
-def imagekit(*args: str | os.PathLike[str], timeout: float = 300, env: dict[str, str] | None = None,
-             cwd: Path | None = None) -> RunResult:
-    """Run the real `imagekit` CLI in a subprocess."""
-    command = [sys.executable, "-m", "imagekit.cli.main", *map(str, args)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                               env={**os.environ, **(env or {})}, cwd=cwd)
+# The one way tests run the `imagekit` CLI: a separate process, as a user would, importing this checkout.
+Argument = str | os.PathLike[str]
+Environment = Mapping[str, str | None]  # on top of this process's environment; None unsets a variable
+
+
+def imagekit_argv(*args: Argument) -> list[str]:
+    return [sys.executable, "-m", "imagekit.cli.main", *map(str, args)]
+
+
+def cli_environment(env: Environment | None = None) -> dict[str, str]:
+    merged: dict[str, str | None] = {**os.environ, **(env or {})}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def imagekit(*args: Argument, timeout: float = 600, env: Environment | None = None, cwd: Path = REPO) -> RunResult:
+    """Run the real `imagekit` CLI to the end; never raises on its exit status."""
+    completed = subprocess.run(imagekit_argv(*args), capture_output=True, text=True, timeout=timeout,
+                               env=cli_environment(env), cwd=cwd)
     return RunResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def start_imagekit(*args: Argument, env: Environment | None = None, cwd: Path = REPO) -> subprocess.Popen[str]:
+    """Start the real `imagekit` CLI in the background, stdout and stderr piped, for a test to watch or signal."""
+    return subprocess.Popen(imagekit_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_environment(env), cwd=cwd)
 
 
 @dataclass
@@ -80,7 +93,7 @@ class Locations:
 
 
 @pytest.fixture
-def locations(tmp_path: Path) -> Locations:
+def locations(tmp_path: Path) -> Iterator[Locations]:
     # shm under /dev/shm, as in production: real shared memory, cleaned after the test.
     shm_root = Path("/dev/shm") / f"imagekit-test-{os.getpid()}-{tmp_path.name}"
     loc = Locations(tmp_path)
@@ -110,7 +123,7 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def write_step(directory: Path, name: str, script: str, *, inputs: list[str] = (), outputs: list[str] = (),
+def write_step(directory: Path, name: str, script: str, *, inputs: Sequence[str] = (), outputs: Sequence[str] = (),
                shell: bool = True, retries: int = 0, requirements: str | None = None,
                extra: dict[str, Any] | None = None) -> Path:
     """A step package: step.yaml plus run.sh (or main.py when shell=False)."""
@@ -151,3 +164,12 @@ def last_run(path: Path) -> list[dict[str, Any]]:
 def started_steps(path: Path) -> list[str]:
     """Steps whose process started in the newest run of this journal."""
     return steps_started(path, runs_in(path)[-1])
+
+
+# Engine fixtures (docker, registry, base image), only where the build path is present. Imported last:
+# they run the CLI through `imagekit` above.
+try:
+    from fixtures_engine import *  # noqa: E402,F401,F403
+except ImportError as exc:  # pragma: no cover
+    if "fixtures_engine" not in str(exc):
+        raise

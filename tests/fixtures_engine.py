@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from conftest import RunResult, imagekit
+
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 ENGINE_REPO = Path(__file__).resolve().parents[1]
@@ -35,14 +37,7 @@ EPOCH = "1700000000"
 SECRET_TOKEN = "imksecret" + secrets.token_hex(12)
 
 
-def imagekit_cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None,
-                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the imagekit CLI as a user would (a separate process); never raises on exit status."""
-    return subprocess.run([sys.executable, "-m", "imagekit.cli.main", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ENGINE_REPO)
-
-
-def build_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+def build_json(result: RunResult) -> dict[str, Any]:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-4000:]}"
     return json.loads(result.stdout)
 
@@ -97,7 +92,7 @@ def _pip_extra_index_urls() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def build_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def build_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
     """Environment for `imagekit build` in tests: a fresh cache (so wheels really get resolved under
     it) and a secret token in the pip configuration and the environment, as a CI's index credentials."""
     root = tmp_path_factory.mktemp("imagekit-build-env")
@@ -105,7 +100,7 @@ def build_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # A token-bearing index nobody listens on (connection refused at once), besides the real ones.
     token_index = f"http://__token__:{SECRET_TOKEN}@127.0.0.1:9/simple"
     pip_conf.write_text(f"[global]\ntimeout = 3\nretries = 0\n[imagekit-test]\ntoken = {SECRET_TOKEN}\n")
-    env = dict(os.environ)
+    env: dict[str, str | None] = dict(os.environ)
     env.update({
         "IMAGEKIT_CACHE_DIR": str(root / "cache"),
         "PIP_CONFIG_FILE": str(pip_conf),
@@ -114,7 +109,7 @@ def build_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "IMAGEKIT_TEST_TOKEN": SECRET_TOKEN,
         "TESTCONTAINERS_RYUK_DISABLED": "true",
     })
-    env.pop("SOURCE_DATE_EPOCH", None)
+    env["SOURCE_DATE_EPOCH"] = None  # unset: the docker example is built without it
     return env
 
 
@@ -131,7 +126,7 @@ def example_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _build_example(backend: str, pipeline: Path, env: dict[str, str], tag: str,
                    extra_env: dict[str, str] | None = None) -> BuiltImage:
-    result = imagekit_cli("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
+    result = imagekit("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
                           "--output", "json", env={**env, **(extra_env or {})})
     return BuiltImage(tag=tag, backend=backend, pipeline=pipeline, report=build_json(result))
 
@@ -152,7 +147,7 @@ def example_image_buildah(engine_ready: None, build_env: dict[str, str], example
 @pytest.fixture(scope="session")
 def example_image_buildah_in_docker(example_image_buildah: BuiltImage, docker_client: Any) -> str:
     """The buildah-built example, pushed to the local registry and pulled into Docker (to run it)."""
-    result = imagekit_cli("push", example_image_buildah.tag, "--backend", "buildah", "--output", "json")
+    result = imagekit("push", example_image_buildah.tag, "--backend", "buildah", "--output", "json")
     pushed = build_json(result)
     docker_client.images.pull(pushed["reference"])
     return pushed["reference"]

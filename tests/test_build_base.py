@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, imagekit_cli,
+from conftest import imagekit
+from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json,
                              run_pipeline_image)
 
-pytestmark = pytest.mark.docker
+# slow: about 18 s (a bare base image is made, then the example built on it): outside `-m "not slow"`
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BARE_BASE = "localhost/imagekit-test/python-without-supervisor:bookworm"
 STRIP = ("rm -rf /usr/lib/python3/dist-packages/supervisor* /usr/lib/python3/dist-packages/yaml "
@@ -33,7 +35,7 @@ def test_base_without_supervisor_and_pyyaml_gets_them_offline(bare_base: str, ex
                                                               build_env: dict[str, str], docker_client: Any,
                                                               tmp_path: Path) -> None:
     tag = f"{REGISTRY}/imagekit-test/wordfreq-bare-base:latest"
-    report = build_json(imagekit_cli("build", example_image_docker.pipeline, "--tag", tag, "--base", bare_base,
+    report = build_json(imagekit("build", example_image_docker.pipeline, "--tag", tag, "--base", bare_base,
                                      "--output", "json", env=build_env))
     assert report["base"] == bare_base and report["runtime_base"] != example_image_docker.report["runtime_base"]
     versions = docker_client.containers.run(

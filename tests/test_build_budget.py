@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, imagekit_cli, run_pipeline_image
+from conftest import imagekit
+from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, run_pipeline_image
 
 from imagekit.build.plan import CONTAINERD_LAYER_LIMIT, plan_layers
 from imagekit_runtime.errors import UsageError
@@ -67,11 +68,11 @@ def test_pipeline_over_budget_builds_says_which_steps_share_and_runs(engine_read
                                                                      tmp_path: Path) -> None:
     pipeline = write_chain(tmp_path / "chain", 24)
     tag = f"{REGISTRY}/imagekit-test/chain:latest"
-    result = imagekit_cli("build", pipeline, "--tag", tag, "--base", BASE_IMAGE, "--layer-budget", "16",
+    result = imagekit("build", pipeline, "--tag", tag, "--base", BASE_IMAGE, "--layer-budget", "16",
                           env=build_env)
     assert result.returncode == 0, result.stderr
     assert "share" in result.stderr and "s000" in result.stderr
-    report = build_json(imagekit_cli("build", pipeline, "--tag", tag, "--base", BASE_IMAGE, "--layer-budget", "16",
+    report = build_json(imagekit("build", pipeline, "--tag", tag, "--base", BASE_IMAGE, "--layer-budget", "16",
                                      "--output", "json", env=build_env))
     assert len(report["layers"]) == 16
     assert report["shared_steps"] == [f"s{index:03d}" for index in range(len(report["shared_steps"]))]

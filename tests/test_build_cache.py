@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline, imagekit_cli
+from conftest import imagekit
+from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline
 
 pytestmark = pytest.mark.docker
 
 
 def build(pipeline: Path, tag: str, backend: str, env: dict[str, str]) -> dict[str, Any]:
-    return build_json(imagekit_cli("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
+    return build_json(imagekit("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
                                    "--output", "json", env=env))
 
 

@@ -6,7 +6,8 @@ import subprocess
 from typing import Any
 
 import pytest
-from fixtures_engine import BuiltImage, build_json, imagekit_cli
+from conftest import imagekit
+from fixtures_engine import BuiltImage, build_json
 
 pytestmark = pytest.mark.docker
 
@@ -27,12 +28,12 @@ def test_labels_carry_oci_metadata_and_step_layer_digests(backend: str, example_
     assert labels["dev.imagekit.step.tokenize.layers"] == f"{digests['deps-tokenize']},{digests['code-tokenize']}"
     assert labels["dev.imagekit.step.linestats.layers"] == digests["code-linestats"]
     # What the engine holds is what the report says.
-    inspected = build_json(imagekit_cli("inspect", image.tag, "--source", backend, "--output", "json"))
+    inspected = build_json(imagekit("inspect", image.tag, "--source", backend, "--output", "json"))
     assert inspected["labels"]["dev.imagekit.step.count.layers"] == labels["dev.imagekit.step.count.layers"]
 
 
 def test_inspect_shows_each_layers_step_and_size(example_image_docker: BuiltImage) -> None:
-    data = build_json(imagekit_cli("inspect", example_image_docker.tag, "--output", "json"))
+    data = build_json(imagekit("inspect", example_image_docker.tag, "--output", "json"))
     assert data["pipeline"] == "wordfreq" and data["source"] == "docker"
     assert [layer["digest"] for layer in data["layers"]] == [layer["digest"] for layer in example_image_docker.layers]
     steps = {layer["name"]: layer["steps"] for layer in data["layers"]}
@@ -41,13 +42,13 @@ def test_inspect_shows_each_layers_step_and_size(example_image_docker: BuiltImag
     assert data["steps"]["tokenize"]["size"] > 30 * 1024 * 1024  # numpy
     assert data["steps"]["linestats"]["size"] < 64 * 1024
     assert data["total_size"] > data["steps"]["tokenize"]["size"] + data["steps"]["count"]["size"]
-    text = imagekit_cli("inspect", example_image_docker.tag)
+    text = imagekit("inspect", example_image_docker.tag)
     assert text.returncode == 0
     assert "deps-tokenize" in text.stderr and "MiB" in text.stderr
 
 
 def test_inspect_of_an_unknown_image_exits_2() -> None:
-    result = imagekit_cli("inspect", "localhost/imagekit-test/no-such-image:1", "--source", "docker")
+    result = imagekit("inspect", "localhost/imagekit-test/no-such-image:1", "--source", "docker")
     assert result.returncode == 2
 
 

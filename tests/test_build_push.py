@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import imagekit
 from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, copy_pipeline,
-                             imagekit_cli, run_pipeline_image)
+                             run_pipeline_image)
 
 pytestmark = pytest.mark.docker
 
@@ -27,7 +28,7 @@ AUTH_REGISTRY = "127.0.0.1:5001"
 
 def test_push_prints_digest_then_pull_back_and_run(docker_client: Any, example_image_docker: BuiltImage,
                                                     tmp_path: Path) -> None:
-    result = imagekit_cli("push", example_image_docker.tag)
+    result = imagekit("push", example_image_docker.tag)
     assert result.returncode == 0, result.stderr
     reference = result.stdout.strip()
     assert re.fullmatch(re.escape(example_image_docker.tag) + r"@sha256:[0-9a-f]{64}", reference)
@@ -40,7 +41,7 @@ def test_push_prints_digest_then_pull_back_and_run(docker_client: Any, example_i
     run = run_pipeline_image(by_digest, tmp_path / "results", shard_index=0)
     assert_right_wordfreq(run, example_image_docker.pipeline, tmp_path, 0)
     # What the registry holds maps back to the steps.
-    remote = build_json(imagekit_cli("inspect", reference, "--source", "registry", "--output", "json"))
+    remote = build_json(imagekit("inspect", reference, "--source", "registry", "--output", "json"))
     assert [layer["name"] for layer in remote["layers"]] == [layer["name"] for layer in example_image_docker.layers]
     assert remote["steps"]["tokenize"]["size"] > 10 * 1024 * 1024  # compressed numpy
 
@@ -51,13 +52,13 @@ def test_second_push_after_one_step_change_uploads_only_that_step(backend: str, 
     pipeline = copy_pipeline(tmp_path / "wordfreq", example_image_docker.pipeline)
     tag = f"{REGISTRY}/imagekit-test/push-{backend}:v1"
     build_args = ("--tag", tag, "--backend", backend, "--base", BASE_IMAGE, "--push", "--output", "json")
-    first = build_json(imagekit_cli("build", pipeline, *build_args, env=build_env))
+    first = build_json(imagekit("build", pipeline, *build_args, env=build_env))
     assert first["pushed"]["reference"].startswith(tag + "@sha256:")
 
     main = pipeline / "steps" / "tokenize" / "main.py"
     # A change never pushed before (the registry outlives test runs).
     main.write_text(main.read_text() + f"# changed {uuid.uuid4()}\n")
-    second = build_json(imagekit_cli("build", pipeline, *build_args, env=build_env))
+    second = build_json(imagekit("build", pipeline, *build_args, env=build_env))
 
     code_tokenize = next(layer for layer in second["layers"] if layer["name"] == "code-tokenize")
     uploaded = [layer for layer in second["pushed"]["layers"] if layer["uploaded"]]
@@ -125,7 +126,7 @@ def test_push_takes_credentials_from_docker_config(backend: str, auth_registry: 
     without.mkdir()
     (without / "config.json").write_text("{}")
     env = {**os.environ, "DOCKER_CONFIG": str(without)}
-    denied = imagekit_cli("push", destination, "--source", tiny_images[backend], "--backend", backend, env=env)
+    denied = imagekit("push", destination, "--source", tiny_images[backend], "--backend", backend, env=env)
     assert denied.returncode != 0
 
     config = tmp_path / "docker-config"
@@ -133,10 +134,10 @@ def test_push_takes_credentials_from_docker_config(backend: str, auth_registry: 
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     (config / "config.json").write_text(json.dumps({"auths": {AUTH_REGISTRY: {"auth": token}}}))
     env["DOCKER_CONFIG"] = str(config)
-    pushed = build_json(imagekit_cli("push", destination, "--source", tiny_images[backend], "--backend", backend,
+    pushed = build_json(imagekit("push", destination, "--source", tiny_images[backend], "--backend", backend,
                                      "--output", "json", env=env))
     assert pushed["reference"].startswith(destination + "@sha256:")
     assert pushed["uploaded_layers"] == 1
     # The registry has it: read it back through inspect, with the same credentials.
-    inspected = build_json(imagekit_cli("inspect", destination, "--source", "registry", "--output", "json", env=env))
+    inspected = build_json(imagekit("inspect", destination, "--source", "registry", "--output", "json", env=env))
     assert inspected["pipeline"] == "tiny" and len(inspected["layers"]) == 1

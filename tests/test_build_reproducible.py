@@ -5,15 +5,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures_engine import BASE_IMAGE, EPOCH, BuiltImage, build_json, imagekit_cli
+from conftest import imagekit
+from fixtures_engine import BASE_IMAGE, EPOCH, BuiltImage, build_json
 
-pytestmark = pytest.mark.docker
+# slow: about 18 s (two clean builds without cache): outside `-m "not slow"`
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def clean_build(pipeline: Path, tag: str, backend: str, env: dict[str, str], cache: Path) -> dict:
     """--no-cache and an empty imagekit cache: nothing from an earlier build is used."""
     env = {**env, "IMAGEKIT_CACHE_DIR": str(cache), "SOURCE_DATE_EPOCH": EPOCH}
-    return build_json(imagekit_cli("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
+    return build_json(imagekit("build", pipeline, "--tag", tag, "--backend", backend, "--base", BASE_IMAGE,
                                    "--no-cache", "--output", "json", env=env))
 
 

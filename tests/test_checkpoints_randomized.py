@@ -19,6 +19,9 @@ from checkpoint_support import (
 )
 from conftest import Locations, started_steps
 
+# slow: about 11 s per level, 45 s in all (many kills at random points): outside `-m "not slow"`
+pytestmark = pytest.mark.slow
+
 ROUNDS = int(os.environ.get("IMAGEKIT_CHAOS_ROUNDS", "20"))
 SEED = int(os.environ.get("IMAGEKIT_CHAOS_SEED", "20261126"))
 OUTPUTS = {name: io["outputs"] for name, (io, _body) in STEPS.items()}

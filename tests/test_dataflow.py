@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import imagekit, journal_entries, write_pipeline, write_step
+from conftest import imagekit, journal_entries, start_imagekit, write_pipeline, write_step
 
 TRACE = """
 echo "start $(date +%s.%N)" >> "$TRACE_DIR/{name}"
@@ -78,8 +78,7 @@ def test_supervisorctl_shows_every_step_during_a_run(tmp_path, locations):
     write_step(tmp_path / "steps", "slow", 'sleep 3; echo x > "$IMAGEKIT_OUT_X"', outputs=["x"])
     write_step(tmp_path / "steps", "after", 'cp "$IMAGEKIT_IN_X" "$IMAGEKIT_OUT_Y"', inputs=["x"], outputs=["y"])
     pipeline = write_pipeline(tmp_path, "watched", ["slow", "after"], results=["y"])
-    runner = subprocess.Popen(["imagekit", "run", str(pipeline), *locations.args()],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = start_imagekit("run", pipeline, *locations.args())
     conf = locations.data_root("watched") / "run" / "supervisord.conf"
     status = ""
     deadline = time.monotonic() + 20

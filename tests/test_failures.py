@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import imagekit, journal_entries, last_run, started_steps, write_pipeline, write_step
+from conftest import imagekit, journal_entries, last_run, start_imagekit, started_steps, write_pipeline, write_step
 
 
 def test_failing_step_is_retried_then_stops_the_rest(tmp_path, locations):
@@ -84,8 +84,7 @@ def test_sigterm_stops_steps_cleanly_and_keeps_committed_data(tmp_path, location
         sleep 60 & wait
         """, inputs=["kept"], outputs=["half"])
     pipeline = write_pipeline(tmp_path, "sigterm", ["first", "second"], results=["half"])
-    runner = subprocess.Popen(["imagekit", "run", str(pipeline), *locations.args(), "--output", "json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = start_imagekit("run", pipeline, *locations.args(), "--output", "json")
     journal = locations.journal("sigterm")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

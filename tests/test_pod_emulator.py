@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, RUNTIME_UID, SMALL_CORPUS, build_json, imagekit_cli
+from fixtures_engine import BASE_IMAGE, REGISTRY, RUNTIME_UID, SMALL_CORPUS, build_json
 from imagekit_deploy.emulator.state import LABEL_SET
 
 pytestmark = pytest.mark.docker
@@ -32,7 +32,7 @@ GATE_COUNT = "3000"  # numbers per shard in pod-gate: a fraction of a second per
 def pod_gate_image(engine_ready: None, build_env: dict[str, str]) -> str:
     """tests/data/pipelines/pod-gate built once: shell steps held while <pv>/gates/hold-<step> exists."""
     tag = f"{REGISTRY}/imagekit-test/pod-gate:docker"
-    build_json(imagekit_cli("build", GATE_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
+    build_json(imagekit("build", GATE_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
                             "--output", "json", env=build_env))
     return tag
 

@@ -6,21 +6,21 @@ import statistics
 from .report import DATA_PHASES, LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, least_squares_slope, size_label
 
 
-def data_handoff(results, size: int) -> float | None:  # type: ignore[no-untyped-def]
+def data_handoff(results, size: int) -> float | None:
     phases = results.phases(size)
     return sum(phases[p] for p in DATA_PHASES) if phases else None
 
 
-def _mapping(r, size: int) -> float | None:  # type: ignore[no-untyped-def]
+def _mapping(r, size: int) -> float | None:
     return r.median("floor", size, "mapping")
 
 
-def _plus_mapping(r, size: int) -> float | None:  # type: ignore[no-untyped-def]
+def _plus_mapping(r, size: int) -> float | None:
     handoff, mapping = r.overhead("imagekit", size), _mapping(r, size)
     return handoff + max(mapping, 0.0) if handoff is not None and mapping is not None else None
 
 
-def _spread(r) -> str:  # type: ignore[no-untyped-def]
+def _spread(r) -> str:
     spreads = []
     for paradigm in r.paradigms():
         for size in r.sizes:
@@ -34,7 +34,7 @@ def _spread(r) -> str:  # type: ignore[no-untyped-def]
             f"(median over paradigms and sizes) and by up to {spreads[-1]:.1f}× (slowest ÷ fastest round).")
 
 
-def render(r) -> str:  # type: ignore[no-untyped-def]
+def render(r) -> str:
     m = r.machine
     largest = r.sizes[-1]
     out: list[str] = []
@@ -145,7 +145,7 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
         add(f"| {name} | " + " | ".join(fmt_ms(phases[s].get(name)) for s in r.sizes) + " |")
     add("")
     add("Only *commit* and *schedule* touch the data: a rename of the staging directory and a stat of its "
-        f"files, the same at every size (row *data part* above). The rest is the life cycle of two processes: the producer's "
+        "files, the same at every size (row *data part* above). The rest is the life cycle of two processes: the producer's "
         "interpreter exiting and supervisord and the conductor noticing (*exit seen*), supervisord forking and "
         "the consumer's interpreter starting (*spawn*), and the consumer importing its modules and mapping "
         "its input (*step start-up*). (b)'s consumer is already running, so it pays none of that; (c) pays a container start "
@@ -232,7 +232,7 @@ def render(r) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(out) + "\n"
 
 
-def _why(r) -> str:  # type: ignore[no-untyped-def]
+def _why(r) -> str:
     p = r.profile
     rpc = p["rpc"]
     cprofile = p["cprofile"]

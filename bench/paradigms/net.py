@@ -9,9 +9,9 @@ import http.server
 import json
 import time
 import urllib.parse
-import zlib
 
 from work import checksum, produce_memory, receive, slices
+
 
 # --------------------------------------------------------------- services
 class Consumer(http.server.BaseHTTPRequestHandler):

@@ -33,8 +33,21 @@ def _quote_argument(argument: str) -> str:
     return "'" + argument.replace("'", "'\"'\"'") + "'"
 
 
-def _quote_env_value(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quote_env_value(key: str, value: str) -> str:
+    # supervisord reads `environment` with a non-POSIX shlex: no escapes (a backslash is itself), a value is
+    # one quoted token, and every quote character at either end of it is stripped. So a value is quoted
+    # with the quote character it does not contain, and the rest cannot be passed at all.
+    if "\n" in value or "\0" in value:
+        raise SpecError("environment", key, "value contains a newline", "remove the newline from the value")
+    if value[:1] in ("'", '"') or value[-1:] in ("'", '"'):
+        raise SpecError("environment", key, f"value {value!r} begins or ends with a quote, which supervisord drops",
+                        "remove the quotes around the value")
+    if '"' not in value:
+        return f'"{value}"'
+    if "'" not in value:
+        return f"'{value}'"
+    raise SpecError("environment", key, f"value {value!r} holds both kinds of quote, which supervisord cannot pass",
+                    "use only one kind of quote in the value")
 
 
 def render(socket_path: Path, run_dir: Path, programs: list[ProgramSpec]) -> str:
@@ -63,11 +76,9 @@ def render(socket_path: Path, run_dir: Path, programs: list[ProgramSpec]) -> str
         "",
     ]
     for program in programs:
-        for key, value in program.environment.items():
-            if "\n" in value or "\0" in value:
-                raise SpecError("environment", key, "value contains a newline", "remove the newline from the value")
         environment = ",".join(
-            f"{key}={_escape_percent(_quote_env_value(value))}" for key, value in sorted(program.environment.items())
+            f"{key}={_escape_percent(_quote_env_value(key, value))}"
+            for key, value in sorted(program.environment.items())
         )
         lines += [
             f"[program:{program.name}]",
@@ -83,7 +94,8 @@ def render(socket_path: Path, run_dir: Path, programs: list[ProgramSpec]) -> str
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",
-            f"stdout_logfile={_escape_percent(str(program.log_file))}",
+            # supervisord expands stdout_logfile twice (as an option, then as a log file name)
+            f"stdout_logfile={_escape_percent(_escape_percent(str(program.log_file)))}",
             "stdout_logfile_maxbytes=0",
             "stdout_logfile_backups=0",
             f"environment={environment}",

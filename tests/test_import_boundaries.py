@@ -1,0 +1,183 @@
+"""The three packages keep their boundaries.
+
+imagekit_runtime ships alone inside images: it imports the standard library, supervisor and pyyaml, never
+imagekit or imagekit_deploy. imagekit_deploy imports no build module (imagekit.build, imagekit.publish,
+imagekit.cli); of imagekit it may use only the neutral imagekit.references and imagekit.engine.
+
+Checked twice: statically, every import statement of every module (relative ones resolved, imports inside
+functions included); and dynamically, importing every module in a fresh interpreter and looking at what
+got loaded.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUNTIME = REPO / "runtime" / "imagekit_runtime"
+DEPLOY = REPO / "deploy" / "imagekit_deploy"
+
+RUNTIME_THIRD_PARTY = {"supervisor", "yaml", "_yaml"}  # _yaml: pyyaml's C extension
+OPTIONAL_IN_STEP_HELPER = {"numpy"}  # imported by imagekit_runtime.step inside functions, when a step has it
+DEPLOY_MAY_USE_OF_IMAGEKIT = ("imagekit.references", "imagekit.engine")
+NEVER_IN_RUNTIME = ("imagekit", "imagekit_deploy", "docker", "typer", "rich", "requests", "jsonschema")
+NEVER_IN_DEPLOY = ("imagekit.build", "imagekit.publish", "imagekit.cli", "typer", "rich")
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    line: int
+    target: str  # dotted name imported; for `from a import b`, "a.b" (b may be a module or a name in a)
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.line} imports {self.target}"
+
+
+def module_name(path: Path, package_root: Path) -> str:
+    parts = list(path.relative_to(package_root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, package_root: Path) -> list[Import]:
+    """Every import statement in the file, relative imports resolved against the file's package."""
+    name = module_name(path, package_root)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: list[Import] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [Import(name, node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            found += [Import(name, node.lineno, f"{source}.{alias.name}") for alias in node.names]
+    return found
+
+
+def all_imports(package_root: Path) -> list[Import]:
+    return [found for path in sorted(package_root.rglob("*.py")) for found in imports_of(path, package_root)]
+
+
+def under(target: str, prefix: str) -> bool:
+    return target == prefix or target.startswith(prefix + ".")
+
+
+def runtime_violations(imports: list[Import]) -> list[str]:
+    bad = []
+    for found in imports:
+        top = found.target.split(".")[0]
+        if top == "__future__" or top in sys.stdlib_module_names or top in RUNTIME_THIRD_PARTY | {"imagekit_runtime"}:
+            continue
+        if top in OPTIONAL_IN_STEP_HELPER and found.module == "imagekit_runtime.step":
+            continue
+        bad.append(str(found))
+    return bad
+
+
+def deploy_violations(imports: list[Import]) -> list[str]:
+    return [str(found) for found in imports if under(found.target, "imagekit")
+            and not any(under(found.target, allowed) for allowed in DEPLOY_MAY_USE_OF_IMAGEKIT)]
+
+
+def test_the_import_scanner_resolves_relative_and_nested_imports(tmp_path: Path) -> None:
+    package = tmp_path / "imagekit_runtime"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .spec import load\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "mod.py").write_text(
+        "import os, yaml\nfrom .. import errors\nfrom ..spec import x\nfrom . import sibling\n"
+        "def later():\n    from imagekit.build import plan\n    import imagekit_deploy.pod\n")
+    assert [str(found) for found in all_imports(package)] == [
+        "imagekit_runtime:1 imports imagekit_runtime.spec.load",
+        "imagekit_runtime.sub.mod:1 imports os",
+        "imagekit_runtime.sub.mod:1 imports yaml",
+        "imagekit_runtime.sub.mod:2 imports imagekit_runtime.errors",
+        "imagekit_runtime.sub.mod:3 imports imagekit_runtime.spec.x",
+        "imagekit_runtime.sub.mod:4 imports imagekit_runtime.sub.sibling",
+        "imagekit_runtime.sub.mod:6 imports imagekit.build.plan",
+        "imagekit_runtime.sub.mod:7 imports imagekit_deploy.pod",
+    ]
+    assert runtime_violations(all_imports(package)) == [
+        "imagekit_runtime.sub.mod:6 imports imagekit.build.plan",
+        "imagekit_runtime.sub.mod:7 imports imagekit_deploy.pod",
+    ]
+    deploy = [Import("imagekit_deploy.x", 1, target) for target in
+              ("imagekit.references.Reference", "imagekit.engine", "imagekit.build.plan", "imagekit.cli",
+               "imagekit.referencesextra", "imagekit_runtime.spec")]
+    assert deploy_violations(deploy) == ["imagekit_deploy.x:1 imports imagekit.build.plan",
+                                         "imagekit_deploy.x:1 imports imagekit.cli",
+                                         "imagekit_deploy.x:1 imports imagekit.referencesextra"]
+
+
+def test_runtime_imports_only_stdlib_supervisor_and_pyyaml() -> None:
+    imports = all_imports(RUNTIME)
+    assert len({found.module for found in imports}) >= 20  # the scan did see the package
+    assert runtime_violations(imports) == []
+
+
+def test_deploy_imports_no_build_module() -> None:
+    imports = all_imports(DEPLOY)
+    assert any(under(found.target, "imagekit_runtime") for found in imports)  # the scan did see the package
+    assert deploy_violations(imports) == []
+
+
+# ------------------------------------------------------------------ dynamic
+
+LOADED = """
+import importlib, json, pkgutil, sys
+before = set(sys.modules)
+package = importlib.import_module(sys.argv[1])
+names = [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+for name in names:
+    if name.rsplit(".", 1)[-1] != "__main__":  # running it is not importing it
+        importlib.import_module(name)
+print(json.dumps({"modules": names, "loaded": sorted(set(sys.modules) - before)}))
+"""
+
+
+def import_everything(package: str, path: list[Path]) -> tuple[list[str], list[str]]:
+    """In a fresh interpreter with only `path` in front: the package's modules, and every module that got loaded."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in path)}
+    completed = subprocess.run([sys.executable, "-c", LOADED, package], capture_output=True, text=True, env=env,
+                               timeout=120, cwd=path[0])
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    return result["modules"], result["loaded"]
+
+
+def test_importing_all_of_the_runtime_loads_nothing_of_the_toolkit() -> None:
+    modules, loaded = import_everything("imagekit_runtime", [REPO / "runtime"])
+    assert "imagekit_runtime.conductor" in modules and "imagekit_runtime.supervisord_main" in modules
+    assert [name for name in loaded if any(under(name, never) for never in NEVER_IN_RUNTIME)] == []
+    tops = {name.split(".")[0] for name in loaded}
+    foreign = tops - set(sys.stdlib_module_names) - RUNTIME_THIRD_PARTY - {"imagekit_runtime"}
+    # Cython registers its own runtime modules when pyyaml's C extension loads.
+    assert sorted(name for name in foreign if not name.startswith(("_cython_", "cython_runtime"))) == []
+    assert {"imagekit_runtime", "yaml"} <= tops
+
+
+def test_importing_all_of_deploy_loads_no_build_module() -> None:
+    modules, loaded = import_everything("imagekit_deploy", [REPO / "deploy", REPO / "runtime", REPO])
+    assert "imagekit_deploy.emulator.engine" in modules
+    assert [name for name in loaded if any(under(name, never) for never in NEVER_IN_DEPLOY)] == []
+
+
+@pytest.mark.parametrize("package", ["imagekit_runtime", "imagekit_deploy"])
+def test_the_dynamic_check_imports_this_checkout(package: str) -> None:
+    code = f"import {package}; print({package}.__file__)"
+    path = os.pathsep.join(str(p) for p in (REPO / "runtime", REPO / "deploy", REPO))
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "PYTHONPATH": path})
+    assert Path(completed.stdout.strip()).is_relative_to(REPO), completed.stdout + completed.stderr
