@@ -2,7 +2,7 @@
 
 imagekit_runtime ships alone inside images: it imports the standard library, supervisor and pyyaml, never
 imagekit or imagekit_deploy. imagekit_deploy imports no build module (imagekit.build, imagekit.publish,
-imagekit.cli); of imagekit it may use only the neutral imagekit.references and imagekit.engine.
+imagekit.cli); of imagekit it may use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
 
 Checked twice: statically, every import statement of every module (relative ones resolved, imports inside
 functions included); and dynamically, importing every module in a fresh interpreter and looking at what
@@ -26,7 +26,7 @@ DEPLOY = REPO / "deploy" / "imagekit_deploy"
 
 RUNTIME_THIRD_PARTY = {"supervisor", "yaml", "_yaml"}  # _yaml: pyyaml's C extension
 OPTIONAL_IN_STEP_HELPER = {"numpy"}  # imported by imagekit_runtime.step inside functions, when a step has it
-DEPLOY_MAY_USE_OF_IMAGEKIT = ("imagekit.references", "imagekit.engine")
+DEPLOY_MAY_USE_OF_IMAGEKIT = ("imagekit.references", "imagekit.engine", "imagekit.labels")
 NEVER_IN_RUNTIME = ("imagekit", "imagekit_deploy", "docker", "typer", "rich", "requests", "jsonschema")
 NEVER_IN_DEPLOY = ("imagekit.build", "imagekit.publish", "imagekit.cli", "typer", "rich")
 
