@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import proc
+from .contract import CACHE_DIR
 from .errors import CommandFailed, SpecError
 from .spec import StepSpec
 
@@ -39,12 +40,6 @@ class EnvironmentProvider(Protocol):
 
 
 @dataclass(frozen=True)
-class NoEnvironments:
-    def paths_for(self, step: StepSpec) -> StepPaths:
-        return StepPaths()
-
-
-@dataclass(frozen=True)
 class PrebuiltDeps:
     deps_root: Path
 
@@ -57,7 +52,7 @@ class PrebuiltDeps:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("IMAGEKIT_CACHE_DIR") or os.path.join(
+    base = os.environ.get(CACHE_DIR) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imagekit")
     return Path(base) / "venvs"
 

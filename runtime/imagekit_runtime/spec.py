@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .contract import DEFAULT_PV, DEFAULT_SSD
 from .errors import SpecError
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -35,8 +36,6 @@ PIPELINE_KEYS = {
 }
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
-DEFAULT_SSD = "/var/lib/imagekit/ssd"
-DEFAULT_PV = "/var/lib/imagekit/pv"
 # Files in a step package that never change what the step does.
 IGNORED_IN_STEP_HASH = {"__pycache__", ".pytest_cache", ".git", ".venv", ".mypy_cache"}
 
@@ -67,11 +66,6 @@ def format_size(size: int) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"  # pragma: no cover
-
-
-def env_name(data_name: str) -> str:
-    """Data name to the suffix of IMAGEKIT_IN_/IMAGEKIT_OUT_: upper case, `-` as `_`."""
-    return data_name.upper().replace("-", "_")
 
 
 @dataclass(frozen=True)
