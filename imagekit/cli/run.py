@@ -5,10 +5,11 @@ from pathlib import Path
 
 import typer
 
-from imagekit_runtime.main import format_summary, run_pipeline
+from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
+from imagekit_runtime.summary import format_summary
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr

@@ -5,7 +5,7 @@ docs/contract.md explains them for the people who write steps and pipelines.
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 # ------------------------------------------------------------------ environment a step sees
 IN_PREFIX = "IMAGEKIT_IN_"    # + env_name(data): path of a committed input
@@ -46,7 +46,7 @@ def is_hold_requested(value: str | None) -> bool:
 
 
 # ------------------------------------------------------------------ the run journal
-class Event(str, Enum):
+class Event(StrEnum):
     """The `event` of a journal line (run/journal.jsonl)."""
 
     RUN_START = "run-start"        # pipeline, shard, shard_count, key (the pipeline key)
@@ -57,7 +57,7 @@ class Event(str, Enum):
     RUN_END = "run-end"            # status, exit_code, peak_shm_bytes
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """How a run ended: `status` of the run-end event and of the summary."""
 
     COMPLETED = "completed"
@@ -93,7 +93,7 @@ def checkpoint_item_name(data: str, data_key: str) -> str:
 
 
 # ------------------------------------------------------------------ failure levels
-class FailureLevel(str, Enum):
+class FailureLevel(StrEnum):
     PROCESS = "process"
     CONTAINER = "container"
     POD = "pod"

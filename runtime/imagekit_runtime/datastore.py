@@ -106,10 +106,3 @@ def remove_tree(path: Path) -> None:
     except FileNotFoundError:
         pass
 
-
-def shm_usage(path: Path) -> tuple[int, int]:
-    """(size, used) bytes of the filesystem holding path."""
-    stats = os.statvfs(path)
-    size = stats.f_blocks * stats.f_frsize
-    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
-    return size, used

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .contract import Event
 from .states import StepState
@@ -26,13 +26,13 @@ Entry = dict[str, Any]
 
 
 class Journal:
-    """The writer: one per run, shared by the conductor and the copier thread."""
+    """The writer: one per run, shared by the conductor and the copier thread. The file is opened at the
+    first event, so a journal that exists always starts its run with run-start."""
 
     def __init__(self, path: Path, run_id: str) -> None:
         self.path = path
         self.run_id = run_id
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+        self._file: TextIO | None = None
         self._lock = threading.Lock()  # the copier thread records checkpoints too
 
     def record(self, event: Event, **fields: Any) -> None:
@@ -40,13 +40,19 @@ class Journal:
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"
         with self._lock:
             try:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
                 self._file.write(line)
                 self._file.flush()
             except OSError as exc:  # a full shm must not turn a step failure into a crash
                 log.warning("warning: journal %s: %s", self.path, exc.strerror)
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def parse_lines(lines: Iterable[str], run_id: str | None = None) -> Iterator[Entry]:
@@ -90,7 +96,8 @@ def started(entries: Iterable[Entry]) -> list[str]:
     """Steps whose process was started (at least once) among these entries, in start order."""
     names: list[str] = []
     for entry in entries:
-        if entry.get("event") == Event.TRANSITION and entry.get("to") == StepState.RUNNING and entry["step"] not in names:
+        running = entry.get("event") == Event.TRANSITION and entry.get("to") == StepState.RUNNING
+        if running and entry["step"] not in names:
             names.append(entry["step"])
     return names
 

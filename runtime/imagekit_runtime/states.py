@@ -9,10 +9,10 @@
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class StepState(str, Enum):
+class StepState(StrEnum):
     WAITING = "waiting"        # some input not committed yet
     READY = "ready"            # all inputs committed, waiting for a parallelism slot
     RUNNING = "running"        # process started under supervisord
