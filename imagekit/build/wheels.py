@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit_runtime import proc
+from imagekit_runtime.environments import cache_root
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, SpecError
 from imagekit_runtime.spec import StepSpec
 
@@ -105,12 +106,6 @@ class PythonTarget:
     def key(self) -> str:
         """What decides which wheels fit (not what the image happens to have installed)."""
         return f"{self.implementation}-{self.version}-{self.machine}-glibc{self.glibc}"
-
-
-def cache_root() -> Path:
-    base = os.environ.get("IMAGEKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imagekit")
-    return Path(base)
 
 
 def requirements_key(text: str, target: PythonTarget) -> str:

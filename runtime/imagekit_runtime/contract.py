@@ -68,6 +68,7 @@ class RunStatus(StrEnum):
 
 # ------------------------------------------------------------------ files and directories the runtime writes
 RUN_DIR_NAME = "run"                         # <shm>/<pipeline>/shard-<i>/run unless IMAGEKIT_RUN_DIR
+RESULTS_DIR_NAME = "results"                 # <pv>/results/<shard> unless IMAGEKIT_RESULTS_DIR
 JOURNAL_FILE = "journal.jsonl"               # in the run directory
 LOGS_DIR = "logs"                            # in the run directory: <step>.log
 SUPERVISOR_CONF = "supervisord.conf"         # in the run directory
@@ -84,8 +85,11 @@ QUARANTINE_REASON_SUFFIX = ".reason"         # <quarantined item>.reason: why it
 TEMPORARY_PREFIX = ".tmp-"                   # half-written checkpoints and results
 
 
-def shard_dir_name(shard_index: int) -> str:
-    return f"shard-{shard_index}"
+SHARD_DIR_PREFIX = "shard-"                  # <shm>/<pipeline>/shard-<i>, <tier>/<pipeline>/shard-<i>
+
+
+def shard_dir_name(shard_index: int | str) -> str:
+    return f"{SHARD_DIR_PREFIX}{shard_index}"
 
 
 def checkpoint_item_name(data: str, data_key: str) -> str:

@@ -51,10 +51,14 @@ class PrebuiltDeps:
         return StepPaths(bin_dirs=(bin_dir,) if bin_dir.is_dir() else (), python_paths=(target,))
 
 
+def cache_root() -> Path:
+    """$IMAGEKIT_CACHE_DIR, else imagekit's directory in the user's cache: step venvs here, wheels for builds."""
+    return Path(os.environ.get(CACHE_DIR) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imagekit"))
+
+
 def default_cache_dir() -> Path:
-    base = os.environ.get(CACHE_DIR) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imagekit")
-    return Path(base) / "venvs"
+    return cache_root() / "venvs"
 
 
 @dataclass(frozen=True)

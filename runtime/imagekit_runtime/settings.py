@@ -103,7 +103,7 @@ def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) 
     if results_text:
         results = Path(results_text)
     elif pv is not None:
-        results = pv / "results" / str(shard_index)
+        results = pv / contract.RESULTS_DIR_NAME / str(shard_index)
     else:
         results = Path.cwd() / "imagekit-results" / spec.name / str(shard_index)
     run_text = settings.run_dir or _env(contract.RUN_DIR)
