@@ -95,7 +95,7 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
     publisher = RegistryPublisher()
     results: dict[str, float] = {}
 
-    os.environ["IMAGEKIT_CACHE_DIR"] = str(work / f"cache{round_number}")  # cold: nothing cached on the host
+    os.environ[contract.CACHE_DIR] = str(work / f"cache{round_number}")  # cold: nothing cached on the host
     spec = load_pipeline(pipeline)
     seconds, cold = timed(lambda: build_image(spec, backend, BuildOptions(tag=imagekit_tag, no_cache=True,
                                                                           base=BASE)))

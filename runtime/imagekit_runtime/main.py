@@ -39,16 +39,19 @@ log = logging.getLogger("imagekit.runtime")
 
 def add_location_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", type=Path, help="pipeline.yaml or its directory")
-    parser.add_argument("--shm-dir", help="shared-memory directory (default /dev/shm/imagekit, or $IMAGEKIT_SHM_DIR)")
-    parser.add_argument("--ssd", help="SSD checkpoint directory (default: checkpoint.ssd, or $IMAGEKIT_SSD_DIR)")
-    parser.add_argument("--pv", help="PV checkpoint directory (default: checkpoint.pv, or $IMAGEKIT_PV_DIR)")
-    parser.add_argument("--results", help="results directory (default <pv>/results/<shard>, or $IMAGEKIT_RESULTS_DIR)")
+    parser.add_argument("--shm-dir",
+                        help=f"shared-memory directory (default {contract.DEFAULT_SHM_DIR}, or ${contract.SHM_DIR})")
+    parser.add_argument("--ssd", help=f"SSD checkpoint directory (default: checkpoint.ssd, or ${contract.SSD_DIR})")
+    parser.add_argument("--pv", help=f"PV checkpoint directory (default: checkpoint.pv, or ${contract.PV_DIR})")
+    parser.add_argument("--results",
+                        help=f"results directory (default <pv>/results/<shard>, or ${contract.RESULTS_DIR})")
     parser.add_argument("--run-dir", help="journal, logs and supervisord config (default <shm>/…/run)")
-    parser.add_argument("--shard-index", type=int, help="this shard (default $IMAGEKIT_SHARD_INDEX or the pod ordinal)")
+    parser.add_argument("--shard-index", type=int,
+                        help=f"this shard (default ${contract.SHARD_INDEX} or the pod ordinal)")
     parser.add_argument("--shard-count", type=int, help="number of shards (default: the pipeline's `shards`)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline param")
     parser.add_argument("--no-checkpoints", action="store_true", help="write no SSD or PV checkpoints")
-    parser.add_argument("--deps-root", help="prebuilt step dependencies (in images: $IMAGEKIT_DEPS_ROOT)")
+    parser.add_argument("--deps-root", help=f"prebuilt step dependencies (in images: ${contract.DEPS_ROOT})")
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
