@@ -6,6 +6,7 @@ and no copy of it is pending. Results, and final outputs nobody reads, are never
 from __future__ import annotations
 
 import os
+from functools import partial
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +45,10 @@ class OutputKeeper:
             if data in self.spec.results and not results_io.delivered(self.layout.results_dir, data, key):
                 self.copier.submit(CopyJob(
                     description=f"delivering result {data}", owner=(step, data),
-                    action=lambda s=source, d=data: results_io.deliver(s, self.layout.results_dir, d, key)))
+                    action=partial(results_io.deliver, source, self.layout.results_dir, data, key)))
             for job in self.checkpoints.jobs_for(
                     step, data, key, source, self.journal.run_id,
-                    on_written=lambda tier, path, d=data: self._journal_checkpoint(step, d, tier, path)):
+                    on_written=partial(self._journal_checkpoint, step, data)):
                 self.copier.submit(job)
 
     def _journal_checkpoint(self, step: str, data: str, tier: str, path: Path) -> None:

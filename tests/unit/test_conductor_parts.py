@@ -152,7 +152,8 @@ def test_exit_reasons_say_how_the_attempt_ended(tmp_path: Path) -> None:
     assert diagnosis.exit_reason(info("EXITED", -9), log) == "was terminated by SIGKILL"
     fatal = diagnosis.exit_reason(info("FATAL", description="Exited too quickly"), log)
     assert fatal == f"could not be started (Exited too quickly; see {log})"
-    assert diagnosis.exit_reason(info("BACKOFF", description="spawn"), log) == "ended in supervisord state BACKOFF (spawn)"
+    backoff = diagnosis.exit_reason(info("BACKOFF", description="spawn"), log)
+    assert backoff == "ended in supervisord state BACKOFF (spawn)"
 
 
 def test_a_full_shm_is_named_with_its_sizes_and_the_fix(tmp_path: Path) -> None:
