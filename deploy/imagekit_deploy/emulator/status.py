@@ -21,6 +21,8 @@ from .state import SetState
 
 _READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
 
+DONE_STATES = frozenset(state.value for state in StepState if state.done)
+
 
 class Phase:
     MISSING = "Missing"        # no sandbox: the pod is gone
@@ -112,7 +114,7 @@ def format_status(state: SetState, state_dir: str, statuses: list[PodStatus]) ->
     lines = [f"{state.name} (namespace {state.namespace}, {len(statuses)} pod(s), state {state_dir})",
              f"  {'POD':<24} {'SHARD':<7} {'PHASE':<11} {'RESTARTS':>8}  {'RUN':>3}  STEPS"]
     for status in statuses:
-        done = sum(1 for s in status.run.steps.values() if StepState(s).done)
+        done = sum(1 for s in status.run.steps.values() if s in DONE_STATES)
         running = [name for name, s in status.run.steps.items() if s in (StepState.RUNNING, StepState.COMMITTING)]
         if status.run.status == contract.RunStatus.ALREADY_COMPLETE:
             steps = "already complete"
