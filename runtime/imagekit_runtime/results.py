@@ -58,7 +58,9 @@ def write_completion(marker: Path, content: dict[str, Any]) -> None:
 
 
 def read_completion(marker: Path) -> dict[str, Any] | None:
+    """The completion marker's content; None when absent, being written, unreadable or not a mapping."""
     try:
-        return json.loads(marker.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        content = json.loads(marker.read_text())
+    except (OSError, ValueError):
         return None
+    return content if isinstance(content, dict) else None

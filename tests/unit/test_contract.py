@@ -186,3 +186,15 @@ def test_journal_events_are_spelled_only_in_the_contract() -> None:
                  for path in (REPO / folder).rglob("*.py")
                  if path.name != "contract.py" and spelled.search(path.read_text())]
     assert not offenders
+
+
+def test_the_completion_marker_has_one_reader_that_never_raises(tmp_path: Path) -> None:
+    from imagekit_runtime.results import read_completion, write_completion
+
+    marker = tmp_path / contract.COMPLETION_MARKER
+    assert read_completion(marker) is None
+    write_completion(marker, {"key": "k", "shard": 0})
+    assert read_completion(marker) == {"key": "k", "shard": 0}
+    for torn in ('{"key": "k"', "[1, 2]", ""):
+        marker.write_text(torn)
+        assert read_completion(marker) is None

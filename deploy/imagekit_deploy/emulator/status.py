@@ -5,13 +5,12 @@ the sandbox, so it is there even while the pipeline container restarts.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from imagekit_runtime import contract
 from imagekit_runtime.journal import RunView, newest_run, parse_text
+from imagekit_runtime.results import read_completion
 from imagekit_runtime.states import StepState
 
 from .blueprint import PodBlueprint
@@ -71,7 +70,7 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     results = volumes.host_path(pod, pod.results_dir()) if pod.results_dir() else None
     run = read_run(engine, pod) if sandbox.running else RunView()
     # A marker of another pipeline key (other params, another image) is an old run's.
-    marker = _read_marker(results / contract.COMPLETION_MARKER) if results is not None else None
+    marker = read_completion(results / contract.COMPLETION_MARKER) if results is not None else None
     complete = marker is not None and run.key is not None and marker.get("key") == run.key
     if not sandbox.running:
         phase = Phase.MISSING
@@ -92,14 +91,6 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
         volumes={name: str(home) for name, home in homes.items() if home is not None},
         run=run,
     )
-
-
-def _read_marker(path: Path) -> dict[str, Any] | None:
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # absent, being written, or not readable by this user
-    return marker if isinstance(marker, dict) else None
 
 
 def collect(pods: PodSet, state: SetState) -> list[PodStatus]:
