@@ -34,7 +34,7 @@ from imagekit.build.backend import Backend, BuildRequest, get_backend  # noqa: E
 from imagekit.build.builder import BuildOptions, build_image, probe_target  # noqa: E402
 from imagekit.build.wheels import _pip  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402
-from imagekit_runtime import proc  # noqa: E402
+from imagekit_runtime import contract, proc  # noqa: E402
 from imagekit_runtime.spec import format_size, load_pipeline  # noqa: E402
 
 EXAMPLE = REPO / "pipelines" / "wordfreq"
@@ -46,9 +46,9 @@ NAIVE_CONTAINERFILE = """\
 FROM {runtime_base}
 USER root
 COPY wheels/ /tmp/wheels/
-COPY pipeline/ /opt/imagekit/pipeline/
+COPY pipeline/ {pipeline_dir}/
 RUN PIP="$(ls /tmp/wheels/pip/*.whl)/pip" && {installs} && rm -rf /tmp/wheels
-USER 10001:10001
+USER {uid}:{uid}
 """
 
 
@@ -70,12 +70,13 @@ def naive_context(pipeline: Path, directory: Path, runtime_base: str, target_arg
         if step.requirements is None:
             continue
         proc.run([*_pip(), "download", *target_args, "--dest", wheels / step.name, "-r", step.requirements])
-        requirements = f"/opt/imagekit/pipeline/{step.directory.relative_to(spec.directory)}/{step.requirements.name}"
+        requirements = f"{contract.IMAGE_PIPELINE_DIR}/{step.directory.relative_to(spec.directory)}/{step.requirements.name}"
         installs.append(f"python3 $PIP install --quiet --no-index --no-compile "
-                        f"--find-links /tmp/wheels/{step.name} --target /opt/imagekit/deps/{step.name} "
+                        f"--find-links /tmp/wheels/{step.name} --target {contract.IMAGE_DEPS_ROOT}/{step.name} "
                         f"-r {requirements}")
-    (directory / "Containerfile").write_text(NAIVE_CONTAINERFILE.format(runtime_base=runtime_base,
-                                                                         installs=" && ".join(installs)))
+    (directory / "Containerfile").write_text(NAIVE_CONTAINERFILE.format(
+        runtime_base=runtime_base, pipeline_dir=contract.IMAGE_PIPELINE_DIR, uid=contract.RUNTIME_UID,
+        installs=" && ".join(installs)))
     return directory
 
 
@@ -94,7 +95,7 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
     publisher = RegistryPublisher()
     results: dict[str, float] = {}
 
-    os.environ["IMAGEKIT_CACHE_DIR"] = str(work / f"cache{round_number}")  # cold: nothing cached on the host
+    os.environ[contract.CACHE_DIR] = str(work / f"cache{round_number}")  # cold: nothing cached on the host
     spec = load_pipeline(pipeline)
     seconds, cold = timed(lambda: build_image(spec, backend, BuildOptions(tag=imagekit_tag, no_cache=True,
                                                                           base=BASE)))

@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "paradigms"))
+sys.path.insert(0, str(REPO / "runtime"))
 
 import net  # noqa: E402
 import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
@@ -45,6 +46,8 @@ import work  # noqa: E402  (bench/paradigms/work.py: the same code the container
 from paradigms import engine, pipelines, report  # noqa: E402
 from paradigms.engine import HANDOFF_IMAGE, LAUNCH_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
 from paradigms.procmem import MemorySampler  # noqa: E402
+from imagekit_runtime import contract  # noqa: E402
+from imagekit_runtime import journal as run_journal  # noqa: E402
 
 MIB = 1 << 20
 OUT = HERE / "out"
@@ -61,14 +64,14 @@ def parse_bench_line(text: str) -> dict:
 
 
 def read_journal(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return list(run_journal.read_journal(path))
 
 
-def transition_ts(journal: list[dict], step: str, to: str) -> float:
-    for entry in journal:
-        if entry.get("event") == "transition" and entry.get("step") == step and entry.get("to") == to:
-            return entry["ts"]
-    raise BenchError(f"journal has no transition of {step} to {to}")
+def transition_ts(entries: list[dict], step: str, to: str) -> float:
+    at = run_journal.transition_time(entries, step, to)
+    if at is None:
+        raise BenchError(f"journal has no transition of {step} to {to}")
+    return at
 
 
 class Bench:
@@ -134,9 +137,9 @@ class Bench:
         self.resources.remove_container(name)
         if status != "0":
             raise BenchError(f"imagekit handoff exited {status}: {logs.stderr[-1500:]}")
-        produced = parse_bench_line((run / "run" / "logs" / "producer.log").read_text())
-        consumed = parse_bench_line((run / "run" / "logs" / "consumer.log").read_text())
-        journal = read_journal(run / "run" / "journal.jsonl")
+        produced = parse_bench_line((run / contract.RUN_DIR_NAME / contract.LOGS_DIR / "producer.log").read_text())
+        consumed = parse_bench_line((run / contract.RUN_DIR_NAME / contract.LOGS_DIR / "consumer.log").read_text())
+        journal = read_journal(run / contract.RUN_DIR_NAME / contract.JOURNAL_FILE)
         shutil.rmtree(run, ignore_errors=True)
         self.check("imagekit", size, consumed)
         committing = transition_ts(journal, "producer", "committing")
@@ -233,7 +236,7 @@ class Bench:
         if status != "0":
             raise BenchError(f"imagekit launch pipeline exited {status}: {logs.stderr[-1500:]}")
         summary = json.loads(logs.stdout)
-        journal = read_journal(run / "run" / "journal.jsonl")
+        journal = read_journal(run / contract.RUN_DIR_NAME / contract.JOURNAL_FILE)
         shutil.rmtree(run, ignore_errors=True)
         if memory:
             self._memory(f"{LAUNCH_STEPS} steps in container", 0, memory, summary["wall_seconds"])
@@ -256,7 +259,8 @@ class Bench:
         if process.returncode != 0:
             raise BenchError(f"imagekit launch pipeline on the host exited {process.returncode}: {stderr[-1500:]}")
         summary = json.loads(stdout)
-        journal = read_journal(run / "shm" / f"bench-launch{LAUNCH_STEPS}" / "shard-0" / "run" / "journal.jsonl")
+        run_dir = run / "shm" / f"bench-launch{LAUNCH_STEPS}" / contract.shard_dir_name(0) / contract.RUN_DIR_NAME
+        journal = read_journal(run_dir / contract.JOURNAL_FILE)
         shutil.rmtree(run, ignore_errors=True)
         if not profile:
             self._memory(f"{LAUNCH_STEPS} steps on host", 0, sampler, summary["wall_seconds"])
@@ -330,12 +334,12 @@ class Bench:
                         "--ssd", str(run / "ssd"), "--pv", str(run / "pv"), "--results", str(run / "results"),
                         "--no-checkpoints"], check=True, capture_output=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
-        base = run / "shm" / f"bench-launch{LAUNCH_STEPS}" / "shard-0" / "run"
-        journal = read_journal(base / "journal.jsonl")
+        base = run / "shm" / f"bench-launch{LAUNCH_STEPS}" / contract.shard_dir_name(0) / contract.RUN_DIR_NAME
+        journal = read_journal(base / contract.JOURNAL_FILE)
         names = pipelines.launch_step_names(LAUNCH_STEPS)
         phases: dict[str, list[float]] = {}
         for previous, name in zip(names, names[1:]):
-            began = float((base / "logs" / f"{name}.log").read_text().split()[0])
+            began = float((base / contract.LOGS_DIR / f"{name}.log").read_text().split()[0])
             for label, value in (
                 ("schedule: previous committed → running", transition_ts(journal, name, "running") - transition_ts(journal, previous, "committed")),
                 ("spawn: running → step's first command", began - transition_ts(journal, name, "running")),

@@ -1,4 +1,4 @@
-"""A small pipeline whose steps can be held at a gate, and failure injection at DESIGN.md's four levels."""
+"""A small pipeline whose steps can be held at a gate, and failure injection at the four failure levels of docs/contract.md."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from imagekit_runtime import contract
+from imagekit_runtime.states import StepState
 
 from conftest import Locations, journal_entries, started_steps, write_pipeline, write_step
 
@@ -31,7 +34,7 @@ STEPS = {
               '&& echo "shard $IMAGEKIT_SHARD_INDEX" > "$IMAGEKIT_OUT_FINAL/shard"'),
 }
 ORDER = ["gen", "square", "evens", "total", "final"]
-LEVELS = ("process", "container", "pod", "node")
+LEVELS = contract.FAILURE_LEVELS
 
 
 def make_chain(root: Path, gate_dir: Path, count: int = 20000) -> Path:
@@ -98,7 +101,7 @@ def kill_tree(pid: int) -> None:
 
 
 def step_pid(locations: Locations, pipeline_name: str, step: str) -> int | None:
-    conf = locations.data_root(pipeline_name) / "run" / "supervisord.conf"
+    conf = locations.data_root(pipeline_name) / contract.RUN_DIR_NAME / contract.SUPERVISOR_CONF
     out = subprocess.run(["supervisorctl", "-c", str(conf), "pid", step], capture_output=True, text=True).stdout.strip()
     return int(out) if out.isdigit() and int(out) > 0 else None
 
@@ -115,17 +118,17 @@ def durability(journal: Path) -> Durability:
     committed, ssd, pv = set(), set(), set()
     if journal.exists():
         for entry in journal_entries(journal):
-            if entry["event"] == "transition" and entry["to"] == "committed":
+            if entry["event"] == contract.Event.TRANSITION and entry["to"] == StepState.COMMITTED:
                 committed.add(entry["step"])
-            elif entry["event"] == "checkpointed":
+            elif entry["event"] == contract.Event.CHECKPOINTED:
                 (ssd if entry["tier"] == "ssd" else pv).add((entry["step"], entry["data"]))
     return Durability(committed, ssd, pv)
 
 
 def apply_level(level: str, runner: subprocess.Popen, locations: Locations, pipeline_name: str,
                 step: str | None = None) -> None:
-    """Inject one failure of DESIGN.md's table into a running runtime."""
-    if level == "process":
+    """Inject one failure (a level of docs/contract.md) into a running runtime."""
+    if level == contract.FailureLevel.PROCESS:
         pid = step_pid(locations, pipeline_name, step) if step else None
         if pid is None:  # nothing running: the nearest thing is the container level
             kill_tree(runner.pid)
@@ -135,9 +138,9 @@ def apply_level(level: str, runner: subprocess.Popen, locations: Locations, pipe
         return
     kill_tree(runner.pid)
     runner.wait(timeout=60)
-    if level in ("pod", "node"):
+    if level in (contract.FailureLevel.POD, contract.FailureLevel.NODE):
         shutil.rmtree(locations.shm.resolve() / pipeline_name, ignore_errors=True)
-    if level == "node":
+    if level == contract.FailureLevel.NODE:
         shutil.rmtree(locations.ssd, ignore_errors=True)
 
 

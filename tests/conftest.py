@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from imagekit_runtime import contract
 from imagekit_runtime.journal import read_journal, runs_in, steps_started
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ class Locations:
         return self.shm / pipeline / f"shard-{shard}"
 
     def journal(self, pipeline: str, shard: int = 0) -> Path:
-        return self.data_root(pipeline, shard) / "run" / "journal.jsonl"
+        return self.data_root(pipeline, shard) / contract.RUN_DIR_NAME / contract.JOURNAL_FILE
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from imagekit_runtime import contract
 
 from conftest import RunResult, imagekit
 
@@ -28,7 +29,7 @@ ENGINE_REPO = Path(__file__).resolve().parents[1]
 WORDFREQ = ENGINE_REPO / "pipelines" / "wordfreq"
 BASE_IMAGE = os.environ.get("IMAGEKIT_BASE_IMAGE", "imagekit/debian-python:bookworm")
 REGISTRY = os.environ.get("IMAGEKIT_REGISTRY", "127.0.0.1:5000")
-RUNTIME_UID = 10001  # the image's non-root user
+RUNTIME_UID = contract.RUNTIME_UID  # the image's non-root user
 SMALL_CORPUS = "128Ki"  # WORDFREQ_BYTES per shard in tests: seconds, not minutes
 # SOURCE_DATE_EPOCH for the buildah example image (reproducible digests).
 EPOCH = "1700000000"

@@ -1,4 +1,4 @@
-"""Resume after a failed process, container, pod or node without losing committed work (DESIGN.md failure levels)."""
+"""Resume after a failed process, container, pod or node without losing committed work (the failure levels of docs/contract.md)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from imagekit_runtime import contract
 
 from checkpoint_support import (
     apply_level, checkpointed, durability, expected_final, make_chain, read_final, run_runtime, running,
@@ -44,7 +45,7 @@ def interrupt(pipeline: Path, gate: Path, locations, level: str, held_step: str,
 
 
 def plan_of_last_run(journal: Path) -> dict:
-    return next(e for e in last_run(journal) if e["event"] == "plan")
+    return next(e for e in last_run(journal) if e["event"] == contract.Event.PLAN)
 
 
 def test_clean_run_checkpoints_every_output_and_major_ones_on_pv(chain, locations):
@@ -56,11 +57,11 @@ def test_clean_run_checkpoints_every_output_and_major_ones_on_pv(chain, location
     pv = locations.pv / "chain" / "shard-0"
     assert sorted(p.name.split("@")[0] for p in ssd.iterdir()) == ["evens", "final", "numbers", "squares", "total"]
     assert sorted(p.name.split("@")[0] for p in pv.iterdir() if not p.name.startswith(".")) == ["squares", "total"]
-    manifest = json.loads(next(ssd.glob("numbers@*")).joinpath("manifest.json").read_text())
+    manifest = json.loads(next(ssd.glob("numbers@*")).joinpath(contract.CHECKPOINT_MANIFEST).read_text())
     assert manifest["step"] == "gen" and manifest["shard"] == 0 and manifest["kind"] == "file"
     assert manifest["files"][0]["size"] == (ssd / next(ssd.glob("numbers@*")).name / "data").stat().st_size
     assert len(manifest["files"][0]["sha256"]) == 64
-    final_manifest = json.loads(next(ssd.glob("final@*")).joinpath("manifest.json").read_text())
+    final_manifest = json.loads(next(ssd.glob("final@*")).joinpath(contract.CHECKPOINT_MANIFEST).read_text())
     assert final_manifest["kind"] == "dir" and {f["path"] for f in final_manifest["files"]} == {"total", "shard"}
 
 
@@ -174,7 +175,7 @@ def test_flipped_byte_in_ssd_checkpoint_falls_back_to_pv(chain, locations):
     assert "not trusted: data: sha256 mismatch" in result.stderr
     assert plan_of_last_run(journal)["restore"] == {"square/squares": "pv", "evens/evens": "ssd"}
     assert started_steps(journal) == ["total", "final"]
-    quarantined = list((locations.ssd / "chain" / "shard-0" / ".quarantine").iterdir())
+    quarantined = list((locations.ssd / "chain" / contract.shard_dir_name(0) / contract.QUARANTINE_DIR).iterdir())
     assert any(p.name.startswith(ssd_item.name) for p in quarantined)  # moved aside for inspection
     assert read_final(locations) == expected_final()
 
@@ -186,7 +187,7 @@ def test_corrupt_everywhere_means_the_step_runs_again(chain, locations):
     for tier in (locations.ssd, locations.pv):
         flip_byte(next((tier / "chain" / "shard-0").glob("squares@*")) / "data", offset=10)
     # A torn checkpoint: data present, manifest never written.
-    (next((locations.ssd / "chain" / "shard-0").glob("evens@*")) / "manifest.json").unlink()
+    (next((locations.ssd / "chain" / contract.shard_dir_name(0)).glob("evens@*")) / contract.CHECKPOINT_MANIFEST).unlink()
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     assert "no manifest (torn write)" in result.stderr
@@ -231,7 +232,7 @@ def test_kill_during_checkpoint_copy_leaves_nothing_trusted(tmp_path, locations)
     apply_level("container", runner, locations, "chain")
     for item in ssd.iterdir():
         if "@" in item.name and not item.name.startswith("."):
-            assert (item / "manifest.json").exists()  # whatever is visible is whole
+            assert (item / contract.CHECKPOINT_MANIFEST).exists()  # whatever is visible is whole
     result = run_runtime(pipeline, locations)
     assert result.returncode == 0, result.stderr
     assert not any(p.name.startswith(".tmp-") for p in ssd.iterdir())  # leftovers cleaned

@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+from imagekit_runtime import contract
 
 from checkpoint_support import (
     LEVELS, ORDER, STEPS, durability, kill_tree, make_chain, read_final, run_runtime, runtime_command,
@@ -37,7 +38,7 @@ def fresh_locations(root) -> Locations:
 
 
 def running_steps(locations: Locations) -> list[str]:
-    conf = locations.data_root("chain") / "run" / "supervisord.conf"
+    conf = locations.data_root("chain") / contract.RUN_DIR_NAME / contract.SUPERVISOR_CONF
     if not conf.exists():
         return []
     out = subprocess.run(["supervisorctl", "-c", str(conf), "status"], capture_output=True, text=True).stdout
@@ -74,7 +75,7 @@ def test_random_kills_never_lose_committed_work(tmp_path, level):
             time.sleep(delay)
             if level == "process":
                 victims = running_steps(locations)
-                conf = locations.data_root("chain") / "run" / "supervisord.conf"
+                conf = locations.data_root("chain") / contract.RUN_DIR_NAME / contract.SUPERVISOR_CONF
                 if victims:
                     victim = rng.choice(victims)
                     pid = subprocess.run(["supervisorctl", "-c", str(conf), "pid", victim],

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+from imagekit_runtime import contract
 
 from conftest import imagekit, journal_entries, start_imagekit, write_pipeline, write_step
 
@@ -64,7 +65,7 @@ def test_order_parallelism_and_fan_in(tmp_path, locations, parallelism):
     # The journal agrees: never more than `parallelism` steps running.
     running, peak = set(), 0
     for entry in journal_entries(locations.journal("diamond")):
-        if entry["event"] != "transition":
+        if entry["event"] != contract.Event.TRANSITION:
             continue
         if entry["to"] == "running":
             running.add(entry["step"])
@@ -79,7 +80,7 @@ def test_supervisorctl_shows_every_step_during_a_run(tmp_path, locations):
     write_step(tmp_path / "steps", "after", 'cp "$IMAGEKIT_IN_X" "$IMAGEKIT_OUT_Y"', inputs=["x"], outputs=["y"])
     pipeline = write_pipeline(tmp_path, "watched", ["slow", "after"], results=["y"])
     runner = start_imagekit("run", pipeline, *locations.args())
-    conf = locations.data_root("watched") / "run" / "supervisord.conf"
+    conf = locations.data_root("watched") / contract.RUN_DIR_NAME / contract.SUPERVISOR_CONF
     status = ""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

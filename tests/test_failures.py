@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+from imagekit_runtime import contract
 
 from conftest import imagekit, journal_entries, last_run, start_imagekit, started_steps, write_pipeline, write_step
 
@@ -150,7 +151,7 @@ def test_intermediate_data_is_freed_after_its_last_consumer(tmp_path, locations)
     assert not (committed / "half" / "half").exists() and not (committed / "tail" / "tail").exists()
     assert (committed / "join" / "out").stat().st_size == 1001000  # a result is never freed
     entries = journal_entries(locations.journal("freeing"))
-    freed = {e["data"]: e for e in entries if e["event"] == "freed"}
+    freed = {e["data"]: e for e in entries if e["event"] == contract.Event.FREED}
     assert set(freed) == {"raw", "half", "tail"}
     # raw is freed only after both of its consumers committed.
     committed_at = {e["step"]: e["ts"] for e in entries if e.get("to") == "committed"}

@@ -1,5 +1,5 @@
 """Local pods (`imagekit pod up|status|kill|down`): the rendered StatefulSet's pods on the Docker
-engine, one shard per ordinal, and DESIGN.md's four failure levels injected into them.
+engine, one shard per ordinal, and the four failure levels of docs/contract.md injected into them.
 
 Everything is real: images built by `imagekit build`, manifests by `imagekit deploy render`, pods
 made from those manifests alone, the runtime's journal read from the pod's shm. Each pod's output

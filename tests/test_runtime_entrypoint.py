@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from imagekit_runtime import contract
+
 from conftest import write_pipeline, write_step
 
 
@@ -19,8 +21,8 @@ def shard_pipeline(tmp_path):
 
 def pod_env(locations, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEKIT_")}
-    env.update({"IMAGEKIT_SHM_DIR": str(locations.shm), "IMAGEKIT_SSD_DIR": str(locations.ssd),
-                "IMAGEKIT_PV_DIR": str(locations.pv)}, **extra)
+    env.update({contract.SHM_DIR: str(locations.shm), contract.SSD_DIR: str(locations.ssd),
+                contract.PV_DIR: str(locations.pv)}, **extra)
     return env
 
 
@@ -51,7 +53,7 @@ def test_complete_shard_holds_until_sigterm(tmp_path, locations):
     runner = subprocess.Popen([sys.executable, "-m", "imagekit_runtime", "run", str(pipeline)], env=env,
                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (locations.pv / "results" / "1" / ".imagekit-complete.json").exists():
+    while time.monotonic() < deadline and not (locations.pv / contract.RESULTS_DIR_NAME / "1" / contract.COMPLETION_MARKER).exists():
         time.sleep(0.05)
     time.sleep(0.5)
     assert runner.poll() is None  # still up although the shard is complete

@@ -14,10 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagekit_runtime import contract
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 BASE_IMAGE = "imagekit/debian-python:bookworm"
 HANDOFF_IMAGE = "imagekit-bench/handoff:latest"
+UID = contract.RUNTIME_UID  # the step user of the images
 LAUNCH_IMAGE = "imagekit-bench/launch20:latest"
 TOOLS_IMAGE = "imagekit-bench/paradigms:latest"
 BUCKET = "imagekit-bench"
@@ -55,12 +58,13 @@ def build_pipeline_image(pipeline: Path, tag: str) -> str:
         shutil.copytree(pipeline, Path(context) / "pipeline")
         (Path(context) / "Containerfile").write_text(f"""\
 FROM {BASE_IMAGE}
-RUN id imagekit >/dev/null 2>&1 || useradd --uid 10001 --create-home imagekit
-COPY runtime/ /opt/imagekit/runtime/
-COPY pipeline/ /opt/imagekit/pipeline/
-ENV PYTHONPATH=/opt/imagekit/runtime IMAGEKIT_DEPS_ROOT=/opt/imagekit/deps PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-USER 10001:10001
-ENTRYPOINT ["python3", "-m", "imagekit_runtime", "run", "/opt/imagekit/pipeline/pipeline.yaml"]
+RUN id imagekit >/dev/null 2>&1 || useradd --uid {UID} --create-home imagekit
+COPY runtime/ {contract.IMAGE_RUNTIME_DIR}/
+COPY pipeline/ {contract.IMAGE_PIPELINE_DIR}/
+ENV PYTHONPATH={contract.IMAGE_RUNTIME_DIR} {contract.DEPS_ROOT}={contract.IMAGE_DEPS_ROOT} PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER {UID}:{UID}
+ENTRYPOINT ["python3", "-m", "imagekit_runtime", "run", "{contract.IMAGE_PIPELINE_FILE}"]
 """)
         docker("build", "-q", "-t", tag, "-f", str(Path(context) / "Containerfile"), context, timeout=900)
     return "Containerfile (fallback)"
@@ -75,9 +79,9 @@ def build_tools_image() -> None:
         (Path(context) / "Containerfile").write_text(f"""\
 FROM {HANDOFF_IMAGE}
 USER 0:0
-RUN mkdir -p /store /data && chown 10001:10001 /store /data
+RUN mkdir -p /store /data && chown {UID}:{UID} /store /data
 COPY work.py net.py rpcprobe.py /opt/bench/
-USER 10001:10001
+USER {UID}:{UID}
 ENTRYPOINT []
 """)
         docker("build", "-q", "-t", TOOLS_IMAGE, "-f", str(Path(context) / "Containerfile"), context, timeout=900)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagekit_runtime import contract
 from imagekit_runtime.supervisor_client import Supervisor
 from imagekit_runtime.supervisor_conf import ProgramSpec, render
 
@@ -24,7 +25,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="ik-rpc-", dir="/tmp"))
     try:
         programs = [ProgramSpec(name=f"s{i:02d}", argv=("/bin/true",), directory=root,
-                                environment={"IMAGEKIT_STEP": f"s{i:02d}", "PYTHONUNBUFFERED": "1"},
+                                environment={contract.STEP: f"s{i:02d}", "PYTHONUNBUFFERED": "1"},
                                 log_file=root / f"s{i:02d}.log", stop_wait_seconds=10)
                     for i in range(1, PROGRAMS + 1)]
         (root / "logs").mkdir()

@@ -1,6 +1,6 @@
 """The pod both flavours run: one pipeline container, its volumes and its claims.
 
-Mounts in the pipeline container, and what survives which failure (DESIGN.md):
+Mounts in the pipeline container, and what survives which failure (docs/contract.md):
   /dev/shm          emptyDir medium Memory, sizeLimit = shm: survives a container restart
   /tmp              emptyDir on disk: scratch, since the root filesystem is read-only
   checkpoint.ssd    hostPath (per pod sub-directory) or a local-PV claim: survives the pod
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagekit.labels import POD_PIPELINE_LABEL
+from imagekit_runtime import contract
 from imagekit_runtime.spec import PipelineSpec
 
 from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode, quantity
@@ -21,7 +22,7 @@ from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 CONTAINER_NAME = "pipeline"
 SSD_INIT_CONTAINER_NAME = "prepare-ssd"
-SHM_DIR = f"{SHM_MOUNT}/imagekit"
+SHM_DIR = contract.DEFAULT_SHM_DIR
 TMP_SIZE = "1Gi"
 IN_PLACE_READINESS_GATE = "InPlaceUpdateReady"
 LOCAL_PROVISIONER = "kubernetes.io/no-provisioner"
@@ -33,7 +34,7 @@ SSD_VOLUME = "ssd"
 PV_VOLUME = "pv"
 SSD_ROOT_IN_INIT = "/ssd-root"
 # hostPath is shared by every pod on the node: each pod gets its own sub-directory.
-SSD_SUBPATH = "$(IMAGEKIT_POD_NAMESPACE)/$(IMAGEKIT_POD_NAME)"
+SSD_SUBPATH = f"$({contract.POD_NAMESPACE})/$({contract.POD_NAME})"
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def _field_env(name: str, field_path: str) -> dict[str, Any]:
 
 def _identity_env() -> list[dict[str, Any]]:
     return [
-        _field_env("IMAGEKIT_POD_NAME", "metadata.name"),
-        _field_env("IMAGEKIT_POD_NAMESPACE", "metadata.namespace"),
+        _field_env(contract.POD_NAME, "metadata.name"),
+        _field_env(contract.POD_NAMESPACE, "metadata.namespace"),
     ]
 
 
@@ -76,17 +77,17 @@ def shard_env(spec: PipelineSpec, settings: DeploySettings) -> list[dict[str, An
     """The runtime's environment contract. An absent ordinal label yields "", and the runtime
     then reads the shard from the pod name."""
     env = [
-        _field_env("IMAGEKIT_SHARD_INDEX", f"metadata.labels['{POD_INDEX_LABEL}']"),
-        {"name": "IMAGEKIT_SHARD_COUNT", "value": str(settings.shard_count)},
+        _field_env(contract.SHARD_INDEX, f"metadata.labels['{POD_INDEX_LABEL}']"),
+        {"name": contract.SHARD_COUNT, "value": str(settings.shard_count)},
         *_identity_env(),
-        {"name": "IMAGEKIT_SHM_DIR", "value": SHM_DIR},
+        {"name": contract.SHM_DIR, "value": SHM_DIR},
         # A StatefulSet restarts a container that exits, even with 0: a complete shard waits instead.
-        {"name": "IMAGEKIT_HOLD_WHEN_COMPLETE", "value": "1"},
+        {"name": contract.HOLD_WHEN_COMPLETE, "value": "1"},
     ]
     if spec.checkpoint.ssd is not None:
-        env.append({"name": "IMAGEKIT_SSD_DIR", "value": str(spec.checkpoint.ssd)})
+        env.append({"name": contract.SSD_DIR, "value": str(spec.checkpoint.ssd)})
     if spec.checkpoint.pv is not None:
-        env.append({"name": "IMAGEKIT_PV_DIR", "value": str(spec.checkpoint.pv)})
+        env.append({"name": contract.PV_DIR, "value": str(spec.checkpoint.pv)})
     return env
 
 

@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import PurePosixPath
 
 from imagekit.references import parse_reference
+from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.spec import PipelineSpec, format_size, parse_size
 
@@ -20,10 +21,10 @@ MiB = 1024**2
 GiB = 1024**3
 
 # Where the image keeps the pipeline and the runtime; mounting over it would hide them.
-IMAGE_PIPELINE_DIR = "/opt/imagekit"
-SHM_MOUNT = "/dev/shm"
+IMAGE_PIPELINE_DIR = contract.IMAGE_ROOT
+SHM_MOUNT = contract.SHM_MOUNT
 TMP_MOUNT = "/tmp"
-RUN_AS_USER = 10001
+RUN_AS_USER = contract.RUNTIME_UID
 
 # Memory the runtime (supervisord + conductor) needs beside shm, and a default
 # allowance per step process running at once. The limit covers shm too: pages of a

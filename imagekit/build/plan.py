@@ -13,14 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .tarball import Mapping, tree_size
 
-IMAGE_ROOT = PurePosixPath("/opt/imagekit")
-PIPELINE_ROOT = IMAGE_ROOT / "pipeline"
-DEPS_ROOT = IMAGE_ROOT / "deps"
+IMAGE_ROOT = PurePosixPath(contract.IMAGE_ROOT)
+PIPELINE_ROOT = PurePosixPath(contract.IMAGE_PIPELINE_DIR)
+DEPS_ROOT = PurePosixPath(contract.IMAGE_DEPS_ROOT)
 DEFAULT_LAYER_BUDGET = 100
 CONTAINERD_LAYER_LIMIT = 127
 SHARED = "shared"

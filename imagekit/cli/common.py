@@ -1,4 +1,4 @@
-"""What every verb shares: error reporting with DESIGN.md's exit codes, JSON output, logging."""
+"""What every verb shares: error reporting with the exit codes of docs/contract.md, JSON output, logging."""
 from __future__ import annotations
 
 import functools

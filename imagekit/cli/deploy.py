@@ -11,6 +11,7 @@ from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
+from imagekit_runtime import contract
 from imagekit_runtime.errors import EnvironmentMissing
 from imagekit_runtime.spec import format_size, load_pipeline
 
@@ -82,7 +83,7 @@ def render_command(
     )
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
-                     f"IMAGEKIT_SHARD_COUNT is {replicas}", highlight=False, markup=False)
+                     f"{contract.SHARD_COUNT} is {replicas}", highlight=False, markup=False)
     rendering = render(spec, settings)
     report = _validate(rendering, kubernetes_version, kruise_crd)
     if report.problems:

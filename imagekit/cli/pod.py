@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from imagekit_deploy.emulator.faults import LEVELS, kill
+from imagekit_deploy.emulator.faults import kill
 from imagekit_deploy.emulator.pods import PodSet, down, up
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
+from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
 from imagekit_runtime.errors import PipelineFailed
 from imagekit_runtime.settings import parse_params
 
@@ -20,11 +20,9 @@ from .common import OutputFormat, emit_json, exits_on_error, stderr
 
 pod_app = typer.Typer(
     help="Run the pods of a rendered StatefulSet on the local Docker engine (one sandbox holding shm plus "
-         "the pipeline container per ordinal) and inject DESIGN.md's failures into them.",
+         "the pipeline container per ordinal) and inject the four failure levels of docs/contract.md into them.",
     no_args_is_help=True,
 )
-
-Level = Enum("Level", {level: level for level in LEVELS}, type=str)  # process | container | pod | node
 
 STATE_HELP = "the set's state directory [default: ./.imagekit-pods/<name>, or the only set there]"
 
@@ -92,7 +90,7 @@ def status_command(
 @exits_on_error
 def kill_command(
     ordinal: int = typer.Argument(..., help="the pod's ordinal (= its shard)"),
-    level: Level = typer.Option(..., "--level", help="DESIGN.md's failure level"),
+    level: FailureLevel = typer.Option(..., "--level", help=f"the failure level: {FAILURE_LEVELS_HELP}"),
     step: Optional[str] = typer.Option(None, "--step", help="wait until this step runs, then inject (process: "
                                        "kill this step) [default: process kills any running step]"),
     timeout: float = typer.Option(60, "--timeout", help="seconds to wait for --step to run"),
@@ -105,10 +103,11 @@ def kill_command(
     report = kill(PodSet(where, Engine()), state, ordinal, level.value, step, timeout)
     if output is OutputFormat.json:
         emit_json(report.to_json())
-    what = {"process": f"killed step {report.step} (pid {report.pid}); the container restarts and resumes from shm",
-            "container": "killed and restarted the pipeline container; shm kept",
-            "pod": "removed and recreated the pod; shm lost, SSD kept",
-            "node": "removed and recreated the pod and its node disk; shm and SSD lost, PV kept"}[level.value]
+    what = {FailureLevel.PROCESS: f"killed step {report.step} (pid {report.pid}); "
+                                  "the container restarts and resumes from shm",
+            FailureLevel.CONTAINER: "killed and restarted the pipeline container; shm kept",
+            FailureLevel.POD: "removed and recreated the pod; shm lost, SSD kept",
+            FailureLevel.NODE: "removed and recreated the pod and its node disk; shm and SSD lost, PV kept"}[level]
     _say(f"{report.pod}: {what}")
 
 

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import typer
 
-from imagekit_runtime.main import format_summary, run_pipeline
+from imagekit_runtime import contract
+from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
+from imagekit_runtime.summary import format_summary
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         pv: str = typer.Option(None, help="PV checkpoint directory [default: the pipeline's checkpoint.pv]"),
         results: str = typer.Option(None, help="results directory [default: <pv>/results/<shard>]"),
         run_dir: str = typer.Option(None, help="journal, logs, supervisord.conf [default: in the shm directory]"),
-        shard_index: int = typer.Option(None, help="this shard [default: $IMAGEKIT_SHARD_INDEX or 0]"),
+        shard_index: int = typer.Option(None, help=f"this shard [default: ${contract.SHARD_INDEX} or 0]"),
         shard_count: int = typer.Option(None, help="number of shards [default: the pipeline's shards]"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE, overrides a pipeline param"),
         parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),

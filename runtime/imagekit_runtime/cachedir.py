@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CACHE_DIR_ENV = "IMAGEKIT_CACHE_DIR"
+from .contract import CACHE_DIR
 
 
 def cache_root() -> Path:
     """The cache's top directory (not created here)."""
-    base = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+    base = os.environ.get(CACHE_DIR) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imagekit")
     return Path(base)

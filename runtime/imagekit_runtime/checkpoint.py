@@ -31,6 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .contract import (
+    CHECKPOINT_DATA,
+    CHECKPOINT_MANIFEST,
+    COMMIT_RECORD,
+    QUARANTINE_DIR,
+    QUARANTINE_REASON_SUFFIX,
+    TEMPORARY_PREFIX,
+    checkpoint_item_name,
+    shard_dir_name,
+)
 from .copier import CopyJob
 from .datastore import CommitRecord, remove_tree
 from .keys import data_key
@@ -42,7 +52,7 @@ log = logging.getLogger("imagekit.runtime")
 HASH_IN_THREAD_FROM = 4 * 1024 * 1024  # smaller files: a thread costs more than it saves
 CHUNK = 32 * 1024 * 1024  # files above this are hashed as a tree of chunk hashes
 HASH_THREADS = 2
-MANIFEST = "manifest.json"
+MANIFEST = CHECKPOINT_MANIFEST
 TIERS = ("ssd", "pv")
 
 
@@ -142,11 +152,11 @@ class Tier:
     root: Path  # <tier>/<pipeline>/shard-<i>
 
     def item_dir(self, data: str, key: str) -> Path:
-        return self.root / f"{data}@{key[:16]}"
+        return self.root / checkpoint_item_name(data, key)
 
     @property
     def quarantine(self) -> Path:
-        return self.root / ".quarantine"
+        return self.root / QUARANTINE_DIR
 
 
 @dataclass
@@ -165,7 +175,7 @@ class CheckpointStore:
         tiers = []
         for name, base in (("ssd", layout.ssd_dir), ("pv", layout.pv_dir)):
             if base is not None:
-                tiers.append(Tier(name, base / spec.name / f"shard-{shard_index}"))
+                tiers.append(Tier(name, base / spec.name / shard_dir_name(shard_index)))
         return cls(layout=layout, pipeline=spec.name, shard_index=shard_index, major=spec.checkpoint.major,
                    tiers=tiers, warnings=warnings, outputs_of={s.name: s.outputs for s in spec.steps})
 
@@ -194,13 +204,13 @@ class CheckpointStore:
         final = tier.item_dir(data, key)
         if (final / MANIFEST).exists():
             return final  # the same content is already checkpointed
-        temporary = tier.root / f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
+        temporary = tier.root / f"{TEMPORARY_PREFIX}{final.name}-{os.getpid()}-{time.monotonic_ns()}"
         try:
             tier.root.mkdir(parents=True, exist_ok=True)
             temporary.mkdir()
             started = time.monotonic()
             files = []
-            target = temporary / "data"
+            target = temporary / CHECKPOINT_DATA
             if source.is_dir():
                 target.mkdir()
             for path in _walk_files(source):
@@ -284,7 +294,7 @@ class CheckpointStore:
         for field_name, value in expected.items():
             if manifest.get(field_name) != value:
                 raise CorruptCheckpoint(f"{field_name} is {manifest.get(field_name)!r}, expected {value!r} (foreign checkpoint)")
-        target = item / "data"
+        target = item / CHECKPOINT_DATA
         listed = {entry["path"] for entry in manifest["files"]}
         present = {(p.relative_to(target).as_posix() if target.is_dir() else "") for p in _walk_files(target)} \
             if os.path.lexists(target) else set()
@@ -305,7 +315,7 @@ class CheckpointStore:
         item = tier.item_dir(data, data_key(step_key, data))
         manifest = json.loads((item / MANIFEST).read_text())
         committed = self.layout.committed_dir(step)
-        record_path = committed / ".commit.json"
+        record_path = committed / COMMIT_RECORD
         try:
             record = CommitRecord.from_json(json.loads(record_path.read_text()))
             if record.key != step_key:
@@ -316,13 +326,13 @@ class CheckpointStore:
         committed.mkdir(parents=True, exist_ok=True)
         temporary = committed / f".restore-{data}"
         remove_tree(temporary)
-        if (item / "data").is_dir():
-            shutil.copytree(item / "data", temporary, symlinks=True)
+        if (item / CHECKPOINT_DATA).is_dir():
+            shutil.copytree(item / CHECKPOINT_DATA, temporary, symlinks=True)
         else:
-            shutil.copyfile(item / "data", temporary)
+            shutil.copyfile(item / CHECKPOINT_DATA, temporary)
         os.rename(temporary, committed / data)
         record.outputs[data] = manifest["bytes"]
-        temporary_record = committed / ".commit.json.tmp"
+        temporary_record = committed / f"{COMMIT_RECORD}.tmp"
         temporary_record.write_text(json.dumps(record.to_json(), sort_keys=True))
         os.replace(temporary_record, record_path)
 
@@ -332,7 +342,7 @@ class CheckpointStore:
         destination = tier.quarantine / f"{item.name}-{int(time.time() * 1000)}"
         try:
             os.rename(item, destination)
-            (destination.parent / f"{destination.name}.reason").write_text(reason + "\n")
+            (destination.parent / f"{destination.name}{QUARANTINE_REASON_SUFFIX}").write_text(reason + "\n")
         except OSError:
             remove_tree(item)
 
@@ -341,7 +351,7 @@ class CheckpointStore:
         for tier in self.tiers:
             if tier.root.is_dir():
                 for entry in tier.root.iterdir():
-                    if entry.name.startswith(".tmp-"):
+                    if entry.name.startswith(TEMPORARY_PREFIX):
                         remove_tree(entry)
 
     def prune(self, keep_keys: set[str], retention: int) -> list[Path]:

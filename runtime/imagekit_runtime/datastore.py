@@ -8,7 +8,6 @@ and is discarded.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -17,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .contract import COMMIT_RECORD, output_var
 from .layout import RunLayout, tree_size
-from .spec import env_name
 
 
 class MissingOutput(Exception):
@@ -64,10 +63,10 @@ class DataStore:
             path = staging / data
             if not os.path.lexists(path):
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
-                                    f"(expected at $IMAGEKIT_OUT_{env_name(data)})")
+                                    f"(expected at ${output_var(data)})")
             sizes[data] = tree_size(path)
         record = CommitRecord(step=step, key=key, outputs=sizes, run=run)
-        record_path = staging / ".commit.json"
+        record_path = staging / COMMIT_RECORD
         record_path.write_text(json.dumps(record.to_json(), sort_keys=True))
         committed = self.layout.committed_dir(step)
         if committed.exists():  # a stale commit of other content: replace it
@@ -107,14 +106,3 @@ def remove_tree(path: Path) -> None:
     except FileNotFoundError:
         pass
 
-
-def shm_usage(path: Path) -> tuple[int, int]:
-    """(size, used) bytes of the filesystem holding path."""
-    stats = os.statvfs(path)
-    size = stats.f_blocks * stats.f_frsize
-    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
-    return size, used
-
-
-def is_enospc(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC

@@ -40,12 +40,6 @@ class EnvironmentProvider(Protocol):
 
 
 @dataclass(frozen=True)
-class NoEnvironments:
-    def paths_for(self, step: StepSpec) -> StepPaths:
-        return StepPaths()
-
-
-@dataclass(frozen=True)
 class PrebuiltDeps:
     deps_root: Path
 

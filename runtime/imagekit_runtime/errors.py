@@ -1,4 +1,4 @@
-"""Typed errors, each carrying the exit code of DESIGN.md's command contract."""
+"""Typed errors, each carrying its exit code; docs/contract.md lists them for users."""
 from __future__ import annotations
 
 from pathlib import Path

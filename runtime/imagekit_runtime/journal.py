@@ -1,7 +1,9 @@
-"""An append-only JSON-lines journal of step transitions and run events.
+"""The run journal: an append-only JSON-lines file of step transitions and run events, and its one reader.
 
-Recovery tests and `imagekit status` read it; each line is one event and is
-flushed as it is written, so a crash loses at most the line being written.
+Each line is one event (names in contract.Event), flushed as it is written, so a crash loses at most
+the line being written; every reader here skips such a torn line. The runtime writes it; `imagekit
+status`, the pod emulator (from a copy read out of a container), the tests and the benchmarks read it
+through the functions below.
 """
 from __future__ import annotations
 
@@ -10,67 +12,154 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, TextIO
+
+from .contract import Event
+from .states import StepState
 
 log = logging.getLogger("imagekit.runtime")
 
+Entry = dict[str, Any]
 
-@dataclass
+
 class Journal:
-    path: Path
-    run_id: str
+    """The writer: one per run, shared by the conductor and the copier thread. The file is opened at the
+    first event, so a journal that exists always starts its run with run-start."""
 
-    def __post_init__(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self._file: TextIO | None = None
         self._lock = threading.Lock()  # the copier thread records checkpoints too
 
-    def record(self, event: str, **fields: Any) -> None:
-        entry = {"ts": round(time.time(), 6), "run": self.run_id, "event": event, **fields}
+    def record(self, event: Event, **fields: Any) -> None:
+        entry = {"ts": round(time.time(), 6), "run": self.run_id, "event": event.value, **fields}
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"
         with self._lock:
             try:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
                 self._file.write(line)
                 self._file.flush()
             except OSError as exc:  # a full shm must not turn a step failure into a crash
                 log.warning("warning: journal %s: %s", self.path, exc.strerror)
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
-def read_journal(path: Path, run_id: str | None = None) -> Iterator[dict[str, Any]]:
-    """Entries of the journal, of one run only if run_id is given; a torn last line is skipped."""
+def parse_lines(lines: Iterable[str], run_id: str | None = None) -> Iterator[Entry]:
+    """Entries of journal lines, of one run only if run_id is given; torn or foreign lines are skipped."""
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the line a crash tore
+        if isinstance(entry, dict) and "event" in entry and (run_id is None or entry.get("run") == run_id):
+            yield entry
+
+
+def parse_text(text: str, run_id: str | None = None) -> list[Entry]:
+    """Entries of a journal's whole text (e.g. a copy read out of a container)."""
+    return list(parse_lines(text.splitlines(), run_id))
+
+
+def read_journal(path: Path, run_id: str | None = None) -> Iterator[Entry]:
+    """Entries of the journal file, of one run only if run_id is given; nothing if there is no file."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as journal_file:
-        for line in journal_file:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if run_id is None or entry.get("run") == run_id:
-                yield entry
+    with open(path, encoding="utf-8", errors="replace") as journal_file:
+        yield from parse_lines(journal_file, run_id)
 
 
-def runs_in(path: Path) -> list[str]:
+def run_ids(entries: Iterable[Entry]) -> list[str]:
     """Run ids in journal order."""
     seen: list[str] = []
-    for entry in read_journal(path):
-        if entry.get("event") == "run-start" and entry["run"] not in seen:
+    for entry in entries:
+        if entry.get("event") == Event.RUN_START and entry.get("run") not in seen:
             seen.append(entry["run"])
     return seen
 
 
+def runs_in(path: Path) -> list[str]:
+    return run_ids(read_journal(path))
+
+
+def started(entries: Iterable[Entry]) -> list[str]:
+    """Steps whose process was started (at least once) among these entries, in start order."""
+    names: list[str] = []
+    for entry in entries:
+        running = entry.get("event") == Event.TRANSITION and entry.get("to") == StepState.RUNNING
+        if running and entry["step"] not in names:
+            names.append(entry["step"])
+    return names
+
+
 def steps_started(path: Path, run_id: str) -> list[str]:
     """Steps whose process was started (at least once) in the given run, in start order."""
-    started: list[str] = []
-    for entry in read_journal(path, run_id):
-        if entry.get("event") == "transition" and entry.get("to") == "running" and entry["step"] not in started:
-            started.append(entry["step"])
-    return started
+    return started(read_journal(path, run_id))
+
+
+def transition_time(entries: Iterable[Entry], step: str, to: str) -> float | None:
+    """When `step` first entered state `to` (the entry's wall-clock ts), or None."""
+    for entry in entries:
+        if entry.get("event") == Event.TRANSITION and entry.get("step") == step and entry.get("to") == to:
+            return float(entry["ts"])
+    return None
+
+
+@dataclass
+class RunView:
+    """The newest run in a journal, and what every run of it checkpointed."""
+
+    runs: int = 0
+    key: str | None = None                                  # the pipeline key of the newest run
+    status: str | None = None                               # its run-end status, if it ended
+    steps: dict[str, str] = field(default_factory=dict)     # step -> newest state
+    started: list[str] = field(default_factory=list)        # steps whose process started
+    reused: list[str] = field(default_factory=list)
+    restored: dict[str, str] = field(default_factory=dict)  # step/data -> ssd | pv
+    checkpointed: list[str] = field(default_factory=list)   # step/data@tier, over all runs
+
+
+def newest_run(entries: list[Entry]) -> RunView:
+    view = RunView()
+    ids = run_ids(entries)
+    view.runs = len(ids)
+    for entry in entries:
+        if entry.get("event") == Event.CHECKPOINTED:
+            item = f"{entry.get('step')}/{entry.get('data')}@{entry.get('tier')}"
+            if item not in view.checkpointed:
+                view.checkpointed.append(item)
+    if not ids:
+        return view
+    for entry in (e for e in entries if e.get("run") == ids[-1]):
+        _apply(view, entry)
+    return view
+
+
+def _apply(view: RunView, entry: Entry) -> None:
+    event = entry.get("event")
+    if event == Event.RUN_START:
+        view.key = entry.get("key")
+    elif event == Event.TRANSITION:
+        view.steps[entry["step"]] = entry["to"]
+        if entry["to"] == StepState.RUNNING and entry["step"] not in view.started:
+            view.started.append(entry["step"])
+    elif event == Event.PLAN:
+        for step in entry.get("to_run") or []:
+            view.steps.setdefault(step, StepState.WAITING.value)
+        view.reused = list(entry.get("reused") or [])
+        view.restored = dict(entry.get("restore") or {})
+    elif event == Event.RUN_END:
+        view.status = entry.get("status")
 
 
 def new_run_id() -> str:

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contract
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -24,11 +26,11 @@ class RunLayout:
 
     @property
     def committed_root(self) -> Path:
-        return self.shm_dir / "committed"
+        return self.shm_dir / contract.COMMITTED_DIR
 
     @property
     def staging_root(self) -> Path:
-        return self.shm_dir / "staging"
+        return self.shm_dir / contract.STAGING_DIR
 
     def committed_dir(self, step: str) -> Path:
         return self.committed_root / step
@@ -43,26 +45,30 @@ class RunLayout:
         return self.staging_dir(step) / data
 
     def commit_record(self, step: str) -> Path:
-        return self.committed_dir(step) / ".commit.json"
+        return self.committed_dir(step) / contract.COMMIT_RECORD
 
     @property
     def journal(self) -> Path:
-        return self.run_dir / "journal.jsonl"
+        return self.run_dir / contract.JOURNAL_FILE
 
     @property
     def logs_dir(self) -> Path:
-        return self.run_dir / "logs"
+        return self.run_dir / contract.LOGS_DIR
 
     def step_log(self, step: str) -> Path:
         return self.logs_dir / f"{step}.log"
 
     @property
     def supervisor_conf(self) -> Path:
-        return self.run_dir / "supervisord.conf"
+        return self.run_dir / contract.SUPERVISOR_CONF
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.run_dir / contract.SUPERVISOR_LOG
 
     @property
     def completion_marker(self) -> Path:
-        return self.results_dir / ".imagekit-complete.json"
+        return self.results_dir / contract.COMPLETION_MARKER
 
     def create(self) -> None:
         for directory in (self.committed_root, self.staging_root, self.logs_dir, self.results_dir):

@@ -9,34 +9,49 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from .conductor import Conductor, RunOptions, RunSummary
-from .errors import EXIT_BAD_INPUT, ImagekitError
+from . import contract
+from .checkpoint import CheckpointStore
+from .conductor import Collaborators, Conductor, RunOptions
+from .copier import Copier
+from .datastore import DataStore
+from .environments import EnvironmentProvider
+from .errors import ImagekitError
+from .exit_watch import ExitWatcher
+from .journal import Journal, new_run_id
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
-from .spec import format_size, load_pipeline
+from .spec import PipelineSpec, load_pipeline
 from .states import StepState
 from .status import collect_status, format_status
+from .summary import RunSummary, format_summary
+from .supervisor_client import Supervisor
 
 log = logging.getLogger("imagekit.runtime")
 
 
 def add_location_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", type=Path, help="pipeline.yaml or its directory")
-    parser.add_argument("--shm-dir", help="shared-memory directory (default /dev/shm/imagekit, or $IMAGEKIT_SHM_DIR)")
-    parser.add_argument("--ssd", help="SSD checkpoint directory (default: checkpoint.ssd, or $IMAGEKIT_SSD_DIR)")
-    parser.add_argument("--pv", help="PV checkpoint directory (default: checkpoint.pv, or $IMAGEKIT_PV_DIR)")
-    parser.add_argument("--results", help="results directory (default <pv>/results/<shard>, or $IMAGEKIT_RESULTS_DIR)")
+    parser.add_argument("--shm-dir",
+                        help=f"shared-memory directory (default {contract.DEFAULT_SHM_DIR}, or ${contract.SHM_DIR})")
+    parser.add_argument("--ssd", help=f"SSD checkpoint directory (default: checkpoint.ssd, or ${contract.SSD_DIR})")
+    parser.add_argument("--pv", help=f"PV checkpoint directory (default: checkpoint.pv, or ${contract.PV_DIR})")
+    parser.add_argument("--results",
+                        help=f"results directory (default <pv>/results/<shard>, or ${contract.RESULTS_DIR})")
     parser.add_argument("--run-dir", help="journal, logs and supervisord config (default <shm>/…/run)")
-    parser.add_argument("--shard-index", type=int, help="this shard (default $IMAGEKIT_SHARD_INDEX or the pod ordinal)")
+    parser.add_argument("--shard-index", type=int,
+                        help=f"this shard (default ${contract.SHARD_INDEX} or the pod ordinal)")
     parser.add_argument("--shard-count", type=int, help="number of shards (default: the pipeline's `shards`)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline param")
     parser.add_argument("--no-checkpoints", action="store_true", help="write no SSD or PV checkpoints")
-    parser.add_argument("--deps-root", help="prebuilt step dependencies (in images: $IMAGEKIT_DEPS_ROOT)")
+    parser.add_argument("--deps-root", help=f"prebuilt step dependencies (in images: ${contract.DEPS_ROOT})")
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
@@ -53,23 +68,40 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
     layout = resolve_layout(spec, settings, shard_index)
     options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
                          parallelism=parallelism, force=force, quiet_steps=quiet_steps, on_transition=on_transition)
-    return Conductor(spec, options, resolve_environments(settings)).run()
+    with open_conductor(spec, options, resolve_environments(settings)) as conductor:
+        return conductor.run()
 
 
-def format_summary(summary: RunSummary) -> str:
-    lines = [f"{summary.pipeline} shard {summary.shard_index}/{summary.shard_count}: {summary.status} "
-             f"in {summary.wall_seconds:.2f}s (exit {summary.exit_code}); peak shm {format_size(summary.peak_shm_bytes)}; "
-             f"results in {summary.results_dir}"]
-    lines.append(f"  {'step':<20} {'state':<10} {'exit':>4} {'tries':>5} {'wall s':>8} {'in':>10} {'out':>10}")
-    for step in summary.steps:
-        exit_text = "-" if step.exit_code is None else str(step.exit_code)
-        lines.append(f"  {step.name:<20} {step.state.value:<10} {exit_text:>4} {step.attempts:>5} "
-                     f"{step.wall_seconds:>8.2f} {format_size(step.bytes_in):>10} {format_size(step.bytes_out):>10}")
-    for warning in summary.warnings:
-        lines.append(f"  warning: {warning}")
-    if summary.message:
-        lines.append(f"  {summary.message}")
-    return "\n".join(lines)
+@contextmanager
+def open_conductor(spec: PipelineSpec, options: RunOptions, environments: EnvironmentProvider) -> Iterator[Conductor]:
+    """A conductor with everything it drives made for it; all of it closed (journal last) when the run is over."""
+    layout = options.layout
+    layout.create()
+    socket_dir = short_tempdir(layout.run_dir)
+    warnings: list[str] = []
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, socket_dir, ignore_errors=True)
+        journal = Journal(layout.journal, new_run_id())
+        stack.callback(journal.close)
+        copier = Copier()
+        stack.callback(copier.close)  # before the journal: a copy journals its checkpoint
+        watcher = ExitWatcher()
+        stack.callback(watcher.close)
+        log_stream = stack.enter_context(open(os.devnull, "w")) if options.quiet_steps else sys.stderr
+        parts = Collaborators(
+            store=DataStore(layout), checkpoints=CheckpointStore.for_spec(spec, layout, options.shard_index, warnings),
+            copier=copier, journal=journal,
+            supervisor=Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log),
+            watcher=watcher, environments=environments, log_stream=log_stream, warnings=warnings)
+        yield Conductor(spec, options, parts)
+
+
+def short_tempdir(run_dir: Path) -> Path:
+    """A directory for the supervisord socket: unix socket paths must stay under ~100 bytes."""
+    for parent in (os.environ.get("TMPDIR"), "/tmp", str(run_dir)):
+        if parent and os.access(parent, os.W_OK) and len(parent) < 60:
+            return Path(tempfile.mkdtemp(prefix="ik-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix="ik-"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--parallelism", type=int, help="override the pipeline's parallelism")
     run.add_argument("--output", choices=["text", "json"], default="text")
     run.add_argument("--hold-when-complete", action="store_true",
-                     default=os.environ.get("IMAGEKIT_HOLD_WHEN_COMPLETE", "") not in ("", "0", "false"),
+                     default=contract.is_hold_requested(os.environ.get(contract.HOLD_WHEN_COMPLETE)),
                      help="after success, wait for SIGTERM instead of exiting (StatefulSet pods restart exited "
-                          "containers); default $IMAGEKIT_HOLD_WHEN_COMPLETE")
+                          "containers); default $" + contract.HOLD_WHEN_COMPLETE)
     run.add_argument("--verbose", "-v", action="store_true")
     status = commands.add_parser("status", help="where each data item is and which steps would run")
     add_location_arguments(status)

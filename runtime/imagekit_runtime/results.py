@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .contract import RESULT_RECORDS_DIR, TEMPORARY_PREFIX
 from .datastore import remove_tree
 
 
 def copy_item(source: Path, destination: Path) -> None:
     """Copy a file or directory tree to destination via a temporary name and a rename."""
-    temporary = destination.with_name(f".tmp-{destination.name}-{os.getpid()}")
+    temporary = destination.with_name(f"{TEMPORARY_PREFIX}{destination.name}-{os.getpid()}")
     remove_tree(temporary)
     if source.is_dir():
         shutil.copytree(source, temporary, symlinks=True)
@@ -31,7 +32,7 @@ def copy_item(source: Path, destination: Path) -> None:
 def deliver(source: Path, results_dir: Path, data: str, key: str) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     copy_item(source, results_dir / data)
-    records = results_dir / ".imagekit"
+    records = results_dir / RESULT_RECORDS_DIR
     records.mkdir(exist_ok=True)
     record = records / f"{data}.json"
     temporary = record.with_suffix(".tmp")
@@ -41,7 +42,7 @@ def deliver(source: Path, results_dir: Path, data: str, key: str) -> None:
 
 def delivered(results_dir: Path, data: str, key: str) -> bool:
     try:
-        record = json.loads((results_dir / ".imagekit" / f"{data}.json").read_text())
+        record = json.loads((results_dir / RESULT_RECORDS_DIR / f"{data}.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
     return record.get("key") == key and os.path.lexists(results_dir / data)
@@ -57,7 +58,9 @@ def write_completion(marker: Path, content: dict[str, Any]) -> None:
 
 
 def read_completion(marker: Path) -> dict[str, Any] | None:
+    """The completion marker's content; None when absent, being written, unreadable or not a mapping."""
     try:
-        return json.loads(marker.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        content = json.loads(marker.read_text())
+    except (OSError, ValueError):
         return None
+    return content if isinstance(content, dict) else None

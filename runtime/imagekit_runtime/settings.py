@@ -10,14 +10,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contract
 from .environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
 from .errors import UsageError
 from .layout import RunLayout
 from .spec import PipelineSpec
 
 log = logging.getLogger("imagekit.runtime")
-
-DEFAULT_SHM_DIR = "/dev/shm/imagekit"
 
 
 @dataclass
@@ -59,14 +58,14 @@ def _env_int(name: str, fix: str) -> int | None:
 def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
     index = settings.shard_index
     if index is None:
-        index = _env_int("IMAGEKIT_SHARD_INDEX", "set it to the pod ordinal")
+        index = _env_int(contract.SHARD_INDEX, "set it to the pod ordinal")
     if index is None:
-        index = shard_from_pod_name(_env("IMAGEKIT_POD_NAME"))
+        index = shard_from_pod_name(_env(contract.POD_NAME))
     if index is None:
         index = 0
     count = settings.shard_count
     if count is None:
-        count = _env_int("IMAGEKIT_SHARD_COUNT", "set it to the number of replicas")
+        count = _env_int(contract.SHARD_COUNT, "set it to the number of replicas")
     if count is None:
         count = spec.shards
     if count < 1 or not 0 <= index < count:
@@ -91,30 +90,30 @@ def _usable_dir(path: Path | None, what: str) -> Path | None:
 
 
 def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) -> RunLayout:
-    shm_base = Path(settings.shm_dir or _env("IMAGEKIT_SHM_DIR") or DEFAULT_SHM_DIR)
-    shm_dir = shm_base / spec.name / f"shard-{shard_index}"
+    shm_base = Path(settings.shm_dir or _env(contract.SHM_DIR) or contract.DEFAULT_SHM_DIR)
+    shm_dir = shm_base / spec.name / contract.shard_dir_name(shard_index)
     if settings.no_checkpoints:
         ssd = pv = None
     else:
-        ssd_text = settings.ssd or _env("IMAGEKIT_SSD_DIR")
-        pv_text = settings.pv or _env("IMAGEKIT_PV_DIR")
+        ssd_text = settings.ssd or _env(contract.SSD_DIR)
+        pv_text = settings.pv or _env(contract.PV_DIR)
         ssd = _usable_dir(Path(ssd_text) if ssd_text else spec.checkpoint.ssd, "ssd")
         pv = _usable_dir(Path(pv_text) if pv_text else spec.checkpoint.pv, "pv")
-    results_text = settings.results or _env("IMAGEKIT_RESULTS_DIR")
+    results_text = settings.results or _env(contract.RESULTS_DIR)
     if results_text:
         results = Path(results_text)
     elif pv is not None:
-        results = pv / "results" / str(shard_index)
+        results = pv / contract.RESULTS_DIR_NAME / str(shard_index)
     else:
         results = Path.cwd() / "imagekit-results" / spec.name / str(shard_index)
-    run_text = settings.run_dir or _env("IMAGEKIT_RUN_DIR")
-    run_dir = Path(run_text) if run_text else shm_dir / "run"
+    run_text = settings.run_dir or _env(contract.RUN_DIR)
+    run_dir = Path(run_text) if run_text else shm_dir / contract.RUN_DIR_NAME
     return RunLayout(shm_dir=shm_dir.absolute(), run_dir=run_dir.absolute(), results_dir=results.absolute(),
                      ssd_dir=ssd.absolute() if ssd else None, pv_dir=pv.absolute() if pv else None)
 
 
 def resolve_environments(settings: RunSettings) -> EnvironmentProvider:
-    deps_root = settings.deps_root or _env("IMAGEKIT_DEPS_ROOT")
+    deps_root = settings.deps_root or _env(contract.DEPS_ROOT)
     if deps_root:
         return PrebuiltDeps(Path(deps_root))
     return LocalVenvs(default_cache_dir())

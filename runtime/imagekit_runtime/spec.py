@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .contract import DEFAULT_PV, DEFAULT_SSD
 from .errors import SpecError
 from .stepfiles import package_digest
 
@@ -35,8 +36,6 @@ PIPELINE_KEYS = {
 }
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
-DEFAULT_SSD = "/var/lib/imagekit/ssd"
-DEFAULT_PV = "/var/lib/imagekit/pv"
 
 
 def parse_size(value: Any, file: Path | str, field_name: str) -> int:
@@ -65,11 +64,6 @@ def format_size(size: int) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"  # pragma: no cover
-
-
-def env_name(data_name: str) -> str:
-    """Data name to the suffix of IMAGEKIT_IN_/IMAGEKIT_OUT_: upper case, `-` as `_`."""
-    return data_name.upper().replace("-", "_")
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,13 @@
                            ├─► FAILED   (exit ≠ 0, no attempts left)
                            └─► STOPPED  (pipeline stopping: SIGTERM, another step failed)
     WAITING ─► REUSED ─► RETIRED        (outputs recovered from shm or a checkpoint)
-    WAITING ─► SKIPPED                  (nothing downstream needs it)
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class StepState(str, Enum):
+class StepState(StrEnum):
     WAITING = "waiting"        # some input not committed yet
     READY = "ready"            # all inputs committed, waiting for a parallelism slot
     RUNNING = "running"        # process started under supervisord
@@ -24,7 +23,6 @@ class StepState(str, Enum):
     RETIRED = "retired"        # done, and every consumer of its outputs is done
     FAILED = "failed"          # no attempts left
     STOPPED = "stopped"        # stopped before it finished
-    SKIPPED = "skipped"        # nothing needs its outputs
 
     @property
     def done(self) -> bool:
@@ -32,11 +30,11 @@ class StepState(str, Enum):
 
     @property
     def final(self) -> bool:
-        return self in (StepState.RETIRED, StepState.FAILED, StepState.STOPPED, StepState.SKIPPED)
+        return self in (StepState.RETIRED, StepState.FAILED, StepState.STOPPED)
 
 
 TRANSITIONS: dict[StepState, frozenset[StepState]] = {
-    StepState.WAITING: frozenset({StepState.READY, StepState.REUSED, StepState.SKIPPED, StepState.STOPPED}),
+    StepState.WAITING: frozenset({StepState.READY, StepState.REUSED, StepState.STOPPED}),
     StepState.READY: frozenset({StepState.RUNNING, StepState.STOPPED}),
     StepState.RUNNING: frozenset({StepState.COMMITTING, StepState.BACKOFF, StepState.FAILED, StepState.STOPPED}),
     StepState.BACKOFF: frozenset({StepState.READY, StepState.STOPPED}),
@@ -46,7 +44,6 @@ TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     StepState.RETIRED: frozenset(),
     StepState.FAILED: frozenset(),
     StepState.STOPPED: frozenset(),
-    StepState.SKIPPED: frozenset(),
 }
 
 

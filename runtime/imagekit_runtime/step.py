@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from . import contract  # stdlib only, like this module: steps run it without pyyaml
 
-def _contract_path(prefix: str, name: str, kind: str) -> Path:
-    # spec.env_name's rule, restated: this module runs in step environments without pyyaml.
-    variable = f"IMAGEKIT_{prefix}_{name.upper().replace('-', '_')}"
+
+def _contract_path(variable: str, name: str, kind: str) -> Path:
     try:
         return Path(os.environ[variable])
     except KeyError:
@@ -33,20 +33,20 @@ def _contract_path(prefix: str, name: str, kind: str) -> Path:
 
 def input_path(name: str) -> Path:
     """Path of a committed input (file or directory). Read-only by convention."""
-    return _contract_path("IN", name, "input")
+    return _contract_path(contract.input_var(name), name, "input")
 
 
 def output_path(name: str) -> Path:
     """Path where this step writes an output (create a file or a directory there)."""
-    return _contract_path("OUT", name, "output")
+    return _contract_path(contract.output_var(name), name, "output")
 
 
 def shard_index() -> int:
-    return int(os.environ.get("IMAGEKIT_SHARD_INDEX", "0"))
+    return int(os.environ.get(contract.SHARD_INDEX, "0"))
 
 
 def shard_count() -> int:
-    return int(os.environ.get("IMAGEKIT_SHARD_COUNT", "1"))
+    return int(os.environ.get(contract.SHARD_COUNT, "1"))
 
 
 def read_bytes(name: str) -> mmap.mmap | bytes:

@@ -124,9 +124,6 @@ class Supervisor:
             if "NOT_RUNNING" not in fault.faultString:
                 raise
 
-    def signal_process(self, name: str, signum: int) -> None:
-        self.rpc.supervisor.signalProcess(name, signum)
-
     def all_info(self) -> dict[str, ProcessInfo]:
         return {info["name"]: ProcessInfo.from_rpc(info) for info in self.rpc.supervisor.getAllProcessInfo()}
 

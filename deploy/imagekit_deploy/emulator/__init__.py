@@ -5,7 +5,7 @@
     engine.py     the Docker SDK (the only module of the deploy path that imports it)
     volumes.py    where each volume lives on this machine, and for how long
     pods.py       a pod = sandbox (IPC namespace, /dev/shm) + init containers + pipeline container
-    faults.py     DESIGN.md's failure levels: process, container, pod, node
+    faults.py     the four failure levels (docs/contract.md): process, container, pod, node
     status.py     phases, restarts, and the runtime's journal read from the pod's shm
 
 Nothing here is a second configuration: every pod is made from the rendered manifests.

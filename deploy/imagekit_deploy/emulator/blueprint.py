@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from imagekit.labels import POD_PIPELINE_LABEL
+from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.spec import parse_size
 
@@ -23,7 +24,7 @@ from ..renderer import Rendering
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 DEFAULT_NAMESPACE = "default"  # what kubectl's current context usually names
 NODE_NAME = "imagekit-local"
-SHM_PATH = "/dev/shm"
+SHM_PATH = contract.SHM_MOUNT
 
 
 class VolumeKind:
@@ -95,11 +96,11 @@ class PodBlueprint:
 
     @property
     def shard_index(self) -> str:
-        return self.container.env.get("IMAGEKIT_SHARD_INDEX", "")
+        return self.container.env.get(contract.SHARD_INDEX, "")
 
     @property
     def shard_count(self) -> str:
-        return self.container.env.get("IMAGEKIT_SHARD_COUNT", "")
+        return self.container.env.get(contract.SHARD_COUNT, "")
 
     def volume_at(self, container_path: str) -> tuple[Mount, str] | None:
         """The mount holding container_path in the pipeline container, and the path below it."""
@@ -119,18 +120,18 @@ class PodBlueprint:
         return found[0] if found else None
 
     def shm_dir(self) -> str:
-        return self.container.env.get("IMAGEKIT_SHM_DIR", f"{SHM_PATH}/imagekit")
+        return self.container.env.get(contract.SHM_DIR, contract.DEFAULT_SHM_DIR)
 
     def run_dir(self) -> str:
         """Where the runtime keeps journal and supervisord.conf: `<shm>/<pipeline>/shard-<i>/run`."""
-        return f"{self.shm_dir()}/{self.pipeline}/shard-{self.shard_index}/run"
+        return f"{self.shm_dir()}/{self.pipeline}/{contract.shard_dir_name(self.shard_index)}/{contract.RUN_DIR_NAME}"
 
     def results_dir(self) -> str | None:
-        explicit = self.container.env.get("IMAGEKIT_RESULTS_DIR")
+        explicit = self.container.env.get(contract.RESULTS_DIR)
         if explicit:
             return explicit
-        pv = self.container.env.get("IMAGEKIT_PV_DIR")
-        return f"{pv}/results/{self.shard_index}" if pv else None
+        pv = self.container.env.get(contract.PV_DIR)
+        return f"{pv}/{contract.RESULTS_DIR_NAME}/{self.shard_index}" if pv else None
 
 
 @dataclass(frozen=True)

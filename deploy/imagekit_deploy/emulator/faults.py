@@ -1,4 +1,4 @@
-"""Failure injection at DESIGN.md's four levels, on one emulated pod.
+"""Failure injection at the four failure levels of docs/contract.md, on one emulated pod.
 
     process    kill -9 of one step process, inside the pipeline container (found through the
                runtime's supervisord); the runtime fails the run, the restart policy restarts
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 
 from .blueprint import PodBlueprint, VolumeKind
 from .pods import PodSet, container_name
 from .state import SetState
 
-LEVELS = ("process", "container", "pod", "node")
+LEVELS = contract.FAILURE_LEVELS
 
 # Run in the pipeline container as its user: find a RUNNING step in supervisord, kill -9 it if asked.
 _STEP_PROCESS = r"""
@@ -59,7 +60,8 @@ class KillReport:
 
 def _supervisord_conf(pod: PodBlueprint) -> str:
     pipeline = pod.pipeline or "*"
-    return f"{pod.shm_dir()}/{pipeline}/shard-{pod.shard_index or '*'}/run/supervisord.conf"
+    return (f"{pod.shm_dir()}/{pipeline}/{contract.shard_dir_name(pod.shard_index or '*')}/{contract.RUN_DIR_NAME}/"
+            f"{contract.SUPERVISOR_CONF}")
 
 
 def _step_process(pods: PodSet, pod: PodBlueprint, step: str | None, action: str) -> tuple[str, int] | None:
@@ -89,7 +91,7 @@ def wait_for_step(pods: PodSet, pod: PodBlueprint, step: str, timeout: float, ac
 
 def _node_disk(pods: PodSet, pod: PodBlueprint) -> list[Any]:
     """What a lost node takes with it: this pod's hostPath directories and its SSD volume."""
-    ssd = pod.checkpoint_mount("IMAGEKIT_SSD_DIR")
+    ssd = pod.checkpoint_mount(contract.SSD_DIR)
     lost = []
     for mount in pod.container.mounts:
         volume = pod.volumes[mount.volume]
@@ -111,17 +113,17 @@ def kill(pods: PodSet, state: SetState, ordinal: int, level: str, step: str | No
     engine = pods.engine
     if not pods.pod_is_whole(pod):
         raise UsageError(f"pod {pod.name} is not up (fix: `imagekit pod up` again, or see `imagekit pod status`)")
-    if step is not None and level != "process":
+    if step is not None and level != contract.FailureLevel.PROCESS:
         wait_for_step(pods, pod, step, timeout)
     pid = None
-    if level == "process":
+    if level == contract.FailureLevel.PROCESS:
         found = (wait_for_step(pods, pod, step, timeout, "kill") if step is not None
                  else _step_process(pods, pod, None, "kill"))
         if found is None:
             raise UsageError(f"no step process is running in pod {pod.name} now (fix: kill while a step runs, "
                              f"name one with --step, or use --level container)")
         step, pid = found
-    elif level == "container":
+    elif level == contract.FailureLevel.CONTAINER:
         name = container_name(pod.name, pod.container.name)
         # A manual start resets the engine's restart count: keep what it had counted so far.
         counted = engine.state(name).restart_count
@@ -133,7 +135,7 @@ def kill(pods: PodSet, state: SetState, ordinal: int, level: str, step: str | No
     else:
         pods.remove_pod(pod)
         state.restarts.pop(pod.name, None)  # a new pod counts from 0
-        if level == "node":
+        if level == contract.FailureLevel.NODE:
             for path in _node_disk(pods, pod):
                 pods.volumes.remove(pod, path)
         pods.create_pod(state, pod)

@@ -5,18 +5,22 @@ the sandbox, so it is there even while the pipeline container restarts.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from imagekit_runtime import contract
+from imagekit_runtime.journal import RunView, newest_run, parse_text
+from imagekit_runtime.results import read_completion
+from imagekit_runtime.states import StepState
 
 from .blueprint import PodBlueprint
 from .engine import Engine
 from .pods import SANDBOX, PodSet, container_name
 from .state import SetState
 
-COMPLETION_MARKER = ".imagekit-complete.json"
 _READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
+
+DONE_STATES = frozenset(state.value for state in StepState if state.done)
 
 
 class Phase:
@@ -26,20 +30,6 @@ class Phase:
     COMPLETE = "Complete"      # results delivered; the runtime holds until stopped
     RESTARTING = "Restarting"  # the engine restarts the container (CrashLoopBackOff on a kubelet)
     EXITED = "Exited"          # stopped and not restarted
-
-
-@dataclass
-class RunView:
-    """The newest run of the runtime in this pod, from its journal."""
-
-    runs: int = 0
-    key: str | None = None                                          # the pipeline key of the run
-    status: str | None = None                                      # run-end status, if ended
-    steps: dict[str, str] = field(default_factory=dict)            # step -> newest state
-    started: list[str] = field(default_factory=list)               # steps whose process started
-    reused: list[str] = field(default_factory=list)
-    restored: dict[str, str] = field(default_factory=dict)         # step/data -> ssd | pv
-    checkpointed: list[str] = field(default_factory=list)          # step/data@tier, over all runs
 
 
 @dataclass
@@ -59,47 +49,15 @@ class PodStatus:
 
 
 def parse_journal(text: str) -> RunView:
-    entries = []
-    for line in text.splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue  # a line torn by a kill
-    view = RunView()
-    run_ids = [e.get("run") for e in entries if e.get("event") == "run-start"]
-    view.runs = len(run_ids)
-    checkpointed = []
-    for entry in entries:
-        if entry.get("event") == "checkpointed":
-            item = f"{entry.get('step')}/{entry.get('data')}@{entry.get('tier')}"
-            if item not in checkpointed:
-                checkpointed.append(item)
-    view.checkpointed = checkpointed
-    if not run_ids:
-        return view
-    for entry in (e for e in entries if e.get("run") == run_ids[-1]):
-        event = entry.get("event")
-        if event == "run-start":
-            view.key = entry.get("key")
-        elif event == "transition":
-            view.steps[entry["step"]] = entry["to"]
-            if entry["to"] == "running" and entry["step"] not in view.started:
-                view.started.append(entry["step"])
-        elif event == "plan":
-            for step in entry.get("to_run") or []:
-                view.steps.setdefault(step, "waiting")
-            view.reused = list(entry.get("reused") or [])
-            view.restored = dict(entry.get("restore") or {})
-        elif event == "run-end":
-            view.status = entry.get("status")
-    return view
+    """The newest run in a journal's text (read out of the pod's shm)."""
+    return newest_run(parse_text(text))
 
 
 def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
     sandbox = engine.get(container_name(pod.name, SANDBOX))
     if sandbox is None or sandbox.status != "running":
         return RunView()
-    code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/journal.jsonl"])
+    code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/{contract.JOURNAL_FILE}"])
     return parse_journal(text) if code == 0 else RunView()
 
 
@@ -112,7 +70,7 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     results = volumes.host_path(pod, pod.results_dir()) if pod.results_dir() else None
     run = read_run(engine, pod) if sandbox.running else RunView()
     # A marker of another pipeline key (other params, another image) is an old run's.
-    marker = _read_marker(results / COMPLETION_MARKER) if results is not None else None
+    marker = read_completion(results / contract.COMPLETION_MARKER) if results is not None else None
     complete = marker is not None and run.key is not None and marker.get("key") == run.key
     if not sandbox.running:
         phase = Phase.MISSING
@@ -135,14 +93,6 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     )
 
 
-def _read_marker(path: Path) -> dict[str, Any] | None:
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # absent, being written, or not readable by this user
-    return marker if isinstance(marker, dict) else None
-
-
 def collect(pods: PodSet, state: SetState) -> list[PodStatus]:
     return [pod_status(pods, state, ordinal) for ordinal in state.ordinals]
 
@@ -155,9 +105,9 @@ def format_status(state: SetState, state_dir: str, statuses: list[PodStatus]) ->
     lines = [f"{state.name} (namespace {state.namespace}, {len(statuses)} pod(s), state {state_dir})",
              f"  {'POD':<24} {'SHARD':<7} {'PHASE':<11} {'RESTARTS':>8}  {'RUN':>3}  STEPS"]
     for status in statuses:
-        done = sum(1 for s in status.run.steps.values() if s in ("committed", "retired", "reused"))
-        running = [name for name, s in status.run.steps.items() if s in ("running", "committing")]
-        if status.run.status == "already-complete":
+        done = sum(1 for s in status.run.steps.values() if s in DONE_STATES)
+        running = [name for name, s in status.run.steps.items() if s in (StepState.RUNNING, StepState.COMMITTING)]
+        if status.run.status == contract.RunStatus.ALREADY_COMPLETE:
             steps = "already complete"
         else:
             steps = f"{done}/{len(status.run.steps)} done" if status.run.steps else "-"

@@ -1,0 +1,82 @@
+"""Why a step attempt failed, in words a user can act on: its exit, a full shared memory, its last log lines."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .spec import format_size
+from .supervisor_client import ProcessInfo
+
+ENOSPC_TEXT = "No space left on device"
+FULL_BELOW = 64 * 1024  # free bytes under which a shm counts as full even when the step logged nothing
+LOG_TAIL_BYTES = 16384
+
+
+def succeeded(info: ProcessInfo) -> bool:
+    return info.state == "EXITED" and info.exit_status == 0
+
+
+def exit_code_of(info: ProcessInfo) -> int:
+    """The exit status supervisord saw, or -1 when the process did not exit on its own."""
+    return info.exit_status if info.state == "EXITED" else -1
+
+
+def exit_reason(info: ProcessInfo, supervisor_log: Path) -> str:
+    """How an attempt that did not succeed ended: 'exited with status 3', 'was terminated by SIGKILL', …"""
+    if info.state == "EXITED" and info.exit_status < 0:
+        return supervisor_exit_reason(supervisor_log, info.name) or "was killed by a signal"
+    if info.state == "EXITED":
+        return f"exited with status {info.exit_status}"
+    if info.state == "FATAL":
+        return f"could not be started ({info.description or 'spawn error'}; see {supervisor_log})"
+    return f"ended in supervisord state {info.state} ({info.description})"
+
+
+def supervisor_exit_reason(supervisor_log: Path, name: str) -> str:
+    """supervisord's own words for how a process ended ("was terminated by SIGKILL"), from its log's tail."""
+    try:
+        with open(supervisor_log, "rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - LOG_TAIL_BYTES))
+            tail = log_file.read().decode(errors="replace")
+    except OSError:
+        return ""
+    marker = f"exited: {name} ("
+    for line in reversed(tail.splitlines()):
+        if marker in line:
+            detail = line.split(marker, 1)[1].split(";")[0].rstrip(")")
+            return f"was {detail}" if detail.startswith("terminated") else detail
+    return ""
+
+
+def shm_usage(path: Path) -> tuple[int, int]:
+    """(size, used) bytes of the filesystem holding path."""
+    stats = os.statvfs(path)
+    return stats.f_blocks * stats.f_frsize, (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+
+
+def enospc_message(log_lines: Sequence[str], shm_dir: Path, committed_bytes: int,
+                   usage: Callable[[Path], tuple[int, int]] = shm_usage) -> str:
+    """If the attempt failed because shm is full (it logged ENOSPC, or shm is all but full), say so with
+    the sizes and the fix; otherwise ''. Call it before the staging is discarded: it shows a full shm."""
+    logged = any(ENOSPC_TEXT in line for line in log_lines)
+    size, used = usage(shm_dir)
+    if not logged and not (size and size - used < FULL_BELOW):
+        return ""
+    return (f"shared memory is full ({ENOSPC_TEXT}) in {shm_dir}: "
+            f"shm size {format_size(size)}, {format_size(used)} in use, "
+            f"{format_size(committed_bytes)} of it committed pipeline data; "
+            f"raise `shm` in the pipeline or the size of {shm_dir}")
+
+
+def failure_message(step: str, attempts: int, reason: str) -> str:
+    """The one line a failed pipeline ends with."""
+    return f"step {step} failed after {attempts} attempt{'s' if attempts != 1 else ''}: {reason}"
+
+
+def log_tail(step: str, log_file: Path, lines: Sequence[str]) -> str:
+    """The failing step's last log lines, prefixed as its live output was; '' when it printed nothing."""
+    if not lines:
+        return ""
+    return f"last lines of {log_file}:\n" + "\n".join(f"  [{step}] {line}" for line in lines)

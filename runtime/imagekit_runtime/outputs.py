@@ -1,0 +1,78 @@
+"""Committed outputs after their commit: delivered when they are results, checkpointed, freed when unneeded.
+
+Copies run on the copier's thread; an item is freed from shm only once every step that reads it is done
+and no copy of it is pending. Results, and final outputs nobody reads, are never freed.
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import results as results_io
+from .checkpoint import CheckpointStore
+from .contract import Event
+from .copier import Copier, CopyJob
+from .datastore import DataStore
+from .journal import Journal
+from .layout import RunLayout
+from .spec import PipelineSpec
+
+
+@dataclass
+class OutputKeeper:
+    spec: PipelineSpec
+    layout: RunLayout
+    keys: dict[str, str]
+    store: DataStore
+    copier: Copier
+    checkpoints: CheckpointStore
+    journal: Journal
+    freed: set[tuple[str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.consumers = self.spec.consumers_of()
+
+    def deliver_and_checkpoint(self, step: str) -> None:
+        """Queue the copies a committed (or reused) step's outputs still need."""
+        key = self.keys[step]
+        for data in self.spec.step(step).outputs:
+            source = self.layout.input_path(step, data)
+            if not os.path.lexists(source):
+                continue
+            if data in self.spec.results and not results_io.delivered(self.layout.results_dir, data, key):
+                self.copier.submit(CopyJob(
+                    description=f"delivering result {data}", owner=(step, data),
+                    action=partial(results_io.deliver, source, self.layout.results_dir, data, key)))
+            for job in self.checkpoints.jobs_for(
+                    step, data, key, source, self.journal.run_id,
+                    on_written=partial(self._journal_checkpoint, step, data)):
+                self.copier.submit(job)
+
+    def _journal_checkpoint(self, step: str, data: str, tier: str, path: Path) -> None:
+        self.journal.record(Event.CHECKPOINTED, step=step, data=data, tier=tier, path=str(path))
+
+    def free_unneeded(self, done: Iterable[str], settled: Callable[[str], bool]) -> int:
+        """Free the outputs of the `done` steps whose consumers are all `settled`; returns the bytes released."""
+        released = 0
+        for step in done:
+            for data in self.spec.step(step).outputs:
+                released += self._free_if_unneeded(step, data, settled)
+        return released
+
+    def _free_if_unneeded(self, step: str, data: str, settled: Callable[[str], bool]) -> int:
+        if (step, data) in self.freed or data in self.spec.results:
+            return 0
+        consumers = self.consumers.get(data, [])
+        if not consumers:
+            return 0  # a final output nobody reads is kept like a result
+        if not all(settled(consumer) for consumer in consumers) or self.copier.pending(step, data):
+            return 0  # still to be read, or still being copied to a checkpoint
+        self.freed.add((step, data))
+        if not os.path.lexists(self.layout.input_path(step, data)):
+            return 0
+        released = self.store.free(step, data)
+        self.journal.record(Event.FREED, step=step, data=data, bytes=released)
+        return released

@@ -1,0 +1,80 @@
+"""What a run reports at the end: per step its state, exit code, attempts, wall time and bytes; as text or JSON."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .contract import RunStatus
+from .spec import format_size
+from .states import StepState
+
+
+@dataclass
+class StepRun:
+    """One step's record during a run; the conductor updates it, the summary reports it."""
+
+    name: str
+    state: StepState = StepState.WAITING
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    retry_at: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    wall_seconds: float = 0.0
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "state": self.state.value, "attempts": self.attempts, "exit_code": self.exit_code,
+            "wall_seconds": round(self.wall_seconds, 3), "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+            "message": self.message,
+        }
+
+
+@dataclass
+class RunSummary:
+    pipeline: str
+    run_id: str
+    shard_index: int
+    shard_count: int
+    exit_code: int
+    status: RunStatus
+    wall_seconds: float
+    peak_shm_bytes: int
+    steps: list[StepRun]
+    results_dir: str
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "run": self.run_id,
+            "shard": {"index": self.shard_index, "count": self.shard_count},
+            "exit_code": self.exit_code,
+            "status": self.status.value,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "peak_shm_bytes": self.peak_shm_bytes,
+            "results_dir": self.results_dir,
+            "message": self.message,
+            "warnings": self.warnings,
+            "steps": [step.to_json() for step in self.steps],
+        }
+
+
+def format_summary(summary: RunSummary) -> str:
+    lines = [f"{summary.pipeline} shard {summary.shard_index}/{summary.shard_count}: {summary.status.value} "
+             f"in {summary.wall_seconds:.2f}s (exit {summary.exit_code}); "
+             f"peak shm {format_size(summary.peak_shm_bytes)}; results in {summary.results_dir}"]
+    lines.append(f"  {'step':<20} {'state':<10} {'exit':>4} {'tries':>5} {'wall s':>8} {'in':>10} {'out':>10}")
+    for step in summary.steps:
+        exit_text = "-" if step.exit_code is None else str(step.exit_code)
+        lines.append(f"  {step.name:<20} {step.state.value:<10} {exit_text:>4} {step.attempts:>5} "
+                     f"{step.wall_seconds:>8.2f} {format_size(step.bytes_in):>10} {format_size(step.bytes_out):>10}")
+    for warning in summary.warnings:
+        lines.append(f"  warning: {warning}")
+    if summary.message:
+        lines.append(f"  {summary.message}")
+    return "\n".join(lines)
