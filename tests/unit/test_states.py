@@ -8,7 +8,7 @@ from imagekit_runtime.states import TRANSITIONS, IllegalTransition, StepState, c
 S = StepState
 
 ALLOWED = [
-    (S.WAITING, S.READY), (S.WAITING, S.REUSED), (S.WAITING, S.SKIPPED), (S.WAITING, S.STOPPED),
+    (S.WAITING, S.READY), (S.WAITING, S.REUSED), (S.WAITING, S.STOPPED),
     (S.READY, S.RUNNING), (S.READY, S.STOPPED),
     (S.RUNNING, S.COMMITTING), (S.RUNNING, S.BACKOFF), (S.RUNNING, S.FAILED), (S.RUNNING, S.STOPPED),
     (S.BACKOFF, S.READY), (S.BACKOFF, S.STOPPED),
@@ -29,7 +29,6 @@ FORBIDDEN = [
     (S.COMMITTED, S.FAILED),
     (S.COMMITTED, S.STOPPED),
     (S.REUSED, S.RUNNING),
-    (S.SKIPPED, S.READY),
     (S.FAILED, S.READY),          # a failed step is not revived within a run
     (S.STOPPED, S.RUNNING),
     (S.RETIRED, S.WAITING),
@@ -62,7 +61,7 @@ def test_no_state_goes_back_to_itself(state: StepState) -> None:
 
 def test_final_states_have_no_way_out() -> None:
     final = {state for state in StepState if state.final}
-    assert final == {S.RETIRED, S.FAILED, S.STOPPED, S.SKIPPED}
+    assert final == {S.RETIRED, S.FAILED, S.STOPPED}
     for state in final:
         assert TRANSITIONS[state] == frozenset()
     for state in set(StepState) - final:
@@ -87,5 +86,5 @@ def test_every_state_can_reach_a_final_state() -> None:
 def test_states_are_spelled_as_in_the_journal() -> None:
     assert [state.value for state in StepState] == [
         "waiting", "ready", "running", "backoff", "committing", "committed", "reused", "retired", "failed",
-        "stopped", "skipped",
+        "stopped",
     ]
