@@ -13,7 +13,8 @@ from enum import Enum
 from pathlib import PurePosixPath
 
 from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.spec import PipelineSpec, format_size, parse_size
+from imagekit_runtime.quantity import format_bytes, parse_bytes
+from imagekit_runtime.spec import PipelineSpec
 
 MiB = 1024**2
 GiB = 1024**3
@@ -95,21 +96,8 @@ def termination_grace_seconds(spec: PipelineSpec) -> int:
     return int(math.ceil(spec.grace_seconds + flush_seconds + GRACE_MARGIN_SECONDS))
 
 
-def quantity(size: int) -> str:
-    """Bytes as the shortest exact Kubernetes quantity: 1Gi, 1536Mi, 1000."""
-    for suffix, factor in (("Ti", 1024**4), ("Gi", GiB), ("Mi", MiB), ("Ki", 1024)):
-        if size % factor == 0:
-            return f"{size // factor}{suffix}"
-    return str(size)
-
-
 def _size_flag(value: str | None, flag: str, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        return parse_size(value, flag, "value")
-    except SpecError:
-        raise UsageError(f"{flag} {value!r} is not a size (fix: use a quantity such as 512Mi or 4Gi)") from None
+    return default if value is None else parse_bytes(value, file=None, field=flag)
 
 
 def _parse_max_unavailable(value: str) -> int | str:
@@ -206,14 +194,14 @@ def resolve_settings(
     limit = _size_flag(memory_limit, "--memory-limit", default_memory_limit(spec))
     if spec.shm_bytes >= limit:
         raise UsageError(
-            f"shm {format_size(spec.shm_bytes)} ({spec.file}) does not fit in --memory-limit {format_size(limit)}: "
+            f"shm {format_bytes(spec.shm_bytes)} ({spec.file}) does not fit in --memory-limit {format_bytes(limit)}: "
             "the memory emptyDir at /dev/shm counts against the container's limit "
-            f"(fix: raise --memory-limit to at least {quantity(default_memory_limit(spec))} or lower shm)")
+            f"(fix: raise --memory-limit to at least {format_bytes(default_memory_limit(spec))} or lower shm)")
     if limit - spec.shm_bytes < MIN_PROCESS_MEMORY:
         raise UsageError(
-            f"--memory-limit {format_size(limit)} leaves {format_size(limit - spec.shm_bytes)} beside shm "
-            f"{format_size(spec.shm_bytes)} for the step processes, less than {format_size(MIN_PROCESS_MEMORY)} "
-            f"(fix: raise --memory-limit to at least {quantity(default_memory_limit(spec))})")
+            f"--memory-limit {format_bytes(limit)} leaves {format_bytes(limit - spec.shm_bytes)} beside shm "
+            f"{format_bytes(spec.shm_bytes)} for the step processes, less than {format_bytes(MIN_PROCESS_MEMORY)} "
+            f"(fix: raise --memory-limit to at least {format_bytes(default_memory_limit(spec))})")
 
     skipped = tuple(sorted(set(skip_shards)))
     if skipped:

@@ -32,7 +32,8 @@ from .layout import RunLayout, tree_size
 from .logs import LogFollower
 from .availability import Availability
 from .planner import Plan
-from .spec import PipelineSpec, env_name, format_size
+from .quantity import human_size
+from .spec import PipelineSpec, env_name
 from .states import StepState, check_transition
 from .supervisor_client import ProcessInfo, Supervisor
 from .supervisor_conf import ProgramSpec, render
@@ -447,8 +448,8 @@ class Conductor:
         size, used = shm_usage(self.layout.shm_dir)
         if logged or (size and size - used < 64 * 1024):
             return (f"shared memory is full ({ENOSPC_TEXT}) in {self.layout.shm_dir}: "
-                    f"shm size {format_size(size)}, {format_size(used)} in use, "
-                    f"{format_size(self.live_bytes)} of it committed pipeline data; "
+                    f"shm size {human_size(size)}, {human_size(used)} in use, "
+                    f"{human_size(self.live_bytes)} of it committed pipeline data; "
                     f"raise `shm` in the pipeline or the size of {self.layout.shm_dir}")
         return ""
 
