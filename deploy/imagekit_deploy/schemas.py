@@ -189,8 +189,10 @@ def _crd_source(path: Path) -> str:
 def _crd_problem(crd: Any) -> str | None:
     if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
         return "is not a CustomResourceDefinition"
-    spec = crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
-    kind = spec.get("names", {}).get("kind") if isinstance(spec.get("names"), dict) else None
+    found = crd.get("spec")
+    spec: dict[str, Any] = found if isinstance(found, dict) else {}
+    names = spec.get("names")
+    kind = names.get("kind") if isinstance(names, dict) else None
     if spec.get("group") != KRUISE_CRD_GROUP or kind != "StatefulSet":
         return f"defines {kind!r} of group {spec.get('group')!r}, not StatefulSet of {KRUISE_CRD_GROUP}"
     return None
@@ -209,14 +211,16 @@ def _kruise_schema(crd_path: str, given_as: str) -> dict[str, Any]:
     if problem:
         raise UsageError(f"{given_as} {path}: {problem} ({KRUISE_CRD_FIX})")
     versions = {v.get("name"): v for v in crd["spec"].get("versions") or [] if isinstance(v, dict)}
-    schema = versions.get(KRUISE_CRD_VERSION, {}).get("schema", {}).get("openAPIV3Schema")
+    version = versions.get(KRUISE_CRD_VERSION)
+    found = version.get("schema") if isinstance(version, dict) else None
+    schema = found.get("openAPIV3Schema") if isinstance(found, dict) else None
     if not isinstance(schema, dict):
         raise UsageError(f"{given_as} {path}: has no {KRUISE_CRD_VERSION} openAPIV3Schema ({KRUISE_CRD_FIX})")
-    schema = strict(copy.deepcopy(schema))
+    checked: dict[str, Any] = strict(copy.deepcopy(schema))
     # The CRD types metadata as a bare object; the API server checks it as ObjectMeta,
     # which the Kubernetes schemas do separately.
-    schema.setdefault("properties", {})["metadata"] = {"type": "object"}
-    return schema
+    checked.setdefault("properties", {})["metadata"] = {"type": "object"}
+    return checked
 
 
 @functools.lru_cache(maxsize=4)

@@ -71,7 +71,7 @@ def parse_quantity(value: Any) -> Fraction:
     amount = Fraction(number.rstrip(".") or "0") * (-1 if sign == "-" else 1)
     exponent = _EXPONENT.fullmatch(suffix)
     if suffix in BINARY_EXPONENTS:
-        return amount * 2 ** BINARY_EXPONENTS[suffix]
+        return amount * (1 << BINARY_EXPONENTS[suffix])
     if suffix in DECIMAL_EXPONENTS:
         return amount * Fraction(10) ** DECIMAL_EXPONENTS[suffix]
     if exponent is not None:

@@ -107,9 +107,9 @@ class PodBlueprint:
         best: tuple[Mount, str] | None = None
         for mount in self.container.mounts:
             target = PurePosixPath(mount.target)
-            if path == target or target in path.parents:
-                if best is None or len(target.parts) > len(PurePosixPath(best[0].target).parts):
-                    best = (mount, str(path.relative_to(target)))
+            holds = path == target or target in path.parents
+            if holds and (best is None or len(target.parts) > len(PurePosixPath(best[0].target).parts)):
+                best = (mount, str(path.relative_to(target)))
         return best
 
     def checkpoint_mount(self, variable: str) -> Mount | None:

@@ -193,7 +193,8 @@ def metadata_rules(body: dict[str, Any], namespaced: bool) -> Found:
         problems.append(("metadata.name", f"{name!r} is not a DNS subdomain name"))
     namespace = get(body, "metadata", "namespace")
     if namespace is not None and (not namespaced or not DNS_LABEL_RE.match(str(namespace))):
-        problems.append(("metadata.namespace", f"{namespace!r} is not valid here" if namespaced else "cluster-scoped resources take no namespace"))
+        message = f"{namespace!r} is not valid here" if namespaced else "cluster-scoped resources take no namespace"
+        problems.append(("metadata.namespace", message))
     label_maps = [("metadata", "labels"), ("spec", "template", "metadata", "labels"), ("spec", "selector", "matchLabels")]
     if body.get("kind") == "Service":
         label_maps = [("metadata", "labels"), ("spec", "selector")]

@@ -65,8 +65,10 @@ class _Validation:
             self.add(manifest, self.kruise.errors(body), CHECK_KRUISE_CRD)
             self.report.kruise_crd = f"{self.kruise.path} ({self.kruise.source})"
             checks.insert(0, CHECK_KRUISE_CRD)
-        embedded = [(get(body, "metadata", default={}), "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", ("metadata",)),
-                    (get(body, "spec", "template", default={}), "io.k8s.api.core.v1.PodTemplateSpec", ("spec", "template"))]
+        embedded: list[tuple[Any, str, tuple[Any, ...]]] = [
+            (get(body, "metadata", default={}), "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", ("metadata",)),
+            (get(body, "spec", "template", default={}), "io.k8s.api.core.v1.PodTemplateSpec", ("spec", "template")),
+        ]
         embedded += [(claim, "io.k8s.api.core.v1.PersistentVolumeClaim", ("spec", "volumeClaimTemplates", index))
                      for index, claim in enumerate(as_list(get(body, "spec", "volumeClaimTemplates")))]
         for instance, definition, prefix in embedded:

@@ -149,7 +149,8 @@ def security_rules(path: str, container: dict[str, Any], pod_spec: dict[str, Any
 def pod_lifecycle_rules(pod_spec: dict[str, Any], apps_v1: bool) -> Found:
     problems: Found = []
     grace = pod_spec.get("terminationGracePeriodSeconds")
-    if int_value(grace) is None or grace < GRACE_MARGIN_SECONDS:
+    seconds = int_value(grace)
+    if seconds is None or seconds < GRACE_MARGIN_SECONDS:
         problems.append(("spec.template.spec.terminationGracePeriodSeconds",
                          f"{grace!r}: needs at least {GRACE_MARGIN_SECONDS}s to flush a checkpoint on SIGTERM"))
     gates = [get(gate, "conditionType") for gate in as_list(pod_spec.get("readinessGates"))]

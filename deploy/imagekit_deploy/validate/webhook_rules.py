@@ -107,10 +107,9 @@ def kruise_webhook_rules(statefulset: dict[str, Any]) -> Found:
         problems += max_unavailable_problems(scale_max, str(policy), "spec.scaleStrategy.maxUnavailable")
     problems += update_strategy_problems(spec)
     retention = spec.get("persistentVolumeClaimRetentionPolicy")
-    for key in ("whenDeleted", "whenScaled") if isinstance(retention, dict) else ():  # else the schema reports it
-        if retention.get(key) not in RETENTION_POLICIES:
-            problems.append((f"spec.persistentVolumeClaimRetentionPolicy.{key}",
-                             f"{retention.get(key)!r} must be Retain or Delete"))
+    if isinstance(retention, dict):  # else the schema reports it
+        problems += [(f"spec.persistentVolumeClaimRetentionPolicy.{key}", f"{retention.get(key)!r} must be Retain or Delete")
+                     for key in ("whenDeleted", "whenScaled") if retention.get(key) not in RETENTION_POLICIES]
     replicas = int_value(spec.get("replicas"))
     if replicas is not None and replicas < 0:
         problems.append(("spec.replicas", f"{replicas} must be >= 0"))
