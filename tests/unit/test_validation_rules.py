@@ -355,3 +355,29 @@ def test_pod_ordinals_skip_reserved_ones():
     assert pod_ordinals(2, frozenset({0, 1}), start=0) == [2, 3]
     assert pod_ordinals(2, start=5) == [5, 6]
     assert pod_ordinals(0) == [] and pod_ordinals(-1) == []
+
+
+def test_the_pod_emulator_reads_reserve_ordinals_with_the_same_parser():
+    from imagekit_deploy.emulator.blueprint import set_blueprint
+    from imagekit_runtime.errors import UsageError
+
+    bodies = bodies_of(KRUISE)
+    spec(bodies).update(replicas=2, reserveOrdinals=["0-1"])
+    assert set_blueprint(rendering_of(bodies, KRUISE)).ordinals() == [2, 3]
+    spec(bodies).update(reserveOrdinals=["1"])  # Kruise's webhook refuses a string that is not a range
+    with pytest.raises(UsageError, match=r"spec\.reserveOrdinals\[0\]"):
+        set_blueprint(rendering_of(bodies, KRUISE))
+
+
+def test_the_pod_emulator_reads_sizes_with_the_quantity_parser():
+    from imagekit_deploy.emulator.blueprint import pod_blueprint
+    from imagekit_runtime.errors import UsageError
+
+    bodies = bodies_of(KRUISE)
+    put([*C0, "resources", "limits"], {"memory": "2304Mi", "cpu": "500m"})(bodies)
+    pod_plan = pod_blueprint(sts(bodies), "wordfreq", "default", 0)
+    assert pod_plan.shm_size == 2**30
+    assert (pod_plan.container.memory_limit, pod_plan.container.nano_cpus) == (2304 * 2**20, 500_000_000)
+    put([*TPL, "volumes", 0, "emptyDir", "sizeLimit"], "512m")(bodies)
+    with pytest.raises(UsageError, match="512Mi"):
+        pod_blueprint(sts(bodies), "wordfreq", "default", 0)
