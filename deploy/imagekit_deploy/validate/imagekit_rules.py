@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from imagekit_runtime.quantity import QuantityError, bytes_of
+from imagekit_runtime.quantity import QuantityError, bytes_of, format_bytes
 
 from ..ordinals import pod_ordinals, reserved_ordinals
 from ..pod import IN_PLACE_READINESS_GATE, POD_INDEX_LABEL, SHM_DIR
@@ -79,7 +79,8 @@ def shm_rules(path: str, container: dict[str, Any], shm_volume: dict[str, Any] |
         return [(f"{path}.resources.limits.memory", f"{limit_text} is not larger than shm {size_text}; "
                  "the memory emptyDir counts against it")]
     if limit - shm_size < MIN_PROCESS_MEMORY:
-        return [(f"{path}.resources.limits.memory", "leaves less than 128Mi beside shm for the step processes")]
+        return [(f"{path}.resources.limits.memory",
+                 f"leaves less than {format_bytes(MIN_PROCESS_MEMORY)} beside shm for the step processes")]
     return []
 
 
