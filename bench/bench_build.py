@@ -35,7 +35,8 @@ from imagekit.build.builder import BuildOptions, build_image, probe_target  # no
 from imagekit.build.wheels import _pip  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402
 from imagekit_runtime import contract, proc  # noqa: E402
-from imagekit_runtime.spec import format_size, load_pipeline  # noqa: E402
+from imagekit_runtime.quantity import human_size  # noqa: E402
+from imagekit_runtime.spec import load_pipeline  # noqa: E402
 
 EXAMPLE = REPO / "pipelines" / "wordfreq"
 CHANGED_STEP = "count"
@@ -170,10 +171,10 @@ def main() -> int:
           f"{m['imagekit_cold_s'] / m['naive_cold_s']:>10.2f}")
     print(f"{'rebuild after change':24}{m['imagekit_rebuild_s']:>13.1f}s{m['naive_rebuild_s']:>13.1f}s"
           f"{ratios['rebuild_over_naive_rebuild']:>10.2f}")
-    print(f"{'first push uploaded':24}{format_size(int(m['imagekit_first_push_bytes'])):>14}"
-          f"{format_size(int(m['naive_first_push_bytes'])):>14}")
-    print(f"{'second push uploaded':24}{format_size(int(m['imagekit_second_push_bytes'])):>14}"
-          f"{format_size(int(m['naive_second_push_bytes'])):>14}{ratios['second_push_bytes_over_naive']:>10.4f}")
+    print(f"{'first push uploaded':24}{human_size(int(m['imagekit_first_push_bytes'])):>14}"
+          f"{human_size(int(m['naive_first_push_bytes'])):>14}")
+    print(f"{'second push uploaded':24}{human_size(int(m['imagekit_second_push_bytes'])):>14}"
+          f"{human_size(int(m['naive_second_push_bytes'])):>14}{ratios['second_push_bytes_over_naive']:>10.4f}")
     print(f"imagekit rebuild / cold = {ratios['rebuild_over_cold']:.1%} (target <= 10%); "
           f"rebuild / naive rebuild = {ratios['rebuild_over_naive_rebuild']:.2f} (target <= 0.20)")
     return 0

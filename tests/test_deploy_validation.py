@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from imagekit.cli.main import app
 from imagekit_deploy.renderer import Manifest, Rendering, render
-from imagekit_deploy.schemas import KruiseSchema, kruise_crd_path, shared_dir, strict
+from imagekit_deploy.schemas import KRUISE_CRD_ENV, KruiseSchema, strict
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import validate_rendering
 from imagekit_deploy.writer import write_rendering
@@ -31,6 +32,17 @@ WORDFREQ = REPO / "pipelines" / "wordfreq"
 IMAGE = "registry.example.com/imagekit/wordfreq:1.0"
 
 runner = CliRunner()
+
+CRD_PATH = os.environ.get(KRUISE_CRD_ENV)
+needs_crd = pytest.mark.skipif(not CRD_PATH, reason=f"{KRUISE_CRD_ENV} is not set: the Kruise CRD checks need the CRD file")
+
+
+def kruise() -> KruiseSchema | None:
+    return KruiseSchema(Path(CRD_PATH)) if CRD_PATH else None
+
+
+def validated(rendering: Rendering):
+    return validate_rendering(rendering, kruise=kruise())
 
 
 def rendering_of(flavor: Flavor, ssd: SsdMode = SsdMode.local_pv) -> Rendering:
@@ -187,13 +199,17 @@ BROKEN = [
 
 @pytest.mark.parametrize("flavor", list(Flavor), ids=[f.value for f in Flavor])
 def test_unbroken_rendering_has_no_problems(flavor):
-    assert validate_rendering(rendering_of(flavor)).problems == []
+    assert validated(rendering_of(flavor)).problems == []
 
 
-@pytest.mark.parametrize(("flavor", "mutate", "check", "path", "words"),
-                         [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
+def _case(case: tuple) -> object:
+    marks = [needs_crd] if case[3] == "kruise-crd" else []
+    return pytest.param(*case[1:], id=case[0], marks=marks)
+
+
+@pytest.mark.parametrize(("flavor", "mutate", "check", "path", "words"), [_case(case) for case in BROKEN])
 def test_broken_manifest_is_refused(flavor, mutate, check, path, words):
-    problems = validate_rendering(broken(flavor, mutate)).problems
+    problems = validated(broken(flavor, mutate)).problems
     matching = [p for p in problems if p.check.startswith(check) and p.path.startswith(path) and words in p.message]
     assert matching, "\n".join(map(str, problems)) or "no problems reported"
 
@@ -204,7 +220,7 @@ def test_hostpath_ssd_without_per_pod_subdirectory_is_refused():
     body = copy.deepcopy(rendering.workload().body)
     for mount in body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]:
         mount.pop("subPathExpr", None)
-    problems = validate_rendering(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems
+    problems = validated(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems
     assert any(p.check == "imagekit" and "per-pod subPathExpr" in p.message for p in problems)
 
 
@@ -213,33 +229,70 @@ def test_init_container_may_not_gain_more_than_chown():
     rendering = render(spec, resolve_settings(spec, image=IMAGE, ssd=SsdMode.hostpath))
     body = copy.deepcopy(rendering.workload().body)
     body["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]["capabilities"]["add"] = ["CHOWN", "SYS_ADMIN"]
-    problems = validate_rendering(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems
+    problems = validated(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems
     assert [p.path for p in problems] == ["spec.template.spec.initContainers[0].securityContext.capabilities.add"]
 
 
 # --- the schemas are the real ones ------------------------------------------------------------------
 
-def test_kruise_crd_is_found_beside_the_repository():
-    assert shared_dir() == REPO.parent / "shared"
-    assert kruise_crd_path().is_file()
-    assert "openkruise/kruise@" in KruiseSchema().source
-
-
-def test_kruise_crd_location_follows_imagekit_shared_dir(tmp_path, monkeypatch):
-    schemas = tmp_path / "schemas" / "kruise"
-    schemas.mkdir(parents=True)
-    shutil.copy(kruise_crd_path(), schemas)
-    monkeypatch.setenv("IMAGEKIT_SHARED_DIR", str(tmp_path))
-    assert kruise_crd_path() == schemas / "apps.kruise.io_statefulsets.yaml"
-    assert validate_rendering(rendering_of(Flavor.kruise)).kruise_crd.startswith(str(schemas))
-
-
-def test_missing_kruise_crd_is_an_environment_error(tmp_path, monkeypatch):
+@needs_crd
+def test_kruise_crd_given_in_the_environment_is_checked_against(tmp_path):
+    schemas = tmp_path / "crd"
+    schemas.mkdir()
+    shutil.copy(CRD_PATH, schemas)
     write_rendering(rendering_of(Flavor.kruise), tmp_path / "out")
-    monkeypatch.setenv("IMAGEKIT_SHARED_DIR", str(tmp_path / "nowhere"))
-    result = runner.invoke(app, ["deploy", "validate", str(tmp_path / "out")])
-    assert result.exit_code == 3
-    assert "IMAGEKIT_SHARED_DIR" in result.stderr
+    given = schemas / Path(CRD_PATH).name
+    result = runner.invoke(app, ["deploy", "validate", str(tmp_path / "out"), "--output", "json"],
+                           env={KRUISE_CRD_ENV: str(given)})
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kruise_crd"].startswith(str(given))
+    assert "kruise-crd" in report["checks"] and report["not_checked"] == {}
+    assert "not checked" not in result.stderr
+
+
+def test_without_the_crd_render_and_validate_run_the_same_checks_and_say_so(tmp_path):
+    out = tmp_path / "out"
+    env = {KRUISE_CRD_ENV: ""}
+    rendered = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", str(out)], env=env)
+    checked = runner.invoke(app, ["deploy", "validate", str(out)], env=env)
+    assert rendered.exit_code == checked.exit_code == 0, rendered.stderr + checked.stderr
+    line = ("checked: kubernetes 1.28 schemas, Kruise webhook rules, API-server rules, imagekit rules; "
+            "not checked: Kruise CRD schema (give --kruise-crd FILE or IMAGEKIT_KRUISE_CRD)")
+    assert line in rendered.stderr.splitlines()
+    assert line in checked.stderr.splitlines()
+
+
+def test_plain_statefulset_needs_no_crd_and_says_nothing_is_missing(tmp_path):
+    write_rendering(rendering_of(Flavor.statefulset), tmp_path)
+    result = runner.invoke(app, ["deploy", "validate", str(tmp_path)], env={KRUISE_CRD_ENV: ""})
+    assert result.exit_code == 0, result.stderr
+    assert "checked: kubernetes 1.28 schemas, API-server rules, imagekit rules" in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "no such file"),
+    ("kind: [unclosed", "not YAML"),
+    ("apiVersion: v1\nkind: Service\n", "not a CustomResourceDefinition"),
+    ("kind: CustomResourceDefinition\nspec: {group: apps.kruise.io, names: {kind: CloneSet}}\n", "not StatefulSet"),
+    ("kind: CustomResourceDefinition\nspec: {group: apps.kruise.io, names: {kind: StatefulSet}, versions: []}\n",
+     "openAPIV3Schema"),
+], ids=["missing", "not-yaml", "not-a-crd", "other-kind", "no-v1beta1"])
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_kruise_crd_that_is_not_one_is_refused_with_one_line(tmp_path, content, words, how):
+    write_rendering(rendering_of(Flavor.kruise), tmp_path / "out")
+    crd = tmp_path / "crd.yaml"
+    if content is not None:
+        crd.write_text(content)
+    args, env = (["--kruise-crd", str(crd)], {}) if how == "flag" else ([], {KRUISE_CRD_ENV: str(crd)})
+    for command in (["deploy", "validate", str(tmp_path / "out")],
+                    ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", str(tmp_path / "again")]):
+        result = runner.invoke(app, [*command, *args], env=env)
+        assert result.exit_code == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and "fix:" in lines[0], result.stderr
+        assert ("--kruise-crd" if how == "flag" else KRUISE_CRD_ENV) in lines[0]
+    assert not (tmp_path / "again").exists()
 
 
 def test_strict_crd_schema_rejects_unknown_fields_but_keeps_preserved_ones():
@@ -252,8 +305,9 @@ def test_strict_crd_schema_rejects_unknown_fields_but_keeps_preserved_ones():
     assert "additionalProperties" not in schema["properties"]["free"]
 
 
+@needs_crd
 def test_kruise_crd_schema_alone_rejects_a_bad_advanced_statefulset():
-    errors = KruiseSchema().errors({"apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+    errors = KruiseSchema(Path(CRD_PATH)).errors({"apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
                                     "metadata": {"name": "x"}, "spec": {"replicas": 1}})
     assert {e.message for e in errors} >= {"'selector' is a required property", "'template' is a required property"}
 

@@ -6,8 +6,9 @@
     kruise.py       OpenKruise Advanced StatefulSet flavour
     statefulset.py  plain apps/v1 StatefulSet flavour
     writer.py       files + kustomization.yaml, a YAML stream, and reading them back
-    schemas.py      the Kubernetes and Kruise CRD schemas
-    validate.py     schema, webhook, API-server and imagekit rules
+    ordinals.py     pod ordinals and Kruise's reserveOrdinals, read once
+    schemas.py      the Kubernetes schemas, and the Kruise CRD given as an input
+    validate/       schema, webhook, API-server and imagekit rules, one module per layer
 
 Free of the docker SDK and of the build toolkit.
 """

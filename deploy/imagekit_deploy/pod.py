@@ -15,9 +15,10 @@ from typing import Any
 
 from imagekit.labels import POD_PIPELINE_LABEL
 from imagekit_runtime import contract
+from imagekit_runtime.quantity import format_bytes
 from imagekit_runtime.spec import PipelineSpec
 
-from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode, quantity
+from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 CONTAINER_NAME = "pipeline"
@@ -132,7 +133,7 @@ def _claim(name: str, size: int, storage_class: str | None, spec: PipelineSpec, 
     claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
     if storage_class is not None:
         claim_spec["storageClassName"] = storage_class
-    claim_spec["resources"] = {"requests": {"storage": quantity(size)}}
+    claim_spec["resources"] = {"requests": {"storage": format_bytes(size)}}
     return {
         "metadata": {"name": name, "labels": common_labels(spec, settings)},
         "spec": claim_spec,
@@ -156,7 +157,7 @@ def local_storage_class(spec: PipelineSpec, settings: DeploySettings) -> dict[st
 def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates: bool) -> PodPlan:
     """The pod template, its claim templates and any StorageClass they need."""
     volumes: list[dict[str, Any]] = [
-        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": quantity(spec.shm_bytes)}},
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(spec.shm_bytes)}},
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}},
     ]
     mounts: list[dict[str, Any]] = [
@@ -181,7 +182,7 @@ def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates:
         claims.insert(0, _claim(PV_VOLUME, settings.pv_size, settings.pv_storage_class, spec, settings))
         mounts.append({"name": PV_VOLUME, "mountPath": str(spec.checkpoint.pv)})
 
-    memory = quantity(settings.memory_limit)
+    memory = format_bytes(settings.memory_limit)
     container = {
         "name": CONTAINER_NAME,
         "image": settings.image,

@@ -3,13 +3,14 @@
 - Kubernetes: the OpenAPI-derived JSON schemas shipped by the `kubernetes-validate`
   package (its "strict" set, which rejects unknown fields as
   `kubectl apply --validate=strict` does), for one Kubernetes version.
-- OpenKruise: the Advanced StatefulSet CRD's `openAPIV3Schema`, read from
-  `<shared>/schemas/kruise/apps.kruise.io_statefulsets.yaml`. `<shared>` is
-  $IMAGEKIT_SHARED_DIR, else `shared/` beside the repository. The CRD leaves the pod
-  template and claim templates schemaless, so those go through the Kubernetes schemas.
+- OpenKruise: the Advanced StatefulSet CRD's `openAPIV3Schema`, an input: the file given
+  as `--kruise-crd FILE` or $IMAGEKIT_KRUISE_CRD (the statefulsets.apps.kruise.io CRD,
+  `config/crd/bases/apps.kruise.io_statefulsets.yaml` in openkruise/kruise). Without it
+  that one check does not run, and the report says so. The CRD leaves the pod template
+  and claim templates schemaless, so those go through the Kubernetes schemas.
 
 jsonschema and kubernetes-validate are imported here only, lazily: rendering works
-without them, validating says which package is missing (exit 3).
+without them, and validation reports the schema checks as not run, naming the package.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import copy
 import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,12 @@ import yaml
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
 DEFAULT_KUBERNETES_VERSION = "1.28"  # first release whose StatefulSet controller sets apps.kubernetes.io/pod-index
-KRUISE_CRD_FILE = "apps.kruise.io_statefulsets.yaml"
+KRUISE_CRD_OPTION = "--kruise-crd"
+KRUISE_CRD_ENV = "IMAGEKIT_KRUISE_CRD"
+KRUISE_CRD_HINT = f"give {KRUISE_CRD_OPTION} FILE or {KRUISE_CRD_ENV}"
+KRUISE_CRD_FIX = ("fix: give the statefulsets.apps.kruise.io CRD, "
+                  "config/crd/bases/apps.kruise.io_statefulsets.yaml of github.com/openkruise/kruise")
+KRUISE_CRD_GROUP = "apps.kruise.io"
 KRUISE_CRD_VERSION = "v1beta1"
 DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 MAX_MESSAGE = 200
@@ -44,24 +50,7 @@ class SchemaError:
     message: str
 
 
-def shared_dir() -> Path:
-    """$IMAGEKIT_SHARED_DIR, else `shared/` beside the repository this package is imported from,
-    else `shared/` beside the working directory (a CI job runs from its clone's root)."""
-    override = os.environ.get("IMAGEKIT_SHARED_DIR")
-    if override:
-        return Path(override)
-    beside_repository = Path(__file__).resolve().parents[2].parent / "shared"
-    beside_cwd = Path.cwd().parent / "shared"
-    if not beside_repository.is_dir() and beside_cwd.is_dir():
-        return beside_cwd
-    return beside_repository
-
-
-def kruise_crd_path() -> Path:
-    return shared_dir() / "schemas" / "kruise" / KRUISE_CRD_FILE
-
-
-def _require_jsonschema() -> Any:
+def require_jsonschema() -> Any:
     try:
         import jsonschema
         import referencing  # noqa: F401
@@ -125,7 +114,7 @@ class KubernetesSchemas:
     def errors(self, instance: Any, definition: str, prefix: tuple[Any, ...] = ()) -> list[SchemaError]:
         validator = self._validators.get(definition)
         if validator is None:
-            jsonschema = _require_jsonschema()
+            jsonschema = require_jsonschema()
             from referencing import Registry, Resource
 
             registry = Registry().with_resource(DEFINITIONS_ID, Resource.from_contents(self._definitions))
@@ -164,15 +153,27 @@ def _load_definitions(version: str) -> tuple[str, dict[str, Any]]:
 
 
 class KruiseSchema:
-    """The Advanced StatefulSet's openAPIV3Schema from the OpenKruise CRD."""
+    """The Advanced StatefulSet's openAPIV3Schema from the OpenKruise CRD file at `path`.
 
-    def __init__(self, crd_path: Path | None = None) -> None:
-        self.path = crd_path or kruise_crd_path()
-        self.source = _crd_source(self.path)
-        self._validator = _kruise_validator(str(self.path))
+    A file that is missing or is not that CRD is bad input (UsageError, exit 2) naming
+    `given_as`, the flag or variable it came from."""
+
+    def __init__(self, path: Path, given_as: str = KRUISE_CRD_OPTION) -> None:
+        self.path = path
+        self.given_as = given_as
+        self.source = _crd_source(path)
+        _kruise_schema(str(path), given_as)
 
     def errors(self, instance: Any) -> list[SchemaError]:
-        return list(_iter_errors(self._validator, instance, ()))
+        return list(_iter_errors(_kruise_validator(str(self.path), self.given_as), instance, ()))
+
+
+def kruise_schema(option: Path | None, environ: Mapping[str, str] = os.environ) -> KruiseSchema | None:
+    """The CRD given as --kruise-crd, else as $IMAGEKIT_KRUISE_CRD, else None (that check is not run)."""
+    if option is not None:
+        return KruiseSchema(option, KRUISE_CRD_OPTION)
+    from_env = environ.get(KRUISE_CRD_ENV)
+    return KruiseSchema(Path(from_env), KRUISE_CRD_ENV) if from_env else None
 
 
 def _crd_source(path: Path) -> str:
@@ -185,20 +186,43 @@ def _crd_source(path: Path) -> str:
     return "unknown revision"
 
 
-@functools.lru_cache(maxsize=2)
-def _kruise_validator(crd_path: str) -> Any:
-    jsonschema = _require_jsonschema()
+def _crd_problem(crd: Any) -> str | None:
+    if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+        return "is not a CustomResourceDefinition"
+    found = crd.get("spec")
+    spec: dict[str, Any] = found if isinstance(found, dict) else {}
+    names = spec.get("names")
+    kind = names.get("kind") if isinstance(names, dict) else None
+    if spec.get("group") != KRUISE_CRD_GROUP or kind != "StatefulSet":
+        return f"defines {kind!r} of group {spec.get('group')!r}, not StatefulSet of {KRUISE_CRD_GROUP}"
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _kruise_schema(crd_path: str, given_as: str) -> dict[str, Any]:
     path = Path(crd_path)
     if not path.is_file():
-        raise EnvironmentMissing(
-            f"the OpenKruise StatefulSet CRD is not at {path} "
-            "(fix: set IMAGEKIT_SHARED_DIR to the directory holding schemas/kruise/, or pass --kruise-crd)")
-    crd = yaml.safe_load(path.read_text())
-    versions = {v.get("name"): v for v in crd.get("spec", {}).get("versions", [])}
-    if KRUISE_CRD_VERSION not in versions:
-        raise EnvironmentMissing(f"{path} has no {KRUISE_CRD_VERSION} version (fix: use the statefulsets.apps.kruise.io CRD)")
-    schema = strict(copy.deepcopy(versions[KRUISE_CRD_VERSION]["schema"]["openAPIV3Schema"]))
+        raise UsageError(f"{given_as} {path}: no such file ({KRUISE_CRD_FIX})")
+    try:
+        crd = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise UsageError(f"{given_as} {path}: not YAML ({KRUISE_CRD_FIX})") from None
+    problem = _crd_problem(crd)
+    if problem:
+        raise UsageError(f"{given_as} {path}: {problem} ({KRUISE_CRD_FIX})")
+    versions = {v.get("name"): v for v in crd["spec"].get("versions") or [] if isinstance(v, dict)}
+    version = versions.get(KRUISE_CRD_VERSION)
+    found = version.get("schema") if isinstance(version, dict) else None
+    schema = found.get("openAPIV3Schema") if isinstance(found, dict) else None
+    if not isinstance(schema, dict):
+        raise UsageError(f"{given_as} {path}: has no {KRUISE_CRD_VERSION} openAPIV3Schema ({KRUISE_CRD_FIX})")
+    checked: dict[str, Any] = strict(copy.deepcopy(schema))
     # The CRD types metadata as a bare object; the API server checks it as ObjectMeta,
     # which the Kubernetes schemas do separately.
-    schema.setdefault("properties", {})["metadata"] = {"type": "object"}
-    return jsonschema.Draft7Validator(schema)
+    checked.setdefault("properties", {})["metadata"] = {"type": "object"}
+    return checked
+
+
+@functools.lru_cache(maxsize=4)
+def _kruise_validator(crd_path: str, given_as: str) -> Any:
+    return require_jsonschema().Draft7Validator(_kruise_schema(crd_path, given_as))

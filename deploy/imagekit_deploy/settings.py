@@ -15,7 +15,8 @@ from pathlib import PurePosixPath
 from imagekit.references import parse_reference
 from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.spec import PipelineSpec, format_size, parse_size
+from imagekit_runtime.quantity import format_bytes, parse_bytes
+from imagekit_runtime.spec import PipelineSpec
 
 MiB = 1024**2
 GiB = 1024**3
@@ -96,21 +97,8 @@ def termination_grace_seconds(spec: PipelineSpec) -> int:
     return int(math.ceil(spec.grace_seconds + flush_seconds + GRACE_MARGIN_SECONDS))
 
 
-def quantity(size: int) -> str:
-    """Bytes as the shortest exact Kubernetes quantity: 1Gi, 1536Mi, 1000."""
-    for suffix, factor in (("Ti", 1024**4), ("Gi", GiB), ("Mi", MiB), ("Ki", 1024)):
-        if size % factor == 0:
-            return f"{size // factor}{suffix}"
-    return str(size)
-
-
 def _size_flag(value: str | None, flag: str, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        return parse_size(value, flag, "value")
-    except SpecError:
-        raise UsageError(f"{flag} {value!r} is not a size (fix: use a quantity such as 512Mi or 4Gi)") from None
+    return default if value is None else parse_bytes(value, file=None, field=flag)
 
 
 def _parse_max_unavailable(value: str) -> int | str:
@@ -160,6 +148,38 @@ def check_checkpoint_paths(spec: PipelineSpec) -> None:
                         "set checkpoint.pv to a path or remove `results`")
 
 
+def _memory_limit(spec: PipelineSpec, memory_limit: str | None) -> int:
+    """--memory-limit (or the default), with room for shm and the step processes."""
+    limit = _size_flag(memory_limit, "--memory-limit", default_memory_limit(spec))
+    if spec.shm_bytes >= limit:
+        raise UsageError(
+            f"shm {format_bytes(spec.shm_bytes)} ({spec.file}) does not fit in --memory-limit {format_bytes(limit)}: "
+            "the memory emptyDir at /dev/shm counts against the container's limit "
+            f"(fix: raise --memory-limit to at least {format_bytes(default_memory_limit(spec))} or lower shm)")
+    if limit - spec.shm_bytes < MIN_PROCESS_MEMORY:
+        raise UsageError(
+            f"--memory-limit {format_bytes(limit)} leaves {format_bytes(limit - spec.shm_bytes)} beside shm "
+            f"{format_bytes(spec.shm_bytes)} for the step processes, less than {format_bytes(MIN_PROCESS_MEMORY)} "
+            f"(fix: raise --memory-limit to at least {format_bytes(default_memory_limit(spec))})")
+    return limit
+
+
+def _skipped_shards(skip_shards: tuple[int, ...], flavor: Flavor, shard_count: int) -> tuple[int, ...]:
+    """--skip-shard: ordinals to reserve, each a shard, not all of them, Kruise only."""
+    skipped = tuple(sorted(set(skip_shards)))
+    if skipped:
+        if flavor is not Flavor.kruise:
+            raise UsageError("--skip-shard needs --flavor kruise: only the Advanced StatefulSet has reserveOrdinals "
+                             "(fix: drop --skip-shard or use --flavor kruise)")
+        for shard in skipped:
+            if not 0 <= shard < shard_count:
+                raise UsageError(f"--skip-shard {shard} is not a shard of 0..{shard_count - 1} "
+                                 "(fix: name an ordinal below --replicas)")
+        if len(skipped) >= shard_count:
+            raise UsageError("--skip-shard skips every shard, leaving no pod to run (fix: skip fewer shards)")
+    return skipped
+
+
 def resolve_settings(
     spec: PipelineSpec,
     *,
@@ -203,29 +223,8 @@ def resolve_settings(
     else:
         ssd_mode = ssd or SsdMode.hostpath
 
-    limit = _size_flag(memory_limit, "--memory-limit", default_memory_limit(spec))
-    if spec.shm_bytes >= limit:
-        raise UsageError(
-            f"shm {format_size(spec.shm_bytes)} ({spec.file}) does not fit in --memory-limit {format_size(limit)}: "
-            "the memory emptyDir at /dev/shm counts against the container's limit "
-            f"(fix: raise --memory-limit to at least {quantity(default_memory_limit(spec))} or lower shm)")
-    if limit - spec.shm_bytes < MIN_PROCESS_MEMORY:
-        raise UsageError(
-            f"--memory-limit {format_size(limit)} leaves {format_size(limit - spec.shm_bytes)} beside shm "
-            f"{format_size(spec.shm_bytes)} for the step processes, less than {format_size(MIN_PROCESS_MEMORY)} "
-            f"(fix: raise --memory-limit to at least {quantity(default_memory_limit(spec))})")
-
-    skipped = tuple(sorted(set(skip_shards)))
-    if skipped:
-        if flavor is not Flavor.kruise:
-            raise UsageError("--skip-shard needs --flavor kruise: only the Advanced StatefulSet has reserveOrdinals "
-                             "(fix: drop --skip-shard or use --flavor kruise)")
-        for shard in skipped:
-            if not 0 <= shard < shard_count:
-                raise UsageError(f"--skip-shard {shard} is not a shard of 0..{shard_count - 1} "
-                                 "(fix: name an ordinal below --replicas)")
-        if len(skipped) >= shard_count:
-            raise UsageError("--skip-shard skips every shard, leaving no pod to run (fix: skip fewer shards)")
+    limit = _memory_limit(spec, memory_limit)
+    skipped = _skipped_shards(skip_shards, flavor, shard_count)
 
     if ssd_host_path is not None and not ssd_host_path.startswith("/"):
         raise UsageError(f"--ssd-host-path {ssd_host_path!r} is not an absolute path (fix: e.g. /var/lib/imagekit)")

@@ -11,7 +11,8 @@ from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
 from imagekit.references import parse_reference
 from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import format_size, load_pipeline
+from imagekit_runtime.quantity import human_size
+from imagekit_runtime.spec import load_pipeline
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 from .push import print_published, publish
@@ -37,7 +38,7 @@ def print_layers(result: BuildResult) -> None:
             status = "rebuilt, same digest"
         else:
             status = "built"
-        size = format_size(layer.size) if layer.size is not None else "?"
+        size = human_size(layer.size) if layer.size is not None else "?"
         steps = ",".join(layer.steps) or "-"
         stderr.print(f"{layer.index:>3}  {layer.name:<18} {steps:<24} {size:>10}  {status}  {layer.digest[:19]}",
                      highlight=False)

@@ -6,14 +6,14 @@ from typing import Any, Optional
 
 import typer
 
-from imagekit_deploy.renderer import Rendering, render
-from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION
+from imagekit_deploy.renderer import render
+from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KRUISE_CRD_OPTION, kruise_schema
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
-from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
+from imagekit_deploy.validate import ManifestsInvalid, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from imagekit_runtime import contract
-from imagekit_runtime.errors import EnvironmentMissing
-from imagekit_runtime.spec import format_size, load_pipeline
+from imagekit_runtime.quantity import format_bytes
+from imagekit_runtime.spec import load_pipeline
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 
@@ -28,26 +28,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(deploy_app, name="deploy")
 
 
-def _validate(rendering: Rendering, kubernetes_version: str, kruise_crd: Optional[Path]) -> ValidationReport:
-    """Full validation when the schemas are at hand; the rule checks alone (with a note) when not."""
-    try:
-        return validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise_crd=kruise_crd)
-    except EnvironmentMissing as exc:
-        stderr.print(f"note: schema checks skipped, rule checks only: {exc}", highlight=False, markup=False)
-        return validate_rendering(rendering, schemas=False)
-
-
-def _report_json(report: ValidationReport) -> dict[str, Any]:
-    return {
-        "ok": report.ok,
-        "kubernetes_version": report.kubernetes_version,
-        "kruise_crd": report.kruise_crd,
-        "problems": [
-            {"file": p.file, "resource": p.resource, "path": p.path, "message": p.message, "check": p.check}
-            for p in report.problems
-        ],
-        "checked": report.checked,
-    }
+KRUISE_CRD_HELP = (f"the statefulsets.apps.kruise.io CRD to check the Advanced StatefulSet against "
+                   f"(default: ${KRUISE_CRD_ENV}; without either, that one check does not run)")
 
 
 @deploy_app.command("render")
@@ -71,7 +53,7 @@ def render_command(
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="write one file per resource plus kustomization.yaml here; without it, print a YAML stream"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json (a summary on stdout)"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
-    kruise_crd: Optional[Path] = typer.Option(None, "--kruise-crd", help="the statefulsets.apps.kruise.io CRD (default: shared/schemas/kruise/)"),
+    kruise_crd: Optional[Path] = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
 ) -> None:
     """Render manifests for PIPELINE: one resource per file plus kustomization.yaml (exit 2 on a bad setting)."""
     spec = load_pipeline(pipeline)
@@ -85,7 +67,7 @@ def render_command(
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
                      f"{contract.SHARD_COUNT} is {replicas}", highlight=False, markup=False)
     rendering = render(spec, settings)
-    report = _validate(rendering, kubernetes_version, kruise_crd)
+    report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if report.problems:
         raise ManifestsInvalid(report.problems)
 
@@ -108,7 +90,7 @@ def render_command(
             "files": [str(path) for path in written],
             "resources": [{"apiVersion": m.api_version, "kind": m.kind, "name": m.name, "file": m.filename}
                           for m in rendering.manifests],
-            "validation": _report_json(report),
+            "validation": report.as_json(),
         }
         if output_dir is None:
             payload["manifests"] = [m.body for m in rendering.manifests]
@@ -116,14 +98,15 @@ def render_command(
     elif output_dir is None:
         typer.echo(to_stream(rendering), nl=False)
     summary = (f"{settings.flavor.value}: {settings.replicas} pod(s) of {settings.shard_count} shard(s), "
-               f"memory {format_size(settings.memory_limit)} (shm {format_size(spec.shm_bytes)}), "
-               f"SSD {settings.ssd.value if settings.ssd else 'none'}, checked against Kubernetes "
-               f"{report.kubernetes_version}" + (" and the Kruise CRD" if report.kruise_crd else ""))
+               f"memory {format_bytes(settings.memory_limit)} (shm {format_bytes(spec.shm_bytes)}), "
+               f"SSD {settings.ssd.value if settings.ssd else 'none'}")
     if output_dir is not None:
         stderr.print(f"wrote {len(written)} files to {output_dir} — {summary}", highlight=False, markup=False)
-        stderr.print(f"apply with: kubectl apply -k {output_dir}", highlight=False, markup=False)
     else:
         stderr.print(summary, highlight=False, markup=False)
+    stderr.print(report.checks_line(), highlight=False, markup=False)
+    if output_dir is not None:
+        stderr.print(f"apply with: kubectl apply -k {output_dir}", highlight=False, markup=False)
 
 
 @deploy_app.command("validate")
@@ -132,20 +115,21 @@ def validate_command(
     path: Path = typer.Argument(..., help="a rendered directory (kustomization.yaml), a directory of YAML files, or one YAML stream"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
-    kruise_crd: Optional[Path] = typer.Option(None, "--kruise-crd", help="the statefulsets.apps.kruise.io CRD (default: shared/schemas/kruise/)"),
+    kruise_crd: Optional[Path] = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
 ) -> None:
-    """Check manifests against the Kruise CRD, the Kubernetes schemas, Kruise's webhook rules and imagekit's contract (exit 2 on a problem)."""
+    """Check manifests against the Kubernetes schemas, the Kruise CRD (when given), Kruise's webhook rules and imagekit's contract (exit 2 on a problem)."""
     rendering = load_rendered(path)
-    report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise_crd=kruise_crd)
+    report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if output is OutputFormat.json:
-        emit_json(_report_json(report))
+        emit_json(report.as_json())
     else:
         for problem in report.problems:
             stderr.print(str(problem), highlight=False, markup=False)
     if report.problems:
+        stderr.print(report.checks_line(), highlight=False, markup=False)
         stderr.print(f"[bold red]error:[/] {path}: {len(report.problems)} problem(s)", highlight=False)
         raise typer.Exit(ManifestsInvalid.exit_code)
     if output is not OutputFormat.json:
-        layers = sorted({check for entry in report.checked for check in entry["checks"]})
-        stderr.print(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour, "
-                     f"checks: {', '.join(layers)}", highlight=False, markup=False)
+        stderr.print(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour",
+                     highlight=False, markup=False)
+    stderr.print(report.checks_line(), highlight=False, markup=False)

@@ -12,7 +12,7 @@ from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHA
 from imagekit.publish.registry import RegistryClient
 from imagekit.references import parse_reference
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
-from imagekit_runtime.spec import format_size
+from imagekit_runtime.quantity import human_size
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 
@@ -119,8 +119,8 @@ def register(app: typer.Typer) -> None:
         stderr.print(title, highlight=False)
         stderr.print(f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  digest", highlight=False)
         for layer in data["layers"]:
-            size = format_size(layer["size"]) if layer["size"] is not None else "?"
+            size = human_size(layer["size"]) if layer["size"] is not None else "?"
             stderr.print(f"{layer['index']:>3}  {layer['name']:<18} {','.join(layer['steps']) or '-':<24} {size:>10}  "
                          f"{layer['digest'][:19]}", highlight=False)
-        stderr.print(f"total {format_size(data['total_size'])} ({data['size_kind']}) in {len(data['layers'])} layers",
+        stderr.print(f"total {human_size(data['total_size'])} ({data['size_kind']}) in {len(data['layers'])} layers",
                      highlight=False)

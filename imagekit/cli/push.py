@@ -9,7 +9,7 @@ import typer
 from imagekit.build.backend import BACKENDS, Backend, get_backend
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
-from imagekit_runtime.spec import format_size
+from imagekit_runtime.quantity import human_size
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 
@@ -23,7 +23,7 @@ def print_published(published: Published) -> None:
     """What was sent on stderr, and REF@sha256:… alone on stdout: the one result a script wants."""
     uploaded = [layer for layer in published.layers if layer.uploaded]
     stderr.print(f"pushed in {published.seconds:.1f}s: {len(uploaded)}/{len(published.layers)} layers uploaded, "
-                 f"{format_size(published.uploaded_bytes)} of {format_size(published.total_bytes)}", highlight=False)
+                 f"{human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}", highlight=False)
     sys.stdout.write(published.reference + "\n")
 
 

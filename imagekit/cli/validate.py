@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-from imagekit_runtime.spec import format_size, load_pipeline
+from imagekit_runtime.quantity import human_size
+from imagekit_runtime.spec import load_pipeline
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 
@@ -32,4 +33,4 @@ def register(app: typer.Typer) -> None:
             })
         else:
             stderr.print(f"{spec.file}: ok — {len(spec.steps)} steps ({' → '.join(order)}), "
-                         f"shm {format_size(spec.shm_bytes)}, {spec.shards} shard(s)", highlight=False)
+                         f"shm {human_size(spec.shm_bytes)}, {spec.shards} shard(s)", highlight=False)

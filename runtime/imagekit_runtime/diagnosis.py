@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .spec import format_size
+from .quantity import human_size
 from .supervisor_client import ProcessInfo
 
 ENOSPC_TEXT = "No space left on device"
@@ -65,8 +65,8 @@ def enospc_message(log_lines: Sequence[str], shm_dir: Path, committed_bytes: int
     if not logged and not (size and size - used < FULL_BELOW):
         return ""
     return (f"shared memory is full ({ENOSPC_TEXT}) in {shm_dir}: "
-            f"shm size {format_size(size)}, {format_size(used)} in use, "
-            f"{format_size(committed_bytes)} of it committed pipeline data; "
+            f"shm size {human_size(size)}, {human_size(used)} in use, "
+            f"{human_size(committed_bytes)} of it committed pipeline data; "
             f"raise `shm` in the pipeline or the size of {shm_dir}")
 
 

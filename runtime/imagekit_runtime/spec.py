@@ -18,16 +18,10 @@ import yaml
 from .contract import DEFAULT_PV, DEFAULT_SSD
 from .errors import SpecError
 from .stepfiles import package_digest
+from .quantity import parse_bytes
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$")
-SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?|[kmgtp]|)[bB]?\s*$")
-SIZE_FACTORS = {
-    "": 1,
-    "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5,
-    "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5,
-    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5,
-}
 
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description"}
 PIPELINE_KEYS = {
@@ -38,32 +32,6 @@ CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
 
 
-def parse_size(value: Any, file: Path | str, field_name: str) -> int:
-    """Parse a Kubernetes-style quantity (`1Gi`, `512Mi`, `100M`, `4096`) into bytes."""
-    if isinstance(value, bool):
-        raise SpecError(file, field_name, f"{value!r} is not a size", "use a quantity such as 512Mi or 1Gi")
-    if isinstance(value, int):
-        if value <= 0:
-            raise SpecError(file, field_name, f"{value} is not a positive size", "use a quantity such as 512Mi or 1Gi")
-        return value
-    match = SIZE_RE.match(str(value))
-    if not match:
-        raise SpecError(file, field_name, f"{value!r} is not a size", "use a quantity such as 512Mi or 1Gi")
-    number, unit = match.groups()
-    size = int(float(number) * SIZE_FACTORS[unit])
-    if size <= 0:
-        raise SpecError(file, field_name, f"{value!r} is not a positive size", "use a quantity such as 512Mi or 1Gi")
-    return size
-
-
-def format_size(size: int) -> str:
-    """Human-readable binary size: 1.5 GiB, 64.0 MiB, 512 B."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -261,7 +229,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         seen_names[step.name] = relative
         steps.append(step)
 
-    shm_bytes = parse_size(data.get("shm", "1Gi"), path, "shm")
+    shm_bytes = parse_bytes(data.get("shm", "1Gi"), file=path, field="shm")
     parallelism = _positive_int(data.get("parallelism", 1), path, "parallelism")
     shards = _positive_int(data.get("shards", 1), path, "shards")
     grace = data.get("grace_seconds", 10)

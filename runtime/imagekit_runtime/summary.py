@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .contract import RunStatus
-from .spec import format_size
+from .quantity import human_size
 from .states import StepState
 
 
@@ -67,12 +67,12 @@ class RunSummary:
 def format_summary(summary: RunSummary) -> str:
     lines = [f"{summary.pipeline} shard {summary.shard_index}/{summary.shard_count}: {summary.status.value} "
              f"in {summary.wall_seconds:.2f}s (exit {summary.exit_code}); "
-             f"peak shm {format_size(summary.peak_shm_bytes)}; results in {summary.results_dir}"]
+             f"peak shm {human_size(summary.peak_shm_bytes)}; results in {summary.results_dir}"]
     lines.append(f"  {'step':<20} {'state':<10} {'exit':>4} {'tries':>5} {'wall s':>8} {'in':>10} {'out':>10}")
     for step in summary.steps:
         exit_text = "-" if step.exit_code is None else str(step.exit_code)
         lines.append(f"  {step.name:<20} {step.state.value:<10} {exit_text:>4} {step.attempts:>5} "
-                     f"{step.wall_seconds:>8.2f} {format_size(step.bytes_in):>10} {format_size(step.bytes_out):>10}")
+                     f"{step.wall_seconds:>8.2f} {human_size(step.bytes_in):>10} {human_size(step.bytes_out):>10}")
     for warning in summary.warnings:
         lines.append(f"  warning: {warning}")
     if summary.message:

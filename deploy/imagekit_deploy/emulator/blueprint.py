@@ -15,9 +15,10 @@ from typing import Any
 
 from imagekit.labels import POD_PIPELINE_LABEL
 from imagekit_runtime import contract
-from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.spec import parse_size
+from imagekit_runtime.errors import UsageError
+from imagekit_runtime.quantity import parse_bytes, parse_cpus
 
+from ..ordinals import pod_ordinals, reserved_ordinals
 from ..pod import POD_INDEX_LABEL
 from ..renderer import Rendering
 
@@ -108,9 +109,9 @@ class PodBlueprint:
         best: tuple[Mount, str] | None = None
         for mount in self.container.mounts:
             target = PurePosixPath(mount.target)
-            if path == target or target in path.parents:
-                if best is None or len(target.parts) > len(PurePosixPath(best[0].target).parts):
-                    best = (mount, str(path.relative_to(target)))
+            holds = path == target or target in path.parents
+            if holds and (best is None or len(target.parts) > len(PurePosixPath(best[0].target).parts)):
+                best = (mount, str(path.relative_to(target)))
         return best
 
     def checkpoint_mount(self, variable: str) -> Mount | None:
@@ -146,14 +147,7 @@ class SetBlueprint:
 
     def ordinals(self, replicas: int | None = None) -> list[int]:
         """The first `replicas` ordinals that are not reserved (Kruise reserveOrdinals)."""
-        wanted = self.replicas if replicas is None else replicas
-        ordinals: list[int] = []
-        candidate = 0
-        while len(ordinals) < wanted:
-            if candidate not in self.reserved:
-                ordinals.append(candidate)
-            candidate += 1
-        return ordinals
+        return pod_ordinals(self.replicas if replicas is None else replicas, self.reserved)
 
     def pod(self, ordinal: int) -> PodBlueprint:
         return pod_blueprint(self.workload, self.name, self.namespace, ordinal)
@@ -169,24 +163,13 @@ def set_blueprint(rendering: Rendering) -> SetBlueprint:
     replicas = spec.get("replicas", 1)
     if not isinstance(replicas, int) or replicas < 0:
         raise UsageError(f"StatefulSet {name}: spec.replicas {replicas!r} is not a count (fix: re-render)")
-    reserved = _reserved_ordinals(spec.get("reserveOrdinals") or [], name)
+    reserved = reserved_ordinals(spec.get("reserveOrdinals") or [])
+    if reserved.problems:
+        problem = reserved.problems[0]
+        raise UsageError(f"StatefulSet {name}: {problem.path}: {problem.message} "
+                         "(fix: list ordinals as integers or 'a-b' ranges, as Kruise accepts them)")
     return SetBlueprint(name=name, namespace=meta.get("namespace") or DEFAULT_NAMESPACE, replicas=replicas,
-                        reserved=frozenset(reserved), workload=workload)
-
-
-def _reserved_ordinals(entries: list[Any], name: str) -> set[int]:
-    reserved: set[int] = set()
-    for entry in entries:
-        if isinstance(entry, int):
-            reserved.add(entry)
-        elif isinstance(entry, str) and re.fullmatch(r"\d+-\d+", entry):
-            low, high = map(int, entry.split("-"))
-            reserved.update(range(low, high + 1))
-        elif isinstance(entry, str) and entry.isdigit():
-            reserved.add(int(entry))
-        else:
-            raise UsageError(f"StatefulSet {name}: reserveOrdinals entry {entry!r} is not an ordinal or a range")
-    return reserved
+                        reserved=reserved.ordinals, workload=workload)
 
 
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -203,20 +186,12 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(replace, text)
 
 
-def _quantity(value: Any, where: str) -> int:
-    try:
-        return parse_size(value, where, "quantity")
-    except SpecError:
-        raise UsageError(f"{where}: {value!r} is not a Kubernetes quantity (fix: re-render)") from None
+def _bytes(value: Any, where: str) -> int:
+    return parse_bytes(value, file=None, field=f"{where}:")
 
 
-def _cpus(value: Any, where: str) -> int:
-    text = str(value)
-    try:
-        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-    except ValueError:
-        raise UsageError(f"{where}: {value!r} is not a CPU quantity (fix: re-render)") from None
-    return int(cores * 1e9)
+def _nano_cpus(value: Any, where: str) -> int:
+    return int(parse_cpus(value, file=None, field=f"{where}:") * 10**9)
 
 
 @dataclass(frozen=True)
@@ -245,8 +220,8 @@ def _resource_value(ref: dict[str, Any], resources: dict[str, Any], where: str) 
     amount = (resources.get(kind) or {}).get(name)
     if amount is None or name != "memory":
         raise UsageError(f"{where}: resourceFieldRef {ref.get('resource')!r} is not emulated (fix: use limits.memory)")
-    divisor = _quantity(ref["divisor"], where) if ref.get("divisor") else 1
-    return str(-(-_quantity(amount, where) // divisor))
+    divisor = _bytes(ref["divisor"], where) if ref.get("divisor") else 1
+    return str(-(-_bytes(amount, where) // divisor))
 
 
 def _environment(container: dict[str, Any], meta: _PodMeta, where: str) -> dict[str, str]:
@@ -313,8 +288,8 @@ def _container(container: dict[str, Any], pod_spec: dict[str, Any], meta: _PodMe
         args=[expand(str(part), env) for part in args] if args else None,
         env=env, user=user, group_add=groups, read_only=read_only, cap_drop=cap_drop, cap_add=cap_add,
         no_new_privileges=no_new_privileges,
-        memory_limit=_quantity(limits["memory"], f"{where} limits.memory") if "memory" in limits else None,
-        nano_cpus=_cpus(limits["cpu"], f"{where} limits.cpu") if "cpu" in limits else None,
+        memory_limit=_bytes(limits["memory"], f"{where} limits.memory") if "memory" in limits else None,
+        nano_cpus=_nano_cpus(limits["cpu"], f"{where} limits.cpu") if "cpu" in limits else None,
         working_dir=container.get("workingDir"), mounts=mounts,
     )
 
@@ -328,7 +303,7 @@ def _volumes(pod_spec: dict[str, Any], claim_names: list[str], set_name: str, or
         name = volume.get("name")
         if "emptyDir" in volume:
             empty_dir = volume["emptyDir"] or {}
-            size = _quantity(empty_dir["sizeLimit"], f"{where} volume {name}") if "sizeLimit" in empty_dir else None
+            size = _bytes(empty_dir["sizeLimit"], f"{where} volume {name}") if "sizeLimit" in empty_dir else None
             if empty_dir.get("medium") == "Memory":
                 kind = VolumeKind.SHM if name in shm_mounts else VolumeKind.TMPFS
             else:
