@@ -14,7 +14,7 @@ from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from imagekit_runtime.errors import EnvironmentMissing
 from imagekit_runtime.spec import format_size, load_pipeline
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, print_error, stderr
 
 deploy_app = typer.Typer(
     help="Render Kubernetes manifests for a pipeline image (OpenKruise Advanced StatefulSet or plain "
@@ -32,7 +32,7 @@ def _validate(rendering: Rendering, kubernetes_version: str, kruise_crd: Optiona
     try:
         return validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise_crd=kruise_crd)
     except EnvironmentMissing as exc:
-        stderr.print(f"note: schema checks skipped, rule checks only: {exc}", highlight=False, markup=False)
+        stderr.print(f"note: schema checks skipped, rule checks only: {exc}")
         return validate_rendering(rendering, schemas=False)
 
 
@@ -50,7 +50,6 @@ def _report_json(report: ValidationReport) -> dict[str, Any]:
 
 
 @deploy_app.command("render")
-@exits_on_error
 def render_command(
     pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
     image: str = typer.Option(..., "--image", help="the built pipeline image, e.g. registry.example.com/wordfreq:1.0"),
@@ -82,7 +81,7 @@ def render_command(
     )
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
-                     f"IMAGEKIT_SHARD_COUNT is {replicas}", highlight=False, markup=False)
+                     f"IMAGEKIT_SHARD_COUNT is {replicas}")
     rendering = render(spec, settings)
     report = _validate(rendering, kubernetes_version, kruise_crd)
     if report.problems:
@@ -119,14 +118,13 @@ def render_command(
                f"SSD {settings.ssd.value if settings.ssd else 'none'}, checked against Kubernetes "
                f"{report.kubernetes_version}" + (" and the Kruise CRD" if report.kruise_crd else ""))
     if output_dir is not None:
-        stderr.print(f"wrote {len(written)} files to {output_dir} — {summary}", highlight=False, markup=False)
-        stderr.print(f"apply with: kubectl apply -k {output_dir}", highlight=False, markup=False)
+        stderr.print(f"wrote {len(written)} files to {output_dir} — {summary}")
+        stderr.print(f"apply with: kubectl apply -k {output_dir}")
     else:
-        stderr.print(summary, highlight=False, markup=False)
+        stderr.print(summary)
 
 
 @deploy_app.command("validate")
-@exits_on_error
 def validate_command(
     path: Path = typer.Argument(..., help="a rendered directory (kustomization.yaml), a directory of YAML files, or one YAML stream"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
@@ -140,11 +138,11 @@ def validate_command(
         emit_json(_report_json(report))
     else:
         for problem in report.problems:
-            stderr.print(str(problem), highlight=False, markup=False)
+            stderr.print(str(problem))
     if report.problems:
-        stderr.print(f"[bold red]error:[/] {path}: {len(report.problems)} problem(s)", highlight=False)
+        print_error(f"{path}: {len(report.problems)} problem(s)")
         raise typer.Exit(ManifestsInvalid.exit_code)
     if output is not OutputFormat.json:
         layers = sorted({check for entry in report.checked for check in entry["checks"]})
         stderr.print(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour, "
-                     f"checks: {', '.join(layers)}", highlight=False, markup=False)
+                     f"checks: {', '.join(layers)}")

@@ -1,12 +1,16 @@
-"""The `imagekit` command: assembles one module per verb."""
+"""The `imagekit` command: assembles one module per verb, and turns every failure into one line and an exit code."""
 from __future__ import annotations
+
+import sys
+import traceback
 
 import typer
 
-from . import deploy, run, validate
-from . import build, inspect, push
-from . import pod
-from .common import setup_logging
+from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
+
+from . import build, deploy, inspect, pod, push, run, validate
+from .common import CliState, print_error, setup_logging, stderr
+from .failures import click_errors, explain, write_crash_report
 
 app = typer.Typer(
     name="imagekit",
@@ -18,8 +22,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log every external command")) -> None:
+def main_options(ctx: typer.Context,
+                 verbose: bool = typer.Option(False, "--verbose", "-v",
+                                              help="log every external command; show the trace of an error")) -> None:
     """imagekit: build, run and deploy pod pipelines."""
+    ctx.ensure_object(CliState).verbose = verbose
     setup_logging(verbose)
 
 
@@ -28,5 +35,36 @@ for verb in (validate, run, deploy, build, push, inspect, pod):
     verb.register(app)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every error is one line on stderr and an exit code (the trace with --verbose)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state = CliState()
+    try:
+        code = typer.main.get_command(app).main(args=args, prog_name="imagekit", standalone_mode=False, obj=state)
+    except click_errors.NoArgsIsHelpError as exc:
+        stderr.print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        return EXIT_BAD_INPUT
+    except typer.Abort:
+        print_error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line and a code
+        return report_failure(exc, args, state.verbose)
+    return code if isinstance(code, int) else 0
+
+
+def report_failure(exc: Exception, args: list[str], verbose: bool) -> int:
+    if verbose:
+        stderr.print("".join(traceback.format_exception(exc)).rstrip())
+    explained = explain(exc)
+    if explained is not None:
+        code, message = explained
+        print_error(message)
+        return code
+    report = write_crash_report(exc, args)
+    print_error(f"internal error, a bug in imagekit: {type(exc).__name__}: {exc} "
+                f"(the full trace is in {report}; please report it)")
+    return EXIT_INTERNAL
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    sys.exit(main())

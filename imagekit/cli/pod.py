@@ -16,7 +16,7 @@ from imagekit_deploy.emulator.status import Phase, collect, format_status, to_js
 from imagekit_runtime.errors import PipelineFailed
 from imagekit_runtime.settings import parse_params
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 
 pod_app = typer.Typer(
     help="Run the pods of a rendered StatefulSet on the local Docker engine (one sandbox holding shm plus "
@@ -34,11 +34,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _say(text: str) -> None:
-    stderr.print(text, highlight=False, markup=False)
+    stderr.print(text)
 
 
 @pod_app.command("up")
-@exits_on_error
 def up_command(
     rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render -o`, or a YAML stream"),
     replicas: Optional[int] = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
@@ -59,7 +58,6 @@ def up_command(
 
 
 @pod_app.command("status")
-@exits_on_error
 def status_command(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
     wait: bool = typer.Option(False, "--wait", help="wait until every pod is Complete (exit 1 if one exits "
@@ -89,7 +87,6 @@ def status_command(
 
 
 @pod_app.command("kill")
-@exits_on_error
 def kill_command(
     ordinal: int = typer.Argument(..., help="the pod's ordinal (= its shard)"),
     level: Level = typer.Option(..., "--level", help="DESIGN.md's failure level"),
@@ -113,7 +110,6 @@ def kill_command(
 
 
 @pod_app.command("down")
-@exits_on_error
 def down_command(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
     grace_period: Optional[int] = typer.Option(None, "--grace-period", help="seconds between SIGTERM and SIGKILL "

@@ -7,12 +7,11 @@ import typer
 
 from imagekit_runtime.spec import format_size, load_pipeline
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @exits_on_error
     def validate(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
@@ -32,4 +31,4 @@ def register(app: typer.Typer) -> None:
             })
         else:
             stderr.print(f"{spec.file}: ok — {len(spec.steps)} steps ({' → '.join(order)}), "
-                         f"shm {format_size(spec.shm_bytes)}, {spec.shards} shard(s)", highlight=False)
+                         f"shm {format_size(spec.shm_bytes)}, {spec.shards} shard(s)")
