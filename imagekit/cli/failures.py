@@ -40,7 +40,8 @@ def _http_error(exc: urllib.error.HTTPError) -> tuple[int, str]:
                                   f"or check the credentials in ~/.docker/config.json)")
     if exc.code in NOT_FOUND:
         return EXIT_BAD_INPUT, f"{url}: not found (HTTP 404) (fix: check the image reference)"
-    return EXIT_ENVIRONMENT, f"{url}: the server answered HTTP {exc.code} {exc.reason} (fix: retry, or check the server)"
+    return EXIT_ENVIRONMENT, (f"{url}: the server answered HTTP {exc.code} {exc.reason} "
+                              f"(fix: retry, or check the server)")
 
 
 def _network_error(exc: BaseException) -> tuple[int, str] | None:

@@ -5,7 +5,6 @@ import sys
 import traceback
 
 import typer
-
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 
 from . import build, deploy, inspect, pod, push, run, validate

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,7 @@ class DuplicateKey(ConstructorError):
         super().__init__(None, None, f"key {key!r} is given twice", mark)
 
 
-class StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice and keeps line numbers (LineDict, LineList)."""
-
-
-def _refuse_duplicate_keys(loader: StrictLoader, node: yaml.MappingNode) -> None:
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
@@ -60,7 +56,7 @@ def _refuse_duplicate_keys(loader: StrictLoader, node: yaml.MappingNode) -> None
         seen[key] = key_node.start_mark.line + 1
 
 
-def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode) -> Iterator[LineDict]:
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Iterator[LineDict]:
     data = LineDict()
     yield data
     _refuse_duplicate_keys(loader, node)
@@ -76,11 +72,23 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode) -> Iterator
         data.lines[key] = key_node.start_mark.line + 1
 
 
-def _construct_sequence(loader: StrictLoader, node: yaml.SequenceNode) -> Iterator[LineList]:
+def _construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> Iterator[LineList]:
     data = LineList()
     yield data
     data.lines.extend(child.start_mark.line + 1 for child in node.value)
     data.extend(loader.construct_sequence(node))
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice (plain dicts and lists)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _refuse_duplicate_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice and keeps line numbers (LineDict, LineList)."""
 
 
 StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
@@ -107,8 +115,17 @@ def read_yaml_text(path: Path) -> str:
 
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse one YAML document with StrictLoader; every failure is one SpecError naming the line."""
+    return _parsed(lambda: yaml.load(text, Loader=StrictLoader), path)  # noqa: S506 - a SafeLoader
+
+
+def parse_yaml_documents(text: str, path: Path) -> list[Any]:
+    """Parse a YAML stream (plain dicts, no key twice); every failure is one SpecError naming the line."""
+    return _parsed(lambda: list(yaml.load_all(text, Loader=UniqueKeyLoader)), path)  # noqa: S506 - a SafeLoader
+
+
+def _parsed(parse: Callable[[], Any], path: Path) -> Any:
     try:
-        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+        return parse()
     except DuplicateKey as exc:
         raise SpecError(path, str(exc.key), f"given twice (first on line {exc.first_line})", "keep one of them",
                         line=exc.problem_mark.line + 1 if exc.problem_mark else None) from None
