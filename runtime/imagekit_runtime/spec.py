@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-from .spec_yaml import YamlFile
+from .spec_yaml import YamlFile, is_dir, is_file
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
 DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?\Z")
@@ -161,11 +161,11 @@ def iter_package_files(directory: Path):
 
 def load_step(directory: Path) -> StepSpec:
     """Parse `directory/step.yaml` into a StepSpec."""
-    if not directory.is_dir():
+    if not is_dir(directory):
         raise SpecError(directory, "-", "step directory not found", "create it or fix the path in `steps`")
     directory = directory.resolve()
     path = directory / "step.yaml"
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(path, "-", "step.yaml not found", "add a step.yaml with name and command")
     source = YamlFile.load(path)
     data = source.data
@@ -179,8 +179,8 @@ def load_step(directory: Path) -> StepSpec:
         if not isinstance(requirements, str):
             raise source.error("requirements", "must be a file name", "write `requirements: requirements.txt`")
         requirements_path = source.path_inside(requirements, "requirements", directory, "the step directory")
-        if not requirements_path.is_file():
-            raise source.error("requirements", f"{requirements} not found in {directory}",
+        if not is_file(requirements_path):
+            raise source.error("requirements", f"{requirements!r} not found in {directory}",
                                "add the file or remove the key")
     return StepSpec(
         name=name,
@@ -223,7 +223,7 @@ def _step_directories(source: YamlFile, step_paths: Any) -> list[Path]:
         if directory == root:
             raise source.error(field, f"{relative!r} is the pipeline directory itself",
                                "put each step in a directory of its own, e.g. steps/count")
-        if not directory.is_dir():
+        if not is_dir(directory):
             raise source.error(field, f"step directory {relative!r} not found", "create it or fix the path")
         directories.append(directory)
     return directories
@@ -232,9 +232,9 @@ def _step_directories(source: YamlFile, step_paths: Any) -> list[Path]:
 def load_pipeline(path: Path | str) -> PipelineSpec:
     """Parse and validate a pipeline file (or a directory holding pipeline.yaml)."""
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path):
         path = path / "pipeline.yaml"
-    path = path.resolve() if path.exists() else path
+    path = path.resolve() if is_file(path) else path
     source = YamlFile.load(path)
     data = source.data
     source.check_keys(data, PIPELINE_KEYS)

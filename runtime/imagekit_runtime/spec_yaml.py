@@ -95,6 +95,27 @@ StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 StrictLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
+def is_dir(path: Path) -> bool:
+    """path.is_dir(), False where the name itself is impossible (too long, a NUL byte)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """path.is_file(), False where the name itself is impossible (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def field_name(key: Any) -> str:
+    """A mapping key as a field name in a one-line message: as written when printable, else its repr."""
+    return key if isinstance(key, str) and key.isprintable() and key else repr(key)
+
+
 def read_yaml_text(path: Path) -> str:
     """The text of a YAML file, or a SpecError: missing, a directory, unreadable, not UTF-8."""
     try:
@@ -103,8 +124,9 @@ def read_yaml_text(path: Path) -> str:
         raise SpecError(path, "-", "file not found", "check the path") from None
     except IsADirectoryError:
         raise SpecError(path, "-", "is a directory", "point at the YAML file itself") from None
-    except OSError as exc:
-        raise SpecError(path, "-", f"cannot be read ({exc.strerror})", "check its permissions") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise SpecError(path, "-", f"cannot be read ({reason})", "check the path and its permissions") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -127,7 +149,7 @@ def _parsed(parse: Callable[[], Any], path: Path) -> Any:
     try:
         return parse()
     except DuplicateKey as exc:
-        raise SpecError(path, str(exc.key), f"given twice (first on line {exc.first_line})", "keep one of them",
+        raise SpecError(path, field_name(exc.key), f"given twice (first on line {exc.first_line})", "keep one of them",
                         line=exc.problem_mark.line + 1 if exc.problem_mark else None) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -176,7 +198,7 @@ class YamlFile:
                 continue
             close = difflib.get_close_matches(str(key), known, n=1)
             fix = f"did you mean `{prefix}{close[0]}`?" if close else f"remove it; allowed keys: {', '.join(known)}"
-            name = key if isinstance(key, str) else repr(key)
+            name = field_name(key)
             line = mapping.lines.get(key) if isinstance(mapping, LineDict) else None
             raise SpecError(self.path, f"{prefix}{name}", "unknown key", fix, line=line)
 
@@ -217,7 +239,7 @@ class YamlFile:
                 raise self.error(field, f"{key!r} is not a variable name",
                                  "use letters, digits and '_', not starting with a digit (e.g. WORDFREQ_BYTES)")
             if isinstance(item, (dict, list)) or not isinstance(item, (str, int, float, bool)):
-                raise self.error(f"{field}.{key}", f"{item!r} is not a string, number or boolean",
+                raise self.error(f"{field}.{field_name(key)}", f"{item!r} is not a string, number or boolean",
                                  f'write a single value, quoted if need be: `{key}: "..."`')
             pairs.append((key, str(item)))
         return tuple(sorted(pairs))
@@ -228,7 +250,10 @@ class YamlFile:
             raise self.error(field, f"{value!r} is not a path", f"write a path relative to {what}")
         if Path(value).is_absolute():
             raise self.error(field, f"{value!r} is an absolute path", f"write a path relative to {what}")
-        resolved = (root / value).resolve()
+        try:
+            resolved = (root / value).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise self.error(field, f"{value!r} cannot be resolved ({exc})", "fix the path or its symlinks") from None
         if not resolved.is_relative_to(root):
             raise self.error(field, f"{value!r} leads outside {what} ({root})", f"move it into {what}")
         return resolved
