@@ -342,7 +342,8 @@ def topological_order(spec: PipelineSpec, path: Path) -> list[str]:
             return
         if state.get(name) == 1:
             cycle = trail[trail.index(name):] + [name]
-            raise SpecError(path, "steps", f"the steps form a cycle: {' -> '.join(cycle)}", "remove one of the inputs in the cycle")
+            raise SpecError(path, "steps", f"the steps form a cycle: {' -> '.join(cycle)}",
+                            "remove one of the inputs in the cycle")
         state[name] = 1
         for data in by_name[name].inputs:
             visit(producers[data], trail + [name])
