@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -29,6 +29,7 @@ class CliState:
     """Per invocation: what the top-level options asked for (the click context's obj)."""
 
     verbose: bool = False
+    argv: list[str] = field(default_factory=list)
 
 
 def emit_json(payload: Any) -> None:

@@ -3,15 +3,32 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
 import typer
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
+from typer.core import TyperGroup
 
 from . import build, deploy, inspect, pod, push, run, validate
 from .common import CliState, print_error, setup_logging, stderr
 from .failures import click_errors, explain, write_crash_report
 
+
+class ImagekitGroup(TyperGroup):
+    """The top-level command: every failure below it becomes one line on stderr and its exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click_errors.NoArgsIsHelpError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line and a code
+            state = ctx.find_object(CliState) or CliState()
+            raise typer.Exit(report_failure(exc, state.argv or sys.argv[1:], state.verbose)) from None
+
+
 app = typer.Typer(
+    cls=ImagekitGroup,
     name="imagekit",
     help="Build a pipeline of step programs into one image and run it as a pod pipeline over shared memory.",
     no_args_is_help=True,
@@ -37,16 +54,18 @@ for verb in (validate, run, deploy, build, push, inspect, pod):
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; every error is one line on stderr and an exit code (the trace with --verbose)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    state = CliState()
+    state = CliState(argv=args)
     try:
         code = typer.main.get_command(app).main(args=args, prog_name="imagekit", standalone_mode=False, obj=state)
     except click_errors.NoArgsIsHelpError as exc:
-        stderr.print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        help_text = exc.ctx.get_help() if exc.ctx is not None else ""  # typer's rich help prints itself
+        if help_text:
+            stderr.print(help_text)
         return EXIT_BAD_INPUT
     except typer.Abort:
         print_error("interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line and a code
+    except Exception as exc:  # noqa: BLE001 - a usage error before any verb (`imagekit --colour`)
         return report_failure(exc, args, state.verbose)
     return code if isinstance(code, int) else 0
 
