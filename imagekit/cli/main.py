@@ -9,6 +9,11 @@ import typer
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 from typer.core import TyperGroup
 
+try:  # the click typer vendors (see failures.py)
+    from typer._click import Context as ClickContext
+except ImportError:  # pragma: no cover - an older typer on the real click
+    from click import Context as ClickContext  # type: ignore[assignment]
+
 from . import build, deploy, inspect, pod, push, run, validate
 from .common import CliState, print_error, setup_logging, stderr
 from .failures import click_errors, explain, write_crash_report
@@ -17,7 +22,7 @@ from .failures import click_errors, explain, write_crash_report
 class ImagekitGroup(TyperGroup):
     """The top-level command: every failure below it becomes one line on stderr and its exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, click_errors.NoArgsIsHelpError):
