@@ -161,6 +161,11 @@ def iter_package_files(directory: Path):
 
 def load_step(directory: Path) -> StepSpec:
     """Parse `directory/step.yaml` into a StepSpec."""
+    return _parse_step(directory)[0]
+
+
+def _parse_step(directory: Path) -> tuple[StepSpec, YamlFile]:
+    """The step and its parsed step.yaml (for later errors that name a line in it)."""
     if not is_dir(directory):
         raise SpecError(directory, "-", "step directory not found", "create it or fix the path in `steps`")
     directory = directory.resolve()
@@ -182,7 +187,7 @@ def load_step(directory: Path) -> StepSpec:
         if not is_file(requirements_path):
             raise source.error("requirements", f"{requirements!r} not found in {directory}",
                                "add the file or remove the key")
-    return StepSpec(
+    step = StepSpec(
         name=name,
         directory=directory,
         command=_command(source, data.get("command")),
@@ -193,6 +198,7 @@ def load_step(directory: Path) -> StepSpec:
         env=source.variables(data.get("env"), "env", VARIABLE_NAME_RE),
         source_file=path,
     )
+    return step, source
 
 
 def _command(source: YamlFile, command: Any) -> tuple[str, ...]:
@@ -247,13 +253,15 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         raise source.error("base", "must be an image reference", f"write `base: {DEFAULT_BASE}`")
 
     steps: list[StepSpec] = []
+    step_sources: dict[str, YamlFile] = {}
     seen_names: dict[str, str] = {}
     for index, directory in enumerate(_step_directories(source, data.get("steps"))):
-        step = load_step(directory)
+        step, step_source = _parse_step(directory)
         if step.name in seen_names:
             raise source.error(f"steps[{index}]", f"step name {step.name!r} is used by {seen_names[step.name]} too",
                                "give each step a unique name")
         seen_names[step.name] = data["steps"][index]
+        step_sources[step.name] = step_source
         steps.append(step)
 
     try:
@@ -285,7 +293,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         grace_seconds=float(grace),
         params=source.variables(data.get("params"), "params", VARIABLE_NAME_RE),
     )
-    _validate_graph(spec, source)
+    _validate_graph(spec, source, step_sources)
     return spec
 
 
@@ -299,30 +307,31 @@ def _optional_path(data: dict[str, Any], key: str, default: str, source: YamlFil
     return Path(value)
 
 
-def _validate_graph(spec: PipelineSpec, source: YamlFile) -> None:
+def _validate_graph(spec: PipelineSpec, source: YamlFile, step_sources: dict[str, YamlFile]) -> None:
     producers: dict[str, str] = {}
     by_env_name: dict[str, str] = {}
     for step in spec.steps:
-        for data in step.outputs:
+        for index, data in enumerate(step.outputs):
+            field_name = f"outputs[{index}]"
             if data in producers:
-                raise SpecError(
-                    step.source_file, "outputs",
-                    f"data {data!r} is produced by both {producers[data]!r} and {step.name!r}",
-                    "rename one of the outputs",
-                )
+                raise step_sources[step.name].error(
+                    field_name, f"data {data!r} is produced by both {producers[data]!r} and {step.name!r}",
+                    "rename one of the outputs")
             other = by_env_name.setdefault(env_name(data), data)
             if other != data:
-                raise SpecError(step.source_file, "outputs",
-                                f"data {data!r} and {other!r} (of step {producers[other]!r}) both become "
-                                f"IMAGEKIT_OUT_{env_name(data)}", "rename one of them")
+                raise step_sources[step.name].error(
+                    field_name, f"data {data!r} and {other!r} (of step {producers[other]!r}) both become "
+                    f"IMAGEKIT_OUT_{env_name(data)}", "rename one of them")
             producers[data] = step.name
     for step in spec.steps:
-        for data in step.inputs:
+        for index, data in enumerate(step.inputs):
             if data not in producers:
-                raise SpecError(step.source_file, "inputs", f"data {data!r} is consumed but no step produces it",
-                                "add a step that outputs it or remove the input")
+                raise step_sources[step.name].error(f"inputs[{index}]",
+                                                    f"data {data!r} is consumed but no step produces it",
+                                                    "add a step that outputs it or remove the input")
             if producers[data] == step.name:
-                raise SpecError(step.source_file, "inputs", f"step reads its own output {data!r}", "remove the input")
+                raise step_sources[step.name].error(f"inputs[{index}]", f"step reads its own output {data!r}",
+                                                    "remove the input")
     for field_name, names in (("results", spec.results), ("checkpoint.major", spec.checkpoint.major)):
         for index, data in enumerate(names):
             if data not in producers:
