@@ -91,7 +91,7 @@ def test_cycle_is_refused(tmp_path):
 def test_duplicate_step_names_are_refused(tmp_path):
     write_step(tmp_path / "steps", "one", "true\n", outputs=["a"])
     (tmp_path / "steps" / "copy").mkdir()
-    (tmp_path / "steps" / "copy" / "step.yaml").write_text("name: one\ncommand: [true]\n")
+    (tmp_path / "steps" / "copy" / "step.yaml").write_text("name: one\ncommand: [\"true\"]\n")
     pipeline = write_pipeline(tmp_path, "dups", ["one", "copy"])
     assert_refused(imagekit("validate", pipeline), "pipeline.yaml", "steps[1]")
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from imagekit_runtime.errors import UsageError
+from imagekit_runtime.spec_yaml import parse_yaml_documents, read_yaml_text
 
 from .kruise import API_VERSION as KRUISE_API_VERSION
 from .renderer import WORKLOAD_KIND, Manifest, Rendering
@@ -57,12 +58,10 @@ def _previous_files(directory: Path) -> list[str]:
     path = directory / KUSTOMIZATION
     if not path.is_file():
         return []
-    text = path.read_text()
-    if not text.startswith(HEADER_PREFIX):
-        return []
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if text.startswith(HEADER_PREFIX) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return []
     resources = data.get("resources") if isinstance(data, dict) else None
     return [name for name in resources or [] if isinstance(name, str) and "/" not in name]
@@ -93,14 +92,8 @@ def write_rendering(rendering: Rendering, directory: Path) -> list[Path]:
 
 
 def _load_documents(path: Path) -> list[Manifest]:
-    try:
-        documents = list(yaml.safe_load_all(path.read_text()))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}: invalid YAML{where} (fix: correct the syntax or re-render)") from None
     manifests = []
-    for document in documents:
+    for document in parse_yaml_documents(read_yaml_text(path), path):
         if document is None:
             continue
         if not isinstance(document, dict):
@@ -125,13 +118,17 @@ def load_rendered(path: Path) -> Rendering:
     else:
         kustomization_path = path / KUSTOMIZATION
         if kustomization_path.is_file():
-            data = yaml.safe_load(kustomization_path.read_text()) or {}
-            names = data.get("resources") if isinstance(data, dict) else None
+            data = parse_yaml_documents(read_yaml_text(kustomization_path), kustomization_path)
+            names = data[0].get("resources") if len(data) == 1 and isinstance(data[0], dict) else None
             if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
                 raise UsageError(f"{kustomization_path}: resources is not a list of files (fix: re-render)")
             files = []
+            root = path.resolve()
             for name in names:
-                file = path / name
+                file = (root / name).resolve() if "\0" not in name else root
+                if not file.is_relative_to(root) or file == root:
+                    raise UsageError(f"{kustomization_path}: resource {name!r} is outside {path} "
+                                     "(fix: list files of this directory only, as kustomize requires)")
                 if not file.is_file():
                     raise UsageError(f"{kustomization_path}: resource {name!r} is not a file here (fix: re-render)")
                 files.append(file)

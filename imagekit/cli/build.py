@@ -14,7 +14,7 @@ from imagekit_runtime.errors import UsageError
 from imagekit_runtime.quantity import human_size
 from imagekit_runtime.spec import load_pipeline
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 from .push import print_published, publish
 
 
@@ -28,7 +28,7 @@ def source_date_epoch() -> int | None:
 
 
 def print_layers(result: BuildResult) -> None:
-    stderr.print(f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  status", highlight=False)
+    stderr.print(f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  status")
     for layer in result.layers:
         if layer.kind == "base":
             continue
@@ -40,13 +40,11 @@ def print_layers(result: BuildResult) -> None:
             status = "built"
         size = human_size(layer.size) if layer.size is not None else "?"
         steps = ",".join(layer.steps) or "-"
-        stderr.print(f"{layer.index:>3}  {layer.name:<18} {steps:<24} {size:>10}  {status}  {layer.digest[:19]}",
-                     highlight=False)
+        stderr.print(f"{layer.index:>3}  {layer.name:<18} {steps:<24} {size:>10}  {status}  {layer.digest[:19]}")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @exits_on_error
     def build(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         tag: str = typer.Option(..., "--tag", "-t", help="image reference to tag the result with"),
@@ -72,17 +70,15 @@ def register(app: typer.Typer) -> None:
         engine = get_backend(backend)
         options = BuildOptions(tag=tag, base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
                                version=version, no_cache=no_cache, python_version=python_version)
-        stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {tag}", highlight=False)
+        stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {tag}")
         result = build_image(spec, engine, options)
         if output is OutputFormat.text:
             print_layers(result)
             if result.shared_steps:
-                stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers",
-                             highlight=False)
+                stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers")
             reused = len(result.reused)
             stderr.print(f"built {tag} ({result.image_id[:19]}) in {result.timings['total']:.1f}s: "
-                         f"{len([l for l in result.layers if l.kind != 'base'])} layers, {reused} reused",
-                         highlight=False)
+                         f"{len([l for l in result.layers if l.kind != 'base'])} layers, {reused} reused")
         payload = result.to_json()
         if push:
             published = publish(engine, tag, tag)

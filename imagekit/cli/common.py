@@ -1,23 +1,23 @@
-"""What every verb shares: error reporting with the exit codes of docs/contract.md, JSON output, logging."""
+"""What every verb shares: the stderr console, error lines with the exit codes of docs/contract.md, JSON output,
+logging."""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
-import typer
 from rich.console import Console
+from rich.text import Text
 
-from imagekit_runtime.errors import ImagekitError
+from .failures import one_line
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-# Progress and logs go to stderr; stdout carries only machine-readable results.
-stderr = Console(stderr=True, soft_wrap=True)
+# Progress and logs go to stderr; stdout carries only machine-readable results. Everything printed is
+# user text (paths, names, fix hints such as `[python3, main.py]`), so the console prints it literally:
+# no markup, no emoji codes, no highlighting, no wrapping.
+stderr = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 
 class OutputFormat(str, Enum):
@@ -25,9 +25,22 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+@dataclass
+class CliState:
+    """Per invocation: what the top-level options asked for (the click context's obj)."""
+
+    verbose: bool = False
+    argv: list[str] = field(default_factory=list)
+
+
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_error(message: str) -> None:
+    """`error: MESSAGE` on stderr, on one line, MESSAGE printed literally."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", one_line(message)))
 
 
 class ConsoleHandler(logging.Handler):
@@ -35,25 +48,11 @@ class ConsoleHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            stderr.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+            stderr.print(self.format(record))
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[ConsoleHandler()])
-
-
-def exits_on_error(func: F) -> F:
-    """Turn an ImagekitError into one line on stderr and its exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ImagekitError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
+                        handlers=[ConsoleHandler()], force=True)

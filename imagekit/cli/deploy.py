@@ -15,7 +15,7 @@ from imagekit_runtime import contract
 from imagekit_runtime.quantity import format_bytes
 from imagekit_runtime.spec import load_pipeline
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, print_error, stderr
 
 deploy_app = typer.Typer(
     help="Render Kubernetes manifests for a pipeline image (OpenKruise Advanced StatefulSet or plain "
@@ -33,7 +33,6 @@ KRUISE_CRD_HELP = (f"the statefulsets.apps.kruise.io CRD to check the Advanced S
 
 
 @deploy_app.command("render")
-@exits_on_error
 def render_command(
     pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
     image: str = typer.Option(..., "--image", help="the built pipeline image, e.g. registry.example.com/wordfreq:1.0"),
@@ -65,7 +64,7 @@ def render_command(
     )
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
-                     f"{contract.SHARD_COUNT} is {replicas}", highlight=False, markup=False)
+                     f"{contract.SHARD_COUNT} is {replicas}")
     rendering = render(spec, settings)
     report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if report.problems:
@@ -101,16 +100,15 @@ def render_command(
                f"memory {format_bytes(settings.memory_limit)} (shm {format_bytes(spec.shm_bytes)}), "
                f"SSD {settings.ssd.value if settings.ssd else 'none'}")
     if output_dir is not None:
-        stderr.print(f"wrote {len(written)} files to {output_dir} — {summary}", highlight=False, markup=False)
+        stderr.print(f"wrote {len(written)} files to {output_dir} — {summary}")
     else:
-        stderr.print(summary, highlight=False, markup=False)
-    stderr.print(report.checks_line(), highlight=False, markup=False)
+        stderr.print(summary)
+    stderr.print(report.checks_line())
     if output_dir is not None:
-        stderr.print(f"apply with: kubectl apply -k {output_dir}", highlight=False, markup=False)
+        stderr.print(f"apply with: kubectl apply -k {output_dir}")
 
 
 @deploy_app.command("validate")
-@exits_on_error
 def validate_command(
     path: Path = typer.Argument(..., help="a rendered directory (kustomization.yaml), a directory of YAML files, or one YAML stream"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
@@ -124,12 +122,11 @@ def validate_command(
         emit_json(report.as_json())
     else:
         for problem in report.problems:
-            stderr.print(str(problem), highlight=False, markup=False)
+            stderr.print(str(problem))
     if report.problems:
-        stderr.print(report.checks_line(), highlight=False, markup=False)
-        stderr.print(f"[bold red]error:[/] {path}: {len(report.problems)} problem(s)", highlight=False)
+        stderr.print(report.checks_line())
+        print_error(f"{path}: {len(report.problems)} problem(s)")
         raise typer.Exit(ManifestsInvalid.exit_code)
     if output is not OutputFormat.json:
-        stderr.print(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour",
-                     highlight=False, markup=False)
-    stderr.print(report.checks_line(), highlight=False, markup=False)
+        stderr.print(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour")
+    stderr.print(report.checks_line())

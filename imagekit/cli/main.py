@@ -1,14 +1,39 @@
-"""The `imagekit` command: assembles one module per verb."""
+"""The `imagekit` command: assembles one module per verb, and turns every failure into one line and an exit code."""
 from __future__ import annotations
 
-import typer
+import sys
+import traceback
+from typing import Any
 
-from . import deploy, run, validate
-from . import build, inspect, push
-from . import pod
-from .common import setup_logging
+import typer
+from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
+from typer.core import TyperGroup
+
+try:  # the click typer vendors (see failures.py)
+    from typer._click import Context as ClickContext
+except ImportError:  # pragma: no cover - an older typer on the real click
+    from click import Context as ClickContext  # type: ignore[assignment]
+
+from . import build, deploy, inspect, pod, push, run, validate
+from .common import CliState, print_error, setup_logging, stderr
+from .failures import click_errors, explain, write_crash_report
+
+
+class ImagekitGroup(TyperGroup):
+    """The top-level command: every failure below it becomes one line on stderr and its exit code."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click_errors.NoArgsIsHelpError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line and a code
+            state = ctx.find_object(CliState) or CliState()
+            raise typer.Exit(report_failure(exc, state.argv or sys.argv[1:], state.verbose)) from None
+
 
 app = typer.Typer(
+    cls=ImagekitGroup,
     name="imagekit",
     help="Build a pipeline of step programs into one image and run it as a pod pipeline over shared memory.",
     no_args_is_help=True,
@@ -18,8 +43,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log every external command")) -> None:
+def main_options(ctx: typer.Context,
+                 verbose: bool = typer.Option(False, "--verbose", "-v",
+                                              help="log every external command; show the trace of an error")) -> None:
     """imagekit: build, run and deploy pod pipelines."""
+    ctx.ensure_object(CliState).verbose = verbose
     setup_logging(verbose)
 
 
@@ -28,5 +56,38 @@ for verb in (validate, run, deploy, build, push, inspect, pod):
     verb.register(app)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every error is one line on stderr and an exit code (the trace with --verbose)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state = CliState(argv=args)
+    try:
+        code = typer.main.get_command(app).main(args=args, prog_name="imagekit", standalone_mode=False, obj=state)
+    except click_errors.NoArgsIsHelpError as exc:
+        help_text = exc.ctx.get_help() if exc.ctx is not None else ""  # typer's rich help prints itself
+        if help_text:
+            stderr.print(help_text)
+        return EXIT_BAD_INPUT
+    except typer.Abort:
+        print_error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a usage error before any verb (`imagekit --colour`)
+        return report_failure(exc, args, state.verbose)
+    return code if isinstance(code, int) else 0
+
+
+def report_failure(exc: Exception, args: list[str], verbose: bool) -> int:
+    if verbose:
+        stderr.print("".join(traceback.format_exception(exc)).rstrip())
+    explained = explain(exc)
+    if explained is not None:
+        code, message = explained
+        print_error(message)
+        return code
+    report = write_crash_report(exc, args)
+    print_error(f"internal error, a bug in imagekit: {type(exc).__name__}: {exc} "
+                f"(the full trace is in {report}; please report it)")
+    return EXIT_INTERNAL
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    sys.exit(main())

@@ -16,7 +16,7 @@ from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
 from imagekit_runtime.errors import PipelineFailed
 from imagekit_runtime.settings import parse_params
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 
 pod_app = typer.Typer(
     help="Run the pods of a rendered StatefulSet on the local Docker engine (one sandbox holding shm plus "
@@ -32,11 +32,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _say(text: str) -> None:
-    stderr.print(text, highlight=False, markup=False)
+    stderr.print(text)
 
 
 @pod_app.command("up")
-@exits_on_error
 def up_command(
     rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render -o`, or a YAML stream"),
     replicas: Optional[int] = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
@@ -57,7 +56,6 @@ def up_command(
 
 
 @pod_app.command("status")
-@exits_on_error
 def status_command(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
     wait: bool = typer.Option(False, "--wait", help="wait until every pod is Complete (exit 1 if one exits "
@@ -87,7 +85,6 @@ def status_command(
 
 
 @pod_app.command("kill")
-@exits_on_error
 def kill_command(
     ordinal: int = typer.Argument(..., help="the pod's ordinal (= its shard)"),
     level: FailureLevel = typer.Option(..., "--level", help=f"the failure level: {FAILURE_LEVELS_HELP}"),
@@ -112,7 +109,6 @@ def kill_command(
 
 
 @pod_app.command("down")
-@exits_on_error
 def down_command(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
     grace_period: Optional[int] = typer.Option(None, "--grace-period", help="seconds between SIGTERM and SIGKILL "

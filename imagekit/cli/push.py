@@ -11,7 +11,7 @@ from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
 from imagekit_runtime.quantity import human_size
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 
 
 def publish(engine: Backend, image: str, destination: str) -> Published:
@@ -23,13 +23,12 @@ def print_published(published: Published) -> None:
     """What was sent on stderr, and REF@sha256:… alone on stdout: the one result a script wants."""
     uploaded = [layer for layer in published.layers if layer.uploaded]
     stderr.print(f"pushed in {published.seconds:.1f}s: {len(uploaded)}/{len(published.layers)} layers uploaded, "
-                 f"{human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}", highlight=False)
+                 f"{human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}")
     sys.stdout.write(published.reference + "\n")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @exits_on_error
     def push(
         reference: str = typer.Argument(..., help="HOST[:PORT]/NAME[:TAG] of a local image, pushed to that registry"),
         source: str = typer.Option(None, "--source", help="local image to push, if not REF itself"),

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from imagekit_runtime import contract
+from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.states import StepState
@@ -13,7 +14,7 @@ from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 
 
 def location_settings(
@@ -29,7 +30,7 @@ class StepProgress:
 
     def __init__(self, title: str) -> None:
         self.title = title
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=stderr, transient=True,
                                  disable=not stderr.is_terminal)
         self.task = self.progress.add_task(title, total=None)
@@ -60,7 +61,6 @@ class StepProgress:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @exits_on_error
     def run(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         local: bool = typer.Option(True, "--local/--no-local",
@@ -81,9 +81,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 143 SIGTERM."""
         if not local:
-            stderr.print("error: only --local runs here; run the image with `imagekit pod up` or docker run",
-                         highlight=False)
-            raise typer.Exit(2)
+            raise UsageError("--no-local: only --local runs here (fix: run the image with `imagekit pod up` or docker run)")
         settings = location_settings(shm_dir, ssd, pv, results, run_dir, shard_index, shard_count, no_checkpoints)
         if dry_run:
             show_status(pipeline, settings, param, output)
@@ -91,13 +89,12 @@ def register(app: typer.Typer) -> None:
         with StepProgress(str(pipeline)) as progress:
             summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
                                    on_transition=progress.on_transition)
-        stderr.print(format_summary(summary), highlight=False, markup=False)
+        stderr.print(format_summary(summary))
         if output is OutputFormat.json:
             emit_json(summary.to_json())
         raise typer.Exit(summary.exit_code)
 
     @app.command()
-    @exits_on_error
     def status(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         shm_dir: str = typer.Option(None, help="shared-memory directory [default: /dev/shm/imagekit]"),
@@ -119,4 +116,4 @@ def show_status(pipeline: Path, settings: RunSettings, param: list[str], output:
     if output is OutputFormat.json:
         emit_json(report)
     else:
-        stderr.print(format_status(report), highlight=False, markup=False)
+        stderr.print(format_status(report))

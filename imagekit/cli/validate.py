@@ -8,12 +8,11 @@ import typer
 from imagekit_runtime.quantity import human_size
 from imagekit_runtime.spec import load_pipeline
 
-from .common import OutputFormat, emit_json, exits_on_error, stderr
+from .common import OutputFormat, emit_json, stderr
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @exits_on_error
     def validate(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
@@ -33,4 +32,4 @@ def register(app: typer.Typer) -> None:
             })
         else:
             stderr.print(f"{spec.file}: ok — {len(spec.steps)} steps ({' → '.join(order)}), "
-                         f"shm {human_size(spec.shm_bytes)}, {spec.shards} shard(s)", highlight=False)
+                         f"shm {human_size(spec.shm_bytes)}, {spec.shards} shard(s)")

@@ -23,7 +23,7 @@ from typing import Any
 from imagekit.build.backend import Backend
 from imagekit.references import parse_reference
 from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
 from .credentials import authfile, credentials_for
 from .publisher import Published, PublishedLayer, Publisher
@@ -85,6 +85,9 @@ class RegistryClient:
                 self._authorization = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
             return
         fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+        if "realm" not in fields:
+            raise EnvironmentMissing(f"registry {self.host} asked for {scheme or 'an unknown'} authentication "
+                                     f"without a realm (fix: check that {self.host} is a registry)")
         query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
         request = urllib.request.Request(fields["realm"] + "?" + urllib.parse.urlencode(query))
         if credentials:
@@ -118,6 +121,9 @@ class RegistryClient:
     def manifest(self, repository: str, reference: str) -> dict[str, Any]:
         status, body = self._request("GET", f"/v2/{repository}/manifests/{reference}", f"repository:{repository}:pull",
                                      accept=MANIFEST_TYPES)
+        if status == 404:
+            raise UsageError(f"registry {self.host} has no image {repository}:{reference} "
+                             f"(fix: check the image reference, or push it first)")
         if status != 200:
             raise EnvironmentMissing(f"registry {self.host}: manifest {repository}@{reference} not readable (HTTP {status})")
         return json.loads(body)

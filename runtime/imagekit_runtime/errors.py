@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # a pipeline or step failed
 EXIT_BAD_INPUT = 2  # bad input or usage
 EXIT_ENVIRONMENT = 3  # engine, registry or tool missing
+EXIT_INTERNAL = 4  # a bug in imagekit: one line on stderr, the full trace in a file
 EXIT_TERMINATED = 143  # stopped by SIGTERM
 
 
@@ -15,16 +16,18 @@ class ImagekitError(Exception):
 
 
 class SpecError(ImagekitError):
-    """Bad pipeline or step input. The message is one line: file, field, problem, fix."""
+    """Bad pipeline or step input. The message is one line: file (and line), field, problem, fix."""
 
     exit_code = EXIT_BAD_INPUT
 
-    def __init__(self, file: Path | str, field: str, problem: str, fix: str) -> None:
+    def __init__(self, file: Path | str, field: str, problem: str, fix: str, *, line: int | None = None) -> None:
         self.file = str(file)
         self.field = field
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{self.file}: {field}: {problem} (fix: {fix})")
+        self.line = line
+        where = f"{self.file}, line {line}" if line is not None else self.file
+        super().__init__(f"{where}: {field}: {problem} (fix: {fix})")
 
 
 class UsageError(ImagekitError):

@@ -14,7 +14,7 @@ from . import contract
 from .environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
 from .errors import UsageError
 from .layout import RunLayout
-from .spec import PipelineSpec
+from .spec import VARIABLE_NAME_RE, PipelineSpec
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -123,7 +123,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        if not sep or not VARIABLE_NAME_RE.match(key):
             raise UsageError(f"--param {pair!r} is not KEY=VALUE (fix: write --param WORDFREQ_BYTES=64Mi)")
         params[key] = value
     return params

@@ -8,20 +8,23 @@ the field and the fix.
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .contract import DEFAULT_PV, DEFAULT_SSD
+from .contract import DEFAULT_PV, DEFAULT_SSD, env_name, output_var
 from .errors import SpecError
-from .stepfiles import package_digest
 from .quantity import parse_bytes
+from .spec_yaml import YamlFile, is_dir, is_file
+from .stepfiles import package_digest
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$")
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
+DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?\Z")
+VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a param or env name, as a shell takes it
 
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description"}
 PIPELINE_KEYS = {
@@ -30,6 +33,7 @@ PIPELINE_KEYS = {
 }
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
+
 
 
 
@@ -106,204 +110,186 @@ class PipelineSpec:
         return topological_order(self, self.file)
 
 
-def _load_yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(path, "-", "file not found", "check the path") from None
-    except IsADirectoryError:
-        raise SpecError(path, "-", "is a directory", "point at the YAML file itself") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "-"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(path, where, f"invalid YAML: {problem}", "fix the YAML syntax") from None
-    if not isinstance(data, dict):
-        raise SpecError(path, "-", "top level is not a mapping", "write `key: value` pairs at the top level")
-    return data
-
-
-def _check_keys(data: dict[str, Any], allowed: set[str], path: Path, prefix: str = "") -> None:
-    for key in data:
-        if key not in allowed:
-            raise SpecError(path, f"{prefix}{key}", "unknown key", f"remove it; allowed keys: {', '.join(sorted(allowed))}")
-
-
-def _string_list(value: Any, path: Path, field_name: str, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise SpecError(path, field_name, "must be a list of strings", f"write `{field_name}: [a, b]`")
-    for item in value:
-        if pattern is not None and not pattern.match(item):
-            raise SpecError(path, field_name, f"bad name {item!r}", "use letters, digits, '-' and '_' only")
-    if len(set(value)) != len(value):
-        raise SpecError(path, field_name, "lists a name twice", "list each name once")
-    return tuple(value)
-
-
-def _positive_int(value: Any, path: Path, field_name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(path, field_name, f"{value!r} is not a whole number >= {minimum}", f"set it to a whole number >= {minimum}")
-    return value
-
 
 def load_step(directory: Path) -> StepSpec:
     """Parse `directory/step.yaml` into a StepSpec."""
-    if not directory.is_dir():
+    return _parse_step(directory)[0]
+
+
+def _parse_step(directory: Path) -> tuple[StepSpec, YamlFile]:
+    """The step and its parsed step.yaml (for later errors that name a line in it)."""
+    if not is_dir(directory):
         raise SpecError(directory, "-", "step directory not found", "create it or fix the path in `steps`")
+    directory = directory.resolve()
     path = directory / "step.yaml"
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(path, "-", "step.yaml not found", "add a step.yaml with name and command")
-    data = _load_yaml_mapping(path)
-    _check_keys(data, STEP_KEYS, path)
+    source = YamlFile.load(path)
+    data = source.data
+    source.check_keys(data, STEP_KEYS)
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise SpecError(path, "name", f"{name!r} is not a valid step name", "use lower-case letters, digits and '-'")
-    command = data.get("command")
-    if command is None:
-        raise SpecError(path, "command", "missing", "add `command: [python3, main.py]`")
-    if isinstance(command, str):
-        import shlex
-
-        command = shlex.split(command)
-    if not isinstance(command, list) or not command or not all(isinstance(part, (str, int, float)) for part in command):
-        raise SpecError(path, "command", "must be a non-empty list of strings", "write `command: [python3, main.py]`")
+        raise source.error("name", f"{name!r} is not a valid step name", "use lower-case letters, digits and '-'")
     requirements = data.get("requirements")
     requirements_path: Path | None = None
     if requirements is not None:
-        if not isinstance(requirements, str) or not requirements:
-            raise SpecError(path, "requirements", "must be a file name", "write `requirements: requirements.txt`")
-        requirements_path = (directory / requirements).resolve()
-        if not requirements_path.is_file():
-            raise SpecError(path, "requirements", f"{requirements} not found in {directory}", "add the file or remove the key")
-    retries = _positive_int(data.get("retries", 0), path, "retries", minimum=0)
-    env = data.get("env") or {}
-    if not isinstance(env, dict):
-        raise SpecError(path, "env", "must be a mapping", "write `env: {KEY: value}`")
-    return StepSpec(
+        if not isinstance(requirements, str):
+            raise source.error("requirements", "must be a file name", "write `requirements: requirements.txt`")
+        requirements_path = source.path_inside(requirements, "requirements", directory, "the step directory")
+        if not is_file(requirements_path):
+            raise source.error("requirements", f"{requirements!r} not found in {directory}",
+                               "add the file or remove the key")
+    step = StepSpec(
         name=name,
-        directory=directory.resolve(),
-        command=tuple(str(part) for part in command),
-        inputs=_string_list(data.get("inputs"), path, "inputs", DATA_NAME_RE),
-        outputs=_string_list(data.get("outputs"), path, "outputs", DATA_NAME_RE),
+        directory=directory,
+        command=_command(source, data.get("command")),
+        inputs=source.string_list(data.get("inputs"), "inputs", DATA_NAME_RE),
+        outputs=source.string_list(data.get("outputs"), "outputs", DATA_NAME_RE),
         requirements=requirements_path,
-        retries=retries,
-        env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
-        source_file=path.resolve(),
+        retries=source.whole_number(data.get("retries", 0), "retries", minimum=0),
+        env=source.variables(data.get("env"), "env", VARIABLE_NAME_RE),
+        source_file=path,
     )
+    return step, source
+
+
+def _command(source: YamlFile, command: Any) -> tuple[str, ...]:
+    if command is None:
+        raise source.error("command", "missing", "add `command: [python3, main.py]`")
+    if isinstance(command, str):
+        try:
+            command = shlex.split(command)
+        except ValueError as exc:
+            raise source.error("command", f"cannot be split into words ({exc})",
+                               "write it as a list: `command: [python3, main.py]`") from None
+    if not isinstance(command, list) or not command or not all(
+            isinstance(part, (str, int, float)) and not isinstance(part, bool) for part in command):
+        raise source.error("command", "must be a non-empty list of strings", "write `command: [python3, main.py]`")
+    return tuple(str(part) for part in command)
+
+
+def _step_directories(source: YamlFile, step_paths: Any) -> list[Path]:
+    """The pipeline's step directories: each a directory below the pipeline's own, listed once."""
+    if not isinstance(step_paths, list) or not step_paths or not all(isinstance(p, str) for p in step_paths):
+        raise source.error("steps", "must be a non-empty list of step package paths",
+                           "write `steps: [steps/fetch, steps/count]`")
+    root = source.path.parent.resolve()
+    directories = []
+    for index, relative in enumerate(step_paths):
+        field = f"steps[{index}]"
+        directory = source.path_inside(relative, field, root, "the pipeline directory")
+        if directory == root:
+            raise source.error(field, f"{relative!r} is the pipeline directory itself",
+                               "put each step in a directory of its own, e.g. steps/count")
+        if not is_dir(directory):
+            raise source.error(field, f"step directory {relative!r} not found", "create it or fix the path")
+        directories.append(directory)
+    return directories
 
 
 def load_pipeline(path: Path | str) -> PipelineSpec:
     """Parse and validate a pipeline file (or a directory holding pipeline.yaml)."""
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path):
         path = path / "pipeline.yaml"
-    path = path.resolve() if path.exists() else path
-    data = _load_yaml_mapping(path)
-    _check_keys(data, PIPELINE_KEYS, path)
+    path = path.resolve() if is_file(path) else path
+    source = YamlFile.load(path)
+    data = source.data
+    source.check_keys(data, PIPELINE_KEYS)
 
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise SpecError(path, "name", f"{name!r} is not a valid pipeline name", "use lower-case letters, digits and '-'")
+        raise source.error("name", f"{name!r} is not a valid pipeline name", "use lower-case letters, digits and '-'")
     base = data.get("base", DEFAULT_BASE)
     if not isinstance(base, str) or not base:
-        raise SpecError(path, "base", "must be an image reference", f"write `base: {DEFAULT_BASE}`")
+        raise source.error("base", "must be an image reference", f"write `base: {DEFAULT_BASE}`")
 
-    step_paths = data.get("steps")
-    if not isinstance(step_paths, list) or not step_paths or not all(isinstance(p, str) for p in step_paths):
-        raise SpecError(path, "steps", "must be a non-empty list of step package paths", "write `steps: [steps/fetch, steps/count]`")
     steps: list[StepSpec] = []
+    step_sources: dict[str, YamlFile] = {}
     seen_names: dict[str, str] = {}
-    for index, relative in enumerate(step_paths):
-        directory = path.parent / relative
-        if not directory.is_dir():
-            raise SpecError(path, f"steps[{index}]", f"step directory {relative!r} not found", "create it or fix the path")
-        step = load_step(directory)
+    for index, directory in enumerate(_step_directories(source, data.get("steps"))):
+        step, step_source = _parse_step(directory)
         if step.name in seen_names:
-            raise SpecError(path, f"steps[{index}]", f"step name {step.name!r} is used by {seen_names[step.name]} too", "give each step a unique name")
-        seen_names[step.name] = relative
+            raise source.error(f"steps[{index}]", f"step name {step.name!r} is used by {seen_names[step.name]} too",
+                               "give each step a unique name")
+        seen_names[step.name] = data["steps"][index]
+        step_sources[step.name] = step_source
         steps.append(step)
 
-    shm_bytes = parse_bytes(data.get("shm", "1Gi"), file=path, field="shm")
-    parallelism = _positive_int(data.get("parallelism", 1), path, "parallelism")
-    shards = _positive_int(data.get("shards", 1), path, "shards")
+    try:
+        shm_bytes = parse_bytes(data.get("shm", "1Gi"), file=path, field="shm")
+    except SpecError as exc:
+        raise source.error("shm", exc.problem, exc.fix) from None
     grace = data.get("grace_seconds", 10)
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
-        raise SpecError(path, "grace_seconds", f"{grace!r} is not a number of seconds", "set it to a number >= 0")
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace < math.inf:
+        raise source.error("grace_seconds", f"{grace!r} is not a number of seconds", "set it to a number >= 0")
 
-    checkpoint_data = data.get("checkpoint") or {}
-    if not isinstance(checkpoint_data, dict):
-        raise SpecError(path, "checkpoint", "must be a mapping", "write `checkpoint: {ssd: PATH, pv: PATH, major: [names]}`")
-    _check_keys(checkpoint_data, CHECKPOINT_KEYS, path, "checkpoint.")
+    checkpoint_data = source.mapping(data.get("checkpoint"), "checkpoint", "{ssd: PATH, pv: PATH, major: [names]}")
+    source.check_keys(checkpoint_data, CHECKPOINT_KEYS, "checkpoint.")
     checkpoint = CheckpointSpec(
-        ssd=_optional_path(checkpoint_data, "ssd", DEFAULT_SSD, path),
-        pv=_optional_path(checkpoint_data, "pv", DEFAULT_PV, path),
-        major=_string_list(checkpoint_data.get("major"), path, "checkpoint.major", DATA_NAME_RE),
-        retention=_positive_int(checkpoint_data.get("retention", 2), path, "checkpoint.retention"),
+        ssd=_optional_path(checkpoint_data, "ssd", DEFAULT_SSD, source),
+        pv=_optional_path(checkpoint_data, "pv", DEFAULT_PV, source),
+        major=source.string_list(checkpoint_data.get("major"), "checkpoint.major", DATA_NAME_RE),
+        retention=source.whole_number(checkpoint_data.get("retention", 2), "checkpoint.retention"),
     )
-    results = _string_list(data.get("results"), path, "results", DATA_NAME_RE)
-
-    params = data.get("params") or {}
-    if not isinstance(params, dict):
-        raise SpecError(path, "params", "must be a mapping", "write `params: {KEY: value}`")
-
     spec = PipelineSpec(
         name=name,
         file=path,
         base=base,
         steps=tuple(steps),
         shm_bytes=shm_bytes,
-        parallelism=parallelism,
+        parallelism=source.whole_number(data.get("parallelism", 1), "parallelism"),
         checkpoint=checkpoint,
-        shards=shards,
-        results=results,
+        shards=source.whole_number(data.get("shards", 1), "shards"),
+        results=source.string_list(data.get("results"), "results", DATA_NAME_RE),
         grace_seconds=float(grace),
-        params=tuple(sorted((str(k), str(v)) for k, v in params.items())),
+        params=source.variables(data.get("params"), "params", VARIABLE_NAME_RE),
     )
-    _validate_graph(spec)
+    _validate_graph(spec, source, step_sources)
     return spec
 
 
-def _optional_path(data: dict[str, Any], key: str, default: str, path: Path) -> Path | None:
+def _optional_path(data: dict[str, Any], key: str, default: str, source: YamlFile) -> Path | None:
     value = data.get(key, default)
     if value is None or value is False:
         return None
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise SpecError(path, f"checkpoint.{key}", f"{value!r} is not an absolute path", "use an absolute path, or null to disable")
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise source.error(f"checkpoint.{key}", f"{value!r} is not an absolute path",
+                           "use an absolute path, or null to disable")
     return Path(value)
 
 
-def _validate_graph(spec: PipelineSpec) -> None:
-    path = spec.file
+def _validate_graph(spec: PipelineSpec, source: YamlFile, step_sources: dict[str, YamlFile]) -> None:
     producers: dict[str, str] = {}
+    by_env_name: dict[str, str] = {}
     for step in spec.steps:
-        for data in step.outputs:
+        for index, data in enumerate(step.outputs):
+            field_name = f"outputs[{index}]"
             if data in producers:
-                raise SpecError(
-                    step.source_file, "outputs",
-                    f"data {data!r} is produced by both {producers[data]!r} and {step.name!r}",
-                    "rename one of the outputs",
-                )
+                raise step_sources[step.name].error(
+                    field_name, f"data {data!r} is produced by both {producers[data]!r} and {step.name!r}",
+                    "rename one of the outputs")
+            other = by_env_name.setdefault(env_name(data), data)
+            if other != data:
+                raise step_sources[step.name].error(
+                    field_name, f"data {data!r} and {other!r} (of step {producers[other]!r}) both become "
+                    f"{output_var(data)}", "rename one of them")
             producers[data] = step.name
     for step in spec.steps:
-        for data in step.inputs:
+        for index, data in enumerate(step.inputs):
             if data not in producers:
-                raise SpecError(step.source_file, "inputs", f"data {data!r} is consumed but no step produces it",
-                                "add a step that outputs it or remove the input")
+                raise step_sources[step.name].error(f"inputs[{index}]",
+                                                    f"data {data!r} is consumed but no step produces it",
+                                                    "add a step that outputs it or remove the input")
             if producers[data] == step.name:
-                raise SpecError(step.source_file, "inputs", f"step reads its own output {data!r}", "remove the input")
-    for index, data in enumerate(spec.results):
-        if data not in producers:
-            raise SpecError(path, f"results[{index}]", f"no step produces {data!r}", "name an output of one of the steps")
-    for index, data in enumerate(spec.checkpoint.major):
-        if data not in producers:
-            raise SpecError(path, f"checkpoint.major[{index}]", f"no step produces {data!r}", "name an output of one of the steps")
-    topological_order(spec, path)
+                raise step_sources[step.name].error(f"inputs[{index}]", f"step reads its own output {data!r}",
+                                                    "remove the input")
+    for field_name, names in (("results", spec.results), ("checkpoint.major", spec.checkpoint.major)):
+        for index, data in enumerate(names):
+            if data not in producers:
+                raise source.error(f"{field_name}[{index}]", f"no step produces {data!r}",
+                                   "name an output of one of the steps")
+    topological_order(spec, spec.file)
 
 
 def topological_order(spec: PipelineSpec, path: Path) -> list[str]:
@@ -317,7 +303,8 @@ def topological_order(spec: PipelineSpec, path: Path) -> list[str]:
             return
         if state.get(name) == 1:
             cycle = trail[trail.index(name):] + [name]
-            raise SpecError(path, "steps", f"the steps form a cycle: {' -> '.join(cycle)}", "remove one of the inputs in the cycle")
+            raise SpecError(path, "steps", f"the steps form a cycle: {' -> '.join(cycle)}",
+                            "remove one of the inputs in the cycle")
         state[name] = 1
         for data in by_name[name].inputs:
             visit(producers[data], trail + [name])

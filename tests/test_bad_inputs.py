@@ -1,0 +1,402 @@
+"""Every bad input is refused before any work, in one line naming the file, the field and the fix; no traceback.
+
+The table of malformed pipelines and step packages is checked in-process (load_pipeline raises SpecError
+with the right text); flags and manifests go through the CLI's one entry (`main`, in-process, fast); a
+few subprocess runs check the same at the process boundary, where the point is stderr and the exit code.
+"""
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from dataclasses import field as default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, imagekit
+from imagekit_runtime.errors import SpecError
+from imagekit_runtime.spec import load_pipeline
+
+from imagekit.cli.main import main
+
+PIPELINE = "name: good\nsteps: [steps/make, steps/use]\nshm: 64Mi\nresults: [b]\n"
+MAKE = "name: make\ncommand: [sh, run.sh]\noutputs: [a]\n"
+USE = "name: use\ncommand: [sh, run.sh]\ninputs: [a]\noutputs: [b]\n"
+# The strict size grammar (`512m` refused, `512Mi` meant) comes with imagekit_runtime.quantity.
+STRICT_SIZES = importlib.util.find_spec("imagekit_runtime.quantity") is not None
+needs_strict_sizes = pytest.mark.skipif(not STRICT_SIZES, reason="imagekit_runtime.quantity not merged yet")
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A pipeline that differs from the good one in one place, and what the one line must say."""
+
+    pipeline: str | bytes = PIPELINE
+    make: str | bytes = MAKE
+    use: str | bytes | None = USE  # None: no step.yaml
+    file: str = "pipeline.yaml"  # the file the line must name (its tail)
+    field: str = ""  # the field the line must name
+    says: tuple[str, ...] = ()  # more words the line must hold
+    line: int | None = None  # the YAML line number the line must give
+    files: dict[str, str] = default(default_factory=dict)  # extra files, relative to the pipeline's parent
+
+
+def pipeline_with(extra: str, **expected: Any) -> Bad:
+    """The good pipeline.yaml plus the lines extra."""
+    return Bad(pipeline=PIPELINE + extra, **expected)
+
+
+BAD_PIPELINES: dict[str, Bad] = {
+    "step outside the pipeline": Bad(pipeline=PIPELINE.replace("steps/use]", "../outside/c]"), field="steps[1]",
+                                     says=("outside the pipeline directory",), line=2,
+                                     files={"outside/c/step.yaml": USE}),
+    "absolute step path": Bad(pipeline=PIPELINE.replace("steps/use]", "/etc]"), field="steps[1]",
+                              says=("absolute",)),
+    "step is the pipeline directory": Bad(pipeline=PIPELINE.replace("steps/use]", ".]"), field="steps[1]",
+                                          says=("pipeline directory itself",)),
+    "step symlinked to outside": Bad(pipeline=PIPELINE.replace("steps/use]", "steps/link]"), field="steps[1]",
+                                     says=("outside",), files={"outside/c/step.yaml": USE, "@link": "outside/c"}),
+    "step directory missing": Bad(pipeline=PIPELINE.replace("steps/use]", "steps/gone]"), field="steps[1]",
+                                  says=("not found",)),
+    "step listed twice": Bad(pipeline=PIPELINE.replace("steps/use]", "steps/make]"), field="steps[1]",
+                             says=("used by",)),
+    "steps empty": Bad(pipeline=PIPELINE.replace("[steps/make, steps/use]", "[]"), field="steps", line=2),
+    "steps not a list": Bad(pipeline=PIPELINE.replace("[steps/make, steps/use]", "5"), field="steps"),
+    "shm given twice": pipeline_with("shm: 1Gi\n", field="shm", says=("given twice", "line 3"), line=5),
+    "nested key given twice": pipeline_with("checkpoint: {ssd: /a, ssd: /b}\n", field="ssd",
+                                                                                    says=("given twice",)),
+    "typo in a key": pipeline_with("paralellism: 2\n", field="paralellism",
+                                                          says=("did you mean `parallelism`",), line=5),
+    "typo in a nested key": pipeline_with("checkpoint: {retension: 2}\n", field="checkpoint.retension",
+                                                                            says=("checkpoint.retention",)),
+    "unknown key far from any": pipeline_with("colour: blue\n", field="colour", says=("allowed keys",)),
+    "key that is not a string": pipeline_with("1: x\n", field="1", says=("unknown key",)),
+    "nested params": pipeline_with("params: {A: {b: 1}}\n", field="params.A",
+                                                               says=("string, number or boolean",)),
+    "list param": pipeline_with("params: {A: [1, 2]}\n", field="params.A"),
+    "null param": pipeline_with("params: {A: null}\n", field="params.A"),
+    "param name not a variable": pipeline_with("params: {1X: a}\n", field="params",
+                                                                     says=("not a variable name",)),
+    "params a list": pipeline_with("params: [A]\n", field="params", says=("mapping",)),
+    "not UTF-8": Bad(pipeline=PIPELINE.encode() + b"description: caf\xe9\n", says=("not UTF-8",), line=5),
+    "NUL character": Bad(pipeline=PIPELINE + "description: a\0b\n", says=("invalid YAML",)),
+    "YAML syntax": Bad(pipeline="name: good\nsteps: [steps/make, steps/use\nshm: 64Mi\n", field="yaml",
+                       says=("invalid YAML",)),
+    "tab indentation": Bad(pipeline=PIPELINE + "checkpoint:\n\tssd: /a\n", says=("invalid YAML",)),
+    "top level a list": Bad(pipeline="- name: good\n", says=("top level is not a mapping",)),
+    "empty file": Bad(pipeline="", says=("top level is not a mapping",)),
+    "nested too deeply": Bad(pipeline=PIPELINE + "description: " + "[" * 5000 + "]" * 5000 + "\n",
+                             says=("nested too deeply",)),
+    "shm not a size": Bad(pipeline=PIPELINE.replace("64Mi", "lots"), field="shm", line=3),
+    "shm negative": Bad(pipeline=PIPELINE.replace("64Mi", "-1Gi"), field="shm"),
+    "shm in millibytes": pytest.param(Bad(pipeline=PIPELINE.replace("64Mi", "512m"), field="shm",
+                                          says=("512Mi",)), marks=needs_strict_sizes),
+    "shm in GB": pytest.param(Bad(pipeline=PIPELINE.replace("64Mi", "1GB"), field="shm"), marks=needs_strict_sizes),
+    "parallelism zero": pipeline_with("parallelism: 0\n", field="parallelism", line=5),
+    "parallelism a string": pipeline_with("parallelism: '2'\n", field="parallelism"),
+    "shards a boolean": pipeline_with("shards: true\n", field="shards"),
+    "grace not a number": pipeline_with("grace_seconds: .nan\n", field="grace_seconds"),
+    "grace negative": pipeline_with("grace_seconds: -1\n", field="grace_seconds"),
+    "bad pipeline name": Bad(pipeline=PIPELINE.replace("name: good", "name: Bad_Name"), field="name", line=1),
+    "pipeline name with a newline": Bad(pipeline=PIPELINE.replace("name: good", 'name: "good\\n"'), field="name"),
+    "checkpoint a list": pipeline_with("checkpoint: [a]\n", field="checkpoint", says=("mapping",)),
+    "relative ssd": pipeline_with("checkpoint: {ssd: relative}\n", field="checkpoint.ssd"),
+    "major never produced": pipeline_with("checkpoint: {major: [ghost]}\n", field="checkpoint.major[0]",
+                                                                              line=5),
+    "result never produced": Bad(pipeline=PIPELINE.replace("results: [b]", "results: [b, nope]"),
+                                 field="results[1]", line=4),
+    # step.yaml
+    "requirements outside the step": Bad(use=USE + "requirements: ../../../../etc/hostname\n",
+                                         file="steps/use/step.yaml", field="requirements",
+                                         says=("outside the step directory",), line=5),
+    "requirements absolute": Bad(use=USE + "requirements: /etc/hostname\n", file="steps/use/step.yaml",
+                                 field="requirements", says=("absolute",)),
+    "requirements missing": Bad(use=USE + "requirements: nothere.txt\n", file="steps/use/step.yaml",
+                                field="requirements", says=("not found",)),
+    "two outputs, one env name": Bad(make=MAKE.replace("[a]", "[a, y-z, Y_Z]"), file="steps/make/step.yaml",
+                                     field="outputs[2]", says=("IMAGEKIT_OUT_Y_Z",), line=3),
+    "two steps, one env name": Bad(make=MAKE.replace("[a]", "[a, y-z]"), use=USE.replace("[b]", "[b, Y_Z]"),
+                                   file="steps/use/step.yaml", field="outputs[1]", says=("IMAGEKIT_OUT_Y_Z", "make"),
+                                   line=4),
+    "command missing": Bad(use="name: use\ninputs: [a]\noutputs: [b]\n", file="steps/use/step.yaml",
+                           field="command", says=("[python3, main.py]",)),
+    "command unbalanced quote": Bad(use=USE.replace("[sh, run.sh]", "\"sh 'run.sh\""), file="steps/use/step.yaml",
+                                    field="command", says=("cannot be split",), line=2),
+    "command a boolean": Bad(use=USE.replace("[sh, run.sh]", "[true]"), file="steps/use/step.yaml",
+                             field="command"),
+    "command empty": Bad(use=USE.replace("[sh, run.sh]", "[]"), file="steps/use/step.yaml", field="command"),
+    "retries negative": Bad(use=USE + "retries: -1\n", file="steps/use/step.yaml", field="retries", line=5),
+    "input listed twice": Bad(use=USE.replace("inputs: [a]", "inputs: [a, a]"), file="steps/use/step.yaml",
+                              field="inputs"),
+    "input never produced": Bad(use=USE.replace("inputs: [a]", "inputs: [a, never-made]"),
+                                file="steps/use/step.yaml", field="inputs[1]", says=("no step produces",), line=3),
+    "bad data name": Bad(use=USE.replace("[b]", "[b, 'a b']"), file="steps/use/step.yaml", field="outputs[1]",
+                         line=4),
+    "nested env": Bad(use=USE + "env: {A: {b: 1}}\n", file="steps/use/step.yaml", field="env.A"),
+    "env name not a variable": Bad(use=USE + "env: {BAD-NAME: 1}\n", file="steps/use/step.yaml", field="env"),
+    "step key given twice": Bad(use=USE + "name: other\n", file="steps/use/step.yaml", field="name",
+                                says=("given twice",), line=5),
+    "typo in a step key": Bad(use=USE.replace("outputs:", "ouputs:"), file="steps/use/step.yaml", field="ouputs",
+                              says=("did you mean `outputs`",), line=4),
+    "step.yaml not UTF-8": Bad(use=USE.encode() + b"description: \xff\xfe\n", file="steps/use/step.yaml",
+                               says=("not UTF-8",), line=5),
+    "step.yaml missing": Bad(use=None, file="steps/use/step.yaml", says=("step.yaml not found",)),
+    "bad step name": Bad(use=USE.replace("name: use", "name: Use Me"), file="steps/use/step.yaml", field="name"),
+}
+
+
+def write_case(root: Path, case: Bad) -> Path:
+    """The case's pipeline under root/p (its neighbours, such as root/outside, beside it); its pipeline.yaml."""
+    directory = root / "p"
+    for relative, text in (("pipeline.yaml", case.pipeline), ("steps/make/step.yaml", case.make),
+                           ("steps/use/step.yaml", case.use)):
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if text is not None:
+            path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    for relative, text in case.files.items():
+        if relative.startswith("@"):
+            (directory / "steps" / relative[1:]).symlink_to(root / text, target_is_directory=True)
+            continue
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return directory / "pipeline.yaml"
+
+
+def assert_one_line(message: str, case: Bad) -> None:
+    assert "\n" not in message and "Traceback" not in message, message
+    assert case.file in message, message
+    assert f": {case.field}: " in message or not case.field, message
+    assert "(fix: " in message, message
+    for words in case.says:
+        assert words in message, message
+    if case.line is not None:
+        assert f", line {case.line}: " in message, message
+
+
+@pytest.mark.parametrize("case", BAD_PIPELINES.values(), ids=BAD_PIPELINES.keys())
+def test_bad_pipeline_is_one_line_naming_file_field_and_fix(tmp_path: Path, case: Bad) -> None:
+    pipeline = write_case(tmp_path, case)
+    with pytest.raises(SpecError) as raised:
+        load_pipeline(pipeline)
+    assert_one_line(str(raised.value), case)
+
+
+def test_the_good_pipeline_of_the_table_is_good(tmp_path: Path) -> None:
+    """The cases differ from this one in one place: if it were refused, they would prove nothing."""
+    spec = load_pipeline(write_case(tmp_path, Bad()))
+    assert [step.name for step in spec.steps] == ["make", "use"]
+
+
+def test_requirements_inside_the_step_are_taken(tmp_path: Path) -> None:
+    case = Bad(use=USE + "requirements: deps/requirements.txt\n")
+    pipeline = write_case(tmp_path, case)
+    (pipeline.parent / "steps/use/deps").mkdir()
+    (pipeline.parent / "steps/use/deps/requirements.txt").write_text("numpy\n")
+    assert load_pipeline(pipeline).step("use").requirements_text == "numpy\n"
+
+
+# The CLI: flags, manifests and the refusals above as a user meets them (exit code, one line on stderr).
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str | os.PathLike[str]) -> tuple[int, str]:
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def assert_refused(code: int, err: str, expected: int, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == expected, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], err
+
+
+@dataclass(frozen=True)
+class Flags:
+    args: tuple[str, ...]
+    words: tuple[str, ...]
+    code: int = 2
+
+
+def good(root: Path) -> Path:
+    return write_case(root, Bad())
+
+
+BAD_FLAGS: dict[str, Flags] = {
+    "param without =": Flags(("run", "{p}", "--param", "NOEQ"), ("--param", "NOEQ", "fix:")),
+    "param not a variable name": Flags(("run", "{p}", "--param", "1X=2"), ("--param",)),
+    "output format": Flags(("run", "{p}", "--output", "xml"), ("--output", "xml", "imagekit run --help")),
+    "shard index not a number": Flags(("run", "{p}", "--shard-index", "abc"), ("--shard-index",)),
+    "no-local": Flags(("run", "{p}", "--no-local"), ("--no-local", "fix:")),
+    "unknown command": Flags(("bogus",), ("bogus",)),
+    "unknown option": Flags(("validate", "{p}", "--colour"), ("--colour",)),
+    "missing argument": Flags(("validate",), ("imagekit validate", "Missing argument 'pipeline'")),
+    "inspect source": Flags(("inspect", "--source", "bogus", "x"), ("--source", "bogus")),
+    "render replicas zero": Flags(("deploy", "render", "{p}", "--image", "127.0.0.1:5000/g:1", "--replicas", "0"),
+                                  ("--replicas",)),
+    "render memory limit": Flags(("deploy", "render", "{p}", "--image", "127.0.0.1:5000/g:1", "--memory-limit",
+                                  "lots"), ("--memory-limit",)),
+    "render image": Flags(("deploy", "render", "{p}", "--image", "bad image"), ("--image",)),
+    "render without image": Flags(("deploy", "render", "{p}"), ("--image",)),
+    "build tag": Flags(("build", "{p}", "--tag", "Bad Tag"), ("--tag",)),
+}
+
+
+@pytest.mark.parametrize("flags", BAD_FLAGS.values(), ids=BAD_FLAGS.keys())
+def test_bad_flag_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: Flags) -> None:
+    pipeline = good(tmp_path)
+    code, err = cli(capsys, *(arg.replace("{p}", str(pipeline)) for arg in flags.args))
+    assert_refused(code, err, flags.code, *flags.words)
+
+
+@pytest.mark.parametrize("verb", [
+    ("validate", "{p}"), ("run", "{p}", "--no-checkpoints"), ("status", "{p}"),
+    ("deploy", "render", "{p}", "--image", "127.0.0.1:5000/g:1"), ("build", "{p}", "--tag", "x:1"),
+], ids=["validate", "run", "status", "deploy render", "build"])
+def test_every_verb_refuses_a_step_outside_the_pipeline_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: tuple[str, ...]) -> None:
+    pipeline = write_case(tmp_path, BAD_PIPELINES["step outside the pipeline"])
+    code, err = cli(capsys, *(arg.replace("{p}", str(pipeline)) for arg in verb))
+    assert_refused(code, err, 2, "pipeline.yaml, line 2: steps[1]:", "outside")
+
+
+MANIFEST = "apiVersion: v1\nkind: Service\nmetadata:\n  name: good\n"
+BAD_MANIFESTS: dict[str, tuple[dict[str, str | bytes], tuple[str, ...]]] = {
+    "not UTF-8": ({"svc.yaml": MANIFEST.encode() + b"  labels: {a: \xe9}\n"}, ("svc.yaml", "UTF-8")),
+    "key given twice": ({"svc.yaml": MANIFEST + "kind: Service\n"}, ("svc.yaml, line 5", "kind", "given twice")),
+    "YAML syntax": ({"svc.yaml": MANIFEST + "  labels: {a: [\n"}, ("svc.yaml", "invalid YAML")),
+    "document not a mapping": ({"svc.yaml": "- a\n- b\n"}, ("svc.yaml", "not a mapping")),
+    "resource outside the directory": ({"kustomization.yaml": "resources: [../../etc/hostname]\n"},
+                                       ("kustomization.yaml", "outside")),
+    "resource missing": ({"kustomization.yaml": "resources: [gone.yaml]\n"}, ("kustomization.yaml", "gone.yaml")),
+    "resources not a list": ({"kustomization.yaml": "resources: gone.yaml\n"}, ("kustomization.yaml",)),
+    "no resources": ({"notes.txt": "x"}, ("holds no Kubernetes resources",)),
+}
+
+
+@pytest.mark.parametrize("files, words", BAD_MANIFESTS.values(), ids=BAD_MANIFESTS.keys())
+def test_bad_manifests_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               files: dict[str, str | bytes], words: tuple[str, ...]) -> None:
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    for name, text in files.items():
+        (rendered / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    code, err = cli(capsys, "deploy", "validate", rendered)
+    assert_refused(code, err, 2, *words)
+
+
+def test_missing_manifest_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = cli(capsys, "deploy", "validate", tmp_path / "nowhere")
+    assert_refused(code, err, 2, "nowhere", "fix:")
+
+
+# Registries and bugs: environment failures are exit 3, a missing image 2, a bug 4 with the trace in a file.
+
+@dataclass
+class FakeRegistry:
+    """A registry on 127.0.0.1 that answers every manifest request with one status (and /v2/ with 200)."""
+
+    status: int
+    challenge: str | None = None
+    server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def host(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def fake_registry() -> Iterator[Callable[[int, str | None], FakeRegistry]]:
+    started: list[FakeRegistry] = []
+
+    def start(status: int, challenge: str | None = None) -> FakeRegistry:
+        registry = FakeRegistry(status, challenge)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+                self.send_response(200 if self.path == "/v2/" else registry.status)
+                if registry.challenge and self.path != "/v2/":
+                    self.send_header("WWW-Authenticate", registry.challenge.replace("HOST", registry.host))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        registry.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=registry.server.serve_forever, daemon=True).start()
+        started.append(registry)
+        return registry
+
+    yield start
+    for registry in started:
+        assert registry.server is not None
+        registry.server.shutdown()
+        registry.server.server_close()
+
+
+@pytest.mark.parametrize("status, challenge, code, words", [
+    (401, 'Bearer realm="http://HOST/token",service="fake"', 3, ("HTTP 401", "docker login")),
+    (401, "Bearer service=fake", 3, ("without a realm",)),
+    (401, None, 3, ("HTTP 401",)),
+    (403, None, 3, ("HTTP 403",)),
+    (404, None, 2, ("has no image", "check the image reference")),
+    (500, None, 3, ("HTTP 500",)),
+], ids=["401 token refused", "401 no realm", "401", "403", "404", "500"])
+def test_registry_failures_are_one_line(capsys: pytest.CaptureFixture[str], fake_registry: Callable[..., FakeRegistry],
+                                        status: int, challenge: str | None, code: int, words: tuple[str, ...]) -> None:
+    registry = fake_registry(status, challenge)
+    got, err = cli(capsys, "inspect", "--source", "registry", f"{registry.host}/wordfreq:v1")
+    assert_refused(got, err, code, *words)
+
+
+def test_registry_refusing_connections_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    got, err = cli(capsys, "inspect", "--source", "registry", "127.0.0.1:1/wordfreq:v1")
+    assert_refused(got, err, 3, "127.0.0.1:1", "unreachable")
+
+
+def test_a_bug_is_one_line_naming_the_crash_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(path: object) -> None:
+        raise RuntimeError("something imagekit did not expect")
+
+    monkeypatch.setattr("imagekit.cli.validate.load_pipeline", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    code, err = cli(capsys, "validate", good(tmp_path))
+    assert_refused(code, err, 4, "internal error", "RuntimeError", "something imagekit did not expect")
+    [report] = tmp_path.glob("imagekit-crash-*.txt")
+    assert str(report) in err
+    assert "Traceback" in report.read_text() and "def broken" not in err
+
+    code, err = cli(capsys, "--verbose", "validate", good(tmp_path))
+    assert code == 4 and "Traceback" in err and "RuntimeError" in err
+
+
+# At the process boundary: what a shell sees.
+
+def test_markup_in_paths_and_fixes_is_printed_literally(tmp_path: Path) -> None:
+    case = BAD_PIPELINES["command missing"]
+    pipeline = write_case(tmp_path / "[/x]" / "[bold]", case)
+    result = imagekit("validate", pipeline)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "[/x]/[bold]/p/steps/use/step.yaml" in line and "`command: [python3, main.py]`" in line, line
+
+
+def test_process_exit_codes_and_one_line(tmp_path: Path, fake_registry: Callable[..., FakeRegistry]) -> None:
+    not_utf8 = write_case(tmp_path / "a", BAD_PIPELINES["not UTF-8"])
+    refused = imagekit("run", not_utf8, "--no-checkpoints")
+    registry = fake_registry(401, 'Bearer realm="http://HOST/token"')
+    denied = imagekit("inspect", "--source", "registry", f"{registry.host}/wordfreq:v1")
+    usage = imagekit("deploy", "render", EXAMPLES / "wordfreq", "--image", "127.0.0.1:5000/w:1", "--flavor", "helm")
+    for result, code in ((refused, 2), (denied, 3), (usage, 2)):
+        assert result.returncode == code, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
