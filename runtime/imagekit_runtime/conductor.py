@@ -22,7 +22,9 @@ from typing import Any
 from . import results as results_io
 from .checkpoint import CheckpointStore
 from .copier import Copier, CopyJob
-from .datastore import DataStore, MissingOutput, remove_tree, shm_usage
+from .datastore import DataStore, remove_tree, shm_usage
+from .leftovers import kill_leftovers
+from .sandbox import OutputRefused
 from .environments import EnvironmentProvider
 from .exit_watch import ExitWatcher
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, SpecError
@@ -377,13 +379,14 @@ class Conductor:
         step.finished_at = time.monotonic()
         step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
         step.exit_code = info.exit_status if info.state == "EXITED" else -1
+        kill_leftovers(self.layout.run_dir / "supervisord.log", step.name)  # before the commit checks its outputs
         self.followers[step.name].pump()
         if info.state == "EXITED" and info.exit_status == 0:
             self._transition(step.name, StepState.COMMITTING, exit_code=0)
             spec = self.spec.step(step.name)
             try:
                 record = self.store.commit(step.name, self.keys[step.name], spec.outputs, self.run_id)
-            except MissingOutput as exc:
+            except OutputRefused as exc:
                 self._fail_attempt(step, str(exc))
                 return
             step.bytes_out = sum(record.outputs.values())
@@ -470,6 +473,7 @@ class Conductor:
             if step.state in (StepState.RUNNING, StepState.READY, StepState.BACKOFF, StepState.WAITING):
                 if step.state is StepState.RUNNING:
                     step.wall_seconds += time.monotonic() - (step.started_at or time.monotonic())
+                    kill_leftovers(self.layout.run_dir / "supervisord.log", step.name)
                 self.store.discard_staging(step.name)
                 self._transition(step.name, StepState.STOPPED, reason=self.stop_reason)
 
