@@ -58,6 +58,7 @@ class RunOptions:
     runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
     quiet_steps: bool = False  # do not echo step output to stderr
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
+    inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
 
 
 @dataclass
@@ -248,7 +249,8 @@ class Conductor:
         programs = [self._program(self.spec.step(name)) for name in self.plan.to_run]  # type: ignore[union-attr]
         socket_path = socket_dir / "supervisor.sock"
         self.layout.supervisor_conf.write_text(render(socket_path, self.layout.run_dir, programs))
-        supervisor = Supervisor(self.layout.supervisor_conf, socket_path, self.layout.run_dir / "supervisord.log")
+        supervisor = Supervisor(self.layout.supervisor_conf, socket_path, self.layout.run_dir / "supervisord.log",
+                                pass_fds=self.options.inherit_fds)
         supervisor.start()
         return supervisor
 

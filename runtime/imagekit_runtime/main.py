@@ -15,8 +15,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from . import shard_lock
 from .conductor import Conductor, RunOptions, RunSummary
-from .errors import EXIT_BAD_INPUT, ImagekitError
+from .errors import ImagekitError
+from .preflight import check_environment
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
 from .spec import format_size, load_pipeline
 from .states import StepState
@@ -47,13 +49,18 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
 
 def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], *, force: bool = False,
                  parallelism: int | None = None, quiet_steps: bool = False,
-                 on_transition: Callable[[str, StepState, StepState], None] | None = None) -> RunSummary:
+                 on_transition: Callable[[str, StepState, StepState], None] | None = None,
+                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS) -> RunSummary:
+    """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run."""
     spec = load_pipeline(pipeline)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
-    options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
-                         parallelism=parallelism, force=force, quiet_steps=quiet_steps, on_transition=on_transition)
-    return Conductor(spec, options, resolve_environments(settings)).run()
+    with shard_lock.held(layout.shm_dir, wait_lock, f"shard {shard_index} of {spec.name}") as lock:
+        check_environment(spec, layout)
+        options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
+                             parallelism=parallelism, force=force, quiet_steps=quiet_steps,
+                             on_transition=on_transition, inherit_fds=(lock.fd,))
+        return Conductor(spec, options, resolve_environments(settings)).run()
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -80,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     add_location_arguments(run)
     run.add_argument("--force", action="store_true", help="run again even if this shard is complete")
     run.add_argument("--parallelism", type=int, help="override the pipeline's parallelism")
+    run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
+                     help="wait this long for another run of the same shard to end, then exit 3 "
+                          f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")
     run.add_argument("--output", choices=["text", "json"], default="text")
     run.add_argument("--hold-when-complete", action="store_true",
                      default=os.environ.get("IMAGEKIT_HOLD_WHEN_COMPLETE", "") not in ("", "0", "false"),
@@ -102,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(format_status(report), file=sys.stderr)
             return 0
-        summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism)
+        summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
+                               wait_lock=args.wait_lock)
     except ImagekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -102,10 +102,7 @@ def find_escape(output: Path) -> str | None:
     info = os.lstat(output)
     if stat.S_ISLNK(info.st_mode):
         return walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory")
-    if stat.S_ISDIR(info.st_mode):
-        problem = walk.walk(str(output))
-    else:
-        problem = walk.check_entry(str(output), info)
+    problem = walk.walk(str(output)) if stat.S_ISDIR(info.st_mode) else walk.check_entry(str(output), info)
     return problem or walk.outside_hard_link()
 
 
