@@ -10,7 +10,8 @@ is out of reach, which is why the copiers never follow links either.
 
 The pid comes from supervisord's own log line ("spawned: 'step' with pid N"): it
 is written before the conductor learns the step is running, so even a step that
-exits at once is covered.
+exits at once is covered. The group is killed within milliseconds of the exit; for
+its id to name another group by then, the kernel would have to cycle through pid_max.
 """
 from __future__ import annotations
 
