@@ -122,7 +122,8 @@ def test_enospc_names_the_shm_size_and_commits_nothing(tmp_path, locations, tmpf
             for _ in range(64):
                 out.write(b"x" * (1 << 20))
         """, inputs=["small"], outputs=["huge"], shell=False, retries=1)
-    pipeline = write_pipeline(tmp_path, "enospc", ["small", "huge"], results=["huge"])
+    # The declared shm fits the tmpfs (the preflight check passes); the step then writes more than it holds.
+    pipeline = write_pipeline(tmp_path, "enospc", ["small", "huge"], results=["huge"], shm="4Mi")
     result = imagekit("run", pipeline, "--shm-dir", small_tmpfs, "--ssd", locations.ssd, "--pv", locations.pv,
                       "--results", locations.results)
     assert result.returncode == 1, result.stderr

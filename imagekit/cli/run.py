@@ -8,6 +8,7 @@ import typer
 from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
+from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
@@ -76,10 +77,12 @@ def register(app: typer.Typer) -> None:
         parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),
         no_checkpoints: bool = typer.Option(False, help="write no SSD or PV checkpoints"),
         force: bool = typer.Option(False, help="run again even if the shard is complete"),
+        wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",
+                                        help="wait this long for another run of the same shard to end, then exit 3"),
         dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
-        """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 143 SIGTERM."""
+        """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 3 environment, 143 SIGTERM."""
         if not local:
             raise UsageError("--no-local: only --local runs here (fix: run the image with `imagekit pod up` or docker run)")
         settings = location_settings(shm_dir, ssd, pv, results, run_dir, shard_index, shard_count, no_checkpoints)
@@ -88,7 +91,7 @@ def register(app: typer.Typer) -> None:
             return
         with StepProgress(str(pipeline)) as progress:
             summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
-                                   on_transition=progress.on_transition)
+                                   on_transition=progress.on_transition, wait_lock=wait_lock)
         stderr.print(format_summary(summary))
         if output is OutputFormat.json:
             emit_json(summary.to_json())

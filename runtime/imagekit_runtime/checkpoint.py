@@ -45,6 +45,7 @@ from .copier import CopyJob
 from .datastore import CommitRecord, remove_tree
 from .keys import data_key
 from .layout import RunLayout
+from .sandbox import UnsafeOutput, find_escape
 from .spec import PipelineSpec
 
 log = logging.getLogger("imagekit.runtime")
@@ -80,10 +81,10 @@ def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
     mmap, so a checkpoint costs about what a plain copy does. The source is committed
     data, which never changes; restore verifies the copy against this checksum.
     """
-    size = source.stat().st_size
+    size = source.lstat().st_size
     if size < HASH_IN_THREAD_FROM:
         digest = hash_file(source)
-        shutil.copyfile(source, destination)
+        shutil.copyfile(source, destination, follow_symlinks=False)
     else:
         result: dict[str, str | BaseException] = {}
 
@@ -96,7 +97,7 @@ def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
         hasher = threading.Thread(target=hash_source, name="imagekit-hash")
         hasher.start()
         try:
-            shutil.copyfile(source, destination)
+            shutil.copyfile(source, destination, follow_symlinks=False)
             if durable:  # flush to disk while the hash is still being computed
                 _fsync_file(destination)
         finally:
@@ -107,7 +108,7 @@ def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
         durable = False
     if durable:
         _fsync_file(destination)
-    shutil.copymode(source, destination)
+    shutil.copymode(source, destination, follow_symlinks=False)
     return digest  # type: ignore[return-value]
 
 
@@ -117,7 +118,7 @@ def hash_file(path: Path) -> str:
     One sha256 stream runs at about the speed of a disk copy; chunks let both cores
     hash, so a checkpoint (and the verification on restore) keeps up with a plain copy.
     """
-    with open(path, "rb") as reader:
+    with open(path, "rb", opener=_open_no_follow) as reader:
         size = os.fstat(reader.fileno()).st_size
         if size == 0:
             return hashlib.sha256().hexdigest()
@@ -136,13 +137,18 @@ def hash_file(path: Path) -> str:
                 view.release()
 
 
+def _open_no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)  # a checkpoint never reads through a link
+
+
 def _walk_files(root: Path) -> Iterator[Path]:
-    if not root.is_dir():
+    """Files and symlinks (to files or directories) of a tree, in a stable order; not following links."""
+    if root.is_symlink() or not root.is_dir():
         yield root
         return
     for directory, dirs, files in os.walk(root):
         dirs.sort()
-        for name in sorted(files):
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(directory, d))]):
             yield Path(directory) / name
 
 
@@ -205,6 +211,9 @@ class CheckpointStore:
         if (final / MANIFEST).exists():
             return final  # the same content is already checkpointed
         temporary = tier.root / f"{TEMPORARY_PREFIX}{final.name}-{os.getpid()}-{time.monotonic_ns()}"
+        escape = find_escape(source)  # committed data passed this check; a late change must not leak either
+        if escape:
+            raise UnsafeOutput(f"not checkpointing {data}: {escape}")
         try:
             tier.root.mkdir(parents=True, exist_ok=True)
             temporary.mkdir()
@@ -217,6 +226,10 @@ class CheckpointStore:
                 relative = path.relative_to(source).as_posix() if source.is_dir() else ""
                 destination = target / relative if relative else target
                 destination.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_symlink():  # kept as a link: sandbox checked it stays inside the item
+                    files.append({"path": relative, "size": 0, "link": os.readlink(path)})
+                    os.symlink(files[-1]["link"], destination)
+                    continue
                 files.append({"path": relative, "size": path.stat().st_size,
                               "sha256": copy_and_hash(path, destination)})
             manifest = {
@@ -302,6 +315,11 @@ class CheckpointStore:
             raise CorruptCheckpoint(f"files differ from the manifest: {sorted(listed ^ present)[:3]}")
         for entry in manifest["files"]:
             path = target / entry["path"] if entry["path"] else target
+            if "link" in entry or path.is_symlink():
+                if not path.is_symlink() or os.readlink(path) != entry.get("link"):
+                    raise CorruptCheckpoint(f"{entry['path'] or 'data'}: a link where the manifest lists none, "
+                                            "or another link")
+                continue
             if path.stat().st_size != entry["size"]:
                 raise CorruptCheckpoint(f"{entry['path'] or 'data'}: size {path.stat().st_size}, manifest says {entry['size']}")
             if hash_file(path) != entry["sha256"]:

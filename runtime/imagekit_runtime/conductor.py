@@ -23,15 +23,17 @@ from . import diagnosis, shard_state
 from .checkpoint import CheckpointStore
 from .contract import Event, RunStatus
 from .copier import Copier
-from .datastore import DataStore, MissingOutput
+from .datastore import DataStore
 from .environments import EnvironmentProvider
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .exit_watch import ExitWatcher
 from .journal import Journal
 from .keys import pipeline_key, step_keys
+from .leftovers import kill_leftovers
 from .layout import RunLayout, tree_size
 from .logs import LogFollower
 from .outputs import OutputKeeper
+from .sandbox import OutputRefused
 from .spec import PipelineSpec
 from .states import StepState, check_transition
 from .step_program import RunContext, step_program
@@ -60,6 +62,7 @@ class RunOptions:
     runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
     quiet_steps: bool = False  # do not echo step output to stderr
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
+    inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
 
 
 @dataclass
@@ -266,6 +269,7 @@ class Conductor:
         step.finished_at = time.monotonic()
         step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
         step.exit_code = diagnosis.exit_code_of(info)
+        kill_leftovers(self.layout.supervisor_log, step.name)  # before the commit checks its outputs
         self.followers[step.name].pump()
         if not diagnosis.succeeded(info):
             self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
@@ -273,7 +277,7 @@ class Conductor:
         self._transition(step.name, StepState.COMMITTING, exit_code=0)
         try:
             record = self.store.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs, self.run_id)
-        except MissingOutput as exc:
+        except OutputRefused as exc:
             self._fail_attempt(step, str(exc))
             return
         step.bytes_out = sum(record.outputs.values())
@@ -324,6 +328,7 @@ class Conductor:
             if step.state in UNFINISHED:
                 if step.state is StepState.RUNNING:
                     step.wall_seconds += time.monotonic() - (step.started_at or time.monotonic())
+                    kill_leftovers(self.layout.supervisor_log, step.name)
                 self.store.discard_staging(step.name)
                 self._transition(step.name, StepState.STOPPED, reason=self.stop_reason)
 

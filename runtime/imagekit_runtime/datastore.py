@@ -4,7 +4,9 @@ A step writes its outputs under staging/<step>/. Exit 0 commits them all at
 once: the commit record is written into the staging directory, then the whole
 directory is renamed to committed/<step>. A rename is atomic, so a committed
 directory always has its record and every output; anything else is staging
-and is discarded.
+and is discarded. Before that, every output is checked by sandbox.check_output:
+an output that links out of the sandbox, or is a device, socket or FIFO, fails
+the step and nothing of it is committed.
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ from typing import Any
 
 from .contract import COMMIT_RECORD, output_var
 from .layout import RunLayout, tree_size
+from .sandbox import OutputRefused, check_output
 
 
-class MissingOutput(Exception):
+class MissingOutput(OutputRefused):
     """A step exited 0 without writing an output it declares."""
 
 
@@ -64,6 +67,7 @@ class DataStore:
             if not os.path.lexists(path):
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
                                     f"(expected at ${output_var(data)})")
+            check_output(step, data, path)  # nothing that leads out of the sandbox is committed
             sizes[data] = tree_size(path)
         record = CommitRecord(step=step, key=key, outputs=sizes, run=run)
         record_path = staging / COMMIT_RECORD

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from . import contract
+from . import contract, shard_lock
 from .checkpoint import CheckpointStore
 from .conductor import Collaborators, Conductor, RunOptions
 from .copier import Copier
@@ -27,6 +27,7 @@ from .environments import EnvironmentProvider
 from .errors import ImagekitError
 from .exit_watch import ExitWatcher
 from .journal import Journal, new_run_id
+from .preflight import check_environment
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
 from .spec import PipelineSpec, load_pipeline
 from .states import StepState
@@ -62,14 +63,19 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
 
 def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], *, force: bool = False,
                  parallelism: int | None = None, quiet_steps: bool = False,
-                 on_transition: Callable[[str, StepState, StepState], None] | None = None) -> RunSummary:
+                 on_transition: Callable[[str, StepState, StepState], None] | None = None,
+                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS) -> RunSummary:
+    """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run."""
     spec = load_pipeline(pipeline)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
-    options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
-                         parallelism=parallelism, force=force, quiet_steps=quiet_steps, on_transition=on_transition)
-    with open_conductor(spec, options, resolve_environments(settings)) as conductor:
-        return conductor.run()
+    with shard_lock.held(layout.shm_dir, wait_lock, f"shard {shard_index} of {spec.name}") as lock:
+        check_environment(spec, layout)
+        options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
+                             parallelism=parallelism, force=force, quiet_steps=quiet_steps,
+                             on_transition=on_transition, inherit_fds=(lock.fd,))
+        with open_conductor(spec, options, resolve_environments(settings)) as conductor:
+            return conductor.run()
 
 
 @contextmanager
@@ -91,7 +97,8 @@ def open_conductor(spec: PipelineSpec, options: RunOptions, environments: Enviro
         parts = Collaborators(
             store=DataStore(layout), checkpoints=CheckpointStore.for_spec(spec, layout, options.shard_index, warnings),
             copier=copier, journal=journal,
-            supervisor=Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log),
+            supervisor=Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log,
+                                  pass_fds=options.inherit_fds),
             watcher=watcher, environments=environments, log_stream=log_stream, warnings=warnings)
         yield Conductor(spec, options, parts)
 
@@ -112,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     add_location_arguments(run)
     run.add_argument("--force", action="store_true", help="run again even if this shard is complete")
     run.add_argument("--parallelism", type=int, help="override the pipeline's parallelism")
+    run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
+                     help="wait this long for another run of the same shard to end, then exit 3 "
+                          f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")
     run.add_argument("--output", choices=["text", "json"], default="text")
     run.add_argument("--hold-when-complete", action="store_true",
                      default=contract.is_hold_requested(os.environ.get(contract.HOLD_WHEN_COMPLETE)),
@@ -134,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(format_status(report), file=sys.stderr)
             return 0
-        summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism)
+        summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
+                               wait_lock=args.wait_lock)
     except ImagekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

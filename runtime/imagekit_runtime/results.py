@@ -10,16 +10,23 @@ from typing import Any
 
 from .contract import RESULT_RECORDS_DIR, TEMPORARY_PREFIX
 from .datastore import remove_tree
+from .sandbox import UnsafeOutput, find_escape
 
 
 def copy_item(source: Path, destination: Path) -> None:
-    """Copy a file or directory tree to destination via a temporary name and a rename."""
+    """Copy a file or directory tree to destination via a temporary name and a rename.
+
+    Never through a link: links inside the tree are copied as links, and a tree that
+    leads outside itself (sandbox.find_escape) is refused."""
+    escape = find_escape(source)
+    if escape:
+        raise UnsafeOutput(f"not copying {source} to {destination}: {escape}")
     temporary = destination.with_name(f"{TEMPORARY_PREFIX}{destination.name}-{os.getpid()}")
     remove_tree(temporary)
-    if source.is_dir():
+    if source.is_dir() and not source.is_symlink():
         shutil.copytree(source, temporary, symlinks=True)
     else:
-        shutil.copyfile(source, temporary)
+        shutil.copyfile(source, temporary, follow_symlinks=False)
     if destination.is_dir() and not destination.is_symlink():
         old = destination.with_name(f".old-{destination.name}-{os.getpid()}")
         os.rename(destination, old)

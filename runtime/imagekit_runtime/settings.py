@@ -4,7 +4,6 @@ One pipeline runs on a laptop, in CI and in a pod; only these settings differ.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from .errors import UsageError
 from .layout import RunLayout
 from .spec import VARIABLE_NAME_RE, PipelineSpec
 
-log = logging.getLogger("imagekit.runtime")
 
 
 @dataclass
@@ -74,21 +72,6 @@ def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
     return index, count
 
 
-def _usable_dir(path: Path | None, what: str) -> Path | None:
-    if path is None:
-        return None
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.warning("warning: %s checkpoints disabled: cannot create %s (%s); pass --%s DIR", what, path,
-                    exc.strerror, what)
-        return None
-    if not os.access(path, os.W_OK):
-        log.warning("warning: %s checkpoints disabled: %s is not writable; pass --%s DIR", what, path, what)
-        return None
-    return path
-
-
 def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) -> RunLayout:
     shm_base = Path(settings.shm_dir or _env(contract.SHM_DIR) or contract.DEFAULT_SHM_DIR)
     shm_dir = shm_base / spec.name / contract.shard_dir_name(shard_index)
@@ -97,8 +80,8 @@ def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) 
     else:
         ssd_text = settings.ssd or _env(contract.SSD_DIR)
         pv_text = settings.pv or _env(contract.PV_DIR)
-        ssd = _usable_dir(Path(ssd_text) if ssd_text else spec.checkpoint.ssd, "ssd")
-        pv = _usable_dir(Path(pv_text) if pv_text else spec.checkpoint.pv, "pv")
+        ssd = Path(ssd_text) if ssd_text else spec.checkpoint.ssd  # preflight.py refuses one it cannot write
+        pv = Path(pv_text) if pv_text else spec.checkpoint.pv
     results_text = settings.results or _env(contract.RESULTS_DIR)
     if results_text:
         results = Path(results_text)

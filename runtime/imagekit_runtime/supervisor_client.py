@@ -74,10 +74,11 @@ class ProcessInfo:
 class Supervisor:
     """A supervisord child process and an XML-RPC proxy to it."""
 
-    def __init__(self, config: Path, socket_path: Path, log_file: Path) -> None:
+    def __init__(self, config: Path, socket_path: Path, log_file: Path, pass_fds: tuple[int, ...] = ()) -> None:
         self.config = config
         self.socket_path = socket_path
         self.log_file = log_file
+        self.pass_fds = pass_fds  # inherited by supervisord and every process it spawns (shard_lock.py)
         self.process: subprocess.Popen[bytes] | None = None
         self.rpc: Any = self._proxy()
 
@@ -92,7 +93,8 @@ class Supervisor:
         log.debug("$ %s", " ".join(command))
         try:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent, env=environment)
+                                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent, env=environment,
+                                            pass_fds=self.pass_fds)
         except FileNotFoundError as exc:
             raise EnvironmentMissing("supervisord could not be started: install supervisor") from exc
         deadline = time.monotonic() + timeout

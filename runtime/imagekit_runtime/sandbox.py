@@ -1,0 +1,115 @@
+"""What a step may hand over at commit: regular files, directories, and links that stay inside their output.
+
+A step writes its outputs under its staging directory; at commit each output is
+walked once (os.scandir, one lstat per non-directory entry, no file contents read)
+and refused if it is, or contains:
+
+- a symlink that is absolute, or whose target resolves outside that output
+  (outputs are committed, freed and checkpointed one by one, so a link may only
+  point inside its own output);
+- a regular file with more hard links than the output itself holds (linked from
+  outside: its bytes are someone else's file);
+- a device, a socket or a FIFO.
+
+The copiers (checkpoints, results) run the same check before they copy, and copy
+links as links, so nothing they write reads through a link.
+
+Cost, measured: one walk of 50,000 one-byte files (500 directories of 100) on
+tmpfs takes 0.15 s (best of 5; 0.18 s median) on the project's machine (2 vCPUs,
+Python 3.11, other work running): ~3 µs per entry, the same as the size walk
+(layout.tree_size) the commit already did over that tree.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPECIAL_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+                 stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+
+
+class OutputRefused(Exception):
+    """A step exited 0 but an output of it cannot be committed."""
+
+
+class UnsafeOutput(OutputRefused):
+    """An output reaches outside the step's sandbox (a link out, a device, a socket, a FIFO)."""
+
+
+@dataclass
+class _Linked:
+    """A regular file with more than one hard link: how many it has, how many the output holds."""
+    path: str
+    nlink: int
+    seen: int = 0
+
+
+@dataclass
+class _Walk:
+    root: Path
+    real_root: str
+    linked: dict[tuple[int, int], _Linked] = field(default_factory=dict)  # by (st_dev, st_ino)
+
+    def refuse(self, path: str, what: str) -> str:
+        relative = os.path.relpath(path, self.root.parent)
+        return f"{relative} is {what}"
+
+    def check_link(self, path: str) -> str | None:
+        target = os.readlink(path)
+        if os.path.isabs(target):
+            return self.refuse(path, f"an absolute symlink (to {target})")
+        resolved = os.path.realpath(path)
+        if resolved != self.real_root and not resolved.startswith(self.real_root + os.sep):
+            return self.refuse(path, f"a symlink leading outside the output (to {target})")
+        return None
+
+    def check_entry(self, path: str, info: os.stat_result) -> str | None:
+        kind = stat.S_IFMT(info.st_mode)
+        if kind == stat.S_IFLNK:
+            return self.check_link(path)
+        if kind == stat.S_IFREG:
+            if info.st_nlink > 1:
+                self.linked.setdefault((info.st_dev, info.st_ino), _Linked(path, info.st_nlink)).seen += 1
+            return None
+        if kind == stat.S_IFDIR:
+            return None
+        return self.refuse(path, SPECIAL_KINDS.get(kind, "not a regular file, directory or symlink"))
+
+    def walk(self, directory: str) -> str | None:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    problem = self.walk(entry.path)
+                else:
+                    problem = self.check_entry(entry.path, entry.stat(follow_symlinks=False))
+                if problem:
+                    return problem
+        return None
+
+    def outside_hard_link(self) -> str | None:
+        for linked in self.linked.values():
+            if linked.nlink > linked.seen:
+                return self.refuse(linked.path, f"a hard link to a file outside the output "
+                                                f"({linked.nlink} links, {linked.seen} inside)")
+        return None
+
+
+def find_escape(output: Path) -> str | None:
+    """Why `output` (a file or a directory tree) reaches outside itself, or None when it is self-contained."""
+    walk = _Walk(root=output, real_root=os.path.realpath(output))
+    info = os.lstat(output)
+    if stat.S_ISLNK(info.st_mode):
+        return walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory")
+    problem = walk.walk(str(output)) if stat.S_ISDIR(info.st_mode) else walk.check_entry(str(output), info)
+    return problem or walk.outside_hard_link()
+
+
+def check_output(step: str, data: str, output: Path) -> None:
+    """Raise UnsafeOutput, one line naming the step, the output and the offending path, if it leaves its sandbox."""
+    problem = find_escape(output)
+    if problem:
+        raise UnsafeOutput(f"step {step}'s output {data!r} is refused: {problem} "
+                           "(fix: write regular files and directories; a symlink must be relative and stay inside "
+                           "its output)")
