@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .errors import EnvironmentMissing
 from .layout import RunLayout
-from .spec import PipelineSpec, format_size
+from .quantity import human_size
+from .spec import PipelineSpec
 
 
 def held_bytes(directory: Path) -> int:
@@ -43,8 +44,8 @@ def check_shm(spec: PipelineSpec, shm_dir: Path) -> None:
     held = held_bytes(shm_dir)
     if spec.shm_bytes > free + held:
         raise EnvironmentMissing(
-            f"{spec.file}: shm: {format_size(spec.shm_bytes)} does not fit in {shm_dir}: its filesystem has "
-            f"{format_size(free)} free and this shard holds {format_size(held)} (fix: lower `shm`, or give the shm "
+            f"{spec.file}: shm: {human_size(spec.shm_bytes)} does not fit in {shm_dir}: its filesystem has "
+            f"{human_size(free)} free and this shard holds {human_size(held)} (fix: lower `shm`, or give the shm "
             "directory more room: --shm-dir on a larger filesystem, docker run --shm-size, the pod's shm sizeLimit)")
 
 
