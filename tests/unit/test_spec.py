@@ -161,20 +161,20 @@ def test_cycle_is_refused_naming_its_steps(tmp_path: Path) -> None:
 def test_missing_producer_is_refused_at_the_consuming_step(tmp_path: Path) -> None:
     error = refusal(tmp_path, {"a": ([], ["x"]), "use": (["x", "never-made"], ["y"])})
     assert error.file == str((tmp_path / "steps" / "use" / "step.yaml").resolve())
-    assert error.field == "inputs"
+    assert error.field == "inputs[1]"
     assert "'never-made'" in error.problem
 
 
 def test_double_producer_is_refused_naming_both_steps(tmp_path: Path) -> None:
     error = refusal(tmp_path, {"a": ([], ["x"]), "b": ([], ["x"])})
     assert error.file == str((tmp_path / "steps" / "b" / "step.yaml").resolve())
-    assert error.field == "outputs"
+    assert error.field == "outputs[0]"
     assert "'a'" in error.problem and "'b'" in error.problem
 
 
 def test_step_reading_its_own_output_is_refused(tmp_path: Path) -> None:
     error = refusal(tmp_path, {"loop": (["x"], ["x"])})
-    assert error.field == "inputs"
+    assert error.field == "inputs[0]"
 
 
 def test_result_nobody_produces_is_refused(tmp_path: Path) -> None:
