@@ -60,12 +60,16 @@ ensure_python_package() {
     # Importable, and from this checkout (an editable install of another clone would shadow it).
     location=$(python3 -c 'import imagekit, imagekit_runtime, docker, typer, testcontainers, pytest, os
 print(os.path.dirname(os.path.dirname(os.path.abspath(imagekit.__file__))))' 2>/dev/null || true)
-    if [ "$location" = "$ROOT" ]; then
+    # An install made from an older pyproject.toml (other dependencies, other entry points) is redone.
+    stamp="$STATE_DIR/installed-pyproject.sha256"
+    wanted=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+    if [ "$location" = "$ROOT" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
         say "python package imagekit importable"
         return
     fi
     say "installing imagekit (pip install -e '.[test]')"
     python3 -m pip install -q -e "$ROOT[test]" >&2 || die "pip install -e '$ROOT[test]' failed"
+    mkdir -p "$STATE_DIR" && printf '%s\n' "$wanted" > "$stamp"
 }
 
 ensure_dockerd() {
