@@ -43,11 +43,11 @@ sys.path.insert(0, str(REPO / "runtime"))
 import net  # noqa: E402
 import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
 
+from imagekit_runtime import contract  # noqa: E402
+from imagekit_runtime import journal as run_journal  # noqa: E402
 from paradigms import engine, pipelines, report  # noqa: E402
 from paradigms.engine import HANDOFF_IMAGE, LAUNCH_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
 from paradigms.procmem import MemorySampler  # noqa: E402
-from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime import journal as run_journal  # noqa: E402
 
 MIB = 1 << 20
 OUT = HERE / "out"

@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import Locations, journal_entries, started_steps, write_pipeline, write_step
 from imagekit_runtime import contract
 from imagekit_runtime.states import StepState
-
-from conftest import Locations, journal_entries, started_steps, write_pipeline, write_step
 
 # Each step waits while $GATE_DIR/hold-<step> exists, so a test can stop the pipeline at a known point.
 GATE = 'while [ -e "$GATE_DIR/hold-$IMAGEKIT_STEP" ]; do sleep 0.02; done\n'

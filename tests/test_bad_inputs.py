@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import EXAMPLES, imagekit
+from imagekit.cli.main import main
 from imagekit_runtime.errors import SpecError
 from imagekit_runtime.spec import load_pipeline
-
-from imagekit.cli.main import main
 
 PIPELINE = "name: good\nsteps: [steps/make, steps/use]\nshm: 64Mi\nresults: [b]\n"
 MAKE = "name: make\ncommand: [sh, run.sh]\noutputs: [a]\n"

@@ -1,13 +1,12 @@
 """Above the layer budget the smallest steps share layers; the image still builds, runs, and says which."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, run_pipeline_image
-
 from imagekit.build.plan import CONTAINERD_LAYER_LIMIT, plan_layers
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import load_pipeline

@@ -8,18 +8,18 @@ import os
 import re
 import subprocess
 import time
-import uuid
-import warnings
 import urllib.error
 import urllib.request
+import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import imagekit
-from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, copy_pipeline,
-                             run_pipeline_image)
+from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, copy_pipeline, run_pipeline_image
 
 pytestmark = pytest.mark.docker
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures_engine import SECRET_TOKEN, BuiltImage
 
 pytestmark = pytest.mark.docker

@@ -3,16 +3,12 @@ never commits a partial output."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-import uuid
-
-import pytest
-from imagekit_runtime import contract
 
 from conftest import imagekit, journal_entries, last_run, start_imagekit, started_steps, write_pipeline, write_step
+from imagekit_runtime import contract
 
 
 def test_failing_step_is_retried_then_stops_the_rest(tmp_path, locations):

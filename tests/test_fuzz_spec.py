@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import EXAMPLES
 from imagekit_runtime.errors import SpecError
 from imagekit_runtime.spec import load_pipeline
 

@@ -73,7 +73,7 @@ REGION = "us-east-1"
 
 
 def _sign(method: str, host: str, path: str) -> dict[str, str]:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     payload = "UNSIGNED-PAYLOAD"
     signed = "host;x-amz-content-sha256;x-amz-date"

@@ -6,8 +6,9 @@ import traceback
 from typing import Any
 
 import typer
-from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 from typer.core import TyperGroup
+
+from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 
 try:  # the click typer vendors (see failures.py)
     from typer._click import Context as ClickContext

@@ -177,7 +177,7 @@ class CheckpointStore:
     _verified: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     @classmethod
-    def for_spec(cls, spec: PipelineSpec, layout: RunLayout, shard_index: int, warnings: list[str]) -> "CheckpointStore":
+    def for_spec(cls, spec: PipelineSpec, layout: RunLayout, shard_index: int, warnings: list[str]) -> CheckpointStore:
         tiers = []
         for name, base in (("ssd", layout.ssd_dir), ("pv", layout.pv_dir)):
             if base is not None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from .errors import EnvironmentMissing
 
 log = logging.getLogger("imagekit.runtime")
@@ -66,7 +65,7 @@ class ProcessInfo:
     description: str
 
     @classmethod
-    def from_rpc(cls, info: dict[str, Any]) -> "ProcessInfo":
+    def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
         return cls(name=info["name"], state=info["statename"], exit_status=int(info["exitstatus"]),
                    pid=int(info["pid"]), description=info.get("description", ""))
 

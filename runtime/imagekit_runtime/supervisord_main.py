@@ -30,7 +30,7 @@ class EntryPoint:
         self.spec = spec
 
     @classmethod
-    def parse(cls, text: str) -> "EntryPoint":
+    def parse(cls, text: str) -> EntryPoint:
         return cls(text.split("=", 1)[1])
 
     def resolve(self) -> Any:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from imagekit_runtime import diagnosis
 from imagekit_runtime.contract import RunStatus
 from imagekit_runtime.environments import StepPaths

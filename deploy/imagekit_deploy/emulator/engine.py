@@ -94,7 +94,8 @@ class Engine:
             raise CommandFailed(["docker", "start", container.name], 1, str(exc.explanation or exc)) from None
 
     def wait(self, container: Any, timeout: float) -> int:
-        from requests.exceptions import ConnectionError as RequestsConnectionError, ReadTimeout
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import ReadTimeout
 
         try:
             return int(container.wait(timeout=timeout)["StatusCode"])
