@@ -118,7 +118,7 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
     spec = load_pipeline(pipeline)
     seconds, rebuilt = timed(lambda: build_image(spec, backend, BuildOptions(tag=imagekit_tag, base=BASE)))
     results["imagekit_rebuild_s"] = seconds
-    results["imagekit_rebuilt_layers"] = len([l for l in rebuilt.layers if l.unchanged is False])
+    results["imagekit_rebuilt_layers"] = len([layer for layer in rebuilt.layers if layer.unchanged is False])
     results["imagekit_second_push_bytes"] = publisher.publish(backend, imagekit_tag, imagekit_tag).uploaded_bytes
 
     shutil.rmtree(context / "pipeline")

@@ -93,9 +93,10 @@ def machine() -> dict[str, str]:
         memory = int(info.readline().split()[1]) * 1024
     os_name = "?"
     if os.path.exists("/etc/os-release"):
-        for line in open("/etc/os-release"):
-            if line.startswith("PRETTY_NAME="):
-                os_name = line.split("=", 1)[1].strip().strip('"')
+        with open("/etc/os-release") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
     docker_root = _run(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
     disk = _run(["df", "--output=source,fstype", docker_root]).splitlines()[-1:]
     return {
@@ -128,7 +129,7 @@ def fmt_ratio(value: float | None) -> str:
 
 def least_squares_slope(sizes_mib: list[int], values: list[float | None]) -> float | None:
     """Growth of values per GiB of size (least squares), ignoring missing values."""
-    points = [(size / 1024, value) for size, value in zip(sizes_mib, values) if value is not None]
+    points = [(size / 1024, value) for size, value in zip(sizes_mib, values, strict=True) if value is not None]
     if len(points) < 2:
         return None
     mean_x = sum(x for x, _ in points) / len(points)
@@ -204,7 +205,8 @@ class Results:
         largest = self.sizes[-1]
         growth, slope = self.growth("imagekit"), self.slope("imagekit")
         if growth is not None:
-            rows.append((f"(a) overhead flat in D (at {size_label(largest)} ≤ {TARGETS['flat']}× what it is at {size_label(self.sizes[0])})",
+            rows.append((f"(a) overhead flat in D (at {size_label(largest)} ≤ {TARGETS['flat']}× "
+                         f"what it is at {size_label(self.sizes[0])})",
                          f"{fmt_ratio(growth)} ({fmt_ms(self.overhead('imagekit', self.sizes[0]))} → "
                          f"{fmt_ms(self.overhead('imagekit', largest))} ms; slope {fmt_ms(slope)} ms/GiB)",
                          growth <= TARGETS["flat"]))
