@@ -1,6 +1,7 @@
 """A small pipeline whose steps can be held at a gate, and failure injection at the four failure levels of docs/contract.md."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -87,16 +88,12 @@ def kill_tree(pid: int) -> None:
     """kill -9 of a whole runtime: conductor, supervisord and steps, frozen first so none reacts."""
     tree = descendants(pid)
     for member in tree:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
     tree = sorted(set(tree + [p for member in tree for p in descendants(member)]))
     for member in tree:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def step_pid(locations: Locations, pipeline_name: str, step: str) -> int | None:

@@ -123,7 +123,7 @@ def test_enospc_names_the_shm_size_and_commits_nothing(tmp_path, locations, tmpf
     result = imagekit("run", pipeline, "--shm-dir", small_tmpfs, "--ssd", locations.ssd, "--pv", locations.pv,
                       "--results", locations.results)
     assert result.returncode == 1, result.stderr
-    line = next(l for l in result.stderr.splitlines() if l.startswith("error: step huge failed"))
+    line = next(text for text in result.stderr.splitlines() if text.startswith("error: step huge failed"))
     assert "No space left on device" in line and "shm size 4.0 MiB" in line and "in use" in line
     data = small_tmpfs / "enospc" / "shard-0"
     assert not (data / "committed" / "huge").exists()

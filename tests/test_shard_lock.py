@@ -2,6 +2,7 @@
 every process of a run, so a resume after kill -9 of the conductor starts only once the old steps are gone."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -135,7 +136,5 @@ def test_a_resume_after_kill_9_of_the_conductor_waits_for_the_old_step_to_end(tm
         assert (locations.results / "done").read_text() == "done\n"
         assert run_starts(journal) == 2
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(old_step, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

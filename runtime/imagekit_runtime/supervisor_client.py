@@ -1,6 +1,7 @@
 """Start supervisord and talk to it over its unix-socket XML-RPC API."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import logging
@@ -49,10 +50,8 @@ class UnixSocketTransport(xmlrpc.client.Transport):
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     # If the conductor is killed, supervisord gets SIGTERM and stops the steps it runs.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
     os.setsid()
 
 
