@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -20,6 +20,8 @@ from .errors import SpecError
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 FIELD_PART_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+Parsed = TypeVar("Parsed")
 
 
 class LineDict(dict[Any, Any]):
@@ -145,7 +147,7 @@ def parse_yaml_documents(text: str, path: Path) -> list[Any]:
     return _parsed(lambda: list(yaml.load_all(text, Loader=UniqueKeyLoader)), path)  # noqa: S506 - a SafeLoader
 
 
-def _parsed(parse: Callable[[], Any], path: Path) -> Any:
+def _parsed(parse: Callable[[], Parsed], path: Path) -> Parsed:
     try:
         return parse()
     except DuplicateKey as exc:

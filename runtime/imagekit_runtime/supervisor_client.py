@@ -42,10 +42,11 @@ class UnixSocketTransport(xmlrpc.client.Transport):
         self.socket_path = socket_path
 
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self._connection and self._connection[0] == "unix":
+        if self._connection and self._connection[0] == "unix" and self._connection[1] is not None:
             return self._connection[1]
-        self._connection = ("unix", _UnixHTTPConnection(self.socket_path))
-        return self._connection[1]
+        connection = _UnixHTTPConnection(self.socket_path)
+        self._connection = ("unix", connection)
+        return connection
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
