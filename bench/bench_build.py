@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -81,7 +83,10 @@ def naive_context(pipeline: Path, directory: Path, runtime_base: str, target_arg
     return directory
 
 
-def timed(action) -> tuple[float, object]:
+Result = TypeVar("Result")
+
+
+def timed(action: Callable[[], Result]) -> tuple[float, Result]:
     started = time.perf_counter()
     result = action()
     return time.perf_counter() - started, result

@@ -176,6 +176,7 @@ class Bench:
 
     def run_s3(self, size: int) -> dict:
         key = f"blob-{size}"
+        assert self.s3 is not None, "run_s3 runs only with a store (see handoff's order)"
         common = ["run", "--rm", "--network", self.network, TOOLS_IMAGE, "python3", "/opt/bench/work.py"]
         produced = parse_bench_line(docker(*common, "s3-put", self.s3, engine.BUCKET, key, str(size)).stdout)
         consumed = parse_bench_line(docker(*common, "s3-get", self.s3, engine.BUCKET, key, str(size)).stdout)

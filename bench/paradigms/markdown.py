@@ -105,9 +105,10 @@ def _handoff(r, add: Callable[[str], None]) -> None:
             f" | {fmt_ms(r.slope(paradigm))} | {fmt_ratio(r.growth(paradigm))} |")
     add("| (a), data part only: commit + schedule | " + " | ".join(fmt_ms(data_handoff(r, s)) for s in r.sizes) + " | | |")
     mapped = [_plus_mapping(r, s) for s in r.sizes]
+    first, last = mapped[0], mapped[-1]
     add("| (a) + mapping the input's pages in (see below) | " + " | ".join(fmt_ms(v) for v in mapped) +
         f" | {fmt_ms(least_squares_slope(r.sizes, mapped))} | "
-        f"{fmt_ratio(mapped[-1] / mapped[0] if mapped[0] and len(mapped) > 1 else None)} |\n")
+        f"{fmt_ratio(last / first if first and last is not None and len(mapped) > 1 else None)} |\n")
 
     add("### Ratio of each paradigm's handoff to (a)'s\n")
     add("| | " + " | ".join(size_label(s) for s in r.sizes) + f" | ÷ (a)'s data part at {size_label(largest)} | "

@@ -93,6 +93,8 @@ def _sign(method: str, host: str, path: str) -> dict[str, str]:
 def s3_request(endpoint: str, method: str, path: str, body_size: int | None = None, body=None):
     """Open a request; returns (connection, response) with the response body unread."""
     parsed = urllib.parse.urlparse(endpoint)
+    if parsed.hostname is None:
+        raise ValueError(f"{endpoint!r} names no host")
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=600)
     connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
     for name, value in _sign(method, parsed.netloc, path).items():
