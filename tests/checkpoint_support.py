@@ -111,7 +111,9 @@ class Durability:
 
 
 def durability(journal: Path) -> Durability:
-    committed, ssd, pv = set(), set(), set()
+    committed: set[str] = set()
+    ssd: set[tuple[str, str]] = set()
+    pv: set[tuple[str, str]] = set()
     if journal.exists():
         for entry in journal_entries(journal):
             if entry["event"] == contract.Event.TRANSITION and entry["to"] == StepState.COMMITTED:

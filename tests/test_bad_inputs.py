@@ -7,7 +7,6 @@ few subprocess runs check the same at the process boundary, where the point is s
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -26,9 +25,6 @@ from imagekit_runtime.spec import load_pipeline
 PIPELINE = "name: good\nsteps: [steps/make, steps/use]\nshm: 64Mi\nresults: [b]\n"
 MAKE = "name: make\ncommand: [sh, run.sh]\noutputs: [a]\n"
 USE = "name: use\ncommand: [sh, run.sh]\ninputs: [a]\noutputs: [b]\n"
-# The strict size grammar (`512m` refused, `512Mi` meant) comes with imagekit_runtime.quantity.
-STRICT_SIZES = importlib.util.find_spec("imagekit_runtime.quantity") is not None
-needs_strict_sizes = pytest.mark.skipif(not STRICT_SIZES, reason="imagekit_runtime.quantity not merged yet")
 
 
 @dataclass(frozen=True)
@@ -93,9 +89,8 @@ BAD_PIPELINES: dict[str, Bad] = {
                              says=("nested too deeply",)),
     "shm not a size": Bad(pipeline=PIPELINE.replace("64Mi", "lots"), field="shm", line=3),
     "shm negative": Bad(pipeline=PIPELINE.replace("64Mi", "-1Gi"), field="shm"),
-    "shm in millibytes": pytest.param(Bad(pipeline=PIPELINE.replace("64Mi", "512m"), field="shm",
-                                          says=("512Mi",)), marks=needs_strict_sizes),
-    "shm in GB": pytest.param(Bad(pipeline=PIPELINE.replace("64Mi", "1GB"), field="shm"), marks=needs_strict_sizes),
+    "shm in millibytes": Bad(pipeline=PIPELINE.replace("64Mi", "512m"), field="shm", says=("512Mi",)),
+    "shm in GB": Bad(pipeline=PIPELINE.replace("64Mi", "1GB"), field="shm"),
     "parallelism zero": pipeline_with("parallelism: 0\n", field="parallelism", line=5),
     "parallelism a string": pipeline_with("parallelism: '2'\n", field="parallelism"),
     "shards a boolean": pipeline_with("shards: true\n", field="shards"),

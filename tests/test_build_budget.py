@@ -40,7 +40,9 @@ def test_many_steps_share_layers_within_the_budget(tmp_path: Path) -> None:
     alone = [layer.steps[0] for layer in plan.layers if layer.kind == "code" and layer.name != "code-shared"]
     # The smallest steps share; every step is in exactly one code layer.
     assert shared == {f"s{index:03d}" for index in range(len(shared))}
-    assert sorted(alone + list(plan.layer_of("s000", "code").steps)) == sorted(s.name for s in spec.steps)
+    shared_layer = plan.layer_of("s000", "code")
+    assert shared_layer is not None
+    assert sorted(alone + list(shared_layer.steps)) == sorted(s.name for s in spec.steps)
     assert plan.layers[-1].name == "pipeline"
 
 

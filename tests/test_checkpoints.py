@@ -120,7 +120,9 @@ def test_killed_step_with_retries_is_rerun_in_the_same_run(tmp_path, locations):
     import signal as signals
 
     from checkpoint_support import step_pid
-    os.kill(step_pid(locations, "chain", "total"), signals.SIGKILL)
+    pid = step_pid(locations, "chain", "total")
+    assert pid is not None, "step total is not running"
+    os.kill(pid, signals.SIGKILL)
     wait_for(lambda: any(e.get("to") == "backoff" for e in journal_entries(journal)))
     held.unlink()
     assert runner.wait(timeout=60) == 0

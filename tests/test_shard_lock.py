@@ -93,7 +93,8 @@ def test_two_runs_of_one_shard_the_second_waits_or_exits_3_naming_the_pid(tmp_pa
         time.sleep(0.3)
         assert waiting.poll() is None and run_starts(journal) == 1
         (gate / "hold").unlink()
-        assert first.wait(timeout=30) == 0, first.stderr.read()
+        _, first_stderr = first.communicate(timeout=30)
+        assert first.returncode == 0, first_stderr
         assert waiting.wait(timeout=60) == 0, waited_log.read_text()
         assert "already complete" in waited_log.read_text()
         events = [e["event"] for e in journal_entries(journal) if e["event"] in ("run-start", "run-end")]
