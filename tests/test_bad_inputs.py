@@ -316,7 +316,7 @@ def fake_registry() -> Iterator[Callable[[int, str | None], FakeRegistry]]:
         registry = FakeRegistry(status, challenge)
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            def do_GET(self) -> None:  # the http.server name
                 self.send_response(200 if self.path == "/v2/" else registry.status)
                 if registry.challenge and self.path != "/v2/":
                     self.send_header("WWW-Authenticate", registry.challenge.replace("HOST", registry.host))

@@ -17,7 +17,7 @@ from work import checksum, produce_memory, receive, slices
 class Consumer(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         # The whole body first, then the checksum: a step consumes a complete input, as in every other
         # paradigm (checksumming while receiving would also overlap the two steps' work on two cores).
         started = time.time()
@@ -37,7 +37,7 @@ class Consumer(http.server.BaseHTTPRequestHandler):
 
 
 class Producer(Consumer):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         size = int(query["size"][0])
         host, port = query["to"][0].rsplit(":", 1)
