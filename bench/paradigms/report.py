@@ -54,7 +54,7 @@ print(json.dumps(rows))
 def cprofile_top(path: Path, count: int = 14) -> dict:
     stats = pstats.Stats(str(path))
     rows = []
-    for (filename, line, function), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, function), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]  # not in typeshed
         name = f"{Path(filename).name}:{line}({function})" if line else function
         rows.append({"function": name, "calls": calls, "tottime": tottime, "cumtime": cumtime})
     sleep = sum(r["tottime"] for r in rows if "time.sleep" in r["function"])
@@ -63,7 +63,7 @@ def cprofile_top(path: Path, count: int = 14) -> dict:
     rpc = {r["function"].split("(")[1].rstrip(")"): {"calls": r["calls"], "cumtime": r["cumtime"]}
            for r in rows if r["function"].startswith("supervisor_client.py") and
            any(f"({name})" in r["function"] for name in ("all_info", "start_process", "start"))}
-    return {"total": stats.total_tt, "sleep": sleep, "sleeps": sleeps, "top": by_tottime,  # type: ignore[attr-defined]
+    return {"total": stats.total_tt, "sleep": sleep, "sleeps": sleeps, "top": by_tottime,  # type: ignore[attr-defined]  # total_tt: not in typeshed
             "rpc": rpc}
 
 

@@ -83,6 +83,7 @@ def layer_labels(layers: list[dict[str, object]], base_layers: int, shared_steps
     if shared_steps:
         labels[SHARED_LABEL] = ",".join(shared_steps)
     for step in steps:
-        digests = [str(layer["digest"]) for layer in layers if step in layer.get("steps", [])]  # type: ignore[operator]
+        digests = [str(layer["digest"]) for layer in layers
+                   if isinstance(layer_steps := layer.get("steps", []), list) and step in layer_steps]
         labels[step_layers_label(step)] = ",".join(digests)
     return labels
