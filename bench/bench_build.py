@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -81,7 +83,10 @@ def naive_context(pipeline: Path, directory: Path, runtime_base: str, target_arg
     return directory
 
 
-def timed(action) -> tuple[float, object]:
+Result = TypeVar("Result")
+
+
+def timed(action: Callable[[], Result]) -> tuple[float, Result]:
     started = time.perf_counter()
     result = action()
     return time.perf_counter() - started, result
@@ -118,7 +123,7 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
     spec = load_pipeline(pipeline)
     seconds, rebuilt = timed(lambda: build_image(spec, backend, BuildOptions(tag=imagekit_tag, base=BASE)))
     results["imagekit_rebuild_s"] = seconds
-    results["imagekit_rebuilt_layers"] = len([l for l in rebuilt.layers if l.unchanged is False])
+    results["imagekit_rebuilt_layers"] = len([layer for layer in rebuilt.layers if layer.unchanged is False])
     results["imagekit_second_push_bytes"] = publisher.publish(backend, imagekit_tag, imagekit_tag).uploaded_bytes
 
     shutil.rmtree(context / "pipeline")

@@ -62,7 +62,7 @@ def bench_throughput(size_mib: int, rounds: int, disk_dir: Path) -> dict[str, fl
         return {
             "plain_mib_s": size / statistics.median(plain) / (1 << 20),
             "checkpoint_mib_s": size / statistics.median(checkpoint) / (1 << 20),
-            "paired_ratio": statistics.median(p / c for p, c in zip(plain, checkpoint)),
+            "paired_ratio": statistics.median(p / c for p, c in zip(plain, checkpoint, strict=True)),
         }
     finally:
         drop(shm)

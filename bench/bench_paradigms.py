@@ -23,6 +23,7 @@ Docker (containers, one network, one volume) is named imagekit-bench-<pid>-… a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -43,11 +44,11 @@ sys.path.insert(0, str(REPO / "runtime"))
 import net  # noqa: E402
 import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
 
+from imagekit_runtime import contract  # noqa: E402
+from imagekit_runtime import journal as run_journal  # noqa: E402
 from paradigms import engine, pipelines, report  # noqa: E402
 from paradigms.engine import HANDOFF_IMAGE, LAUNCH_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
 from paradigms.procmem import MemorySampler  # noqa: E402
-from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime import journal as run_journal  # noqa: E402
 
 MIB = 1 << 20
 OUT = HERE / "out"
@@ -175,6 +176,7 @@ class Bench:
 
     def run_s3(self, size: int) -> dict:
         key = f"blob-{size}"
+        assert self.s3 is not None, "run_s3 runs only with a store (see handoff's order)"
         common = ["run", "--rm", "--network", self.network, TOOLS_IMAGE, "python3", "/opt/bench/work.py"]
         produced = parse_bench_line(docker(*common, "s3-put", self.s3, engine.BUCKET, key, str(size)).stdout)
         consumed = parse_bench_line(docker(*common, "s3-get", self.s3, engine.BUCKET, key, str(size)).stdout)
@@ -275,7 +277,7 @@ class Bench:
         start = journal[0]["ts"]
         return {"first_step_after": running[0] - start,
                 "steps_span": committed[-1] - running[0],
-                "per_step": statistics.median(b - a for a, b in zip(running, running[1:]))}
+                "per_step": statistics.median(b - a for a, b in itertools.pairwise(running))}
 
     def launch_docker(self) -> dict:
         walls = []
@@ -338,10 +340,11 @@ class Bench:
         journal = read_journal(base / contract.JOURNAL_FILE)
         names = pipelines.launch_step_names(LAUNCH_STEPS)
         phases: dict[str, list[float]] = {}
-        for previous, name in zip(names, names[1:]):
+        for previous, name in itertools.pairwise(names):
             began = float((base / contract.LOGS_DIR / f"{name}.log").read_text().split()[0])
             for label, value in (
-                ("schedule: previous committed → running", transition_ts(journal, name, "running") - transition_ts(journal, previous, "committed")),
+                ("schedule: previous committed → running",
+                 transition_ts(journal, name, "running") - transition_ts(journal, previous, "committed")),
                 ("spawn: running → step's first command", began - transition_ts(journal, name, "running")),
                 ("exit seen: step's first command → committing", transition_ts(journal, name, "committing") - began),
                 ("commit: committing → committed", transition_ts(journal, name, "committed") - transition_ts(journal, name, "committing")),
@@ -421,10 +424,10 @@ def main() -> None:
     try:
         Bench(args).run()
     except BenchError as exc:
-        raise SystemExit(f"bench: error: {exc}")
+        raise SystemExit(f"bench: error: {exc}") from None
     except KeyboardInterrupt:
         log("bench: interrupted; the containers, network and volume it made are removed")
-        raise SystemExit(130)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

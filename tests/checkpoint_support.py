@@ -1,6 +1,7 @@
 """A small pipeline whose steps can be held at a gate, and failure injection at the four failure levels of docs/contract.md."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,10 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import Locations, journal_entries, started_steps, write_pipeline, write_step
 from imagekit_runtime import contract
 from imagekit_runtime.states import StepState
-
-from conftest import Locations, journal_entries, started_steps, write_pipeline, write_step
 
 # Each step waits while $GATE_DIR/hold-<step> exists, so a test can stop the pipeline at a known point.
 GATE = 'while [ -e "$GATE_DIR/hold-$IMAGEKIT_STEP" ]; do sleep 0.02; done\n'
@@ -88,16 +88,12 @@ def kill_tree(pid: int) -> None:
     """kill -9 of a whole runtime: conductor, supervisord and steps, frozen first so none reacts."""
     tree = descendants(pid)
     for member in tree:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
     tree = sorted(set(tree + [p for member in tree for p in descendants(member)]))
     for member in tree:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def step_pid(locations: Locations, pipeline_name: str, step: str) -> int | None:
@@ -115,7 +111,9 @@ class Durability:
 
 
 def durability(journal: Path) -> Durability:
-    committed, ssd, pv = set(), set(), set()
+    committed: set[str] = set()
+    ssd: set[tuple[str, str]] = set()
+    pv: set[tuple[str, str]] = set()
     if journal.exists():
         for entry in journal_entries(journal):
             if entry["event"] == contract.Event.TRANSITION and entry["to"] == StepState.COMMITTED:

@@ -170,7 +170,7 @@ def started_steps(path: Path) -> list[str]:
 # Engine fixtures (docker, registry, base image), only where the build path is present. Imported last:
 # they run the CLI through `imagekit` above.
 try:
-    from fixtures_engine import *  # noqa: E402,F401,F403
+    from fixtures_engine import *  # noqa: F403
 except ImportError as exc:  # pragma: no cover
     if "fixtures_engine" not in str(exc):
         raise

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagekit_runtime import contract
 
 from conftest import RunResult, imagekit
+from imagekit_runtime import contract
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 

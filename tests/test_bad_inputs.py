@@ -7,7 +7,6 @@ few subprocess runs check the same at the process boundary, where the point is s
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -17,18 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import EXAMPLES, imagekit
+from imagekit.cli.main import main
 from imagekit_runtime.errors import SpecError
 from imagekit_runtime.spec import load_pipeline
-
-from imagekit.cli.main import main
 
 PIPELINE = "name: good\nsteps: [steps/make, steps/use]\nshm: 64Mi\nresults: [b]\n"
 MAKE = "name: make\ncommand: [sh, run.sh]\noutputs: [a]\n"
 USE = "name: use\ncommand: [sh, run.sh]\ninputs: [a]\noutputs: [b]\n"
-# The strict size grammar (`512m` refused, `512Mi` meant) comes with imagekit_runtime.quantity.
-STRICT_SIZES = importlib.util.find_spec("imagekit_runtime.quantity") is not None
-needs_strict_sizes = pytest.mark.skipif(not STRICT_SIZES, reason="imagekit_runtime.quantity not merged yet")
 
 
 @dataclass(frozen=True)
@@ -93,9 +89,8 @@ BAD_PIPELINES: dict[str, Bad] = {
                              says=("nested too deeply",)),
     "shm not a size": Bad(pipeline=PIPELINE.replace("64Mi", "lots"), field="shm", line=3),
     "shm negative": Bad(pipeline=PIPELINE.replace("64Mi", "-1Gi"), field="shm"),
-    "shm in millibytes": pytest.param(Bad(pipeline=PIPELINE.replace("64Mi", "512m"), field="shm",
-                                          says=("512Mi",)), marks=needs_strict_sizes),
-    "shm in GB": pytest.param(Bad(pipeline=PIPELINE.replace("64Mi", "1GB"), field="shm"), marks=needs_strict_sizes),
+    "shm in millibytes": Bad(pipeline=PIPELINE.replace("64Mi", "512m"), field="shm", says=("512Mi",)),
+    "shm in GB": Bad(pipeline=PIPELINE.replace("64Mi", "1GB"), field="shm"),
     "parallelism zero": pipeline_with("parallelism: 0\n", field="parallelism", line=5),
     "parallelism a string": pipeline_with("parallelism: '2'\n", field="parallelism"),
     "shards a boolean": pipeline_with("shards: true\n", field="shards"),
@@ -321,7 +316,7 @@ def fake_registry() -> Iterator[Callable[[int, str | None], FakeRegistry]]:
         registry = FakeRegistry(status, challenge)
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            def do_GET(self) -> None:  # the http.server name
                 self.send_response(200 if self.path == "/v2/" else registry.status)
                 if registry.challenge and self.path != "/v2/":
                     self.send_header("WWW-Authenticate", registry.challenge.replace("HOST", registry.host))

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import imagekit
-from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json,
-                             run_pipeline_image)
+from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, run_pipeline_image
 
 # slow: about 18 s (a bare base image is made, then the example built on it): outside `-m "not slow"`
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -1,13 +1,12 @@
 """Above the layer budget the smallest steps share layers; the image still builds, runs, and says which."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, run_pipeline_image
-
 from imagekit.build.plan import CONTAINERD_LAYER_LIMIT, plan_layers
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import load_pipeline
@@ -41,7 +40,9 @@ def test_many_steps_share_layers_within_the_budget(tmp_path: Path) -> None:
     alone = [layer.steps[0] for layer in plan.layers if layer.kind == "code" and layer.name != "code-shared"]
     # The smallest steps share; every step is in exactly one code layer.
     assert shared == {f"s{index:03d}" for index in range(len(shared))}
-    assert sorted(alone + list(plan.layer_of("s000", "code").steps)) == sorted(s.name for s in spec.steps)
+    shared_layer = plan.layer_of("s000", "code")
+    assert shared_layer is not None
+    assert sorted(alone + list(shared_layer.steps)) == sorted(s.name for s in spec.steps)
     assert plan.layers[-1].name == "pipeline"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, BuiltImage, copy_pipeline
 

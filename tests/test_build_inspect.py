@@ -6,6 +6,7 @@ import subprocess
 from typing import Any
 
 import pytest
+
 from conftest import imagekit
 from fixtures_engine import BuiltImage, build_json
 

@@ -8,18 +8,18 @@ import os
 import re
 import subprocess
 import time
-import uuid
-import warnings
 import urllib.error
 import urllib.request
+import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import imagekit
-from fixtures_engine import (BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, copy_pipeline,
-                             run_pipeline_image)
+from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, copy_pipeline, run_pipeline_image
 
 pytestmark = pytest.mark.docker
 
@@ -81,8 +81,9 @@ def auth_registry(engine_ready: None, tmp_path_factory: pytest.TempPathFactory) 
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " + str(root / "data") +
         f"\nhttp:\n  addr: {AUTH_REGISTRY}\nauth:\n  htpasswd:\n    realm: imagekit-test\n"
         f"    path: {root / 'htpasswd'}\n")
-    process = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
-                               stdout=subprocess.DEVNULL, stderr=open(root / "log", "wb"))
+    with open(root / "log", "wb") as log:  # the registry keeps its own descriptor
+        process = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
+                                   stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(50):
             try:

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, EPOCH, BuiltImage, build_json
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures_engine import RUNTIME_UID, BuiltImage, assert_right_wordfreq, run_pipeline_image
 
 pytestmark = pytest.mark.docker

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures_engine import SECRET_TOKEN, BuiltImage
 
 pytestmark = pytest.mark.docker
@@ -16,6 +17,13 @@ pytestmark = pytest.mark.docker
 
 def _contents(blob: bytes) -> bytes:
     return gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+
+
+def _member_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """The content of a regular file in a tar archive."""
+    extracted = archive.extractfile(member)
+    assert extracted is not None, f"{member.name} is not a regular file"
+    return extracted.read()
 
 
 def _find_token(name: str, blob: bytes, token: bytes) -> list[str]:
@@ -30,7 +38,7 @@ def _find_token(name: str, blob: bytes, token: bytes) -> list[str]:
                 if token in member.name.encode() or token in member.linkname.encode():
                     found.append(f"{name}:{member.name} (name)")
                 if member.isfile():
-                    content = tar.extractfile(member).read()  # type: ignore[union-attr]
+                    content = _member_bytes(tar, member)
                     if token in content:
                         found.append(f"{name}:{member.name}")
                     if member.name.endswith(("pip.conf", "pip.ini", ".netrc")):
@@ -49,7 +57,7 @@ def test_token_is_in_no_layer_or_history_of_the_docker_image(docker_client: Any,
     with tarfile.open(archive) as saved:
         for member in saved:
             if member.isfile():
-                found += _find_token(member.name, saved.extractfile(member).read(), token)  # type: ignore[union-attr]
+                found += _find_token(member.name, _member_bytes(saved, member), token)
     history = docker_client.api.history(example_image_docker.tag)
     assert token not in repr(history).encode()
     assert found == []

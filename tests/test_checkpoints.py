@@ -6,13 +6,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from imagekit_runtime import contract
 
 from checkpoint_support import (
-    apply_level, checkpointed, durability, expected_final, make_chain, read_final, run_runtime, running,
-    runtime_command, wait_for,
+    apply_level,
+    checkpointed,
+    expected_final,
+    make_chain,
+    read_final,
+    run_runtime,
+    running,
+    runtime_command,
+    wait_for,
 )
 from conftest import imagekit, journal_entries, last_run, started_steps
+from imagekit_runtime import contract
 
 
 @pytest.fixture
@@ -109,10 +116,13 @@ def test_killed_step_with_retries_is_rerun_in_the_same_run(tmp_path, locations):
     runner = start(pipeline, locations)
     journal = locations.journal("chain")
     wait_for(lambda: running(journal, "total"))
-    from checkpoint_support import step_pid
     import os
     import signal as signals
-    os.kill(step_pid(locations, "chain", "total"), signals.SIGKILL)
+
+    from checkpoint_support import step_pid
+    pid = step_pid(locations, "chain", "total")
+    assert pid is not None, "step total is not running"
+    os.kill(pid, signals.SIGKILL)
     wait_for(lambda: any(e.get("to") == "backoff" for e in journal_entries(journal)))
     held.unlink()
     assert runner.wait(timeout=60) == 0

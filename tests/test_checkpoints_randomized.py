@@ -13,12 +13,20 @@ import subprocess
 import time
 
 import pytest
-from imagekit_runtime import contract
 
 from checkpoint_support import (
-    LEVELS, ORDER, STEPS, durability, kill_tree, make_chain, read_final, run_runtime, runtime_command,
+    LEVELS,
+    ORDER,
+    STEPS,
+    durability,
+    kill_tree,
+    make_chain,
+    read_final,
+    run_runtime,
+    runtime_command,
 )
 from conftest import Locations, started_steps
+from imagekit_runtime import contract
 
 # slow: about 11 s per level, 45 s in all (many kills at random points): outside `-m "not slow"`
 pytestmark = pytest.mark.slow

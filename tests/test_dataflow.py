@@ -6,9 +6,9 @@ import subprocess
 import time
 
 import pytest
-from imagekit_runtime import contract
 
 from conftest import imagekit, journal_entries, start_imagekit, write_pipeline, write_step
+from imagekit_runtime import contract
 
 TRACE = """
 echo "start $(date +%s.%N)" >> "$TRACE_DIR/{name}"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures_engine import ENGINE_REPO, REGISTRY
 
 pytestmark = pytest.mark.docker

@@ -22,8 +22,8 @@ from imagekit_deploy.renderer import render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KruiseSchema, available_kubernetes_versions
 from imagekit_deploy.settings import GRACE_MARGIN_SECONDS, RUNTIME_MEMORY, STEP_MEMORY, Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import validate_rendering
-from imagekit_runtime.quantity import format_bytes
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
+from imagekit_runtime.quantity import format_bytes
 from imagekit_runtime.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]

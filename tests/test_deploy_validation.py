@@ -33,12 +33,18 @@ IMAGE = "registry.example.com/imagekit/wordfreq:1.0"
 
 runner = CliRunner()
 
-CRD_PATH = os.environ.get(KRUISE_CRD_ENV)
+CRD_PATH = Path(os.environ[KRUISE_CRD_ENV]) if os.environ.get(KRUISE_CRD_ENV) else None
 needs_crd = pytest.mark.skipif(not CRD_PATH, reason=f"{KRUISE_CRD_ENV} is not set: the Kruise CRD checks need the CRD file")
 
 
+def crd_path() -> Path:
+    """The Kruise CRD of a test marked needs_crd (which skips it when there is none)."""
+    assert CRD_PATH is not None
+    return CRD_PATH
+
+
 def kruise() -> KruiseSchema | None:
-    return KruiseSchema(Path(CRD_PATH)) if CRD_PATH else None
+    return KruiseSchema(CRD_PATH) if CRD_PATH else None
 
 
 def validated(rendering: Rendering):
@@ -239,9 +245,9 @@ def test_init_container_may_not_gain_more_than_chown():
 def test_kruise_crd_given_in_the_environment_is_checked_against(tmp_path):
     schemas = tmp_path / "crd"
     schemas.mkdir()
-    shutil.copy(CRD_PATH, schemas)
+    shutil.copy(crd_path(), schemas)
     write_rendering(rendering_of(Flavor.kruise), tmp_path / "out")
-    given = schemas / Path(CRD_PATH).name
+    given = schemas / crd_path().name
     result = runner.invoke(app, ["deploy", "validate", str(tmp_path / "out"), "--output", "json"],
                            env={KRUISE_CRD_ENV: str(given)})
     assert result.exit_code == 0, result.stderr
@@ -307,7 +313,7 @@ def test_strict_crd_schema_rejects_unknown_fields_but_keeps_preserved_ones():
 
 @needs_crd
 def test_kruise_crd_schema_alone_rejects_a_bad_advanced_statefulset():
-    errors = KruiseSchema(Path(CRD_PATH)).errors({"apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+    errors = KruiseSchema(crd_path()).errors({"apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
                                     "metadata": {"name": "x"}, "spec": {"replicas": 1}})
     assert {e.message for e in errors} >= {"'selector' is a required property", "'template' is a required property"}
 

@@ -3,16 +3,12 @@ never commits a partial output."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-import uuid
-
-import pytest
-from imagekit_runtime import contract
 
 from conftest import imagekit, journal_entries, last_run, start_imagekit, started_steps, write_pipeline, write_step
+from imagekit_runtime import contract
 
 
 def test_failing_step_is_retried_then_stops_the_rest(tmp_path, locations):
@@ -127,7 +123,7 @@ def test_enospc_names_the_shm_size_and_commits_nothing(tmp_path, locations, tmpf
     result = imagekit("run", pipeline, "--shm-dir", small_tmpfs, "--ssd", locations.ssd, "--pv", locations.pv,
                       "--results", locations.results)
     assert result.returncode == 1, result.stderr
-    line = next(l for l in result.stderr.splitlines() if l.startswith("error: step huge failed"))
+    line = next(text for text in result.stderr.splitlines() if text.startswith("error: step huge failed"))
     assert "No space left on device" in line and "shm size 4.0 MiB" in line and "in use" in line
     data = small_tmpfs / "enospc" / "shard-0"
     assert not (data / "committed" / "huge").exists()

@@ -292,8 +292,10 @@ def test_pods_are_read_from_the_rendering_alone(tmp_path: Path) -> None:
     assert pod.shm_size == 64 * 1024 ** 2
     assert pod.volumes["pv"].kind == VolumeKind.CLAIM and pod.volumes["pv"].source == "pv-pod-gate-2"
     ssd = pod.checkpoint_mount("IMAGEKIT_SSD_DIR")
+    assert ssd is not None
     assert pod.volumes[ssd.volume].kind == VolumeKind.HOST_PATH and ssd.sub_path == "batch/pod-gate-2"
     init = pod.init_containers[0]
+    assert init.entrypoint is not None
     assert init.entrypoint[-1] == "/ssd-root/batch/pod-gate-2"  # $(VAR) in the command, as a kubelet expands it
     assert pod.results_dir() == "/var/lib/imagekit/pv/results/2"
     # The deploy path stays free of the Docker SDK until an engine is needed.

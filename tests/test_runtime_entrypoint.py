@@ -8,9 +8,8 @@ import subprocess
 import sys
 import time
 
-from imagekit_runtime import contract
-
 from conftest import write_pipeline, write_step
+from imagekit_runtime import contract
 
 
 def shard_pipeline(tmp_path):
@@ -66,8 +65,9 @@ def test_complete_shard_holds_until_sigterm(tmp_path, locations):
 def test_supervisord_launcher_resolves_rpcinterface_specs_without_pkg_resources():
     # Debian's supervisor 4.2 resolves `[rpcinterface:x] supervisor.rpcinterface_factory` through
     # pkg_resources.EntryPoint; the launcher supplies that with importlib.
-    from imagekit_runtime.supervisord_main import EntryPoint, resolve_spec
     from supervisor.rpcinterface import make_main_rpcinterface
+
+    from imagekit_runtime.supervisord_main import EntryPoint, resolve_spec
 
     assert EntryPoint.parse("x=supervisor.rpcinterface:make_main_rpcinterface").resolve() is make_main_rpcinterface
     assert resolve_spec("os.path:join") is os.path.join

@@ -2,6 +2,7 @@
 every process of a run, so a resume after kill -9 of the conductor starts only once the old steps are gone."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -92,7 +93,8 @@ def test_two_runs_of_one_shard_the_second_waits_or_exits_3_naming_the_pid(tmp_pa
         time.sleep(0.3)
         assert waiting.poll() is None and run_starts(journal) == 1
         (gate / "hold").unlink()
-        assert first.wait(timeout=30) == 0, first.stderr.read()
+        _, first_stderr = first.communicate(timeout=30)
+        assert first.returncode == 0, first_stderr
         assert waiting.wait(timeout=60) == 0, waited_log.read_text()
         assert "already complete" in waited_log.read_text()
         events = [e["event"] for e in journal_entries(journal) if e["event"] in ("run-start", "run-end")]
@@ -135,7 +137,5 @@ def test_a_resume_after_kill_9_of_the_conductor_waits_for_the_old_step_to_end(tm
         assert (locations.results / "done").read_text() == "done\n"
         assert run_starts(journal) == 2
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(old_step, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -182,9 +182,9 @@ def start_object_store(resources: Resources, address: str) -> tuple[str | None, 
     except ImportError as exc:
         return None, f"no S3 store: moto's server is not installed ({exc}); pip install 'moto[server]'"
     port = free_port(address)
-    log_file = open(Path(resources.tempdir("moto")) / "moto.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", address, "-p", str(port)],
-                               stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(Path(resources.tempdir("moto")) / "moto.log", "w") as log_file:  # the server keeps its own descriptor
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", address, "-p", str(port)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     resources.processes.append(process)
     endpoint = f"http://{address}:{port}"
     sys.path.insert(0, str(HERE))

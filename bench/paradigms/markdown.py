@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 
 from .report import DATA_PHASES, LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, least_squares_slope, size_label
 
@@ -35,10 +36,15 @@ def _spread(r) -> str:
 
 
 def render(r) -> str:
-    m = r.machine
-    largest = r.sizes[-1]
     out: list[str] = []
-    add = out.append
+    for section in (_intro, _handoff, _launch, _memory, _targets):
+        section(r, out.append)
+    return "\n".join(out) + "\n"
+
+
+def _intro(r, add: Callable[[str], None]) -> None:
+    """Title, machine and summary table."""
+    m = r.machine
     add("# Benchmarks: the pod pipeline against services and functions\n")
     add(f"Measured {r.date} with `{r.command}` ({r.rounds} round{'s' if r.rounds != 1 else ''}, medians; "
         f"{r.meta.get('seconds', 0):.0f} s in all). Plot: [handoff.png](handoff.png).\n")
@@ -51,7 +57,10 @@ def render(r) -> str:
     add("## Summary\n")
     add("```\n" + r.table() + "\n```\n")
 
-    # ---------------------------------------------------------------- handoff
+
+def _handoff(r, add: Callable[[str], None]) -> None:
+    """Section 1: handoff of D bytes between two steps."""
+    largest = r.sizes[-1]
     add("## 1. Handoff of D bytes from a producer step to a consumer step\n")
     add("The producer makes D bytes (a 1 MiB pseudo-random block, repeated); the consumer checksums them "
         "(zlib.crc32, checked against the expected value in every run). The same code "
@@ -96,8 +105,10 @@ def render(r) -> str:
             f" | {fmt_ms(r.slope(paradigm))} | {fmt_ratio(r.growth(paradigm))} |")
     add("| (a), data part only: commit + schedule | " + " | ".join(fmt_ms(data_handoff(r, s)) for s in r.sizes) + " | | |")
     mapped = [_plus_mapping(r, s) for s in r.sizes]
+    first, last = mapped[0], mapped[-1]
     add("| (a) + mapping the input's pages in (see below) | " + " | ".join(fmt_ms(v) for v in mapped) +
-        f" | {fmt_ms(least_squares_slope(r.sizes, mapped))} | {fmt_ratio(mapped[-1] / mapped[0] if mapped[0] and len(mapped) > 1 else None)} |\n")
+        f" | {fmt_ms(least_squares_slope(r.sizes, mapped))} | "
+        f"{fmt_ratio(last / first if first and last is not None and len(mapped) > 1 else None)} |\n")
 
     add("### Ratio of each paradigm's handoff to (a)'s\n")
     add("| | " + " | ".join(size_label(s) for s in r.sizes) + f" | ÷ (a)'s data part at {size_label(largest)} | "
@@ -151,7 +162,9 @@ def render(r) -> str:
         "its input (*step start-up*). (b)'s consumer is already running, so it pays none of that; (c) pays a container start "
         "instead.\n")
 
-    # ----------------------------------------------------------------- launch
+
+def _launch(r, add: Callable[[str], None]) -> None:
+    """Section 2: step launch latency."""
     add("## 2. Step launch: 20 trivial steps in a chain\n")
     add("Each step is `/bin/sh -c ': > <its output>'` and depends on the one before, so they run one after the "
         "other. *imagekit in container*: the image built by `imagekit build`, `docker run` of its entrypoint; "
@@ -169,16 +182,20 @@ def render(r) -> str:
         wall = r.launch_median(mode, "wall")
         first = r.launch_median(mode, "first_step_after")
         add(f"| {mode} | {total:.2f} | {fmt_ms(r.launch_median(mode, 'per_step'))} | "
-            f"{'—' if mode.startswith('docker') else f'{first:.2f}'} | {wall:.2f} | {fmt_ratio(docker_total / total if docker_total else None)} |")
+            f"{'—' if mode.startswith('docker') else f'{first:.2f}'} | {wall:.2f} | "
+            f"{fmt_ratio(docker_total / total if docker_total else None)} |")
     add("")
 
-    # ----------------------------------------------------------------- memory
+
+def _memory(r, add: Callable[[str], None]) -> None:
+    """Section 3: the runtime's memory and CPU."""
     add("## 3. Runtime memory\n")
     add("Sampled every 20 ms from `/proc/<pid>/status` (VmRSS, VmHWM = the kernel's high-water mark, RssAnon = "
         "private) and `/proc/<pid>/smaps_rollup` (Pss: shared pages split among their sharers) of the conductor "
         "(the container's PID 1, or the process started on the host) and its supervisord child. MiB, peak over "
         "the runs of each kind.\n")
-    add("| runs | conductor VmHWM | conductor RssAnon | conductor Pss | supervisord VmHWM | supervisord RssAnon | supervisord Pss | VmHWM sum | Pss sum | CPU s of cond. + sup. / run s (median) |")
+    add("| runs | conductor VmHWM | conductor RssAnon | conductor Pss | supervisord VmHWM | supervisord RssAnon | "
+        "supervisord Pss | VmHWM sum | Pss sum | CPU s of cond. + sup. / run s (median) |")
     add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     kinds = []
     for entry in r.memory:
@@ -188,7 +205,7 @@ def render(r) -> str:
     for kind in kinds:
         rows = [e for e in r.memory if e["label"] + (f", {size_label(e['size'] // MIB)}" if e["size"] else "") == kind]
 
-        def peak(process: str, key: str) -> float:
+        def peak(process: str, key: str, rows: list[dict] = rows) -> float:
             return max(e[process].get(key, 0) for e in rows) / MIB
         cpu = statistics.median(e["conductor_cpu"] + e["supervisord_cpu"] for e in rows)
         wall = statistics.median(e["runtime_seconds"] for e in rows)
@@ -210,7 +227,10 @@ def render(r) -> str:
                 "of one core while a step was working and they only polled (profiles below); the rest of their CPU is "
                 "the two interpreters starting.\n")
 
-    # ---------------------------------------------------------------- targets
+
+def _targets(r, add: Callable[[str], None]) -> None:
+    """Section 4: targets, the profiles behind a miss, notes."""
+    largest = r.sizes[-1]
     add("## 4. Targets\n")
     add("| target | measured | |\n| --- | --- | --- |")
     for name, value, met in r.targets():
@@ -229,7 +249,8 @@ def render(r) -> str:
             add(f"- {note}")
         add("")
     add(MISSING)
-    return "\n".join(out) + "\n"
+
+
 
 
 def _why(r) -> str:

@@ -17,7 +17,7 @@ from work import checksum, produce_memory, receive, slices
 class Consumer(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         # The whole body first, then the checksum: a step consumes a complete input, as in every other
         # paradigm (checksumming while receiving would also overlap the two steps' work on two cores).
         started = time.time()
@@ -37,7 +37,7 @@ class Consumer(http.server.BaseHTTPRequestHandler):
 
 
 class Producer(Consumer):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         size = int(query["size"][0])
         host, port = query["to"][0].rsplit(":", 1)
@@ -73,7 +73,7 @@ REGION = "us-east-1"
 
 
 def _sign(method: str, host: str, path: str) -> dict[str, str]:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     payload = "UNSIGNED-PAYLOAD"
     signed = "host;x-amz-content-sha256;x-amz-date"
@@ -93,6 +93,8 @@ def _sign(method: str, host: str, path: str) -> dict[str, str]:
 def s3_request(endpoint: str, method: str, path: str, body_size: int | None = None, body=None):
     """Open a request; returns (connection, response) with the response body unread."""
     parsed = urllib.parse.urlparse(endpoint)
+    if parsed.hostname is None:
+        raise ValueError(f"{endpoint!r} names no host")
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=600)
     connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
     for name, value in _sign(method, parsed.netloc, path).items():

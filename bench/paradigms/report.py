@@ -54,7 +54,7 @@ print(json.dumps(rows))
 def cprofile_top(path: Path, count: int = 14) -> dict:
     stats = pstats.Stats(str(path))
     rows = []
-    for (filename, line, function), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, function), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]  # not in typeshed
         name = f"{Path(filename).name}:{line}({function})" if line else function
         rows.append({"function": name, "calls": calls, "tottime": tottime, "cumtime": cumtime})
     sleep = sum(r["tottime"] for r in rows if "time.sleep" in r["function"])
@@ -63,7 +63,7 @@ def cprofile_top(path: Path, count: int = 14) -> dict:
     rpc = {r["function"].split("(")[1].rstrip(")"): {"calls": r["calls"], "cumtime": r["cumtime"]}
            for r in rows if r["function"].startswith("supervisor_client.py") and
            any(f"({name})" in r["function"] for name in ("all_info", "start_process", "start"))}
-    return {"total": stats.total_tt, "sleep": sleep, "sleeps": sleeps, "top": by_tottime,  # type: ignore[attr-defined]
+    return {"total": stats.total_tt, "sleep": sleep, "sleeps": sleeps, "top": by_tottime,  # type: ignore[attr-defined]  # total_tt: not in typeshed
             "rpc": rpc}
 
 
@@ -78,7 +78,7 @@ def _version(package: str) -> str:
     try:
         from importlib.metadata import version
         return version(package)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "?"
 
 
@@ -93,9 +93,10 @@ def machine() -> dict[str, str]:
         memory = int(info.readline().split()[1]) * 1024
     os_name = "?"
     if os.path.exists("/etc/os-release"):
-        for line in open("/etc/os-release"):
-            if line.startswith("PRETTY_NAME="):
-                os_name = line.split("=", 1)[1].strip().strip('"')
+        with open("/etc/os-release") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
     docker_root = _run(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
     disk = _run(["df", "--output=source,fstype", docker_root]).splitlines()[-1:]
     return {
@@ -128,7 +129,7 @@ def fmt_ratio(value: float | None) -> str:
 
 def least_squares_slope(sizes_mib: list[int], values: list[float | None]) -> float | None:
     """Growth of values per GiB of size (least squares), ignoring missing values."""
-    points = [(size / 1024, value) for size, value in zip(sizes_mib, values) if value is not None]
+    points = [(size / 1024, value) for size, value in zip(sizes_mib, values, strict=True) if value is not None]
     if len(points) < 2:
         return None
     mean_x = sum(x for x, _ in points) / len(points)
@@ -204,7 +205,8 @@ class Results:
         largest = self.sizes[-1]
         growth, slope = self.growth("imagekit"), self.slope("imagekit")
         if growth is not None:
-            rows.append((f"(a) overhead flat in D (at {size_label(largest)} ≤ {TARGETS['flat']}× what it is at {size_label(self.sizes[0])})",
+            rows.append((f"(a) overhead flat in D (at {size_label(largest)} ≤ {TARGETS['flat']}× "
+                         f"what it is at {size_label(self.sizes[0])})",
                          f"{fmt_ratio(growth)} ({fmt_ms(self.overhead('imagekit', self.sizes[0]))} → "
                          f"{fmt_ms(self.overhead('imagekit', largest))} ms; slope {fmt_ms(slope)} ms/GiB)",
                          growth <= TARGETS["flat"]))

@@ -54,7 +54,8 @@ class Rendering:
         raise UsageError("the rendered resources hold no StatefulSet (fix: re-run `imagekit deploy render`)")
 
     def pod_template(self) -> dict[str, Any]:
-        return self.workload().body["spec"]["template"]
+        template: dict[str, Any] = self.workload().body["spec"]["template"]
+        return template
 
 
 class Renderer(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import PurePosixPath
 
 from imagekit.references import parse_reference
@@ -52,12 +52,12 @@ RESERVED_PATHS = (
 )
 
 
-class Flavor(str, Enum):
+class Flavor(StrEnum):
     kruise = "kruise"
     statefulset = "statefulset"
 
 
-class SsdMode(str, Enum):
+class SsdMode(StrEnum):
     hostpath = "hostpath"
     local_pv = "local-pv"
 

@@ -70,7 +70,7 @@ class BuildahBackend(Backend):
             return self._inspected[ref]
         self.check()
         try:
-            data = json.loads(self._run("inspect", ref))
+            data: dict[str, Any] = json.loads(self._run("inspect", ref))
         except CommandFailed as exc:
             if "image not known" in exc.output or "not found" in exc.output:
                 return None

@@ -19,8 +19,8 @@ from pathlib import Path
 import imagekit_runtime
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import EnvironmentMissing
-from imagekit_runtime.stepfiles import Kind, walk
 from imagekit_runtime.spec import PipelineSpec
+from imagekit_runtime.stepfiles import Kind, walk
 
 from .plan import PlannedLayer, step_image_path
 from .tarball import FIXED_MTIME, LayerTar, link_or_copy, write_layer

@@ -55,11 +55,12 @@ class DockerBackend(Backend):
                                    fix="scripts/bootstrap.sh builds imagekit/debian-python:bookworm; pass it as --base")
 
     def run_python(self, image: str, script: str) -> str:
-        output = self.client.containers.run(
+        output: bytes = self.client.containers.run(
             image, entrypoint=["python3", "-c", script], user="0", network_disabled=True,
             remove=True, stdout=True, stderr=False,
         )
-        return output.decode(errors="replace")
+        text: str = output.decode(errors="replace")
+        return text
 
     def build(self, request: BuildRequest) -> str:
         # The classic builder has no SOURCE_DATE_EPOCH: request.timestamp only reaches the labels.

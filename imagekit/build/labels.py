@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from imagekit.labels import (BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL, STEPS_LABEL,
-                             step_layers_label)
+from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL, STEPS_LABEL, step_layers_label
 from imagekit_runtime import proc
 from imagekit_runtime.errors import ImagekitError
 from imagekit_runtime.spec import PipelineSpec
-
 
 
 @dataclass(frozen=True)
@@ -85,6 +83,7 @@ def layer_labels(layers: list[dict[str, object]], base_layers: int, shared_steps
     if shared_steps:
         labels[SHARED_LABEL] = ",".join(shared_steps)
     for step in steps:
-        digests = [str(layer["digest"]) for layer in layers if step in layer.get("steps", [])]  # type: ignore[operator]
+        digests = [str(layer["digest"]) for layer in layers
+                   if isinstance(layer_steps := layer.get("steps", []), list) and step in layer_steps]
         labels[step_layers_label(step)] = ",".join(digests)
     return labels

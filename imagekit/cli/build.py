@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers")
             reused = len(result.reused)
             stderr.print(f"built {tag} ({result.image_id[:19]}) in {result.timings['total']:.1f}s: "
-                         f"{len([l for l in result.layers if l.kind != 'base'])} layers, {reused} reused")
+                         f"{len([layer for layer in result.layers if layer.kind != 'base'])} layers, {reused} reused")
         payload = result.to_json()
         if push:
             published = publish(engine, tag, tag)

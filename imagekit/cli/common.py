@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +20,7 @@ from .failures import one_line
 stderr = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
 

@@ -23,6 +23,8 @@ except ImportError:  # pragma: no cover - an older typer on the real click
 
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError
 
+__all__ = ["click_errors", "explain", "one_line", "write_crash_report"]  # click_errors: the one place that picks the click
+
 # HTTP statuses that mean "this reference names nothing": the user's input, not the environment.
 NOT_FOUND = (404,)
 DENIED = (401, 403)

@@ -6,8 +6,9 @@ import traceback
 from typing import Any
 
 import typer
-from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 from typer.core import TyperGroup
+
+from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 
 try:  # the click typer vendors (see failures.py)
     from typer._click import Context as ClickContext
@@ -27,7 +28,7 @@ class ImagekitGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, click_errors.NoArgsIsHelpError):
             raise
-        except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line and a code
+        except Exception as exc:  # the one place every failure is turned into a line and a code
             state = ctx.find_object(CliState) or CliState()
             raise typer.Exit(report_failure(exc, state.argv or sys.argv[1:], state.verbose)) from None
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print_error("interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - a usage error before any verb (`imagekit --colour`)
+    except Exception as exc:  # a usage error before any verb (`imagekit --colour`)
         return report_failure(exc, args, state.verbose)
     return code if isinstance(code, int) else 0
 

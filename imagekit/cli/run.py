@@ -4,16 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
-from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
 from imagekit_runtime.settings import RunSettings, parse_params
+from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, stderr
 
@@ -39,7 +39,7 @@ class StepProgress:
         self.running: set[str] = set()
         self.done = 0
 
-    def __enter__(self) -> "StepProgress":
+    def __enter__(self) -> StepProgress:
         self.progress.start()
         return self
 

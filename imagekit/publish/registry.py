@@ -126,7 +126,8 @@ class RegistryClient:
                              f"(fix: check the image reference, or push it first)")
         if status != 200:
             raise EnvironmentMissing(f"registry {self.host}: manifest {repository}@{reference} not readable (HTTP {status})")
-        return json.loads(body)
+        manifest: dict[str, Any] = json.loads(body)
+        return manifest
 
 
     def config(self, repository: str, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +135,8 @@ class RegistryClient:
         status, body = self._request("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
         if status != 200:
             raise EnvironmentMissing(f"registry {self.host}: config {repository}@{digest} not readable (HTTP {status})")
-        return json.loads(body)
+        config: dict[str, Any] = json.loads(body)
+        return config
 
 
 class BlobIndex:

@@ -86,13 +86,14 @@ def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
         digest = hash_file(source)
         shutil.copyfile(source, destination, follow_symlinks=False)
     else:
-        result: dict[str, str | BaseException] = {}
+        digests: list[str] = []
+        errors: list[BaseException] = []
 
         def hash_source() -> None:
             try:
-                result["digest"] = hash_file(source)
+                digests.append(hash_file(source))
             except BaseException as exc:  # re-raised in the caller
-                result["error"] = exc
+                errors.append(exc)
 
         hasher = threading.Thread(target=hash_source, name="imagekit-hash")
         hasher.start()
@@ -102,14 +103,14 @@ def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
                 _fsync_file(destination)
         finally:
             hasher.join()
-        if "error" in result:
-            raise result["error"]  # type: ignore[misc]
-        digest = result["digest"]  # type: ignore[assignment]
+        if errors:
+            raise errors[0]
+        digest = digests[0]
         durable = False
     if durable:
         _fsync_file(destination)
     shutil.copymode(source, destination, follow_symlinks=False)
-    return digest  # type: ignore[return-value]
+    return digest
 
 
 def hash_file(path: Path) -> str:
@@ -177,7 +178,7 @@ class CheckpointStore:
     _verified: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     @classmethod
-    def for_spec(cls, spec: PipelineSpec, layout: RunLayout, shard_index: int, warnings: list[str]) -> "CheckpointStore":
+    def for_spec(cls, spec: PipelineSpec, layout: RunLayout, shard_index: int, warnings: list[str]) -> CheckpointStore:
         tiers = []
         for name, base in (("ssd", layout.ssd_dir), ("pv", layout.pv_dir)):
             if base is not None:
@@ -218,7 +219,7 @@ class CheckpointStore:
             tier.root.mkdir(parents=True, exist_ok=True)
             temporary.mkdir()
             started = time.monotonic()
-            files = []
+            files: list[dict[str, Any]] = []
             target = temporary / CHECKPOINT_DATA
             if source.is_dir():
                 target.mkdir()
@@ -303,6 +304,8 @@ class CheckpointStore:
             raise CorruptCheckpoint("no manifest (torn write)") from None
         except json.JSONDecodeError:
             raise CorruptCheckpoint("manifest is not valid JSON") from None
+        if not isinstance(manifest, dict):
+            raise CorruptCheckpoint("manifest is not a JSON object")
         expected = {"key": data_key(step_key, data), "data": data, "pipeline": self.pipeline, "shard": self.shard_index}
         for field_name, value in expected.items():
             if manifest.get(field_name) != value:

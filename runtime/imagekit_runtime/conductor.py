@@ -29,8 +29,8 @@ from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .exit_watch import ExitWatcher
 from .journal import Journal
 from .keys import pipeline_key, step_keys
-from .leftovers import kill_leftovers
 from .layout import RunLayout, tree_size
+from .leftovers import kill_leftovers
 from .logs import LogFollower
 from .outputs import OutputKeeper
 from .sandbox import OutputRefused

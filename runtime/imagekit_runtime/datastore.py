@@ -40,7 +40,7 @@ class CommitRecord:
                 "committed_at": self.committed_at}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CommitRecord":
+    def from_json(cls, data: dict[str, Any]) -> CommitRecord:
         return cls(step=data["step"], key=data["key"], outputs=dict(data["outputs"]), run=data["run"],
                    committed_at=data.get("committed_at", 0.0))
 

@@ -70,6 +70,9 @@ class LocalVenvs:
         return StepPaths(bin_dirs=(venv / "bin",))
 
     def ensure(self, step: StepSpec) -> Path:
+        """The ready virtual environment of a step that has requirements."""
+        requirements = step.requirements
+        assert requirements is not None, f"step {step.name} has no requirements"
         venv = self.cache_dir / self.venv_key(step)
         if (venv / ".imagekit-ready").exists():
             return venv
@@ -84,11 +87,11 @@ class LocalVenvs:
             proc.run([sys.executable, "-m", "venv", "--without-pip", building])
             try:
                 proc.run([sys.executable, "-m", "pip", "--python", building / "bin" / "python", "install",
-                          "--quiet", "--disable-pip-version-check", "-r", step.requirements])
+                          "--quiet", "--disable-pip-version-check", "-r", requirements])
             except CommandFailed as exc:
                 shutil.rmtree(building, ignore_errors=True)
                 detail = next((line for line in reversed(exc.output.splitlines()) if "ERROR" in line), exc.output.strip()[-300:])
-                raise SpecError(step.requirements or step.source_file, "requirements",
+                raise SpecError(requirements, "requirements",
                                 f"step {step.name}: pip could not install them: {detail.strip()}",
                                 "fix the requirement or your pip configuration") from None
             shutil.rmtree(venv, ignore_errors=True)

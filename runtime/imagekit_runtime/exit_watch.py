@@ -7,6 +7,7 @@ conductor asks it for the exit status once woken.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -70,9 +71,7 @@ class ExitWatcher:
         for name in list(self._pidfds):
             self.forget(name)
         if self._previous_wakeup_fd is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 signal.set_wakeup_fd(self._previous_wakeup_fd)
-            except ValueError:
-                pass
         os.close(self._wake_read)
         os.close(self._wake_write)

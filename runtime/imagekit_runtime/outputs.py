@@ -6,9 +6,9 @@ and no copy of it is pending. Results, and final outputs nobody reads, are never
 from __future__ import annotations
 
 import os
-from functools import partial
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from . import results as results_io

@@ -63,11 +63,11 @@ def make_plan(
         if must_run:
             to_run.add(name)
             needed.update(step.inputs)
-    restore = {
-        (producers[data], data): where[(producers[data], data)]  # type: ignore[misc]
-        for data in needed
-        if producers[data] not in to_run and where.get((producers[data], data)) not in (None, "shm")
-    }
+    restore: dict[tuple[str, str], str] = {}
+    for data in needed:
+        source = where.get((producers[data], data))
+        if producers[data] not in to_run and source is not None and source != "shm":
+            restore[(producers[data], data)] = source
     return Plan(
         to_run=[name for name in order if name in to_run],
         reused=[name for name in order if name not in to_run],

@@ -16,7 +16,6 @@ from .layout import RunLayout
 from .spec import VARIABLE_NAME_RE, PipelineSpec
 
 
-
 @dataclass
 class RunSettings:
     shm_dir: str | None = None

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -20,6 +20,8 @@ from .errors import SpecError
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 FIELD_PART_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+Parsed = TypeVar("Parsed")
 
 
 class LineDict(dict[Any, Any]):
@@ -137,15 +139,15 @@ def read_yaml_text(path: Path) -> str:
 
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse one YAML document with StrictLoader; every failure is one SpecError naming the line."""
-    return _parsed(lambda: yaml.load(text, Loader=StrictLoader), path)  # noqa: S506 - a SafeLoader
+    return _parsed(lambda: yaml.load(text, Loader=StrictLoader), path)  # a SafeLoader
 
 
 def parse_yaml_documents(text: str, path: Path) -> list[Any]:
     """Parse a YAML stream (plain dicts, no key twice); every failure is one SpecError naming the line."""
-    return _parsed(lambda: list(yaml.load_all(text, Loader=UniqueKeyLoader)), path)  # noqa: S506 - a SafeLoader
+    return _parsed(lambda: list(yaml.load_all(text, Loader=UniqueKeyLoader)), path)  # a SafeLoader
 
 
-def _parsed(parse: Callable[[], Any], path: Path) -> Any:
+def _parsed(parse: Callable[[], Parsed], path: Path) -> Parsed:
     try:
         return parse()
     except DuplicateKey as exc:

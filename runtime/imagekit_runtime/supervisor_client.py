@@ -1,6 +1,7 @@
 """Start supervisord and talk to it over its unix-socket XML-RPC API."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import logging
@@ -14,7 +15,6 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
 
 from .errors import EnvironmentMissing
 
@@ -42,18 +42,17 @@ class UnixSocketTransport(xmlrpc.client.Transport):
         self.socket_path = socket_path
 
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self._connection and self._connection[0] == "unix":
+        if self._connection and self._connection[0] == "unix" and self._connection[1] is not None:
             return self._connection[1]
-        self._connection = ("unix", _UnixHTTPConnection(self.socket_path))
-        return self._connection[1]
+        connection = _UnixHTTPConnection(self.socket_path)
+        self._connection = ("unix", connection)
+        return connection
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     # If the conductor is killed, supervisord gets SIGTERM and stops the steps it runs.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
     os.setsid()
 
 
@@ -66,7 +65,7 @@ class ProcessInfo:
     description: str
 
     @classmethod
-    def from_rpc(cls, info: dict[str, Any]) -> "ProcessInfo":
+    def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
         return cls(name=info["name"], state=info["statename"], exit_status=int(info["exitstatus"]),
                    pid=int(info["pid"]), description=info.get("description", ""))
 

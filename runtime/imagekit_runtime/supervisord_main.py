@@ -30,7 +30,7 @@ class EntryPoint:
         self.spec = spec
 
     @classmethod
-    def parse(cls, text: str) -> "EntryPoint":
+    def parse(cls, text: str) -> EntryPoint:
         return cls(text.split("=", 1)[1])
 
     def resolve(self) -> Any:
@@ -40,7 +40,7 @@ class EntryPoint:
 def install_pkg_resources_shim() -> None:
     if "pkg_resources" not in sys.modules:
         shim = types.ModuleType("pkg_resources", "imagekit: the part of pkg_resources supervisord uses")
-        shim.EntryPoint = EntryPoint  # type: ignore[attr-defined]
+        shim.EntryPoint = EntryPoint  # type: ignore[attr-defined]  # a module made here: no declared attributes
         sys.modules["pkg_resources"] = shim
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
 from imagekit_runtime import diagnosis
 from imagekit_runtime.contract import RunStatus
 from imagekit_runtime.environments import StepPaths
@@ -29,11 +31,11 @@ def run(tmp_path: Path) -> RunContext:
                       grace_seconds=7.0)
 
 
-def a_step(tmp_path: Path, command: tuple[str, ...] = ("sh", "run.sh"), **settings: object) -> StepSpec:
+def a_step(tmp_path: Path, command: tuple[str, ...] = ("sh", "run.sh"), **settings: Any) -> StepSpec:
     directory = tmp_path / "steps" / "count"
     directory.mkdir(parents=True, exist_ok=True)
     return StepSpec(name="count", directory=directory, command=command, inputs=("corpus", "vocab-list"),
-                    outputs=("counts", "top-words"), source_file=directory / "step.yaml", **settings)  # type: ignore[arg-type]
+                    outputs=("counts", "top-words"), source_file=directory / "step.yaml", **settings)
 
 
 # ------------------------------------------------------------------ the step program
@@ -97,16 +99,16 @@ def test_the_program_logs_to_the_step_log_and_stops_within_the_grace(tmp_path: P
 
 
 # ------------------------------------------------------------------ the summary
-def a_summary(**changes: object) -> RunSummary:
+def a_summary(**changes: Any) -> RunSummary:
     steps = [StepRun("generate", StepState.RETIRED, attempts=1, exit_code=0, bytes_out=8 * MiB, wall_seconds=0.5),
              StepRun("count", StepState.FAILED, attempts=3, exit_code=2, bytes_in=8 * MiB, wall_seconds=1.25,
                      message="exited with status 2")]
-    fields: dict[str, object] = dict(pipeline="wordfreq", run_id="r1", shard_index=0, shard_count=2, exit_code=1,
+    fields: dict[str, Any] = dict(pipeline="wordfreq", run_id="r1", shard_index=0, shard_count=2, exit_code=1,
                                      status=RunStatus.FAILED, wall_seconds=2.3456, peak_shm_bytes=16 * MiB,
                                      steps=steps, results_dir="/out", message="step count failed after 3 attempts",
                                      warnings=["ssd checkpoint of corpus skipped"])
     fields.update(changes)
-    return RunSummary(**fields)  # type: ignore[arg-type]
+    return RunSummary(**fields)
 
 
 def test_the_json_summary_has_every_step_and_the_run(tmp_path: Path) -> None:
@@ -157,8 +159,12 @@ def test_exit_reasons_say_how_the_attempt_ended(tmp_path: Path) -> None:
 
 
 def test_a_full_shm_is_named_with_its_sizes_and_the_fix(tmp_path: Path) -> None:
-    roomy = lambda _path: (64 * MiB, 8 * MiB)  # noqa: E731
-    full = lambda _path: (64 * MiB, 64 * MiB - 1024)  # noqa: E731
+    def roomy(_path: Path) -> tuple[int, int]:
+        return 64 * MiB, 8 * MiB
+
+    def full(_path: Path) -> tuple[int, int]:
+        return 64 * MiB, 64 * MiB - 1024
+
     logged = ["writing…", "OSError: [Errno 28] No space left on device"]
     message = diagnosis.enospc_message(logged, tmp_path, 4 * MiB, usage=roomy)
     assert message == (f"shared memory is full (No space left on device) in {tmp_path}: shm size 64.0 MiB, "

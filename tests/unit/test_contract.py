@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from imagekit_runtime import contract, step
 from imagekit_runtime.journal import (
     Journal,

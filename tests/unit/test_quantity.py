@@ -8,7 +8,14 @@ import pytest
 
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.quantity import (
-    QuantityError, bytes_of, format_bytes, format_decimal, human_size, parse_bytes, parse_cpus, parse_quantity,
+    QuantityError,
+    bytes_of,
+    format_bytes,
+    format_decimal,
+    human_size,
+    parse_bytes,
+    parse_cpus,
+    parse_quantity,
 )
 
 Ki, Mi, Gi = 2**10, 2**20, 2**30

@@ -17,8 +17,14 @@ from imagekit_deploy.ordinals import pod_ordinals, reserved_ordinals
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import (
-    claim_rules, imagekit_rules, kruise_defaults, kruise_webhook_rules, metadata_rules, pod_spec_rules,
-    statefulset_api_rules, storage_class_rules,
+    claim_rules,
+    imagekit_rules,
+    kruise_defaults,
+    kruise_webhook_rules,
+    metadata_rules,
+    pod_spec_rules,
+    statefulset_api_rules,
+    storage_class_rules,
 )
 from imagekit_runtime.spec import load_pipeline
 

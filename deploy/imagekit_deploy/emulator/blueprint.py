@@ -335,7 +335,8 @@ def pod_blueprint(workload: dict[str, Any], set_name: str, namespace: str, ordin
     labels = {**((template.get("metadata") or {}).get("labels") or {}),
               POD_INDEX_LABEL: str(ordinal), POD_NAME_LABEL: pod_name}
     meta = _PodMeta(name=pod_name, namespace=namespace, labels=labels)
-    claim_names = [(claim.get("metadata") or {}).get("name") for claim in spec.get("volumeClaimTemplates") or []]
+    claim_names = [name for claim in spec.get("volumeClaimTemplates") or []
+                   if isinstance(name := (claim.get("metadata") or {}).get("name"), str)]
     volumes = _volumes(pod_spec, claim_names, set_name, ordinal, where)
 
     containers = pod_spec.get("containers") or []

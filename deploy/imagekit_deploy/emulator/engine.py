@@ -55,7 +55,8 @@ class Engine:
 
     def find(self, labels: dict[str, str]) -> list[Any]:
         selectors = [f"{key}={value}" for key, value in labels.items()]
-        return self.client.containers.list(all=True, filters={"label": selectors})
+        found: list[Any] = self.client.containers.list(all=True, filters={"label": selectors})
+        return found
 
     def state(self, name: str) -> ContainerState:
         container = self.get(name)
@@ -94,7 +95,8 @@ class Engine:
             raise CommandFailed(["docker", "start", container.name], 1, str(exc.explanation or exc)) from None
 
     def wait(self, container: Any, timeout: float) -> int:
-        from requests.exceptions import ConnectionError as RequestsConnectionError, ReadTimeout
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import ReadTimeout
 
         try:
             return int(container.wait(timeout=timeout)["StatusCode"])
@@ -102,7 +104,8 @@ class Engine:
             raise CommandFailed(["docker", "wait", container.name], 1, f"still running after {timeout:.0f}s") from None
 
     def logs(self, container: Any, tail: int = 20) -> str:
-        return container.logs(stdout=True, stderr=True, tail=tail).decode(errors="replace")
+        text: str = container.logs(stdout=True, stderr=True, tail=tail).decode(errors="replace")
+        return text
 
     def kill(self, container: Any) -> None:
         """SIGKILL and wait until the engine has seen it exit. A manual kill is never restarted by the

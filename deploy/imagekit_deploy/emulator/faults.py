@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from imagekit_runtime import contract
@@ -140,7 +140,7 @@ def kill(pods: PodSet, state: SetState, ordinal: int, level: str, step: str | No
                 pods.volumes.remove(pod, path)
         pods.create_pod(state, pod)
     report = KillReport(pod=pod.name, ordinal=ordinal, level=level, step=step, pid=pid,
-                        at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+                        at=datetime.now(UTC).isoformat(timespec="milliseconds"))
     state.kills.append(report.to_json())
     pods.state_dir.save(state)
     return report

@@ -21,8 +21,7 @@ from imagekit_runtime.errors import ImagekitError, UsageError
 from ..writer import load_rendered
 from .blueprint import ContainerPlan, PodBlueprint, SetBlueprint, VolumeKind, pod_blueprint, set_blueprint
 from .engine import Engine
-from .state import (LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_ROLE, SetState, StateDir,
-                    default_state_dir, find_state_dir)
+from .state import LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_ROLE, SetState, StateDir, default_state_dir, find_state_dir
 from .volumes import HostVolumes
 
 SANDBOX = "sandbox"

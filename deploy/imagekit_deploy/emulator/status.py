@@ -67,7 +67,8 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     sandbox = engine.state(container_name(pod.name, SANDBOX))
     container = engine.state(container_name(pod.name, pod.container.name))
     volumes = pods.volumes
-    results = volumes.host_path(pod, pod.results_dir()) if pod.results_dir() else None
+    results_dir = pod.results_dir()
+    results = volumes.host_path(pod, results_dir) if results_dir else None
     run = read_run(engine, pod) if sandbox.running else RunView()
     # A marker of another pipeline key (other params, another image) is an old run's.
     marker = read_completion(results / contract.COMPLETION_MARKER) if results is not None else None

@@ -9,8 +9,19 @@ from typing import Any
 
 from ..pod import LOCAL_PROVISIONER
 from .fields import (
-    DNS_LABEL_RE, DNS_SUBDOMAIN_RE, ENV_NAME_RE, LABEL_VALUE_RE, Found, all_containers, as_dict, as_list, get,
-    int_value, qualified_name, quantity_or_none, selector_matches,
+    DNS_LABEL_RE,
+    DNS_SUBDOMAIN_RE,
+    ENV_NAME_RE,
+    LABEL_VALUE_RE,
+    Found,
+    all_containers,
+    as_dict,
+    as_list,
+    get,
+    int_value,
+    qualified_name,
+    quantity_or_none,
+    selector_matches,
 )
 from .webhook_rules import ORDERED_READY, PARALLEL, RETENTION_POLICIES
 

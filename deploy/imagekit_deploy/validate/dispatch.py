@@ -14,7 +14,13 @@ from .api_rules import claim_rules, metadata_rules, statefulset_api_rules, stora
 from .fields import as_list, get
 from .imagekit_rules import imagekit_rules
 from .report import (
-    CHECK_API, CHECK_IMAGEKIT, CHECK_KRUISE_CRD, CHECK_WEBHOOK, ManifestsInvalid, Problem, ValidationReport,
+    CHECK_API,
+    CHECK_IMAGEKIT,
+    CHECK_KRUISE_CRD,
+    CHECK_WEBHOOK,
+    ManifestsInvalid,
+    Problem,
+    ValidationReport,
     kubernetes_check,
 )
 from .webhook_rules import kruise_webhook_rules

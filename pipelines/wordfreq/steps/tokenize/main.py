@@ -21,7 +21,7 @@ def tokenize(text: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
     ends = np.flatnonzero(edges == 1)
     lengths = ends - starts
     if len(starts) and lengths.max() > 8:  # words longer than 8 bytes: exact, slower path
-        words = [bytes(text[s:e]) for s, e in zip(starts, ends)]
+        words = [bytes(text[s:e]) for s, e in zip(starts, ends, strict=True)]
         vocab, tokens = np.unique(np.array(words, dtype=object), return_inverse=True)
         return tokens.astype(np.uint32), list(vocab)
     keys = np.zeros(len(starts), dtype=np.uint64)
