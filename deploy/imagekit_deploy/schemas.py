@@ -25,11 +25,12 @@ from typing import Any
 
 import yaml
 
+from imagekit_runtime import contract
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
 DEFAULT_KUBERNETES_VERSION = "1.28"  # first release whose StatefulSet controller sets apps.kubernetes.io/pod-index
 KRUISE_CRD_OPTION = "--kruise-crd"
-KRUISE_CRD_ENV = "IMAGEKIT_KRUISE_CRD"
+KRUISE_CRD_ENV = contract.KRUISE_CRD
 KRUISE_CRD_HINT = f"give {KRUISE_CRD_OPTION} FILE or {KRUISE_CRD_ENV}"
 KRUISE_CRD_FIX = ("fix: give the statefulsets.apps.kruise.io CRD, "
                   "config/crd/bases/apps.kruise.io_statefulsets.yaml of github.com/openkruise/kruise")

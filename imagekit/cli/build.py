@@ -10,6 +10,7 @@ from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
 from imagekit.references import parse_reference
+from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.quantity import human_size
 from imagekit_runtime.spec import load_pipeline
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
     def build(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         tag: str = typer.Option(..., "--tag", "-t", help="image reference to tag the result with"),
-        backend: str = typer.Option(os.environ.get("IMAGEKIT_BACKEND", "docker"), "--backend", "-b",
+        backend: str = typer.Option(os.environ.get(contract.BACKEND, "docker"), "--backend", "-b",
                                     help=f"image engine: {' or '.join(BACKENDS)}"),
         base: str = typer.Option(None, "--base", help="base image (default: the pipeline's `base`)"),
         push: bool = typer.Option(False, "--push", help="push to the registry named by --tag"),

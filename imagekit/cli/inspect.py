@@ -11,6 +11,7 @@ from imagekit.build.backend import get_backend
 from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
 from imagekit.publish.registry import RegistryClient
 from imagekit.references import parse_reference
+from imagekit_runtime import contract
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 from imagekit_runtime.quantity import human_size
 
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def inspect(
         reference: str = typer.Argument(..., help="image reference (local, or HOST/NAME:TAG in a registry)"),
-        source: str = typer.Option(os.environ.get("IMAGEKIT_INSPECT_SOURCE", "auto"), "--source",
+        source: str = typer.Option(os.environ.get(contract.INSPECT_SOURCE, "auto"), "--source",
                                    help=f"where to look: {', '.join(SOURCES)}"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:

@@ -9,6 +9,7 @@ import typer
 from imagekit.build.backend import BACKENDS, Backend, get_backend
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
+from imagekit_runtime import contract
 from imagekit_runtime.quantity import human_size
 
 from .common import OutputFormat, emit_json, stderr
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
     def push(
         reference: str = typer.Argument(..., help="HOST[:PORT]/NAME[:TAG] of a local image, pushed to that registry"),
         source: str = typer.Option(None, "--source", help="local image to push, if not REF itself"),
-        backend: str = typer.Option(os.environ.get("IMAGEKIT_BACKEND", "docker"), "--backend", "-b",
+        backend: str = typer.Option(os.environ.get(contract.BACKEND, "docker"), "--backend", "-b",
                                     help=f"engine that holds the image: {' or '.join(BACKENDS)}"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:

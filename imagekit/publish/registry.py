@@ -22,6 +22,7 @@ from typing import Any
 
 from imagekit.build.backend import Backend
 from imagekit.references import parse_reference
+from imagekit_runtime import contract
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
@@ -38,7 +39,7 @@ MANIFEST_TYPES = ", ".join([
 
 def is_insecure(host: str) -> bool:
     """Plain HTTP only for loopback registries (as the Docker engine allows), or ones listed in IMAGEKIT_INSECURE_REGISTRIES."""
-    listed = {entry.strip() for entry in os.environ.get("IMAGEKIT_INSECURE_REGISTRIES", "").split(",") if entry.strip()}
+    listed = {entry.strip() for entry in os.environ.get(contract.INSECURE_REGISTRIES, "").split(",") if entry.strip()}
     if host in listed:
         return True
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host

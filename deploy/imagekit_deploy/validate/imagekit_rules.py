@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from imagekit_runtime import contract
 from imagekit_runtime.quantity import QuantityError, bytes_of, format_bytes
 
 from ..ordinals import pod_ordinals, reserved_ordinals
@@ -16,10 +17,10 @@ from ..settings import GRACE_MARGIN_SECONDS, MIN_PROCESS_MEMORY, SHM_MOUNT, TMP_
 from .fields import Found, all_containers, as_dict, as_list, env_entry, get, int_value, quantity_or_none, selector_matches, under
 
 ALLOWED_INIT_CAPABILITIES = {"CHOWN"}
-PIPELINE_ENV = ("IMAGEKIT_SHARD_INDEX", "IMAGEKIT_SHARD_COUNT", "IMAGEKIT_POD_NAME", "IMAGEKIT_SHM_DIR",
-                "IMAGEKIT_SSD_DIR", "IMAGEKIT_PV_DIR")
+PIPELINE_ENV = (contract.SHARD_INDEX, contract.SHARD_COUNT, contract.POD_NAME, contract.SHM_DIR,
+                contract.SSD_DIR, contract.PV_DIR)
 # (variable, role, volume kinds that outlive what the role must survive)
-CHECKPOINT_DIRS = (("IMAGEKIT_SSD_DIR", "SSD", ("hostPath", "claim")), ("IMAGEKIT_PV_DIR", "PV", ("claim",)))
+CHECKPOINT_DIRS = ((contract.SSD_DIR, "SSD", ("hostPath", "claim")), (contract.PV_DIR, "PV", ("claim",)))
 DURABLE_NAMES = {"hostPath": "a hostPath", "claim": "a volumeClaimTemplate"}
 
 Mounts = Callable[[str], "dict[str, Any] | None"]
@@ -28,7 +29,7 @@ Mounts = Callable[[str], "dict[str, Any] | None"]
 def pipeline_container(pod_spec: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """The container that runs the runtime: the one handed IMAGEKIT_SHARD_COUNT."""
     for index, container in enumerate(as_list(pod_spec.get("containers"))):
-        if isinstance(container, dict) and env_entry(container, "IMAGEKIT_SHARD_COUNT") is not None:
+        if isinstance(container, dict) and env_entry(container, contract.SHARD_COUNT) is not None:
             return f"spec.template.spec.containers[{index}]", container
     return None
 
@@ -44,18 +45,18 @@ def workload_ordinals(spec: dict[str, Any], apps_v1: bool) -> list[int]:
 def shard_rules(path: str, env: dict[str, Any], spec: dict[str, Any], apps_v1: bool) -> Found:
     """Shard identity: ordinal label first, the pod name as the fallback; ordinals are shards."""
     problems: Found = []
-    if get(env["IMAGEKIT_SHARD_INDEX"], "valueFrom", "fieldRef", "fieldPath") != f"metadata.labels['{POD_INDEX_LABEL}']":
-        problems.append((f"{path}.env", f"IMAGEKIT_SHARD_INDEX must come from the downward API label {POD_INDEX_LABEL}"))
-    if get(env["IMAGEKIT_POD_NAME"], "valueFrom", "fieldRef", "fieldPath") != "metadata.name":
-        problems.append((f"{path}.env", "IMAGEKIT_POD_NAME must come from metadata.name (the shard fallback)"))
-    count_text = get(env["IMAGEKIT_SHARD_COUNT"], "value")
+    if get(env[contract.SHARD_INDEX], "valueFrom", "fieldRef", "fieldPath") != f"metadata.labels['{POD_INDEX_LABEL}']":
+        problems.append((f"{path}.env", f"{contract.SHARD_INDEX} must come from the downward API label {POD_INDEX_LABEL}"))
+    if get(env[contract.POD_NAME], "valueFrom", "fieldRef", "fieldPath") != "metadata.name":
+        problems.append((f"{path}.env", f"{contract.POD_NAME} must come from metadata.name (the shard fallback)"))
+    count_text = get(env[contract.SHARD_COUNT], "value")
     shard_count = int(count_text) if isinstance(count_text, str) and count_text.isdigit() else None
     if shard_count is None or shard_count < 1:
-        return problems + [(f"{path}.env", f"IMAGEKIT_SHARD_COUNT {count_text!r} must be a whole number >= 1")]
+        return problems + [(f"{path}.env", f"{contract.SHARD_COUNT} {count_text!r} must be a whole number >= 1")]
     beyond = [ordinal for ordinal in workload_ordinals(spec, apps_v1) if ordinal >= shard_count]
     if beyond:
         problems.append(("spec.replicas", f"pod ordinal(s) {', '.join(map(str, beyond))} would run shards that do not exist "
-                         f"(IMAGEKIT_SHARD_COUNT is {shard_count}); ordinals are shards, so lower replicas "
+                         f"({contract.SHARD_COUNT} is {shard_count}); ordinals are shards, so lower replicas "
                          "by one for each reserved ordinal"))
     return problems
 
@@ -106,9 +107,9 @@ def checkpoint_rules(path: str, env: dict[str, Any], spec: dict[str, Any], volum
             survives = "the pod" if role == "SSD" else "the node"
             problems.append((f"{path}.volumeMounts", f"{role} checkpoints at {target} sit on volume {volume_name!r}, "
                              f"which does not survive {survives}; use {' or '.join(DURABLE_NAMES[d] for d in durable)}"))
-        if kind == "hostPath" and "$(IMAGEKIT_POD_NAME)" not in str(mount.get("subPathExpr", "")):
+        if kind == "hostPath" and f"$({contract.POD_NAME})" not in str(mount.get("subPathExpr", "")):
             problems.append((f"{path}.volumeMounts", f"hostPath volume {volume_name!r} needs a per-pod subPathExpr "
-                             "with $(IMAGEKIT_POD_NAME), or pods on one node share checkpoints"))
+                             f"with $({contract.POD_NAME}), or pods on one node share checkpoints"))
     if claims:
         for key in ("whenDeleted", "whenScaled"):
             if get(spec, "persistentVolumeClaimRetentionPolicy", key, default="Retain") != "Retain":
@@ -187,7 +188,7 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> Found:
         problems.append(("spec.replicas", f"{replicas}: at least one pod must run a shard"))
     found = pipeline_container(pod_spec)
     if found is None:
-        return problems + [("spec.template.spec.containers", "no container carries IMAGEKIT_SHARD_COUNT, so none runs the pipeline")]
+        return problems + [("spec.template.spec.containers", f"no container carries {contract.SHARD_COUNT}, so none runs the pipeline")]
     path, container = found
     env = {name: env_entry(container, name) for name in PIPELINE_ENV}
     problems += shard_rules(path, env, spec, apps_v1)
@@ -202,9 +203,9 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> Found:
 
     shm_mount = next((m for m in mounts if m.get("mountPath") == SHM_MOUNT), None)
     problems += shm_rules(path, container, volumes.get(shm_mount.get("name")) if shm_mount else None)
-    shm_dir = get(env["IMAGEKIT_SHM_DIR"], "value") or SHM_DIR
+    shm_dir = get(env[contract.SHM_DIR], "value") or SHM_DIR
     if not under(shm_dir, SHM_MOUNT):
-        problems.append((f"{path}.env", f"IMAGEKIT_SHM_DIR {shm_dir} is not under {SHM_MOUNT}"))
+        problems.append((f"{path}.env", f"{contract.SHM_DIR} {shm_dir} is not under {SHM_MOUNT}"))
     tmp = mount_for(TMP_MOUNT)
     if tmp is None or tmp.get("mountPath") != TMP_MOUNT:
         problems.append((f"{path}.volumeMounts", f"{TMP_MOUNT} needs a volume: the root filesystem is read-only"))
