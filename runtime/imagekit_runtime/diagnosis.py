@@ -5,6 +5,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .logs import read_tail
 from .quantity import human_size
 from .supervisor_client import ProcessInfo
 
@@ -35,13 +36,7 @@ def exit_reason(info: ProcessInfo, supervisor_log: Path) -> str:
 
 def supervisor_exit_reason(supervisor_log: Path, name: str) -> str:
     """supervisord's own words for how a process ended ("was terminated by SIGKILL"), from its log's tail."""
-    try:
-        with open(supervisor_log, "rb") as log_file:
-            log_file.seek(0, os.SEEK_END)
-            log_file.seek(max(0, log_file.tell() - LOG_TAIL_BYTES))
-            tail = log_file.read().decode(errors="replace")
-    except OSError:
-        return ""
+    tail = read_tail(supervisor_log, LOG_TAIL_BYTES)
     marker = f"exited: {name} ("
     for line in reversed(tail.splitlines()):
         if marker in line:

@@ -20,18 +20,14 @@ import re
 import signal
 from pathlib import Path
 
+from .logs import read_tail
+
 TAIL_BYTES = 65536  # supervisord.log holds only supervisord's own lines: a few per step attempt
 
 
 def spawned_pid(supervisord_log: Path, step: str) -> int | None:
     """The pid of the step's latest spawn, from supervisord's log; None if there is none."""
-    try:
-        with open(supervisord_log, "rb") as log_file:
-            log_file.seek(0, os.SEEK_END)
-            log_file.seek(max(0, log_file.tell() - TAIL_BYTES))
-            tail = log_file.read().decode(errors="replace")
-    except OSError:
-        return None
+    tail = read_tail(supervisord_log, TAIL_BYTES)
     found = re.findall(rf"spawned: '{re.escape(step)}' with pid (\d+)", tail)
     return int(found[-1]) if found else None
 

@@ -1,11 +1,23 @@
-"""Follow each step's log file and echo complete lines to stderr, prefixed with the step name."""
+"""Follow each step's log file and echo complete lines to stderr, prefixed with the step name; read a log's tail."""
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+
+def read_tail(path: Path, size: int) -> str:
+    """The last `size` bytes of a log as text ("" when it can't be read)."""
+    try:
+        with open(path, "rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - size))
+            return log_file.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @dataclass
