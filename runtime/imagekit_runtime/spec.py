@@ -109,6 +109,13 @@ class PipelineSpec:
         return topological_order(self, self.file)
 
 
+def _name(source: YamlFile, kind: str) -> str:
+    """The `name` of a step or pipeline: lower-case letters, digits and '-'."""
+    name = source.data.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise source.error("name", f"{name!r} is not a valid {kind} name", "use lower-case letters, digits and '-'")
+    return name
+
 
 def load_step(directory: Path) -> StepSpec:
     """Parse `directory/step.yaml` into a StepSpec."""
@@ -126,9 +133,7 @@ def _parse_step(directory: Path) -> tuple[StepSpec, YamlFile]:
     source = YamlFile.load(path)
     data = source.data
     source.check_keys(data, STEP_KEYS)
-    name = data.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise source.error("name", f"{name!r} is not a valid step name", "use lower-case letters, digits and '-'")
+    name = _name(source, "step")
     requirements = data.get("requirements")
     requirements_path: Path | None = None
     if requirements is not None:
@@ -196,9 +201,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
     data = source.data
     source.check_keys(data, PIPELINE_KEYS)
 
-    name = data.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise source.error("name", f"{name!r} is not a valid pipeline name", "use lower-case letters, digits and '-'")
+    name = _name(source, "pipeline")
     base = data.get("base", DEFAULT_BASE)
     if not isinstance(base, str) or not base:
         raise source.error("base", "must be an image reference", f"write `base: {DEFAULT_BASE}`")
