@@ -375,6 +375,25 @@ def test_a_bug_is_one_line_naming_the_crash_file(tmp_path: Path, capsys: pytest.
     assert code == 4 and "Traceback" in err and "RuntimeError" in err
 
 
+def test_a_bug_in_the_runtime_entry_is_one_line_naming_the_crash_file(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image's entry point (imagekit_runtime.main) keeps the same promise as the CLI: exit 4, one line."""
+    from imagekit_runtime import main as runtime_main
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something the runtime did not expect")
+
+    monkeypatch.setattr(runtime_main, "run_pipeline", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    code = runtime_main.main(["run", str(good(tmp_path))])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert err.count("\n") == 1 and "internal error" in err and "Traceback" not in err
+    [report] = tmp_path.glob("imagekit-runtime-crash-*.txt")
+    assert str(report) in err and "Traceback" in report.read_text()
+
+
 # At the process boundary: what a shell sees.
 
 def test_markup_in_paths_and_fixes_is_printed_literally(tmp_path: Path) -> None:

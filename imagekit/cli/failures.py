@@ -7,21 +7,16 @@ trace in a file, and the user gets one line naming it and exit 4.
 """
 from __future__ import annotations
 
-import datetime
-import os
 import ssl
 import sys
-import tempfile
-import traceback
 import urllib.error
-from pathlib import Path
 
 try:  # typer vendors its own click from 0.2x on; the errors it raises are that click's
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - an older typer on the real click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError
+from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError, write_crash_report
 
 __all__ = ["click_errors", "explain", "one_line", "write_crash_report"]  # click_errors: the one place that picks the click
 
@@ -81,12 +76,3 @@ def explain(exc: BaseException, command: str = "imagekit") -> tuple[int, str] | 
         where = f"{exc.filename}: " if exc.filename else ""
         return EXIT_ENVIRONMENT, one_line(f"{where}{exc.strerror or exc} (fix: check the path and its permissions)")
     return None
-
-
-def write_crash_report(exc: BaseException, argv: list[str]) -> Path:
-    """The full trace of an unexpected error in a file under $TMPDIR; its path."""
-    descriptor, name = tempfile.mkstemp(prefix="imagekit-crash-", suffix=".txt")
-    with os.fdopen(descriptor, "w") as report:
-        report.write(f"imagekit {' '.join(argv)}\n{datetime.datetime.now().isoformat()}\n\n")
-        report.write("".join(traceback.format_exception(exc)))
-    return Path(name)

@@ -1,6 +1,10 @@
 """Typed errors, each carrying its exit code; docs/contract.md lists them for users."""
 from __future__ import annotations
 
+import datetime
+import os
+import tempfile
+import traceback
 from pathlib import Path
 
 EXIT_OK = 0
@@ -56,3 +60,12 @@ class CommandFailed(ImagekitError):
         tail = output.strip().splitlines()[-1:] if output.strip() else []
         detail = f": {tail[0]}" if tail else ""
         super().__init__(f"`{' '.join(argv[:3])}{' …' if len(argv) > 3 else ''}` exited {returncode}{detail}")
+
+
+def write_crash_report(exc: BaseException, argv: list[str], program: str = "imagekit") -> Path:
+    """The full trace of an unexpected error (a bug) in a file under $TMPDIR; its path, for the one line a user sees."""
+    descriptor, name = tempfile.mkstemp(prefix=f"{program}-crash-", suffix=".txt")
+    with os.fdopen(descriptor, "w") as report:
+        report.write(f"{program} {' '.join(argv)}\n{datetime.datetime.now().isoformat()}\n\n")
+        report.write("".join(traceback.format_exception(exc)))
+    return Path(name)

@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from .conductor import Collaborators, Conductor, RunOptions
 from .copier import Copier
 from .datastore import DataStore
 from .environments import EnvironmentProvider
-from .errors import ImagekitError
+from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
 from .exit_watch import ExitWatcher
 from .journal import Journal, new_run_id
 from .preflight import check_environment
@@ -151,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:  # pragma: no cover
         return 130
+    except Exception as exc:  # a bug: one line, the trace in a file (and on stderr with --verbose)
+        trace_file = write_crash_report(exc, sys.argv if argv is None else argv, "imagekit-runtime")
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: internal error, a bug in imagekit: {type(exc).__name__}: {exc} "
+              f"(the full trace is in {trace_file}; please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
     print(format_summary(summary), file=sys.stderr)
     if args.output == "json":
         print(json.dumps(summary.to_json(), indent=2, sort_keys=True), flush=True)
