@@ -43,7 +43,7 @@ imagekit validate pipelines/wordfreq
 imagekit build pipelines/wordfreq --tag "$IMAGE" --base imagekit/debian-python:bookworm --push
 echo "demo: 2/4 render the manifests for 2 shards into $OUT/manifests" >&2
 imagekit deploy render pipelines/wordfreq --image "$IMAGE" --name "$NAME" --replicas 2 --ssd local-pv \
-    -o "$OUT/manifests"
+    -d "$OUT/manifests"
 echo "demo: 3/4 run them as local pods (state, claims and node disks in $OUT/pods)" >&2
 imagekit pod down --state-dir "$OUT/pods" --delete-data >/dev/null   # a fresh start: an earlier demo's data goes
 imagekit pod up "$OUT/manifests" --state-dir "$OUT/pods" --param "WORDFREQ_BYTES=$BYTES"

@@ -15,7 +15,7 @@ from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text, stderr
 
 
 def location_settings(
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         shard_count: int = typer.Option(None, help="number of shards [default: the pipeline's shards]"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE, overrides a pipeline param"),
         parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),
-        no_checkpoints: bool = typer.Option(False, help="write no SSD or PV checkpoints"),
-        force: bool = typer.Option(False, help="run again even if the shard is complete"),
+        no_checkpoints: bool = typer.Option(False, "--no-checkpoints", help="write no SSD or PV checkpoints"),
+        force: bool = typer.Option(False, "--force", help="run again even if the shard is complete"),
         wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",
                                         help="wait this long for another run of the same shard to end, then exit 3"),
         dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
@@ -119,4 +119,4 @@ def show_status(pipeline: Path, settings: RunSettings, param: list[str], output:
     if output is OutputFormat.json:
         emit_json(report)
     else:
-        stderr.print(format_status(report))
+        emit_text(format_status(report))
