@@ -26,6 +26,13 @@ DEPS_ROOT = "IMAGEKIT_DEPS_ROOT"                    # prebuilt step dependencies
 HOLD_WHEN_COMPLETE = "IMAGEKIT_HOLD_WHEN_COMPLETE"  # after success, idle until SIGTERM
 CACHE_DIR = "IMAGEKIT_CACHE_DIR"                    # host cache of step environments and wheels
 
+# ------------------------------------------------------------------ environment the host-side CLI reads
+BACKEND = "IMAGEKIT_BACKEND"                          # build/push: docker or buildah
+INSPECT_SOURCE = "IMAGEKIT_INSPECT_SOURCE"            # inspect: where to look for the image
+INSECURE_REGISTRIES = "IMAGEKIT_INSECURE_REGISTRIES"  # registries spoken to over plain HTTP (comma list)
+KRUISE_CRD = "IMAGEKIT_KRUISE_CRD"                    # deploy: the OpenKruise StatefulSet CRD to check against
+REPO = "IMAGEKIT_REPO"                                # build: default repository, as ko's KO_DOCKER_REPO
+
 
 def env_name(data: str) -> str:
     """A data name as the suffix of IMAGEKIT_IN_/IMAGEKIT_OUT_: upper case, `-` as `_`."""
