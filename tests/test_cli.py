@@ -43,6 +43,8 @@ def test_init_scaffold_validates_and_runs_locally(tmp_path: Path, locations: Loc
     assert ran.returncode == 0, ran.stderr
     assert ran.summary["exit_code"] == 0
     assert (locations.results / "tally-out").read_text() == "tally: 1000 lines from make-out on shard 0\n"
+    again = imagekit("run", tmp_path / "first", "--local", *locations.args())
+    assert again.returncode == 0 and "shard 0/1: already-complete" in again.stdout  # the run's report: a result
 
 
 # --- the build's reference, tags, labels and metadata: a real engine and registry -------------------

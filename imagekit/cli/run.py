@@ -92,9 +92,11 @@ def register(app: typer.Typer) -> None:
         with StepProgress(str(pipeline)) as progress:
             summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
                                    on_transition=progress.on_transition, wait_lock=wait_lock)
-        stderr.print(format_summary(summary))
-        if output is OutputFormat.json:
+        if output is OutputFormat.json:  # the result is the JSON; the table stays in sight on stderr
+            stderr.print(format_summary(summary))
             emit_json(summary.to_json())
+        else:
+            emit_text(format_summary(summary))
         raise typer.Exit(summary.exit_code)
 
     @app.command()
