@@ -39,16 +39,19 @@ fi
 
 sh scripts/bootstrap.sh   # also installs this checkout (pip install -e)
 echo "demo: 1/4 validate and build $IMAGE" >&2
-imagekit validate pipelines/wordfreq
-imagekit build pipelines/wordfreq --tag "$IMAGE" --base imagekit/debian-python:bookworm --push
+imagekit validate pipelines/wordfreq >&2
+mkdir -p "$OUT"
+imagekit build pipelines/wordfreq --tag "$IMAGE" --base imagekit/debian-python:bookworm --push >"$OUT/build.txt"
+cat "$OUT/build.txt" >&2
+tail -n1 "$OUT/build.txt"   # build's last line: the reference it pushed, REF@sha256:… (the demo's stdout)
 echo "demo: 2/4 render the manifests for 2 shards into $OUT/manifests" >&2
 imagekit deploy render pipelines/wordfreq --image "$IMAGE" --name "$NAME" --replicas 2 --ssd local-pv \
-    -o "$OUT/manifests"
+    -d "$OUT/manifests" >&2
 echo "demo: 3/4 run them as local pods (state, claims and node disks in $OUT/pods)" >&2
 imagekit pod down --state-dir "$OUT/pods" --delete-data >/dev/null   # a fresh start: an earlier demo's data goes
-imagekit pod up "$OUT/manifests" --state-dir "$OUT/pods" --param "WORDFREQ_BYTES=$BYTES"
+imagekit pod up "$OUT/manifests" --state-dir "$OUT/pods" --param "WORDFREQ_BYTES=$BYTES" >&2
 status=0
-imagekit pod status --state-dir "$OUT/pods" --wait --timeout 600 || status=$?
+imagekit pod status --state-dir "$OUT/pods" --wait --timeout 600 >&2 || status=$?
 echo "demo: 4/4 results (each shard's results directory is on its PV claim)" >&2
 for shard in 0 1; do
     results="$OUT/pods/claims/pv-$NAME-$shard/results/$shard"

@@ -45,7 +45,7 @@ def test_inspect_shows_each_layers_step_and_size(example_image_docker: BuiltImag
     assert data["total_size"] > data["steps"]["tokenize"]["size"] + data["steps"]["count"]["size"]
     text = imagekit("inspect", example_image_docker.tag)
     assert text.returncode == 0
-    assert "deps-tokenize" in text.stderr and "MiB" in text.stderr
+    assert "deps-tokenize" in text.stdout and "MiB" in text.stdout
 
 
 def test_inspect_of_an_unknown_image_exits_2() -> None:

@@ -297,4 +297,4 @@ def test_status_shows_where_data_is_and_what_would_run(chain, locations):
     assert report["would_run"] == ["total", "final"]
     assert not report["complete"]
     text = imagekit("status", pipeline, *locations.args())
-    assert "would run: total, final" in text.stderr
+    assert "would run: total, final" in text.stdout

@@ -327,14 +327,16 @@ def test_re_rendering_removes_files_of_resources_that_went_away(tmp_path):
 
 def test_cli_render_writes_files_that_validate(tmp_path):
     out = tmp_path / "manifests"
-    result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "--replicas", "3", "-o", str(out)])
+    result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "--replicas", "3", "-d", str(out)])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
+    written = result.stdout.splitlines()  # the files it wrote, one path a line: the result on stdout
+    assert sorted(Path(line).name for line in written) == ["kustomization.yaml", "service.yaml", "statefulset.yaml"]
+    assert all(Path(line).parent == out for line in written)
     assert f"kubectl apply -k {out}" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["kustomization.yaml", "service.yaml", "statefulset.yaml"]
     check = runner.invoke(app, ["deploy", "validate", str(out)])
     assert check.exit_code == 0, check.stderr
-    assert "ok" in check.stderr
+    assert "ok" in check.stdout
 
 
 def test_cli_render_without_output_dir_prints_a_yaml_stream(tmp_path):
@@ -350,7 +352,7 @@ def test_cli_render_without_output_dir_prints_a_yaml_stream(tmp_path):
 
 def test_cli_render_json_summary(tmp_path):
     result = runner.invoke(app, ["deploy", "render", str(DEPLOY_DATA / "deploy-wide"), "--image", IMAGE,
-                                 "--skip-shard", "3", "--output", "json", "-o", str(tmp_path)])
+                                 "--skip-shard", "3", "--output", "json", "-d", str(tmp_path)])
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["flavor"] == "kruise"
@@ -372,3 +374,21 @@ def test_renderer_modules_do_not_import_the_docker_sdk():
             "print(bad); sys.exit(1 if bad else 0)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_cli_render_prints_a_json_list_with_output_json_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert listed["apiVersion"] == "v1" and listed["kind"] == "List"
+    assert [item["kind"] for item in listed["items"]] == ["Service", "StatefulSet"]
+    assert list(tmp_path.iterdir()) == []  # `-o json` is a format, never a directory called json
+
+
+def test_cli_render_output_yaml_is_the_same_stream_as_text():
+    as_text = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE])
+    as_yaml = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", "yaml"])
+    assert as_text.exit_code == as_yaml.exit_code == 0, as_text.stderr + as_yaml.stderr
+    assert as_yaml.stdout == as_text.stdout
+    assert [d["kind"] for d in yaml.safe_load_all(as_yaml.stdout) if d] == ["Service", "StatefulSet"]

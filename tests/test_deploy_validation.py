@@ -260,20 +260,20 @@ def test_kruise_crd_given_in_the_environment_is_checked_against(tmp_path):
 def test_without_the_crd_render_and_validate_run_the_same_checks_and_say_so(tmp_path):
     out = tmp_path / "out"
     env = {KRUISE_CRD_ENV: ""}
-    rendered = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", str(out)], env=env)
+    rendered = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-d", str(out)], env=env)
     checked = runner.invoke(app, ["deploy", "validate", str(out)], env=env)
     assert rendered.exit_code == checked.exit_code == 0, rendered.stderr + checked.stderr
     line = ("checked: kubernetes 1.28 schemas, Kruise webhook rules, API-server rules, imagekit rules; "
             "not checked: Kruise CRD schema (give --kruise-crd FILE or IMAGEKIT_KRUISE_CRD)")
     assert line in rendered.stderr.splitlines()
-    assert line in checked.stderr.splitlines()
+    assert line in checked.stdout.splitlines()
 
 
 def test_plain_statefulset_needs_no_crd_and_says_nothing_is_missing(tmp_path):
     write_rendering(rendering_of(Flavor.statefulset), tmp_path)
     result = runner.invoke(app, ["deploy", "validate", str(tmp_path)], env={KRUISE_CRD_ENV: ""})
     assert result.exit_code == 0, result.stderr
-    assert "checked: kubernetes 1.28 schemas, API-server rules, imagekit rules" in result.stderr.splitlines()
+    assert "checked: kubernetes 1.28 schemas, API-server rules, imagekit rules" in result.stdout.splitlines()
 
 
 @pytest.mark.parametrize(("content", "words"), [
@@ -292,7 +292,7 @@ def test_a_kruise_crd_that_is_not_one_is_refused_with_one_line(tmp_path, content
         crd.write_text(content)
     args, env = (["--kruise-crd", str(crd)], {}) if how == "flag" else ([], {KRUISE_CRD_ENV: str(crd)})
     for command in (["deploy", "validate", str(tmp_path / "out")],
-                    ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", str(tmp_path / "again")]):
+                    ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-d", str(tmp_path / "again")]):
         result = runner.invoke(app, [*command, *args], env=env)
         assert result.exit_code == 2, result.stderr
         lines = result.stderr.strip().splitlines()
@@ -411,7 +411,7 @@ def test_invalid_deploy_settings_are_refused_with_one_line_and_exit_2(tmp_path, 
 
 def test_refused_render_writes_nothing(tmp_path):
     pipeline = write_pipeline(tmp_path / "pipeline", shm="4Gi")
-    result = render_cli(pipeline, "--memory-limit", "1Gi", "-o", str(tmp_path / "out"))
+    result = render_cli(pipeline, "--memory-limit", "1Gi", "-d", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert not (tmp_path / "out").exists()
 
@@ -424,7 +424,7 @@ def test_missing_pipeline_is_exit_2(tmp_path):
 
 def test_render_refuses_to_overwrite_a_foreign_kustomization(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: [mine.yaml]\n")
-    result = render_cli(WORDFREQ, "-o", str(tmp_path))
+    result = render_cli(WORDFREQ, "-d", str(tmp_path))
     assert result.exit_code == 2
     assert "not written by imagekit" in result.stderr
     assert (tmp_path / "kustomization.yaml").read_text() == "resources: [mine.yaml]\n"

@@ -45,7 +45,7 @@ class Pods:
         self.rendered = root / "rendered"
         self.state_dir = root / "state"
         result = imagekit("deploy", "render", pipeline, "--image", image, "--replicas", str(replicas),
-                          "--name", self.name, "-o", self.rendered, *render_args)
+                          "--name", self.name, "-d", self.rendered, *render_args)
         assert result.returncode == 0, result.stderr
 
     def cli(self, *args: str, expect: int = 0) -> Any:
@@ -169,7 +169,7 @@ def test_two_replicas_each_run_their_own_shard(pod_sets: Any, example_image_dock
         assert mounts["/var/lib/imagekit/pv"] == str(pods.claim("pv", ordinal).resolve())
         assert mounts["/var/lib/imagekit/ssd"] == str(pods.claim("ssd", ordinal).resolve())
 
-    text = pods.cli("status").stderr
+    text = pods.cli("status").stdout
     assert f"{pods.name}-1" in text and "Complete" in text
 
     down = imagekit("pod", "down", "--state-dir", pods.state_dir, "--output", "json")
@@ -279,7 +279,7 @@ def test_pods_are_read_from_the_rendering_alone(tmp_path: Path) -> None:
 
     rendered = tmp_path / "rendered"
     result = imagekit("deploy", "render", GATE_PIPELINE, "--image", "example.com/pod-gate:1", "--replicas", "4",
-                      "--skip-shard", "1", "--namespace", "batch", "-o", rendered)
+                      "--skip-shard", "1", "--namespace", "batch", "-d", rendered)
     assert result.returncode == 0, result.stderr
     pods = set_blueprint(load_rendered(rendered))
     assert (pods.name, pods.namespace) == ("pod-gate", "batch")

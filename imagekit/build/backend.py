@@ -15,6 +15,7 @@ from typing import Any
 from imagekit_runtime.errors import UsageError
 
 from .assembly import AssembledImage, BaseImage
+from .events import NO_EVENTS, BuildEvents
 
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
                 "no route to host", "connection reset", "server gave http response to https client")
@@ -63,6 +64,7 @@ class Backend(abc.ABC):
     """An image engine: builds Containerfiles, loads assembled images, holds images, pushes them."""
 
     name: str = ""
+    events: BuildEvents = NO_EVENTS  # where the build and push report progress (set by the CLI)
 
     @abc.abstractmethod
     def check(self) -> None:

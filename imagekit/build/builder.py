@@ -28,6 +28,7 @@ from imagekit_runtime.spec import PipelineSpec
 from .assembly import NewLayer, assemble
 from .backend import Backend, BuildRequest, ImageInfo
 from .context import pipeline_files, stage_runtime_base, write_layer_tars
+from .events import Stage
 from .labels import created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
 from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, PlannedLayer, plan_layers
@@ -45,6 +46,7 @@ class BuildOptions:
     version: str | None = None
     no_cache: bool = False  # engine cache and host-side caches (wheels, trees) alike
     python_version: str | None = None  # skip probing the base image
+    labels: tuple[tuple[str, str], ...] = ()  # --label KEY=VALUE: over the OCI labels, under imagekit's own
 
 
 @dataclass
@@ -132,7 +134,8 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     # Each step resolves on its own (its environment is isolated anyway): pip runs side by side.
     with_requirements = [step for step in spec.steps if step.requirements is not None]
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        trees = pool.map(lambda step: install_step_requirements(step, target, refresh=options.no_cache),
+        trees = pool.map(lambda step: _resolved(backend, step.name,
+                                                install_step_requirements(step, target, refresh=options.no_cache)),
                          with_requirements)
         deps_trees = {step.name: tree for step, tree in zip(with_requirements, trees, strict=True)}
     timer.lap("resolve")
@@ -148,6 +151,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
                                    tag=runtime_context.tag, build_args={"BASE": base_id},
                                    timestamp=options.timestamp, no_cache=options.no_cache))
         runtime_info = backend.inspect(runtime_context.tag)
+        backend.events.stage("runtime base", Stage.BUILT)
     timer.lap("runtime_base")
 
     work = cache_root() / "contexts" / _context_name(spec)
@@ -174,13 +178,13 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
     previous = backend.find(options.tag)
-    tars = write_layer_tars(plan.layers, work / "tars")
+    tars = write_layer_tars(plan.layers, work / "tars", backend.events)
     runtime_base = backend.base_image(runtime_info)
     timer.lap("stage")
 
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
-    labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp)
+    labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp) | dict(options.labels)
     labels |= layer_labels(
         [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
          for layer in plan.layers],
@@ -198,6 +202,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
         raise CommandFailed([backend.name, "load", options.tag], 1, "the loaded image's layers are not the ones "
                             "imagekit assembled: another build replaced the tag meanwhile?")
     cached = tuple(position < held for position in range(len(plan.layers)))
+    for layer, was_held in zip(plan.layers, cached, strict=True):
+        backend.events.stage(layer.name, Stage.HELD if was_held else Stage.LOADED, tars[layer.name].size)
     layers = _layer_reports(plan, final, cached, None if previous is None else set(previous.diff_ids))
     timer.lap("load")
     timer.total()
@@ -208,6 +214,11 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
         manifest_digest=final.manifest_digest,
     )
+
+
+def _resolved(backend: Backend, step: str, tree: Path) -> Path:
+    backend.events.stage(f"deps of {step}", Stage.RESOLVED)
+    return tree
 
 
 def _history(layer: PlannedLayer) -> str:

@@ -22,6 +22,7 @@ from imagekit_runtime.errors import EnvironmentMissing
 from imagekit_runtime.spec import PipelineSpec
 from imagekit_runtime.stepfiles import Kind, walk
 
+from .events import NO_EVENTS, BuildEvents, Stage
 from .plan import PlannedLayer, step_image_path
 from .tarball import FIXED_MTIME, LayerTar, link_or_copy, write_layer
 from .wheels import PythonTarget, download_runtime_wheels
@@ -135,7 +136,8 @@ def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
     return destination
 
 
-def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path) -> dict[str, LayerTar]:
+def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path,
+                     events: BuildEvents = NO_EVENTS) -> dict[str, LayerTar]:
     """Every layer as a tarball in directory/layers (deps tarballs cached by the trees they hold)."""
     if directory.exists():
         shutil.rmtree(directory)
@@ -158,4 +160,5 @@ def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path) -> dict[
             tars[layer.name] = LayerTar(path=destination, sha256=tar.sha256, size=tar.size)
         else:
             tars[layer.name] = write_layer(layer.mappings, destination)
+        events.stage(layer.name, Stage.WRITTEN, tars[layer.name].size)
     return tars

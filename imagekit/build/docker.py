@@ -26,6 +26,7 @@ from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage, docker_archive
 from .backend import Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .events import Stage
 
 log = logging.getLogger("imagekit.build")
 
@@ -194,6 +195,7 @@ class DockerBackend(Backend):
                     digest = event["aux"]["Digest"]
                 elif event.get("id") and event.get("status"):
                     status[event["id"]] = event["status"]
+                    self._report_push(event)
         except Exception as exc:  # the SDK raises requests/docker errors for a refused connection
             errors.append(str(exc))
         if errors or not digest:
@@ -210,6 +212,15 @@ class DockerBackend(Backend):
             else:
                 uploaded.append(final == "Pushed")
         return PushReport(digest=digest, uploaded=tuple(uploaded))
+
+
+    def _report_push(self, event: dict[str, Any]) -> None:
+        """Docker's push events, per layer (its short ID): bytes sent while pushing, then the final state."""
+        detail = event.get("progressDetail") or {}
+        if event["status"] == "Pushing" and "current" in detail:
+            self.events.transfer(event["id"], int(detail["current"]), detail.get("total"))
+        elif event["status"] in ("Pushed", "Layer already exists") or event["status"].startswith("Mounted from"):
+            self.events.stage(event["id"], Stage.PUSHED)
 
 
 class _ChunkReader(io.RawIOBase):

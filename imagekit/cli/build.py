@@ -1,21 +1,30 @@
-"""`imagekit build PIPELINE --tag REF`: one image, one deps and one code layer per step."""
+"""`imagekit build PIPELINE [--tag REF…]`: one image, one deps and one code layer per step.
+
+stdout carries the result: the layer table, then one line per tag, the last line being the reference a
+script wants (`REF@sha256:…` after --push, else `REF sha256:<image ID>`); or, with -o json, one JSON
+document. Progress and logs go to stderr.
+"""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
+from imagekit.publish.publisher import Published
 from imagekit.references import parse_reference
 from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.quantity import human_size
-from imagekit_runtime.spec import load_pipeline
+from imagekit_runtime.spec import PipelineSpec, load_pipeline
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text, stderr
+from .progress import progress_on
 from .push import print_published, publish
 
 
@@ -28,8 +37,33 @@ def source_date_epoch() -> int | None:
     return int(value)
 
 
-def print_layers(result: BuildResult) -> None:
-    stderr.print(f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  status")
+def image_tags(spec: PipelineSpec, tags: list[str], base: str | None, push: bool) -> list[str]:
+    """The --tag values (each checked now, not after the build), or $IMAGEKIT_REPO/<pipeline>:<content key>."""
+    if not tags:
+        repository = os.environ.get(contract.REPO, "").strip().rstrip("/")
+        if not repository:
+            raise UsageError(f"build: no --tag and {contract.REPO} is not set (fix: pass --tag REGISTRY/NAME:TAG, "
+                             f"or set {contract.REPO}=REGISTRY/PREFIX to tag it REGISTRY/PREFIX/{spec.name}:<content key>)")
+        tag = f"{repository}/{spec.name}:{spec.content_key(base)}"
+        parse_reference(tag, f"${contract.REPO}", registry=push, digest=False)
+        return [tag]
+    for tag in tags:
+        parse_reference(tag, "--tag", registry=push, digest=False)
+    return list(dict.fromkeys(tags))  # a tag given twice is applied once
+
+
+def parse_labels(labels: list[str]) -> tuple[tuple[str, str], ...]:
+    parsed = []
+    for label in labels:
+        key, equals, value = label.partition("=")
+        if not equals or not key.strip():
+            raise UsageError(f"--label {label!r}: give KEY=VALUE (fix: e.g. --label org.opencontainers.image.vendor=me)")
+        parsed.append((key.strip(), value))
+    return tuple(parsed)
+
+
+def layer_table(result: BuildResult) -> str:
+    lines = [f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  status"]
     for layer in result.layers:
         if layer.kind == "base":
             continue
@@ -41,50 +75,99 @@ def print_layers(result: BuildResult) -> None:
             status = "built"
         size = human_size(layer.size) if layer.size is not None else "?"
         steps = ",".join(layer.steps) or "-"
-        stderr.print(f"{layer.index:>3}  {layer.name:<18} {steps:<24} {size:>10}  {status}  {layer.digest[:19]}")
+        lines.append(f"{layer.index:>3}  {layer.name:<18} {steps:<24} {size:>10}  {status}  {layer.digest[:19]}")
+    return "\n".join(lines)
+
+
+def reference_lines(tags: list[str], result: BuildResult, published: list[Published]) -> list[str]:
+    """One line per tag: `REF@sha256:…` once pushed, otherwise `REF sha256:<image ID>` (`cut -d' ' -f1` gives a
+    usable reference either way)."""
+    if published:
+        return [pushed.reference for pushed in published]
+    return [f"{tag} {result.image_id}" for tag in tags]
+
+
+def metadata(result: BuildResult, tags: list[str], published: list[Published]) -> dict[str, Any]:
+    """--metadata-file: the build's result, with buildx's key names for what buildx also reports."""
+    digest = published[0].digest if published else result.manifest_digest
+    references = reference_lines(tags, result, published)
+    return {
+        "image.name": ",".join(tags),
+        "containerimage.digest": digest,
+        "containerimage.config.digest": result.image_id,
+        "reference": references[-1].split(" ")[0],
+        "references": [line.split(" ")[0] for line in references],
+        "tags": tags,
+        "digest": digest,
+        "image_id": result.image_id,
+        "pushed": bool(published),
+        "layers": [{"index": layer.index, "name": layer.name, "kind": layer.kind, "steps": layer.steps,
+                    "digest": layer.digest, "size": layer.size, "reused": layer.cached or bool(layer.unchanged)}
+                   for layer in result.layers],
+        "timings": result.timings,
+        "labels": result.labels,
+    }
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def build(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
-        tag: str = typer.Option(..., "--tag", "-t", help="image reference to tag the result with"),
+        tag: list[str] = typer.Option([], "--tag", "-t", show_default=False,
+                                      help=f"image reference, repeatable: every tag is applied (and pushed) "
+                                           f"[default: ${contract.REPO}/<pipeline>:<content key>]"),
+        label: list[str] = typer.Option([], "--label", "-l", show_default=False,
+                                        help="KEY=VALUE image label, repeatable"),
+        metadata_file: Path | None = typer.Option(None, "--metadata-file", show_default=False,
+                                                  help="write the result as JSON here: reference, digest, image ID, "
+                                                       "layers, timings (as buildx's --metadata-file)"),
         backend: str = typer.Option(os.environ.get(contract.BACKEND, "docker"), "--backend", "-b",
-                                    help=f"image engine: {' or '.join(BACKENDS)}"),
-        base: str = typer.Option(None, "--base", help="base image (default: the pipeline's `base`)"),
-        push: bool = typer.Option(False, "--push", help="push to the registry named by --tag"),
+                                    help=f"image engine: {' or '.join(BACKENDS)} (${contract.BACKEND})"),
+        base: str = typer.Option(None, "--base", help="base image [default: the pipeline's `base`]"),
+        push: bool = typer.Option(False, "--push", help="push every tag to the registry it names"),
         layer_budget: int = typer.Option(DEFAULT_LAYER_BUDGET, "--layer-budget",
                                          help="most layers in the image; above it the smallest steps share layers"),
-        version: str = typer.Option(None, "--version", help="org.opencontainers.image.version (default: git describe)"),
+        version: str = typer.Option(None, "--version", help="org.opencontainers.image.version [default: git describe]"),
         no_cache: bool = typer.Option(False, "--no-cache", help="ignore the engine's and imagekit's caches"),
         python_version: str = typer.Option(None, "--python-version",
-                                           help="the base image's Python (default: asked from the image)"),
+                                           help="the base image's Python [default: asked from the image]"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Build PIPELINE into one image: base, per step a deps and a code layer, then the pipeline.
 
+        The last line on stdout is the reference: REF@sha256:… after --push, else REF followed by the image ID.
         SOURCE_DATE_EPOCH fixes every timestamp the engine lets us fix (all of them with buildah).
         """
-        # A tag no engine accepts, or that names no registry to push to, fails now, not after the build.
-        parse_reference(tag, "--tag", registry=push, digest=False)
         spec = load_pipeline(pipeline)
+        tags = image_tags(spec, tag, base, push)
         engine = get_backend(backend)
-        options = BuildOptions(tag=tag, base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
-                               version=version, no_cache=no_cache, python_version=python_version)
-        stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {tag}")
-        result = build_image(spec, engine, options)
-        if output is OutputFormat.text:
-            print_layers(result)
-            if result.shared_steps:
-                stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers")
-            reused = len(result.reused)
-            stderr.print(f"built {tag} ({result.image_id[:19]}) in {result.timings['total']:.1f}s: "
-                         f"{len([layer for layer in result.layers if layer.kind != 'base'])} layers, {reused} reused")
-        payload = result.to_json()
-        if push:
-            published = publish(engine, tag, tag)
-            payload["pushed"] = published.to_json()
-            if output is OutputFormat.text:
-                print_published(published)
+        options = BuildOptions(tag=tags[0], base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
+                               version=version, no_cache=no_cache, python_version=python_version,
+                               labels=parse_labels(label))
+        stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
+        with progress_on(engine, stderr) as progress:
+            result = build_image(spec, engine, options)
+            for extra in tags[1:]:
+                engine.tag(tags[0], extra)
+            progress.name_layers((layer.digest, layer.name) for layer in result.layers)
+            published = [publish(engine, tags[0], destination) for destination in tags] if push else []
+        if result.shared_steps:
+            stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers")
+        stderr.print(f"built {', '.join(tags)} ({result.image_id[:19]}) in {result.timings['total']:.1f}s: "
+                     f"{len([layer for layer in result.layers if layer.kind != 'base'])} layers, "
+                     f"{len(result.reused)} reused")
+        for pushed in published:
+            print_published(pushed, {layer.digest: layer.name for layer in result.layers})
+        described = metadata(result, tags, published)
+        if metadata_file is not None:
+            metadata_file.write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")
         if output is OutputFormat.json:
+            payload = result.to_json() | {"tags": tags, "reference": described["reference"],
+                                          "references": described["references"]}
+            if published:
+                payload["pushed"] = published[0].to_json()
+                payload["pushes"] = [pushed.to_json() for pushed in published]
             emit_json(payload)
+            return
+        emit_text(layer_table(result))
+        emit_text("\n".join(reference_lines(tags, result, published)))

@@ -14,14 +14,25 @@ from rich.text import Text
 
 from .failures import one_line
 
-# Progress and logs go to stderr; stdout carries only machine-readable results. Everything printed is
+# Progress, logs and hints go to stderr; stdout carries the results (tables, reports, JSON, references).
+# Everything printed is
 # user text (paths, names, fix hints such as `[python3, main.py]`), so the console prints it literally:
 # no markup, no emoji codes, no highlighting, no wrapping.
 stderr = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 
 class OutputFormat(StrEnum):
+    """What -o/--output means in every verb: the format of the result on stdout."""
+
     text = "text"
+    json = "json"
+
+
+class ManifestFormat(StrEnum):
+    """-o/--output where manifests are printed: text and yaml both give a YAML stream."""
+
+    text = "text"
+    yaml = "yaml"
     json = "json"
 
 
@@ -35,6 +46,12 @@ class CliState:
 
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def emit_text(text: str) -> None:
+    """A result on stdout (a table, a report, a reference), as it is, ending in one newline."""
+    sys.stdout.write(text.rstrip("\n") + "\n")
     sys.stdout.flush()
 
 

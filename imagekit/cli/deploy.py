@@ -6,16 +6,16 @@ from typing import Any
 
 import typer
 
-from imagekit_deploy.renderer import render
+from imagekit_deploy.renderer import Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KRUISE_CRD_OPTION, kruise_schema
-from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
-from imagekit_deploy.validate import ManifestsInvalid, validate_rendering
+from imagekit_deploy.settings import DeploySettings, Flavor, SsdMode, resolve_settings
+from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from imagekit_runtime import contract
 from imagekit_runtime.quantity import format_bytes
-from imagekit_runtime.spec import load_pipeline
+from imagekit_runtime.spec import PipelineSpec, load_pipeline
 
-from .common import OutputFormat, emit_json, print_error, stderr
+from .common import ManifestFormat, OutputFormat, emit_json, print_error, stderr
 
 deploy_app = typer.Typer(
     help="Render Kubernetes manifests for a pipeline image (OpenKruise Advanced StatefulSet or plain "
@@ -53,14 +53,17 @@ def render_command(
                                          help="kruise only: reserve this ordinal, i.e. run no pod for this shard (repeatable)"),
     max_unavailable: str | None = typer.Option(None, "--max-unavailable", help="pods updated at once, number or percentage (default 1)"),
     name: str | None = typer.Option(None, "--name", help="StatefulSet and Service name (default: the pipeline's name)"),
-    output_dir: Path | None = typer.Option(None, "-o", "--output-dir",
-                                           help="write one file per resource plus kustomization.yaml here; "
-                                                "without it, print a YAML stream"),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json (a summary on stdout)"),
+    out_dir: Path | None = typer.Option(None, "--out-dir", "-d",
+                                        help="write one file per resource plus kustomization.yaml here (their paths "
+                                             "on stdout); without it, print the manifests"),
+    output: ManifestFormat = typer.Option(ManifestFormat.text, "--output", "-o",
+                                          help="text or yaml: a YAML stream; json: a List (with --out-dir: a JSON "
+                                               "summary)"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
     kruise_crd: Path | None = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
 ) -> None:
-    """Render manifests for PIPELINE: one resource per file plus kustomization.yaml (exit 2 on a bad setting)."""
+    """Render manifests for PIPELINE: printed (YAML stream or JSON List), or one file per resource plus
+    kustomization.yaml with --out-dir (exit 2 on a bad setting)."""
     spec = load_pipeline(pipeline)
     settings = resolve_settings(
         spec, image=image, replicas=replicas, flavor=flavor, namespace=namespace, ssd=ssd,
@@ -76,48 +79,57 @@ def render_command(
     if report.problems:
         raise ManifestsInvalid(report.problems)
 
-    written = write_rendering(rendering, output_dir) if output_dir is not None else []
-    if output is OutputFormat.json:
-        payload: dict[str, Any] = {
-            "pipeline": spec.name,
-            "flavor": settings.flavor.value,
-            "image": settings.image,
-            "name": settings.name,
-            "namespace": settings.namespace,
-            "shard_count": settings.shard_count,
-            "replicas": settings.replicas,
-            "skipped_shards": list(settings.skip_shards),
-            "memory_limit_bytes": settings.memory_limit,
-            "shm_bytes": spec.shm_bytes,
-            "termination_grace_seconds": settings.termination_grace_seconds,
-            "ssd": settings.ssd.value if settings.ssd else None,
-            "directory": str(output_dir) if output_dir is not None else None,
-            "files": [str(path) for path in written],
-            "resources": [{"apiVersion": m.api_version, "kind": m.kind, "name": m.name, "file": m.filename}
-                          for m in rendering.manifests],
-            "validation": report.as_json(),
-        }
-        if output_dir is None:
-            payload["manifests"] = [m.body for m in rendering.manifests]
-        emit_json(payload)
-    elif output_dir is None:
-        typer.echo(to_stream(rendering), nl=False)
+    written = write_rendering(rendering, out_dir) if out_dir is not None else []
+    if out_dir is None:
+        print_manifests(rendering, output)
+    elif output is ManifestFormat.json:
+        emit_json(render_summary(spec, settings, rendering, report, out_dir, written))
+    else:
+        typer.echo("".join(f"{path}\n" for path in written), nl=False)
     summary = (f"{settings.flavor.value}: {settings.replicas} pod(s) of {settings.shard_count} shard(s), "
                f"memory {format_bytes(settings.memory_limit)} (shm {format_bytes(spec.shm_bytes)}), "
                f"SSD {settings.ssd.value if settings.ssd else 'none'}")
-    if output_dir is not None:
-        stderr.print(f"wrote {len(written)} files to {output_dir} — {summary}")
-    else:
-        stderr.print(summary)
+    stderr.print(f"wrote {len(written)} files to {out_dir} — {summary}" if out_dir is not None else summary)
     stderr.print(report.checks_line())
-    if output_dir is not None:
-        stderr.print(f"apply with: kubectl apply -k {output_dir}")
+    if out_dir is not None:
+        stderr.print(f"apply with: kubectl apply -k {out_dir}")
+
+
+def print_manifests(rendering: Rendering, output: ManifestFormat) -> None:
+    """The manifests on stdout: a YAML stream, or one JSON `List` as `kubectl get -o json` prints."""
+    if output is ManifestFormat.json:
+        emit_json({"apiVersion": "v1", "kind": "List", "items": [m.body for m in rendering.manifests]})
+    else:
+        typer.echo(to_stream(rendering), nl=False)
+
+
+def render_summary(spec: PipelineSpec, settings: DeploySettings, rendering: Rendering, report: ValidationReport,
+                   out_dir: Path, written: list[Path]) -> dict[str, Any]:
+    return {
+        "pipeline": spec.name,
+        "flavor": settings.flavor.value,
+        "image": settings.image,
+        "name": settings.name,
+        "namespace": settings.namespace,
+        "shard_count": settings.shard_count,
+        "replicas": settings.replicas,
+        "skipped_shards": list(settings.skip_shards),
+        "memory_limit_bytes": settings.memory_limit,
+        "shm_bytes": spec.shm_bytes,
+        "termination_grace_seconds": settings.termination_grace_seconds,
+        "ssd": settings.ssd.value if settings.ssd else None,
+        "directory": str(out_dir),
+        "files": [str(path) for path in written],
+        "resources": [{"apiVersion": m.api_version, "kind": m.kind, "name": m.name, "file": m.filename}
+                      for m in rendering.manifests],
+        "validation": report.as_json(),
+    }
 
 
 @deploy_app.command("validate")
 def validate_command(
     path: Path = typer.Argument(..., help="a rendered directory (kustomization.yaml), a directory of YAML files, or one YAML stream"),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
     kruise_crd: Path | None = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
 ) -> None:
@@ -135,5 +147,5 @@ on a problem)."""
         print_error(f"{path}: {len(report.problems)} problem(s)")
         raise typer.Exit(ManifestsInvalid.exit_code)
     if output is not OutputFormat.json:
-        stderr.print(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour")
-    stderr.print(report.checks_line())
+        typer.echo(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour")
+        typer.echo(report.checks_line())

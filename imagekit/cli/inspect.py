@@ -15,7 +15,7 @@ from imagekit_runtime import contract
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 from imagekit_runtime.quantity import human_size
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text
 
 SOURCES = ("auto", "docker", "buildah", "registry")
 
@@ -116,10 +116,10 @@ def register(app: typer.Typer) -> None:
         title = f"{reference} ({data['source']}, {data['id'][:19]})"
         if data["pipeline"]:
             title += f": pipeline {data['pipeline']}, user {data['user'] or 'root'}"
-        stderr.print(title)
-        stderr.print(f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  digest")
+        emit_text(title)
+        emit_text(f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  digest")
         for layer in data["layers"]:
             size = human_size(layer["size"]) if layer["size"] is not None else "?"
-            stderr.print(f"{layer['index']:>3}  {layer['name']:<18} {','.join(layer['steps']) or '-':<24} {size:>10}  "
+            emit_text(f"{layer['index']:>3}  {layer['name']:<18} {','.join(layer['steps']) or '-':<24} {size:>10}  "
                          f"{layer['digest'][:19]}")
-        stderr.print(f"total {human_size(data['total_size'])} ({data['size_kind']}) in {len(data['layers'])} layers")
+        emit_text(f"total {human_size(data['total_size'])} ({data['size_kind']}) in {len(data['layers'])} layers")

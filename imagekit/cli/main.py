@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from copy import copy as shallow_copy
 from typing import Any
 
 import typer
@@ -11,11 +12,17 @@ from typer.core import TyperGroup
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
 
 try:  # the click typer vendors (see failures.py)
+    from typer._click import Command as ClickCommand
     from typer._click import Context as ClickContext
+    from typer._click import Parameter as ClickParameter
 except ImportError:  # pragma: no cover - an older typer on the real click
+    from click import Command as ClickCommand  # type: ignore[assignment]
     from click import Context as ClickContext  # type: ignore[assignment]
+    from click import Parameter as ClickParameter  # type: ignore[assignment]
 
-from . import build, deploy, inspect, pod, push, run, validate
+from imagekit import __version__
+
+from . import build, deploy, graph, init, inspect, pod, push, run, validate
 from .common import CliState, print_error, setup_logging, stderr
 from .failures import click_errors, explain, write_crash_report
 
@@ -38,23 +45,60 @@ app = typer.Typer(
     name="imagekit",
     help="Build a pipeline of step programs into one image and run it as a pod pipeline over shared memory.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: "[default: …]" stays text instead of being read as markup
 )
+
+VERBOSE_HELP = "log every external command; show the trace of an error (also accepted after the verb)"
+
+
+def show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"imagekit {__version__}\n")
+        raise typer.Exit()
+
+
+def set_verbose(ctx: ClickContext, _param: object, value: bool) -> None:
+    """-v/--verbose, before the verb or after it: either place turns verbose logging on."""
+    if value:
+        ctx.ensure_object(CliState).verbose = True
+        setup_logging(True)
 
 
 @app.callback()
 def main_options(ctx: typer.Context,
-                 verbose: bool = typer.Option(False, "--verbose", "-v",
-                                              help="log every external command; show the trace of an error")) -> None:
+                 verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+                 version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                              help="print imagekit's version and exit")) -> None:
     """imagekit: build, run and deploy pod pipelines."""
-    ctx.ensure_object(CliState).verbose = verbose
-    setup_logging(verbose)
+    state = ctx.ensure_object(CliState)
+    state.verbose = state.verbose or verbose
+    setup_logging(state.verbose)
 
 
 # Each verb lives in its own module and registers itself here.
-for verb in (validate, run, deploy, build, push, inspect, pod):
+for verb in (init, validate, graph, run, deploy, build, push, inspect, pod):
     verb.register(app)
+
+
+def with_verbose_everywhere(command: ClickCommand, verbose: ClickParameter | None = None) -> ClickCommand:
+    """Give every verb (and sub-verb) the top-level -v/--verbose too, so it also works after the verb."""
+    if verbose is None:
+        verbose = next(param for param in command.params if "--verbose" in param.opts)
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            with_verbose_everywhere(sub, verbose)
+    elif not any("--verbose" in param.opts for param in command.params):
+        copy = shallow_copy(verbose)
+        copy.expose_value = False  # the verb's function has no such argument: the callback records it
+        copy.callback = set_verbose
+        command.params.append(copy)
+    return command
+
+
+def imagekit_command() -> ClickCommand:
+    return with_verbose_everywhere(typer.main.get_command(app))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     state = CliState(argv=args)
     try:
-        code = typer.main.get_command(app).main(args=args, prog_name="imagekit", standalone_mode=False, obj=state)
+        code = imagekit_command().main(args=args, prog_name="imagekit", standalone_mode=False, obj=state)
     except click_errors.NoArgsIsHelpError as exc:
         help_text = exc.ctx.get_help() if exc.ctx is not None else ""  # typer's rich help prints itself
         if help_text:

@@ -15,7 +15,7 @@ from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
 from imagekit_runtime.errors import PipelineFailed
 from imagekit_runtime.settings import parse_params
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text, stderr
 
 pod_app = typer.Typer(
     help="Run the pods of a rendered StatefulSet on the local Docker engine (one sandbox holding shm plus "
@@ -30,27 +30,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pod_app, name="pod")
 
 
-def _say(text: str) -> None:
-    stderr.print(text)
-
-
 @pod_app.command("up")
 def up_command(
-    rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render -o`, or a YAML stream"),
+    rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render --out-dir`, or a YAML stream"),
     replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="where the set's state, claims and node "
                                              "directories live [default: ./.imagekit-pods/<name>]"),
     param: list[str] = typer.Option([], "--param", help="KEY=VALUE, passed to every pod's runtime"),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
 ) -> None:
     """Create the pods of RENDERED (sandbox, init containers, pipeline container); pods already up are kept."""
     report = up(rendered, state_dir, replicas, parse_params(param))
     if output is OutputFormat.json:
         emit_json({"state_dir": str(report.state_dir), "name": report.name, "namespace": report.namespace,
                    "pods": report.pods})
-    for pod in report.pods:
-        _say(f"{pod['pod']}: {pod['action']}")
-    _say(f"{report.name}: {len(report.pods)} pod(s) up, state in {report.state_dir}; "
+    else:
+        emit_text("\n".join(f"{pod['pod']}: {pod['action']}" for pod in report.pods))
+    stderr.print(f"{report.name}: {len(report.pods)} pod(s) up, state in {report.state_dir}; "
          f"follow with `imagekit pod status --state-dir {report.state_dir}`")
 
 
@@ -60,7 +56,7 @@ def status_command(
     wait: bool = typer.Option(False, "--wait", help="wait until every pod is Complete (exit 1 if one exits "
                               "for good, or on --timeout)"),
     timeout: float = typer.Option(600, "--timeout", help="seconds --wait waits at most"),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
 ) -> None:
     """Each pod's phase, restarts and steps (from the runtime's journal in the pod's shm)."""
     where = find_state_dir(state_dir)
@@ -77,7 +73,7 @@ def status_command(
         emit_json({"state_dir": str(where.root), "name": state.name, "namespace": state.namespace,
                    "pods": to_json(statuses)})
     else:
-        _say(format_status(state, str(where.root), statuses))
+        emit_text(format_status(state, str(where.root), statuses))
     if wait and not all(s.phase == Phase.COMPLETE for s in statuses):
         stuck = ", ".join(f"{s.pod} {s.phase}" for s in statuses if s.phase != Phase.COMPLETE)
         raise PipelineFailed(f"not every pod completed: {stuck} (see `docker logs <pod>.pipeline`)")
@@ -91,7 +87,7 @@ def kill_command(
                                        "kill this step) [default: process kills any running step]"),
     timeout: float = typer.Option(60, "--timeout", help="seconds to wait for --step to run"),
     state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
 ) -> None:
     """Inject one failure into pod ORDINAL: a step process, the container, the pod (shm lost) or the node (SSD lost too)."""
     where = find_state_dir(state_dir)
@@ -99,12 +95,13 @@ def kill_command(
     report = kill(PodSet(where, Engine()), state, ordinal, level.value, step, timeout)
     if output is OutputFormat.json:
         emit_json(report.to_json())
+        return
     what = {FailureLevel.PROCESS: f"killed step {report.step} (pid {report.pid}); "
                                   "the container restarts and resumes from shm",
             FailureLevel.CONTAINER: "killed and restarted the pipeline container; shm kept",
             FailureLevel.POD: "removed and recreated the pod; shm lost, SSD kept",
             FailureLevel.NODE: "removed and recreated the pod and its node disk; shm and SSD lost, PV kept"}[level]
-    _say(f"{report.pod}: {what}")
+    emit_text(f"{report.pod}: {what}")
 
 
 @pod_app.command("down")
@@ -114,11 +111,12 @@ def down_command(
                                                "[default: the pod's terminationGracePeriodSeconds]"),
     delete_data: bool = typer.Option(False, "--delete-data", help="also delete the claims (PV, SSD) and node "
                                      "directories, i.e. the whole state directory"),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
 ) -> None:
     """Stop and remove every pod of the set. Claims stay (like persistentVolumeClaimRetentionPolicy Retain)."""
     report = down(state_dir, grace_period, delete_data)
     if output is OutputFormat.json:
         emit_json(report)
+        return
     kept = "deleted" if delete_data else f"kept in {report['state_dir']} (a later `up` resumes from them)"
-    _say(f"removed {len(report['removed_pods'])} pod(s); claims and node directories {kept}")
+    emit_text(f"removed {len(report['removed_pods'])} pod(s); claims and node directories {kept}")

@@ -1,18 +1,21 @@
 """`imagekit push REF`: publish a locally built image to the registry REF names."""
 from __future__ import annotations
 
+import json
 import os
-import sys
+from collections.abc import Mapping
 
 import typer
 
 from imagekit.build.backend import BACKENDS, Backend, get_backend
+from imagekit.labels import LAYERS_LABEL
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
 from imagekit_runtime import contract
 from imagekit_runtime.quantity import human_size
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text, stderr
+from .progress import progress_on
 
 
 def publish(engine: Backend, image: str, destination: str) -> Published:
@@ -20,27 +23,44 @@ def publish(engine: Backend, image: str, destination: str) -> Published:
     return RegistryPublisher().publish(engine, image, destination)
 
 
-def print_published(published: Published) -> None:
-    """What was sent on stderr, and REF@sha256:… alone on stdout: the one result a script wants."""
+def layer_names(engine: Backend, image: str) -> list[tuple[str, str]]:
+    """(diff ID, layer name) of the layers imagekit laid out, from the image's labels (none for other images)."""
+    try:
+        laid_out = json.loads(engine.inspect(image).labels.get(LAYERS_LABEL, "[]"))
+    except ValueError:
+        return []
+    return [(str(entry["digest"]), str(entry["name"])) for entry in laid_out if "digest" in entry and "name" in entry]
+
+
+def print_published(published: Published, names: Mapping[str, str] | None = None) -> None:
+    """What was sent, per layer and in all, on stderr (the reference is the caller's to print on stdout).
+    names: a layer's diff ID -> its name."""
+    for layer in published.layers:
+        state = "uploaded" if layer.uploaded else "already there"
+        name = (names or {}).get(layer.diff_id, "")
+        stderr.print(f"  {name:<18} {layer.digest[:19]}  {human_size(layer.size):>10}  {state}")
     uploaded = [layer for layer in published.layers if layer.uploaded]
-    stderr.print(f"pushed in {published.seconds:.1f}s: {len(uploaded)}/{len(published.layers)} layers uploaded, "
-                 f"{human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}")
-    sys.stdout.write(published.reference + "\n")
+    stderr.print(f"pushed {published.reference} in {published.seconds:.1f}s: {len(uploaded)}/{len(published.layers)} "
+                 f"layers uploaded, {human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def push(
         reference: str = typer.Argument(..., help="HOST[:PORT]/NAME[:TAG] of a local image, pushed to that registry"),
-        source: str = typer.Option(None, "--source", help="local image to push, if not REF itself"),
+        source: str = typer.Option(None, "--source", help="local image to push [default: REF itself]"),
         backend: str = typer.Option(os.environ.get(contract.BACKEND, "docker"), "--backend", "-b",
-                                    help=f"engine that holds the image: {' or '.join(BACKENDS)}"),
+                                    help=f"engine that holds the image: {' or '.join(BACKENDS)} (${contract.BACKEND})"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
-        """Push to a registry with credentials from docker config.json; print REF@sha256:…"""
+        """Push to a registry with credentials from docker config.json; print REF@sha256:… on stdout."""
         engine = get_backend(backend)
-        published = publish(engine, source or reference, reference)
+        engine.check()
+        names = layer_names(engine, source or reference)
+        with progress_on(engine, stderr, names):
+            published = publish(engine, source or reference, reference)
+        print_published(published, dict(names))
         if output is OutputFormat.json:
             emit_json(published.to_json())
         else:
-            print_published(published)
+            emit_text(published.reference)

@@ -15,7 +15,7 @@ from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text, stderr
 
 
 def location_settings(
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         shard_count: int = typer.Option(None, help="number of shards [default: the pipeline's shards]"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE, overrides a pipeline param"),
         parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),
-        no_checkpoints: bool = typer.Option(False, help="write no SSD or PV checkpoints"),
-        force: bool = typer.Option(False, help="run again even if the shard is complete"),
+        no_checkpoints: bool = typer.Option(False, "--no-checkpoints", help="write no SSD or PV checkpoints"),
+        force: bool = typer.Option(False, "--force", help="run again even if the shard is complete"),
         wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",
                                         help="wait this long for another run of the same shard to end, then exit 3"),
         dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
@@ -92,9 +92,11 @@ def register(app: typer.Typer) -> None:
         with StepProgress(str(pipeline)) as progress:
             summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
                                    on_transition=progress.on_transition, wait_lock=wait_lock)
-        stderr.print(format_summary(summary))
-        if output is OutputFormat.json:
+        if output is OutputFormat.json:  # the result is the JSON; the table stays in sight on stderr
+            stderr.print(format_summary(summary))
             emit_json(summary.to_json())
+        else:
+            emit_text(format_summary(summary))
         raise typer.Exit(summary.exit_code)
 
     @app.command()
@@ -119,4 +121,4 @@ def show_status(pipeline: Path, settings: RunSettings, param: list[str], output:
     if output is OutputFormat.json:
         emit_json(report)
     else:
-        stderr.print(format_status(report))
+        emit_text(format_status(report))

@@ -8,7 +8,7 @@ import typer
 from imagekit_runtime.quantity import human_size
 from imagekit_runtime.spec import load_pipeline
 
-from .common import OutputFormat, emit_json, stderr
+from .common import OutputFormat, emit_json, emit_text
 
 
 def register(app: typer.Typer) -> None:
@@ -31,5 +31,5 @@ def register(app: typer.Typer) -> None:
                 "results": list(spec.results),
             })
         else:
-            stderr.print(f"{spec.file}: ok — {len(spec.steps)} steps ({' → '.join(order)}), "
+            emit_text(f"{spec.file}: ok — {len(spec.steps)} steps ({' → '.join(order)}), "
                          f"shm {human_size(spec.shm_bytes)}, {spec.shards} shard(s)")

@@ -31,6 +31,7 @@ BACKEND = "IMAGEKIT_BACKEND"                          # build/push: docker or bu
 INSPECT_SOURCE = "IMAGEKIT_INSPECT_SOURCE"            # inspect: where to look for the image
 INSECURE_REGISTRIES = "IMAGEKIT_INSECURE_REGISTRIES"  # registries spoken to over plain HTTP (comma list)
 KRUISE_CRD = "IMAGEKIT_KRUISE_CRD"                    # deploy: the OpenKruise StatefulSet CRD to check against
+REPO = "IMAGEKIT_REPO"                                # build: default repository, as ko's KO_DOCKER_REPO
 
 
 def env_name(data: str) -> str:

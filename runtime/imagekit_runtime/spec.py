@@ -108,6 +108,15 @@ class PipelineSpec:
         """Step names in an order where every producer precedes its consumers (stable by file order)."""
         return topological_order(self, self.file)
 
+    def content_key(self, base: str | None = None) -> str:
+        """12 hex digits that change whenever anything an image of this pipeline holds does: the pipeline
+        file, the base (`base` overrides the pipeline's) and every step's content hash. The default tag."""
+        digest = hashlib.sha256(self.file.read_bytes())
+        digest.update((base or self.base).encode())
+        for step in self.steps:
+            digest.update(step.content_hash().encode())
+        return digest.hexdigest()[:12]
+
 
 def _name(source: YamlFile, kind: str) -> str:
     """The `name` of a step or pipeline: lower-case letters, digits and '-'."""
