@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "runtime"))
 
 from imagekit.build.backend import Backend, BuildRequest, get_backend  # noqa: E402
 from imagekit.build.builder import BuildOptions, build_image, probe_target  # noqa: E402
-from imagekit.build.wheels import _pip  # noqa: E402
+from imagekit.build.wheels import pip_command  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402
 from imagekit_runtime import proc  # noqa: E402
 from imagekit_runtime.spec import format_size, load_pipeline  # noqa: E402
@@ -63,13 +63,13 @@ def naive_context(pipeline: Path, directory: Path, runtime_base: str, target_arg
         shutil.rmtree(directory)
     shutil.copytree(pipeline, directory / "pipeline")
     wheels = directory / "wheels"
-    proc.run([*_pip(), "download", "--no-deps", "--only-binary=:all:", "--dest", wheels / "pip", "pip"])
+    proc.run([*pip_command(), "download", "--no-deps", "--only-binary=:all:", "--dest", wheels / "pip", "pip"])
     spec = load_pipeline(pipeline)
     installs = []
     for step in spec.steps:
         if step.requirements is None:
             continue
-        proc.run([*_pip(), "download", *target_args, "--dest", wheels / step.name, "-r", step.requirements])
+        proc.run([*pip_command(), "download", *target_args, "--dest", wheels / step.name, "-r", step.requirements])
         requirements = f"/opt/imagekit/pipeline/{step.directory.relative_to(spec.directory)}/{step.requirements.name}"
         installs.append(f"python3 $PIP install --quiet --no-index --no-compile "
                         f"--find-links /tmp/wheels/{step.name} --target /opt/imagekit/deps/{step.name} "

@@ -1,8 +1,9 @@
 """The build contract: one interface, one module per engine (docker.py, buildah.py).
 
-A backend builds a Containerfile (the runtime base: it RUNs a setup script), loads an
-image imagekit assembled from its own layer tarballs (every step layer), inspects the
-images it holds, and pushes them. Everything above it (wheel resolution, layer
+A backend loads an image imagekit assembled from its own layer tarballs (the runtime
+base's and every step's), inspects the images it holds, and pushes them; it can build
+a Containerfile too (the by-hand runtime base, the benchmark's naive image), which
+`imagekit build` never does. Everything above it (wheel resolution, layer
 planning, image assembly, labels, caching of host-side work) is shared and engine-agnostic.
 """
 from __future__ import annotations

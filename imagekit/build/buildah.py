@@ -1,9 +1,9 @@
 """Backend: buildah, through its CLI, always via the sh wrapper buildah.sh beside this file.
 
-buildah gives what the Docker engine's classic builder can't: `--timestamp`
-(SOURCE_DATE_EPOCH) fixes every time in the runtime base it builds, so two clean
-builds of the same sources have one digest. Assembled images are loaded as an OCI
-layout with skopeo, which writes into the same containers-storage as buildah.
+Assembled images are loaded as an OCI layout with skopeo, which writes into the same
+containers-storage as buildah and keeps the config as written (the image ID is its
+digest, as on Docker). `build` (Containerfiles, `--timestamp` for SOURCE_DATE_EPOCH) is
+for the by-hand runtime base and the benchmark's naive image: the build never uses it.
 """
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """Backend: the Docker engine, through the Docker SDK for Python.
 
-The runtime base is built by the engine's classic builder, which stamps its config
-and history with the time of the build: two clean builds give runtime bases with
-different IDs, and so images with different IDs, even though every layer is the same.
-buildah does not have that limit (see buildah.py). Assembled images go in with
-`docker load`, as an archive that leaves out the layers the engine holds.
+Images imagekit assembled (runtime base included) go in with `docker load`, as an
+archive that leaves out the layers the engine holds; the engine keeps the config as
+written, so the image ID is its digest, as on buildah. `build` (Containerfiles) is
+for the by-hand runtime base and the benchmark's naive image: the build never uses it.
 """
 from __future__ import annotations
 

@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from imagekit.labels import (BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL, STEPS_LABEL,
-                             step_layers_label)
+from imagekit.labels import (
+    BASE_LAYERS_LABEL,
+    LAYERS_LABEL,
+    PIPELINE_LABEL,
+    SHARED_LABEL,
+    STEPS_LABEL,
+    step_layers_label,
+)
 from imagekit_runtime import proc
 from imagekit_runtime.errors import ImagekitError
 from imagekit_runtime.spec import PipelineSpec
-
 
 
 @dataclass(frozen=True)
@@ -58,17 +63,24 @@ def source_info(spec: PipelineSpec, version: str | None = None) -> SourceInfo:
     return SourceInfo(source=source, revision=revision or "unknown", version=version)
 
 
+def commit_time(directory: Path) -> int | None:
+    """When the last commit of directory's git repository was made (None: not in a repository),
+    the image's `created` when SOURCE_DATE_EPOCH is unset: a CI build is then reproducible, as ko's."""
+    value = _git(directory, "log", "-1", "--format=%ct")
+    return int(value) if value.isdigit() else None
+
+
 def created_time(timestamp: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if timestamp is None else timestamp))
 
 
-def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, timestamp: int | None) -> dict[str, str]:
+def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, created: str) -> dict[str, str]:
     return {
         "org.opencontainers.image.title": spec.name,
         "org.opencontainers.image.source": info.source,
         "org.opencontainers.image.revision": info.revision,
         "org.opencontainers.image.version": info.version,
-        "org.opencontainers.image.created": created_time(timestamp),
+        "org.opencontainers.image.created": created,
         "org.opencontainers.image.base.name": base,
         PIPELINE_LABEL: spec.name,
         STEPS_LABEL: ",".join(step.name for step in spec.steps),
