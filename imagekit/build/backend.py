@@ -103,6 +103,11 @@ class Backend(abc.ABC):
         return self.inspect(ref) if self.image_id(ref) else None
 
     @abc.abstractmethod
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        """The bytes of one regular file in a local image's file system (no container is run); None when
+        the image has no such file."""
+
+    @abc.abstractmethod
     def tag(self, image: str, ref: str) -> None: ...
 
     @abc.abstractmethod

@@ -172,6 +172,16 @@ class BuildahBackend(Backend):
             manifest_digest=data.get("FromImageDigest") or None,
         )
 
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        self.check()
+        result = proc.run(["sh", WRAPPER, "read", ref, path], check=False)
+        if result.returncode == 3:  # no such file in the image
+            return None
+        if result.returncode != 0:
+            raise CommandFailed(["buildah", "read", ref, path], result.returncode,
+                                (result.stderr or b"").decode(errors="replace"))
+        return result.stdout or b""
+
     def tag(self, image: str, ref: str) -> None:
         self._changing("tag", image, ref)
 

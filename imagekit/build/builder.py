@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import time
@@ -27,12 +28,13 @@ from imagekit_runtime.spec import PipelineSpec
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo
 from .context import pipeline_files, write_layer_tars
+from .deps import DepsTree, install_step_requirements
 from .labels import commit_time, created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
-from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, PlannedLayer, plan_layers
+from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, plan_layers
 from .probe import probe_base
-from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base
-from .deps import install_step_requirements
+from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base, runtime_sbom
+from .sbom import RUNTIME_SBOM, sbom_file
 from .wheels import PythonTarget, download_runtime_wheels
 
 log = logging.getLogger("imagekit.build")
@@ -79,6 +81,7 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     manifest_digest: str | None = None
     pushed: dict[str, object] | None = None
+    sboms: list[dict[str, object]] = field(default_factory=list)  # name, path in the image, layer, packages
 
     @property
     def reused(self) -> list[LayerReport]:
@@ -133,16 +136,16 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         runtime_wheels = pool.submit(download_runtime_wheels, target)
         trees = pool.map(lambda step: install_step_requirements(step, target, refresh=options.no_cache),
                          with_requirements)
-        deps_trees = {step.name: deps.tree for step, deps in zip(with_requirements, trees, strict=True)}
+        deps = {step.name: tree for step, tree in zip(with_requirements, trees, strict=True)}
         wheels = runtime_wheels.result()
     timer.lap("resolve")
 
     work = cache_root() / "contexts" / _context_name(spec)
     with _exclusive(work):
         runtime = assemble_runtime_base(backend.base_image(base_info), BaseFacts.from_probe(probe), wheels,
-                                        work / "runtime-base")
+                                        work / "runtime-base", runtime_sbom(wheels))
         timer.lap("runtime_base")
-        return _build_layers(spec, backend, options, timer, work, deps_trees, base, target, runtime)
+        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime)
 
 
 @contextmanager
@@ -155,11 +158,12 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
-                  deps_trees: dict[str, Path], base: str, target: PythonTarget, runtime: RuntimeBase) -> BuildResult:
+                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
-    plan = plan_layers(spec, deps_trees, files, base_layers=len(runtime.base.diff_ids) + runtime_layers,
-                       budget=options.layer_budget)
+    plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
+                       base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
+                       sboms={name: tree.sbom for name, tree in deps.items()})
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
@@ -170,7 +174,7 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
     created = created_time(options.timestamp if options.timestamp is not None else commit_time(spec.directory))
-    labels = oci_labels(spec, source_info(spec, options.version), base, created)
+    labels = oci_labels(spec, source_info(spec, options.version), base, runtime.base.id, created)
     labels |= layer_labels(
         [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
          for layer in plan.layers],
@@ -198,8 +202,22 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
         runtime_base=f"{RUNTIME_BASE_NAME}:{runtime.key}", runtime_base_reused=held >= runtime_layers,
         python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
-        manifest_digest=final.manifest_digest,
+        manifest_digest=final.manifest_digest, sboms=_sboms(plan, runtime, deps),
     )
+
+
+def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, DepsTree]) -> list[dict[str, object]]:
+    """Where each SBOM is in the image, and what it lists."""
+    sources = [(RUNTIME_SBOM, runtime.layers[-1].name, runtime.sbom)]
+    for name, tree in deps.items():
+        layer = plan.layer_of(name, "deps")
+        sources.append((name, layer.name if layer else "", tree.sbom))
+    listed = []
+    for name, layer, directory in sources:
+        document = json.loads((directory / sbom_file(name)).read_text())
+        listed.append({"name": name, "path": str(SBOM_ROOT / sbom_file(name)), "layer": layer,
+                       "packages": {c["name"]: c.get("version", "") for c in document.get("components", [])}})
+    return listed
 
 
 def _history(layer: PlannedLayer) -> str:

@@ -19,6 +19,7 @@ from imagekit_runtime.errors import CommandFailed
 from imagekit_runtime.spec import StepSpec
 
 from .lock import Lock, current_lock, normalise_name, resolve
+from .sbom import cyclonedx_json, installed_packages, write_sbom
 from .wheels import PythonTarget, download_locked, install_locked, requirements_key, resolution_error
 
 log = logging.getLogger("imagekit.build")
@@ -29,6 +30,7 @@ class DepsTree:
     step: str
     tree: Path  # the installed packages
     lock: Lock
+    sbom: Path  # a directory holding <step>.cdx.json
 
 
 def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bool = False) -> Lock:
@@ -50,7 +52,7 @@ def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: 
         tree = root / key
         if tree.is_dir() and not refresh:
             log.info("deps %s: cached (%s)", step.name, key)
-            return DepsTree(step.name, tree, lock)
+            return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
         missing = {pin.name for pin in lock.pins} - {normalise_name(wheel.name.split("-")[0])
                                                     for wheel in wheels.glob("*.whl")}
         installed = Path(work) / "tree"
@@ -67,4 +69,11 @@ def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: 
         except OSError:
             if not tree.is_dir():  # else another build installed the same lock meanwhile
                 raise
-    return DepsTree(step.name, tree, lock)
+    return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
+
+
+def step_sbom(step: StepSpec, tree: Path, lock: Lock) -> Path:
+    """The step's SBOM (every distribution in its tree, hashes from its lock), in a directory of its own."""
+    document = cyclonedx_json(step.name, None, installed_packages(tree, lock.pins),
+                              f"step {step.name}: the Python packages installed at /opt/imagekit/deps/{step.name}")
+    return write_sbom(step.name, document)

@@ -164,6 +164,23 @@ class DockerBackend(Backend):
             manifest_digest=digests[0] if digests else None,
         )
 
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        from docker.errors import NotFound
+
+        container = self.client.containers.create(ref, entrypoint=["true"], network_disabled=True)
+        try:
+            chunks, _ = container.get_archive(path)
+            with tarfile.open(fileobj=_ChunkReader(iter(chunks)), mode="r|") as archive:
+                for member in archive:
+                    handle = archive.extractfile(member) if member.isfile() else None
+                    if handle is not None:
+                        return handle.read()
+            return None
+        except NotFound:
+            return None
+        finally:
+            container.remove(force=True)
+
     def tag(self, image: str, ref: str) -> None:
         repository, tag = _split_tag(ref)
         self.client.api.tag(image, repository, tag)

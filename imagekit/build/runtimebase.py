@@ -26,14 +26,14 @@ from typing import Any
 import imagekit_runtime
 
 from .assembly import BaseImage, NewLayer
+from .plan import IMAGE_ROOT, SBOM_ROOT
+from .sbom import RUNTIME_SBOM, cyclonedx_json, wheel_packages, write_sbom
 from .tarball import Entry, Kind, Mapping, write_layer
 
 # The runtime contract as the image carries it (Containerfile.base spells the same values).
 RUNTIME_UID = 10001
 USER_NAME = "imagekit"
-IMAGE_ROOT = PurePosixPath("/opt/imagekit")
 RUNTIME_ROOT = IMAGE_ROOT / "runtime"
-SBOM_ROOT = IMAGE_ROOT / "sbom"
 PROGRAMS = ("supervisord", "supervisorctl")
 ENVIRONMENT = (
     ("PYTHONPATH", str(RUNTIME_ROOT)),
@@ -66,6 +66,7 @@ class BaseFacts:
 class RuntimeBase:
     base: BaseImage  # the pipeline's base image, its config as the runtime needs it
     layers: tuple[NewLayer, ...]
+    sbom: Path  # the directory holding runtime.cdx.json (in the last layer)
 
     @property
     def key(self) -> str:
@@ -156,22 +157,28 @@ def runtime_config(base: BaseImage) -> BaseImage:
     return BaseImage(id=base.id, config=config, layer_sizes=base.layer_sizes)
 
 
+def runtime_sbom(wheels: list[Path]) -> Path:
+    """The runtime base's SBOM: imagekit_runtime, and the wheels imagekit unpacked into the base."""
+    document = cyclonedx_json("imagekit-runtime", imagekit_runtime.__version__, wheel_packages(wheels),
+                              f"imagekit's runtime base: {RUNTIME_ROOT}/imagekit_runtime and the packages "
+                              "imagekit added to the base image")
+    return write_sbom(RUNTIME_SBOM, document)
+
+
 def runtime_package() -> Path:
     return Path(imagekit_runtime.__file__).resolve().parent
 
 
 def assemble_runtime_base(base: BaseImage, facts: BaseFacts, wheels: list[Path], directory: Path,
-                          sbom: Path | None = None) -> RuntimeBase:
+                          sbom: Path) -> RuntimeBase:
     """The runtime base's two layers, written to directory, on base. sbom: a directory whose files
     go to /opt/imagekit/sbom/ in the runtime layer."""
     setup = write_layer((), directory / "runtime-setup.tar", setup_entries(facts, wheels))
-    mappings = [Mapping(runtime_package(), RUNTIME_ROOT / "imagekit_runtime")]
-    if sbom is not None:
-        mappings.append(Mapping(sbom, SBOM_ROOT))
+    mappings = [Mapping(runtime_package(), RUNTIME_ROOT / "imagekit_runtime"), Mapping(sbom, SBOM_ROOT)]
     parents = _parents([mapping.target / "-" for mapping in mappings], facts)
     runtime = write_layer(mappings, directory / "runtime.tar", parents)
     layers = (
         NewLayer("runtime-setup", "imagekit: runtime base: supervisor and pyyaml if missing, user 10001", setup),
         NewLayer("runtime", f"imagekit: runtime base: imagekit_runtime at {RUNTIME_ROOT}", runtime),
     )
-    return RuntimeBase(base=runtime_config(base), layers=layers)
+    return RuntimeBase(base=runtime_config(base), layers=layers, sbom=sbom)

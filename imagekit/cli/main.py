@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from . import deploy, run, validate
-from . import build, inspect, push
+from . import build, inspect, lock, push, sbom
 from . import pod
 from .common import setup_logging
 
@@ -24,7 +24,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log every 
 
 
 # Each verb lives in its own module and registers itself here.
-for verb in (validate, run, deploy, build, push, inspect, pod):
+for verb in (validate, run, deploy, build, lock, sbom, push, inspect, pod):
     verb.register(app)
 
 

@@ -31,7 +31,7 @@ SIZE_FACTORS = {
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description"}
 PIPELINE_KEYS = {
     "name", "base", "steps", "shm", "parallelism", "checkpoint", "shards", "results",
-    "description", "grace_seconds", "params",
+    "description", "licenses", "grace_seconds", "params",
 }
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
@@ -118,6 +118,8 @@ class PipelineSpec:
     results: tuple[str, ...]
     grace_seconds: float = 10.0
     params: tuple[tuple[str, str], ...] = ()
+    description: str = ""  # the image's org.opencontainers.image.description
+    licenses: str = ""  # SPDX expression: the image's org.opencontainers.image.licenses
 
     @property
     def directory(self) -> Path:
@@ -302,9 +304,20 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         results=results,
         grace_seconds=float(grace),
         params=tuple(sorted((str(k), str(v)) for k, v in params.items())),
+        description=_text(data, "description", path),
+        licenses=_text(data, "licenses", path),
     )
     _validate_graph(spec)
     return spec
+
+
+def _text(data: dict[str, Any], key: str, path: Path) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SpecError(path, key, "must be a string", f"write `{key}: \"…\"`")
+    return value.strip()
 
 
 def _optional_path(data: dict[str, Any], key: str, default: str, path: Path) -> Path | None:
