@@ -158,6 +158,9 @@ def test_containerfile_base_builds_the_runtime_base_imagekit_assembles(
                                    f"localhost/imagekit-test/by-hand-runtime-base:{which}")
     expected = file_tree(docker_client, by_hand)
     assembled = file_tree(docker_client, image)
+    for path in ("etc/passwd", "home/imagekit", "opt/imagekit/runtime/imagekit_runtime/__main__.py",
+                 "var/lib/imagekit/ssd"):
+        assert path in expected, path
     differences = sorted(set(expected.items()) ^ set(assembled.items()))
     assert not differences, differences[:20]
     docker_client.images.remove(by_hand, force=True)

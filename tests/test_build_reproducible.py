@@ -55,9 +55,11 @@ def test_two_clean_builds_on_each_backend_give_one_image_id(example_image_docker
         remove(key[0], f"localhost/imagekit-test/reproducible-{key[0]}:{key[1]}")
 
 
-def test_created_is_the_last_commit_without_source_date_epoch(build_env: dict[str, str], tmp_path: Path,
+def test_created_is_the_last_commit_without_source_date_epoch_and_labels_come_from_the_pipeline(build_env: dict[str, str], tmp_path: Path,
                                                              engine_ready: None) -> None:
     pipeline = copy_pipeline(tmp_path / "wordfreq")
+    with open(pipeline / "pipeline.yaml", "a") as spec:  # the two labels pipeline.yaml may give
+        spec.write("description: word frequencies, for the tests\nlicenses: MIT OR Apache-2.0\n")
     git = ["git", "-C", str(pipeline), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git[:3], "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
@@ -67,5 +69,8 @@ def test_created_is_the_last_commit_without_source_date_epoch(build_env: dict[st
     assert commit_time(pipeline) == 1600000000
     report = build_json(imagekit_cli("build", pipeline, "--tag", "localhost/imagekit-test/reproducible-git:1",
                                      "--base", BASE_IMAGE, "--output", "json", env=build_env))
-    assert report["labels"]["org.opencontainers.image.created"] == "2020-09-13T12:26:40Z"
+    labels = report["labels"]
+    assert labels["org.opencontainers.image.created"] == "2020-09-13T12:26:40Z"
+    assert labels["org.opencontainers.image.description"] == "word frequencies, for the tests"
+    assert labels["org.opencontainers.image.licenses"] == "MIT OR Apache-2.0"
     remove("docker", "localhost/imagekit-test/reproducible-git:1")

@@ -154,13 +154,17 @@ def _pip_index_args() -> list[str]:
     """The user's pip index configuration (pip.conf, PIP_*), as uv options: uv does not read pip's."""
     result = proc.run([*pip_command(), "config", "list"], check=False)
     args: list[str] = []
-    options = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links"}
+    options = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+               "constraint": "--constraint"}
     for line in (result.stdout or b"").decode(errors="replace").splitlines():
         key, _, value = line.partition("=")
-        option = options.get(key.rsplit(".", 1)[-1])
-        if option:
-            for item in value.strip().strip("'\"").split():
-                args += [option, item]
+        name = key.rsplit(".", 1)[-1]
+        value = value.strip().strip("'\"")
+        if name == "no-index" and value.lower() in ("1", "true", "yes", "on"):
+            args.append("--no-index")
+        elif name in options:
+            for item in value.split():
+                args += [options[name], item]
     return args
 
 
@@ -169,7 +173,8 @@ def resolve_with_uv(step: StepSpec, target: PythonTarget, uv: str) -> list[Pin]:
     platform = f"{target.machine}-manylinux_{target.glibc.replace('.', '_')}"
     try:
         result = proc.run([uv, "pip", "compile", "--quiet", "--no-header", "--generate-hashes", "--no-annotate",
-                           "--only-binary", ":all:", "--python-version", target.version,
+                           "--only-binary", ":all:", "--index-strategy", "unsafe-best-match",
+                           "--python-version", target.version,
                            "--python-platform", platform, *_pip_index_args(), step.requirements.name],
                           cwd=step.requirements.parent)
     except CommandFailed as exc:

@@ -107,6 +107,10 @@ def resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Excep
                 f"step {step.name!r}: requirement {requirement!r} can't be resolved for {platform_text}{unreachable}",
                 "check the name and version, and that a binary wheel exists for this Python and platform",
             )
+    if "DO NOT MATCH THE HASHES" in output:
+        return SpecError(step.directory / "requirements.lock", "--hash",
+                         f"step {step.name!r}: a wheel does not match the hash its lock names",
+                         "check the index you fetch from, or run `imagekit lock` to lock again")
     match = _CONFLICT.search(output)
     if match:
         return SpecError(where, match.group(1), f"step {step.name!r}: requirements conflict with each other",
