@@ -16,14 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed
-from imagekit_runtime.spec import PipelineSpec
+from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo
@@ -31,6 +31,7 @@ from .context import pipeline_files, write_layer_tars
 from .deps import DepsTree, install_step_requirements
 from .labels import commit_time, created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
+from .lock import locked_target
 from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, plan_layers
 from .probe import probe_base
 from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base, runtime_sbom
@@ -125,27 +126,41 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     backend.check()
     base = options.base or spec.base
     base_info = backend.inspect(backend.ensure_image(base))
-    probe = probe_base(backend, base_info.id)
-    target = probe_target(backend, base_info.id, options.python_version)
-    log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
-    timer.lap("probe")
-
-    # Each step resolves on its own (its environment is isolated anyway): pip runs side by side.
     with_requirements = [step for step in spec.steps if step.requirements is not None]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
+        # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
+        base_image = pool.submit(backend.base_image, base_info)
+        # When the locks all name one target, their wheels are fetched while the base is probed: the
+        # probe then almost always confirms that target (else they are installed again for the real one).
+        guess = None if options.python_version else locked_target(with_requirements)
+        early = _install_all(pool, with_requirements, guess, options.no_cache) if guess else None
+        probe = probe_base(backend, base_info.id)
+        target = probe_target(backend, base_info.id, options.python_version)
+        log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
+        timer.lap("probe")
+
         runtime_wheels = pool.submit(download_runtime_wheels, target)
-        trees = pool.map(lambda step: install_step_requirements(step, target, refresh=options.no_cache),
-                         with_requirements)
-        deps = {step.name: tree for step, tree in zip(with_requirements, trees, strict=True)}
+        if early is None or guess is None or guess.key() != target.key():
+            for future in early or ():  # they may be writing the locks: let them finish first
+                future.exception()
+            early = _install_all(pool, with_requirements, target, options.no_cache)
+        deps = {step.name: future.result() for step, future in zip(with_requirements, early, strict=True)}
         wheels = runtime_wheels.result()
-    timer.lap("resolve")
+        timer.lap("resolve")
+        base_config = base_image.result()
 
     work = cache_root() / "contexts" / _context_name(spec)
     with _exclusive(work):
-        runtime = assemble_runtime_base(backend.base_image(base_info), BaseFacts.from_probe(probe), wheels,
-                                        work / "runtime-base", runtime_sbom(wheels))
+        runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
+                                        runtime_sbom(wheels))
         timer.lap("runtime_base")
         return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime)
+
+
+def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget,
+                 refresh: bool) -> list[Future[DepsTree]]:
+    """Each step's deps tree, installed side by side (each environment is isolated anyway)."""
+    return [pool.submit(install_step_requirements, step, target, refresh=refresh) for step in steps]
 
 
 @contextmanager

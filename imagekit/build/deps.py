@@ -7,6 +7,7 @@ installs again from the lock; only `imagekit lock` or a changed requirements fil
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed
+from imagekit_runtime.errors import CommandFailed, SpecError
 from imagekit_runtime.spec import StepSpec
 
 from .lock import Lock, current_lock, normalise_name, resolve
-from .sbom import cyclonedx_json, installed_packages, write_sbom
-from .wheels import PythonTarget, download_locked, install_locked, requirements_key, resolution_error
+from .sbom import cached_sbom, cyclonedx_json, installed_packages
+from .unpack import unpack_wheels
+from .wheels import PythonTarget, download_locked, requirements_key, resolution_error, strip_caches
 
 log = logging.getLogger("imagekit.build")
 
@@ -53,15 +55,14 @@ def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: 
         if tree.is_dir() and not refresh:
             log.info("deps %s: cached (%s)", step.name, key)
             return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
-        missing = {pin.name for pin in lock.pins} - {normalise_name(wheel.name.split("-")[0])
-                                                    for wheel in wheels.glob("*.whl")}
         installed = Path(work) / "tree"
         try:
-            if missing:
+            if _missing(lock, wheels):
                 download_locked(lock.path, target, wheels)
-            install_locked(lock.path, target, wheels, installed)
         except CommandFailed as exc:
             raise resolution_error(step, target, exc.output) from None
+        unpack_wheels(_locked_wheels(step, lock, wheels), installed)
+        strip_caches(installed)
         if refresh and tree.exists():
             shutil.rmtree(tree, ignore_errors=True)
         try:
@@ -72,8 +73,36 @@ def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: 
     return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
 
 
+def _wheel_key(wheel: Path) -> tuple[str, str]:
+    name, version = wheel.name.split("-")[:2]
+    return normalise_name(name), version
+
+
+def _missing(lock: Lock, wheels: Path) -> bool:
+    have = {_wheel_key(wheel) for wheel in wheels.glob("*.whl")}
+    return any((pin.name, pin.version) not in have for pin in lock.pins)
+
+
+def _locked_wheels(step: StepSpec, lock: Lock, wheels: Path) -> list[Path]:
+    """The wheel of each pin, checked against the pin's hashes (as pip's --require-hashes would)."""
+    by_key = {_wheel_key(wheel): wheel for wheel in sorted(wheels.glob("*.whl"))}
+    chosen = []
+    for pin in lock.pins:
+        wheel = by_key.get((pin.name, pin.version))
+        if wheel is None:
+            raise SpecError(lock.path, pin.name, f"step {step.name!r}: no wheel of {pin.name}=={pin.version} for "
+                            "this Python and platform", "run `imagekit lock` to lock again")
+        if hashlib.sha256(wheel.read_bytes()).hexdigest() not in pin.hashes:
+            raise SpecError(lock.path, "--hash", f"step {step.name!r}: {wheel.name} does not match the hash its "
+                            "lock names", "check the index you fetch from, or run `imagekit lock` to lock again")
+        chosen.append(wheel)
+    return chosen
+
+
 def step_sbom(step: StepSpec, tree: Path, lock: Lock) -> Path:
     """The step's SBOM (every distribution in its tree, hashes from its lock), in a directory of its own."""
-    document = cyclonedx_json(step.name, None, installed_packages(tree, lock.pins),
+    def make() -> str:
+        return cyclonedx_json(step.name, None, installed_packages(tree, lock.pins),
                               f"step {step.name}: the Python packages installed at /opt/imagekit/deps/{step.name}")
-    return write_sbom(step.name, document)
+
+    return cached_sbom(step.name, f"{tree.name}\0{lock.text}", make)

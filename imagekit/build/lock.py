@@ -113,6 +113,18 @@ def format_lock(requirements: Path, target: PythonTarget, digest: str, pins: lis
     return "\n".join(lines) + "\n"
 
 
+def locked_target(steps: list[StepSpec]) -> PythonTarget | None:
+    """The target every one of these steps' locks names, when they all have one and it is the same."""
+    keys = set()
+    for step in steps:
+        path = lock_path(step)
+        first = path.read_text().split("\n", 1)[0] if path.is_file() else ""
+        match = _TARGET.match(first)
+        keys.add(match.group(1) if match else None)
+    key = keys.pop() if len(keys) == 1 else None
+    return PythonTarget.from_key(key) if key else None
+
+
 def current_lock(step: StepSpec, target: PythonTarget) -> Lock | None:
     """The step's lock when it was made from its requirements as they are, for target; else None."""
     path = lock_path(step)

@@ -27,7 +27,7 @@ import imagekit_runtime
 
 from .assembly import BaseImage, NewLayer
 from .plan import IMAGE_ROOT, SBOM_ROOT
-from .sbom import RUNTIME_SBOM, cyclonedx_json, wheel_packages, write_sbom
+from .sbom import RUNTIME_SBOM, cached_sbom, cyclonedx_json, wheel_packages
 from .tarball import Entry, Kind, Mapping, write_layer
 
 # The runtime contract as the image carries it (Containerfile.base spells the same values).
@@ -159,10 +159,14 @@ def runtime_config(base: BaseImage) -> BaseImage:
 
 def runtime_sbom(wheels: list[Path]) -> Path:
     """The runtime base's SBOM: imagekit_runtime, and the wheels imagekit unpacked into the base."""
-    document = cyclonedx_json("imagekit-runtime", imagekit_runtime.__version__, wheel_packages(wheels),
+    def make() -> str:
+        return cyclonedx_json("imagekit-runtime", imagekit_runtime.__version__, wheel_packages(wheels),
                               f"imagekit's runtime base: {RUNTIME_ROOT}/imagekit_runtime and the packages "
                               "imagekit added to the base image")
-    return write_sbom(RUNTIME_SBOM, document)
+
+    # Wheels sit in the cache under their content's key, so their paths name them.
+    source = "\0".join([imagekit_runtime.__version__, *(str(wheel) for wheel in wheels)])
+    return cached_sbom(RUNTIME_SBOM, source, make)
 
 
 def runtime_package() -> Path:

@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -122,11 +122,13 @@ def cyclonedx_json(subject: str, version: str | None, packages: list[Package], d
     return json.dumps(json.loads(JsonV1Dot5(bom).output_as_string()), indent=2, sort_keys=True) + "\n"
 
 
-def write_sbom(name: str, document: str) -> Path:
-    """A directory holding <name>.cdx.json, content-addressed in the imagekit cache (a layer maps it)."""
-    key = hashlib.sha256(f"{SBOM_FORMAT}\0{name}\0{document}".encode()).hexdigest()[:24]
+def cached_sbom(name: str, source: str, make: Callable[[], str]) -> Path:
+    """A directory holding <name>.cdx.json, in the imagekit cache by what it describes (source: a deps
+    tree's key, or the runtime's wheels), so a build that changes no dependency makes none (a layer maps it)."""
+    key = hashlib.sha256(f"{SBOM_FORMAT}\0{name}\0{source}".encode()).hexdigest()[:24]
     directory = cache_root() / "sbom" / key
     if not (directory / sbom_file(name)).is_file():
+        document = make()
         directory.mkdir(parents=True, exist_ok=True)
         temporary = directory / f".{sbom_file(name)}.{os.getpid()}"
         temporary.write_text(document)

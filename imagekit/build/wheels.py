@@ -26,7 +26,7 @@ from imagekit_runtime.spec import StepSpec
 log = logging.getLogger("imagekit.build")
 
 # Bump when the layout of an installed tree changes, so old caches are not reused.
-TREE_FORMAT = "2"
+TREE_FORMAT = "3"
 
 @dataclass(frozen=True)
 class PythonTarget:
@@ -76,6 +76,14 @@ class PythonTarget:
         """What decides which wheels fit (not what the image happens to have installed)."""
         return f"{self.implementation}-{self.version}-{self.machine}-glibc{self.glibc}"
 
+    @classmethod
+    def from_key(cls, key: str) -> PythonTarget | None:
+        """The target a key() names (None: not a key)."""
+        parts = key.split("-")
+        if len(parts) != 4 or not parts[3].startswith("glibc"):
+            return None
+        return cls(implementation=parts[0], version=parts[1], machine=parts[2], glibc=parts[3].removeprefix("glibc"))
+
 
 def requirements_key(text: str, target: PythonTarget) -> str:
     return hashlib.sha256(f"{TREE_FORMAT}\0{target.key()}\0{text}".encode()).hexdigest()[:24]
@@ -120,21 +128,7 @@ def resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Excep
                      "run the pip download command with --verbose to see why")
 
 
-def _rewrite_shebangs(tree: Path) -> None:
-    """pip writes the host interpreter's path into console scripts; the image has its own python3."""
-    bin_dir = tree / "bin"
-    if not bin_dir.is_dir():
-        return
-    for script in sorted(bin_dir.iterdir()):
-        if not script.is_file() or script.is_symlink():
-            continue
-        content = script.read_bytes()
-        if content.startswith(b"#!") and b"python" in content.split(b"\n", 1)[0]:
-            rest = content.split(b"\n", 1)[1] if b"\n" in content else b""
-            script.write_bytes(b"#!/usr/bin/env python3\n" + rest)
-
-
-def _strip_caches(tree: Path) -> None:
+def strip_caches(tree: Path) -> None:
     """Some wheels ship __pycache__; bytecode depends on who compiled it and when, so none enters a layer."""
     for cache_dir in sorted(tree.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -144,21 +138,6 @@ def download_locked(lock: Path, target: PythonTarget, wheels: Path) -> None:
     """The wheels a lock names, for target, through the user's own pip configuration, hashes checked."""
     proc.run([*pip_command(), "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
               "--no-deps", "--require-hashes", *target.pip_args(), "--dest", wheels, "-r", lock], cwd=lock.parent)
-
-
-def install_locked(lock: Path, target: PythonTarget, wheels: Path, tree: Path) -> None:
-    """Install a lock's wheels into tree, offline and ignoring every pip configuration (nothing of
-    the user's setup can reach the tree), each wheel checked against the lock's hashes."""
-    proc.run([*pip_command(), "install", "--isolated", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-              "--no-index", "--find-links", wheels, "--no-deps", "--require-hashes", *target.pip_args(),
-              "--target", tree, "--no-compile", "--no-warn-script-location", "--no-cache-dir", "-r", lock],
-             cwd=lock.parent, env=_clean_pip_env())
-    _rewrite_shebangs(tree)
-    _strip_caches(tree)
-
-
-def _clean_pip_env() -> dict[str, str]:
-    return {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
 
 
 def download_runtime_wheels(target: PythonTarget) -> list[Path]:
