@@ -190,9 +190,11 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
     created = created_time(options.timestamp if options.timestamp is not None else commit_time(spec.directory))
     labels = oci_labels(spec, source_info(spec, options.version), base, runtime.base.id, created)
+    # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
     labels |= layer_labels(
-        [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
-         for layer in plan.layers],
+        [*({"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []} for layer in runtime.layers),
+         *({"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
+           for layer in plan.layers)],
         plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
     )
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(deploy_app, name="deploy")
 
 
-def _validate(rendering: Rendering, kubernetes_version: str, kruise_crd: Optional[Path]) -> ValidationReport:
+def _validate(rendering: Rendering, kubernetes_version: str, kruise_crd: Path | None) -> ValidationReport:
     """Full validation when the schemas are at hand; the rule checks alone (with a note) when not."""
     try:
         return validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise_crd=kruise_crd)
@@ -54,23 +54,23 @@ def _report_json(report: ValidationReport) -> dict[str, Any]:
 def render_command(
     pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
     image: str = typer.Option(..., "--image", help="the built pipeline image, e.g. registry.example.com/wordfreq:1.0"),
-    replicas: Optional[int] = typer.Option(None, "--replicas", help="shards = pod ordinals (default: the pipeline's `shards`)"),
+    replicas: int | None = typer.Option(None, "--replicas", help="shards = pod ordinals (default: the pipeline's `shards`)"),
     flavor: Flavor = typer.Option(Flavor.kruise, "--flavor", help="kruise (Advanced StatefulSet) or statefulset (apps/v1)"),
-    namespace: Optional[str] = typer.Option(None, "--namespace", "-n", help="namespace of the resources (default: kubectl's)"),
-    ssd: Optional[SsdMode] = typer.Option(None, "--ssd", help="node-local SSD as a hostPath (default) or a local-PV claim"),
-    memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="container memory, shm included (default: shm + 512Mi per parallel step + 256Mi)"),
-    pv_size: Optional[str] = typer.Option(None, "--pv-size", help="PersistentVolume claim size (default 10Gi)"),
-    pv_storage_class: Optional[str] = typer.Option(None, "--pv-storage-class", help="StorageClass of the PV claim (default: the cluster's default)"),
-    ssd_size: Optional[str] = typer.Option(None, "--ssd-size", help="local-PV SSD claim size (default 50Gi)"),
-    ssd_storage_class: Optional[str] = typer.Option(None, "--ssd-storage-class", help="StorageClass rendered for local-PV SSD (default imagekit-local-ssd)"),
-    ssd_host_path: Optional[str] = typer.Option(None, "--ssd-host-path", help="node directory for hostPath SSD (default /var/lib/imagekit)"),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="namespace of the resources (default: kubectl's)"),
+    ssd: SsdMode | None = typer.Option(None, "--ssd", help="node-local SSD as a hostPath (default) or a local-PV claim"),
+    memory_limit: str | None = typer.Option(None, "--memory-limit", help="container memory, shm included (default: shm + 512Mi per parallel step + 256Mi)"),
+    pv_size: str | None = typer.Option(None, "--pv-size", help="PersistentVolume claim size (default 10Gi)"),
+    pv_storage_class: str | None = typer.Option(None, "--pv-storage-class", help="StorageClass of the PV claim (default: the cluster's default)"),
+    ssd_size: str | None = typer.Option(None, "--ssd-size", help="local-PV SSD claim size (default 50Gi)"),
+    ssd_storage_class: str | None = typer.Option(None, "--ssd-storage-class", help="StorageClass rendered for local-PV SSD (default imagekit-local-ssd)"),
+    ssd_host_path: str | None = typer.Option(None, "--ssd-host-path", help="node directory for hostPath SSD (default /var/lib/imagekit)"),
     skip_shard: list[int] = typer.Option([], "--skip-shard", help="kruise only: reserve this ordinal, i.e. run no pod for this shard (repeatable)"),
-    max_unavailable: Optional[str] = typer.Option(None, "--max-unavailable", help="pods updated at once, number or percentage (default 1)"),
-    name: Optional[str] = typer.Option(None, "--name", help="StatefulSet and Service name (default: the pipeline's name)"),
-    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="write one file per resource plus kustomization.yaml here; without it, print a YAML stream"),
+    max_unavailable: str | None = typer.Option(None, "--max-unavailable", help="pods updated at once, number or percentage (default 1)"),
+    name: str | None = typer.Option(None, "--name", help="StatefulSet and Service name (default: the pipeline's name)"),
+    output_dir: Path | None = typer.Option(None, "-o", "--output-dir", help="write one file per resource plus kustomization.yaml here; without it, print a YAML stream"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json (a summary on stdout)"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
-    kruise_crd: Optional[Path] = typer.Option(None, "--kruise-crd", help="the statefulsets.apps.kruise.io CRD (default: shared/schemas/kruise/)"),
+    kruise_crd: Path | None = typer.Option(None, "--kruise-crd", help="the statefulsets.apps.kruise.io CRD (default: shared/schemas/kruise/)"),
 ) -> None:
     """Render manifests for PIPELINE: one resource per file plus kustomization.yaml (exit 2 on a bad setting)."""
     spec = load_pipeline(pipeline)
@@ -131,7 +131,7 @@ def validate_command(
     path: Path = typer.Argument(..., help="a rendered directory (kustomization.yaml), a directory of YAML files, or one YAML stream"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
-    kruise_crd: Optional[Path] = typer.Option(None, "--kruise-crd", help="the statefulsets.apps.kruise.io CRD (default: shared/schemas/kruise/)"),
+    kruise_crd: Path | None = typer.Option(None, "--kruise-crd", help="the statefulsets.apps.kruise.io CRD (default: shared/schemas/kruise/)"),
 ) -> None:
     """Check manifests against the Kruise CRD, the Kubernetes schemas, Kruise's webhook rules and imagekit's contract (exit 2 on a problem)."""
     rendering = load_rendered(path)

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import deploy, run, validate
-from . import build, inspect, lock, push, sbom
-from . import pod
+from . import build, deploy, inspect, lock, pod, push, run, sbom, validate
 from .common import setup_logging
 
 app = typer.Typer(

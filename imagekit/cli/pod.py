@@ -4,13 +4,12 @@ from __future__ import annotations
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
+from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import LEVELS, kill
 from imagekit_deploy.emulator.pods import PodSet, down, up
-from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
 from imagekit_runtime.errors import PipelineFailed
@@ -41,8 +40,8 @@ def _say(text: str) -> None:
 @exits_on_error
 def up_command(
     rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render -o`, or a YAML stream"),
-    replicas: Optional[int] = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="where the set's state, claims and node "
+    replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="where the set's state, claims and node "
                                              "directories live [default: ./.imagekit-pods/<name>]"),
     param: list[str] = typer.Option([], "--param", help="KEY=VALUE, passed to every pod's runtime"),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
@@ -61,7 +60,7 @@ def up_command(
 @pod_app.command("status")
 @exits_on_error
 def status_command(
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
     wait: bool = typer.Option(False, "--wait", help="wait until every pod is Complete (exit 1 if one exits "
                               "for good, or on --timeout)"),
     timeout: float = typer.Option(600, "--timeout", help="seconds --wait waits at most"),
@@ -93,10 +92,10 @@ def status_command(
 def kill_command(
     ordinal: int = typer.Argument(..., help="the pod's ordinal (= its shard)"),
     level: Level = typer.Option(..., "--level", help="DESIGN.md's failure level"),
-    step: Optional[str] = typer.Option(None, "--step", help="wait until this step runs, then inject (process: "
+    step: str | None = typer.Option(None, "--step", help="wait until this step runs, then inject (process: "
                                        "kill this step) [default: process kills any running step]"),
     timeout: float = typer.Option(60, "--timeout", help="seconds to wait for --step to run"),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text or json"),
 ) -> None:
     """Inject one failure into pod ORDINAL: a step process, the container, the pod (shm lost) or the node (SSD lost too)."""
@@ -115,8 +114,8 @@ def kill_command(
 @pod_app.command("down")
 @exits_on_error
 def down_command(
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
-    grace_period: Optional[int] = typer.Option(None, "--grace-period", help="seconds between SIGTERM and SIGKILL "
+    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+    grace_period: int | None = typer.Option(None, "--grace-period", help="seconds between SIGTERM and SIGKILL "
                                                "[default: the pod's terminationGracePeriodSeconds]"),
     delete_data: bool = typer.Option(False, "--delete-data", help="also delete the claims (PV, SSD) and node "
                                      "directories, i.e. the whole state directory"),

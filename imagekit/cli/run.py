@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagekit_runtime.main import format_summary, run_pipeline
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, exits_on_error, stderr
 
@@ -35,7 +35,7 @@ class StepProgress:
         self.running: set[str] = set()
         self.done = 0
 
-    def __enter__(self) -> "StepProgress":
+    def __enter__(self) -> StepProgress:
         self.progress.start()
         return self
 

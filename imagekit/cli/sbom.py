@@ -19,7 +19,7 @@ import typer
 from imagekit.build.backend import get_backend
 from imagekit.build.plan import SBOM_ROOT
 from imagekit.build.sbom import RUNTIME_SBOM, sbom_file
-from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, STEPS_LABEL
+from imagekit.labels import LAYERS_LABEL, STEPS_LABEL
 from imagekit.publish.registry import RegistryClient
 from imagekit.references import parse_reference
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
@@ -37,11 +37,10 @@ def sbom_names(labels: dict[str, str]) -> list[str]:
 
 
 def _layer_digest(labels: dict[str, str], name: str) -> str:
-    """The diff ID of the layer holding name's SBOM."""
-    if name == RUNTIME_SBOM:
-        return ""  # the runtime layer: the last of the runtime base's layers
+    """The diff ID of the layer holding name's SBOM (the runtime base's: its layer named `runtime`)."""
     for layer in json.loads(labels.get(LAYERS_LABEL, "[]")):
-        if layer.get("kind") == "deps" and name in layer.get("steps", []):
+        if (name == RUNTIME_SBOM and layer.get("name") == RUNTIME_SBOM) or (
+                layer.get("kind") == "deps" and name in layer.get("steps", [])):
             return str(layer["digest"])
     raise UsageError(f"step {name!r} has no deps layer in this image, so no SBOM: "
                      f"choose one of {', '.join(sbom_names(labels))}")
@@ -71,9 +70,9 @@ class _Registry:
     def read(self, name: str) -> bytes | None:
         diff_ids = list(self.config.get("rootfs", {}).get("diff_ids", []))
         digest = _layer_digest(self.labels, name)
-        index = diff_ids.index(digest) if digest in diff_ids else int(self.labels.get(BASE_LAYERS_LABEL, "0")) - 1
-        if index < 0:
+        if digest not in diff_ids:
             return None
+        index = diff_ids.index(digest)
         blob = self.client.blob(self.repository, self.manifest["layers"][index]["digest"])
         return _file_in_layer(blob, str(SBOM_ROOT / sbom_file(name)))
 
