@@ -55,8 +55,8 @@ def test_two_clean_builds_on_each_backend_give_one_image_id(example_image_docker
         remove(key[0], f"localhost/imagekit-test/reproducible-{key[0]}:{key[1]}")
 
 
-def test_created_is_the_last_commit_without_source_date_epoch_and_labels_come_from_the_pipeline(build_env: dict[str, str], tmp_path: Path,
-                                                             engine_ready: None) -> None:
+def test_created_is_the_last_commit_without_source_date_epoch_and_labels_come_from_the_pipeline(
+        build_env: dict[str, str], tmp_path: Path, engine_ready: None) -> None:
     pipeline = copy_pipeline(tmp_path / "wordfreq")
     with open(pipeline / "pipeline.yaml", "a") as spec:  # the two labels pipeline.yaml may give
         spec.write("description: word frequencies, for the tests\nlicenses: MIT OR Apache-2.0\n")

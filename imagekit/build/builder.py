@@ -191,12 +191,11 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     created = created_time(options.timestamp if options.timestamp is not None else commit_time(spec.directory))
     labels = oci_labels(spec, source_info(spec, options.version), base, runtime.base.id, created)
     # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
-    labels |= layer_labels(
-        [*({"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []} for layer in runtime.layers),
-         *({"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
-           for layer in plan.layers)],
-        plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
-    )
+    named: list[dict[str, object]] = [{"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []}
+                                      for layer in runtime.layers]
+    named += [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
+              for layer in plan.layers]
+    labels |= layer_labels(named, plan.base_layers, plan.shared_steps, [step.name for step in spec.steps])
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
                                         for layer in plan.layers)
     image = assemble(runtime.base, new_layers, labels, created)
@@ -227,9 +226,9 @@ def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, DepsTree]) -> 
     """Where each SBOM is in the image, and what it lists."""
     sources = [(RUNTIME_SBOM, runtime.layers[-1].name, runtime.sbom)]
     for name, tree in deps.items():
-        layer = plan.layer_of(name, "deps")
-        sources.append((name, layer.name if layer else "", tree.sbom))
-    listed = []
+        planned = plan.layer_of(name, "deps")
+        sources.append((name, planned.name if planned else "", tree.sbom))
+    listed: list[dict[str, object]] = []
     for name, layer, directory in sources:
         document = json.loads((directory / sbom_file(name)).read_text())
         listed.append({"name": name, "path": str(SBOM_ROOT / sbom_file(name)), "layer": layer,

@@ -32,7 +32,8 @@ def index(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     wheels = tmp_path / "index"
     make_wheel(wheels, "alpha", "1.0", licence=("License-Expression", "MIT"))
     make_wheel(wheels, "alpha", "2.0", licence=("License-Expression", "MIT"))
-    make_wheel(wheels, "beta", "0.3", requires=("alpha",), licence=("Classifier", "License :: OSI Approved :: BSD License"))
+    make_wheel(wheels, "beta", "0.3", requires=("alpha",),
+               licence=("Classifier", "License :: OSI Approved :: BSD License"))
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")

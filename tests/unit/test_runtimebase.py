@@ -33,7 +33,8 @@ def test_setup_layer_adds_wheels_launchers_the_user_and_keeps_the_bases_director
     assert entries["/usr/local/lib/python3.11/dist-packages/supervisor/__init__.py"].mode == 0o644
     assert entries["/usr/local/lib/python3.11/dist-packages/supervisor-4.2.5.dist-info"].kind is Kind.directory
     assert entries["/usr/local/bin/supervisord"].mode == 0o755
-    assert entries["/usr/local/bin/supervisord"].content.startswith(b"#!/bin/sh\nexec python3 -m supervisor.supervisord")
+    launcher = entries["/usr/local/bin/supervisord"].content
+    assert launcher.startswith(b"#!/bin/sh\nexec python3 -m supervisor.supervisord")
     assert entries["/etc/passwd"].content.decode() == PASSWD + (
         "imagekit:x:10001:10001:imagekit runtime:/home/imagekit:/usr/sbin/nologin\n")
     assert entries["/etc/group"].content.decode() == GROUP + "imagekit:x:10001:\n"
@@ -58,8 +59,8 @@ def test_the_config_is_the_bases_in_oci_fields_with_the_runtimes_environment_use
                                       layer_sizes=(1,))).config
     assert set(config) == {"architecture", "os", "created", "config", "rootfs", "history"}
     runtime = config["config"]
-    assert runtime["Env"] == ["PATH=/usr/bin", "PYTHONPATH=/opt/imagekit/runtime", "IMAGEKIT_DEPS_ROOT=/opt/imagekit/deps",
-                              "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"]
+    assert runtime["Env"] == ["PATH=/usr/bin", "PYTHONPATH=/opt/imagekit/runtime",
+                              "IMAGEKIT_DEPS_ROOT=/opt/imagekit/deps", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"]
     assert runtime["User"] == "10001:10001" and "Cmd" not in runtime and "Hostname" not in runtime
     assert runtime["Entrypoint"][:3] == ["python3", "-m", "imagekit_runtime"]
     assert config["history"] == [{"created": "2024-01-01T00:00:00Z", "created_by": "import"}]
@@ -77,6 +78,7 @@ def test_the_same_inputs_give_the_same_runtime_base_and_config(tmp_path: Path) -
     assert json.loads(configs[0])["rootfs"]["diff_ids"][1:] == [layer.digest for layer in built[0].layers]
     with tarfile.open(built[0].layers[1].tar.path) as archive:
         names = archive.getnames()
-    assert "opt/imagekit/runtime/imagekit_runtime/__main__.py" in names and "opt/imagekit/sbom/runtime.cdx.json" in names
+    assert "opt/imagekit/runtime/imagekit_runtime/__main__.py" in names
+    assert "opt/imagekit/sbom/runtime.cdx.json" in names
     assert not any("__pycache__" in name for name in names)
     assert str(PurePosixPath("/opt/imagekit/runtime")) == built[0].base.config["config"]["Env"][1].split("=")[1]
