@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit_runtime import proc
+from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, SpecError
 from imagekit_runtime.spec import StepSpec
 
@@ -206,8 +207,18 @@ def resolve(step: StepSpec, target: PythonTarget, wheels: Path) -> Lock:
                         "list at least one requirement, or drop `requirements:` from step.yaml")
     text = format_lock(step.requirements, target, input_digest(step.requirements), pins)
     path = lock_path(step)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{LOCK_NAME}.", delete=False) as temporary:
+    try:
+        _write(path, text)
+    except OSError as exc:  # a read-only checkout: the build goes on with the lock kept in the cache
+        path = cache_root() / "locks" / f"{step.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.lock"
+        log.warning("%s: can't write it (%s); the lock is at %s, copy it there", lock_path(step), exc, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, text)
+    return Lock(path, text)
+
+
+def _write(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as temporary:
         temporary.write(text)
     os.chmod(temporary.name, 0o644)
     os.replace(temporary.name, path)
-    return Lock(path, text)
