@@ -178,7 +178,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     runtime_layers = len(runtime.layers)
     plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
                        base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
-                       sboms={name: tree.sbom for name, tree in deps.items()})
+                       sboms={name: tree.sbom for name, tree in deps.items()},
+                       known_sizes={name: tree.size for name, tree in deps.items()})
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))

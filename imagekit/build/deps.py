@@ -21,6 +21,7 @@ from imagekit_runtime.spec import StepSpec
 
 from .lock import Lock, current_lock, normalise_name, resolve
 from .sbom import cached_sbom, cyclonedx_json, installed_packages
+from .tarball import tree_size
 from .unpack import unpack_wheels
 from .wheels import PythonTarget, download_locked, requirements_key, resolution_error, strip_caches
 
@@ -33,6 +34,17 @@ class DepsTree:
     tree: Path  # the installed packages
     lock: Lock
     sbom: Path  # a directory holding <step>.cdx.json
+
+    @property
+    def size(self) -> int:
+        """Bytes of file content in the tree (as its layer holds them), kept beside the tree once counted."""
+        record = self.tree.with_name(self.tree.name + ".size")
+        try:
+            return int(record.read_text())
+        except (OSError, ValueError):
+            size = tree_size(self.tree)
+            record.write_text(str(size))
+            return size
 
 
 def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bool = False) -> Lock:
@@ -65,6 +77,7 @@ def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: 
         strip_caches(installed)
         if refresh and tree.exists():
             shutil.rmtree(tree, ignore_errors=True)
+            tree.with_name(tree.name + ".size").unlink(missing_ok=True)
         try:
             os.replace(installed, tree)
         except OSError:

@@ -73,9 +73,11 @@ def plan_layers(
     base_layers: int,
     budget: int = DEFAULT_LAYER_BUDGET,
     sboms: dict[str, Path] | None = None,
+    known_sizes: dict[str, int] | None = None,
 ) -> LayerPlan:
     """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all.
-    sboms: per step, a directory whose files (its SBOM) go to SBOM_ROOT in the step's deps layer."""
+    sboms: per step, a directory whose files (its SBOM) go to SBOM_ROOT in the step's deps layer;
+    known_sizes: per step, its deps tree's size when known (else the tree is walked)."""
     if budget > CONTAINERD_LAYER_LIMIT:
         raise UsageError(f"--layer-budget {budget} is above containerd's limit of {CONTAINERD_LAYER_LIMIT} layers")
     deps_mapping: dict[str, tuple[Mapping, ...]] = {}
@@ -90,7 +92,7 @@ def plan_layers(
             sbom = (sboms or {}).get(step.name)
             deps_mapping[step.name] = (Mapping(deps_trees[step.name], DEPS_ROOT / step.name),
                                        *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
-            deps_sizes[step.name] = tree_size(deps_trees[step.name])
+            deps_sizes[step.name] = (known_sizes or {}).get(step.name) or tree_size(deps_trees[step.name])
         sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
 
     available = budget - base_layers - 1  # the pipeline layer is always there
