@@ -17,6 +17,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from imagekit_runtime.stepfiles import Kind, PackageEntry, walk
 
@@ -110,7 +111,8 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
             entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
         entries[_entry_name(explicit.path)] = _explicit(explicit)
     content_size = 0
-    with tarfile.open(temporary, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with open(temporary, "wb") as raw, _Hashing(raw) as hashed, \
+            tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(entries):
             info, content = entries[name]
             if content is None:
@@ -122,12 +124,29 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
                 with open(content, "rb") as handle:
                     tar.addfile(info, handle)
                 content_size += info.size
-    digest = hashlib.sha256()
-    with open(temporary, "rb") as written:
-        for block in iter(lambda: written.read(1 << 20), b""):
-            digest.update(block)
     os.replace(temporary, destination)
-    return LayerTar(path=destination, sha256="sha256:" + digest.hexdigest(), size=content_size)
+    return LayerTar(path=destination, sha256="sha256:" + hashed.digest.hexdigest(), size=content_size)
+
+
+class _Hashing(io.RawIOBase):
+    """A file written through: the sha256 of every byte is kept as they go (no second read)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def close(self) -> None:  # the tar closes its file object; the real file is closed by its owner
+        super().close()
 
 
 def link_or_copy(source: Path, destination: Path) -> None:
