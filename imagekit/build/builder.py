@@ -27,12 +27,12 @@ from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo
-from .context import pipeline_files, write_layer_tars
+from .context import cached_layer_tar, pipeline_files, write_layer_tars
 from .deps import DepsTree, install_step_requirements
 from .labels import commit_time, created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
 from .lock import locked_target
-from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, plan_layers
+from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, deps_mappings, plan_layers
 from .probe import probe_base
 from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base, runtime_sbom
 from .sbom import RUNTIME_SBOM, sbom_file
@@ -133,7 +133,8 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         # When the locks all name one target, their wheels are fetched while the base is probed: the
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
-        early = _install_all(pool, with_requirements, guess, options.no_cache) if guess else None
+        pack = 2 * len(spec.steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
+        early = _install_all(pool, with_requirements, guess, options.no_cache, pack) if guess else None
         probe = probe_base(backend, base_info.id)
         target = probe_target(backend, base_info.id, options.python_version)
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
@@ -143,7 +144,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         if early is None or guess is None or guess.key() != target.key():
             for future in early or ():  # they may be writing the locks: let them finish first
                 future.exception()
-            early = _install_all(pool, with_requirements, target, options.no_cache)
+            early = _install_all(pool, with_requirements, target, options.no_cache, pack)
         deps = {step.name: future.result() for step, future in zip(with_requirements, early, strict=True)}
         wheels = runtime_wheels.result()
         timer.lap("resolve")
@@ -157,10 +158,17 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime)
 
 
-def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget,
-                 refresh: bool) -> list[Future[DepsTree]]:
-    """Each step's deps tree, installed side by side (each environment is isolated anyway)."""
-    return [pool.submit(install_step_requirements, step, target, refresh=refresh) for step in steps]
+def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
+                 pack: bool) -> list[Future[DepsTree]]:
+    """Each step's deps tree, installed side by side (each environment is isolated anyway); pack: and its
+    deps layer's tarball written at once, while the other steps still install (it is cached by its trees)."""
+    def install(step: StepSpec) -> DepsTree:
+        deps = install_step_requirements(step, target, refresh=refresh)
+        if pack:
+            cached_layer_tar(deps_mappings(step.name, deps.tree, deps.sbom))
+        return deps
+
+    return [pool.submit(install, step) for step in steps]
 
 
 @contextmanager

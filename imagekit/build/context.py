@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.spec import PipelineSpec
 
 from .plan import PlannedLayer, step_image_path
-from .tarball import LayerTar, link_or_copy, write_layer
+from .tarball import LayerTar, Mapping, link_or_copy, write_layer
 
 
 def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
@@ -44,6 +46,22 @@ def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
     return destination
 
 
+def cached_layer_tar(mappings: tuple[Mapping, ...]) -> LayerTar:
+    """The tarball of a deps layer, written once: its trees are content-addressed (their directory names
+    are their keys), and big, and change rarely."""
+    key = hashlib.sha256("\0".join(f"{m.source.name}>{m.target}" for m in mappings).encode()).hexdigest()
+    cached = cache_root() / "layer-tars" / f"{key[:24]}.tar"
+    digest_file = cached.with_suffix(".json")
+    if cached.is_file() and digest_file.is_file():
+        meta = json.loads(digest_file.read_text())
+        return LayerTar(path=cached, sha256=meta["sha256"], size=meta["size"])
+    tar = write_layer(mappings, cached)
+    temporary = digest_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    temporary.write_text(json.dumps({"sha256": tar.sha256, "size": tar.size}))
+    os.replace(temporary, digest_file)
+    return tar
+
+
 def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path) -> dict[str, LayerTar]:
     """Every layer as a tarball in directory/layers (deps tarballs cached by the trees they hold)."""
     if directory.exists():
@@ -53,17 +71,8 @@ def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path) -> dict[
     for layer in layers:
         destination = directory / "layers" / f"{layer.name}.tar"
         if layer.kind == "deps":
-            # A deps tree is big and changes rarely: write its tarball once.
-            key = hashlib.sha256("\0".join(f"{m.source.name}>{m.target}" for m in layer.mappings).encode()).hexdigest()
-            cached = cache_root() / "layer-tars" / f"{key[:24]}.tar"
-            digest_file = cached.with_suffix(".json")
-            if cached.is_file() and digest_file.is_file():
-                meta = json.loads(digest_file.read_text())
-                tar = LayerTar(path=cached, sha256=meta["sha256"], size=meta["size"])
-            else:
-                tar = write_layer(layer.mappings, cached)
-                digest_file.write_text(json.dumps({"sha256": tar.sha256, "size": tar.size}))
-            link_or_copy(cached, destination)
+            tar = cached_layer_tar(layer.mappings)
+            link_or_copy(tar.path, destination)
             tars[layer.name] = LayerTar(path=destination, sha256=tar.sha256, size=tar.size)
         else:
             tars[layer.name] = write_layer(layer.mappings, destination)

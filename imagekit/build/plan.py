@@ -65,6 +65,11 @@ def step_image_path(spec: PipelineSpec, step: StepSpec) -> PurePosixPath:
     return PIPELINE_ROOT / relative.as_posix()
 
 
+def deps_mappings(step: str, tree: Path, sbom: Path | None) -> tuple[Mapping, ...]:
+    """What a step's deps layer holds: its tree at DEPS_ROOT/<step>, its SBOM's directory at SBOM_ROOT."""
+    return (Mapping(tree, DEPS_ROOT / step), *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
+
+
 def plan_layers(
     spec: PipelineSpec,
     deps_trees: dict[str, Path],
@@ -89,9 +94,7 @@ def plan_layers(
         code_mapping[step.name] = Mapping(step.directory, step_image_path(spec, step))
         code_sizes[step.name] = tree_size(step.directory)
         if step.name in deps_trees:
-            sbom = (sboms or {}).get(step.name)
-            deps_mapping[step.name] = (Mapping(deps_trees[step.name], DEPS_ROOT / step.name),
-                                       *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
+            deps_mapping[step.name] = deps_mappings(step.name, deps_trees[step.name], (sboms or {}).get(step.name))
             deps_sizes[step.name] = (known_sizes or {}).get(step.name) or tree_size(deps_trees[step.name])
         sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
 

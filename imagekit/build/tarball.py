@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import tarfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -96,7 +97,8 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
     """Write one layer tar holding every mapping (and the explicit entries, which win over a mapping's
     and over the parents a mapping implies), deterministically; return its digest and content size."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".part")
+    # Unique per writer: two builds may write the same content-addressed tarball at once.
+    temporary = destination.with_name(f"{destination.name}.{os.getpid()}.{threading.get_ident()}.part")
     entries: dict[str, tuple[tarfile.TarInfo, bytes | Path | None]] = {}
     for mapping in mappings:
         for parent in [*_parents(mapping.target), mapping.target]:
