@@ -92,6 +92,15 @@ class AssembledImage:
     def diff_ids(self) -> tuple[str, ...]:
         return self.base.diff_ids + tuple(layer.digest for layer in self.layers)
 
+    @property
+    def manifest(self) -> bytes:
+        """Its OCI manifest (canonical JSON), layers uncompressed: what an OCI layout of it holds."""
+        return _manifest(self)
+
+    @property
+    def manifest_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+
 
 def chain_ids(diff_ids: tuple[str, ...]) -> list[str]:
     """The OCI ChainID of every prefix: what an engine keys a stack of layers by."""
@@ -139,8 +148,8 @@ def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
     (blobs / image.config_digest.removeprefix("sha256:")).write_bytes(image.config)
     for layer in image.layers:
         link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
-    manifest = _manifest(image)
-    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    manifest = image.manifest
+    manifest_digest = image.manifest_digest
     (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": MANIFEST_MEDIA_TYPE, "digest": manifest_digest, "size": len(manifest),

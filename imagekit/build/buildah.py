@@ -140,10 +140,20 @@ class BuildahBackend(Backend):
 
     def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
         # containers-storage looks every blob up by digest first: the base's layers and the held
-        # ones are never read (the layout leaves the base's out), new ones are applied.
+        # ones are never read (the layout leaves the base's out), new ones are applied. skopeo checks
+        # every blob's digest and stores config and manifest as written, so the image is the one
+        # assembled: its ID is the config's digest (no `buildah inspect` needed, ~0.1 s).
         layout = write_oci_layout(image, work / "oci-layout")
         self._changing("load", layout, local_name(tag))
-        return self.inspect(tag)
+        config = json.loads(image.config)
+        runtime = config.get("config") or {}
+        return ImageInfo(
+            id=image.config_digest, diff_ids=image.diff_ids, labels=dict(runtime.get("Labels") or {}),
+            layer_sizes=(*image.base.layer_sizes, *(layer.file_size for layer in image.layers)),
+            history=tuple(config.get("history") or ()), user=runtime.get("User", ""),
+            entrypoint=tuple(runtime.get("Entrypoint") or ()), env=tuple(runtime.get("Env") or ()),
+            created=config.get("created", ""), manifest_digest=image.manifest_digest,
+        )
 
     def find(self, ref: str) -> ImageInfo | None:
         return None if self._inspect_json(ref) is None else self.inspect(ref)
