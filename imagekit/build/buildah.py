@@ -144,7 +144,9 @@ class BuildahBackend(Backend):
         # every blob's digest and stores config and manifest as written, so the image is the one
         # assembled: its ID is the config's digest (no `buildah inspect` needed, ~0.1 s).
         layout = write_oci_layout(image, work / "oci-layout")
-        self._changing("load", layout, local_name(tag))
+        self._run("load", layout, local_name(tag))
+        for name in (tag, local_name(tag)):  # only the tag moved: what is known by image ID still holds
+            self._inspected.pop(name, None)
         config = json.loads(image.config)
         runtime = config.get("config") or {}
         return ImageInfo(
