@@ -25,8 +25,8 @@ def kubernetes_label(name: str) -> str:
 # Image labels (`imagekit inspect` reads them; docs/build.md lists them).
 PIPELINE_LABEL = image_label("pipeline")  # the pipeline's name
 STEPS_LABEL = image_label("steps")  # its steps, comma-separated
-LAYERS_LABEL = image_label("layers")  # every layer imagekit laid out: digest, kind, steps (JSON)
-BASE_LAYERS_LABEL = image_label("base-layers")  # how many layers the runtime base has
+LAYERS_LABEL = image_label("layers")  # every layer imagekit laid out, the runtime base's too: digest, kind, name, steps
+BASE_LAYERS_LABEL = image_label("base-layers")  # how many layers the base image and the runtime base have
 SHARED_LABEL = image_label("shared-steps")  # steps that share layers because of the layer budget
 
 

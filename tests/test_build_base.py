@@ -1,14 +1,30 @@
-"""A base image with python3 but without supervisor or pyyaml (like python:3.11-slim) gets them
-installed offline by Containerfile.base, from wheels resolved on the host."""
+"""The runtime base: a base image with python3 but without supervisor or pyyaml (like
+python:3.11-slim) gets them offline, from wheels resolved on the host; Containerfile.base,
+built by hand with an engine, gives the file tree imagekit assembles."""
 from __future__ import annotations
 
+import hashlib
+import io
+import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, run_pipeline_image
+from fixtures_engine import (
+    BASE_IMAGE,
+    ENGINE_REPO,
+    REGISTRY,
+    BuiltImage,
+    assert_right_wordfreq,
+    build_json,
+    run_pipeline_image,
+)
+from imagekit.build.runtimebase import runtime_package
+from imagekit.build.wheels import PythonTarget, download_runtime_wheels
+from imagekit_runtime.stepfiles import Kind, walk
 
 # slow: about 18 s (a bare base image is made, then the example built on it): outside `-m "not slow"`
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -31,12 +47,25 @@ def bare_base(docker_client: Any, base_image_tag: str, tmp_path_factory: pytest.
     return BARE_BASE
 
 
-def test_base_without_supervisor_and_pyyaml_gets_them_offline(bare_base: str, example_image_docker: BuiltImage,
-                                                              build_env: dict[str, str], docker_client: Any,
-                                                              tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def bare_base_report(bare_base: str, example_image_docker: BuiltImage, build_env: dict[str, str]) -> dict[str, Any]:
+    """The example built on the bare base."""
     tag = f"{REGISTRY}/imagekit-test/wordfreq-bare-base:latest"
     report = build_json(imagekit("build", example_image_docker.pipeline, "--tag", tag, "--base", bare_base,
                                      "--output", "json", env=build_env))
+    return report
+
+
+@pytest.fixture(scope="module")
+def bare_base_build(bare_base_report: dict[str, Any]) -> str:
+    return str(bare_base_report["tag"])
+
+
+def test_base_without_supervisor_and_pyyaml_gets_them_offline(bare_base: str, bare_base_report: dict[str, Any],
+                                                              example_image_docker: BuiltImage,
+                                                              docker_client: Any, tmp_path: Path) -> None:
+    report = bare_base_report
+    tag = report["tag"]
     assert report["base"] == bare_base and report["runtime_base"] != example_image_docker.report["runtime_base"]
     versions = docker_client.containers.run(
         tag, entrypoint=["python3", "-c", "import supervisor.options, yaml; print(yaml.__version__)"],
@@ -46,3 +75,93 @@ def test_base_without_supervisor_and_pyyaml_gets_them_offline(bare_base: str, ex
     assert_right_wordfreq(run, example_image_docker.pipeline, tmp_path, 0)
     # BASE_IMAGE itself already has both: nothing is installed there.
     assert example_image_docker.report["base"] == BASE_IMAGE
+
+
+# What differs between two containers of any image, and what only the pipeline image has.
+_NOT_COMPARED = ("dev/", "proc/", "sys/", ".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf",
+                 "opt/imagekit/deps/", "opt/imagekit/pipeline/", "opt/imagekit/sbom")
+
+
+def file_tree(docker_client: Any, image: str) -> dict[str, tuple[object, ...]]:
+    """Every entry of image's file system (as `docker export` gives it): kind, mode, owner, content; no times."""
+    container = docker_client.containers.create(image, entrypoint=["true"])
+    tree: dict[str, tuple[object, ...]] = {}
+    try:
+        reader = _Chunks(container.export(chunk_size=1 << 20))
+        with tarfile.open(fileobj=reader, mode="r|") as archive:
+            for member in archive:
+                name = member.name.rstrip("/")
+                if any(name == skip.rstrip("/") and not skip.endswith("/") or name.startswith(skip)
+                       for skip in _NOT_COMPARED):
+                    continue
+                content = ""
+                if member.isfile():
+                    handle = archive.extractfile(member)
+                    content = hashlib.sha256(handle.read() if handle else b"").hexdigest()
+                tree[name] = (member.type, member.mode, member.uid, member.gid, member.linkname, content)
+    finally:
+        container.remove(force=True)
+    return tree
+
+
+class _Chunks(io.RawIOBase):
+    def __init__(self, chunks: Any) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def by_hand_runtime_base(docker_client: Any, base: str, wheels: list[Path], context: Path, tag: str) -> str:
+    """Containerfile.base built as its comment says a user builds it, with any engine (here Docker's)."""
+    setup = context / "setup"
+    (setup / "wheels").mkdir(parents=True)
+    shutil.copyfile(ENGINE_REPO / "imagekit" / "build" / "base-setup.sh", setup / "base-setup.sh")
+    for wheel in wheels:
+        shutil.copyfile(wheel, setup / "wheels" / wheel.name)
+    runtime = context / "runtime" / "imagekit_runtime"
+    for entry in walk(runtime_package()):
+        if entry.kind is Kind.directory:
+            (runtime / entry.relative).mkdir(parents=True, exist_ok=True)
+        else:
+            (runtime / entry.relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(entry.path, runtime / entry.relative)
+    shutil.copyfile(ENGINE_REPO / "Containerfile.base", context / "Containerfile")
+    docker_client.images.build(path=str(context), dockerfile="Containerfile", tag=tag, rm=True,
+                               buildargs={"BASE": base})
+    return tag
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["base", "bare"])
+def test_containerfile_base_builds_the_runtime_base_imagekit_assembles(
+        which: str, example_image_docker: BuiltImage, bare_base_build: str, bare_base: str, docker_client: Any,
+        tmp_path: Path) -> None:
+    base, image = (BASE_IMAGE, example_image_docker.tag) if which == "base" else (bare_base, bare_base_build)
+    wheels: list[Path] = []
+    if which == "bare":  # the same wheels imagekit unpacks (resolved on the host, as the build does)
+        target = PythonTarget(version="3.11", has_supervisor=False, has_yaml=False)
+        wheels = download_runtime_wheels(target)
+        assert {wheel.name.split("-")[0].lower() for wheel in wheels} == {"supervisor", "pyyaml"}
+    by_hand = by_hand_runtime_base(docker_client, base, wheels, tmp_path / "context",
+                                   f"localhost/imagekit-test/by-hand-runtime-base:{which}")
+    expected = file_tree(docker_client, by_hand)
+    assembled = file_tree(docker_client, image)
+    for path in ("etc/passwd", "home/imagekit", "opt/imagekit/runtime/imagekit_runtime/__main__.py",
+                 "var/lib/imagekit/ssd"):
+        assert path in expected, path
+    differences = sorted(set(expected.items()) ^ set(assembled.items()))
+    assert not differences, differences[:20]
+    docker_client.images.remove(by_hand, force=True)

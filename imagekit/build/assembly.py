@@ -28,8 +28,26 @@ from .tarball import LayerTar, link_or_copy
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-# How the base was built says nothing about this image: dropped from the config.
-_BUILD_FIELDS = ("container", "container_config", "docker_version")
+# The OCI image config's fields (image-spec config.md): what both engines keep of a base's config.
+# Anything else (Docker's container, container_config, docker_version, a config's Hostname, …)
+# says how the base was built, and one engine keeps it where another drops it: left out, so the
+# same base gives the same config, and so the same image ID, on every engine.
+_OCI_FIELDS = ("created", "author", "architecture", "os", "os.version", "os.features", "variant",
+               "config", "rootfs", "history")
+_OCI_RUNTIME_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                       "StopSignal", "ArgsEscaped")
+_OCI_HISTORY_FIELDS = ("created", "created_by", "author", "comment", "empty_layer")
+
+
+def oci_config(config: dict[str, Any]) -> dict[str, Any]:
+    """config with only the OCI fields, and no empty ones."""
+    kept = {name: copy.deepcopy(config[name]) for name in _OCI_FIELDS if config.get(name) not in (None, "", [], {})}
+    runtime = kept.get("config") or {}
+    kept["config"] = {name: runtime[name] for name in _OCI_RUNTIME_FIELDS
+                      if runtime.get(name) not in (None, "", {}) and (name != "ArgsEscaped" or runtime[name])}
+    kept["history"] = [{name: entry[name] for name in _OCI_HISTORY_FIELDS if entry.get(name) not in (None, "", False)}
+                       for entry in kept.get("history") or ()]
+    return kept
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,15 @@ class AssembledImage:
     def diff_ids(self) -> tuple[str, ...]:
         return self.base.diff_ids + tuple(layer.digest for layer in self.layers)
 
+    @property
+    def manifest(self) -> bytes:
+        """Its OCI manifest (canonical JSON), layers uncompressed: what an OCI layout of it holds."""
+        return _manifest(self)
+
+    @property
+    def manifest_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+
 
 def chain_ids(diff_ids: tuple[str, ...]) -> list[str]:
     """The OCI ChainID of every prefix: what an engine keys a stack of layers by."""
@@ -86,9 +113,7 @@ def chain_ids(diff_ids: tuple[str, ...]) -> list[str]:
 
 def assemble(base: BaseImage, layers: tuple[NewLayer, ...], labels: dict[str, str], created: str) -> AssembledImage:
     """base + layers, with labels added to the base's and one history entry per new layer."""
-    config = copy.deepcopy(base.config)
-    for name in _BUILD_FIELDS:
-        config.pop(name, None)
+    config = oci_config(base.config)
     config["created"] = created
     runtime = config.setdefault("config", {})
     runtime["Labels"] = {**(runtime.get("Labels") or {}), **labels}
@@ -123,8 +148,8 @@ def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
     (blobs / image.config_digest.removeprefix("sha256:")).write_bytes(image.config)
     for layer in image.layers:
         link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
-    manifest = _manifest(image)
-    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    manifest = image.manifest
+    manifest_digest = image.manifest_digest
     (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": MANIFEST_MEDIA_TYPE, "digest": manifest_digest, "size": len(manifest),

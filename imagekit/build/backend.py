@@ -1,8 +1,9 @@
 """The build contract: one interface, one module per engine (docker.py, buildah.py).
 
-A backend builds a Containerfile (the runtime base: it RUNs a setup script), loads an
-image imagekit assembled from its own layer tarballs (every step layer), inspects the
-images it holds, and pushes them. Everything above it (wheel resolution, layer
+A backend loads an image imagekit assembled from its own layer tarballs (the runtime
+base's and every step's), inspects the images it holds, and pushes them; it can build
+a Containerfile too (the by-hand runtime base, the benchmark's naive image), which
+`imagekit build` never does. Everything above it (wheel resolution, layer
 planning, image assembly, labels, caching of host-side work) is shared and engine-agnostic.
 """
 from __future__ import annotations
@@ -102,6 +103,11 @@ class Backend(abc.ABC):
     def find(self, ref: str) -> ImageInfo | None:
         """inspect(ref), or None when the engine doesn't hold it."""
         return self.inspect(ref) if self.image_id(ref) else None
+
+    @abc.abstractmethod
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        """The bytes of one regular file in a local image's file system (no container is run); None when
+        the image has no such file."""
 
     @abc.abstractmethod
     def tag(self, image: str, ref: str) -> None: ...

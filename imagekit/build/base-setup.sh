@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run once, as root, inside the base image while Containerfile.base is built.
+# Run once, as root, inside the base image while Containerfile.base is built by hand (imagekit
+# build writes the same changes as a layer itself: imagekit/build/runtimebase.py; keep them in step).
 # Deterministic on purpose: no package manager, no clock, no network.
 set -eu
 export PYTHONDONTWRITEBYTECODE=1  # importing to check must not leave bytecode in the layer

@@ -5,7 +5,7 @@
 set -eu
 
 usage() {
-    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
+    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | read IMAGE PATH | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
     exit 2
 }
 
@@ -42,6 +42,13 @@ load)
     ;;
 inspect)
     buildah inspect --type image "$1"
+    ;;
+read)
+    # One file of an image, from its mounted file system (nothing runs in it); exit 3 when it has none.
+    container=$(buildah from --pull-never --quiet "$1")
+    trap 'buildah umount "$container" >/dev/null 2>&1 || true; buildah rm "$container" >/dev/null 2>&1 || true' EXIT
+    root=$(buildah mount "$container")
+    if [ -f "$root$2" ]; then cat "$root$2"; else exit 3; fi
     ;;
 tag)
     buildah tag "$1" "$2"

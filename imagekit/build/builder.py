@@ -1,9 +1,9 @@
 """The build path, start to end: pipeline spec in, tagged image (and its layer report) out.
 
-    spec → probe the base's Python → resolve each step's wheels on the host
-         → runtime base (Containerfile.base, built by the engine once per base and runtime)
-         → layer plan → deterministic tarballs → image config (labels name each step's
-           layer digests: its tarballs') → the engine loads base + tarballs → (push)
+    spec → probe the base image (its Python, what it holds) → resolve each step's wheels on the host
+         → runtime base layers (runtimebase.py) → layer plan → deterministic tarballs
+         → image config (labels name each step's layer digests: its tarballs')
+         → the engine loads base + tarballs → (push)
 
 Engines differ only behind `Backend`; this module is the same for all of them.
 """
@@ -16,25 +16,32 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed
-from imagekit_runtime.spec import PipelineSpec
+from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .assembly import NewLayer, assemble
-from .backend import Backend, BuildRequest, ImageInfo
-from .context import pipeline_files, stage_runtime_base, write_layer_tars
+from .backend import Backend, ImageInfo
+from .context import cached_layer_tar, pipeline_files, write_layer_tars
+from .deps import DepsTree, install_step_requirements
 from .events import Stage
-from .labels import created_time, layer_labels, oci_labels, source_info
+from .labels import commit_time, created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
-from .plan import DEFAULT_LAYER_BUDGET, LayerPlan, PlannedLayer, plan_layers
-from .wheels import PROBE_SCRIPT, PythonTarget, install_step_requirements
+from .lock import locked_target
+from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, deps_mappings, plan_layers
+from .probe import probe_base
+from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base, runtime_sbom
+from .sbom import RUNTIME_SBOM, sbom_file
+from .wheels import PythonTarget, download_runtime_wheels
 
 log = logging.getLogger("imagekit.build")
+
+RUNTIME_BASE_NAME = "imagekit/runtime-base"  # the report names the runtime base NAME:<its content key>
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     manifest_digest: str | None = None
     pushed: dict[str, object] | None = None
+    sboms: list[dict[str, object]] = field(default_factory=list)  # name, path in the image, layer, packages
 
     @property
     def reused(self) -> list[LayerReport]:
@@ -95,16 +103,9 @@ class BuildResult:
 
 
 def probe_target(backend: Backend, base_image_id: str, python_version: str | None) -> PythonTarget:
-    """What the base image runs: Python version, glibc, whether supervisor/pyyaml are there. Cached by image ID."""
-    if python_version:
-        return PythonTarget(version=python_version, has_supervisor=False, has_yaml=False)
-    cache_file = cache_root() / "probes" / f"{backend.name}-{base_image_id.removeprefix('sha256:')[:32]}.json"
-    if cache_file.is_file():
-        return PythonTarget(**json.loads(cache_file.read_text()))
-    target = PythonTarget.from_probe(backend.run_python(base_image_id, PROBE_SCRIPT))
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(asdict(target)))
-    return target
+    """The Python and platform wheels are chosen for (--python-version overrides the version asked)."""
+    target = PythonTarget.from_probe(probe_base(backend, base_image_id))
+    return replace(target, version=python_version) if python_version else target
 
 
 class Timer:
@@ -126,38 +127,52 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     timer = Timer()
     backend.check()
     base = options.base or spec.base
-    base_id = backend.ensure_image(base)
-    target = probe_target(backend, base_id, options.python_version)
-    log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
-    timer.lap("probe")
-
-    # Each step resolves on its own (its environment is isolated anyway): pip runs side by side.
+    base_info = backend.inspect(backend.ensure_image(base))
     with_requirements = [step for step in spec.steps if step.requirements is not None]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        trees = pool.map(lambda step: _resolved(backend, step.name,
-                                                install_step_requirements(step, target, refresh=options.no_cache)),
-                         with_requirements)
-        deps_trees = {step.name: tree for step, tree in zip(with_requirements, trees, strict=True)}
-    timer.lap("resolve")
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
+        # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
+        base_image = pool.submit(backend.base_image, base_info)
+        # When the locks all name one target, their wheels are fetched while the base is probed: the
+        # probe then almost always confirms that target (else they are installed again for the real one).
+        guess = None if options.python_version else locked_target(with_requirements)
+        pack = 2 * len(spec.steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
+        early = _install_all(pool, with_requirements, guess, options.no_cache, pack) if guess else None
+        probe = probe_base(backend, base_info.id)
+        target = probe_target(backend, base_info.id, options.python_version)
+        log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
+        timer.lap("probe")
 
-    runtime_context = stage_runtime_base(base_id, target, options.timestamp)
-    runtime_info = None if options.no_cache else backend.find(runtime_context.tag)
-    runtime_reused = runtime_info is not None
-    if runtime_info is not None:
-        log.info("runtime base %s: reused", runtime_context.tag)
-    else:
-        log.info("runtime base %s: building on %s", runtime_context.tag, base)
-        backend.build(BuildRequest(context=runtime_context.directory, containerfile=runtime_context.containerfile,
-                                   tag=runtime_context.tag, build_args={"BASE": base_id},
-                                   timestamp=options.timestamp, no_cache=options.no_cache))
-        runtime_info = backend.inspect(runtime_context.tag)
-        backend.events.stage("runtime base", Stage.BUILT)
-    timer.lap("runtime_base")
+        runtime_wheels = pool.submit(download_runtime_wheels, target)
+        if early is None or guess is None or guess.key() != target.key():
+            for future in early or ():  # they may be writing the locks: let them finish first
+                future.exception()
+            early = _install_all(pool, with_requirements, target, options.no_cache, pack)
+        deps = {step.name: future.result() for step, future in zip(with_requirements, early, strict=True)}
+        for name in deps:
+            backend.events.stage(f"deps of {name}", Stage.RESOLVED)
+        wheels = runtime_wheels.result()
+        timer.lap("resolve")
+        base_config = base_image.result()
 
     work = cache_root() / "contexts" / _context_name(spec)
     with _exclusive(work):
-        return _build_layers(spec, backend, options, timer, work, deps_trees, base, target,
-                             runtime_context.tag, runtime_info, runtime_reused)
+        runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
+                                        runtime_sbom(wheels))
+        timer.lap("runtime_base")
+        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime)
+
+
+def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
+                 pack: bool) -> list[Future[DepsTree]]:
+    """Each step's deps tree, installed side by side (each environment is isolated anyway); pack: and its
+    deps layer's tarball written at once, while the other steps still install (it is cached by its trees)."""
+    def install(step: StepSpec) -> DepsTree:
+        deps = install_step_requirements(step, target, refresh=refresh)
+        if pack:
+            cached_layer_tar(deps_mappings(step.name, deps.tree, deps.sbom))
+        return deps
+
+    return [pool.submit(install, step) for step in steps]
 
 
 @contextmanager
@@ -170,55 +185,70 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
-                  deps_trees: dict[str, Path], base: str, target: PythonTarget,
-                  runtime_tag: str, runtime_info: ImageInfo, runtime_reused: bool) -> BuildResult:
+                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
-    plan = plan_layers(spec, deps_trees, files, base_layers=len(runtime_info.diff_ids), budget=options.layer_budget)
+    runtime_layers = len(runtime.layers)
+    plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
+                       base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
+                       sboms={name: tree.sbom for name, tree in deps.items()},
+                       known_sizes={name: tree.size for name, tree in deps.items()})
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
     previous = backend.find(options.tag)
     tars = write_layer_tars(plan.layers, work / "tars", backend.events)
-    runtime_base = backend.base_image(runtime_info)
     timer.lap("stage")
 
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
-    labels = oci_labels(spec, source_info(spec, options.version), base, options.timestamp) | dict(options.labels)
-    labels |= layer_labels(
-        [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
-         for layer in plan.layers],
-        plan.base_layers, plan.shared_steps, [step.name for step in spec.steps],
-    )
-    image = assemble(runtime_base, tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
-                                         for layer in plan.layers), labels, created_time(options.timestamp))
+    created = created_time(options.timestamp if options.timestamp is not None else commit_time(spec.directory))
+    labels = oci_labels(spec, source_info(spec, options.version), base, runtime.base.id, created) | dict(options.labels)
+    # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
+    named: list[dict[str, object]] = [{"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []}
+                                      for layer in runtime.layers]
+    named += [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
+              for layer in plan.layers]
+    labels |= layer_labels(named, plan.base_layers, plan.shared_steps, [step.name for step in spec.steps])
+    new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
+                                        for layer in plan.layers)
+    image = assemble(runtime.base, new_layers, labels, created)
     chains = ChainIndex(backend.name)
-    held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, plan.base_layers, previous)
+    held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, len(runtime.base.diff_ids),
+                                                  previous)
     if held:
-        log.info("layers %s: held by the engine already", ", ".join(layer.name for layer in plan.layers[:held]))
+        log.info("layers %s: held by the engine already", ", ".join(layer.name for layer in new_layers[:held]))
     final = backend.load(image, options.tag, work, held)
     chains.record(image.diff_ids, final.id)
     if final.diff_ids != image.diff_ids:
         raise CommandFailed([backend.name, "load", options.tag], 1, "the loaded image's layers are not the ones "
                             "imagekit assembled: another build replaced the tag meanwhile?")
-    cached = tuple(position < held for position in range(len(plan.layers)))
-    for layer, was_held in zip(plan.layers, cached, strict=True):
-        backend.events.stage(layer.name, Stage.HELD if was_held else Stage.LOADED, tars[layer.name].size)
-    layers = _layer_reports(plan, final, cached, None if previous is None else set(previous.diff_ids))
+    cached = tuple(position < held for position in range(len(new_layers)))
+    for new_layer, was_held in zip(new_layers, cached, strict=True):
+        backend.events.stage(new_layer.name, Stage.HELD if was_held else Stage.LOADED, new_layer.tar.size)
+    layers = _layer_reports(plan, runtime, final, cached, None if previous is None else set(previous.diff_ids))
     timer.lap("load")
     timer.total()
     return BuildResult(
         tag=options.tag, image_id=final.id, backend=backend.name, base=base,
-        runtime_base=runtime_tag, runtime_base_reused=runtime_reused,
+        runtime_base=f"{RUNTIME_BASE_NAME}:{runtime.key}", runtime_base_reused=held >= runtime_layers,
         python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
-        manifest_digest=final.manifest_digest,
+        manifest_digest=final.manifest_digest, sboms=_sboms(plan, runtime, deps),
     )
 
 
-def _resolved(backend: Backend, step: str, tree: Path) -> Path:
-    backend.events.stage(f"deps of {step}", Stage.RESOLVED)
-    return tree
+def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, DepsTree]) -> list[dict[str, object]]:
+    """Where each SBOM is in the image, and what it lists."""
+    sources = [(RUNTIME_SBOM, runtime.layers[-1].name, runtime.sbom)]
+    for name, tree in deps.items():
+        planned = plan.layer_of(name, "deps")
+        sources.append((name, planned.name if planned else "", tree.sbom))
+    listed: list[dict[str, object]] = []
+    for name, layer, directory in sources:
+        document = json.loads((directory / sbom_file(name)).read_text())
+        listed.append({"name": name, "path": str(SBOM_ROOT / sbom_file(name)), "layer": layer,
+                       "packages": {c["name"]: c.get("version", "") for c in document.get("components", [])}})
+    return listed
 
 
 def _history(layer: PlannedLayer) -> str:
@@ -231,18 +261,21 @@ def _context_name(spec: PipelineSpec) -> str:
     return f"{spec.name}-{where}"
 
 
-def _layer_reports(plan: LayerPlan, image: ImageInfo, cached: tuple[bool, ...],
+def _layer_reports(plan: LayerPlan, runtime: RuntimeBase, image: ImageInfo, cached: tuple[bool, ...],
                    previous: set[str] | None) -> list[LayerReport]:
+    """One report per layer of the image: the base's, the runtime base's (both kind `base`), then the plan's."""
+    base_layers = len(runtime.base.diff_ids)
+    names = [f"base-{index}" for index in range(base_layers)] + [layer.name for layer in runtime.layers]
     reports = []
     for index, digest in enumerate(image.diff_ids):
         size = image.layer_sizes[index] if index < len(image.layer_sizes) else None
         unchanged = None if previous is None else digest in previous
+        position = index - base_layers  # among the layers imagekit wrote
+        held = cached[position] if 0 <= position < len(cached) else position < 0
         if index < plan.base_layers:
-            reports.append(LayerReport(index, f"base-{index}", "base", [], digest, size, True, unchanged))
+            reports.append(LayerReport(index, names[index], "base", [], digest, size, held, unchanged))
             continue
         planned = plan.layers[index - plan.base_layers]
-        position = index - plan.base_layers
         reports.append(LayerReport(index, planned.name, planned.kind, list(planned.steps), digest,
-                                   size if size is not None else planned.size,
-                                   cached[position] if position < len(cached) else False, unchanged))
+                                   size if size is not None else planned.size, held, unchanged))
     return reports

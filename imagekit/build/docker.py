@@ -1,10 +1,9 @@
 """Backend: the Docker engine, through the Docker SDK for Python.
 
-The runtime base is built by the engine's classic builder, which stamps its config
-and history with the time of the build: two clean builds give runtime bases with
-different IDs, and so images with different IDs, even though every layer is the same.
-buildah does not have that limit (see buildah.py). Assembled images go in with
-`docker load`, as an archive that leaves out the layers the engine holds.
+Images imagekit assembled (runtime base included) go in with `docker load`, as an
+archive that leaves out the layers the engine holds; the engine keeps the config as
+written, so the image ID is its digest, as on buildah. `build` (Containerfiles) is
+for the by-hand runtime base and the benchmark's naive image: the build never uses it.
 """
 from __future__ import annotations
 
@@ -166,6 +165,23 @@ class DockerBackend(Backend):
             created=data.get("Created", ""),
             manifest_digest=digests[0] if digests else None,
         )
+
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        from docker.errors import NotFound
+
+        container = self.client.containers.create(ref, entrypoint=["true"], network_disabled=True)
+        try:
+            chunks, _ = container.get_archive(path)
+            with tarfile.open(fileobj=_ChunkReader(iter(chunks)), mode="r|") as archive:
+                for member in archive:
+                    handle = archive.extractfile(member) if member.isfile() else None
+                    if handle is not None:
+                        return handle.read()
+            return None
+        except NotFound:
+            return None
+        finally:
+            container.remove(force=True)
 
     def tag(self, image: str, ref: str) -> None:
         repository, tag = _split_tag(ref)

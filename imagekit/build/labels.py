@@ -56,21 +56,35 @@ def source_info(spec: PipelineSpec, version: str | None = None) -> SourceInfo:
     return SourceInfo(source=source, revision=revision or "unknown", version=version)
 
 
+def commit_time(directory: Path) -> int | None:
+    """When the last commit of directory's git repository was made (None: not in a repository),
+    the image's `created` when SOURCE_DATE_EPOCH is unset: a CI build is then reproducible, as ko's."""
+    value = _git(directory, "log", "-1", "--format=%ct")
+    return int(value) if value.isdigit() else None
+
+
 def created_time(timestamp: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if timestamp is None else timestamp))
 
 
-def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, timestamp: int | None) -> dict[str, str]:
-    return {
+def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, base_id: str, created: str) -> dict[str, str]:
+    """base_id: the base image's ID (its config's digest), the one digest of a local image every engine agrees on."""
+    labels = {
         "org.opencontainers.image.title": spec.name,
         "org.opencontainers.image.source": info.source,
         "org.opencontainers.image.revision": info.revision,
         "org.opencontainers.image.version": info.version,
-        "org.opencontainers.image.created": created_time(timestamp),
+        "org.opencontainers.image.created": created,
         "org.opencontainers.image.base.name": base,
+        "org.opencontainers.image.base.digest": base_id,
         PIPELINE_LABEL: spec.name,
         STEPS_LABEL: ",".join(step.name for step in spec.steps),
     }
+    if spec.description:
+        labels["org.opencontainers.image.description"] = spec.description
+    if spec.licenses:
+        labels["org.opencontainers.image.licenses"] = spec.licenses
+    return labels
 
 
 def layer_labels(layers: list[dict[str, object]], base_layers: int, shared_steps: tuple[str, ...],

@@ -22,6 +22,7 @@ from .tarball import Mapping, tree_size
 IMAGE_ROOT = PurePosixPath(contract.IMAGE_ROOT)
 PIPELINE_ROOT = PurePosixPath(contract.IMAGE_PIPELINE_DIR)
 DEPS_ROOT = PurePosixPath(contract.IMAGE_DEPS_ROOT)
+SBOM_ROOT = PurePosixPath(contract.IMAGE_SBOM_DIR)
 DEFAULT_LAYER_BUDGET = 100
 CONTAINERD_LAYER_LIMIT = 127
 SHARED = "shared"
@@ -65,6 +66,11 @@ def step_image_path(spec: PipelineSpec, step: StepSpec) -> PurePosixPath:
     return PIPELINE_ROOT / relative.as_posix()
 
 
+def deps_mappings(step: str, tree: Path, sbom: Path | None) -> tuple[Mapping, ...]:
+    """What a step's deps layer holds: its tree at DEPS_ROOT/<step>, its SBOM's directory at SBOM_ROOT."""
+    return (Mapping(tree, DEPS_ROOT / step), *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
+
+
 def plan_layers(
     spec: PipelineSpec,
     deps_trees: dict[str, Path],
@@ -72,11 +78,15 @@ def plan_layers(
     *,
     base_layers: int,
     budget: int = DEFAULT_LAYER_BUDGET,
+    sboms: dict[str, Path] | None = None,
+    known_sizes: dict[str, int] | None = None,
 ) -> LayerPlan:
-    """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all."""
+    """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all.
+    sboms: per step, a directory whose files (its SBOM) go to SBOM_ROOT in the step's deps layer;
+    known_sizes: per step, its deps tree's size when known (else the tree is walked)."""
     if budget > CONTAINERD_LAYER_LIMIT:
         raise UsageError(f"--layer-budget {budget} is above containerd's limit of {CONTAINERD_LAYER_LIMIT} layers")
-    deps_mapping: dict[str, Mapping] = {}
+    deps_mapping: dict[str, tuple[Mapping, ...]] = {}
     code_mapping: dict[str, Mapping] = {}
     sizes: dict[str, int] = {}
     deps_sizes: dict[str, int] = {}
@@ -85,8 +95,8 @@ def plan_layers(
         code_mapping[step.name] = Mapping(step.directory, step_image_path(spec, step))
         code_sizes[step.name] = tree_size(step.directory)
         if step.name in deps_trees:
-            deps_mapping[step.name] = Mapping(deps_trees[step.name], DEPS_ROOT / step.name)
-            deps_sizes[step.name] = tree_size(deps_trees[step.name])
+            deps_mapping[step.name] = deps_mappings(step.name, deps_trees[step.name], (sboms or {}).get(step.name))
+            deps_sizes[step.name] = (known_sizes or {}).get(step.name) or tree_size(deps_trees[step.name])
         sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
 
     available = budget - base_layers - 1  # the pipeline layer is always there
@@ -97,11 +107,12 @@ def plan_layers(
     layers: list[PlannedLayer] = []
     for name in alone:
         if name in deps_mapping:
-            layers.append(PlannedLayer(f"deps-{name}", "deps", (name,), (deps_mapping[name],), deps_sizes[name]))
+            layers.append(PlannedLayer(f"deps-{name}", "deps", (name,), deps_mapping[name], deps_sizes[name]))
     shared_deps = [name for name in shared_in_order if name in deps_mapping]
     if shared_deps:
         layers.append(PlannedLayer(f"deps-{SHARED}", "deps", tuple(shared_deps),
-                                   tuple(deps_mapping[n] for n in shared_deps), sum(deps_sizes[n] for n in shared_deps)))
+                                   tuple(m for n in shared_deps for m in deps_mapping[n]),
+                                   sum(deps_sizes[n] for n in shared_deps)))
     for name in alone:
         layers.append(PlannedLayer(f"code-{name}", "code", (name,), (code_mapping[name],), code_sizes[name]))
     if shared_in_order:
@@ -114,7 +125,8 @@ def plan_layers(
                      sizes=sizes)
 
 
-def _choose_shared(spec: PipelineSpec, sizes: dict[str, int], deps_mapping: dict[str, Mapping], available: int,
+def _choose_shared(spec: PipelineSpec, sizes: dict[str, int], deps_mapping: dict[str, tuple[Mapping, ...]],
+                   available: int,
                    budget: int, base_layers: int) -> set[str]:
     """The smallest steps, as few as possible, whose sharing brings the layer count within the budget."""
 

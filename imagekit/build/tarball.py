@@ -10,12 +10,15 @@ layer changes exactly when its content key does.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tarfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from imagekit_runtime.stepfiles import Kind, PackageEntry, walk
 
@@ -59,7 +62,7 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") 
     return info
 
 
-def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, Path | None]:
+def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, bytes | Path | None]:
     """The tar header of a package entry, and the host file its content comes from (files only)."""
     if entry.kind is Kind.symlink:
         return _info(name, tarfile.SYMTYPE, 0o777, linkname=entry.target), None
@@ -68,11 +71,35 @@ def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, Path | 
     return _info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, size=entry.size), entry.path
 
 
-def write_layer(mappings: Iterable[Mapping], destination: Path) -> LayerTar:
-    """Write one layer tar holding every mapping, deterministically; return its digest and content size."""
+@dataclass(frozen=True)
+class Entry:
+    """One file, directory or symlink a layer holds, given explicitly (not copied from a tree)."""
+
+    path: PurePosixPath  # absolute, in the image
+    kind: Kind
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    content: bytes = b""  # files
+    target: str = ""  # symlinks
+
+
+def _explicit(entry: Entry) -> tuple[tarfile.TarInfo, bytes | Path | None]:
+    name = _entry_name(entry.path)
+    kind = {Kind.file: tarfile.REGTYPE, Kind.directory: tarfile.DIRTYPE, Kind.symlink: tarfile.SYMTYPE}[entry.kind]
+    info = _info(name, kind, entry.mode, size=len(entry.content) if entry.kind is Kind.file else 0,
+                 linkname=entry.target)
+    info.uid, info.gid = entry.uid, entry.gid
+    return info, entry.content if entry.kind is Kind.file else None
+
+
+def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[Entry] = ()) -> LayerTar:
+    """Write one layer tar holding every mapping (and the explicit entries, which win over a mapping's
+    and over the parents a mapping implies), deterministically; return its digest and content size."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".part")
-    entries: dict[str, tuple[tarfile.TarInfo, Path | None]] = {}
+    # Unique per writer: two builds may write the same content-addressed tarball at once.
+    temporary = destination.with_name(f"{destination.name}.{os.getpid()}.{threading.get_ident()}.part")
+    entries: dict[str, tuple[tarfile.TarInfo, bytes | Path | None]] = {}
     for mapping in mappings:
         for parent in [*_parents(mapping.target), mapping.target]:
             entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
@@ -81,22 +108,47 @@ def write_layer(mappings: Iterable[Mapping], destination: Path) -> LayerTar:
         for entry in walk(mapping.source):
             name = _entry_name(mapping.target / entry.relative)
             entries[name] = _tar_entry(name, entry)
+    for explicit in extra:
+        for parent in _parents(explicit.path):
+            entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
+        entries[_entry_name(explicit.path)] = _explicit(explicit)
     content_size = 0
-    with tarfile.open(temporary, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with open(temporary, "wb") as raw, _Hashing(raw) as hashed, \
+            tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(entries):
-            info, host_path = entries[name]
-            if host_path is None:
+            info, content = entries[name]
+            if content is None:
                 tar.addfile(info)
-            else:
-                with open(host_path, "rb") as content:
-                    tar.addfile(info, content)
+            elif isinstance(content, bytes):
+                tar.addfile(info, io.BytesIO(content))
                 content_size += info.size
-    digest = hashlib.sha256()
-    with open(temporary, "rb") as written:
-        for block in iter(lambda: written.read(1 << 20), b""):
-            digest.update(block)
+            else:
+                with open(content, "rb") as handle:
+                    tar.addfile(info, handle)
+                content_size += info.size
     os.replace(temporary, destination)
-    return LayerTar(path=destination, sha256="sha256:" + digest.hexdigest(), size=content_size)
+    return LayerTar(path=destination, sha256="sha256:" + hashed.digest.hexdigest(), size=content_size)
+
+
+class _Hashing(io.RawIOBase):
+    """A file written through: the sha256 of every byte is kept as they go (no second read)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def close(self) -> None:  # the tar closes its file object; the real file is closed by its owner
+        super().close()
 
 
 def link_or_copy(source: Path, destination: Path) -> None:

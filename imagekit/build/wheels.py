@@ -1,16 +1,13 @@
-"""Each step's requirements, resolved on the host and installed into its own directory.
+"""Wheels for the image's Python and platform, fetched on the host and installed into a tree.
 
-Resolution goes through the user's own pip (index, certificates, credentials from
-pip.conf or PIP_* variables) for the base image's Python and platform; only
-binary wheels are accepted, so the image build itself never needs a network, a
-compiler or the user's pip configuration. The installed tree is what the image
-gets at /opt/imagekit/deps/<step>/; the runtime puts it first on that step's
-PYTHONPATH. Trees are cached by (requirements, target), like a lock file.
+Downloads go through the user's own pip (index, certificates, credentials from
+pip.conf or PIP_* variables); only binary wheels are accepted, so the image build
+itself never needs a network, a compiler or the user's pip configuration. A step's
+lock (lock.py) says which wheels; deps.py makes its tree from them.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -19,6 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imagekit_runtime import proc
 from imagekit_runtime.cachedir import cache_root
@@ -28,34 +26,7 @@ from imagekit_runtime.spec import StepSpec
 log = logging.getLogger("imagekit.build")
 
 # Bump when the layout of an installed tree changes, so old caches are not reused.
-TREE_FORMAT = "1"
-
-# Run with the base image's python3: what wheels it can load, and whether the runtime's
-# own requirements (supervisor, pyyaml) are already there.
-PROBE_SCRIPT = r"""
-import json, os, platform, sys, shutil
-libc = ""
-try:
-    libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-except (AttributeError, ValueError, OSError):
-    pass
-def has(module):
-    try:
-        __import__(module)
-        return True
-    except Exception:
-        return False
-print(json.dumps({
-    "version": "%d.%d" % sys.version_info[:2],
-    "implementation": sys.implementation.name,
-    "machine": platform.machine(),
-    "libc": libc,
-    "supervisor": has("supervisor.supervisord"),
-    "yaml": has("yaml"),
-    "pip": has("pip"),
-}))
-"""
-
+TREE_FORMAT = "3"
 
 @dataclass(frozen=True)
 class PythonTarget:
@@ -70,9 +41,7 @@ class PythonTarget:
     has_pip: bool = False
 
     @classmethod
-    def from_probe(cls, output: str) -> PythonTarget:
-        line = [text for text in output.strip().splitlines() if text.startswith("{")][-1]
-        data = json.loads(line)
+    def from_probe(cls, data: dict[str, Any]) -> PythonTarget:
         libc = data.get("libc", "")
         if not libc.startswith("glibc "):
             raise EnvironmentMissing(
@@ -107,12 +76,20 @@ class PythonTarget:
         """What decides which wheels fit (not what the image happens to have installed)."""
         return f"{self.implementation}-{self.version}-{self.machine}-glibc{self.glibc}"
 
+    @classmethod
+    def from_key(cls, key: str) -> PythonTarget | None:
+        """The target a key() names (None: not a key)."""
+        parts = key.split("-")
+        if len(parts) != 4 or not parts[3].startswith("glibc"):
+            return None
+        return cls(implementation=parts[0], version=parts[1], machine=parts[2], glibc=parts[3].removeprefix("glibc"))
+
 
 def requirements_key(text: str, target: PythonTarget) -> str:
     return hashlib.sha256(f"{TREE_FORMAT}\0{target.key()}\0{text}".encode()).hexdigest()[:24]
 
 
-def _pip() -> list[str]:
+def pip_command() -> list[str]:
     return [sys.executable, "-m", "pip"]
 
 
@@ -123,7 +100,7 @@ _NETWORK = ("NewConnectionError", "Max retries exceeded", "Could not fetch URL",
             "Temporary failure in name resolution", "Network is unreachable")
 
 
-def _resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Exception:
+def resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Exception:
     where = step.requirements or step.source_file
     platform_text = f"CPython {target.version} {target.machine} (glibc {target.glibc}), binary wheels only"
     # An index that can't be reached is worth saying, but the requirement is still what failed.
@@ -138,6 +115,10 @@ def _resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Exce
                 f"step {step.name!r}: requirement {requirement!r} can't be resolved for {platform_text}{unreachable}",
                 "check the name and version, and that a binary wheel exists for this Python and platform",
             )
+    if "DO NOT MATCH THE HASHES" in output:
+        return SpecError(step.directory / "requirements.lock", "--hash",
+                         f"step {step.name!r}: a wheel does not match the hash its lock names",
+                         "check the index you fetch from, or run `imagekit lock` to lock again")
     match = _CONFLICT.search(output)
     if match:
         return SpecError(where, match.group(1), f"step {step.name!r}: requirements conflict with each other",
@@ -147,98 +128,41 @@ def _resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Exce
                      "run the pip download command with --verbose to see why")
 
 
-def _rewrite_shebangs(tree: Path) -> None:
-    """pip writes the host interpreter's path into console scripts; the image has its own python3."""
-    bin_dir = tree / "bin"
-    if not bin_dir.is_dir():
-        return
-    for script in sorted(bin_dir.iterdir()):
-        if not script.is_file() or script.is_symlink():
-            continue
-        content = script.read_bytes()
-        if content.startswith(b"#!") and b"python" in content.split(b"\n", 1)[0]:
-            rest = content.split(b"\n", 1)[1] if b"\n" in content else b""
-            script.write_bytes(b"#!/usr/bin/env python3\n" + rest)
-
-
-def _strip_caches(tree: Path) -> None:
+def strip_caches(tree: Path) -> None:
     """Some wheels ship __pycache__; bytecode depends on who compiled it and when, so none enters a layer."""
     for cache_dir in sorted(tree.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache_dir, ignore_errors=True)
 
 
-def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: bool = False) -> Path:
-    """Resolve and install a step's requirements for `target`; return the installed tree (cached)."""
-    assert step.requirements is not None
-    text = step.requirements_text
-    key = requirements_key(text, target)
-    root = cache_root() / "deps"
-    tree = root / key
-    if tree.is_dir() and not refresh:
-        log.info("deps %s: cached (%s)", step.name, key)
-        return tree
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{key}.", dir=root) as work:
-        wheels = Path(work) / "wheels"
-        installed = Path(work) / "tree"
-        log.info("deps %s: resolving %s for CPython %s", step.name, step.requirements.name, target.version)
-        # Through the user's own pip configuration (no --isolated): their index and credentials.
-        # Run in the requirements file's directory so relative `-r`/`-c` includes resolve.
-        try:
-            proc.run([*_pip(), "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-                      *target.pip_args(), "--dest", wheels, "-r", step.requirements],
-                     cwd=step.requirements.parent)
-        except CommandFailed as exc:
-            raise _resolution_error(step, target, exc.output) from None
-        # Offline from the wheels just fetched, ignoring every pip configuration: nothing of the
-        # user's setup can reach the installed tree.
-        try:
-            proc.run([*_pip(), "install", "--isolated", "--disable-pip-version-check", "--no-input",
-                      "--progress-bar", "off", "--no-index", "--find-links", wheels, *target.pip_args(),
-                      "--target", installed, "--no-compile", "--no-warn-script-location", "--no-cache-dir",
-                      "-r", step.requirements],
-                     cwd=step.requirements.parent, env=_clean_pip_env())
-        except CommandFailed as exc:
-            raise _resolution_error(step, target, exc.output) from None
-        _rewrite_shebangs(installed)
-        _strip_caches(installed)
-        if refresh and tree.exists():
-            shutil.rmtree(tree, ignore_errors=True)
-        try:
-            os.replace(installed, tree)
-        except OSError:
-            if not tree.is_dir():  # else another build installed the same requirements meanwhile
-                raise
-    return tree
+def download_locked(lock: Path, target: PythonTarget, wheels: Path) -> None:
+    """The wheels a lock names, for target, through the user's own pip configuration, hashes checked."""
+    proc.run([*pip_command(), "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+              "--no-deps", "--require-hashes", *target.pip_args(), "--dest", wheels, "-r", lock], cwd=lock.parent)
 
 
-def _clean_pip_env() -> dict[str, str]:
-    return {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
-
-
-def download_runtime_wheels(target: PythonTarget, destination: Path) -> list[Path]:
-    """Wheels of what the runtime needs and the base image lacks (supervisor, pyyaml), for Containerfile.base."""
+def download_runtime_wheels(target: PythonTarget) -> list[Path]:
+    """Wheels of what the runtime needs and the base image lacks (supervisor, pyyaml), cached."""
     wanted = []
     if not target.has_supervisor:
         wanted.append("supervisor")
     if not target.has_yaml:
         wanted.append("pyyaml")
-    destination.mkdir(parents=True, exist_ok=True)
     if not wanted:
         return []
     cached = cache_root() / "runtime-wheels" / requirements_key(" ".join(wanted), target)
     if not cached.is_dir():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cached.parent) as work:
-            try:
-                proc.run([*_pip(), "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-                          *target.pip_args(), "--dest", work, *wanted])
-            except CommandFailed as exc:
-                raise EnvironmentMissing(f"could not fetch wheels of {', '.join(wanted)} for the base image "
-                                         f"(CPython {target.version}): {exc}") from None
-            shutil.copytree(work, cached)
-    copied = []
-    for wheel in sorted(cached.glob("*.whl")):
-        shutil.copy2(wheel, destination / wheel.name)
-        copied.append(destination / wheel.name)
-    return copied
+        work = tempfile.mkdtemp(dir=cached.parent)
+        try:
+            proc.run([*pip_command(), "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+                      *target.pip_args(), "--dest", work, *wanted])
+            os.replace(work, cached)
+        except CommandFailed as exc:
+            raise EnvironmentMissing(f"could not fetch wheels of {', '.join(wanted)} for the base image "
+                                     f"(CPython {target.version}): {exc}") from None
+        except OSError:
+            if not cached.is_dir():  # else another build fetched them meanwhile
+                raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return sorted(cached.glob("*.whl"))

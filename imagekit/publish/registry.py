@@ -132,12 +132,15 @@ class RegistryClient:
 
 
     def config(self, repository: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        digest = str(manifest["config"]["digest"])
+        config: dict[str, Any] = json.loads(self.blob(repository, str(manifest["config"]["digest"])))
+        return config
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        """A blob's bytes as stored (a layer: compressed as pushed)."""
         status, body = self._request("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
         if status != 200:
-            raise EnvironmentMissing(f"registry {self.host}: config {repository}@{digest} not readable (HTTP {status})")
-        config: dict[str, Any] = json.loads(body)
-        return config
+            raise EnvironmentMissing(f"registry {self.host}: blob {repository}@{digest} not readable (HTTP {status})")
+        return body
 
 
 class BlobIndex:

@@ -124,6 +124,8 @@ FAILURE_LEVELS_HELP = ("process (a step: resumes from shm), container (resumes f
 
 # ------------------------------------------------------------------ the image
 RUNTIME_UID = 10001                   # the image's non-root user and group
+RUNTIME_USER = "imagekit"             # its name in /etc/passwd and /etc/group
+RUNTIME_HOME = "/home/imagekit"
 SHM_MOUNT = "/dev/shm"
 DEFAULT_SHM_DIR = "/dev/shm/imagekit"
 IMAGE_ROOT = "/opt/imagekit"
@@ -131,6 +133,7 @@ IMAGE_RUNTIME_DIR = f"{IMAGE_ROOT}/runtime"    # this package (on PYTHONPATH)
 IMAGE_DEPS_ROOT = f"{IMAGE_ROOT}/deps"         # <step>/: each step's installed requirements
 IMAGE_PIPELINE_DIR = f"{IMAGE_ROOT}/pipeline"  # pipeline.yaml and the step packages
 IMAGE_PIPELINE_FILE = f"{IMAGE_PIPELINE_DIR}/pipeline.yaml"
+IMAGE_SBOM_DIR = f"{IMAGE_ROOT}/sbom"        # <step>.cdx.json in a step's deps layer, runtime.cdx.json
 STATE_ROOT = "/var/lib/imagekit"
 DEFAULT_SSD = f"{STATE_ROOT}/ssd"
 DEFAULT_PV = f"{STATE_ROOT}/pv"

@@ -28,7 +28,7 @@ VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a param or env na
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description"}
 PIPELINE_KEYS = {
     "name", "base", "steps", "shm", "parallelism", "checkpoint", "shards", "results",
-    "description", "grace_seconds", "params",
+    "description", "licenses", "grace_seconds", "params",
 }
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
@@ -83,6 +83,8 @@ class PipelineSpec:
     results: tuple[str, ...]
     grace_seconds: float = 10.0
     params: tuple[tuple[str, str], ...] = ()
+    description: str = ""  # the image's org.opencontainers.image.description
+    licenses: str = ""  # SPDX expression: the image's org.opencontainers.image.licenses
 
     @property
     def directory(self) -> Path:
@@ -255,9 +257,21 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         results=source.string_list(data.get("results"), "results", DATA_NAME_RE),
         grace_seconds=float(grace),
         params=source.variables(data.get("params"), "params", VARIABLE_NAME_RE),
+        description=_text(source, "description"),
+        licenses=_text(source, "licenses"),
     )
     _validate_graph(spec, source, step_sources)
     return spec
+
+
+def _text(source: YamlFile, key: str) -> str:
+    """An optional free-text field (description, licenses): a string, stripped; "" when absent."""
+    value = source.data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise source.error(key, "must be a string", f'write `{key}: "…"`')
+    return value.strip()
 
 
 def _optional_path(data: dict[str, Any], key: str, default: str, source: YamlFile) -> Path | None:
