@@ -126,6 +126,7 @@ class RunView:
     started: list[str] = field(default_factory=list)        # steps whose process started
     reused: list[str] = field(default_factory=list)
     restored: dict[str, str] = field(default_factory=dict)  # step/data -> ssd | pv
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # step that runs -> input -> contract.Source
     checkpointed: list[str] = field(default_factory=list)   # step/data@tier, over all runs
 
 
@@ -158,6 +159,7 @@ def _apply(view: RunView, entry: Entry) -> None:
             view.steps.setdefault(step, StepState.WAITING.value)
         view.reused = list(entry.get("reused") or [])
         view.restored = dict(entry.get("restore") or {})
+        view.inputs = dict(entry.get("inputs") or {})
     elif event == Event.RUN_END:
         view.status = entry.get("status")
 
