@@ -40,7 +40,8 @@ class Versions:
     pipeline: Path   # v2's sources (report changed); v1 differs only in report
     v1: str
     v2: str
-    v2_digest: str   # repository@sha256:… of v2 in the registry
+    repository: str
+    v2_digest: str   # sha256:… of v2 in the registry
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def versions(engine_ready: None, build_env: dict[str, str], tmp_path_factory: py
     report = pipeline / "steps" / "report" / "main.py"
     report.write_text(report.read_text().replace('        "top10": top,\n', '        "top10": top,\n        "edition": 2,\n'))
     pushed = build("v2")["pushed"]
-    return Versions(pipeline=pipeline, v1=f"{repository}:v1", v2=f"{repository}:v2", v2_digest=pushed["reference"])
+    return Versions(pipeline=pipeline, v1=f"{repository}:v1", v2=f"{repository}:v2", repository=repository,
+                    v2_digest=pushed["digest"])
 
 
 def render(pods: Pods, pipeline: Path, image: str, *args: str) -> Path:
@@ -92,7 +94,7 @@ def test_kruise_swaps_the_image_in_place_and_runs_only_the_changed_step_from_shm
     pods.up("--param", WORDFREQ_PARAM)
     before = pods.status("--wait", "--timeout", "180")
     assert [(s["phase"], s["update"], s["restarts"]) for s in before] == [("Complete", "Updated", 0)] * 2
-    assert before[0]["image"] == versions.v1 and before[0]["digest"].startswith(versions.v2_digest.split("@")[0] + "@")
+    assert before[0]["image"] == versions.v1 and before[0]["digest"].startswith(versions.repository + "@sha256:")
     sandboxes = [sandbox_id(docker_client, pods, o) for o in (0, 1)]
 
     report = apply(pods, render(pods, versions.pipeline, versions.v2, "--ssd", "local-pv"))
@@ -102,17 +104,18 @@ def test_kruise_swaps_the_image_in_place_and_runs_only_the_changed_step_from_shm
     after = pods.status("--wait", "--timeout", "120")
     for status in after:
         assert status["phase"] == "Complete"
-        assert (status["image"], status["digest"]) == (versions.v2, versions.v2_digest)
+        assert (status["image"], status["digest"]) == (versions.v2, f"{versions.repository}@{versions.v2_digest}")
         assert status["revision"] == status["update_revision"] == report["revision"]
         assert status["update"] == "Updated" and status["in_place_update_ready"] is True
         assert status["restarts"] == 1  # an in-place update restarts the container once
         assert status["last_update"]["kind"] == "in-place"
-        # The new runtime found the upstream in shm: only report ran, with both inputs from shm.
+        # The new runtime found the upstream in shm: only report ran. counts (a result) was still in shm;
+        # linestats had been freed from shm once v1's report had read it, so it came back from the SSD.
         assert status["run"]["runs"] == 2
         assert status["run"]["started"] == ["report"]
         assert sorted(status["run"]["reused"]) == sorted(UPSTREAM)
-        assert status["run"]["inputs"] == {"report": {"counts": "shm", "linestats": "shm"}}
-        assert status["run"]["restored"] == {}
+        assert status["run"]["inputs"] == {"report": {"counts": "shm", "linestats": "ssd"}}
+        assert status["run"]["restored"] == {"linestats/linestats": "ssd"}
         assert_right(status, versions.pipeline, tmp_path)
     assert [sandbox_id(docker_client, pods, o) for o in (0, 1)] == sandboxes  # the same pods: shm kept
     # Highest ordinal first, one at a time (maxUnavailable 1): pod 0 began after pod 1 was ready again.
