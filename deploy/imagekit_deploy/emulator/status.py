@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from imagekit_runtime import contract
-from imagekit_runtime.journal import RunView, newest_run, parse_text
+from imagekit_runtime.journal import Entry, RunView, newest_run, parse_text
 from imagekit_runtime.results import read_completion
 from imagekit_runtime.states import StepState
 
@@ -71,12 +71,17 @@ def parse_journal(text: str) -> RunView:
     return newest_run(parse_text(text))
 
 
-def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
+def read_journal(engine: Engine, pod: PodBlueprint) -> list[Entry]:
+    """Every entry of the pod's journal, read through the sandbox's /dev/shm (none when there is no sandbox)."""
     sandbox = engine.get(container_name(pod.name, SANDBOX))
     if sandbox is None or sandbox.status != "running":
-        return RunView()
+        return []
     code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/{contract.JOURNAL_FILE}"])
-    return parse_journal(text) if code == 0 else RunView()
+    return parse_text(text) if code == 0 else []
+
+
+def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
+    return newest_run(read_journal(engine, pod))
 
 
 def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
