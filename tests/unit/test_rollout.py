@@ -95,3 +95,20 @@ def test_in_place_only_refuses_a_change_it_cannot_make_in_place() -> None:
     resized = changed(workload(), lambda t: t["spec"]["containers"][0]["resources"]["limits"].update(memory="2Gi"))
     with pytest.raises(UsageError, match="InPlaceOnly"):
         check_allowed(only, workload(), resized, "w")
+
+
+def test_a_pod_is_in_place_updating_until_its_new_runtime_has_started_a_run() -> None:
+    from imagekit_deploy.emulator.rollout import PodUpdate
+    from imagekit_deploy.emulator.state import SetState
+    from imagekit_deploy.emulator.status import Update, _update_state
+    from imagekit_runtime.journal import RunView
+
+    new = workload("r.example/w:2")
+    state = SetState(rendered="r", name="w", namespace="default", workload=new, ordinals=[0])
+    current, old = template_revision(new), template_revision(workload())
+    swapping = PodUpdate(kind="in-place", from_revision=old, to_revision=current, started_at=1.0, runs_before=1)
+    assert _update_state(state, current, swapping, True, RunView(runs=1)) == (Update.IN_PLACE, False)
+    assert _update_state(state, current, swapping, True, RunView(runs=2)) == (Update.UPDATED, True)
+    recreating = PodUpdate(kind="recreate", from_revision=old, to_revision=current, started_at=1.0, runs_before=0)
+    assert _update_state(state, current, recreating, False, RunView()) == (Update.RECREATING, True)
+    assert _update_state(state, old, None, True, RunView(runs=1)) == (Update.OUTDATED, True)  # held by partition

@@ -153,20 +153,20 @@ def apply(rendered: Path, state_root: Path | None, replicas: int | None, params:
     params = _check_params(state_dir, previous, blueprint, params)
     ordinals = blueprint.ordinals(replicas)
     state = _new_state(rendered, blueprint, ordinals, params, previous)
-    state_dir.save(state)  # first, so that `down` can clean up whatever happens next
     pods = PodSet(state_dir, engine)
-    for gone in sorted(set(previous.ordinals if previous else []) - set(ordinals)):
-        pods.remove_pod(pods.blueprint(state, gone))  # scaled down: claims stay, as with whenScaled: Retain
-        state.pod_revisions.pop(pod_name(state.name, gone), None)
     rollout = _Rollout(pods, state, update_strategy(blueprint.workload, len(ordinals)), timeout)
     actions: dict[int, Action] = {}
-    for ordinal in ordinals:
+    for ordinal in ordinals:  # decided before anything changes, so a refused update changes nothing
         if not pods.pod_is_whole(pods.blueprint(state, ordinal)):
             actions[ordinal] = Action.CREATED
             continue
         old = state.workload_of(pod_name(state.name, ordinal))
         check_allowed(rollout.strategy, old, blueprint.workload, blueprint.name)
         actions[ordinal] = decide(rollout.strategy, ordinal, old, blueprint.workload)
+    state_dir.save(state)  # then, so that `down` can clean up whatever happens next
+    for gone in sorted(set(previous.ordinals if previous else []) - set(ordinals)):
+        pods.remove_pod(pods.blueprint(state, gone))  # scaled down: claims stay, as with whenScaled: Retain
+        state.pod_revisions.pop(pod_name(state.name, gone), None)
     created = [o for o in ordinals if actions[o] is Action.CREATED]
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(created)))) as pool:
         list(pool.map(rollout.create, created))
