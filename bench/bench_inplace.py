@@ -122,6 +122,10 @@ def one_update(flavour: str, images: tuple[str, str], data_bytes: str, work: Pat
                         "--grace-period", "0", "--delete-data"], capture_output=True, cwd=REPO)
 
 
+def seconds(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", default="64Mi", help="WORDFREQ_BYTES of the shard (default 64Mi)")
@@ -140,11 +144,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"wordfreq, 1 shard of {options.bytes}, v1 complete -> v2 (report changed) applied; "
           f"medians of {options.rounds} round(s)")
-    print(f"  {'':<34} {'in place (kruise)':>18} {'recreate (statefulset)':>24}")
-    rows = (("apply -> first step running, s", "first_step_s", "{:.2f}"),
-            ("apply -> shard complete again, s", "complete_s", "{:.2f}"))
-    for label, key, form in rows:
-        values = [form.format(statistics.median(r[key] for r in measured[f])) for f in FLAVOURS]
+    print(f"  {'(median, min-max)':<34} {'in place (kruise)':>18} {'recreate (statefulset)':>24}")
+    for label, key in (("apply -> first step running, s", "first_step_s"),
+                       ("apply -> shard complete again, s", "complete_s")):
+        values = [seconds([r[key] for r in measured[f]]) for f in FLAVOURS]
         print(f"  {label:<34} {values[0]:>18} {values[1]:>24}")
     ssd = [human_size(int(statistics.median(r["ssd_bytes"] for r in measured[f]))) for f in FLAVOURS]
     print(f"  {'bytes read back from the SSD':<34} {ssd[0]:>18} {ssd[1]:>24}")

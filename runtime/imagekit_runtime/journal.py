@@ -121,6 +121,7 @@ class RunView:
 
     runs: int = 0
     key: str | None = None                                  # the pipeline key of the newest run
+    started_at: float | None = None                         # its run-start's ts
     status: str | None = None                               # its run-end status, if it ended
     steps: dict[str, str] = field(default_factory=dict)     # step -> newest state
     started: list[str] = field(default_factory=list)        # steps whose process started
@@ -150,6 +151,7 @@ def _apply(view: RunView, entry: Entry) -> None:
     event = entry.get("event")
     if event == Event.RUN_START:
         view.key = entry.get("key")
+        view.started_at = entry.get("ts")
     elif event == Event.TRANSITION:
         view.steps[entry["step"]] = entry["to"]
         if entry["to"] == StepState.RUNNING and entry["step"] not in view.started:

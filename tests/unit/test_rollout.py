@@ -106,9 +106,11 @@ def test_a_pod_is_in_place_updating_until_its_new_runtime_has_started_a_run() ->
     new = workload("r.example/w:2")
     state = SetState(rendered="r", name="w", namespace="default", workload=new, ordinals=[0])
     current, old = template_revision(new), template_revision(workload())
-    swapping = PodUpdate(kind="in-place", from_revision=old, to_revision=current, started_at=1.0, runs_before=1)
-    assert _update_state(state, current, swapping, True, RunView(runs=1)) == (Update.IN_PLACE, False)
-    assert _update_state(state, current, swapping, True, RunView(runs=2)) == (Update.UPDATED, True)
-    recreating = PodUpdate(kind="recreate", from_revision=old, to_revision=current, started_at=1.0, runs_before=0)
+    swapping = PodUpdate(kind="in-place", from_revision=old, to_revision=current, started_at=1.0)
+    assert _update_state(state, current, swapping, True, RunView(runs=1, started_at=0.5)) == (Update.IN_PLACE, False)
+    swapping.swapped_at = 2.0  # the new container is started: the old runtime's run does not count
+    assert _update_state(state, current, swapping, True, RunView(runs=1, started_at=0.5)) == (Update.IN_PLACE, False)
+    assert _update_state(state, current, swapping, True, RunView(runs=2, started_at=2.5)) == (Update.UPDATED, True)
+    recreating = PodUpdate(kind="recreate", from_revision=old, to_revision=current, started_at=1.0)
     assert _update_state(state, current, recreating, False, RunView()) == (Update.RECREATING, True)
     assert _update_state(state, old, None, True, RunView(runs=1)) == (Update.OUTDATED, True)  # held by partition

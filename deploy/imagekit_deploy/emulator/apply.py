@@ -105,13 +105,14 @@ class _Rollout:
         in_place = action is Action.IN_PLACE
         record = PodUpdate(kind=(UpdateKind.IN_PLACE if in_place else UpdateKind.RECREATE).value,
                            from_revision=self.state.pod_revisions.get(old.name, ""), to_revision=self.revision,
-                           started_at=time.time(), runs_before=read_run(self.pods.engine, old).runs if in_place else 0)
+                           started_at=time.time())
         self.state.updates[old.name] = record.to_json()  # InPlaceUpdateReady false from here on
         self.save()
         if in_place and self.strategy.grace_seconds:
             time.sleep(self.strategy.grace_seconds)
         self.state.pod_revisions[old.name] = self.revision
         new = self.pods.blueprint(self.state, ordinal)
+        record.swapped_at = time.time()
         if in_place:
             counted = self.pods.replace_pipeline(self.state, new)
             self.state.restarts[new.name] = self.state.restarts.get(new.name, 0) + counted + 1
@@ -120,20 +121,20 @@ class _Rollout:
             self.state.restarts.pop(new.name, None)
             self.pods.create_pod(self.state, new)
         self.save()
-        self.wait_ready(new, record.runs_before)
+        self.wait_ready(new, record)
         record.ready_at = time.time()
         self.state.updates[new.name] = record.to_json()
         self.save()
         if self.strategy.min_ready_seconds:
             time.sleep(self.strategy.min_ready_seconds)
 
-    def wait_ready(self, pod: PodBlueprint, runs_before: int) -> None:
-        """Until the new runtime has started a run: the pipeline container runs and its journal has a new run."""
+    def wait_ready(self, pod: PodBlueprint, record: PodUpdate) -> None:
+        """Until the new runtime has started a run: the pipeline container runs and its journal has its run."""
         deadline = time.monotonic() + self.timeout
         engine = self.pods.engine
         while time.monotonic() < deadline:
             if engine.state(container_name(pod.name, pod.container.name)).running \
-                    and read_run(engine, pod).runs > runs_before:
+                    and record.runtime_started(read_run(engine, pod)):
                 return
             time.sleep(0.1)
         raise PodFailed(f"pod {pod.name}: its new runtime did not start within {self.timeout:.0f}s of the update "

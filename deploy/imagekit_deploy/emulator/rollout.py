@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from imagekit_runtime.errors import UsageError
+from imagekit_runtime.journal import RunView
 
 KRUISE_API_GROUP = "apps.kruise.io"
 IN_PLACE_IF_POSSIBLE = "InPlaceIfPossible"
@@ -144,9 +145,13 @@ class PodUpdate:
     kind: str                   # UpdateKind
     from_revision: str
     to_revision: str
-    started_at: float
-    runs_before: int            # runs in the pod's journal before the update (0 after a recreate)
-    ready_at: float | None = None
+    started_at: float           # the pod marked not ready
+    swapped_at: float | None = None  # the new container (in place) or pod (recreate) about to start
+    ready_at: float | None = None    # its runtime seen running
+
+    def runtime_started(self, run: RunView) -> bool:
+        """Whether the newest run in the pod's journal is the new runtime's (started after the swap)."""
+        return self.swapped_at is not None and run.started_at is not None and run.started_at >= self.swapped_at
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -128,7 +128,7 @@ def _update_state(state: SetState, revision: str, last: PodUpdate | None, runnin
                   run: RunView) -> tuple[str, bool]:
     """The pod's Update, and whether it is in-place-update ready: a pod updated in place is not until
     its new runtime has started a run (read live, so it holds even if `apply` was interrupted)."""
-    pending = last is not None and last.ready_at is None and not (running and run.runs > last.runs_before)
+    pending = last is not None and last.ready_at is None and not (running and last.runtime_started(run))
     if pending and last is not None:
         in_place = last.kind == UpdateKind.IN_PLACE
         return (Update.IN_PLACE if in_place else Update.RECREATING), not in_place
