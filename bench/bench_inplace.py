@@ -1,11 +1,12 @@
 """A new image applied to a running local pod: Kruise's in-place update against a pod recreate, side by side.
 
-On the demo pipeline (pipelines/wordfreq, one shard): v1 is built, brought up as a local pod and run to
-completion; v2 (only `report` changed) is applied with `imagekit pod apply`, once to a Kruise set
-(InPlaceIfPossible: the image is swapped in the running pod, shm kept) and once to a plain StatefulSet
-(the pod is recreated, shm lost). For each it prints the time from `apply` to the first step running
-again (from the runtime's journal), the time until the shard is complete again, and the bytes read back
-from the SSD checkpoint (the items the new run restored).
+On the demo pipeline (pipelines/wordfreq, one shard, with a gate that can hold `count`): v1 is built and
+brought up as a local pod; v2 (only `report` changed) is applied with `imagekit pod apply`, once to a
+Kruise set (InPlaceIfPossible: the image is swapped in the running pod, shm kept) and once to a plain
+StatefulSet (the pod is recreated, shm lost); each once v1 is complete, and once while v1's `count`
+runs. For each it prints the time from `apply` to the first step running again (from the runtime's
+journal), the time until the shard is complete again, and the bytes read back from the SSD checkpoint
+(the items the new run restored).
 
     python3 bench/bench_inplace.py [--bytes 64Mi] [--rounds 3]
 
@@ -34,7 +35,7 @@ from imagekit_deploy.emulator.pods import PodSet  # noqa: E402
 from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
 from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime.journal import Entry, run_ids  # noqa: E402
+from imagekit_runtime.journal import Entry, newest_run, run_ids  # noqa: E402
 from imagekit_runtime.layout import tree_size  # noqa: E402
 from imagekit_runtime.quantity import human_size  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
@@ -52,15 +53,23 @@ def imagekit(*args: Any) -> str:
     return result.stdout
 
 
-def build_versions(work: Path) -> tuple[str, str]:
-    """The demo pipeline as v1, and as v2 with `report` changed."""
+# `count` held while <pv>/gates/hold-count exists (as in tests/test_pod_inplace.py), for the update mid-run.
+GATED_COUNT = ("name: count\n"
+               "command: [sh, -c, 'while [ -e \"${IMAGEKIT_PV_DIR:-/nonexistent}/gates/hold-count\" ]; "
+               "do sleep 0.05; done; exec python3 main.py']\n"
+               "inputs: [tokens, vocab]\noutputs: [counts]\nrequirements: requirements.txt\n")
+
+
+def build_versions(work: Path) -> tuple[Path, str, str]:
+    """The demo pipeline (with a gate in `count`) as v1, and as v2 with `report` changed."""
     pipeline = work / "wordfreq"
     shutil.copytree(REPO / "pipelines" / "wordfreq", pipeline, ignore=shutil.ignore_patterns("__pycache__"))
+    (pipeline / "steps" / "count" / "step.yaml").write_text(GATED_COUNT)
     imagekit("build", pipeline, "--tag", f"{REPOSITORY}:v1", "--backend", "docker", "--base", BASE)
     report = pipeline / "steps" / "report" / "main.py"
     report.write_text(report.read_text().replace('        "top10": top,\n', '        "top10": top,\n        "edition": 2,\n'))
     imagekit("build", pipeline, "--tag", f"{REPOSITORY}:v2", "--backend", "docker", "--base", BASE)
-    return f"{REPOSITORY}:v1", f"{REPOSITORY}:v2"
+    return pipeline, f"{REPOSITORY}:v1", f"{REPOSITORY}:v2"
 
 
 def journal(state_dir: Path) -> list[Entry]:
@@ -92,31 +101,54 @@ def restored_bytes(entries: list[Entry], run: str, ssd_claim: Path) -> int:
     return total
 
 
-def one_update(flavour: str, images: tuple[str, str], data_bytes: str, work: Path, tag: str) -> dict[str, float]:
-    name = f"imagekit-bench-{tag}-{flavour[:5]}"
+def wait_for(state_dir: Path, found: Any) -> Any:
+    while True:
+        value = found(journal(state_dir))
+        if value is not None:
+            return value
+        time.sleep(0.05)
+
+
+def count_running(entries: list[Entry]) -> bool | None:
+    view = newest_run(entries)
+    return True if view.steps.get("count") == StepState.RUNNING else None
+
+
+def one_update(scenario: str, flavour: str, pipeline: Path, images: tuple[str, str], data_bytes: str, work: Path,
+               tag: str) -> dict[str, float]:
+    """v1 up; v2 applied once the shard is complete (scenario "complete") or while `count` runs ("count")."""
+    name = f"imagekit-bench-{tag}-{scenario[:5]}-{flavour[:5]}"
     state_dir = work / name
     rendered = [work / f"{name}-v{n}" for n in (1, 2)]
     for image, where in zip(images, rendered, strict=True):
-        imagekit("deploy", "render", REPO / "pipelines" / "wordfreq", "--image", image, "--name", name, "--replicas", 1,
+        imagekit("deploy", "render", pipeline, "--image", image, "--name", name, "--replicas", 1,
                  "--ssd", "local-pv", "--flavor", flavour, "-o", where)
+    gate = state_dir / "claims" / f"pv-{name}-0" / "gates" / "hold-count"
     try:
+        if scenario == "count":
+            gate.parent.mkdir(parents=True)
+            gate.touch()
         imagekit("pod", "up", rendered[0], "--state-dir", state_dir, "--param", f"WORDFREQ_BYTES={data_bytes}")
-        imagekit("pod", "status", "--state-dir", state_dir, "--wait", "--timeout", 900)
+        if scenario == "count":
+            wait_for(state_dir, count_running)
+        else:
+            imagekit("pod", "status", "--state-dir", state_dir, "--wait", "--timeout", 900)
         before = run_ids(journal(state_dir))
         applied = time.time()
         imagekit("pod", "apply", rendered[1], "--state-dir", state_dir)
-        while True:
-            entries = journal(state_dir)
+
+        def new_run_started(entries: list[Entry]) -> tuple[str, float] | None:
             runs = [run for run in run_ids(entries) if run not in before]
             started = first_running(entries, runs[-1]) if runs else None
-            if started is not None:
-                break
-            time.sleep(0.05)
+            return (runs[-1], started) if started is not None else None
+
+        run, started = wait_for(state_dir, new_run_started)
+        gate.unlink(missing_ok=True)
         imagekit("pod", "status", "--state-dir", state_dir, "--wait", "--timeout", 900)
         complete = time.time()
         ssd_claim = state_dir / "claims" / f"ssd-{name}-0"
         return {"first_step_s": started - applied, "complete_s": complete - applied,
-                "ssd_bytes": restored_bytes(journal(state_dir), runs[-1], ssd_claim)}
+                "ssd_bytes": restored_bytes(journal(state_dir), run, ssd_claim)}
     finally:
         subprocess.run([sys.executable, "-m", "imagekit.cli.main", "pod", "down", "--state-dir", str(state_dir),
                         "--grace-period", "0", "--delete-data"], capture_output=True, cwd=REPO)
@@ -126,6 +158,9 @@ def seconds(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
+SCENARIOS = {"complete": "v2 applied once v1 is complete", "count": "v2 applied while v1's count runs"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", default="64Mi", help="WORDFREQ_BYTES of the shard (default 64Mi)")
@@ -133,24 +168,29 @@ def main() -> None:
     options = parser.parse_args()
     tag = str(os.getpid())
     work = Path(tempfile.mkdtemp(prefix=f"imagekit-bench-{tag}-"))
+    measured: dict[tuple[str, str], list[dict[str, float]]] = {(s, f): [] for s in SCENARIOS for f in FLAVOURS}
     try:
-        images = build_versions(work)
-        measured: dict[str, list[dict[str, float]]] = {flavour: [] for flavour in FLAVOURS}
+        pipeline, *images = build_versions(work)
         for round_number in range(options.rounds):
             order = FLAVOURS if round_number % 2 == 0 else FLAVOURS[::-1]  # a shared machine: alternate
-            for flavour in order:
-                measured[flavour].append(one_update(flavour, images, options.bytes, work, f"{tag}-{round_number}"))
+            for scenario in SCENARIOS:
+                for flavour in order:
+                    measured[(scenario, flavour)].append(one_update(
+                        scenario, flavour, pipeline, (images[0], images[1]), options.bytes, work,
+                        f"{tag}-{round_number}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"wordfreq, 1 shard of {options.bytes}, v1 complete -> v2 (report changed) applied; "
-          f"medians of {options.rounds} round(s)")
-    print(f"  {'(median, min-max)':<34} {'in place (kruise)':>18} {'recreate (statefulset)':>24}")
-    for label, key in (("apply -> first step running, s", "first_step_s"),
-                       ("apply -> shard complete again, s", "complete_s")):
-        values = [seconds([r[key] for r in measured[f]]) for f in FLAVOURS]
-        print(f"  {label:<34} {values[0]:>18} {values[1]:>24}")
-    ssd = [human_size(int(statistics.median(r["ssd_bytes"] for r in measured[f]))) for f in FLAVOURS]
-    print(f"  {'bytes read back from the SSD':<34} {ssd[0]:>18} {ssd[1]:>24}")
+    print(f"wordfreq, 1 shard of {options.bytes}; v2 (report changed) applied to a local pod running v1; "
+          f"medians of {options.rounds} round(s), (min-max)")
+    print(f"  {'':<36} {'in place (kruise)':>20} {'recreate (statefulset)':>24}")
+    for scenario, title in SCENARIOS.items():
+        print(f"  {title}:")
+        for label, key in (("apply -> first step running, s", "first_step_s"),
+                           ("apply -> shard complete again, s", "complete_s")):
+            values = [seconds([r[key] for r in measured[(scenario, f)]]) for f in FLAVOURS]
+            print(f"    {label:<34} {values[0]:>20} {values[1]:>24}")
+        ssd = [human_size(int(statistics.median(r["ssd_bytes"] for r in measured[(scenario, f)]))) for f in FLAVOURS]
+        print(f"    {'bytes read back from the SSD':<34} {ssd[0]:>20} {ssd[1]:>24}")
 
 
 if __name__ == "__main__":
