@@ -1,4 +1,5 @@
-"""`imagekit pod up|status|kill|down`: the rendered pods on the local Docker engine, with failure injection."""
+"""`imagekit pod up|apply|status|kill|down`: the rendered pods on the local Docker engine, with failure injection
+and rolling updates."""
 from __future__ import annotations
 
 import time
@@ -6,9 +7,10 @@ from pathlib import Path
 
 import typer
 
+from imagekit_deploy.emulator.apply import READY_TIMEOUT, UpReport, apply
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
-from imagekit_deploy.emulator.pods import PodSet, down, up
+from imagekit_deploy.emulator.pods import PodSet, down
 from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
 from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
@@ -30,24 +32,50 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pod_app, name="pod")
 
 
-@pod_app.command("up")
-def up_command(
-    rendered: Path = typer.Argument(..., help="a directory written by `imagekit deploy render --out-dir`, or a YAML stream"),
-    replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
-    state_dir: Path | None = typer.Option(None, "--state-dir", help="where the set's state, claims and node "
-                                             "directories live [default: ./.imagekit-pods/<name>]"),
-    param: list[str] = typer.Option([], "--param", help="KEY=VALUE, passed to every pod's runtime"),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
-) -> None:
-    """Create the pods of RENDERED (sandbox, init containers, pipeline container); pods already up are kept."""
-    report = up(rendered, state_dir, replicas, parse_params(param))
+RENDERED_HELP = "a directory written by `imagekit deploy render --out-dir`, or a YAML stream"
+STATE_DIR_HELP = "where the set's state, claims and node directories live [default: ./.imagekit-pods/<name>]"
+PARAM_HELP = "KEY=VALUE, passed to every pod's runtime [default: the running set's, if any]"
+TIMEOUT_HELP = "seconds to wait for each updated pod's new runtime to start"
+
+
+def _report(report: UpReport, output: OutputFormat) -> None:
+    """What happened to each pod: the result, on stdout (JSON with -o json); the hint on stderr."""
     if output is OutputFormat.json:
         emit_json({"state_dir": str(report.state_dir), "name": report.name, "namespace": report.namespace,
-                   "pods": report.pods})
+                   "revision": report.revision, "pods": report.pods})
     else:
-        emit_text("\n".join(f"{pod['pod']}: {pod['action']}" for pod in report.pods))
-    stderr.print(f"{report.name}: {len(report.pods)} pod(s) up, state in {report.state_dir}; "
+        emit_text("\n".join(f"{pod['pod']}: {pod['action']} (revision {pod['revision']})" for pod in report.pods))
+    stderr.print(f"{report.name}: {len(report.pods)} pod(s) up at revision {report.revision}, state in {report.state_dir}; "
          f"follow with `imagekit pod status --state-dir {report.state_dir}`")
+
+
+@pod_app.command("up")
+def up_command(
+    rendered: Path = typer.Argument(..., help=RENDERED_HELP),
+    replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
+    timeout: float = typer.Option(READY_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
+) -> None:
+    """Create the pods of RENDERED (sandbox, init containers, pipeline container); pods already up are kept,
+    or rolled to RENDERED's template as `pod apply` does."""
+    _report(apply(rendered, state_dir, replicas, parse_params(param) if param else None, timeout), output)
+
+
+@pod_app.command("apply")
+def apply_command(
+    rendered: Path = typer.Argument(..., help=RENDERED_HELP),
+    replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
+    timeout: float = typer.Option(READY_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
+) -> None:
+    """Roll the set to RENDERED as its controller would: Kruise InPlaceIfPossible swaps a new image into the
+    running pod (shm kept, only changed steps run again), any other change recreates the pod (shm lost, SSD
+    and PV kept); highest ordinal first, maxUnavailable at a time, partition honoured. Missing pods are created."""
+    _report(apply(rendered, state_dir, replicas, parse_params(param) if param else None, timeout), output)
 
 
 @pod_app.command("status")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from . import results as results_io
 from .checkpoint import CheckpointStore
+from .contract import Source
 from .datastore import DataStore
 from .layout import RunLayout
 from .planner import Plan, make_plan
@@ -24,7 +25,7 @@ class Availability:
         if self.ignore_existing:
             return None
         if self.store.available(step, data, self.keys[step]):
-            return "shm"
+            return Source.SHM
         return self.checkpoints.locate(step, data, self.keys[step])
 
     def delivered(self, data: str) -> bool:

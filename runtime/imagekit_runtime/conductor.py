@@ -138,7 +138,8 @@ class Conductor:
             for step in self.steps.values():
                 if step.state in UNFINISHED:
                     self.store.discard_staging(step.name)
-            _restore_signal_handlers(previous_handlers)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
 
     def _already_complete(self) -> bool:
         if self.options.force or not shard_state.already_complete(self.layout, self.keys):
@@ -167,6 +168,7 @@ class Conductor:
                                          force=self.options.force)
         self.to_run = list(plan.to_run)
         self.journal.record(Event.PLAN, **shard_state.plan_fields(plan))
+        shard_state.note_inputs(plan, self.steps)
         shard_state.bring_back(plan, self.keys, self.store, self.checkpoints, self.run_id)
         for name in plan.reused:
             self._transition(name, StepState.REUSED)
@@ -394,8 +396,3 @@ class Conductor:
     def _pump_logs(self) -> None:
         for follower in self.followers.values():
             follower.pump()
-
-
-def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)

@@ -57,11 +57,21 @@ class Event(StrEnum):
     """The `event` of a journal line (run/journal.jsonl)."""
 
     RUN_START = "run-start"        # pipeline, shard, shard_count, key (the pipeline key)
-    PLAN = "plan"                  # to_run, reused, restore, available
+    PLAN = "plan"                  # to_run, reused, restore, available, inputs
     TRANSITION = "transition"      # step, from, to (+ attempt, exit_code, reason, bytes_out)
     CHECKPOINTED = "checkpointed"  # step, data, tier, path
     FREED = "freed"                # step, data, bytes
     RUN_END = "run-end"            # status, exit_code, peak_shm_bytes
+
+
+class Source(StrEnum):
+    """Where a data item is found when a run starts, best first; for each input of a step that runs, the
+    `inputs` of the plan event and of the step in the summary say which it came from."""
+
+    SHM = "shm"  # committed in shm by an earlier run in the same pod (kept across a container restart)
+    SSD = "ssd"  # restored from the node-local SSD checkpoint
+    PV = "pv"    # restored from the PersistentVolume checkpoint
+    RUN = "run"  # made by a step of this run
 
 
 class RunStatus(StrEnum):

@@ -121,11 +121,13 @@ class RunView:
 
     runs: int = 0
     key: str | None = None                                  # the pipeline key of the newest run
+    started_at: float | None = None                         # its run-start's ts
     status: str | None = None                               # its run-end status, if it ended
     steps: dict[str, str] = field(default_factory=dict)     # step -> newest state
     started: list[str] = field(default_factory=list)        # steps whose process started
     reused: list[str] = field(default_factory=list)
     restored: dict[str, str] = field(default_factory=dict)  # step/data -> ssd | pv
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # step that runs -> input -> contract.Source
     checkpointed: list[str] = field(default_factory=list)   # step/data@tier, over all runs
 
 
@@ -149,6 +151,7 @@ def _apply(view: RunView, entry: Entry) -> None:
     event = entry.get("event")
     if event == Event.RUN_START:
         view.key = entry.get("key")
+        view.started_at = entry.get("ts")
     elif event == Event.TRANSITION:
         view.steps[entry["step"]] = entry["to"]
         if entry["to"] == StepState.RUNNING and entry["step"] not in view.started:
@@ -158,6 +161,7 @@ def _apply(view: RunView, entry: Entry) -> None:
             view.steps.setdefault(step, StepState.WAITING.value)
         view.reused = list(entry.get("reused") or [])
         view.restored = dict(entry.get("restore") or {})
+        view.inputs = dict(entry.get("inputs") or {})
     elif event == Event.RUN_END:
         view.status = entry.get("status")
 

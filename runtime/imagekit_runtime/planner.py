@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .contract import Source
 from .spec import PipelineSpec
 
 # Where a data item can be found, best first.
-SOURCES = ("shm", "ssd", "pv")
+SOURCES = (Source.SHM, Source.SSD, Source.PV)
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Plan:
     restore: dict[tuple[str, str], str] = field(default_factory=dict)  # (step, data) -> source outside shm
     available: dict[tuple[str, str], str | None] = field(default_factory=dict)
     targets: list[str] = field(default_factory=list)
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # step to run -> its input -> Source
 
 
 def targets_of(spec: PipelineSpec) -> list[str]:
@@ -66,7 +68,7 @@ def make_plan(
     restore: dict[tuple[str, str], str] = {}
     for data in needed:
         source = where.get((producers[data], data))
-        if producers[data] not in to_run and source is not None and source != "shm":
+        if producers[data] not in to_run and source is not None and source != Source.SHM:
             restore[(producers[data], data)] = source
     return Plan(
         to_run=[name for name in order if name in to_run],
@@ -74,4 +76,16 @@ def make_plan(
         restore=restore,
         available=where,
         targets=targets,
+        inputs={name: _input_sources(spec, name, to_run, where) for name in order if name in to_run},
     )
+
+
+def _input_sources(spec: PipelineSpec, name: str, to_run: set[str],
+                   where: dict[tuple[str, str], str | None]) -> dict[str, str]:
+    """Where each input of a step that runs comes from: made in this run, else where its producer's output is."""
+    producers = spec.producer_of()
+    sources: dict[str, str] = {}
+    for data in spec.step(name).inputs:
+        found = None if producers[data] in to_run else where.get((producers[data], data))
+        sources[data] = found or Source.RUN
+    return sources

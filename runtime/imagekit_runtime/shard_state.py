@@ -19,6 +19,7 @@ from .keys import data_key, pipeline_key
 from .layout import RunLayout
 from .planner import Plan
 from .spec import PipelineSpec
+from .summary import StepRun
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -56,7 +57,14 @@ def plan_fields(plan: Plan) -> dict[str, Any]:
     """The plan as the journal's plan event carries it."""
     return {"to_run": plan.to_run, "reused": plan.reused,
             "restore": {f"{s}/{d}": source for (s, d), source in plan.restore.items()},
-            "available": {f"{s}/{d}": source for (s, d), source in plan.available.items()}}
+            "available": {f"{s}/{d}": source for (s, d), source in plan.available.items()},
+            "inputs": plan.inputs}
+
+
+def note_inputs(plan: Plan, steps: dict[str, StepRun]) -> None:
+    """Each step that runs learns where its inputs come from (contract.Source), for the summary."""
+    for name, sources in plan.inputs.items():
+        steps[name].inputs = {data: str(source) for data, source in sources.items()}
 
 
 def bring_back(plan: Plan, keys: dict[str, str], store: DataStore, checkpoints: CheckpointStore, run_id: str) -> None:

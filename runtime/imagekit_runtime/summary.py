@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contract import RunStatus
+from .contract import RunStatus, Source
 from .quantity import human_size
 from .states import StepState
 
@@ -24,12 +24,13 @@ class StepRun:
     bytes_out: int = 0
     wall_seconds: float = 0.0
     message: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)  # input -> contract.Source, for a step that runs
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "state": self.state.value, "attempts": self.attempts, "exit_code": self.exit_code,
             "wall_seconds": round(self.wall_seconds, 3), "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
-            "message": self.message,
+            "message": self.message, "inputs": self.inputs,
         }
 
 
@@ -73,6 +74,10 @@ def format_summary(summary: RunSummary) -> str:
         exit_text = "-" if step.exit_code is None else str(step.exit_code)
         lines.append(f"  {step.name:<20} {step.state.value:<10} {exit_text:>4} {step.attempts:>5} "
                      f"{step.wall_seconds:>8.2f} {human_size(step.bytes_in):>10} {human_size(step.bytes_out):>10}")
+    kept = [f"{step.name} ← " + ", ".join(f"{data} ({source})" for data, source in step.inputs.items())
+            for step in summary.steps if any(source != Source.RUN for source in step.inputs.values())]
+    if kept:
+        lines.append(f"  inputs from before this run: {'; '.join(kept)}")
     for warning in summary.warnings:
         lines.append(f"  warning: {warning}")
     if summary.message:

@@ -102,7 +102,7 @@ def test_the_program_logs_to_the_step_log_and_stops_within_the_grace(tmp_path: P
 def a_summary(**changes: Any) -> RunSummary:
     steps = [StepRun("generate", StepState.RETIRED, attempts=1, exit_code=0, bytes_out=8 * MiB, wall_seconds=0.5),
              StepRun("count", StepState.FAILED, attempts=3, exit_code=2, bytes_in=8 * MiB, wall_seconds=1.25,
-                     message="exited with status 2")]
+                     message="exited with status 2", inputs={"tokens": "run", "vocab": "ssd"})]
     fields: dict[str, Any] = dict(pipeline="wordfreq", run_id="r1", shard_index=0, shard_count=2, exit_code=1,
                                      status=RunStatus.FAILED, wall_seconds=2.3456, peak_shm_bytes=16 * MiB,
                                      steps=steps, results_dir="/out", message="step count failed after 3 attempts",
@@ -118,7 +118,7 @@ def test_the_json_summary_has_every_step_and_the_run(tmp_path: Path) -> None:
     assert data["wall_seconds"] == 2.346 and data["peak_shm_bytes"] == 16 * MiB
     assert data["steps"][1] == {"name": "count", "state": "failed", "attempts": 3, "exit_code": 2,
                                 "wall_seconds": 1.25, "bytes_in": 8 * MiB, "bytes_out": 0,
-                                "message": "exited with status 2"}
+                                "message": "exited with status 2", "inputs": {"tokens": "run", "vocab": "ssd"}}
     assert data["warnings"] == ["ssd checkpoint of corpus skipped"]
 
 
@@ -127,7 +127,8 @@ def test_the_text_summary_has_a_line_per_step_then_warnings_and_the_message() ->
     assert lines[0] == ("wordfreq shard 0/2: failed in 2.35s (exit 1); peak shm 16.0 MiB; results in /out")
     assert lines[2].split() == ["generate", "retired", "0", "1", "0.50", "0", "B", "8.0", "MiB"]
     assert lines[3].split()[:4] == ["count", "failed", "2", "3"]
-    assert lines[4:] == ["  warning: ssd checkpoint of corpus skipped", "  step count failed after 3 attempts"]
+    assert lines[4:] == ["  inputs from before this run: count ← tokens (run), vocab (ssd)",
+                         "  warning: ssd checkpoint of corpus skipped", "  step count failed after 3 attempts"]
     never_ran = format_summary(a_summary(steps=[StepRun("late")], warnings=[], message="")).splitlines()
     assert never_ran[2].split()[:3] == ["late", "waiting", "-"] and len(never_ran) == 3
 

@@ -153,3 +153,12 @@ def test_plan_is_a_function_of_availability(diamond: PipelineSpec) -> None:
     second = make_plan(diamond, locate, lambda data: False, lambda step: False)
     assert first == second
     assert first.to_run == ["final"]
+
+
+def test_each_input_of_a_step_that_runs_says_where_it_comes_from(diamond: PipelineSpec) -> None:
+    # squares kept in shm, evens only on the SSD, total nowhere: total and final run again.
+    world = World({"numbers": "shm", "squares": "shm", "evens": "ssd"})
+    plan = world.plan(diamond)
+    assert plan.to_run == ["total", "final"]
+    assert plan.inputs == {"total": {"squares": "shm", "evens": "ssd"}, "final": {"total": "run"}}
+    assert World().plan(diamond).inputs["square"] == {"numbers": "run"}  # nothing kept: all made in this run

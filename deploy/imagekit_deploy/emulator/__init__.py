@@ -5,8 +5,11 @@
     engine.py     the Docker SDK (the only module of the deploy path that imports it)
     volumes.py    where each volume lives on this machine, and for how long
     pods.py       a pod = sandbox (IPC namespace, /dev/shm) + init containers + pipeline container
+    rollout.py    the controller's decisions: template revisions, update strategy, in place or recreate
+    apply.py      `pod up` / `pod apply`: create missing pods, roll those of another template
     faults.py     the four failure levels (docs/contract.md): process, container, pod, node
-    status.py     phases, restarts, and the runtime's journal read from the pod's shm
+    status.py     phases, restarts, image and revision, update state, and the runtime's journal read from
+                  the pod's shm
 
 Nothing here is a second configuration: every pod is made from the rendered manifests.
 """

@@ -19,13 +19,18 @@ from imagekit_runtime.errors import UsageError
 from imagekit_runtime.quantity import parse_bytes, parse_cpus
 
 from ..ordinals import pod_ordinals, reserved_ordinals
-from ..pod import POD_INDEX_LABEL
+from ..pod import IN_PLACE_READINESS_GATE, POD_INDEX_LABEL
 from ..renderer import Rendering
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 DEFAULT_NAMESPACE = "default"  # what kubectl's current context usually names
 NODE_NAME = "imagekit-local"
 SHM_PATH = contract.SHM_MOUNT
+
+
+def pod_name(set_name: str, ordinal: int) -> str:
+    """A StatefulSet's pod name: `<set>-<ordinal>`."""
+    return f"{set_name}-{ordinal}"
 
 
 class VolumeKind:
@@ -87,13 +92,14 @@ class PodBlueprint:
     fs_group: int | None
     restart_policy: str        # Always | OnFailure | Never
     grace_seconds: int
+    in_place_gate: bool        # the template has Kruise's InPlaceUpdateReady readiness gate
     init_containers: list[ContainerPlan]
     container: ContainerPlan
     volumes: dict[str, Volume] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        return f"{self.set_name}-{self.ordinal}"
+        return pod_name(self.set_name, self.ordinal)
 
     @property
     def shard_index(self) -> str:
@@ -330,11 +336,11 @@ def pod_blueprint(workload: dict[str, Any], set_name: str, namespace: str, ordin
     spec = workload.get("spec") or {}
     template = spec.get("template") or {}
     pod_spec = template.get("spec") or {}
-    pod_name = f"{set_name}-{ordinal}"
-    where = f"StatefulSet {set_name} pod {pod_name}"
+    this_pod = pod_name(set_name, ordinal)
+    where = f"StatefulSet {set_name} pod {this_pod}"
     labels = {**((template.get("metadata") or {}).get("labels") or {}),
-              POD_INDEX_LABEL: str(ordinal), POD_NAME_LABEL: pod_name}
-    meta = _PodMeta(name=pod_name, namespace=namespace, labels=labels)
+              POD_INDEX_LABEL: str(ordinal), POD_NAME_LABEL: this_pod}
+    meta = _PodMeta(name=this_pod, namespace=namespace, labels=labels)
     claim_names = [name for claim in spec.get("volumeClaimTemplates") or []
                    if isinstance(name := (claim.get("metadata") or {}).get("name"), str)]
     volumes = _volumes(pod_spec, claim_names, set_name, ordinal, where)
@@ -355,5 +361,7 @@ def pod_blueprint(workload: dict[str, Any], set_name: str, namespace: str, ordin
         run_as_user=context.get("runAsUser"), run_as_group=context.get("runAsGroup"), fs_group=context.get("fsGroup"),
         restart_policy=pod_spec.get("restartPolicy", "Always"),
         grace_seconds=int(pod_spec.get("terminationGracePeriodSeconds", 30)),
+        in_place_gate=any(gate.get("conditionType") == IN_PLACE_READINESS_GATE
+                          for gate in pod_spec.get("readinessGates") or []),
         init_containers=init_containers, container=container, volumes=volumes,
     )

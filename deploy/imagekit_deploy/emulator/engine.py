@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagekit import engine
+from imagekit.references import parse_reference
 from imagekit_runtime.errors import CommandFailed
 
 
@@ -69,6 +70,24 @@ class Engine:
         return ContainerState(name=name, status=status, exit_code=exit_code,
                               restart_count=int(attrs.get("RestartCount") or 0), started_at=state.get("StartedAt", ""),
                               oom_killed=bool(state.get("OOMKilled")), labels=dict(attrs["Config"].get("Labels") or {}))
+
+    def image_of(self, name: str) -> tuple[str, str, str | None]:
+        """A container's image: the reference it was made from, the image id, and the registry digest
+        (`repo@sha256:…`) of that image when it came from or went to a registry, else None."""
+        from docker.errors import NotFound
+
+        container = self.get(name)
+        if container is None:
+            return "", "", None
+        ref = str(container.attrs["Config"].get("Image") or "")
+        image_id = str(container.attrs.get("Image") or "")
+        try:
+            digests = list(self.client.images.get(image_id).attrs.get("RepoDigests") or [])
+        except NotFound:
+            digests = []
+        repository = parse_reference(ref, "image").name if ref else ""
+        same = [d for d in digests if d.split("@")[0] == repository]
+        return ref, image_id, (same or digests or [None])[0]
 
     def create(self, image: str, name: str, binds: Sequence[tuple[str, str, bool]] = (), **options: Any) -> Any:
         """binds: (host path, container path, read only)."""

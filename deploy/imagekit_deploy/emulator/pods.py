@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime.errors import ImagekitError, UsageError
+from imagekit_runtime.errors import ImagekitError
 
-from ..writer import load_rendered
-from .blueprint import ContainerPlan, PodBlueprint, SetBlueprint, VolumeKind, pod_blueprint, set_blueprint
+from .blueprint import ContainerPlan, PodBlueprint, VolumeKind, pod_blueprint, pod_name
 from .engine import Engine
-from .state import LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_ROLE, SetState, StateDir, default_state_dir, find_state_dir
+from .state import LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_REVISION, LABEL_ROLE, SetState, StateDir, find_state_dir
 from .volumes import HostVolumes
 
 SANDBOX = "sandbox"
@@ -45,7 +44,7 @@ def container_name(pod: str, container: str) -> str:
 
 def pod_labels(state_dir: StateDir, state: SetState, pod: PodBlueprint, role: str, container: str) -> dict[str, str]:
     return {**pod.labels, **state_dir.labels(state.name), LABEL_POD: pod.name, LABEL_ORDINAL: str(pod.ordinal),
-            LABEL_ROLE: role, LABEL_CONTAINER: container}
+            LABEL_ROLE: role, LABEL_CONTAINER: container, LABEL_REVISION: state.pod_revisions.get(pod.name, "")}
 
 
 @dataclass
@@ -60,7 +59,7 @@ class PodSet:
         return HostVolumes(self.state_dir, self.engine)
 
     def blueprint(self, state: SetState, ordinal: int) -> PodBlueprint:
-        return pod_blueprint(state.workload, state.name, state.namespace, ordinal)
+        return pod_blueprint(state.workload_of(pod_name(state.name, ordinal)), state.name, state.namespace, ordinal)
 
     # ------------------------------------------------------------------ one pod
     def _sandbox(self, state: SetState, pod: PodBlueprint) -> Any:
@@ -122,14 +121,33 @@ class PodSet:
                 last = logs.splitlines()[-1] if logs else "no output"
                 raise PodFailed(f"pod {pod.name}: init container {init.name} exited {code}: {last} "
                                 f"(the rendered pod would stop there too; fix the rendering)")
+        self._start_pipeline(state, pod)
+
+    def _start_pipeline(self, state: SetState, pod: PodBlueprint) -> None:
+        """The pipeline container, joined to the pod's sandbox, started."""
         # Parameters reach the runtime as arguments, after any the template gives.
         plan = pod.container
         args = [*(plan.args or []), *(f"--param={key}={value}" for key, value in sorted(state.params.items()))]
-        options = self._container_options(state, pod, plan, "container", sandbox.name)
+        options = self._container_options(state, pod, plan, "container", container_name(pod.name, SANDBOX))
         options["command"] = args or None
         options["restart_policy"] = {"Name": _RESTART.get(pod.restart_policy, "always")}
         container = self.engine.create(plan.image, container_name(pod.name, plan.name), **options)
         self.engine.start(container)
+
+    def replace_pipeline(self, state: SetState, pod: PodBlueprint) -> int:
+        """An in-place update: the pipeline container stopped (SIGTERM, then SIGKILL after the pod's
+        terminationGracePeriodSeconds) and made again from the pod's new template in the same sandbox, so
+        shm, the SSD and the PV stay; init containers do not run again. Returns the restarts the engine
+        had counted for the old container (a new container counts from 0)."""
+        self.engine.ensure_image(pod.container.image)
+        old = self.engine.get(container_name(pod.name, pod.container.name))
+        counted = 0
+        if old is not None:
+            counted = self.engine.state(old.name).restart_count
+            self.engine.stop(old, pod.grace_seconds)
+            self.engine.remove(old)
+        self._start_pipeline(state, pod)
+        return counted
 
     def remove_containers(self, pod_name: str, grace_seconds: int | None = None) -> None:
         """The pod's containers, pipeline first (it lives in the sandbox's namespaces), then the sandbox."""
@@ -148,50 +166,6 @@ class PodSet:
         sandbox = self.engine.state(container_name(pod.name, SANDBOX))
         container = self.engine.state(container_name(pod.name, pod.container.name))
         return sandbox.running and container.status != "missing"
-
-
-@dataclass
-class UpReport:
-    state_dir: Path
-    name: str
-    namespace: str
-    pods: list[dict[str, Any]]
-
-
-def up(rendered: Path, state_root: Path | None, replicas: int | None, params: dict[str, str]) -> UpReport:
-    """Create the set's pods (podManagementPolicy Parallel: all at once); keep those already up."""
-    blueprint: SetBlueprint = set_blueprint(load_rendered(rendered))
-    state_dir = StateDir(state_root) if state_root is not None else default_state_dir(blueprint.name)
-    if replicas is not None and replicas < 0:
-        raise UsageError(f"--replicas {replicas} is negative (fix: 0 or more)")
-    engine = Engine()
-    previous = state_dir.load() if state_dir.exists() else None
-    if previous is not None and (previous.workload != blueprint.workload or previous.params != params):
-        raise UsageError(f"{state_dir.root} already runs pods of another rendering or other --param values "
-                         f"(fix: `imagekit pod down --state-dir {state_dir.root}` first)")
-    ordinals = blueprint.ordinals(replicas)
-    state = SetState(rendered=str(rendered.resolve()), name=blueprint.name, namespace=blueprint.namespace,
-                     workload=blueprint.workload, ordinals=ordinals, params=dict(params),
-                     restarts=previous.restarts if previous else {}, kills=previous.kills if previous else [])
-    state_dir.save(state)  # first, so that `down` can clean up whatever happens next
-    pods = PodSet(state_dir, engine)
-    for gone in sorted(set(previous.ordinals if previous else []) - set(ordinals)):
-        pods.remove_pod(blueprint.pod(gone))  # scaled down: claims stay, as with whenScaled: Retain
-
-    def bring_up(ordinal: int) -> dict[str, Any]:
-        pod = blueprint.pod(ordinal)
-        if pods.pod_is_whole(pod):
-            return {"pod": pod.name, "ordinal": ordinal, "action": "unchanged"}
-        pods.create_pod(state, pod)
-        return {"pod": pod.name, "ordinal": ordinal, "action": "created"}
-
-    with ThreadPoolExecutor(max_workers=max(1, min(4, len(ordinals)))) as pool:
-        reports = list(pool.map(bring_up, ordinals))
-    for report in reports:
-        if report["action"] == "created":
-            state.restarts.pop(report["pod"], None)  # a new pod counts from 0
-    state_dir.save(state)
-    return UpReport(state_dir=state_dir.root, name=blueprint.name, namespace=blueprint.namespace, pods=reports)
 
 
 def down(state_root: Path | None, grace_seconds: int | None, delete_data: bool) -> dict[str, Any]:

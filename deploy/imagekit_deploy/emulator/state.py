@@ -1,6 +1,7 @@
 """The state directory of one emulated StatefulSet, so that separate CLI calls find the same pods.
 
-    <state>/set.json                    the rendered workload `up` used, replicas, params, restarts
+    <state>/set.json                    the rendered workload `up` used, replicas, params, restarts,
+                                        every template revision still run by a pod, and each pod's revision
     <state>/claims/<claim>-<set>-<i>/   PersistentVolumeClaims: kept by `down` (Retain), like the PV
     <state>/node/<hostPath>/            the emulated node's disk (hostPath volumes): lost with the node
     <state>/pods/<pod>/<volume>/        emptyDir volumes on disk: lost with the pod
@@ -30,6 +31,7 @@ LABEL_POD = image_label("pod")             # the pod name
 LABEL_ORDINAL = image_label("pod.ordinal")
 LABEL_ROLE = image_label("pod.role")       # sandbox | init | container
 LABEL_CONTAINER = image_label("pod.container")
+LABEL_REVISION = image_label("pod.revision")  # the template revision the container was made from
 
 
 @dataclass
@@ -44,7 +46,17 @@ class SetState:
     params: dict[str, str] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)     # pod -> restarts made by `kill`
     kills: list[dict[str, Any]] = field(default_factory=list)  # the failures injected, in order
+    # The controller's revisions: revision -> the workload that has that pod template (ControllerRevision),
+    # which revision each pod runs, and the last update each pod had (rollout.PodUpdate as JSON).
+    revisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pod_revisions: dict[str, str] = field(default_factory=dict)
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     format: int = FORMAT
+
+    def workload_of(self, pod: str) -> dict[str, Any]:
+        """The workload whose template made this pod: its revision's, else the current one."""
+        revision = self.pod_revisions.get(pod)
+        return self.revisions.get(revision, self.workload) if revision else self.workload
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from imagekit_runtime import contract
-from imagekit_runtime.journal import RunView, newest_run, parse_text
+from imagekit_runtime.journal import Entry, RunView, newest_run, parse_text
 from imagekit_runtime.results import read_completion
 from imagekit_runtime.states import StepState
 
 from .blueprint import PodBlueprint
 from .engine import Engine
 from .pods import SANDBOX, PodSet, container_name
-from .state import SetState
+from .rollout import PodUpdate, UpdateKind, template_revision
+from .state import LABEL_REVISION, SetState
 
 _READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
 
@@ -30,6 +31,15 @@ class Phase:
     COMPLETE = "Complete"      # results delivered; the runtime holds until stopped
     RESTARTING = "Restarting"  # the engine restarts the container (CrashLoopBackOff on a kubelet)
     EXITED = "Exited"          # stopped and not restarted
+
+
+class Update:
+    """Where a pod is in the set's rolling update (`update` of its status)."""
+
+    UPDATED = "Updated"                    # runs the set's current template
+    OUTDATED = "Outdated"                  # runs an older template (held by partition, paused, or not reached yet)
+    IN_PLACE = "InPlaceUpdating"           # new image swapped in; its runtime has not started yet
+    RECREATING = "Recreating"              # deleted and made again; its runtime has not started yet
 
 
 @dataclass
@@ -46,6 +56,14 @@ class PodStatus:
     results: str | None        # host directory of this shard's results
     volumes: dict[str, str]    # volume -> host directory
     run: RunView
+    image: str                 # the reference the pipeline container was made from
+    image_id: str              # the engine's image id (sha256 of its config)
+    digest: str | None         # repository@sha256:… in the registry, when the image was pushed or pulled
+    revision: str              # the template revision the pod runs
+    update_revision: str       # the set's current template revision
+    update: str                # Update
+    in_place_update_ready: bool | None  # the InPlaceUpdateReady condition (None: the template has no such gate)
+    last_update: dict[str, Any] | None  # rollout.PodUpdate of the last update
 
 
 def parse_journal(text: str) -> RunView:
@@ -53,12 +71,17 @@ def parse_journal(text: str) -> RunView:
     return newest_run(parse_text(text))
 
 
-def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
+def read_journal(engine: Engine, pod: PodBlueprint) -> list[Entry]:
+    """Every entry of the pod's journal, read through the sandbox's /dev/shm (none when there is no sandbox)."""
     sandbox = engine.get(container_name(pod.name, SANDBOX))
     if sandbox is None or sandbox.status != "running":
-        return RunView()
+        return []
     code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/{contract.JOURNAL_FILE}"])
-    return parse_journal(text) if code == 0 else RunView()
+    return parse_text(text) if code == 0 else []
+
+
+def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
+    return newest_run(read_journal(engine, pod))
 
 
 def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
@@ -84,14 +107,32 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     else:
         phase = Phase.EXITED
     homes = {name: volumes.home(pod, volume) for name, volume in pod.volumes.items()}
+    image, image_id, digest = engine.image_of(container_name(pod.name, pod.container.name))
+    revision = container.labels.get(LABEL_REVISION) or state.pod_revisions.get(pod.name, "")
+    last = PodUpdate.from_json(state.updates.get(pod.name))
+    update, ready = _update_state(state, revision, last, container.running, run)
     return PodStatus(
         pod=pod.name, ordinal=ordinal, shard_index=pod.shard_index, shard_count=pod.shard_count, phase=phase,
         container=container.status, exit_code=container.exit_code,
         restarts=container.restart_count + state.restarts.get(pod.name, 0), complete=complete,
         results=str(results) if results else None,
         volumes={name: str(home) for name, home in homes.items() if home is not None},
-        run=run,
+        run=run, image=image, image_id=image_id, digest=digest, revision=revision,
+        update_revision=template_revision(state.workload), update=update,
+        in_place_update_ready=ready if pod.in_place_gate else None,
+        last_update=last.to_json() if last else None,
     )
+
+
+def _update_state(state: SetState, revision: str, last: PodUpdate | None, running: bool,
+                  run: RunView) -> tuple[str, bool]:
+    """The pod's Update, and whether it is in-place-update ready: a pod updated in place is not until
+    its new runtime has started a run (read live, so it holds even if `apply` was interrupted)."""
+    pending = last is not None and last.ready_at is None and not (running and last.runtime_started(run))
+    if pending and last is not None:
+        in_place = last.kind == UpdateKind.IN_PLACE
+        return (Update.IN_PLACE if in_place else Update.RECREATING), not in_place
+    return (Update.UPDATED if revision == template_revision(state.workload) else Update.OUTDATED), True
 
 
 def collect(pods: PodSet, state: SetState) -> list[PodStatus]:
@@ -104,7 +145,8 @@ def to_json(statuses: list[PodStatus]) -> list[dict[str, Any]]:
 
 def format_status(state: SetState, state_dir: str, statuses: list[PodStatus]) -> str:
     lines = [f"{state.name} (namespace {state.namespace}, {len(statuses)} pod(s), state {state_dir})",
-             f"  {'POD':<24} {'SHARD':<7} {'PHASE':<11} {'RESTARTS':>8}  {'RUN':>3}  STEPS"]
+             f"  {'POD':<24} {'SHARD':<7} {'PHASE':<11} {'RESTARTS':>8}  {'RUN':>3}  {'REVISION':<10} "
+             f"{'UPDATE':<15} STEPS"]
     for status in statuses:
         done = sum(1 for s in status.run.steps.values() if s in DONE_STATES)
         running = [name for name, s in status.run.steps.items() if s in (StepState.RUNNING, StepState.COMMITTING)]
@@ -118,5 +160,6 @@ def format_status(state: SetState, state_dir: str, statuses: list[PodStatus]) ->
             steps += f"; exit {status.exit_code}"
         shard = f"{status.shard_index}/{status.shard_count}"
         lines.append(f"  {status.pod:<24} {shard:<7} {status.phase:<11} {status.restarts:>8}  "
-                     f"{status.run.runs:>3}  {steps}")
+                     f"{status.run.runs:>3}  {status.revision:<10} {status.update:<15} {steps}")
+        lines.append(f"  {'':<24} image {status.digest or status.image} ({status.image_id[:19]})")
     return "\n".join(lines)

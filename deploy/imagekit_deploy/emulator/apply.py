@@ -1,0 +1,187 @@
+"""`imagekit pod up` and `imagekit pod apply`: make the set's pods match a rendering.
+
+Missing pods are created (podManagementPolicy Parallel: all at once). Pods already up from the same
+template are kept. Pods up from another template are rolled as the set's controller would (rollout.py):
+in place when Kruise may, else deleted and created again; highest ordinal first, at most maxUnavailable
+pods at a time, each waited for until its new runtime has started (the pod is ready again).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagekit_runtime.errors import UsageError
+
+from ..writer import load_rendered
+from .blueprint import PodBlueprint, SetBlueprint, pod_name, set_blueprint
+from .engine import Engine
+from .pods import PodFailed, PodSet, container_name
+from .rollout import (
+    Action,
+    PodUpdate,
+    Strategy,
+    UpdateKind,
+    check_allowed,
+    decide,
+    template_revision,
+    update_order,
+    update_strategy,
+)
+from .state import SetState, StateDir, default_state_dir
+from .status import read_run
+
+READY_TIMEOUT = 300.0
+
+
+@dataclass
+class UpReport:
+    state_dir: Path
+    name: str
+    namespace: str
+    revision: str
+    pods: list[dict[str, Any]]
+
+
+def _new_state(rendered: Path, blueprint: SetBlueprint, ordinals: list[int], params: dict[str, str],
+               previous: SetState | None) -> SetState:
+    state = SetState(rendered=str(rendered.resolve()), name=blueprint.name, namespace=blueprint.namespace,
+                     workload=blueprint.workload, ordinals=ordinals, params=dict(params))
+    if previous is not None:
+        state.restarts, state.kills, state.updates = previous.restarts, previous.kills, previous.updates
+        state.revisions = dict(previous.revisions)
+        state.revisions.setdefault(template_revision(previous.workload), previous.workload)
+        # A pod of a state written before revisions were kept runs the previous template.
+        known = {pod_name(previous.name, o): template_revision(previous.workload) for o in previous.ordinals}
+        state.pod_revisions = {**known, **previous.pod_revisions}
+    state.revisions[template_revision(blueprint.workload)] = blueprint.workload
+    return state
+
+
+def _check_params(state_dir: StateDir, previous: SetState | None, blueprint: SetBlueprint,
+                  params: dict[str, str] | None) -> dict[str, str]:
+    if previous is None:
+        return params or {}
+    if previous.name != blueprint.name:
+        raise UsageError(f"{state_dir.root} already runs the pods of StatefulSet {previous.name}, not {blueprint.name} "
+                         f"(fix: another --state-dir, or `imagekit pod down --state-dir {state_dir.root}` first)")
+    if params is not None and params != previous.params:
+        raise UsageError(f"{state_dir.root} already runs pods with other --param values "
+                         f"(fix: the same --param values, none to keep them, or `imagekit pod down --state-dir "
+                         f"{state_dir.root}` first)")
+    return previous.params
+
+
+class _Rollout:
+    """Carries out one apply on a set whose state is saved after every step, so `pod status` follows it."""
+
+    def __init__(self, pods: PodSet, state: SetState, strategy: Strategy, timeout: float) -> None:
+        self.pods = pods
+        self.state = state
+        self.strategy = strategy
+        self.timeout = timeout
+        self.revision = template_revision(state.workload)
+        self._lock = threading.Lock()
+
+    def save(self) -> None:
+        with self._lock:
+            self.pods.state_dir.save(self.state)
+
+    def create(self, ordinal: int) -> None:
+        name = pod_name(self.state.name, ordinal)
+        # Below the partition a pod comes back at the revision it had, as the controller makes it.
+        if ordinal >= self.strategy.partition or name not in self.state.pod_revisions:
+            self.state.pod_revisions[name] = self.revision
+        pod = self.pods.blueprint(self.state, ordinal)
+        self.pods.create_pod(self.state, pod)
+        self.state.restarts.pop(name, None)  # a new pod counts from 0
+        self.state.updates.pop(name, None)
+
+    def update(self, ordinal: int, action: Action) -> None:
+        old = self.pods.blueprint(self.state, ordinal)
+        in_place = action is Action.IN_PLACE
+        record = PodUpdate(kind=(UpdateKind.IN_PLACE if in_place else UpdateKind.RECREATE).value,
+                           from_revision=self.state.pod_revisions.get(old.name, ""), to_revision=self.revision,
+                           started_at=time.time())
+        self.state.updates[old.name] = record.to_json()  # InPlaceUpdateReady false from here on
+        self.save()
+        if in_place and self.strategy.grace_seconds:
+            time.sleep(self.strategy.grace_seconds)
+        self.state.pod_revisions[old.name] = self.revision
+        new = self.pods.blueprint(self.state, ordinal)
+        record.swapped_at = time.time()
+        if in_place:
+            counted = self.pods.replace_pipeline(self.state, new)
+            self.state.restarts[new.name] = self.state.restarts.get(new.name, 0) + counted + 1
+        else:
+            self.pods.remove_pod(old, old.grace_seconds)
+            self.state.restarts.pop(new.name, None)
+            self.pods.create_pod(self.state, new)
+        self.save()
+        self.wait_ready(new, record)
+        record.ready_at = time.time()
+        self.state.updates[new.name] = record.to_json()
+        self.save()
+        if self.strategy.min_ready_seconds:
+            time.sleep(self.strategy.min_ready_seconds)
+
+    def wait_ready(self, pod: PodBlueprint, record: PodUpdate) -> None:
+        """Until the new runtime has started a run: the pipeline container runs and its journal has its run."""
+        deadline = time.monotonic() + self.timeout
+        engine = self.pods.engine
+        while time.monotonic() < deadline:
+            if engine.state(container_name(pod.name, pod.container.name)).running \
+                    and record.runtime_started(read_run(engine, pod)):
+                return
+            time.sleep(0.1)
+        raise PodFailed(f"pod {pod.name}: its new runtime did not start within {self.timeout:.0f}s of the update "
+                        f"(fix: see `docker logs {container_name(pod.name, pod.container.name)}`)")
+
+
+def apply(rendered: Path, state_root: Path | None, replicas: int | None, params: dict[str, str] | None,
+          timeout: float = READY_TIMEOUT) -> UpReport:
+    """Create what is missing, keep what is current, roll what runs another template. params None: keep the
+    set's (none for a new set)."""
+    blueprint = set_blueprint(load_rendered(rendered))
+    state_dir = StateDir(state_root) if state_root is not None else default_state_dir(blueprint.name)
+    if replicas is not None and replicas < 0:
+        raise UsageError(f"--replicas {replicas} is negative (fix: 0 or more)")
+    engine = Engine()
+    previous = state_dir.load() if state_dir.exists() else None
+    params = _check_params(state_dir, previous, blueprint, params)
+    ordinals = blueprint.ordinals(replicas)
+    state = _new_state(rendered, blueprint, ordinals, params, previous)
+    pods = PodSet(state_dir, engine)
+    rollout = _Rollout(pods, state, update_strategy(blueprint.workload, len(ordinals)), timeout)
+    actions: dict[int, Action] = {}
+    for ordinal in ordinals:  # decided before anything changes, so a refused update changes nothing
+        if not pods.pod_is_whole(pods.blueprint(state, ordinal)):
+            actions[ordinal] = Action.CREATED
+            continue
+        old = state.workload_of(pod_name(state.name, ordinal))
+        check_allowed(rollout.strategy, old, blueprint.workload, blueprint.name)
+        actions[ordinal] = decide(rollout.strategy, ordinal, old, blueprint.workload)
+    state_dir.save(state)  # then, so that `down` can clean up whatever happens next
+    for gone in sorted(set(previous.ordinals if previous else []) - set(ordinals)):
+        pods.remove_pod(pods.blueprint(state, gone))  # scaled down: claims stay, as with whenScaled: Retain
+        state.pod_revisions.pop(pod_name(state.name, gone), None)
+    created = [o for o in ordinals if actions[o] is Action.CREATED]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(created)))) as pool:
+        list(pool.map(rollout.create, created))
+    rollout.save()
+    rolled = [o for o in update_order(ordinals) if actions[o] in (Action.IN_PLACE, Action.RECREATED)]
+    # A worker per pod that may be unavailable; each takes the next-highest ordinal when its pod is ready.
+    with ThreadPoolExecutor(max_workers=rollout.strategy.max_unavailable) as pool:
+        list(pool.map(lambda o: rollout.update(o, actions[o]), rolled))
+    in_use = {*state.pod_revisions.values(), rollout.revision}
+    state.revisions = {revision: workload for revision, workload in state.revisions.items() if revision in in_use}
+    rollout.save()
+    return UpReport(state_dir=state_dir.root, name=blueprint.name, namespace=blueprint.namespace,
+                    revision=rollout.revision,
+                    pods=[{"pod": pod_name(state.name, o), "ordinal": o, "action": actions[o].value,
+                           "revision": state.pod_revisions.get(pod_name(state.name, o), "")} for o in ordinals])
+
+
