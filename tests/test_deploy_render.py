@@ -141,7 +141,7 @@ def test_shm_is_a_memory_emptydir_and_the_memory_limit_includes_it():
     assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
     container = pipeline_container(rendering)
     assert mounts_of(container)["/dev/shm"]["name"] == "shm"
-    expected = spec.shm_bytes + spec.parallelism * STEP_MEMORY + RUNTIME_MEMORY
+    expected = spec.shm_bytes + (spec.parallelism.cpu or 1) * STEP_MEMORY + RUNTIME_MEMORY
     assert container["resources"]["limits"]["memory"] == format_bytes(expected) == "2304Mi"
     assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"]
 

@@ -3,7 +3,8 @@
 Each running step's pid gets a pidfd (Linux ≥ 5.3), which becomes readable when the
 process exits; a self-pipe registered with signal.set_wakeup_fd wakes the same
 select() on SIGTERM or SIGINT. supervisord stays the owner of the processes: the
-conductor asks it for the exit status once woken.
+conductor asks it for the exit status once woken. With nothing else due, the conductor sleeps
+here without a timeout: no wake-ups while steps work.
 """
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ class ExitWatcher:
         return name in self._pidfds or name in self._fired
 
     def watch(self, name: str, pid: int) -> None:
-        if not self.supported or pid <= 0 or self.watching(name):
+        """Watch the step's process; pid 0 (it ended before its pid was known) counts as ended already."""
+        if not self.supported or self.watching(name):
+            return
+        if pid <= 0:
+            self._fired.add(name)
             return
         try:
             self._pidfds[name] = os.pidfd_open(pid)
@@ -44,16 +49,17 @@ class ExitWatcher:
         if fd is not None:
             os.close(fd)
 
-    @property
-    def pending(self) -> bool:
-        """A process has ended but supervisord may not have reaped it yet: look again very soon."""
-        return bool(self._fired)
+    def fired(self) -> list[str]:
+        """The watched processes that ended (until forgotten)."""
+        return sorted(self._fired)
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until a watched process exits, a signal arrives, or timeout seconds pass."""
+    def wait(self, timeout: float | None, extra_fd: int | None = None) -> bool:
+        """Sleep until a watched process exits, a signal arrives, extra_fd is readable, or timeout seconds
+        pass (None: no timeout). True when extra_fd is readable."""
         if self._fired:
-            timeout = min(timeout, 0.001)
-        readable, _, _ = select.select([*self._pidfds.values(), self._wake_read], [], [], timeout)
+            timeout = 0.001 if timeout is None else min(timeout, 0.001)  # ended, maybe not reaped yet
+        fds = [*self._pidfds.values(), self._wake_read, *([extra_fd] if extra_fd is not None else [])]
+        readable, _, _ = select.select(fds, [], [], timeout)
         if self._wake_read in readable:
             try:
                 while os.read(self._wake_read, 512):
@@ -65,6 +71,7 @@ class ExitWatcher:
                 os.close(fd)
                 del self._pidfds[name]
                 self._fired.add(name)
+        return extra_fd is not None and extra_fd in readable
 
     def close(self) -> None:
         for name in list(self._pidfds):

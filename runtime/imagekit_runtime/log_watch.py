@@ -1,0 +1,79 @@
+"""Which step logs grew, told by inotify: step output is echoed when it is written, with no timer.
+
+One watch on the run's logs directory (IN_MODIFY) reports every write to <step>.log by name. A
+step that writes all the time would wake the conductor at every write, so after an echo the watch
+rests for `rest_seconds` (what was written meanwhile is echoed at the next wake-up).
+Where inotify is missing (not Linux), `fd` is None and the conductor echoes logs once a second.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+import time
+from pathlib import Path
+
+IN_MODIFY = 0x00000002
+EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
+LOG_SUFFIX = ".log"
+
+
+class LogWatch:
+    def __init__(self, directory: Path, rest_seconds: float = 0.05) -> None:
+        self.rest_seconds = rest_seconds
+        self.fd: int | None = None
+        self._rest_until = 0.0
+        self._changed: set[str] = set()
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                return
+            directory.mkdir(parents=True, exist_ok=True)
+            if libc.inotify_add_watch(fd, os.fsencode(directory), IN_MODIFY) < 0:
+                os.close(fd)
+                return
+            self.fd = fd
+        except (OSError, AttributeError):
+            self.fd = None
+
+    def watched_fd(self) -> int | None:
+        """The fd to wait on now, or None while resting (or without inotify)."""
+        return self.fd if self.fd is not None and time.monotonic() >= self._rest_until else None
+
+    def rest_remaining(self) -> float | None:
+        """Seconds until the watch is waited on again, when resting with something to echo."""
+        if not self._changed:
+            return None
+        return max(0.0, self._rest_until - time.monotonic())
+
+    def read_events(self) -> None:
+        """Note the logs named by the pending events (call when the fd is readable)."""
+        if self.fd is None:
+            return
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            offset = 0
+            while offset + EVENT_HEADER.size <= len(data):
+                _, _, _, length = EVENT_HEADER.unpack_from(data, offset)
+                name = data[offset + EVENT_HEADER.size:offset + EVENT_HEADER.size + length].rstrip(b"\0").decode(
+                    errors="replace")
+                offset += EVENT_HEADER.size + length
+                if name.endswith(LOG_SUFFIX):
+                    self._changed.add(name[:-len(LOG_SUFFIX)])
+
+    def take_changed(self) -> set[str]:
+        """The steps whose logs grew since the last call, if the watch is not resting; then it rests."""
+        if not self._changed or time.monotonic() < self._rest_until:
+            return set()
+        changed, self._changed = self._changed, set()
+        self._rest_until = time.monotonic() + self.rest_seconds
+        return changed
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
