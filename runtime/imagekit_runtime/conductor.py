@@ -28,7 +28,7 @@ from .datastore import DataStore
 from .dispatch import HAS_PROCESS, Dispatch
 from .environments import EnvironmentProvider
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
-from .exit_watch import ExitWatcher
+from .exit_watch import ExitWatcher, zombie_exit_status
 from .gates import Gates, bin_dir, gates_dir, install_wait_program
 from .journal import Journal
 from .keys import pipeline_key, step_keys
@@ -272,7 +272,11 @@ class Conductor:
             if self.steps[name].state not in HAS_PROCESS:
                 self.watcher.forget(name)
                 continue
-            info = self.supervisor.process_info(name)
+            pid = self.pids.get(name, 0)
+            if pid > 0 and zombie_exit_status(pid) == 0:  # exit 0, before supervisord even reaped it
+                info = ProcessInfo(name=name, state="EXITED", exit_status=0, pid=pid, description="exit status 0")
+            else:
+                info = self.supervisor.process_info(name)
             if info.state in ENDED:
                 self.watcher.forget(name)
                 self._on_exit(self.steps[name], info)
@@ -298,8 +302,9 @@ class Conductor:
                 self._release(self.steps[name])
             else:
                 self._spawn(self.steps[name], StepState.RUNNING)
-        for name in self.dispatch.next_warm():
-            self._spawn(self.steps[name], StepState.WARM)
+        while warm := self.dispatch.next_warm():  # a warm start may bring its own consumers in line
+            for name in warm:
+                self._spawn(self.steps[name], StepState.WARM)
 
     def _spawn(self, step: StepRun, state: StepState) -> None:
         """A process for the step: RUNNING (inputs committed, a slot taken) or WARM (waits at its gate)."""

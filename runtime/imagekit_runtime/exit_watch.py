@@ -13,6 +13,20 @@ import select
 import signal
 
 
+def zombie_exit_status(pid: int) -> int | None:
+    """The wait status of a process that has exited but is not reaped yet (/proc/<pid>/stat, field 52,
+    Linux ≥ 3.5); None when it is not a zombie (still running, or already reaped: ask supervisord)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            fields = stat_file.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # fields[0] is the state (field 3); field 52, exit_code, is fields[49]
+    if len(fields) < 50 or fields[0] != b"Z":
+        return None
+    return int(fields[49])
+
+
 class ExitWatcher:
     def __init__(self) -> None:
         self._pidfds: dict[str, int] = {}
@@ -58,8 +72,10 @@ class ExitWatcher:
         pass (None: no timeout). True when extra_fd is readable."""
         if self._fired:
             timeout = 0.001 if timeout is None else min(timeout, 0.001)  # ended, maybe not reaped yet
-        fds = [*self._pidfds.values(), self._wake_read, *([extra_fd] if extra_fd is not None else [])]
-        readable, _, _ = select.select(fds, [], [], timeout)
+        poller = select.poll()  # not select(): a run may watch more than 1024 fds
+        for fd in (*self._pidfds.values(), self._wake_read, *([extra_fd] if extra_fd is not None else [])):
+            poller.register(fd, select.POLLIN)
+        readable = {fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)}
         if self._wake_read in readable:
             try:
                 while os.read(self._wake_read, 512):
