@@ -15,28 +15,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import diagnosis, shard_state
-from .checkpoint import CheckpointStore
 from .contract import Event, RunStatus
-from .copier import Copier
-from .datastore import DataStore
 from .dispatch import HAS_PROCESS, Dispatch
-from .environments import EnvironmentProvider
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
-from .exit_watch import ExitWatcher, zombie_exit_status
 from .gates import Gates, bin_dir, gates_dir, install_wait_program
-from .journal import Journal
 from .keys import pipeline_key, step_keys
-from .layout import RunLayout, tree_size
-from .leftovers import kill_group, kill_leftovers
-from .log_watch import LogWatch
-from .logs import LogFollower
+from .layout import tree_size
+from .log_watch import StepEcho
 from .outputs import OutputKeeper
+from .processes import StepProcesses
+from .run_options import Collaborators, RunOptions
 from .sandbox import OutputRefused
 from .signals import install_signal_handlers, restore_signal_handlers
 from .slots import resolve_slots
@@ -44,47 +35,12 @@ from .spec import PipelineSpec
 from .states import StepState, check_transition
 from .step_program import RunContext, step_program
 from .summary import RunSummary, StepRun
-from .supervisor_client import ProcessInfo, Supervisor
+from .supervisor_client import ProcessInfo
 from .supervisor_conf import render
 
 log = logging.getLogger("imagekit.runtime")
 
-ENDED = ("EXITED", "FATAL", "STOPPED", "BACKOFF", "UNKNOWN")  # supervisord states of a process that is over
-LIVE = ("RUNNING", "STARTING", "STOPPING")
 UNFINISHED = (StepState.RUNNING, StepState.WARM, StepState.READY, StepState.BACKOFF, StepState.WAITING)
-
-
-@dataclass
-class RunOptions:
-    layout: RunLayout
-    shard_index: int = 0
-    shard_count: int = 1
-    params: dict[str, str] = field(default_factory=dict)
-    parallelism: int | None = None  # overrides the cpu limit
-    force: bool = False
-    poll_interval: float = 0.01  # without pidfds: how often to ask supervisord about the live steps
-    log_interval: float = 1.0  # without inotify: how often step logs are echoed
-    copy_poll_interval: float = 0.1  # while copies hold data in shm: how often to look whether it can be freed
-    retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
-    runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
-    quiet_steps: bool = False  # do not echo step output to stderr
-    on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
-    inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
-
-
-@dataclass
-class Collaborators:
-    """What the conductor drives; whoever made them closes them after the run."""
-
-    store: DataStore
-    checkpoints: CheckpointStore
-    copier: Copier
-    journal: Journal            # its run_id is the run's
-    supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
-    watcher: ExitWatcher
-    environments: EnvironmentProvider
-    log_stream: TextIO          # where step output is echoed, prefixed with the step's name
-    warnings: list[str]         # the checkpoint store's too
 
 
 class Conductor:
@@ -97,7 +53,6 @@ class Conductor:
         self.copier = parts.copier
         self.journal = parts.journal
         self.supervisor = parts.supervisor
-        self.watcher = parts.watcher
         self.environments = parts.environments
         self.log_stream = parts.log_stream
         self.warnings = parts.warnings
@@ -105,7 +60,6 @@ class Conductor:
         self.params = {**dict(spec.params), **options.params}
         self.keys = step_keys(spec, options.shard_index, options.shard_count, self.params)
         self.producers = spec.producer_of()
-        self.consumers = spec.consumers_of()
         self.slots = resolve_slots(spec, options.parallelism)
         self.context = RunContext(layout=self.layout, params=self.params, shard_index=options.shard_index,
                                   shard_count=options.shard_count, producers=self.producers,
@@ -113,17 +67,15 @@ class Conductor:
         self.steps: dict[str, StepRun] = {step.name: StepRun(step.name) for step in spec.steps}
         self.to_run: list[str] = []  # the plan's, once recovery has made it
         self.open_steps: set[str] = set()  # to run, and neither done nor final
-        self.pids: dict[str, int] = {}  # steps with a process: its pid (its process group)
         self.backoff: set[str] = set()
         self.touched: set[str] = set()  # steps done or final since the last look at what can be freed
-        self.followers: dict[str, LogFollower] = {}
-        self.gates = Gates(gates_dir(self.layout.run_dir))
-        self.log_watch: LogWatch | None = None
+        self.processes = StepProcesses(parts.supervisor, parts.watcher, Gates(gates_dir(self.layout.run_dir)),
+                                       self.layout.supervisor_log)
+        self.echo: StepEcho | None = None
         self.dispatch: Dispatch | None = None
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
-        self.live_bytes = 0
-        self.peak_bytes = 0
+        self.live_bytes = self.peak_bytes = 0
         self.stop_reason: str | None = None
         self.terminated = False
 
@@ -147,18 +99,17 @@ class Conductor:
             return self._summary(exit_code, status, started)
         finally:
             self.supervisor.shutdown()
-            self.gates.close_all()
-            if self.log_watch is not None:
-                self.log_watch.close()
-            for follower in self.followers.values():
-                follower.pump(final=True)
+            self.processes.gates.close_all()
+            if self.echo is not None:
+                self.echo.pump_all(final=True)
+                self.echo.close()
             for step in self.steps.values():
                 if step.state in UNFINISHED:
                     self.store.discard_staging(step.name)
             restore_signal_handlers(previous_handlers)
 
     def _on_signal(self) -> None:
-        self.terminated = True
+        self.terminated = True  # the watcher's wake-up fd ends its sleep
 
     def _already_complete(self) -> bool:
         if self.options.force or not shard_state.already_complete(self.layout, self.keys):
@@ -209,18 +160,14 @@ class Conductor:
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> tuple[int, RunStatus]:
-        for name in self.to_run:
-            follower = LogFollower(self.layout.step_log(name), f"[{name}]", stream=self.log_stream)
-            follower.start_at_end()
-            self.followers[name] = follower
-        self.log_watch = LogWatch(self.layout.logs_dir)
+        self.echo = StepEcho.following(self.layout.logs_dir, self.to_run, self.log_stream, self.options.log_interval)
         self.dispatch = Dispatch(self.spec, self.to_run, self.slots, lambda name: self.steps[name].state)
         for name in self.to_run:
-            if self.dispatch.inputs_committed(name):
+            if self.queue.inputs_committed(name):
                 self._transition(name, StepState.READY)
-                self.dispatch.runnable(name)
+                self.queue.runnable(name)
             else:
-                self.dispatch.maybe_in_line(name)
+                self.queue.maybe_in_line(name)
         self.touched.update(self.steps)
         while True:
             if self.terminated and self.stop_reason is None:
@@ -244,94 +191,58 @@ class Conductor:
 
     def _sleep(self) -> None:
         """Until a process ends, a signal, a log written, or the next thing due (no timer otherwise)."""
-        assert self.log_watch is not None
-        timeouts: list[float] = []
-        if not self.watcher.supported:
-            timeouts.append(self.options.poll_interval)
-        if self.log_watch.fd is None:
-            timeouts.append(self.options.log_interval)
-        rest = self.log_watch.rest_remaining()
-        if rest is not None:
-            timeouts.append(rest)
+        assert self.echo is not None
+        polled = None if self.processes.watcher.supported else self.options.poll_interval
+        timeouts = [t for t in (self.echo.timeout(), polled) if t is not None]
         if self.backoff:
             timeouts.append(max(0.0, min(self.steps[n].retry_at for n in self.backoff) - time.monotonic()))
         if self.copier.busy():
             timeouts.append(self.options.copy_poll_interval)
-        extra = self.log_watch.watched_fd()
-        if self.watcher.wait(min(timeouts) if timeouts else None, extra):
-            self.log_watch.read_events()
-        changed = self.log_watch.take_changed() if self.log_watch.fd is not None else set(self.followers)
-        for name in changed:
-            if name in self.followers:
-                self.followers[name].pump()
+        self.echo.after_wait(self.processes.watcher.wait(min(timeouts) if timeouts else None, self.echo.wake_fd()))
 
     def _collect_exits(self) -> None:
-        """Handle the steps whose process ended (told by their pidfd, or asked when pidfds are missing)."""
-        names = self.watcher.fired() if self.watcher.supported else list(self.pids)
-        for name in names:
-            if self.steps[name].state not in HAS_PROCESS:
-                self.watcher.forget(name)
-                continue
-            pid = self.pids.get(name, 0)
-            if pid > 0 and zombie_exit_status(pid) == 0:  # exit 0, before supervisord even reaped it
-                info = ProcessInfo(name=name, state="EXITED", exit_status=0, pid=pid, description="exit status 0")
-            else:
-                info = self.supervisor.process_info(name)
-            if info.state in ENDED:
-                self.watcher.forget(name)
-                self._on_exit(self.steps[name], info)
-            # else: not reaped yet (rare): the watcher looks again within a millisecond
+        for name, info in self.processes.exits():
+            self._on_exit(self.steps[name], info)
 
     def _retry_due(self) -> None:
-        assert self.dispatch is not None
         now = time.monotonic()
         for name in [n for n in self.backoff if now >= self.steps[n].retry_at]:
             self.backoff.discard(name)
-            if self.dispatch.inputs_committed(name):
+            if self.queue.inputs_committed(name):
                 self._transition(name, StepState.READY)
-                self.dispatch.runnable(name)
+                self.queue.runnable(name)
             else:  # a warm step that ended before its inputs were there
                 self._transition(name, StepState.WAITING)
-                self.dispatch.maybe_in_line(name)
+                self.queue.maybe_in_line(name)
 
     def _dispatch(self) -> None:
         """Open the gates of warm steps and start ready ones while slots are free; then warm the next in line."""
-        assert self.dispatch is not None
-        for name in self.dispatch.next_runnable():
+        for name in self.queue.next_runnable():
             if self.steps[name].state is StepState.WARM:
                 self._release(self.steps[name])
             else:
                 self._spawn(self.steps[name], StepState.RUNNING)
-        while warm := self.dispatch.next_warm():  # a warm start may bring its own consumers in line
+        while warm := self.queue.next_warm():  # a warm start may bring its own consumers in line
             for name in warm:
                 self._spawn(self.steps[name], StepState.WARM)
 
     def _spawn(self, step: StepRun, state: StepState) -> None:
         """A process for the step: RUNNING (inputs committed, a slot taken) or WARM (waits at its gate)."""
-        assert self.dispatch is not None
-        warm = self.spec.step(step.name).warm
         self.store.prepare_staging(step.name)
-        if warm:
-            self.gates.prepare(step.name)
         step.attempts += 1
         step.started_at = time.monotonic()
         if state is StepState.RUNNING:
             self._measure_inputs(step)
-            if warm:
-                self.gates.release(step.name)
         else:
-            self.dispatch.warm.add(step.name)
+            self.queue.warm.add(step.name)
         self._transition(step.name, state, attempt=step.attempts)
-        pid = self.supervisor.start_process(step.name)
-        self.pids[step.name] = pid
-        self.watcher.watch(step.name, pid)
-        self.dispatch.started(step.name)
+        self.processes.spawn(step.name, gated=self.spec.step(step.name).warm, open_gate=state is StepState.RUNNING)
+        self.queue.started(step.name)
 
     def _release(self, step: StepRun) -> None:
         """The inputs of a waiting warm step are committed and it has a slot: open its gate."""
-        assert self.dispatch is not None
-        self.gates.release(step.name)
-        self.dispatch.warm.discard(step.name)
+        self.processes.open_gate(step.name)
+        self.queue.warm.discard(step.name)
         step.started_at = time.monotonic()
         self._transition(step.name, StepState.RUNNING, attempt=step.attempts)
         self._measure_inputs(step)
@@ -342,16 +253,10 @@ class Conductor:
 
     def _ended(self, step: StepRun) -> None:
         """The step's process is over: its slot, gate and leftover processes go."""
-        assert self.dispatch is not None
         if step.state is StepState.RUNNING:
-            self.dispatch.freed_slot(step.name)
-        self.dispatch.warm.discard(step.name)
-        self.gates.close(step.name)
-        pid = self.pids.pop(step.name, 0)
-        if pid > 0:
-            kill_group(pid)  # before the commit checks its outputs
-        else:
-            kill_leftovers(self.layout.supervisor_log, step.name)
+            self.queue.freed_slot(step.name)
+        self.queue.warm.discard(step.name)
+        self.processes.ended(step.name)
 
     def _on_exit(self, step: StepRun, info: ProcessInfo) -> None:
         step.finished_at = time.monotonic()
@@ -359,7 +264,8 @@ class Conductor:
         step.exit_code = diagnosis.exit_code_of(info)
         was = step.state
         self._ended(step)
-        self.followers[step.name].pump()
+        assert self.echo is not None
+        self.echo.pump(step.name)
         if not diagnosis.succeeded(info):
             self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
             return
@@ -382,19 +288,18 @@ class Conductor:
 
     def _inputs_arrive(self, producer: str) -> None:
         """The producer committed: consumers whose inputs are now all there become runnable (gates open first)."""
-        assert self.dispatch is not None
-        for consumer in self.dispatch.committed(producer):
+        for consumer in self.queue.committed(producer):
             state = self.steps[consumer].state
             if state is StepState.WAITING:
                 self._transition(consumer, StepState.READY)
             if state in (StepState.WAITING, StepState.WARM):
-                self.dispatch.runnable(consumer)
+                self.queue.runnable(consumer)
         self._dispatch()  # the gate of a waiting consumer opens before anything else is done
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
-        follower = self.followers.get(step.name)
+        assert self.echo is not None
         # Before discarding: the staging bytes show a full shm.
-        enospc = diagnosis.enospc_message(follower.last_lines(40) if follower else [], self.layout.shm_dir,
+        enospc = diagnosis.enospc_message(self.echo.last_lines(step.name, 40), self.layout.shm_dir,
                                           self.live_bytes)
         self.store.discard_staging(step.name)  # a failed attempt never commits anything
         if enospc:
@@ -413,24 +318,16 @@ class Conductor:
         self.stop_reason = diagnosis.failure_message(step.name, step.attempts, reason)
         log.error("error: %s", self.stop_reason)
         tail = diagnosis.log_tail(step.name, self.layout.step_log(step.name),
-                                  follower.last_lines(20) if follower else [])
+                                  self.echo.last_lines(step.name, 20))
         if tail:
             log.error("%s", tail)
 
     # ---------------------------------------------------- stop and signals
     def _stop_all(self) -> None:
-        """SIGTERM every step with a process (supervisord sends SIGKILL after the grace period); start nothing
-        new. A warm step still waiting at its gate sees it closed, and is stopped too: it did not run."""
-        live = [s for s in self.steps.values() if s.state in HAS_PROCESS]
-        self.gates.close_all()
-        for step in live:
-            self.supervisor.stop_process(step.name)
-        deadline = time.monotonic() + self.spec.grace_seconds + 10
-        while live and time.monotonic() < deadline:
-            if all(self.supervisor.process_info(s.name).state not in LIVE for s in live):
-                break
-            self._pump_logs()
-            time.sleep(0.05)
+        """Stop every step with a process, start nothing new. A warm step still waiting at its gate sees it
+        closed and is stopped too: it did not run."""
+        self.processes.stop([n for n, s in self.steps.items() if s.state in HAS_PROCESS], self.spec.grace_seconds,
+                            meanwhile=self._pump_logs)
         for step in self.steps.values():
             if step.state in UNFINISHED:
                 if step.state is StepState.RUNNING:
@@ -443,26 +340,18 @@ class Conductor:
     # ------------------------------------------- results, checkpoints, free
     def _free_unneeded(self) -> None:
         """Free what the steps that ended since the last look (and their producers) no longer need."""
-        assert self.dispatch is not None
-        candidates = set()
+        candidates: set[str] = set()
         for name in self.touched:
-            candidates.update(p for p in (name, *self.dispatch.producers[name]) if self.steps[p].state.done)
+            candidates.update(p for p in (name, *self.queue.producers[name]) if self.steps[p].state.done)
         self.touched.clear()
         done = sorted(candidates)
         self.live_bytes -= self.outputs.free_unneeded(
             done, settled=lambda consumer: self.steps[consumer].state.done or consumer not in self.to_run)
         for name in done:
-            if self._outputs_settled(name):
+            if self.outputs.readers_over(name, lambda c: self.steps[c].state.done or self.steps[c].state.final):
                 self._transition(name, StepState.RETIRED)
             if any(self.copier.pending(name, data) for data in self.spec.step(name).outputs):
                 self.touched.add(name)  # look again once its copies are done
-
-    def _outputs_settled(self, name: str) -> bool:
-        for data in self.spec.step(name).outputs:
-            consumers = self.consumers.get(data, [])
-            if any(not self.steps[c].state.done and not self.steps[c].state.final for c in consumers):
-                return False
-        return True
 
     def _retire_all(self) -> None:
         for name, step in self.steps.items():
@@ -486,6 +375,12 @@ class Conductor:
             self.warnings.append(f"results not delivered: {', '.join(missing)}")
 
     # ------------------------------------------------------------- helpers
+    @property
+    def queue(self) -> Dispatch:
+        """Which step gets a process next; made once recovery has decided what runs."""
+        assert self.dispatch is not None
+        return self.dispatch
+
     def _transition(self, name: str, new: StepState, **fields: Any) -> None:
         step = self.steps[name]
         if step.state is new:
@@ -500,5 +395,5 @@ class Conductor:
         self.journal.record(Event.TRANSITION, step=name, **{"from": old.value, "to": new.value}, **fields)
 
     def _pump_logs(self) -> None:
-        for follower in self.followers.values():
-            follower.pump()
+        if self.echo is not None:
+            self.echo.pump_all()

@@ -12,6 +12,9 @@ import os
 import struct
 import time
 from pathlib import Path
+from typing import TextIO
+
+from .logs import LogFollower
 
 IN_MODIFY = 0x00000002
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
@@ -77,3 +80,52 @@ class LogWatch:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class StepEcho:
+    """Every running step's log echoed, prefixed with its name, as it is written (no timer with inotify)."""
+
+    def __init__(self, logs_dir: Path, followers: dict[str, LogFollower], fallback_interval: float = 1.0) -> None:
+        self.followers = followers
+        self.watch = LogWatch(logs_dir)
+        self.fallback_interval = fallback_interval
+
+    @classmethod
+    def following(cls, logs_dir: Path, names: list[str], stream: TextIO, fallback_interval: float) -> StepEcho:
+        """Echo <logs_dir>/<name>.log of each step from its current end (earlier runs' lines are not repeated)."""
+        followers = {name: LogFollower(logs_dir / f"{name}{LOG_SUFFIX}", f"[{name}]", stream=stream) for name in names}
+        for follower in followers.values():
+            follower.start_at_end()
+        return cls(logs_dir, followers, fallback_interval)
+
+    def wake_fd(self) -> int | None:
+        """The fd whose readability means a log grew (None while resting, or without inotify)."""
+        return self.watch.watched_fd()
+
+    def timeout(self) -> float | None:
+        """When to wake for the echo at the latest: without inotify, every fallback_interval seconds."""
+        if self.watch.fd is None:
+            return self.fallback_interval
+        return self.watch.rest_remaining()
+
+    def after_wait(self, fd_readable: bool) -> None:
+        if fd_readable:
+            self.watch.read_events()
+        changed = self.watch.take_changed() if self.watch.fd is not None else set(self.followers)
+        for name in changed:
+            if name in self.followers:
+                self.followers[name].pump()
+
+    def pump(self, name: str) -> None:
+        self.followers[name].pump()
+
+    def pump_all(self, final: bool = False) -> None:
+        for follower in self.followers.values():
+            follower.pump(final=final)
+
+    def last_lines(self, name: str, count: int) -> list[str]:
+        follower = self.followers.get(name)
+        return follower.last_lines(count) if follower else []
+
+    def close(self) -> None:
+        self.watch.close()
