@@ -24,6 +24,7 @@ from imagekit_deploy.settings import GRACE_MARGIN_SECONDS, RUNTIME_MEMORY, STEP_
 from imagekit_deploy.validate import validate_rendering
 from imagekit_runtime.quantity import format_bytes
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
+from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -372,3 +373,22 @@ def test_renderer_modules_do_not_import_the_docker_sdk():
             "print(bad); sys.exit(1 if bad else 0)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_cpus_set_the_pods_cpu_request_and_limit_and_the_runtimes_cpu_slots():
+    spec, settings, rendering = rendered(cpus="1500m")
+    container = pipeline_container(rendering)
+    assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == "1500m"
+    assert env_of(container)["IMAGEKIT_CPUS"]["value"] == "1500m"
+    assert not validate_rendering(rendering).problems
+    # wordfreq says parallelism: 2, so 2 steps' memory whatever the CPUs
+    assert settings.memory_limit == spec.shm_bytes + 2 * STEP_MEMORY + RUNTIME_MEMORY
+    _, _, plain = rendered()
+    assert "cpu" not in pipeline_container(plain)["resources"]["limits"]
+    assert "IMAGEKIT_CPUS" not in env_of(pipeline_container(plain))
+
+
+def test_bad_cpus_are_refused_in_one_line():
+    with pytest.raises(UsageError) as refused:
+        rendered(cpus="two")
+    assert "--cpus" in str(refused.value)

@@ -11,9 +11,8 @@ import signal
 import time
 from pathlib import Path
 
-from imagekit_runtime import contract
-
 from conftest import imagekit, journal_entries, last_run, start_imagekit, write_pipeline, write_step
+from imagekit_runtime import contract
 
 # A warm Python consumer: it notes that its set-up is done, then reads its input through the helper
 # (which waits at the gate), and records exactly what it saw.
@@ -81,7 +80,7 @@ def test_a_warm_step_never_reads_an_uncommitted_input_even_when_its_producer_is_
 
 
 def test_a_failed_upstream_stops_the_steps_waiting_on_it(tmp_path, locations):
-    pipeline = warm_pipeline(tmp_path, f"sleep 1; echo bad >&2; exit 3", grace_seconds=5)
+    pipeline = warm_pipeline(tmp_path, "sleep 1; echo bad >&2; exit 3", grace_seconds=5)
     started = time.monotonic()
     result = imagekit("run", pipeline, *locations.args(), "--output", "json")
     assert result.returncode == 1, result.stderr
