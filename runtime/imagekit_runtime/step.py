@@ -25,7 +25,7 @@ import select
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from . import contract  # stdlib only, like this module: steps run it without pyyaml
 
@@ -115,6 +115,15 @@ def write_array(name: str, array: Any) -> None:
 
     with open_output(name, "wb") as handle:
         numpy.save(handle, array, allow_pickle=False)
+
+
+def done() -> NoReturn:
+    """End the step now with exit 0, without the interpreter's teardown (atexit handlers and finalizers do
+    not run): the runtime sees the end at once and commits, milliseconds sooner for a big interpreter. Call
+    it last, with every output written and closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def output_dir(name: str) -> Path:
