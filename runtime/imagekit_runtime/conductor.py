@@ -185,7 +185,8 @@ class Conductor:
             self._dispatch()
             self._free_unneeded()
             if not self.open_steps:
-                self._retire_all()
+                for name in [n for n, s in self.steps.items() if s.state.done]:
+                    self._transition(name, StepState.RETIRED)
                 return EXIT_OK, RunStatus.COMPLETED
             self._sleep()
 
@@ -264,8 +265,6 @@ class Conductor:
         step.exit_code = diagnosis.exit_code_of(info)
         was = step.state
         self._ended(step)
-        assert self.echo is not None
-        self.echo.pump(step.name)
         if not diagnosis.succeeded(info):
             self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
             return
@@ -283,7 +282,9 @@ class Conductor:
         self.live_bytes += step.bytes_out
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out)
-        self._inputs_arrive(step.name)
+        self._inputs_arrive(step.name)  # consumers first: its output is echoed, delivered and copied after
+        assert self.echo is not None
+        self.echo.pump(step.name)
         self.outputs.deliver_and_checkpoint(step.name)
 
     def _inputs_arrive(self, producer: str) -> None:
@@ -298,6 +299,7 @@ class Conductor:
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
         assert self.echo is not None
+        self.echo.pump(step.name)
         # Before discarding: the staging bytes show a full shm.
         enospc = diagnosis.enospc_message(self.echo.last_lines(step.name, 40), self.layout.shm_dir,
                                           self.live_bytes)
@@ -352,11 +354,6 @@ class Conductor:
                 self._transition(name, StepState.RETIRED)
             if any(self.copier.pending(name, data) for data in self.spec.step(name).outputs):
                 self.touched.add(name)  # look again once its copies are done
-
-    def _retire_all(self) -> None:
-        for name, step in self.steps.items():
-            if step.state.done:
-                self._transition(name, StepState.RETIRED)
 
     def _drain_copies(self) -> None:
         while self.copier.busy():
