@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run (or resume) the pipeline")
     add_location_arguments(run)
     run.add_argument("--force", action="store_true", help="run again even if this shard is complete")
-    run.add_argument("--parallelism", type=int, help="override the pipeline's parallelism")
+    run.add_argument("--parallelism", type=int,
+                     help="compute-bound (cpu) steps at once: overrides the pipeline's parallelism.cpu")
     run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                      help="wait this long for another run of the same shard to end, then exit 3 "
                           f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")
