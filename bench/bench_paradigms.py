@@ -159,16 +159,16 @@ class Bench:
         record["phases"] = {
             "exit seen (producer end → committing)": committing - produced["produce_end"],
             "commit (committing → committed)": committed - committing,
-            "schedule (committed → consumer running)": started - committed,
         }
-        if warm:
+        if warm:  # the gate opens before `running` is journaled: the consumer may wake first
             record["phases"].update({
-                "wake (running → consumer past its gate)": consumed["woke"] - started,
+                "schedule (committed → consumer past its gate)": consumed["woke"] - committed,
                 "map (past its gate → input mapped)": consumed["ready"] - consumed["woke"],
             })
             record["warm_ahead"] = started - consumed["launched"]  # how long the consumer was up before
         else:
             record["phases"].update({
+                "schedule (committed → consumer running)": started - committed,
                 "spawn (running → consumer's first line)": consumed["launched"] - started,
                 "step start-up (first line → input mapped)": consumed["ready"] - consumed["launched"],
             })

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import statistics
 
-from .report import (DATA_PHASES, LABELS, LAUNCH_MODES, MIB, SHORT, TARGETS, WARM_CHAIN, fmt_ms, fmt_ratio,
-                     least_squares_slope, size_label)
+from .report import (LABELS, LAUNCH_MODES, MIB, SHORT, TARGETS, WARM_CHAIN, fmt_ms, fmt_ratio,
+                     data_part, is_data_phase, least_squares_slope, size_label)
 
 
 def data_handoff(results, size: int) -> float | None:
     phases = results.phases(size)
-    return sum(phases[p] for p in DATA_PHASES) if phases else None
+    return data_part(phases) if phases else None
 
 
 def _mapping(r, size: int) -> float | None:
@@ -152,11 +152,13 @@ def render(r) -> str:
             add(f"| {name} | " + " | ".join(fmt_ms(phases[s].get(name)) for s in r.sizes) + " |")
         add("")
     add("Only *commit* and *schedule* touch the data: a rename of the staging directory and a stat of its "
-        "files, the same at every size (row *data part* above). *Exit seen* is the producer's interpreter "
-        "exiting and the conductor noticing: its pidfd wakes the conductor, which reads the exit status from "
-        "`/proc` while the process is a zombie, with no call to supervisord. With a warm consumer that is all: "
-        "*schedule* writes to the consumer's gate (a FIFO), *wake* is the consumer's `poll` returning, and *map* "
-        "its `open` + `mmap`. A cold consumer pays the life cycle of a process instead: supervisord forking "
+        "files, the same at every size (row *data part* above); for the warm consumer, *schedule* runs until "
+        "the consumer is past its gate: the conductor writes to the gate (a FIFO) and the consumer's `poll` "
+        "returns. *Exit seen* is the producer ending (it calls `step.done()`: exit 0 without the interpreter's "
+        "teardown) and the conductor noticing: the pidfd wakes it, and it reads the exit status from `/proc` "
+        "while the process is a zombie, with no call to supervisord. *Map* is the consumer's `open` + `mmap`. "
+        "Each of the two wake-ups on the way (the conductor's, the consumer's) waits for a CPU on a loaded "
+        "machine: the load average above. A cold consumer pays the life cycle of a process instead: supervisord forking "
         "(*spawn*), and the interpreter starting and importing its modules (*step start-up*). (b)'s consumer is "
         "already running, so it pays none of that either; (c) pays a container start.\n")
 
@@ -288,9 +290,9 @@ def _why(r) -> str:
     handoff, services = r.overhead("imagekit", largest), r.overhead("services", largest)
     phases = r.phases(largest)
     if handoff and services and phases:
-        data = sum(phases[name] for name in DATA_PHASES)
+        data = data_part(phases)
         rest = ", ".join(f"{name.split(' (')[0]} {fmt_ms(value)} ms" for name, value in phases.items()
-                         if name not in DATA_PHASES)
+                         if not is_data_phase(name))
         lines.append(f"### (a) against (b) at {size_label(largest)}: {fmt_ratio(services / handoff)} "
                      f"(target {TARGETS['vs_services']:.0f}×)\n")
         lines.append(

@@ -23,7 +23,15 @@ SHORT = {"imagekit": "(a) imagekit", "imagekit-cold": "(a) cold", "services": "(
          "s3": "(c) functions/S3", "floor": "(d) floor"}
 COLORS = {"imagekit": "tab:green", "imagekit-cold": "tab:olive", "services": "tab:red", "volume": "tab:orange", "s3": "tab:purple",
           "floor": "black"}
-DATA_PHASES = ("commit (committing → committed)", "schedule (committed → consumer running)")
+DATA_PHASES = ("commit ", "schedule ")  # the phases (by name) that are the data's part of a handoff
+
+
+def is_data_phase(name: str) -> bool:
+    return name.startswith(DATA_PHASES)
+
+
+def data_part(phases: dict[str, float]) -> float:
+    return sum(value for name, value in phases.items() if is_data_phase(name))
 TARGETS = {"flat": 1.5, "vs_services": 1000.0, "launch": 20.0, "rss_mib": 40.0, "handoff_ms": 1.0,
            "warm_step_ms": 2.0, "vs_docker_step": 150.0, "scaling": 2.0, "idle_core": 0.005}
 WARM_CHAIN = "imagekit in container, warm"
@@ -326,7 +334,7 @@ class Results:
             right.plot(sizes, [o * 1000 if o is not None and o > 0 else float("nan") for o in overheads], marker="o",
                        color=COLORS[paradigm], label=SHORT[paradigm])
             if paradigm == "imagekit":
-                data = [sum(self.phases(s)[p] for p in DATA_PHASES) * 1000 if self.phases(s) else float("nan")
+                data = [data_part(self.phases(s)) * 1000 if self.phases(s) else float("nan")
                         for s in sizes]
                 right.plot(sizes, data, marker="s", linestyle="--", color=COLORS[paradigm],
                            label="(a) of which the data: commit + schedule")
