@@ -41,7 +41,9 @@ def render_command(
     namespace: Optional[str] = typer.Option(None, "--namespace", "-n", help="namespace of the resources (default: kubectl's)"),
     ssd: Optional[SsdMode] = typer.Option(None, "--ssd", help="node-local SSD as a hostPath (default) or a local-PV claim"),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="container memory, shm included (default: shm + 512Mi per parallel step + 256Mi)"),
-    cpus: Optional[str] = typer.Option(None, "--cpus", help="the pod's CPU request and limit, e.g. 4 or 1500m; the runtime runs that many compute-bound steps at once (default: no CPU limit)"),
+    cpus: Optional[str] = typer.Option(  # noqa: UP045 - typer reads the annotation
+        None, "--cpus", help="the pod's CPU request and limit, e.g. 4 or 1500m; the runtime runs that many "
+                             "compute-bound steps at once (default: no CPU limit)"),
     pv_size: Optional[str] = typer.Option(None, "--pv-size", help="PersistentVolume claim size (default 10Gi)"),
     pv_storage_class: Optional[str] = typer.Option(None, "--pv-storage-class", help="StorageClass of the PV claim (default: the cluster's default)"),
     ssd_size: Optional[str] = typer.Option(None, "--ssd-size", help="local-PV SSD claim size (default 50Gi)"),

@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
         shard_index: int = typer.Option(None, help=f"this shard [default: ${contract.SHARD_INDEX} or 0]"),
         shard_count: int = typer.Option(None, help="number of shards [default: the pipeline's shards]"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE, overrides a pipeline param"),
-        parallelism: int = typer.Option(None, help="compute-bound (cpu) steps at once [default: the pipeline's parallelism, else the CPUs this may use]"),
+        parallelism: int = typer.Option(None, help="compute-bound (cpu) steps at once "
+                                                  "[default: the pipeline's parallelism, else the CPUs this may use]"),
         no_checkpoints: bool = typer.Option(False, help="write no SSD or PV checkpoints"),
         force: bool = typer.Option(False, help="run again even if the shard is complete"),
         wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",

@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+
 from imagekit_runtime import step  # a warm step: the first input_path waits until tokens and vocab are committed
 
 assert np.__version__.startswith("2.1."), np.__version__

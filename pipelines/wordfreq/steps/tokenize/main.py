@@ -7,6 +7,7 @@ import mmap
 import os
 
 import numpy as np
+
 from imagekit_runtime import step  # a warm step: the first input_path waits until the corpus is committed
 
 assert np.__version__.startswith("1.26."), np.__version__
