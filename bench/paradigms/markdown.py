@@ -298,8 +298,9 @@ def _why(r) -> str:
         lines.append(
             f"(a)'s handoff at {size_label(largest)} is {fmt_ms(handoff)} ms, of which the data's part (commit + "
             f"schedule) is {fmt_ms(data)} ms: {fmt_ratio(services / data)} below (b)'s {fmt_ms(services)} ms. The "
-            f"rest ({rest}) is the producer's exit being seen and the warm consumer waking and mapping its "
-            f"input, the same at every size. (b) "
+            f"rest ({rest}) is the producer's process ending and the conductor being woken by its pidfd, and the "
+            f"consumer's `mmap`: nothing in it touches the data, and what varies between sizes and rounds is how "
+            f"long a woken process waits for a CPU on this shared machine (load average {r.machine['load']}). (b) "
             f"itself is fast here because both containers share a host: "
             f"{largest / 1024 / services if services else 0:.2f} GiB/s through a local bridge; between nodes the "
             "network would bound it (1 GiB takes at least 0.86 s on a 10 Gbit/s wire alone), while (a)'s "
