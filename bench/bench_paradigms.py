@@ -46,14 +46,14 @@ import work  # noqa: E402  (bench/paradigms/work.py: the same code the container
 
 from imagekit_runtime import contract  # noqa: E402
 from imagekit_runtime import journal as run_journal  # noqa: E402
-from paradigms import engine, pipelines, report  # noqa: E402
-from paradigms.engine import HANDOFF_IMAGE, LAUNCH_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
+from paradigms import chains, engine, pipelines, report  # noqa: E402
+from paradigms.engine import HANDOFF_COLD_IMAGE, HANDOFF_IMAGE, LAUNCH_IMAGE, LAUNCH_WARM_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
 from paradigms.procmem import MemorySampler  # noqa: E402
 
 MIB = 1 << 20
 OUT = HERE / "out"
 DOCS = REPO / "docs" / "bench"
-PARADIGMS = ("imagekit", "services", "volume", "s3", "floor")
+PARADIGMS = ("imagekit", "imagekit-cold", "services", "volume", "s3", "floor")
 LAUNCH_STEPS = 20
 
 
@@ -86,6 +86,8 @@ class Bench:
         self.expected: dict[int, int] = {}
         self.notes: list[str] = []
         self.meta: dict = {}
+        self.scaling: list[dict] = []
+        self.idle: dict = {}
 
     # ------------------------------------------------------------- setup
     def setup(self) -> None:
@@ -95,10 +97,14 @@ class Bench:
             raise SystemExit(f"bench: base image {engine.BASE_IMAGE} missing: run scripts/bootstrap.sh")
         started = time.monotonic()
         handoff = pipelines.write_handoff(OUT / "pipelines" / "handoff")
+        handoff_cold = pipelines.write_handoff(OUT / "pipelines" / "handoff-cold", warm=False)
         launch = pipelines.write_launch(OUT / "pipelines" / "launch20", LAUNCH_STEPS)
-        self.launch_pipeline = launch
+        launch_warm = pipelines.write_launch(OUT / "pipelines" / "launch20-warm", LAUNCH_STEPS, warm=True)
+        self.launch_pipelines = {False: launch, True: launch_warm}
         self.meta["built_with"] = engine.build_pipeline_image(handoff, HANDOFF_IMAGE)
+        engine.build_pipeline_image(handoff_cold, HANDOFF_COLD_IMAGE)
         engine.build_pipeline_image(launch, LAUNCH_IMAGE)
+        engine.build_pipeline_image(launch_warm, LAUNCH_WARM_IMAGE)
         engine.build_tools_image()
         log(f"bench: images built ({self.meta['built_with']}) in {time.monotonic() - started:.1f}s")
         self.network, self.gateway = self.resources.network()
@@ -122,13 +128,15 @@ class Bench:
                              f"expected {size}, {self.expected[size]}")
 
     # ------------------------------------------------------------ handoff
-    def run_imagekit(self, size: int) -> dict:
+    def run_imagekit(self, size: int, warm: bool = True) -> dict:
         """(a): the built image, both steps, shm as the container's /dev/shm tmpfs; journal and logs land in a
-        host tmpfs directory so they can be read after the container is gone."""
+        host tmpfs directory so they can be read after the container is gone. The consumer is warm (waiting
+        at its gate when the producer ends), or cold (started once the blob is committed)."""
         run = self.resources.tempdir("a")
-        shm = size + 256 * MIB
+        shm = max(size, 2 << 30) + 256 * MIB  # the pipeline declares shm: 2Gi, and the preflight checks it fits
         name = self.resources.container(
-            "imagekit", "--shm-size", str(shm), "-v", f"{run}:/bench", "--network", self.network, HANDOFF_IMAGE,
+            "imagekit", "--shm-size", str(shm), "-v", f"{run}:/bench", "--network", self.network,
+            HANDOFF_IMAGE if warm else HANDOFF_COLD_IMAGE,
             "--run-dir", "/bench/run", "--results", "/bench/results", "--ssd", "/tmp/ssd", "--pv", "/tmp/pv",
             "--no-checkpoints", "--output", "json", "--param", f"BENCH_BYTES={size}")
         sampler = self._sample(name)
@@ -142,20 +150,31 @@ class Bench:
         consumed = parse_bench_line((run / contract.RUN_DIR_NAME / contract.LOGS_DIR / "consumer.log").read_text())
         journal = read_journal(run / contract.RUN_DIR_NAME / contract.JOURNAL_FILE)
         shutil.rmtree(run, ignore_errors=True)
-        self.check("imagekit", size, consumed)
+        paradigm = "imagekit" if warm else "imagekit-cold"
+        self.check(paradigm, size, consumed)
         committing = transition_ts(journal, "producer", "committing")
         committed = transition_ts(journal, "producer", "committed")
         started = transition_ts(journal, "consumer", "running")
-        record = self._record("imagekit", size, produced, consumed)
+        record = self._record(paradigm, size, produced, consumed)
         record["phases"] = {
             "exit seen (producer end → committing)": committing - produced["produce_end"],
             "commit (committing → committed)": committed - committing,
-            "schedule (committed → consumer running)": started - committed,
-            "spawn (running → consumer's first line)": consumed["launched"] - started,
-            "step start-up (first line → input mapped)": consumed["ready"] - consumed["launched"],
         }
+        if warm:  # the gate opens before `running` is journaled: the consumer may wake first
+            record["phases"].update({
+                "schedule (committed → consumer past its gate)": consumed["woke"] - committed,
+                "map (past its gate → input mapped)": consumed["ready"] - consumed["woke"],
+            })
+            record["warm_ahead"] = started - consumed["launched"]  # how long the consumer was up before
+        else:
+            record["phases"].update({
+                "schedule (committed → consumer running)": started - committed,
+                "spawn (running → consumer's first line)": consumed["launched"] - started,
+                "step start-up (first line → input mapped)": consumed["ready"] - consumed["launched"],
+            })
         if memory:
-            self._memory("handoff in container", size, memory, json.loads(logs.stdout)["wall_seconds"])
+            self._memory(f"handoff in container{'' if warm else ', cold'}", size, memory,
+                         json.loads(logs.stdout)["wall_seconds"])
         return record
 
     def run_services(self, size: int) -> dict:
@@ -207,8 +226,8 @@ class Bench:
         }
 
     def handoff(self) -> None:
-        runners = {"imagekit": self.run_imagekit, "services": self.run_services, "volume": self.run_volume,
-                   "s3": self.run_s3, "floor": self.run_floor}
+        runners = {"imagekit": self.run_imagekit, "imagekit-cold": lambda size: self.run_imagekit(size, warm=False),
+                   "services": self.run_services, "volume": self.run_volume, "s3": self.run_s3, "floor": self.run_floor}
         order = [p for p in PARADIGMS if p != "s3" or self.s3]
         for round_number in range(self.args.rounds):
             rotated = order[round_number % len(order):] + order[:round_number % len(order)]
@@ -222,11 +241,12 @@ class Bench:
                         f"consume {record['consume'] * 1000:7.1f}, total {record['total'] * 1000:7.1f})")
 
     # ------------------------------------------------------------- launch
-    def launch_in_container(self) -> dict:
+    def launch_in_container(self, warm: bool = False) -> dict:
         run = self.resources.tempdir("launch")
         started = time.perf_counter()
         name = self.resources.container(
-            "launch", "--shm-size", str(256 * MIB), "-v", f"{run}:/bench", "--network", self.network, LAUNCH_IMAGE,
+            "launch", "--shm-size", str(256 * MIB), "-v", f"{run}:/bench", "--network", self.network,
+            LAUNCH_WARM_IMAGE if warm else LAUNCH_IMAGE,
             "--run-dir", "/bench/run", "--results", "/bench/results", "--ssd", "/tmp/ssd", "--pv", "/tmp/pv",
             "--no-checkpoints", "--output", "json")
         sampler = self._sample(name)
@@ -240,15 +260,16 @@ class Bench:
         summary = json.loads(logs.stdout)
         journal = read_journal(run / contract.RUN_DIR_NAME / contract.JOURNAL_FILE)
         shutil.rmtree(run, ignore_errors=True)
+        suffix = ", warm" if warm else ""
         if memory:
-            self._memory(f"{LAUNCH_STEPS} steps in container", 0, memory, summary["wall_seconds"])
-        return {"mode": "imagekit in container", "runtime": summary["wall_seconds"], "wall": wall,
+            self._memory(f"{LAUNCH_STEPS} steps in container{suffix}", 0, memory, summary["wall_seconds"])
+        return {"mode": f"imagekit in container{suffix}", "runtime": summary["wall_seconds"], "wall": wall,
                 **self._launch_intervals(journal)}
 
-    def launch_on_host(self, profile: Path | None = None) -> dict:
+    def launch_on_host(self, profile: Path | None = None, warm: bool = False) -> dict:
         run = self.resources.tempdir("host")
         command = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []),
-                   "-m", "imagekit_runtime", "run", str(self.launch_pipeline), "--shm-dir", str(run / "shm"),
+                   "-m", "imagekit_runtime", "run", str(self.launch_pipelines[warm]), "--shm-dir", str(run / "shm"),
                    "--ssd", str(run / "ssd"), "--pv", str(run / "pv"), "--results", str(run / "results"),
                    "--no-checkpoints", "--output", "json"]
         started = time.perf_counter()
@@ -261,12 +282,14 @@ class Bench:
         if process.returncode != 0:
             raise BenchError(f"imagekit launch pipeline on the host exited {process.returncode}: {stderr[-1500:]}")
         summary = json.loads(stdout)
-        run_dir = run / "shm" / f"bench-launch{LAUNCH_STEPS}" / contract.shard_dir_name(0) / contract.RUN_DIR_NAME
+        run_dir = run / "shm" / pipelines.launch_name(LAUNCH_STEPS, warm) / contract.shard_dir_name(0) / \
+            contract.RUN_DIR_NAME
         journal = read_journal(run_dir / contract.JOURNAL_FILE)
         shutil.rmtree(run, ignore_errors=True)
+        suffix = ", warm" if warm else ""
         if not profile:
-            self._memory(f"{LAUNCH_STEPS} steps on host", 0, sampler, summary["wall_seconds"])
-        return {"mode": "imagekit on host", "runtime": summary["wall_seconds"], "wall": wall,
+            self._memory(f"{LAUNCH_STEPS} steps on host{suffix}", 0, sampler, summary["wall_seconds"])
+        return {"mode": f"imagekit on host{suffix}", "runtime": summary["wall_seconds"], "wall": wall,
                 **self._launch_intervals(journal)}
 
     @staticmethod
@@ -293,13 +316,14 @@ class Bench:
 
     def launches(self) -> None:
         for round_number in range(self.args.rounds):
-            modes = [self.launch_in_container, self.launch_on_host, self.launch_docker]
-            modes = modes[round_number % 3:] + modes[:round_number % 3]
+            modes = [self.launch_in_container, lambda: self.launch_in_container(warm=True), self.launch_on_host,
+                     lambda: self.launch_on_host(warm=True), self.launch_docker]
+            modes = modes[round_number % len(modes):] + modes[:round_number % len(modes)]
             for measure in modes:
                 result = measure()
                 result["round"] = round_number
                 self.launch.append(result)
-                log(f"bench: round {round_number + 1}/{self.args.rounds} {LAUNCH_STEPS} steps, {result['mode']:<22} "
+                log(f"bench: round {round_number + 1}/{self.args.rounds} {LAUNCH_STEPS} steps, {result['mode']:<28} "
                     f"{result['runtime']:6.2f} s (per step {result['per_step'] * 1000:6.1f} ms)")
 
     # ------------------------------------------------------------- memory
@@ -360,6 +384,9 @@ class Bench:
             self.setup()
             self.handoff()
             self.launches()
+            self.scaling = chains.scaling(self.resources, chains.SCALING_STEPS if not self.args.quick else (20, 50),
+                                          1 if self.args.quick else self.args.rounds)
+            self.idle = chains.idle_cpu(self.resources, 4 if self.args.quick else 10)
             profile = self.profile() if not self.args.quick else None
         finally:
             self.resources.cleanup()
@@ -367,10 +394,12 @@ class Bench:
         self.meta["notes"] = self.notes
         results = report.Results(sizes=self.sizes, rounds=self.args.rounds, records=self.records, launch=self.launch,
                                  memory=self.memory, profile=profile, notes=self.notes, meta=self.meta,
-                                 command=" ".join(["python3", "bench/bench_paradigms.py", *sys.argv[1:]]))
+                                 command=" ".join(["python3", "bench/bench_paradigms.py", *sys.argv[1:]]),
+                                 scaling=self.scaling, idle=self.idle)
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "paradigms-raw.json").write_text(json.dumps(
             {"records": self.records, "launch": self.launch, "memory": self.memory, "profile": profile,
+             "scaling": self.scaling, "idle": self.idle,
              "meta": self.meta, "machine": results.machine, "date": results.date, "command": results.command,
              "sizes": self.sizes, "rounds": self.args.rounds, "quick": self.args.quick}, indent=1, default=str))
         write_results(results, self.args)
@@ -395,7 +424,8 @@ def rerender(path: Path, args: argparse.Namespace) -> None:
     raw = json.loads(path.read_text())
     results = report.Results(sizes=raw["sizes"], rounds=raw["rounds"], records=raw["records"], launch=raw["launch"],
                              memory=raw["memory"], profile=raw["profile"], notes=raw["meta"].get("notes", []),
-                             meta=raw["meta"], command=raw["command"], machine=raw["machine"], date=raw["date"])
+                             meta=raw["meta"], command=raw["command"], machine=raw["machine"], date=raw["date"],
+                             scaling=raw.get("scaling", []), idle=raw.get("idle", {}))
     args.quick = raw.get("quick", False)
     write_results(results, args)
 

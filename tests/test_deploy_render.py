@@ -23,6 +23,7 @@ from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, 
 from imagekit_deploy.settings import GRACE_MARGIN_SECONDS, RUNTIME_MEMORY, STEP_MEMORY, Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
+from imagekit_runtime.errors import UsageError
 from imagekit_runtime.quantity import format_bytes
 from imagekit_runtime.spec import load_pipeline
 
@@ -141,7 +142,7 @@ def test_shm_is_a_memory_emptydir_and_the_memory_limit_includes_it():
     assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
     container = pipeline_container(rendering)
     assert mounts_of(container)["/dev/shm"]["name"] == "shm"
-    expected = spec.shm_bytes + spec.parallelism * STEP_MEMORY + RUNTIME_MEMORY
+    expected = spec.shm_bytes + (spec.parallelism.cpu or 1) * STEP_MEMORY + RUNTIME_MEMORY
     assert container["resources"]["limits"]["memory"] == format_bytes(expected) == "2304Mi"
     assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"]
 
@@ -392,3 +393,22 @@ def test_cli_render_output_yaml_is_the_same_stream_as_text():
     assert as_text.exit_code == as_yaml.exit_code == 0, as_text.stderr + as_yaml.stderr
     assert as_yaml.stdout == as_text.stdout
     assert [d["kind"] for d in yaml.safe_load_all(as_yaml.stdout) if d] == ["Service", "StatefulSet"]
+
+
+def test_cpus_set_the_pods_cpu_request_and_limit_and_the_runtimes_cpu_slots():
+    spec, settings, rendering = rendered(cpus="1500m")
+    container = pipeline_container(rendering)
+    assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == "1500m"
+    assert env_of(container)["IMAGEKIT_CPUS"]["value"] == "1500m"
+    assert not validate_rendering(rendering).problems
+    # wordfreq says parallelism: 2, so 2 steps' memory whatever the CPUs
+    assert settings.memory_limit == spec.shm_bytes + 2 * STEP_MEMORY + RUNTIME_MEMORY
+    _, _, plain = rendered()
+    assert "cpu" not in pipeline_container(plain)["resources"]["limits"]
+    assert "IMAGEKIT_CPUS" not in env_of(pipeline_container(plain))
+
+
+def test_bad_cpus_are_refused_in_one_line():
+    with pytest.raises(UsageError) as refused:
+        rendered(cpus="two")
+    assert "--cpus" in str(refused.value)

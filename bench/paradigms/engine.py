@@ -19,9 +19,11 @@ from imagekit_runtime import contract
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 BASE_IMAGE = "imagekit/debian-python:bookworm"
-HANDOFF_IMAGE = "imagekit-bench/handoff:latest"
+HANDOFF_IMAGE = "imagekit-bench/handoff:latest"            # the consumer is warm
+HANDOFF_COLD_IMAGE = "imagekit-bench/handoff-cold:latest"  # the same consumer, not warm
 UID = contract.RUNTIME_UID  # the step user of the images
 LAUNCH_IMAGE = "imagekit-bench/launch20:latest"
+LAUNCH_WARM_IMAGE = "imagekit-bench/launch20-warm:latest"
 TOOLS_IMAGE = "imagekit-bench/paradigms:latest"
 BUCKET = "imagekit-bench"
 

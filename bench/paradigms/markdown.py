@@ -4,12 +4,25 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from .report import DATA_PHASES, LABELS, MIB, SHORT, TARGETS, fmt_ms, fmt_ratio, least_squares_slope, size_label
+from .report import (
+    LABELS,
+    LAUNCH_MODES,
+    MIB,
+    SHORT,
+    TARGETS,
+    WARM_CHAIN,
+    data_part,
+    fmt_ms,
+    fmt_ratio,
+    is_data_phase,
+    least_squares_slope,
+    size_label,
+)
 
 
 def data_handoff(results, size: int) -> float | None:
     phases = results.phases(size)
-    return sum(phases[p] for p in DATA_PHASES) if phases else None
+    return data_part(phases) if phases else None
 
 
 def _mapping(r, size: int) -> float | None:
@@ -72,7 +85,10 @@ def _handoff(r, add: Callable[[str], None]) -> None:
         "the noise of one measurement does not leak into another.\n")
     add("| paradigm | producer's output complete | → handoff → | consumer holds its input |\n| --- | --- | --- | --- |")
     add("| (a) imagekit | written into `$IMAGEKIT_OUT_BLOB` in shm (the container's `--shm-size` tmpfs) | "
-        "exit 0, the runtime commits (a rename) and starts the consumer | `$IMAGEKIT_IN_BLOB` opened and mmapped |")
+        "exit 0, the runtime commits (a rename) and opens the gate of the consumer, a warm step started while "
+        "the producer worked and waiting in `step.input_path` | the input opened and mmapped |")
+    add("| (a) cold | the same | the same consumer, not warm: the runtime commits and then starts it "
+        "(supervisord forks, the interpreter starts and imports) | the same |")
     add("| (b) services | in the producer's memory | `POST` over a Docker bridge network created for the run, "
         "stdlib `http.client` → `http.server`; both containers long-running, so no start in the span | the whole "
         "body received into the consumer's memory |")
@@ -147,20 +163,27 @@ def _handoff(r, add: Callable[[str], None]) -> None:
         "`MADV_SEQUENTIAL` move the same work, they do not remove it. The other paradigms pay the equivalent "
         "while they copy.\n")
 
-    add("### Where (a)'s handoff goes (ms, median; from the steps' timestamps and the runtime's journal)\n")
-    phases = {s: r.phases(s) for s in r.sizes}
-    names = list(next(iter(phases.values())).keys()) if phases and next(iter(phases.values())) else []
-    add("| phase | " + " | ".join(size_label(s) for s in r.sizes) + " |")
-    add("|" + " --- |" * (len(r.sizes) + 1))
-    for name in names:
-        add(f"| {name} | " + " | ".join(fmt_ms(phases[s].get(name)) for s in r.sizes) + " |")
-    add("")
+    for paradigm, title in (("imagekit", "(a), warm consumer"), ("imagekit-cold", "(a) cold")):
+        phases = {s: r.phases(s, paradigm) for s in r.sizes}
+        names = list(next(iter(phases.values())).keys()) if phases and next(iter(phases.values())) else []
+        if not names:
+            continue
+        add(f"### Where the handoff of {title} goes (ms, median; from the steps' timestamps and the runtime's journal)\n")
+        add("| phase | " + " | ".join(size_label(s) for s in r.sizes) + " |")
+        add("|" + " --- |" * (len(r.sizes) + 1))
+        for name in names:
+            add(f"| {name} | " + " | ".join(fmt_ms(phases[s].get(name)) for s in r.sizes) + " |")
+        add("")
     add("Only *commit* and *schedule* touch the data: a rename of the staging directory and a stat of its "
-        "files, the same at every size (row *data part* above). The rest is the life cycle of two processes: the producer's "
-        "interpreter exiting and supervisord and the conductor noticing (*exit seen*), supervisord forking and "
-        "the consumer's interpreter starting (*spawn*), and the consumer importing its modules and mapping "
-        "its input (*step start-up*). (b)'s consumer is already running, so it pays none of that; (c) pays a container start "
-        "instead.\n")
+        "files, the same at every size (row *data part* above); for the warm consumer, *schedule* runs until "
+        "the consumer is past its gate: the conductor writes to the gate (a FIFO) and the consumer's `poll` "
+        "returns. *Exit seen* is the producer ending (it calls `step.done()`: exit 0 without the interpreter's "
+        "teardown) and the conductor noticing: the pidfd wakes it, and it reads the exit status from `/proc` "
+        "while the process is a zombie, with no call to supervisord. *Map* is the consumer's `open` + `mmap`. "
+        "Each of the two wake-ups on the way (the conductor's, the consumer's) waits for a CPU on a loaded "
+        "machine: the load average above. A cold consumer pays the life cycle of a process instead: supervisord forking "
+        "(*spawn*), and the interpreter starting and importing its modules (*step start-up*). (b)'s consumer is "
+        "already running, so it pays none of that either; (c) pays a container start.\n")
 
 
 def _launch(r, add: Callable[[str], None]) -> None:
@@ -170,21 +193,58 @@ def _launch(r, add: Callable[[str], None]) -> None:
         "other. *imagekit in container*: the image built by `imagekit build`, `docker run` of its entrypoint; "
         "*total* is the runtime's own `wall_seconds` (supervisord start, 20 steps, exit), the container's start "
         "and stop are listed apart. *imagekit on host*: `python3 -m imagekit_runtime run` on the host. "
-        "*docker run per step*: 20 × `docker run --rm` of the same command on the same image, a volume "
-        "carrying the outputs.\n")
-    add("| | total s | per step ms | first step after s | whole `docker run` s | container-per-step ÷ this |")
-    add("| --- | --- | --- | --- | --- | --- |")
+        "*, warm*: every step after the first is warm (`imagekit-wait || exit 1; : > <its output>`, "
+        "`warm_slots: 20`), so every process is started while the first step runs and each waits at its gate; "
+        "the chain then costs one handoff per step. *docker run per step*: 20 × `docker run --rm` of the same "
+        "command on the same image, a volume carrying the outputs. *Per step* is the median time from one "
+        "step's `running` to the next one's (journal): the step's own work, its exit being seen, the commit and "
+        "the next start (cold) or gate (warm): everything the runtime adds per step.\n")
+    add("| | total s | per step ms | first step after s | whole `docker run` s | container-per-step ÷ this (total) | "
+        "÷ this, per step |")
+    add("| --- | --- | --- | --- | --- | --- | --- |")
     docker_total = r.launch_median("docker run per step", "runtime")
-    for mode in ("imagekit in container", "imagekit on host", "docker run per step"):
+    docker_step = r.launch_median("docker run per step", "per_step")
+    for mode in LAUNCH_MODES:
         total = r.launch_median(mode, "runtime")
         if total is None:
             continue
         wall = r.launch_median(mode, "wall")
         first = r.launch_median(mode, "first_step_after")
-        add(f"| {mode} | {total:.2f} | {fmt_ms(r.launch_median(mode, 'per_step'))} | "
+        per_step = r.launch_median(mode, "per_step")
+        add(f"| {mode} | {total:.2f} | {fmt_ms(per_step)} | "
             f"{'—' if mode.startswith('docker') else f'{first:.2f}'} | {wall:.2f} | "
-            f"{fmt_ratio(docker_total / total if docker_total else None)} |")
+            f"{fmt_ratio(docker_total / total if docker_total else None)} | "
+            f"{fmt_ratio(docker_step / per_step if docker_step and per_step else None)} |")
     add("")
+    warm_total = r.launch_median(WARM_CHAIN, "runtime")
+    warm_first = r.launch_median(WARM_CHAIN, "first_step_after")
+    if warm_total and warm_first is not None:
+        add(f"A warm chain pays its processes' starts up front, beside the first step: in the container the run "
+            f"took {warm_total:.2f} s, {warm_first:.2f} s of it before the first step ran (the conductor and "
+            "supervisord starting), then the 20 spawns overlapping the first steps and one handoff per step.\n")
+    if r.scaling:
+        add("### Chains of 20, 100 and 200 steps (host, cold steps)\n")
+        add("The same trivial steps, more of them, run by `python3 -m imagekit_runtime run` on the host "
+            "(`bench/paradigms/chains.py`). Every transition costs calls about one process only: a start that "
+            "answers with the pid, the pid's pidfd, `/proc` for an exit 0; the scheduling keeps per-event "
+            "bookkeeping and looks steps up by name, so no step's cost grows with the number of steps.\n")
+        add("| steps | total s | per step ms (total ÷ steps) | step to step ms (median) | first step after s |")
+        add("| --- | --- | --- | --- | --- |")
+        for count in r.scaling_counts():
+            add(f"| {count} | {r.scaling_median(count, 'runtime'):.2f} | {fmt_ms(r.scaling_median(count, 'per_step'))} | "
+                f"{fmt_ms(r.scaling_median(count, 'step_to_step'))} | {r.scaling_median(count, 'first_step_after'):.2f} |")
+        add("")
+    if r.idle:
+        idle = r.idle
+        add("### The runtime's CPU while a step works\n")
+        add(f"One step sleeping (`bench/paradigms/chains.py`, host): between 1 s after supervisord started and "
+            f"shortly before the step ended ({idle['seconds']:.1f} s), the conductor used {idle['conductor']:.2f} and "
+            f"supervisord {idle['supervisord']:.2f} CPU-seconds (`/proc/<pid>/stat`, in ticks of "
+            f"{idle['clock_tick'] * 1000:.0f} ms): **{idle['per_run_second']:.4f} CPU-seconds per run-second**, "
+            f"{100 * idle['per_run_second']:.2f} % of one core. The conductor sleeps in `poll` with no timeout on "
+            "the step's pidfd, its signal wake-up fd and an inotify watch of the logs directory (step output is "
+            "echoed when it is written); supervisord wakes once a second (its own loop's timeout) and when a step "
+            "writes output.\n")
 
 
 def _memory(r, add: Callable[[str], None]) -> None:
@@ -258,21 +318,22 @@ def _why(r) -> str:
     rpc = p["rpc"]
     cprofile = p["cprofile"]
     imports = {row["label"].split(" (")[0].split(":")[0]: row for row in p["imports"]}
-    lines = ["## Why the missed targets are missed (profiles)\n"]
+    lines = ["## Where the time goes (profiles)\n"]
     largest = r.sizes[-1]
     handoff, services = r.overhead("imagekit", largest), r.overhead("services", largest)
     phases = r.phases(largest)
     if handoff and services and phases:
-        data = sum(phases[name] for name in DATA_PHASES)
+        data = data_part(phases)
         rest = ", ".join(f"{name.split(' (')[0]} {fmt_ms(value)} ms" for name, value in phases.items()
-                         if name not in DATA_PHASES)
-        lines.append(f"### (a) against (b) at {size_label(largest)}: {fmt_ratio(services / handoff)}, not "
-                     f"{TARGETS['vs_services']:.0f}×\n")
+                         if not is_data_phase(name))
+        lines.append(f"### (a) against (b) at {size_label(largest)}: {fmt_ratio(services / handoff)} "
+                     f"(target {TARGETS['vs_services']:.0f}×)\n")
         lines.append(
             f"(a)'s handoff at {size_label(largest)} is {fmt_ms(handoff)} ms, of which the data's part (commit + "
             f"schedule) is {fmt_ms(data)} ms: {fmt_ratio(services / data)} below (b)'s {fmt_ms(services)} ms. The "
-            f"rest is the life cycle of two processes ({rest}), the same at every size, so the whole handoff "
-            f"is bounded below by the runtime's step launch latency, the hot spot of the next section. (b) "
+            f"rest ({rest}) is the producer's process ending and the conductor being woken by its pidfd, and the "
+            f"consumer's `mmap`: nothing in it touches the data, and what varies between sizes and rounds is how "
+            f"long a woken process waits for a CPU on this shared machine (load average {r.machine['load']}). (b) "
             f"itself is fast here because both containers share a host: "
             f"{largest / 1024 / services if services else 0:.2f} GiB/s through a local bridge; between nodes the "
             "network would bound it (1 GiB takes at least 0.86 s on a 10 Gbit/s wire alone), while (a)'s "
@@ -300,9 +361,12 @@ def _why(r) -> str:
                  f"(`bench/paradigms/rpcprobe.py`, {rpc['programs']} programs running `/bin/true`; medians):\n")
     lines.append("| call | ms |\n| --- | --- |")
     lines.append(f"| supervisord start until it answers `getState` | {fmt_ms(rpc['supervisord_start'])} |")
-    lines.append(f"| `getAllProcessInfo` (`Supervisor.all_info`, what the conductor polls) | {fmt_ms(rpc['all_info'])} |")
-    lines.append(f"| `startProcess(name, wait=False)` (`Supervisor.start_process`) | {fmt_ms(rpc['start_process'])} |")
-    lines.append(f"| startProcess → EXITED visible, polling back to back without sleeping "
+    lines.append(f"| `getAllProcessInfo` (`Supervisor.all_info`: what the conductor polled before) | {fmt_ms(rpc['all_info'])} |")
+    if "process_info" in rpc:
+        lines.append(f"| `imagekit.ended` (`Supervisor.process_info`: one process, after a reap; only for exits other "
+                     f"than 0) | {fmt_ms(rpc['process_info'])} |")
+    lines.append(f"| `imagekit.start` (`Supervisor.start_process`: spawn, answer the pid) | {fmt_ms(rpc['start_process'])} |")
+    lines.append(f"| start → EXITED visible, asking back to back without sleeping "
                  f"({rpc['polls_until_exited']:.1f} polls) | {fmt_ms(rpc['start_to_exited_seen'])} |")
     lines.append("")
     calls = cprofile["rpc"]
@@ -310,7 +374,7 @@ def _why(r) -> str:
     lines.append(f"cProfile of the conductor over the 20-step chain on the host: {cprofile['total']:.2f} s of run, "
                  f"{cprofile['sleep']:.2f} s of it in {cprofile['sleeps']} × `time.sleep` (waiting for supervisord to "
                  "answer at start, 5 ms each); "
-                 f"{calls.get('all_info', {}).get('calls', 0)} × `all_info` at {fmt_ms(per.get('all_info'))} ms, "
+                 f"{calls.get('process_info', {}).get('calls', 0)} × `process_info` at {fmt_ms(per.get('process_info'))} ms, "
                  f"{calls.get('start_process', {}).get('calls', 0)} × `start_process` at {fmt_ms(per.get('start_process'))} ms, "
                  f"`Supervisor.start` {fmt_ms(calls.get('start', {}).get('cumtime'))} ms (cProfile inflates the "
                  "per-call times somewhat). Top functions by own time:\n")
@@ -319,18 +383,15 @@ def _why(r) -> str:
         lines.append(f"| `{row['function']}` | {row['calls']} | {row['tottime']:.3f} | {row['cumtime']:.3f} |")
     lines.append("")
     lines.append(
-        "The hot spot is the conductor ↔ supervisord protocol, in `runtime/imagekit_runtime/conductor.py` "
-        "(`_conduct`, `_start`) and `supervisor_client.py`. The conductor no longer polls on a timer: it "
-        "holds a pidfd of every running step (`exit_watch.py`) and blocks in `select` until one exits or a "
-        "signal arrives, then asks supervisord once (`getAllProcessInfo`) for the exit status, and starts the "
-        "next step with one more XML-RPC call, `startProcess`, during which supervisord forks. What is left "
-        f"per step is supervisord's own work: a fork of a {29:d} MiB Python process (*spawn*), reaping the "
-        "child in its event loop and answering over XML-RPC (*exit seen*) — a few milliseconds each (tables "
-        "above); commit and scheduling take well under a millisecond. In the handoff of section 1 the same "
-        "costs appear as *exit seen* and *spawn*, plus the consumer's interpreter start. The one-off cost is "
-        "supervisord's own start (about 0.13 s: a Python interpreter importing supervisor), paid before the "
-        "first step; it is what keeps the 20-step run near 20× while step for step the ratio is above 30×. "
-        "Container per step cannot go below `docker run`'s own start (hundreds of ms here).\n")
+        "What is left per cold step is supervisord's own work: the fork of a Python process (*spawn*), "
+        "answering one XML-RPC call (`imagekit.start`, `runtime/imagekit_runtime/supervisor_rpc.py`) and the "
+        "step's own interpreter or shell starting. The conductor holds a pidfd of every step process "
+        "(`exit_watch.py`) and sleeps in `poll` until one exits; an exit 0 is read from `/proc/<pid>/stat` "
+        "while the process is a zombie, so the hot path has no call to supervisord at all, and commit and "
+        "scheduling take well under a millisecond. Warm steps move the spawn and the interpreter's start off "
+        "the critical path (section 2). The one-off cost is supervisord's own start (a Python interpreter "
+        "importing supervisor), paid before the first step. Container per step cannot go below `docker "
+        "run`'s own start (hundreds of ms here).\n")
 
     bare = imports.get("python3 -c pass", {}).get("rss_kib", 0) / 1024
     http = imports.get("+ http.client", {}).get("rss_kib", 0) / 1024

@@ -1,7 +1,10 @@
-"""The two imagekit pipelines the benchmark builds and runs, written out as ordinary step packages.
+"""The imagekit pipelines the benchmark builds and runs, written out as ordinary step packages.
 
-    bench-handoff   producer ─blob─▶ consumer ─sum─▶ (result)      the handoff of D bytes through shm
-    bench-launch20  s01 ─d01─▶ s02 ─d02─▶ … ─▶ s20                  20 trivial steps, one after the other
+    bench-handoff        producer ─blob─▶ consumer ─sum─▶ (result)   the handoff of D bytes through shm; the
+                                                                     consumer is warm (-cold: it is not)
+    bench-launch20       s01 ─d01─▶ s02 ─d02─▶ … ─▶ s20               trivial steps, one after the other
+                                                                     (-warm: every step but s01 warm)
+    bench-idle           one step sleeping: what the runtime costs while a step works
 """
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ BASE = "imagekit/debian-python:bookworm"
 PRODUCER = """\
 import json, os
 import work
+from imagekit_runtime import step
 
-result = work.produce_file(os.environ["IMAGEKIT_OUT_BLOB"], int(os.environ["BENCH_BYTES"]))
+result = work.produce_file(str(step.output_path("blob")), int(os.environ["BENCH_BYTES"]))
 print("BENCH " + json.dumps(result), flush=True)
+step.done()  # exit 0 at once, without the interpreter's teardown: the runtime commits sooner
 """
 
 CONSUMER = """\
@@ -25,9 +30,13 @@ import time
 launched = time.time()  # first thing the interpreter runs: spawn + interpreter start end here
 import json, os
 import work
+from imagekit_runtime import step
 
-result = work.consume_file(os.environ["IMAGEKIT_IN_BLOB"], int(os.environ["BENCH_BYTES"]))
+path = step.input_path("blob")  # a warm consumer waits here until the blob is committed; a cold one passes
+woke = time.time()
+result = work.consume_file(str(path), int(os.environ["BENCH_BYTES"]))
 result["launched"] = launched
+result["woke"] = woke
 with open(os.environ["IMAGEKIT_OUT_SUM"], "w") as out:
     out.write(str(result["crc"]))
 print("BENCH " + json.dumps(result), flush=True)
@@ -39,16 +48,17 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def write_handoff(root: Path) -> Path:
+def write_handoff(root: Path, warm: bool = True) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     for name, code, inputs, outputs in (("producer", PRODUCER, [], ["blob"]), ("consumer", CONSUMER, ["blob"], ["sum"])):
         step = root / "steps" / name
-        _write(step / "step.yaml", f"name: {name}\ncommand: [python3, main.py]\ninputs: {inputs}\noutputs: {outputs}\n")
+        _write(step / "step.yaml", f"name: {name}\ncommand: [python3, main.py]\ninputs: {inputs}\noutputs: {outputs}\n"
+               + ("warm: true\n" if warm and inputs else ""))
         _write(step / "main.py", code)
         shutil.copyfile(WORK, step / "work.py")
     _write(root / "pipeline.yaml", textwrap.dedent(f"""\
-        # imagekit benchmark: hand D bytes from a producer step to a consumer step through shm
-        name: bench-handoff
+        # imagekit benchmark: hand D bytes from a producer step to a {"warm" if warm else "cold"} consumer step through shm
+        name: bench-handoff{"" if warm else "-cold"}
         base: {BASE}
         steps: [steps/producer, steps/consumer]
         shm: 2Gi
@@ -73,19 +83,26 @@ def trivial_command(index: int, directory: str = '"$IMAGEKIT_OUT_D{index:02d}"')
     return f": > {directory.format(index=index)}"
 
 
-def write_launch(root: Path, count: int = 20, stamped: bool = False) -> Path:
-    """The chain of trivial steps; `stamped` steps first print when they start (`date`, for profiling)."""
+def launch_name(count: int, warm: bool = False) -> str:
+    return f"bench-launch{count}{'-warm' if warm else ''}"
+
+
+def write_launch(root: Path, count: int = 20, stamped: bool = False, warm: bool = False) -> Path:
+    """The chain of trivial steps; `stamped` steps first print when they start (`date`, for profiling).
+    `warm`: every step after the first is warm, waits with imagekit-wait, and every one may wait at once."""
     shutil.rmtree(root, ignore_errors=True)
     names = launch_step_names(count)
     for index, name in enumerate(names, start=1):
         inputs = [f"d{index - 1:02d}"] if index > 1 else []
-        command = ("date +%s.%N; " if stamped else "") + trivial_command(index)
+        gated = warm and index > 1
+        command = ("imagekit-wait || exit 1; " if gated else "") + ("date +%s.%N; " if stamped else "") + trivial_command(index)
         command = command.replace("\\", "\\\\").replace('"', '\\"')
         _write(root / "steps" / name / "step.yaml",
-               f'name: {name}\ncommand: [/bin/sh, -c, "{command}"]\ninputs: {inputs}\noutputs: [d{index:02d}]\n')
+               f'name: {name}\ncommand: [/bin/sh, -c, "{command}"]\ninputs: {inputs}\noutputs: [d{index:02d}]\n'
+               + ("warm: true\n" if gated else ""))
     _write(root / "pipeline.yaml", textwrap.dedent(f"""\
         # imagekit benchmark: {count} trivial steps in a chain (each starts when the one before commits)
-        name: bench-launch{count}
+        name: {launch_name(count, warm)}
         base: {BASE}
         steps: [{", ".join(f"steps/{n}" for n in names)}]
         shm: 64Mi
@@ -95,5 +112,15 @@ def write_launch(root: Path, count: int = 20, stamped: bool = False) -> Path:
           pv: /tmp/imagekit-bench/pv
         shards: 1
         results: [d{count:02d}]
-        """))
+        """) + (f"warm_slots: {count}\n" if warm else ""))
+    return root
+
+
+def write_idle(root: Path, seconds: int) -> Path:
+    """One step that sleeps: the runtime's CPU while a step works."""
+    shutil.rmtree(root, ignore_errors=True)
+    _write(root / "steps" / "sleep" / "step.yaml",
+           f'name: sleep\ncommand: [/bin/sh, -c, "sleep {seconds}; : > \\"$IMAGEKIT_OUT_DONE\\""]\noutputs: [done]\n')
+    _write(root / "pipeline.yaml", "name: bench-idle\nsteps: [steps/sleep]\nshm: 64Mi\nparallelism: 1\n"
+           "checkpoint: {ssd: null, pv: null}\n")
     return root

@@ -12,18 +12,30 @@ from pathlib import Path
 
 MIB = 1 << 20
 LABELS = {
-    "imagekit": "(a) imagekit: one container, shm",
+    "imagekit": "(a) imagekit: one container, shm, warm consumer",
+    "imagekit-cold": "(a) imagekit, cold consumer (not warm)",
     "services": "(b) services: 2 containers, HTTP",
     "volume": "(c) functions: container per step, volume",
     "s3": "(c) functions: container per step, S3 (moto)",
     "floor": "(d) floor: produce to tmpfs",
 }
-SHORT = {"imagekit": "(a) imagekit", "services": "(b) services/HTTP", "volume": "(c) functions/volume",
+SHORT = {"imagekit": "(a) imagekit", "imagekit-cold": "(a) cold", "services": "(b) services/HTTP", "volume": "(c) functions/volume",
          "s3": "(c) functions/S3", "floor": "(d) floor"}
-COLORS = {"imagekit": "tab:green", "services": "tab:red", "volume": "tab:orange", "s3": "tab:purple",
+COLORS = {"imagekit": "tab:green", "imagekit-cold": "tab:olive", "services": "tab:red", "volume": "tab:orange", "s3": "tab:purple",
           "floor": "black"}
-DATA_PHASES = ("commit (committing → committed)", "schedule (committed → consumer running)")
-TARGETS = {"flat": 1.5, "vs_services": 1000.0, "launch": 20.0, "rss_mib": 40.0}
+DATA_PHASES = ("commit ", "schedule ")  # the phases (by name) that are the data's part of a handoff
+
+
+def is_data_phase(name: str) -> bool:
+    return name.startswith(DATA_PHASES)
+
+
+def data_part(phases: dict[str, float]) -> float:
+    return sum(value for name, value in phases.items() if is_data_phase(name))
+TARGETS = {"flat": 1.5, "vs_services": 1000.0, "launch": 20.0, "rss_mib": 40.0, "handoff_ms": 1.0,
+           "warm_step_ms": 2.0, "vs_docker_step": 150.0, "scaling": 2.0, "idle_core": 0.005}
+WARM_CHAIN = "imagekit in container, warm"
+LAUNCH_MODES = ("imagekit in container", WARM_CHAIN, "imagekit on host", "imagekit on host, warm", "docker run per step")
 
 # Run in the image: the resident memory of a fresh interpreter after the imports of each runtime process.
 IMPORT_RSS_SCRIPT = r"""
@@ -62,7 +74,7 @@ def cprofile_top(path: Path, count: int = 14) -> dict:
     by_tottime = sorted(rows, key=lambda r: r["tottime"], reverse=True)[:count]
     rpc = {r["function"].split("(")[1].rstrip(")"): {"calls": r["calls"], "cumtime": r["cumtime"]}
            for r in rows if r["function"].startswith("supervisor_client.py") and
-           any(f"({name})" in r["function"] for name in ("all_info", "start_process", "start"))}
+           any(f"({name})" in r["function"] for name in ("all_info", "process_info", "start_process", "start"))}
     return {"total": stats.total_tt, "sleep": sleep, "sleeps": sleeps, "top": by_tottime,  # type: ignore[attr-defined]  # total_tt: not in typeshed
             "rpc": rpc}
 
@@ -153,6 +165,8 @@ class Results:
     notes: list[str]
     meta: dict
     command: str
+    scaling: list[dict] = field(default_factory=list)  # chains.scaling: chains of 20, 100, 200 steps on the host
+    idle: dict = field(default_factory=dict)  # chains.idle_cpu: the runtime's CPU while one step sleeps
     machine: dict[str, str] = field(default_factory=machine)
     date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 
@@ -178,6 +192,7 @@ class Results:
         return self.median(paradigm, size_mib, "handoff")
 
     def ratio(self, paradigm: str, size_mib: int) -> float | None:
+        """The paradigm's handoff ÷ (a)'s (the warm consumer's)."""
         mine, base = self.overhead(paradigm, size_mib), self.overhead("imagekit", size_mib)
         return mine / base if mine is not None and base else None
 
@@ -189,13 +204,20 @@ class Results:
         first, last = self.overhead(paradigm, self.sizes[0]), self.overhead(paradigm, self.sizes[-1])
         return last / first if first and last is not None and len(self.sizes) > 1 else None
 
-    def phases(self, size_mib: int) -> dict[str, float]:
-        rows = [r["phases"] for r in self.records if r["paradigm"] == "imagekit" and r["size"] == size_mib * MIB]
+    def phases(self, size_mib: int, paradigm: str = "imagekit") -> dict[str, float]:
+        rows = [r["phases"] for r in self.records if r["paradigm"] == paradigm and r["size"] == size_mib * MIB]
         return {key: statistics.median(row[key] for row in rows) for key in rows[0]} if rows else {}
 
     def launch_median(self, mode: str, key: str) -> float | None:
         values = [r[key] for r in self.launch if r["mode"] == mode]
         return statistics.median(values) if values else None
+
+    def scaling_median(self, steps: int, key: str) -> float | None:
+        values = [r[key] for r in self.scaling if r["steps"] == steps]
+        return statistics.median(values) if values else None
+
+    def scaling_counts(self) -> list[int]:
+        return sorted({r["steps"] for r in self.scaling})
 
     def memory_peak(self, process: str, key: str, label_prefix: str = "") -> int:
         return max((m[process].get(key, 0) for m in self.memory if m["label"].startswith(label_prefix)), default=0)
@@ -215,11 +237,33 @@ class Results:
         ratio = self.ratio("services", largest)
         rows.append((f"(a) ≥ {TARGETS['vs_services']:.0f}× below (b) at {size_label(largest)}", fmt_ratio(ratio),
                      None if ratio is None else ratio >= TARGETS["vs_services"]))
+        handoffs = {s: self.overhead("imagekit", s) for s in self.sizes}
+        worst = max((v for v in handoffs.values() if v is not None), default=None)
+        rows.append((f"(a) handoff ≤ {TARGETS['handoff_ms']:.0f} ms median at every size (warm consumer)",
+                     ", ".join(f"{size_label(s)} {fmt_ms(v)} ms" for s, v in handoffs.items()),
+                     None if worst is None else worst <= TARGETS["handoff_ms"] / 1000))
         docker_total = self.launch_median("docker run per step", "runtime")
         runtime = self.launch_median("imagekit in container", "runtime")
         launch_ratio = docker_total / runtime if docker_total and runtime else None
-        rows.append((f"20-step runtime overhead ≥ {TARGETS['launch']:.0f}× below container-per-step",
-                     fmt_ratio(launch_ratio), None if launch_ratio is None else launch_ratio >= TARGETS["launch"]))
+        rows.append((f"20-step runtime overhead ≥ {TARGETS['launch']:.0f}× below container-per-step (cold steps, "
+                     "whole run)", fmt_ratio(launch_ratio), None if launch_ratio is None else launch_ratio >= TARGETS["launch"]))
+        warm_step, docker_step = self.launch_median(WARM_CHAIN, "per_step"), self.launch_median("docker run per step", "per_step")
+        rows.append((f"20-step chain of warm steps in container: ≤ {TARGETS['warm_step_ms']:.0f} ms per step",
+                     f"{fmt_ms(warm_step)} ms", None if warm_step is None else warm_step <= TARGETS["warm_step_ms"] / 1000))
+        step_ratio = docker_step / warm_step if docker_step and warm_step else None
+        rows.append((f"… and ≥ {TARGETS['vs_docker_step']:.0f}× below `docker run` per step", fmt_ratio(step_ratio),
+                     None if step_ratio is None else step_ratio >= TARGETS["vs_docker_step"]))
+        counts = self.scaling_counts()
+        if len(counts) > 1:
+            first, last = self.scaling_median(counts[0], "per_step"), self.scaling_median(counts[-1], "per_step")
+            growth = last / first if first and last else None
+            rows.append((f"per step at {counts[-1]} steps ≤ {TARGETS['scaling']:.0f}× per step at {counts[0]} (host, cold)",
+                         f"{fmt_ratio(growth)} ({fmt_ms(first)} → {fmt_ms(last)} ms)",
+                         None if growth is None else growth <= TARGETS["scaling"]))
+        if self.idle:
+            share = self.idle["per_run_second"]
+            rows.append((f"conductor + supervisord while one step sleeps ≤ {100 * TARGETS['idle_core']:.1f} % of a core",
+                         f"{100 * share:.2f} % ({share:.4f} CPU-s per run-s)", share <= TARGETS["idle_core"]))
         total = (self.memory_peak("conductor", "VmHWM") + self.memory_peak("supervisord", "VmHWM")) / MIB
         rows.append((f"runtime RSS (conductor + supervisord, peak VmHWM) ≤ {TARGETS['rss_mib']:.0f} MiB",
                      f"{total:.1f} MiB", total <= TARGETS["rss_mib"] if total else None))
@@ -241,15 +285,27 @@ class Results:
             lines.append(f"  {LABELS[paradigm]:<46}{cells}{fmt_ms(self.slope(paradigm)):>9}{ratios}")
         lines.append("")
         lines.append("step launch, 20 trivial steps in a chain (median):")
-        lines.append(f"  {'':<26}{'total s':>9}{'per step ms':>13}{'÷ imagekit':>12}")
+        lines.append(f"  {'':<30}{'total s':>9}{'per step ms':>13}{'÷ imagekit':>12}")
         base = self.launch_median("imagekit in container", "runtime")
-        for mode in ("imagekit in container", "imagekit on host", "docker run per step"):
+        for mode in LAUNCH_MODES:
             total = self.launch_median(mode, "runtime")
             if total is None:
                 continue
             per_step = self.launch_median(mode, "per_step")
-            lines.append(f"  {mode:<26}{total:>9.2f}{fmt_ms(per_step):>13}{fmt_ratio(total / base if base else None):>12}")
+            lines.append(f"  {mode:<30}{total:>9.2f}{fmt_ms(per_step):>13}{fmt_ratio(total / base if base else None):>12}")
         lines.append("")
+        if self.scaling:
+            lines.append("chains on the host, cold steps (median): steps, total s, per step ms (total ÷ steps), "
+                         "step to step ms")
+            for count in self.scaling_counts():
+                lines.append(f"  {count:>5}{self.scaling_median(count, 'runtime'):>9.2f}"
+                             f"{fmt_ms(self.scaling_median(count, 'per_step')):>13}"
+                             f"{fmt_ms(self.scaling_median(count, 'step_to_step')):>13}")
+            lines.append("")
+        if self.idle:
+            lines.append(f"runtime CPU while one step sleeps: {self.idle['conductor'] + self.idle['supervisord']:.2f} "
+                         f"CPU-s in {self.idle['seconds']:.1f} s = {self.idle['per_run_second']:.4f} CPU-s per run-s")
+            lines.append("")
         lines.append("runtime memory, peak over all runs (MiB): VmRSS / VmHWM / RssAnon")
         for process in ("conductor", "supervisord"):
             lines.append(f"  {process:<12}" + " / ".join(f"{self.memory_peak(process, k) / MIB:.1f}"
@@ -280,7 +336,7 @@ class Results:
             right.plot(sizes, [o * 1000 if o is not None and o > 0 else float("nan") for o in overheads], marker="o",
                        color=COLORS[paradigm], label=SHORT[paradigm])
             if paradigm == "imagekit":
-                data = [sum(self.phases(s)[p] for p in DATA_PHASES) * 1000 if self.phases(s) else float("nan")
+                data = [data_part(self.phases(s)) * 1000 if self.phases(s) else float("nan")
                         for s in sizes]
                 right.plot(sizes, data, marker="s", linestyle="--", color=COLORS[paradigm],
                            label="(a) of which the data: commit + schedule")

@@ -1,8 +1,10 @@
 """How fast the runtime's supervisord can go, without the conductor's loop around it.
 
 Uses the runtime's own pieces (supervisor_conf.render, supervisor_client.Supervisor) on 20 programs that run
-/bin/true, and times: supervisord's start (until it answers), one getAllProcessInfo, one startProcess, and
-startProcess → EXITED visible when polled back to back (no sleep). Prints one JSON line of medians (seconds).
+/bin/true, and times: supervisord's start (until it answers), one getAllProcessInfo (what the conductor polled
+before it asked about one process), one `imagekit.ended` (Supervisor.process_info, what it asks now when a
+pidfd fires), one start (`imagekit.start`, answering with the pid), and start → EXITED seen when asked back
+to back (no sleep). Prints one JSON line of medians (seconds).
 Run where the runtime is importable (in the bench image: PYTHONPATH=/opt/imagekit/runtime).
 """
 from __future__ import annotations
@@ -37,18 +39,21 @@ def main() -> None:
         supervisor.start()
         start_seconds = time.perf_counter() - started
         try:
-            info_calls = []
+            info_calls, one_calls = [], []
             for _ in range(50):
                 t = time.perf_counter()
                 supervisor.all_info()
                 info_calls.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                supervisor.process_info(programs[0].name)
+                one_calls.append(time.perf_counter() - t)
             start_calls, exit_seen, polls = [], [], []
             for program in programs:
                 t = time.perf_counter()
                 supervisor.start_process(program.name)
                 start_calls.append(time.perf_counter() - t)
                 count = 0
-                while supervisor.all_info()[program.name].state not in ("EXITED", "FATAL"):
+                while supervisor.process_info(program.name).state not in ("EXITED", "FATAL"):
                     count += 1
                 exit_seen.append(time.perf_counter() - t)
                 polls.append(count + 1)
@@ -58,6 +63,7 @@ def main() -> None:
             "programs": PROGRAMS,
             "supervisord_start": start_seconds,
             "all_info": statistics.median(info_calls),
+            "process_info": statistics.median(one_calls),
             "start_process": statistics.median(start_calls),
             "start_to_exited_seen": statistics.median(exit_seen),
             "polls_until_exited": statistics.median(polls),

@@ -15,7 +15,7 @@ from typing import Any
 
 from imagekit.labels import POD_PIPELINE_LABEL
 from imagekit_runtime import contract
-from imagekit_runtime.quantity import format_bytes
+from imagekit_runtime.quantity import format_bytes, format_cpus
 from imagekit_runtime.spec import PipelineSpec
 
 from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode
@@ -89,6 +89,8 @@ def shard_env(spec: PipelineSpec, settings: DeploySettings) -> list[dict[str, An
         env.append({"name": contract.SSD_DIR, "value": str(spec.checkpoint.ssd)})
     if spec.checkpoint.pv is not None:
         env.append({"name": contract.PV_DIR, "value": str(spec.checkpoint.pv)})
+    if settings.cpus is not None:  # the cgroup's cpu.max says the same where the runtime can read it
+        env.append({"name": contract.CPUS, "value": format_cpus(settings.cpus)})
     return env
 
 
@@ -182,12 +184,14 @@ def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates:
         claims.insert(0, _claim(PV_VOLUME, settings.pv_size, settings.pv_storage_class, spec, settings))
         mounts.append({"name": PV_VOLUME, "mountPath": str(spec.checkpoint.pv)})
 
-    memory = format_bytes(settings.memory_limit)
+    amounts = {"memory": format_bytes(settings.memory_limit)}
+    if settings.cpus is not None:
+        amounts["cpu"] = format_cpus(settings.cpus)
     container = {
         "name": CONTAINER_NAME,
         "image": settings.image,
         "env": shard_env(spec, settings),
-        "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
+        "resources": {"requests": dict(amounts), "limits": dict(amounts)},
         "securityContext": _restricted_security_context(),
         "volumeMounts": mounts,
     }

@@ -10,12 +10,13 @@ import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 from pathlib import PurePosixPath
 
 from imagekit.references import parse_reference
 from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.quantity import format_bytes, parse_bytes
+from imagekit_runtime.quantity import format_bytes, parse_bytes, parse_cpus
 from imagekit_runtime.spec import PipelineSpec
 
 MiB = 1024**2
@@ -73,6 +74,7 @@ class DeploySettings:
     namespace: str | None = None
     ssd: SsdMode | None = SsdMode.hostpath  # None when the pipeline has no SSD checkpoint
     memory_limit: int = 0
+    cpus: Fraction | None = None  # --cpus: the pod's CPU request and limit; the runtime's cpu slots follow it
     pv_size: int = 10 * GiB
     pv_storage_class: str | None = None  # None: the cluster's default class
     ssd_size: int = 50 * GiB
@@ -88,8 +90,14 @@ class DeploySettings:
         return self.shard_count - len(self.skip_shards)
 
 
-def default_memory_limit(spec: PipelineSpec) -> int:
-    return spec.shm_bytes + spec.parallelism * STEP_MEMORY + RUNTIME_MEMORY
+def cpu_steps(spec: PipelineSpec, cpus: Fraction | None = None) -> int:
+    """Compute-bound steps running at once in the pod: the pipeline's parallelism.cpu, else the CPU limit
+    (rounded up, as the runtime does), else 1 (no limit known here)."""
+    return spec.parallelism.cpu or (math.ceil(cpus) if cpus else 1)
+
+
+def default_memory_limit(spec: PipelineSpec, cpus: Fraction | None = None) -> int:
+    return spec.shm_bytes + cpu_steps(spec, cpus) * STEP_MEMORY + RUNTIME_MEMORY
 
 
 def termination_grace_seconds(spec: PipelineSpec) -> int:
@@ -148,9 +156,9 @@ def check_checkpoint_paths(spec: PipelineSpec) -> None:
                         "set checkpoint.pv to a path or remove `results`")
 
 
-def _memory_limit(spec: PipelineSpec, memory_limit: str | None) -> int:
+def _memory_limit(spec: PipelineSpec, memory_limit: str | None, cpus: Fraction | None) -> int:
     """--memory-limit (or the default), with room for shm and the step processes."""
-    limit = _size_flag(memory_limit, "--memory-limit", default_memory_limit(spec))
+    limit = _size_flag(memory_limit, "--memory-limit", default_memory_limit(spec, cpus))
     if spec.shm_bytes >= limit:
         raise UsageError(
             f"shm {format_bytes(spec.shm_bytes)} ({spec.file}) does not fit in --memory-limit {format_bytes(limit)}: "
@@ -189,6 +197,7 @@ def resolve_settings(
     namespace: str | None = None,
     ssd: SsdMode | None = None,
     memory_limit: str | None = None,
+    cpus: str | None = None,
     pv_size: str | None = None,
     pv_storage_class: str | None = None,
     ssd_size: str | None = None,
@@ -223,7 +232,8 @@ def resolve_settings(
     else:
         ssd_mode = ssd or SsdMode.hostpath
 
-    limit = _memory_limit(spec, memory_limit)
+    cpu_limit = None if cpus is None else parse_cpus(cpus, file=None, field="--cpus")
+    limit = _memory_limit(spec, memory_limit, cpu_limit)
     skipped = _skipped_shards(skip_shards, flavor, shard_count)
 
     if ssd_host_path is not None and not ssd_host_path.startswith("/"):
@@ -241,6 +251,7 @@ def resolve_settings(
         namespace=namespace,
         ssd=ssd_mode,
         memory_limit=limit,
+        cpus=cpu_limit,
         pv_size=_size_flag(pv_size, "--pv-size", defaults.pv_size),
         pv_storage_class=pv_storage_class,
         ssd_size=_size_flag(ssd_size, "--ssd-size", defaults.ssd_size),

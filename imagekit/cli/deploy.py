@@ -12,7 +12,7 @@ from imagekit_deploy.settings import DeploySettings, Flavor, SsdMode, resolve_se
 from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from imagekit_runtime import contract
-from imagekit_runtime.quantity import format_bytes
+from imagekit_runtime.quantity import format_bytes, format_cpus
 from imagekit_runtime.spec import PipelineSpec, load_pipeline
 
 from .common import ManifestFormat, OutputFormat, emit_json, print_error, stderr
@@ -42,6 +42,9 @@ def render_command(
     ssd: SsdMode | None = typer.Option(None, "--ssd", help="node-local SSD as a hostPath (default) or a local-PV claim"),
     memory_limit: str | None = typer.Option(None, "--memory-limit",
                                             help="container memory, shm included (default: shm + 512Mi per parallel step + 256Mi)"),
+    cpus: str | None = typer.Option(
+        None, "--cpus", help="the pod's CPU request and limit, e.g. 4 or 1500m; the runtime runs that many "
+                             "compute-bound steps at once (default: no CPU limit)"),
     pv_size: str | None = typer.Option(None, "--pv-size", help="PersistentVolume claim size (default 10Gi)"),
     pv_storage_class: str | None = typer.Option(None, "--pv-storage-class",
                                                 help="StorageClass of the PV claim (default: the cluster's default)"),
@@ -67,7 +70,7 @@ def render_command(
     spec = load_pipeline(pipeline)
     settings = resolve_settings(
         spec, image=image, replicas=replicas, flavor=flavor, namespace=namespace, ssd=ssd,
-        memory_limit=memory_limit, pv_size=pv_size, pv_storage_class=pv_storage_class, ssd_size=ssd_size,
+        memory_limit=memory_limit, cpus=cpus, pv_size=pv_size, pv_storage_class=pv_storage_class, ssd_size=ssd_size,
         ssd_storage_class=ssd_storage_class, ssd_host_path=ssd_host_path, skip_shards=tuple(skip_shard),
         max_unavailable=max_unavailable, name=name,
     )
@@ -88,6 +91,7 @@ def render_command(
         typer.echo("".join(f"{path}\n" for path in written), nl=False)
     summary = (f"{settings.flavor.value}: {settings.replicas} pod(s) of {settings.shard_count} shard(s), "
                f"memory {format_bytes(settings.memory_limit)} (shm {format_bytes(spec.shm_bytes)}), "
+               f"cpus {format_cpus(settings.cpus) if settings.cpus is not None else 'no limit'}, "
                f"SSD {settings.ssd.value if settings.ssd else 'none'}")
     stderr.print(f"wrote {len(written)} files to {out_dir} — {summary}" if out_dir is not None else summary)
     stderr.print(report.checks_line())
@@ -115,6 +119,7 @@ def render_summary(spec: PipelineSpec, settings: DeploySettings, rendering: Rend
         "replicas": settings.replicas,
         "skipped_shards": list(settings.skip_shards),
         "memory_limit_bytes": settings.memory_limit,
+        "cpus": format_cpus(settings.cpus) if settings.cpus is not None else None,
         "shm_bytes": spec.shm_bytes,
         "termination_grace_seconds": settings.termination_grace_seconds,
         "ssd": settings.ssd.value if settings.ssd else None,

@@ -47,7 +47,7 @@ class StepProgress:
         self.progress.stop()
 
     def on_transition(self, step: str, old: StepState, new: StepState) -> None:
-        if new is StepState.READY:
+        if new in (StepState.READY, StepState.WARM):  # a warm step waits for its inputs with its process up
             self.to_run.add(step)
         if new is StepState.RUNNING:
             self.running.add(step)
@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
         shard_index: int = typer.Option(None, help=f"this shard [default: ${contract.SHARD_INDEX} or 0]"),
         shard_count: int = typer.Option(None, help="number of shards [default: the pipeline's shards]"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE, overrides a pipeline param"),
-        parallelism: int = typer.Option(None, help="steps at once [default: the pipeline's parallelism]"),
+        parallelism: int = typer.Option(None, help="compute-bound (cpu) steps at once "
+                                                  "[default: the pipeline's parallelism, else the CPUs this may use]"),
         no_checkpoints: bool = typer.Option(False, "--no-checkpoints", help="write no SSD or PV checkpoints"),
         force: bool = typer.Option(False, "--force", help="run again even if the shard is complete"),
         wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",

@@ -1,83 +1,46 @@
 """The conductor: drives supervisord so that a pipeline runs as a dataflow.
 
-It starts a step when all its inputs are committed (at most `parallelism` at
-once), commits its outputs on exit 0, retries with backoff or stops the
-pipeline on failure, frees data nobody needs any more, and hands committed
-outputs to the copier (results, checkpoints). Every state change goes through
-`_transition`, which checks it against states.TRANSITIONS and journals it.
+It starts a step when all its inputs are committed (at most `parallelism` of each kind at once;
+a warm step's process earlier, waiting at its gate), commits its outputs on exit 0, retries with
+backoff or stops the pipeline on failure, frees data nobody needs any more, and hands committed
+outputs to the copier (results, checkpoints). Every state change goes through `_transition`,
+which checks it against states.TRANSITIONS and journals it.
 
-What it drives is made for it and handed over in `Collaborators` (main.open_conductor);
-what a step runs as is step_program.py, why it failed diagnosis.py, the report summary.py.
+What it drives is made for it and handed over in `Collaborators` (main.open_conductor); what a
+step runs as is step_program.py, why it failed diagnosis.py, the report summary.py, which step
+gets a process next dispatch.py. It sleeps until something happens (a step's pidfd, a signal, a
+step log written, a retry or a copy due), and each event costs calls about one process only.
 """
 from __future__ import annotations
 
 import logging
-import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import diagnosis, shard_state
-from .checkpoint import CheckpointStore
 from .contract import Event, RunStatus
-from .copier import Copier
-from .datastore import DataStore
-from .environments import EnvironmentProvider
+from .dispatch import HAS_PROCESS, Dispatch
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
-from .exit_watch import ExitWatcher
-from .journal import Journal
+from .gates import Gates, bin_dir, gates_dir, install_wait_program
 from .keys import pipeline_key, step_keys
-from .layout import RunLayout, tree_size
-from .leftovers import kill_leftovers
-from .logs import LogFollower
+from .layout import tree_size
+from .log_watch import StepEcho
 from .outputs import OutputKeeper
+from .processes import StepProcesses
+from .run_options import Collaborators, RunOptions
 from .sandbox import OutputRefused
+from .signals import install_signal_handlers, restore_signal_handlers
+from .slots import resolve_slots
 from .spec import PipelineSpec
 from .states import StepState, check_transition
 from .step_program import RunContext, step_program
 from .summary import RunSummary, StepRun
-from .supervisor_client import ProcessInfo, Supervisor
+from .supervisor_client import ProcessInfo
 from .supervisor_conf import render
 
 log = logging.getLogger("imagekit.runtime")
 
-ENDED = ("EXITED", "FATAL", "STOPPED", "BACKOFF", "UNKNOWN")  # supervisord states of a process that is over
-LIVE = ("RUNNING", "STARTING", "STOPPING")
-UNFINISHED = (StepState.RUNNING, StepState.READY, StepState.BACKOFF, StepState.WAITING)
-
-
-@dataclass
-class RunOptions:
-    layout: RunLayout
-    shard_index: int = 0
-    shard_count: int = 1
-    params: dict[str, str] = field(default_factory=dict)
-    parallelism: int | None = None
-    force: bool = False
-    poll_interval: float = 0.01  # without pidfds: how often to ask supervisord
-    idle_poll_interval: float = 0.1  # with pidfds: safety net, and how often step logs are echoed
-    retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
-    runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
-    quiet_steps: bool = False  # do not echo step output to stderr
-    on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
-    inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
-
-
-@dataclass
-class Collaborators:
-    """What the conductor drives; whoever made them closes them after the run."""
-
-    store: DataStore
-    checkpoints: CheckpointStore
-    copier: Copier
-    journal: Journal            # its run_id is the run's
-    supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
-    watcher: ExitWatcher
-    environments: EnvironmentProvider
-    log_stream: TextIO          # where step output is echoed, prefixed with the step's name
-    warnings: list[str]         # the checkpoint store's too
+UNFINISHED = (StepState.RUNNING, StepState.WARM, StepState.READY, StepState.BACKOFF, StepState.WAITING)
 
 
 class Conductor:
@@ -90,7 +53,6 @@ class Conductor:
         self.copier = parts.copier
         self.journal = parts.journal
         self.supervisor = parts.supervisor
-        self.watcher = parts.watcher
         self.environments = parts.environments
         self.log_stream = parts.log_stream
         self.warnings = parts.warnings
@@ -98,18 +60,22 @@ class Conductor:
         self.params = {**dict(spec.params), **options.params}
         self.keys = step_keys(spec, options.shard_index, options.shard_count, self.params)
         self.producers = spec.producer_of()
-        self.consumers = spec.consumers_of()
-        self.parallelism = options.parallelism or spec.parallelism
+        self.slots = resolve_slots(spec, options.parallelism)
         self.context = RunContext(layout=self.layout, params=self.params, shard_index=options.shard_index,
                                   shard_count=options.shard_count, producers=self.producers,
                                   runtime_path=options.runtime_path, grace_seconds=spec.grace_seconds)
         self.steps: dict[str, StepRun] = {step.name: StepRun(step.name) for step in spec.steps}
         self.to_run: list[str] = []  # the plan's, once recovery has made it
-        self.followers: dict[str, LogFollower] = {}
+        self.open_steps: set[str] = set()  # to run, and neither done nor final
+        self.backoff: set[str] = set()
+        self.touched: set[str] = set()  # steps done or final since the last look at what can be freed
+        self.processes = StepProcesses(parts.supervisor, parts.watcher, Gates(gates_dir(self.layout.run_dir)),
+                                       self.layout.supervisor_log)
+        self.echo: StepEcho | None = None
+        self.dispatch: Dispatch | None = None
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
-        self.live_bytes = 0
-        self.peak_bytes = 0
+        self.live_bytes = self.peak_bytes = 0
         self.stop_reason: str | None = None
         self.terminated = False
 
@@ -118,7 +84,7 @@ class Conductor:
         started = time.monotonic()
         self.journal.record(Event.RUN_START, pipeline=self.spec.name, shard=self.options.shard_index,
                             shard_count=self.options.shard_count, key=pipeline_key(self.keys))
-        previous_handlers = self._install_signal_handlers()
+        previous_handlers = install_signal_handlers(self._on_signal)
         try:
             if self._already_complete():
                 return self._summary(EXIT_OK, RunStatus.ALREADY_COMPLETE, started)
@@ -133,13 +99,17 @@ class Conductor:
             return self._summary(exit_code, status, started)
         finally:
             self.supervisor.shutdown()
-            for follower in self.followers.values():
-                follower.pump(final=True)
+            self.processes.gates.close_all()
+            if self.echo is not None:
+                self.echo.pump_all(final=True)
+                self.echo.close()
             for step in self.steps.values():
                 if step.state in UNFINISHED:
                     self.store.discard_staging(step.name)
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
+            restore_signal_handlers(previous_handlers)
+
+    def _on_signal(self) -> None:
+        self.terminated = True  # the watcher's wake-up fd ends its sleep
 
     def _already_complete(self) -> bool:
         if self.options.force or not shard_state.already_complete(self.layout, self.keys):
@@ -167,6 +137,7 @@ class Conductor:
         plan = shard_state.plan_recovery(self.spec, self.layout, self.keys, self.store, self.checkpoints,
                                          force=self.options.force)
         self.to_run = list(plan.to_run)
+        self.open_steps = set(plan.to_run)
         self.journal.record(Event.PLAN, **shard_state.plan_fields(plan))
         shard_state.note_inputs(plan, self.steps)
         shard_state.bring_back(plan, self.keys, self.store, self.checkpoints, self.run_id)
@@ -184,16 +155,21 @@ class Conductor:
     def _start_supervisor(self) -> None:
         programs = [step_program(step, self.context, self.environments.paths_for(step))
                     for step in map(self.spec.step, self.to_run)]
+        install_wait_program(bin_dir(self.layout.run_dir))
         self.layout.supervisor_conf.write_text(render(self.supervisor.socket_path, self.layout.run_dir, programs))
         self.supervisor.start()
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> tuple[int, RunStatus]:
+        self.echo = StepEcho.following(self.layout.logs_dir, self.to_run, self.log_stream, self.options.log_interval)
+        self.dispatch = Dispatch(self.spec, self.to_run, self.slots, lambda name: self.steps[name].state)
         for name in self.to_run:
-            follower = LogFollower(self.layout.step_log(name), f"[{name}]", stream=self.log_stream)
-            follower.start_at_end()
-            self.followers[name] = follower
-        self._free_unneeded()
+            if self.queue.inputs_committed(name):
+                self._transition(name, StepState.READY)
+                self.queue.runnable(name)
+            else:
+                self.queue.maybe_in_line(name)
+        self.touched.update(self.steps)
         while True:
             if self.terminated and self.stop_reason is None:
                 self.stop_reason = "stopped by SIGTERM"
@@ -203,78 +179,99 @@ class Conductor:
                 if self.terminated and not failed:
                     return EXIT_TERMINATED, RunStatus.TERMINATED
                 return EXIT_FAILURE, RunStatus.FAILED
-            unwatched = self._collect_exits()
-            self._pump_logs()
+            self._collect_exits()
             if self.stop_reason is not None:
                 continue
-            started = self._schedule()
+            self._retry_due()
+            self._dispatch()
             self._free_unneeded()
-            if all(step.state.final or step.state.done for step in self.steps.values()):
-                self._retire_all()
+            if not self.open_steps:
+                for name in [n for n, s in self.steps.items() if s.state.done]:
+                    self._transition(name, StepState.RETIRED)
                 return EXIT_OK, RunStatus.COMPLETED
-            if started or unwatched:
-                timeout = 0.0  # register the new processes' pidfds at once
-            elif self.watcher.supported:
-                timeout = self.options.idle_poll_interval  # a pidfd or a signal wakes us earlier
-            else:
-                timeout = self.options.poll_interval
-            self.watcher.wait(timeout)
+            self._sleep()
 
-    def _collect_exits(self) -> bool:
-        """Handle running steps that ended; watch the pids of the others. True if some has no pid yet."""
-        infos = self.supervisor.all_info()
-        unwatched = False
-        for name, step in self.steps.items():
-            if step.state is not StepState.RUNNING:
-                continue
-            info = infos.get(name)
-            if info is not None and info.state in ENDED:
-                self.watcher.forget(name)
-                self._on_exit(step, info)
-            elif info is not None and info.pid > 0 and not self.watcher.watching(name):
-                self.watcher.watch(name, info.pid)
-            elif info is None or info.pid <= 0:
-                unwatched = True  # still starting: look again shortly
-        return unwatched
+    def _sleep(self) -> None:
+        """Until a process ends, a signal, a log written, or the next thing due (no timer otherwise)."""
+        assert self.echo is not None
+        polled = None if self.processes.watcher.supported else self.options.poll_interval
+        timeouts = [t for t in (self.echo.timeout(), polled) if t is not None]
+        if self.backoff:
+            timeouts.append(max(0.0, min(self.steps[n].retry_at for n in self.backoff) - time.monotonic()))
+        if self.copier.busy():
+            timeouts.append(self.options.copy_poll_interval)
+        self.echo.after_wait(self.processes.watcher.wait(min(timeouts) if timeouts else None, self.echo.wake_fd()))
 
-    def _schedule(self) -> int:
+    def _collect_exits(self) -> None:
+        for name, info in self.processes.exits():
+            self._on_exit(self.steps[name], info)
+
+    def _retry_due(self) -> None:
         now = time.monotonic()
-        for name in self.to_run:
-            step = self.steps[name]
-            if (step.state is StepState.WAITING and self._inputs_committed(name)) or \
-                    (step.state is StepState.BACKOFF and now >= step.retry_at):
+        for name in [n for n in self.backoff if now >= self.steps[n].retry_at]:
+            self.backoff.discard(name)
+            if self.queue.inputs_committed(name):
                 self._transition(name, StepState.READY)
-        running = sum(1 for step in self.steps.values() if step.state is StepState.RUNNING)
-        started = 0
-        for name in self.to_run:
-            if running >= self.parallelism:
-                break
-            if self.steps[name].state is StepState.READY:
-                self._start(self.steps[name])
-                running += 1
-                started += 1
-        return started
+                self.queue.runnable(name)
+            else:  # a warm step that ended before its inputs were there
+                self._transition(name, StepState.WAITING)
+                self.queue.maybe_in_line(name)
 
-    def _inputs_committed(self, name: str) -> bool:
-        return all(self.steps[self.producers[data]].state.done for data in self.spec.step(name).inputs)
+    def _dispatch(self) -> None:
+        """Open the gates of warm steps and start ready ones while slots are free; then warm the next in line."""
+        for name in self.queue.next_runnable():
+            if self.steps[name].state is StepState.WARM:
+                self._release(self.steps[name])
+            else:
+                self._spawn(self.steps[name], StepState.RUNNING)
+        while warm := self.queue.next_warm():  # a warm start may bring its own consumers in line
+            for name in warm:
+                self._spawn(self.steps[name], StepState.WARM)
 
-    def _start(self, step: StepRun) -> None:
+    def _spawn(self, step: StepRun, state: StepState) -> None:
+        """A process for the step: RUNNING (inputs committed, a slot taken) or WARM (waits at its gate)."""
         self.store.prepare_staging(step.name)
         step.attempts += 1
         step.started_at = time.monotonic()
+        if state is StepState.RUNNING:
+            self._measure_inputs(step)
+        else:
+            self.queue.warm.add(step.name)
+        self._transition(step.name, state, attempt=step.attempts)
+        self.processes.spawn(step.name, gated=self.spec.step(step.name).warm, open_gate=state is StepState.RUNNING)
+        self.queue.started(step.name)
+
+    def _release(self, step: StepRun) -> None:
+        """The inputs of a waiting warm step are committed and it has a slot: open its gate."""
+        self.processes.open_gate(step.name)
+        self.queue.warm.discard(step.name)
+        step.started_at = time.monotonic()
+        self._transition(step.name, StepState.RUNNING, attempt=step.attempts)
+        self._measure_inputs(step)
+
+    def _measure_inputs(self, step: StepRun) -> None:
         step.bytes_in = sum(tree_size(self.layout.input_path(self.producers[d], d))
                             for d in self.spec.step(step.name).inputs)
-        self._transition(step.name, StepState.RUNNING, attempt=step.attempts)
-        self.supervisor.start_process(step.name)
+
+    def _ended(self, step: StepRun) -> None:
+        """The step's process is over: its slot, gate and leftover processes go."""
+        if step.state is StepState.RUNNING:
+            self.queue.freed_slot(step.name)
+        self.queue.warm.discard(step.name)
+        self.processes.ended(step.name)
 
     def _on_exit(self, step: StepRun, info: ProcessInfo) -> None:
         step.finished_at = time.monotonic()
         step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
         step.exit_code = diagnosis.exit_code_of(info)
-        kill_leftovers(self.layout.supervisor_log, step.name)  # before the commit checks its outputs
-        self.followers[step.name].pump()
+        was = step.state
+        self._ended(step)
         if not diagnosis.succeeded(info):
             self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
+            return
+        if was is StepState.WARM:
+            self._fail_attempt(step, "exited before its inputs were committed (a warm step must wait for them: "
+                                     "step.input_path or imagekit-wait)")
             return
         self._transition(step.name, StepState.COMMITTING, exit_code=0)
         try:
@@ -286,12 +283,26 @@ class Conductor:
         self.live_bytes += step.bytes_out
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out)
+        self._inputs_arrive(step.name)  # consumers first: its output is echoed, delivered and copied after
+        assert self.echo is not None
+        self.echo.pump(step.name)
         self.outputs.deliver_and_checkpoint(step.name)
 
+    def _inputs_arrive(self, producer: str) -> None:
+        """The producer committed: consumers whose inputs are now all there become runnable (gates open first)."""
+        for consumer in self.queue.committed(producer):
+            state = self.steps[consumer].state
+            if state is StepState.WAITING:
+                self._transition(consumer, StepState.READY)
+            if state in (StepState.WAITING, StepState.WARM):
+                self.queue.runnable(consumer)
+        self._dispatch()  # the gate of a waiting consumer opens before anything else is done
+
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
-        follower = self.followers.get(step.name)
+        assert self.echo is not None
+        self.echo.pump(step.name)
         # Before discarding: the staging bytes show a full shm.
-        enospc = diagnosis.enospc_message(follower.last_lines(40) if follower else [], self.layout.shm_dir,
+        enospc = diagnosis.enospc_message(self.echo.last_lines(step.name, 40), self.layout.shm_dir,
                                           self.live_bytes)
         self.store.discard_staging(step.name)  # a failed attempt never commits anything
         if enospc:
@@ -303,77 +314,56 @@ class Conductor:
             log.warning("step %s %s; retrying in %.1fs (attempt %d of %d)", step.name, reason, delay,
                         step.attempts + 1, retries + 1)
             self._transition(step.name, StepState.BACKOFF, reason=reason, exit_code=step.exit_code)
+            self.backoff.add(step.name)
             return
         step.message = reason
         self._transition(step.name, StepState.FAILED, reason=reason, exit_code=step.exit_code)
         self.stop_reason = diagnosis.failure_message(step.name, step.attempts, reason)
         log.error("error: %s", self.stop_reason)
         tail = diagnosis.log_tail(step.name, self.layout.step_log(step.name),
-                                  follower.last_lines(20) if follower else [])
+                                  self.echo.last_lines(step.name, 20))
         if tail:
             log.error("%s", tail)
 
     # ---------------------------------------------------- stop and signals
     def _stop_all(self) -> None:
-        """SIGTERM every running step (supervisord sends SIGKILL after the grace period); start nothing new."""
-        running = [s for s in self.steps.values() if s.state is StepState.RUNNING]
-        for step in running:
-            self.supervisor.stop_process(step.name)
-        deadline = time.monotonic() + self.spec.grace_seconds + 10
-        while running and time.monotonic() < deadline:
-            infos = self.supervisor.all_info()
-            if all(infos[s.name].state not in LIVE for s in running):
-                break
-            self._pump_logs()
-            time.sleep(0.05)
+        """Stop every step with a process, start nothing new. A warm step still waiting at its gate sees it
+        closed and is stopped too: it did not run."""
+        self.processes.stop([n for n, s in self.steps.items() if s.state in HAS_PROCESS], self.spec.grace_seconds,
+                            meanwhile=self._pump_logs)
         for step in self.steps.values():
             if step.state in UNFINISHED:
                 if step.state is StepState.RUNNING:
                     step.wall_seconds += time.monotonic() - (step.started_at or time.monotonic())
-                    kill_leftovers(self.layout.supervisor_log, step.name)
+                if step.state in HAS_PROCESS:
+                    self._ended(step)
                 self.store.discard_staging(step.name)
                 self._transition(step.name, StepState.STOPPED, reason=self.stop_reason)
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        previous: dict[int, Any] = {}
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            self.terminated = True
-
-        try:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, on_signal)
-        except ValueError:  # not the main thread (embedded use)
-            pass
-        return previous
-
     # ------------------------------------------- results, checkpoints, free
     def _free_unneeded(self) -> None:
-        done = [name for name, step in self.steps.items() if step.state.done]
+        """Free what the steps that ended since the last look (and their producers) no longer need."""
+        candidates: set[str] = set()
+        for name in self.touched:
+            candidates.update(p for p in (name, *self.queue.producers[name]) if self.steps[p].state.done)
+        self.touched.clear()
+        done = sorted(candidates)
         self.live_bytes -= self.outputs.free_unneeded(
             done, settled=lambda consumer: self.steps[consumer].state.done or consumer not in self.to_run)
         for name in done:
-            if self._outputs_settled(name):
+            if self.outputs.readers_over(name, lambda c: self.steps[c].state.done or self.steps[c].state.final):
                 self._transition(name, StepState.RETIRED)
-
-    def _outputs_settled(self, name: str) -> bool:
-        for data in self.spec.step(name).outputs:
-            consumers = self.consumers.get(data, [])
-            if any(not self.steps[c].state.done and not self.steps[c].state.final for c in consumers):
-                return False
-        return True
-
-    def _retire_all(self) -> None:
-        for name, step in self.steps.items():
-            if step.state.done:
-                self._transition(name, StepState.RETIRED)
+            if any(self.copier.pending(name, data) for data in self.spec.step(name).outputs):
+                self.touched.add(name)  # look again once its copies are done
 
     def _drain_copies(self) -> None:
         while self.copier.busy():
             if self.terminated:
                 break
             time.sleep(0.01)
-        self._free_unneeded()
+        if self.dispatch is not None:
+            self.touched.update(self.steps)
+            self._free_unneeded()
 
     def _complete(self) -> None:
         missing = shard_state.mark_complete(self.spec, self.layout, self.keys, self.checkpoints, run_id=self.run_id,
@@ -383,16 +373,25 @@ class Conductor:
             self.warnings.append(f"results not delivered: {', '.join(missing)}")
 
     # ------------------------------------------------------------- helpers
+    @property
+    def queue(self) -> Dispatch:
+        """Which step gets a process next; made once recovery has decided what runs."""
+        assert self.dispatch is not None
+        return self.dispatch
+
     def _transition(self, name: str, new: StepState, **fields: Any) -> None:
         step = self.steps[name]
         if step.state is new:
             return
         check_transition(name, step.state, new)
         old, step.state = step.state, new
+        if new.done or new.final:
+            self.open_steps.discard(name)
+            self.touched.add(name)
         if self.options.on_transition is not None:
             self.options.on_transition(name, old, new)
         self.journal.record(Event.TRANSITION, step=name, **{"from": old.value, "to": new.value}, **fields)
 
     def _pump_logs(self) -> None:
-        for follower in self.followers.values():
-            follower.pump()
+        if self.echo is not None:
+            self.echo.pump_all()

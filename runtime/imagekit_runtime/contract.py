@@ -14,6 +14,7 @@ SHARD_INDEX = "IMAGEKIT_SHARD_INDEX"  # this shard (also read by the runtime; a 
 SHARD_COUNT = "IMAGEKIT_SHARD_COUNT"  # number of shards
 RUN_DIR = "IMAGEKIT_RUN_DIR"          # the run's directory: journal, logs (also a runtime setting)
 STEP = "IMAGEKIT_STEP"                # the name of the running step
+INPUTS_GATE = "IMAGEKIT_INPUTS_GATE"  # warm steps only: a FIFO that turns readable once the inputs are committed
 
 # ------------------------------------------------------------------ environment the runtime reads
 POD_NAME = "IMAGEKIT_POD_NAME"            # the shard's fallback: the ordinal at the end of the pod name
@@ -25,6 +26,11 @@ RESULTS_DIR = "IMAGEKIT_RESULTS_DIR"
 DEPS_ROOT = "IMAGEKIT_DEPS_ROOT"                    # prebuilt step dependencies (set in images)
 HOLD_WHEN_COMPLETE = "IMAGEKIT_HOLD_WHEN_COMPLETE"  # after success, idle until SIGTERM
 CACHE_DIR = "IMAGEKIT_CACHE_DIR"                    # host cache of step environments and wheels
+CPUS = "IMAGEKIT_CPUS"                              # the CPUs the pod may use, when no cgroup cpu.max says it
+
+# ------------------------------------------------------------------ warm steps
+WAIT_PROGRAM = "imagekit-wait"  # on every step's PATH: blocks a warm shell step until its inputs are committed
+GATE_OPEN = b"\n" * 4096        # what the runtime writes into a gate: one line per `read` a waiter may do
 
 # ------------------------------------------------------------------ environment the host-side CLI reads
 BACKEND = "IMAGEKIT_BACKEND"                          # build/push: docker or buildah
@@ -90,6 +96,8 @@ JOURNAL_FILE = "journal.jsonl"               # in the run directory
 LOGS_DIR = "logs"                            # in the run directory: <step>.log
 SUPERVISOR_CONF = "supervisord.conf"         # in the run directory
 SUPERVISOR_LOG = "supervisord.log"           # in the run directory
+GATES_DIR = "gates"                          # in the run directory: <step>, the FIFO of a warm step
+BIN_DIR = "bin"                              # in the run directory: imagekit-wait, on every step's PATH
 COMMITTED_DIR = "committed"                  # <shm>/…/committed/<step>/<data>
 STAGING_DIR = "staging"                      # <shm>/…/staging/<step>/<data>
 COMMIT_RECORD = ".commit.json"               # in a step's committed directory: key and sizes
@@ -147,3 +155,14 @@ IMAGE_SBOM_DIR = f"{IMAGE_ROOT}/sbom"        # <step>.cdx.json in a step's deps 
 STATE_ROOT = "/var/lib/imagekit"
 DEFAULT_SSD = f"{STATE_ROOT}/ssd"
 DEFAULT_PV = f"{STATE_ROOT}/pv"
+
+
+# ------------------------------------------------------------------ step kinds
+class StepKind(StrEnum):
+    """`kind` in step.yaml: which parallelism limit a step counts against."""
+
+    CPU = "cpu"  # compute-bound: at most parallelism.cpu at once (default: the CPUs the pod may use)
+    IO = "io"    # waits on the network or disks: at most parallelism.io at once (default: 4 × the cpu limit)
+
+
+IO_PER_CPU = 4  # parallelism.io when not given: this many io steps per cpu slot

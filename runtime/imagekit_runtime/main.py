@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import contract, shard_lock
 from .checkpoint import CheckpointStore
-from .conductor import Collaborators, Conductor, RunOptions
+from .conductor import Conductor
 from .copier import Copier
 from .datastore import DataStore
 from .environments import EnvironmentProvider
@@ -29,6 +29,7 @@ from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
 from .exit_watch import ExitWatcher
 from .journal import Journal, new_run_id
 from .preflight import check_environment
+from .run_options import Collaborators, RunOptions
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
 from .spec import PipelineSpec, load_pipeline
 from .states import StepState
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run (or resume) the pipeline")
     add_location_arguments(run)
     run.add_argument("--force", action="store_true", help="run again even if this shard is complete")
-    run.add_argument("--parallelism", type=int, help="override the pipeline's parallelism")
+    run.add_argument("--parallelism", type=int,
+                     help="compute-bound (cpu) steps at once: overrides the pipeline's parallelism.cpu")
     run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                      help="wait this long for another run of the same shard to end, then exit 3 "
                           f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")

@@ -54,6 +54,10 @@ class OutputKeeper:
     def _journal_checkpoint(self, step: str, data: str, tier: str, path: Path) -> None:
         self.journal.record(Event.CHECKPOINTED, step=step, data=data, tier=tier, path=str(path))
 
+    def readers_over(self, step: str, over: Callable[[str], bool]) -> bool:
+        """Every step reading one of this step's outputs is `over` (done, or will not run)."""
+        return all(over(consumer) for data in self.spec.step(step).outputs for consumer in self.consumers.get(data, []))
+
     def free_unneeded(self, done: Iterable[str], settled: Callable[[str], bool]) -> int:
         """Free the outputs of the `done` steps whose consumers are all `settled`; returns the bytes released."""
         released = 0

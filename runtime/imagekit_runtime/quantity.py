@@ -15,6 +15,7 @@ imagekit (pipeline `shm`, deploy flags, manifests) is parsed here and nowhere el
 """
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -133,6 +134,13 @@ def format_bytes(size: int) -> str:
         if size % 2**power == 0:
             return f"{size >> power}{suffix}"
     return str(size)
+
+
+def format_cpus(cores: Fraction) -> str:
+    """CPUs as Kubernetes writes them: `2` for whole cores, else millicores (`500m`, rounded up to 1m)."""
+    if cores.denominator == 1:
+        return str(cores.numerator)
+    return f"{math.ceil(cores * 1000)}m"
 
 
 def format_decimal(number: int) -> str:

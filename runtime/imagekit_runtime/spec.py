@@ -7,6 +7,7 @@ the field and the fix.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import DEFAULT_PV, DEFAULT_SSD, env_name, output_var
+from .contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
 from .errors import SpecError
 from .quantity import parse_bytes
 from .spec_yaml import YamlFile, is_dir, is_file
@@ -25,11 +26,12 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
 DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?\Z")
 VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a param or env name, as a shell takes it
 
-STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description"}
+STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description", "kind", "warm"}
 PIPELINE_KEYS = {
     "name", "base", "steps", "shm", "parallelism", "checkpoint", "shards", "results",
-    "description", "licenses", "grace_seconds", "params",
+    "description", "licenses", "grace_seconds", "params", "warm_slots",
 }
+PARALLELISM_KEYS = {"cpu", "io"}
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
 
@@ -48,6 +50,8 @@ class StepSpec:
     retries: int = 0
     env: tuple[tuple[str, str], ...] = ()
     source_file: Path = field(default=Path("step.yaml"))
+    kind: StepKind = StepKind.CPU  # which parallelism limit it counts against
+    warm: bool = False             # started before its inputs are committed; waits for them (gates.py)
 
     @property
     def requirements_text(self) -> str:
@@ -71,13 +75,22 @@ class CheckpointSpec:
 
 
 @dataclass(frozen=True)
+class Parallelism:
+    """`parallelism`: steps running at once per kind; None is the default, known only where the run is
+    (slots.py: cpu = the CPUs the pod may use, io = 4 × the cpu limit)."""
+
+    cpu: int | None = None
+    io: int | None = None
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     name: str
     file: Path
     base: str
     steps: tuple[StepSpec, ...]
     shm_bytes: int
-    parallelism: int
+    parallelism: Parallelism
     checkpoint: CheckpointSpec
     shards: int
     results: tuple[str, ...]
@@ -85,16 +98,18 @@ class PipelineSpec:
     params: tuple[tuple[str, str], ...] = ()
     description: str = ""  # the image's org.opencontainers.image.description
     licenses: str = ""  # SPDX expression: the image's org.opencontainers.image.licenses
+    warm_slots: int | None = None  # warm steps waiting at once; None: the cpu limit
 
     @property
     def directory(self) -> Path:
         return self.file.parent
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, StepSpec]:
+        return {step.name: step for step in self.steps}
+
     def step(self, name: str) -> StepSpec:
-        for step in self.steps:
-            if step.name == name:
-                return step
-        raise KeyError(name)
+        return self._by_name[name]
 
     def producer_of(self) -> dict[str, str]:
         return {data: step.name for step in self.steps for data in step.outputs}
@@ -164,8 +179,29 @@ def _parse_step(directory: Path) -> tuple[StepSpec, YamlFile]:
         retries=source.whole_number(data.get("retries", 0), "retries", minimum=0),
         env=source.variables(data.get("env"), "env", VARIABLE_NAME_RE),
         source_file=path,
+        kind=_kind(source, data.get("kind", StepKind.CPU.value)),
+        warm=source.boolean(data.get("warm", False), "warm"),
     )
     return step, source
+
+
+def _kind(source: YamlFile, kind: Any) -> StepKind:
+    if kind not in tuple(StepKind):
+        raise source.error("kind", f"{kind!r} is not a step kind",
+                           "write `kind: cpu` (compute-bound, the default) or `kind: io` (waits on network or disk)")
+    return StepKind(kind)
+
+
+def _parallelism(source: YamlFile, value: Any) -> Parallelism:
+    """A whole number (the cpu limit, as before step kinds) or {cpu: N, io: M}; absent: the run's defaults."""
+    if value is None:
+        return Parallelism()
+    if not isinstance(value, dict):
+        return Parallelism(cpu=source.whole_number(value, "parallelism"))
+    source.check_keys(value, PARALLELISM_KEYS, "parallelism.")
+    cpu, io = value.get("cpu"), value.get("io")
+    return Parallelism(cpu=None if cpu is None else source.whole_number(cpu, "parallelism.cpu"),
+                       io=None if io is None else source.whole_number(io, "parallelism.io"))
 
 
 def _command(source: YamlFile, command: Any) -> tuple[str, ...]:
@@ -251,7 +287,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         base=base,
         steps=tuple(steps),
         shm_bytes=shm_bytes,
-        parallelism=source.whole_number(data.get("parallelism", 1), "parallelism"),
+        parallelism=_parallelism(source, data.get("parallelism")),
         checkpoint=checkpoint,
         shards=source.whole_number(data.get("shards", 1), "shards"),
         results=source.string_list(data.get("results"), "results", DATA_NAME_RE),
@@ -259,6 +295,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         params=source.variables(data.get("params"), "params", VARIABLE_NAME_RE),
         description=_text(source, "description"),
         licenses=_text(source, "licenses"),
+        warm_slots=None if data.get("warm_slots") is None else source.whole_number(data["warm_slots"], "warm_slots"),
     )
     _validate_graph(spec, source, step_sources)
     return spec

@@ -225,6 +225,11 @@ class YamlFile:
                              f"set it to a whole number >= {minimum}")
         return value
 
+    def boolean(self, value: Any, field: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(field, f"{value!r} is not true or false", f"write `{field}: true` or `{field}: false`")
+        return value
+
     def mapping(self, value: Any, field: str, example: str) -> dict[Any, Any]:
         """An optional mapping: absent or null is empty, anything else but a mapping is refused."""
         if value is None:

@@ -1,10 +1,12 @@
 """The step life cycle as an explicit state machine; every transition allowed is written here.
 
     WAITING ─► READY ─► RUNNING ─► COMMITTING ─► COMMITTED ─► RETIRED
-                 ▲         │
-                 └─BACKOFF◄┤ (exit ≠ 0, attempts left)
-                           ├─► FAILED   (exit ≠ 0, no attempts left)
-                           └─► STOPPED  (pipeline stopping: SIGTERM, another step failed)
+       │  ▲      ▲         │
+       │  └──────┴─BACKOFF◄┤ (exit ≠ 0, attempts left)
+       │                   ├─► FAILED   (exit ≠ 0, no attempts left)
+       │                   └─► STOPPED  (pipeline stopping: SIGTERM, another step failed)
+       └─► WARM ─► RUNNING              (warm steps: the process waits at its gate until the inputs are
+             └──► BACKOFF, FAILED, STOPPED   committed; it ended before, or the run stopped: not run)
     WAITING ─► REUSED ─► RETIRED        (outputs recovered from shm or a checkpoint)
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from enum import StrEnum
 class StepState(StrEnum):
     WAITING = "waiting"        # some input not committed yet
     READY = "ready"            # all inputs committed, waiting for a parallelism slot
+    WARM = "warm"              # process started, waiting at its gate for its inputs (or for a slot)
     RUNNING = "running"        # process started under supervisord
     BACKOFF = "backoff"        # failed, will be retried after a delay
     COMMITTING = "committing"  # exited 0, outputs being moved from staging to committed
@@ -34,10 +37,11 @@ class StepState(StrEnum):
 
 
 TRANSITIONS: dict[StepState, frozenset[StepState]] = {
-    StepState.WAITING: frozenset({StepState.READY, StepState.REUSED, StepState.STOPPED}),
+    StepState.WAITING: frozenset({StepState.READY, StepState.WARM, StepState.REUSED, StepState.STOPPED}),
     StepState.READY: frozenset({StepState.RUNNING, StepState.STOPPED}),
+    StepState.WARM: frozenset({StepState.RUNNING, StepState.BACKOFF, StepState.FAILED, StepState.STOPPED}),
     StepState.RUNNING: frozenset({StepState.COMMITTING, StepState.BACKOFF, StepState.FAILED, StepState.STOPPED}),
-    StepState.BACKOFF: frozenset({StepState.READY, StepState.STOPPED}),
+    StepState.BACKOFF: frozenset({StepState.READY, StepState.WAITING, StepState.STOPPED}),
     StepState.COMMITTING: frozenset({StepState.COMMITTED, StepState.BACKOFF, StepState.FAILED}),
     StepState.COMMITTED: frozenset({StepState.RETIRED}),
     StepState.REUSED: frozenset({StepState.RETIRED}),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract
+from . import contract, gates
 from .environments import StepPaths
 from .errors import SpecError
 from .layout import RunLayout
@@ -45,7 +45,10 @@ def step_environment(step: StepSpec, run: RunContext, paths: StepPaths,
         environment[contract.input_var(data)] = str(run.layout.input_path(run.producers[data], data))
     for data in step.outputs:
         environment[contract.output_var(data)] = str(run.layout.output_path(step.name, data))
-    environment["PATH"] = os.pathsep.join([*(str(p) for p in paths.bin_dirs), inherited.get("PATH", os.defpath)])
+    if step.warm:
+        environment[contract.INPUTS_GATE] = str(gates.gates_dir(run.layout.run_dir) / step.name)
+    environment["PATH"] = os.pathsep.join([*(str(p) for p in paths.bin_dirs), str(gates.bin_dir(run.layout.run_dir)),
+                                           inherited.get("PATH", os.defpath)])
     python_path = [*(str(p) for p in paths.python_paths), str(run.runtime_path)]
     if inherited.get("PYTHONPATH"):
         python_path.append(inherited["PYTHONPATH"])

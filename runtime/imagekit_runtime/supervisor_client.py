@@ -109,14 +109,20 @@ class Supervisor:
             time.sleep(0.005)
         raise EnvironmentMissing(f"supervisord did not answer on {self.socket_path} within {timeout:.0f}s")
 
-    def start_process(self, name: str) -> None:
+    def start_process(self, name: str) -> int:
+        """Spawn the step's process; its pid (0 when it already ended: ask process_info)."""
         try:
-            self.rpc.supervisor.startProcess(name, False)
+            return int(self.rpc.imagekit.start(name))
         except xmlrpc.client.Fault as fault:
             # supervisord reaps at once and reports a process that already exited non-zero as
             # SPAWN_ERROR ("Bad exit code"); its state (EXITED and the status, or FATAL) tells the rest.
             if "SPAWN_ERROR" not in fault.faultString:
                 raise
+            return 0
+
+    def process_info(self, name: str) -> ProcessInfo:
+        """One process's state, after supervisord reaped what has exited (supervisor_rpc.py)."""
+        return ProcessInfo.from_rpc(self.rpc.imagekit.ended(name))
 
     def stop_process(self, name: str) -> None:
         try:

@@ -71,6 +71,9 @@ def render(socket_path: Path, run_dir: Path, programs: list[ProgramSpec]) -> str
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
+        "[rpcinterface:imagekit]",  # supervisor_rpc.py: calls about one process
+        "supervisor.rpcinterface_factory = imagekit_runtime.supervisor_rpc:make_interface",
+        "",
         "[supervisorctl]",
         f"serverurl=unix://{_escape_percent(str(socket_path))}",
         "",

@@ -63,9 +63,10 @@ def test_step_env_overrides_params_and_the_contract_overrides_both(tmp_path: Pat
 def test_the_steps_own_environment_comes_first_on_path_and_pythonpath(tmp_path: Path, run: RunContext) -> None:
     paths = StepPaths(bin_dirs=(Path("/venv/bin"),), python_paths=(Path("/deps/count"),))
     env = step_environment(a_step(tmp_path), run, paths, {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/mine"})
-    assert env["PATH"] == os.pathsep.join(["/venv/bin", "/usr/bin:/bin"])
+    assert env["PATH"] == os.pathsep.join(["/venv/bin", str(tmp_path / "shm" / "run" / "bin"), "/usr/bin:/bin"])
     assert env["PYTHONPATH"] == os.pathsep.join(["/deps/count", "/rt", "/mine"])
-    assert step_environment(a_step(tmp_path), run, StepPaths(), {})["PATH"] == os.defpath
+    assert step_environment(a_step(tmp_path), run, StepPaths(), {})["PATH"] == os.pathsep.join(
+        [str(tmp_path / "shm" / "run" / "bin"), os.defpath])
 
 
 def test_argv0_is_found_on_the_path_or_in_the_step_directory(tmp_path: Path) -> None:

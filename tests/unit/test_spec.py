@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from imagekit_runtime.contract import StepKind
 from imagekit_runtime.errors import EXIT_BAD_INPUT, SpecError
-from imagekit_runtime.spec import CheckpointSpec, load_pipeline, load_step
+from imagekit_runtime.spec import CheckpointSpec, Parallelism, load_pipeline, load_step
 
 from .graphs import DIAMOND, load_graph, write_graph
 
@@ -28,7 +29,8 @@ def test_minimal_pipeline_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert spec.directory == tmp_path.resolve()
     assert spec.base == "python:3.11-slim-bookworm"
     assert spec.shm_bytes == 1024**3
-    assert spec.parallelism == 1
+    assert spec.parallelism == Parallelism(cpu=None, io=None)  # the run's CPUs, and 4 × that for io steps
+    assert spec.warm_slots is None
     assert spec.shards == 1
     assert spec.results == ()
     assert spec.params == ()
@@ -38,6 +40,7 @@ def test_minimal_pipeline_gets_the_documented_defaults(tmp_path: Path) -> None:
     (step,) = spec.steps
     assert (step.name, step.command, step.inputs, step.outputs) == ("only", ("sh", "run.sh"), (), ())
     assert (step.retries, step.env, step.requirements) == (0, (), None)
+    assert (step.kind, step.warm) == (StepKind.CPU, False)
     assert step.directory == (tmp_path / "steps" / "only").resolve()
     assert step.source_file == (tmp_path / "steps" / "only" / "step.yaml").resolve()
 
@@ -57,11 +60,24 @@ def test_every_pipeline_setting_is_read(tmp_path: Path) -> None:
     )
     assert spec.base == "registry.example:5000/team/py:3.11"
     assert spec.shm_bytes == 256 * 1024**2
-    assert (spec.parallelism, spec.shards, spec.grace_seconds) == (3, 4, 2.5)
+    assert (spec.parallelism, spec.shards, spec.grace_seconds) == (Parallelism(cpu=3), 4, 2.5)
     assert spec.results == ("final", "evens")
     # params are strings, sorted by name, whatever YAML made of them
     assert spec.params == (("COUNT", "20000"), ("FLAG", "True"), ("WORDFREQ_BYTES", "8Mi"))
     assert spec.checkpoint == CheckpointSpec(ssd=Path("/mnt/ssd"), pv=None, major=("squares", "total"), retention=5)
+
+
+def test_parallelism_per_kind_warm_slots_and_step_kinds(tmp_path: Path) -> None:
+    spec = load_graph(tmp_path, DIAMOND, parallelism={"cpu": 2, "io": 16}, warm_slots=3)
+    assert (spec.parallelism, spec.warm_slots) == (Parallelism(cpu=2, io=16), 3)
+    assert load_graph(tmp_path / "io-only", DIAMOND, parallelism={"io": 5}).parallelism == Parallelism(io=5)
+    write(tmp_path / "k" / "steps" / "fetch" / "step.yaml",
+          "name: fetch\ncommand: [sh, run.sh]\nkind: io\nwarm: true\noutputs: [page]\n")
+    write(tmp_path / "k" / "steps" / "parse" / "step.yaml",
+          "name: parse\ncommand: [python3, main.py]\nwarm: false\ninputs: [page]\n")
+    spec = load_pipeline(write(tmp_path / "k" / "pipeline.yaml", "name: k\nsteps: [steps/fetch, steps/parse]\n"))
+    assert [(s.kind, s.warm) for s in spec.steps] == [(StepKind.IO, True), (StepKind.CPU, False)]
+    assert spec.step("parse").inputs == ("page",)
 
 
 def test_checkpoint_tiers_can_both_be_turned_off(tmp_path: Path) -> None:

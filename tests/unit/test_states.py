@@ -8,10 +8,11 @@ from imagekit_runtime.states import TRANSITIONS, IllegalTransition, StepState, c
 S = StepState
 
 ALLOWED = [
-    (S.WAITING, S.READY), (S.WAITING, S.REUSED), (S.WAITING, S.STOPPED),
+    (S.WAITING, S.READY), (S.WAITING, S.WARM), (S.WAITING, S.REUSED), (S.WAITING, S.STOPPED),
     (S.READY, S.RUNNING), (S.READY, S.STOPPED),
+    (S.WARM, S.RUNNING), (S.WARM, S.BACKOFF), (S.WARM, S.FAILED), (S.WARM, S.STOPPED),
     (S.RUNNING, S.COMMITTING), (S.RUNNING, S.BACKOFF), (S.RUNNING, S.FAILED), (S.RUNNING, S.STOPPED),
-    (S.BACKOFF, S.READY), (S.BACKOFF, S.STOPPED),
+    (S.BACKOFF, S.READY), (S.BACKOFF, S.WAITING), (S.BACKOFF, S.STOPPED),
     (S.COMMITTING, S.COMMITTED), (S.COMMITTING, S.BACKOFF), (S.COMMITTING, S.FAILED),
     (S.COMMITTED, S.RETIRED),
     (S.REUSED, S.RETIRED),
@@ -25,6 +26,8 @@ FORBIDDEN = [
     (S.RUNNING, S.COMMITTED),     # a commit goes through COMMITTING
     (S.RUNNING, S.READY),         # a retry goes through BACKOFF
     (S.BACKOFF, S.RUNNING),
+    (S.WARM, S.COMMITTING),       # a warm step commits only after its gate opened (RUNNING)
+    (S.WARM, S.READY),
     (S.COMMITTING, S.STOPPED),    # a commit is finished, not interrupted
     (S.COMMITTED, S.FAILED),
     (S.COMMITTED, S.STOPPED),
@@ -85,6 +88,6 @@ def test_every_state_can_reach_a_final_state() -> None:
 
 def test_states_are_spelled_as_in_the_journal() -> None:
     assert [state.value for state in StepState] == [
-        "waiting", "ready", "running", "backoff", "committing", "committed", "reused", "retired", "failed",
+        "waiting", "ready", "warm", "running", "backoff", "committing", "committed", "reused", "retired", "failed",
         "stopped",
     ]

@@ -2,14 +2,16 @@
 import json
 import os
 
+from imagekit_runtime import step  # a warm step: the first input_path waits until counts and linestats are committed
+
 
 def main() -> None:
-    with open(os.environ["IMAGEKIT_IN_LINESTATS"]) as stats_file:
+    with open(step.input_path("linestats")) as stats_file:
         stats = json.load(stats_file)
     top = []
     distinct = 0
     counted = 0
-    with open(os.environ["IMAGEKIT_IN_COUNTS"]) as counts_file:
+    with open(step.input_path("counts")) as counts_file:
         for line in counts_file:
             word, count = line.rstrip("\n").split("\t")
             distinct += 1

@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from imagekit_runtime import step  # a warm step: the first input_path waits until the corpus is committed
+
 assert np.__version__.startswith("1.26."), np.__version__
 
 WHITESPACE = np.zeros(256, dtype=bool)
@@ -35,7 +37,7 @@ def tokenize(text: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
 
 
 def main() -> None:
-    with open(os.environ["IMAGEKIT_IN_CORPUS"], "rb") as source:
+    with open(step.input_path("corpus"), "rb") as source:
         if os.fstat(source.fileno()).st_size:
             view = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
             tokens, vocab = tokenize(np.frombuffer(view, dtype=np.uint8))

@@ -1,0 +1,51 @@
+"""What a run is given: its options (RunOptions) and what the conductor drives (Collaborators, made by
+main.open_conductor and closed by it after the run)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from .checkpoint import CheckpointStore
+from .copier import Copier
+from .datastore import DataStore
+from .environments import EnvironmentProvider
+from .exit_watch import ExitWatcher
+from .journal import Journal
+from .layout import RunLayout
+from .states import StepState
+from .supervisor_client import Supervisor
+
+
+@dataclass
+class RunOptions:
+    layout: RunLayout
+    shard_index: int = 0
+    shard_count: int = 1
+    params: dict[str, str] = field(default_factory=dict)
+    parallelism: int | None = None  # overrides the cpu limit
+    force: bool = False
+    poll_interval: float = 0.01  # without pidfds: how often to ask supervisord about the live steps
+    log_interval: float = 1.0  # without inotify: how often step logs are echoed
+    copy_poll_interval: float = 0.1  # while copies hold data in shm: how often to look whether it can be freed
+    retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
+    runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
+    quiet_steps: bool = False  # do not echo step output to stderr
+    on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
+    inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
+
+
+@dataclass
+class Collaborators:
+    """What the conductor drives; whoever made them closes them after the run."""
+
+    store: DataStore
+    checkpoints: CheckpointStore
+    copier: Copier
+    journal: Journal            # its run_id is the run's
+    supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
+    watcher: ExitWatcher
+    environments: EnvironmentProvider
+    log_stream: TextIO          # where step output is echoed, prefixed with the step's name
+    warnings: list[str]         # the checkpoint store's too
