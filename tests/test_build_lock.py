@@ -19,7 +19,7 @@ def test_lock_writes_checks_and_refreshes_each_steps_lock(engine_ready: None, bu
     for step in committed:
         (pipeline / "steps" / step / "requirements.lock").unlink()
     check = imagekit("lock", pipeline, "--base", BASE_IMAGE, "--check", env=build_env)
-    assert check.returncode == 1 and "missing or stale" in check.stderr
+    assert check.returncode == 1 and "missing or stale" in check.stdout  # the check is the result: stdout
 
     report = build_json(imagekit("lock", pipeline, "--base", BASE_IMAGE, "--output", "json", env=build_env))
     assert report["target"] == "cpython-3.11-x86_64-glibc2.36"

@@ -11,6 +11,7 @@ from imagekit.build.backend import BACKENDS, Backend, get_backend
 from imagekit.labels import LAYERS_LABEL
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
+from imagekit.references import parse_reference
 from imagekit_runtime import contract
 from imagekit_runtime.quantity import human_size
 
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Push to a registry with credentials from docker config.json; print REF@sha256:… on stdout."""
+        parse_reference(reference, "REF", registry=True)  # a reference that can't be pushed: before any engine call
         engine = get_backend(backend)
         engine.check()
         names = layer_names(engine, source or reference)
