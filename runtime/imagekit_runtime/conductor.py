@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import diagnosis, shard_state
 from .checkpoint import CheckpointStore
@@ -31,7 +31,7 @@ from .journal import Journal
 from .keys import pipeline_key, step_keys
 from .layout import RunLayout, tree_size
 from .leftovers import kill_leftovers
-from .logs import LogFollower
+from .logs import LogFollower, StepLogs
 from .outputs import OutputKeeper
 from .sandbox import OutputRefused
 from .spec import PipelineSpec
@@ -60,7 +60,7 @@ class RunOptions:
     idle_poll_interval: float = 0.1  # with pidfds: safety net, and how often step logs are echoed
     retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
     runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
-    quiet_steps: bool = False  # do not echo step output to stderr
+    on_tick: Callable[[], None] = field(default=lambda: None)  # each turn of the loop: the health heartbeat
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
     inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
 
@@ -76,7 +76,7 @@ class Collaborators:
     supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
     watcher: ExitWatcher
     environments: EnvironmentProvider
-    log_stream: TextIO          # where step output is echoed, prefixed with the step's name
+    step_logs: StepLogs         # echoes step output (text or JSON) and keeps it beside the SSD checkpoints
     warnings: list[str]         # the checkpoint store's too
 
 
@@ -92,7 +92,7 @@ class Conductor:
         self.supervisor = parts.supervisor
         self.watcher = parts.watcher
         self.environments = parts.environments
-        self.log_stream = parts.log_stream
+        self.step_logs = parts.step_logs
         self.warnings = parts.warnings
         self.run_id = parts.journal.run_id
         self.params = {**dict(spec.params), **options.params}
@@ -188,9 +188,7 @@ class Conductor:
     # ---------------------------------------------------------------- loop
     def _loop(self) -> tuple[int, RunStatus]:
         for name in self.to_run:
-            follower = LogFollower(self.layout.step_log(name), f"[{name}]", stream=self.log_stream)
-            follower.start_at_end()
-            self.followers[name] = follower
+            self.followers[name] = self.step_logs.follow(name)
         self._free_unneeded()
         while True:
             if self.terminated and self.stop_reason is None:
@@ -205,6 +203,7 @@ class Conductor:
             self._pump_logs()
             if self.stop_reason is not None:
                 continue
+            self.options.on_tick()
             started = self._schedule()
             self._free_unneeded()
             if all(step.state.final or step.state.done for step in self.steps.values()):
@@ -283,7 +282,7 @@ class Conductor:
         step.bytes_out = sum(record.outputs.values())
         self.live_bytes += step.bytes_out
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out)
+        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out, outputs=record.outputs)
         self.outputs.deliver_and_checkpoint(step.name)
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
@@ -367,9 +366,8 @@ class Conductor:
                 self._transition(name, StepState.RETIRED)
 
     def _drain_copies(self) -> None:
-        while self.copier.busy():
-            if self.terminated:
-                break
+        while self.copier.busy() and not self.terminated:
+            self.options.on_tick()
             time.sleep(0.01)
         self._free_unneeded()
 
