@@ -95,9 +95,10 @@ class BuildResult:
 
 
 def probe_target(backend: Backend, base_image_id: str, python_version: str | None) -> PythonTarget:
-    """What the base image runs: Python version, glibc, whether supervisor/pyyaml are there. Cached by image ID."""
+    """What the base image runs: Python version, glibc, whether supervisor/pyyaml/prometheus_client are there.
+    Cached by image ID."""
     if python_version:
-        return PythonTarget(version=python_version, has_supervisor=False, has_yaml=False)
+        return PythonTarget(version=python_version, has_supervisor=False, has_yaml=False, has_prometheus=False)
     cache_file = cache_root() / "probes" / f"{backend.name}-{base_image_id.removeprefix('sha256:')[:32]}.json"
     if cache_file.is_file():
         return PythonTarget(**json.loads(cache_file.read_text()))

@@ -31,7 +31,7 @@ log = logging.getLogger("imagekit.build")
 TREE_FORMAT = "1"
 
 # Run with the base image's python3: what wheels it can load, and whether the runtime's
-# own requirements (supervisor, pyyaml) are already there.
+# own requirements (supervisor, pyyaml, prometheus_client) are already there.
 PROBE_SCRIPT = r"""
 import json, os, platform, sys, shutil
 libc = ""
@@ -52,6 +52,7 @@ print(json.dumps({
     "libc": libc,
     "supervisor": has("supervisor.supervisord"),
     "yaml": has("yaml"),
+    "prometheus": has("prometheus_client"),
     "pip": has("pip"),
 }))
 """
@@ -68,6 +69,7 @@ class PythonTarget:
     has_supervisor: bool = True
     has_yaml: bool = True
     has_pip: bool = False
+    has_prometheus: bool = False  # False in probes cached before it was asked: fetching the wheel is harmless
 
     @classmethod
     def from_probe(cls, output: str) -> PythonTarget:
@@ -81,6 +83,7 @@ class PythonTarget:
         return cls(
             version=data["version"], implementation=data["implementation"], machine=data["machine"],
             glibc=libc.split()[1], has_supervisor=data["supervisor"], has_yaml=data["yaml"], has_pip=data["pip"],
+            has_prometheus=data.get("prometheus", False),
         )
 
     @property
@@ -217,12 +220,15 @@ def _clean_pip_env() -> dict[str, str]:
 
 
 def download_runtime_wheels(target: PythonTarget, destination: Path) -> list[Path]:
-    """Wheels of what the runtime needs and the base image lacks (supervisor, pyyaml), for Containerfile.base."""
+    """Wheels of what the runtime needs and the base image lacks (supervisor, pyyaml, prometheus_client),
+    for Containerfile.base."""
     wanted = []
     if not target.has_supervisor:
         wanted.append("supervisor")
     if not target.has_yaml:
         wanted.append("pyyaml")
+    if not target.has_prometheus:
+        wanted.append("prometheus_client")  # --metrics, which rendered pods pass
     destination.mkdir(parents=True, exist_ok=True)
     if not wanted:
         return []
