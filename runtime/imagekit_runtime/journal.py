@@ -28,7 +28,7 @@ Entry = dict[str, Any]
 class Journal:
     """The writer: one per run, shared by the conductor and the copier thread. The file is opened at the
     first event, so a journal that exists always starts its run with run-start. Each entry is also
-    handed to `listener` (the metrics' RunView), on the thread that records it."""
+    handed to `listener` (the metrics' LiveRun, live_run.py), on the thread that records it."""
 
     def __init__(self, path: Path, run_id: str, listener: Callable[[Entry], None] | None = None) -> None:
         self.path = path

@@ -16,7 +16,7 @@ from typing import Any
 from . import contract
 from .errors import EnvironmentMissing, UsageError
 from .health import Health
-from .run_view import HANDOFF_BUCKETS, RunView, Snapshot
+from .live_run import HANDOFF_BUCKETS, LiveRun, Snapshot
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -71,7 +71,7 @@ def _families(snapshot: Snapshot) -> Iterator[Any]:
 
 
 class _ViewCollector:
-    def __init__(self, view: RunView) -> None:
+    def __init__(self, view: LiveRun) -> None:
         self.view = view
 
     def collect(self) -> Iterator[Any]:
@@ -94,7 +94,7 @@ class MetricsServer:
         self.server.server_close()
 
 
-def serve(address: str, view: RunView, health: Health) -> MetricsServer:
+def serve(address: str, view: LiveRun, health: Health) -> MetricsServer:
     """Listen on `address` (see parse_address) and serve in a thread."""
     host, port = parse_address(address)
     try:

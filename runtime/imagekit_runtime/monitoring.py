@@ -1,4 +1,4 @@
-"""The run as seen from outside: the RunView the metrics read, the Health the probes ask, and the server.
+"""The run as seen from outside: the LiveRun the metrics read, the Health the probes ask, and the server.
 
 main.run_pipeline hands `listen` to the journal and `health.beat` to the conductor's loop, so the
 conductor knows nothing of metrics; the server (with --metrics) outlives the run while a complete
@@ -12,15 +12,15 @@ from typing import Any
 from .contract import Event
 from .health import Health, Phase
 from .layout import RunLayout
+from .live_run import LiveRun, RunShape
 from .metrics import MetricsServer, serve
-from .run_view import RunShape, RunView
 from .spec import PipelineSpec
 from .states import StepState
 
 
 @dataclass
 class Monitor:
-    view: RunView = field(default_factory=RunView)
+    view: LiveRun = field(default_factory=LiveRun)
     health: Health = field(default_factory=Health)
     server: MetricsServer | None = None
 

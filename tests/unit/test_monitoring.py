@@ -12,9 +12,9 @@ from imagekit_runtime import contract
 from imagekit_runtime.contract import Event
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 from imagekit_runtime.health import Health, Phase
+from imagekit_runtime.live_run import LiveRun, RunShape
 from imagekit_runtime.metrics import parse_address, serve
 from imagekit_runtime.monitoring import Monitor
-from imagekit_runtime.run_view import RunShape, RunView
 
 
 def shape(tmp_path: Path) -> RunShape:
@@ -27,7 +27,7 @@ def transition(step: str, old: str, new: str, ts: float, **fields: object) -> di
 
 
 def test_the_view_follows_a_run_through_its_journal(tmp_path: Path) -> None:
-    view = RunView()
+    view = LiveRun()
     view.start(shape(tmp_path))
     view.observe({"event": Event.RUN_START.value, "run": "r1", "pipeline": "p", "shard": 3, "ts": 1.0})
     view.observe(transition("a", "waiting", "ready", 1.0))
@@ -51,7 +51,7 @@ def test_the_view_follows_a_run_through_its_journal(tmp_path: Path) -> None:
 
 
 def test_a_retry_counts_an_attempt_but_no_second_handoff(tmp_path: Path) -> None:
-    view = RunView()
+    view = LiveRun()
     view.start(shape(tmp_path))
     view.observe(transition("a", "ready", "running", 1.0))
     view.observe(transition("a", "running", "backoff", 2.0))
@@ -105,7 +105,7 @@ def get(url: str) -> tuple[int, str]:
 
 def test_the_server_answers_metrics_and_probes(tmp_path: Path) -> None:
     pytest.importorskip("prometheus_client")
-    view, health = RunView(), Health()
+    view, health = LiveRun(), Health()
     view.start(shape(tmp_path))
     view.observe(transition("a", "ready", "running", time.time()))
     server = serve("127.0.0.1:0", view, health)
@@ -132,5 +132,5 @@ def test_without_prometheus_client_metrics_is_an_environment_error(monkeypatch: 
     import sys
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails
     with pytest.raises(EnvironmentMissing, match="prometheus_client") as caught:
-        serve("127.0.0.1:0", RunView(), Health())
+        serve("127.0.0.1:0", LiveRun(), Health())
     assert caught.value.exit_code == 3

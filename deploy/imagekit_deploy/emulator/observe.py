@@ -18,6 +18,7 @@ from imagekit_runtime.errors import UsageError
 from .blueprint import PodBlueprint
 from .pods import SANDBOX, PodSet, container_name
 from .state import SetState
+from .status import Phase, pod_status
 
 FOLLOW_INTERVAL = 0.25
 _READ_FROM = ("import sys; f = open(sys.argv[1], 'rb'); f.seek(int(sys.argv[2])); "
@@ -78,7 +79,7 @@ class StepLogSource:
 
 
 def step_log(source: StepLogSource, follow: bool, running: Callable[[], bool]) -> Iterator[str]:
-    """The step's log, then (with follow) what it adds, until the pipeline container stops."""
+    """The step's log, then (with follow) what it adds, until the pod no longer runs its pipeline."""
     text = source.read(0)
     if text is None and not follow:
         raise UsageError(f"no log of step {source.step!r} in pod {source.pod.name} yet "
@@ -114,7 +115,7 @@ def pod_logs(pods: PodSet, state: SetState, name: str, step: str | None, follow:
     if step is None:
         return container_log(pods, pod, follow)
 
-    def running() -> bool:
-        return pods.engine.state(container_name(pod.name, pod.container.name)).running
+    def running() -> bool:  # a complete shard holds its container up, with nothing more to log
+        return pod_status(pods, state, pod.ordinal).phase in (Phase.PENDING, Phase.RUNNING, Phase.RESTARTING)
 
     return step_log(StepLogSource(pods, pod, step), follow, running)

@@ -1,6 +1,6 @@
 """What a running shard looks like from outside, kept up to date from its journal events.
 
-The journal writer hands every entry to `RunView.observe` (the conductor's thread and the copier's);
+The journal writer hands every entry to `LiveRun.observe` (the conductor's thread and the copier's);
 the metrics server reads a `Snapshot` of it at each scrape. Nothing here imports prometheus_client,
 so the view is tested, and the runtime runs, without it.
 """
@@ -49,7 +49,9 @@ class Snapshot:
 
 
 @dataclass
-class RunView:
+class LiveRun:
+    """A running shard as its journal tells it, step by step; journal.RunView is the same read afterwards."""
+
     shape: RunShape | None = None
     run_info: dict[str, str] = field(default_factory=dict)
     states: dict[str, StepState] = field(default_factory=dict)
