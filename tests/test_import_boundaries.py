@@ -1,8 +1,9 @@
 """The three packages keep their boundaries.
 
 imagekit_runtime ships alone inside images: it imports the standard library, supervisor and pyyaml, never
-imagekit or imagekit_deploy; prometheus_client only in metrics.py, and only when metrics are served. imagekit_deploy imports no build module (imagekit.build, imagekit.publish,
-imagekit.cli); of imagekit it may use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
+imagekit or imagekit_deploy; prometheus_client only in metrics.py, and only when metrics are served.
+imagekit_deploy imports no build module (imagekit.build, imagekit.publish, imagekit.cli); of imagekit it may
+use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
 
 Checked twice: statically, every import statement of every module (relative ones resolved, imports inside
 functions included); and dynamically, importing every module in a fresh interpreter and looking at what

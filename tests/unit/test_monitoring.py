@@ -80,7 +80,7 @@ def test_run_end_and_stopped_steps_set_the_phase() -> None:
     monitor.listen(transition("a", "running", "stopped", 1.0))
     assert monitor.health.phase is Phase.STOPPING
     monitor.listen({"event": Event.RUN_END.value, "status": "terminated"})
-    assert monitor.health.phase is Phase.DONE
+    assert monitor.health.readiness() == (True, Phase.DONE.value)
 
 
 @pytest.mark.parametrize(("text", "expected"), [(":9464", ("", 9464)), ("9464", ("", 9464)),
