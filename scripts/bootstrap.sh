@@ -21,7 +21,7 @@ REGISTRY_ADDR=${IMAGEKIT_REGISTRY:-127.0.0.1:5000}
 BASE_TAG=${IMAGEKIT_BASE_IMAGE:-imagekit/debian-python:bookworm}
 SUITE=bookworm
 MIRROR=${IMAGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor uidmap curl ca-certificates"
+APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor prometheus uidmap curl ca-certificates"
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 3; }
@@ -140,10 +140,10 @@ EOF
 
 build_base_image() {
     work=$(mktemp -d /var/tmp/imagekit-base.XXXXXX)
-    say "building $BASE_TAG with mmdebstrap ($SUITE, minbase + python3 python3-yaml supervisor; ~30 s)"
+    say "building $BASE_TAG with mmdebstrap ($SUITE, minbase + python3 python3-yaml python3-prometheus-client supervisor; ~30 s)"
     # A fixed SOURCE_DATE_EPOCH keeps the rootfs tarball byte-for-byte reproducible.
     if ! SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} mmdebstrap --quiet --variant=minbase \
-            --include=python3,python3-yaml,supervisor,ca-certificates \
+            --include=python3,python3-yaml,python3-prometheus-client,supervisor,ca-certificates \
             --aptopt='Acquire::Retries "3"' \
             --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
             --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -155,7 +155,7 @@ build_base_image() {
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'CMD ["python3"]' \
-        --message "imagekit bootstrap: mmdebstrap $SUITE minbase + python3 python3-yaml supervisor" \
+        --message "imagekit bootstrap: mmdebstrap $SUITE minbase + python3 python3-yaml python3-prometheus-client supervisor" \
         "$work/rootfs.tar" "$BASE_TAG" >/dev/null || { rm -rf "$work"; die "docker import failed"; }
     rm -rf "$work"
     say "imported $BASE_TAG"

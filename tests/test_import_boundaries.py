@@ -1,8 +1,9 @@
 """The three packages keep their boundaries.
 
 imagekit_runtime ships alone inside images: it imports the standard library, supervisor and pyyaml, never
-imagekit or imagekit_deploy. imagekit_deploy imports no build module (imagekit.build, imagekit.publish,
-imagekit.cli); of imagekit it may use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
+imagekit or imagekit_deploy; prometheus_client only in metrics.py, and only when metrics are served.
+imagekit_deploy imports no build module (imagekit.build, imagekit.publish, imagekit.cli); of imagekit it may
+use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
 
 Checked twice: statically, every import statement of every module (relative ones resolved, imports inside
 functions included); and dynamically, importing every module in a fresh interpreter and looking at what
@@ -26,6 +27,7 @@ DEPLOY = REPO / "deploy" / "imagekit_deploy"
 
 RUNTIME_THIRD_PARTY = {"supervisor", "yaml", "_yaml"}  # _yaml: pyyaml's C extension
 OPTIONAL_IN_STEP_HELPER = {"numpy"}  # imported by imagekit_runtime.step inside functions, when a step has it
+OPTIONAL_FOR_METRICS = {"prometheus_client"}  # imported by imagekit_runtime.metrics inside functions, for --metrics
 DEPLOY_MAY_USE_OF_IMAGEKIT = ("imagekit.references", "imagekit.engine", "imagekit.labels")
 NEVER_IN_RUNTIME = ("imagekit", "imagekit_deploy", "docker", "typer", "rich", "requests", "jsonschema")
 NEVER_IN_DEPLOY = ("imagekit.build", "imagekit.publish", "imagekit.cli", "typer", "rich")
@@ -81,6 +83,8 @@ def runtime_violations(imports: list[Import]) -> list[str]:
         if top == "__future__" or top in sys.stdlib_module_names or top in RUNTIME_THIRD_PARTY | {"imagekit_runtime"}:
             continue
         if top in OPTIONAL_IN_STEP_HELPER and found.module == "imagekit_runtime.step":
+            continue
+        if top in OPTIONAL_FOR_METRICS and found.module == "imagekit_runtime.metrics":
             continue
         bad.append(str(found))
     return bad

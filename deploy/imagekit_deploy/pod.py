@@ -6,7 +6,8 @@ Mounts in the pipeline container, and what survives which failure (docs/contract
   checkpoint.ssd    hostPath (per pod sub-directory) or a local-PV claim: survives the pod
   checkpoint.pv     volumeClaimTemplate, retained: survives the node
 The shard index comes from the ordinal label through the downward API; the pod
-name is passed too, so the runtime can fall back to its trailing `-N`.
+name is passed too, so the runtime can fall back to its trailing `-N`. The runtime serves
+metrics and health on the `metrics` port, which the probes ask (monitoring.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from imagekit_runtime import contract
 from imagekit_runtime.quantity import format_bytes, format_cpus
 from imagekit_runtime.spec import PipelineSpec
 
+from .monitoring import SCRAPE_ANNOTATIONS, metrics_args, metrics_port, probes
 from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -190,10 +192,13 @@ def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates:
     container = {
         "name": CONTAINER_NAME,
         "image": settings.image,
+        "args": metrics_args(),
+        "ports": [metrics_port()],
         "env": shard_env(spec, settings),
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},
         "securityContext": _restricted_security_context(),
         "volumeMounts": mounts,
+        **probes(spec),
     }
 
     pod_spec: dict[str, Any] = {}
@@ -217,7 +222,7 @@ def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates:
     pod_spec["volumes"] = volumes
 
     template = {
-        "metadata": {"labels": common_labels(spec, settings)},
+        "metadata": {"labels": common_labels(spec, settings), "annotations": dict(SCRAPE_ANNOTATIONS)},
         "spec": pod_spec,
     }
     return PodPlan(template=template, claim_templates=claims, storage_classes=storage_classes)

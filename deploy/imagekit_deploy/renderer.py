@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import PipelineSpec
 
+from .monitoring import pod_monitor
 from .pod import PodPlan, metadata, selector_labels
 from .settings import DeploySettings, Flavor
 
@@ -108,6 +109,9 @@ def assemble(flavor: Flavor, pod: PodPlan, workload: dict[str, Any], spec: Pipel
     manifests = [Manifest(f"storageclass-{sc['metadata']['name']}.yaml", sc) for sc in pod.storage_classes]
     manifests.append(Manifest("service.yaml", headless_service(spec, settings)))
     manifests.append(Manifest("statefulset.yaml", workload))
+    if settings.pod_monitor:
+        manifests.append(Manifest("podmonitor.yaml", pod_monitor(metadata(settings.name, spec, settings),
+                                                                 selector_labels(settings))))
     return Rendering(flavor=flavor.value, manifests=tuple(manifests))
 
 

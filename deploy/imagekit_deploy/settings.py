@@ -83,6 +83,7 @@ class DeploySettings:
     skip_shards: tuple[int, ...] = ()  # reserveOrdinals (kruise only)
     max_unavailable: int | str = 1
     termination_grace_seconds: int = 30
+    pod_monitor: bool = False  # also render a prometheus-operator PodMonitor
 
     @property
     def replicas(self) -> int:
@@ -206,6 +207,7 @@ def resolve_settings(
     skip_shards: tuple[int, ...] = (),
     max_unavailable: str | None = None,
     name: str | None = None,
+    pod_monitor: bool = False,
 ) -> DeploySettings:
     """Check flags against the pipeline; raise UsageError or SpecError (exit 2) on the first problem."""
     image = image.strip()
@@ -260,4 +262,5 @@ def resolve_settings(
         skip_shards=skipped,
         max_unavailable=_parse_max_unavailable(max_unavailable) if max_unavailable is not None else 1,
         termination_grace_seconds=termination_grace_seconds(spec),
+        pod_monitor=pod_monitor,
     )

@@ -8,13 +8,13 @@ export PYTHONDONTWRITEBYTECODE=1  # importing to check must not leave bytecode i
 SETUP=/opt/imagekit/setup
 USER_ID=10001
 
-# 1. What the runtime needs (supervisor, pyyaml), offline and only when the base image lacks it.
+# 1. What the runtime needs (supervisor, pyyaml, prometheus_client), offline and only when the base image lacks it.
 #    A wheel is a zip laid out for site-packages: extracting it needs neither pip nor a network.
-if python3 -c 'import supervisor.supervisord, yaml' 2>/dev/null; then
-    echo "imagekit: supervisor and pyyaml already in the base image"
+if python3 -c 'import supervisor.supervisord, yaml, prometheus_client' 2>/dev/null; then
+    echo "imagekit: supervisor, pyyaml and prometheus_client already in the base image"
 else
     if ! ls "$SETUP"/wheels/*.whl >/dev/null 2>&1; then
-        echo "imagekit: the base image lacks supervisor or pyyaml and no wheels were provided" >&2
+        echo "imagekit: the base image lacks supervisor, pyyaml or prometheus_client and no wheels were provided" >&2
         exit 1
     fi
     python3 - "$SETUP/wheels" <<'PY'
@@ -24,7 +24,7 @@ for wheel in sorted(glob.glob(sys.argv[1] + "/*.whl")):
     print("imagekit: installing", wheel.rsplit("/", 1)[-1], "into", target)
     zipfile.ZipFile(wheel).extractall(target)
 PY
-    python3 -c 'import supervisor.supervisord, yaml'
+    python3 -c 'import supervisor.supervisord, yaml, prometheus_client'
 fi
 for program in supervisord supervisorctl; do
     if ! command -v "$program" >/dev/null 2>&1; then

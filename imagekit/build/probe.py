@@ -44,6 +44,7 @@ print(json.dumps({
     "libc": libc,
     "supervisor": has("supervisor.supervisord"),
     "yaml": has("yaml"),
+    "prometheus": has("prometheus_client"),
     "pip": has("pip"),
     "purelib": purelib,
     "programs": [name for name in ("supervisord", "supervisorctl") if shutil.which(name)],

@@ -28,6 +28,7 @@ log = logging.getLogger("imagekit.build")
 # Bump when the layout of an installed tree changes, so old caches are not reused.
 TREE_FORMAT = "3"
 
+
 @dataclass(frozen=True)
 class PythonTarget:
     """The interpreter and platform wheels are chosen for."""
@@ -39,6 +40,7 @@ class PythonTarget:
     has_supervisor: bool = True
     has_yaml: bool = True
     has_pip: bool = False
+    has_prometheus: bool = False  # False in probes cached before it was asked: fetching the wheel is harmless
 
     @classmethod
     def from_probe(cls, data: dict[str, Any]) -> PythonTarget:
@@ -50,6 +52,7 @@ class PythonTarget:
         return cls(
             version=data["version"], implementation=data["implementation"], machine=data["machine"],
             glibc=libc.split()[1], has_supervisor=data["supervisor"], has_yaml=data["yaml"], has_pip=data["pip"],
+            has_prometheus=data.get("prometheus", False),
         )
 
     @property
@@ -141,12 +144,14 @@ def download_locked(lock: Path, target: PythonTarget, wheels: Path) -> None:
 
 
 def download_runtime_wheels(target: PythonTarget) -> list[Path]:
-    """Wheels of what the runtime needs and the base image lacks (supervisor, pyyaml), cached."""
+    """Wheels of what the runtime needs and the base image lacks (supervisor, pyyaml, prometheus_client), cached."""
     wanted = []
     if not target.has_supervisor:
         wanted.append("supervisor")
     if not target.has_yaml:
         wanted.append("pyyaml")
+    if not target.has_prometheus:
+        wanted.append("prometheus_client")  # --metrics, which rendered pods pass
     if not wanted:
         return []
     cached = cache_root() / "runtime-wheels" / requirements_key(" ".join(wanted), target)

@@ -56,6 +56,8 @@ def render_command(
                                          help="kruise only: reserve this ordinal, i.e. run no pod for this shard (repeatable)"),
     max_unavailable: str | None = typer.Option(None, "--max-unavailable", help="pods updated at once, number or percentage (default 1)"),
     name: str | None = typer.Option(None, "--name", help="StatefulSet and Service name (default: the pipeline's name)"),
+    pod_monitor: bool = typer.Option(False, "--pod-monitor",
+                                     help="also render a prometheus-operator PodMonitor scraping the pods' metrics port"),
     out_dir: Path | None = typer.Option(None, "--out-dir", "-d",
                                         help="write one file per resource plus kustomization.yaml here (their paths "
                                              "on stdout); without it, print the manifests"),
@@ -72,7 +74,7 @@ def render_command(
         spec, image=image, replicas=replicas, flavor=flavor, namespace=namespace, ssd=ssd,
         memory_limit=memory_limit, cpus=cpus, pv_size=pv_size, pv_storage_class=pv_storage_class, ssd_size=ssd_size,
         ssd_storage_class=ssd_storage_class, ssd_host_path=ssd_host_path, skip_shards=tuple(skip_shard),
-        max_unavailable=max_unavailable, name=name,
+        max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor,
     )
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "

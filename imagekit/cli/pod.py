@@ -1,5 +1,5 @@
-"""`imagekit pod up|apply|status|kill|down`: the rendered pods on the local Docker engine, with failure injection
-and rolling updates."""
+"""`imagekit pod up|apply|status|logs|kill|down`: the rendered pods on the local Docker engine, with failure
+injection and rolling updates."""
 from __future__ import annotations
 
 import time
@@ -10,6 +10,7 @@ import typer
 from imagekit_deploy.emulator.apply import READY_TIMEOUT, UpReport, apply
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
+from imagekit_deploy.emulator.observe import pod_logs
 from imagekit_deploy.emulator.pods import PodSet, down
 from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
@@ -105,6 +106,20 @@ def status_command(
     if wait and not all(s.phase == Phase.COMPLETE for s in statuses):
         stuck = ", ".join(f"{s.pod} {s.phase}" for s in statuses if s.phase != Phase.COMPLETE)
         raise PipelineFailed(f"not every pod completed: {stuck} (see `docker logs <pod>.pipeline`)")
+
+
+@pod_app.command("logs")
+def logs_command(
+    pod: str = typer.Argument(..., help="the pod's name (e.g. wordfreq-0) or its ordinal"),
+    step: str | None = typer.Option(None, "--step", help="that step's own log (kept on the SSD: also after the "
+                                    "pod is gone) [default: the pipeline container's output]"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing what is added, until the container stops"),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+) -> None:
+    """The pipeline container's output, or one step's log, as `kubectl logs POD [-f]` prints it."""
+    where = find_state_dir(state_dir)
+    for text in pod_logs(PodSet(where, Engine()), where.load(), pod, step, follow):
+        typer.echo(text, nl=False)
 
 
 @pod_app.command("kill")

@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
+from imagekit_runtime.monitoring import Monitor
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
 from imagekit_runtime.states import StepState
@@ -80,6 +81,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="run again even if the shard is complete"),
         wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",
                                         help="wait this long for another run of the same shard to end, then exit 3"),
+        metrics: str = typer.Option(None, "--metrics", metavar="ADDR",
+                                    help="serve Prometheus metrics, /healthz and /readyz on ADDR (PORT or HOST:PORT)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
@@ -90,9 +93,13 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             show_status(pipeline, settings, param, output)
             return
-        with StepProgress(str(pipeline)) as progress:
-            summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
-                                   on_transition=progress.on_transition, wait_lock=wait_lock)
+        monitor = Monitor.serving(metrics)
+        try:
+            with StepProgress(str(pipeline)) as progress:
+                summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
+                                       on_transition=progress.on_transition, wait_lock=wait_lock, monitor=monitor)
+        finally:
+            monitor.close()
         if output is OutputFormat.json:  # the result is the JSON; the table stays in sight on stderr
             stderr.print(format_summary(summary))
             emit_json(summary.to_json())

@@ -54,7 +54,7 @@ class Conductor:
         self.journal = parts.journal
         self.supervisor = parts.supervisor
         self.environments = parts.environments
-        self.log_stream = parts.log_stream
+        self.step_logs = parts.step_logs
         self.warnings = parts.warnings
         self.run_id = parts.journal.run_id
         self.params = {**dict(spec.params), **options.params}
@@ -161,7 +161,7 @@ class Conductor:
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> tuple[int, RunStatus]:
-        self.echo = StepEcho.following(self.layout.logs_dir, self.to_run, self.log_stream, self.options.log_interval)
+        self.echo = StepEcho.following(self.layout.logs_dir, self.to_run, self.step_logs, self.options.log_interval)
         self.dispatch = Dispatch(self.spec, self.to_run, self.slots, lambda name: self.steps[name].state)
         for name in self.to_run:
             if self.queue.inputs_committed(name):
@@ -182,6 +182,7 @@ class Conductor:
             self._collect_exits()
             if self.stop_reason is not None:
                 continue
+            self.options.on_tick()
             self._retry_due()
             self._dispatch()
             self._free_unneeded()
@@ -282,7 +283,7 @@ class Conductor:
         step.bytes_out = sum(record.outputs.values())
         self.live_bytes += step.bytes_out
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out)
+        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out, outputs=record.outputs)
         self._inputs_arrive(step.name)  # consumers first: its output is echoed, delivered and copied after
         assert self.echo is not None
         self.echo.pump(step.name)
@@ -357,9 +358,8 @@ class Conductor:
                 self.touched.add(name)  # look again once its copies are done
 
     def _drain_copies(self) -> None:
-        while self.copier.busy():
-            if self.terminated:
-                break
+        while self.copier.busy() and not self.terminated:
+            self.options.on_tick()
             time.sleep(0.01)
         if self.dispatch is not None:
             self.touched.update(self.steps)

@@ -27,6 +27,8 @@ DEPS_ROOT = "IMAGEKIT_DEPS_ROOT"                    # prebuilt step dependencies
 HOLD_WHEN_COMPLETE = "IMAGEKIT_HOLD_WHEN_COMPLETE"  # after success, idle until SIGTERM
 CACHE_DIR = "IMAGEKIT_CACHE_DIR"                    # host cache of step environments and wheels
 CPUS = "IMAGEKIT_CPUS"                              # the CPUs the pod may use, when no cgroup cpu.max says it
+LOG_FORMAT = "IMAGEKIT_LOG_FORMAT"                  # "json": log lines as JSON objects on stdout
+LOG_FORMAT_JSON = "json"
 
 # ------------------------------------------------------------------ warm steps
 WAIT_PROGRAM = "imagekit-wait"  # on every step's PATH: blocks a warm shell step until its inputs are committed
@@ -93,7 +95,7 @@ class RunStatus(StrEnum):
 RUN_DIR_NAME = "run"                         # <shm>/<pipeline>/shard-<i>/run unless IMAGEKIT_RUN_DIR
 RESULTS_DIR_NAME = "results"                 # <pv>/results/<shard> unless IMAGEKIT_RESULTS_DIR
 JOURNAL_FILE = "journal.jsonl"               # in the run directory
-LOGS_DIR = "logs"                            # in the run directory: <step>.log
+LOGS_DIR = "logs"                            # in the run directory and beside the SSD checkpoints: <step>.log
 SUPERVISOR_CONF = "supervisord.conf"         # in the run directory
 SUPERVISOR_LOG = "supervisord.log"           # in the run directory
 GATES_DIR = "gates"                          # in the run directory: <step>, the FIFO of a warm step
@@ -119,6 +121,15 @@ def shard_dir_name(shard_index: int | str) -> str:
 
 def checkpoint_item_name(data: str, data_key: str) -> str:
     return f"{data}@{data_key[:16]}"
+
+
+# ------------------------------------------------------------------ metrics and health (served with --metrics ADDR)
+METRICS_PORT = 9464              # in pods, on the container port named METRICS_PORT_NAME
+METRICS_PORT_NAME = "metrics"
+METRICS_PATH = "/metrics"        # Prometheus text format
+HEALTHZ_PATH = "/healthz"        # 200 while the conductor's loop beats, 503 once it is stale
+READYZ_PATH = "/readyz"          # 200 once the run is under way (or complete), 503 before and while stopping
+HEARTBEAT_STALE_SECONDS = 10.0   # /healthz fails when the loop has not beaten for this long
 
 
 # ------------------------------------------------------------------ failure levels

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,17 +27,21 @@ Entry = dict[str, Any]
 
 class Journal:
     """The writer: one per run, shared by the conductor and the copier thread. The file is opened at the
-    first event, so a journal that exists always starts its run with run-start."""
+    first event, so a journal that exists always starts its run with run-start. Each entry is also
+    handed to `listener` (the metrics' LiveRun, live_run.py), on the thread that records it."""
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(self, path: Path, run_id: str, listener: Callable[[Entry], None] | None = None) -> None:
         self.path = path
         self.run_id = run_id
+        self.listener = listener
         self._file: TextIO | None = None
         self._lock = threading.Lock()  # the copier thread records checkpoints too
 
     def record(self, event: Event, **fields: Any) -> None:
         entry = {"ts": round(time.time(), 6), "run": self.run_id, "event": event.value, **fields}
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        if self.listener is not None:
+            self.listener(entry)
         with self._lock:
             try:
                 if self._file is None:

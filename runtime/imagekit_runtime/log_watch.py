@@ -12,9 +12,8 @@ import os
 import struct
 import time
 from pathlib import Path
-from typing import TextIO
 
-from .logs import LogFollower
+from .logs import LogFollower, StepLogs
 
 IN_MODIFY = 0x00000002
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
@@ -91,12 +90,9 @@ class StepEcho:
         self.fallback_interval = fallback_interval
 
     @classmethod
-    def following(cls, logs_dir: Path, names: list[str], stream: TextIO, fallback_interval: float) -> StepEcho:
-        """Echo <logs_dir>/<name>.log of each step from its current end (earlier runs' lines are not repeated)."""
-        followers = {name: LogFollower(logs_dir / f"{name}{LOG_SUFFIX}", f"[{name}]", stream=stream) for name in names}
-        for follower in followers.values():
-            follower.start_at_end()
-        return cls(logs_dir, followers, fallback_interval)
+    def following(cls, logs_dir: Path, names: list[str], step_logs: StepLogs, fallback_interval: float) -> StepEcho:
+        """Echo each step's log from its current end (earlier runs' lines are not repeated), as step_logs says."""
+        return cls(logs_dir, {name: step_logs.follow(name) for name in names}, fallback_interval)
 
     def wake_fd(self) -> int | None:
         """The fd whose readability means a log grew (None while resting, or without inotify)."""

@@ -1,12 +1,20 @@
-"""Follow each step's log file and echo complete lines to stderr, prefixed with the step name; read a log's tail."""
+"""Follow each step's log file: echo its complete lines (prefixed with the step name, or as JSON objects),
+keep a copy beside the SSD checkpoints so a post-mortem survives the pod; read a log's tail."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from .layout import RunLayout
+from .logformat import step_line_renderer
+
+log = logging.getLogger("imagekit.runtime")
 
 
 def read_tail(path: Path, size: int) -> str:
@@ -23,8 +31,9 @@ def read_tail(path: Path, size: int) -> str:
 @dataclass
 class LogFollower:
     path: Path
-    prefix: str
+    render: Callable[[str], str]  # an echoed line, without its newline
     stream: TextIO = field(default_factory=lambda: sys.stderr)
+    keep: Path | None = None      # where to append a copy of what the step writes (the SSD)
     offset: int = 0
     partial: bytes = b""
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=40))
@@ -44,6 +53,8 @@ class LogFollower:
         except FileNotFoundError:
             return
         self.offset += len(chunk)
+        if chunk and self.keep is not None:
+            self._keep(chunk)
         data = self.partial + chunk
         lines = data.split(b"\n")
         self.partial = lines.pop()
@@ -53,9 +64,35 @@ class LogFollower:
         for raw in lines:
             line = raw.decode(errors="replace")
             self.recent.append(line)
-            self.stream.write(f"{self.prefix} {line}\n")
+            self.stream.write(self.render(line) + "\n")
         if lines:
             self.stream.flush()
 
     def last_lines(self, count: int = 20) -> list[str]:
         return list(self.recent)[-count:]
+
+    def _keep(self, chunk: bytes) -> None:
+        assert self.keep is not None
+        try:
+            self.keep.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.keep, "ab") as kept:
+                kept.write(chunk)
+        except OSError as exc:  # a full or missing SSD costs the copy, not the run
+            log.warning("warning: not keeping %s on the SSD: %s", self.path.name, exc.strerror)
+            self.keep = None
+
+
+@dataclass(frozen=True)
+class StepLogs:
+    """Makes each step's follower: where its lines are echoed, how, and where they are kept."""
+
+    layout: RunLayout
+    stream: TextIO                # stderr, stdout (JSON) or devnull (quiet)
+    as_json: bool = False
+    keep_dir: Path | None = None  # <ssd>/<pipeline>/shard-<i>/logs, None without an SSD tier
+
+    def follow(self, step: str) -> LogFollower:
+        keep = self.keep_dir / f"{step}.log" if self.keep_dir is not None else None
+        follower = LogFollower(self.layout.step_log(step), step_line_renderer(step, self.as_json), self.stream, keep)
+        follower.start_at_end()
+        return follower

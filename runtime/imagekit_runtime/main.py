@@ -17,9 +17,10 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract, shard_lock
+from . import contract, logformat, shard_lock
 from .checkpoint import CheckpointStore
 from .conductor import Conductor
 from .copier import Copier
@@ -28,6 +29,8 @@ from .environments import EnvironmentProvider
 from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
 from .exit_watch import ExitWatcher
 from .journal import Journal, new_run_id
+from .logs import StepLogs
+from .monitoring import Monitor
 from .preflight import check_environment
 from .run_options import Collaborators, RunOptions
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
@@ -66,22 +69,34 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
 def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], *, force: bool = False,
                  parallelism: int | None = None, quiet_steps: bool = False,
                  on_transition: Callable[[str, StepState, StepState], None] | None = None,
-                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS) -> RunSummary:
-    """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run."""
+                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS, monitor: Monitor | None = None,
+                 json_logs: bool = False) -> RunSummary:
+    """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run.
+    A monitor (metrics, health) is fed the run's journal and the conductor's heartbeat."""
     spec = load_pipeline(pipeline)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
+    monitor = monitor or Monitor()
+    monitor.start(spec, layout)
     with shard_lock.held(layout.shm_dir, wait_lock, f"shard {shard_index} of {spec.name}") as lock:
         check_environment(spec, layout)
         options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
-                             parallelism=parallelism, force=force, quiet_steps=quiet_steps,
+                             parallelism=parallelism, force=force, on_tick=monitor.health.beat,
                              on_transition=on_transition, inherit_fds=(lock.fd,))
-        with open_conductor(spec, options, resolve_environments(settings)) as conductor:
+        with open_conductor(spec, options, resolve_environments(settings), monitor,
+                            StepOutput(quiet_steps, json_logs)) as conductor:
             return conductor.run()
 
 
+@dataclass(frozen=True)
+class StepOutput:
+    quiet: bool = False    # echo no step output
+    as_json: bool = False  # echo it as JSON lines on stdout (else prefixed lines on stderr)
+
+
 @contextmanager
-def open_conductor(spec: PipelineSpec, options: RunOptions, environments: EnvironmentProvider) -> Iterator[Conductor]:
+def open_conductor(spec: PipelineSpec, options: RunOptions, environments: EnvironmentProvider,
+                   monitor: Monitor | None = None, output: StepOutput = StepOutput()) -> Iterator[Conductor]:
     """A conductor with everything it drives made for it; all of it closed (journal last) when the run is over."""
     layout = options.layout
     layout.create()
@@ -89,19 +104,22 @@ def open_conductor(spec: PipelineSpec, options: RunOptions, environments: Enviro
     warnings: list[str] = []
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, socket_dir, ignore_errors=True)
-        journal = Journal(layout.journal, new_run_id())
+        journal = Journal(layout.journal, new_run_id(), listener=monitor.listen if monitor else None)
         stack.callback(journal.close)
         copier = Copier()
         stack.callback(copier.close)  # before the journal: a copy journals its checkpoint
         watcher = ExitWatcher()
         stack.callback(watcher.close)
-        log_stream = stack.enter_context(open(os.devnull, "w")) if options.quiet_steps else sys.stderr
+        log_stream = stack.enter_context(open(os.devnull, "w")) if output.quiet else \
+            sys.stdout if output.as_json else sys.stderr
+        checkpoints = CheckpointStore.for_spec(spec, layout, options.shard_index, warnings)
+        ssd = checkpoints.tier("ssd")
         parts = Collaborators(
-            store=DataStore(layout), checkpoints=CheckpointStore.for_spec(spec, layout, options.shard_index, warnings),
-            copier=copier, journal=journal,
+            store=DataStore(layout), checkpoints=checkpoints, copier=copier, journal=journal,
             supervisor=Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log,
                                   pass_fds=options.inherit_fds),
-            watcher=watcher, environments=environments, log_stream=log_stream, warnings=warnings)
+            watcher=watcher, environments=environments, warnings=warnings,
+            step_logs=StepLogs(layout, log_stream, output.as_json, ssd.root / contract.LOGS_DIR if ssd else None))
         yield Conductor(spec, options, parts)
 
 
@@ -130,14 +148,19 @@ def main(argv: list[str] | None = None) -> int:
                      default=contract.is_hold_requested(os.environ.get(contract.HOLD_WHEN_COMPLETE)),
                      help="after success, wait for SIGTERM instead of exiting (StatefulSet pods restart exited "
                           "containers); default $" + contract.HOLD_WHEN_COMPLETE)
+    run.add_argument("--metrics", metavar="ADDR",
+                     help=f"serve Prometheus metrics, {contract.HEALTHZ_PATH} and {contract.READYZ_PATH} on ADDR "
+                          f"(PORT or HOST:PORT; pods: :{contract.METRICS_PORT}); off by default")
     run.add_argument("--verbose", "-v", action="store_true")
     status = commands.add_parser("status", help="where each data item is and which steps would run")
     add_location_arguments(status)
     status.add_argument("--output", choices=["text", "json"], default="text")
     status.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    monitor: Monitor | None = None
     try:
+        json_logs = logformat.wants_json(os.environ)
+        logformat.configure(args.verbose, json_logs)
         params = parse_params(args.param)
         settings = settings_from(args)
         if args.command == "status":
@@ -147,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(format_status(report), file=sys.stderr)
             return 0
+        monitor = Monitor.serving(args.metrics)
         summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
-                               wait_lock=args.wait_lock)
+                               wait_lock=args.wait_lock, monitor=monitor, json_logs=json_logs)
     except ImagekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -161,17 +185,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: internal error, a bug in imagekit: {type(exc).__name__}: {exc} "
               f"(the full trace is in {trace_file}; please report it)", file=sys.stderr)
         return EXIT_INTERNAL
-    print(format_summary(summary), file=sys.stderr)
+    if json_logs:
+        log.info("%s", format_summary(summary))
+    else:
+        print(format_summary(summary), file=sys.stderr)
     if args.output == "json":
-        print(json.dumps(summary.to_json(), indent=2, sort_keys=True), flush=True)
+        print(json.dumps(summary.to_json(), indent=2 if not json_logs else None, sort_keys=True), flush=True)
     if summary.exit_code == 0 and args.hold_when_complete:
         hold_until_stopped()
+    monitor.close()
     return summary.exit_code
 
 
 def hold_until_stopped() -> None:
     """A complete shard stays up, idle, until SIGTERM or SIGINT: then exit 0."""
-    print("shard complete; holding until stopped (SIGTERM)", file=sys.stderr, flush=True)
+    log.info("shard complete; holding until stopped (SIGTERM)")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

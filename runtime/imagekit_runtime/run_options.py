@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from .checkpoint import CheckpointStore
 from .copier import Copier
@@ -14,6 +13,7 @@ from .environments import EnvironmentProvider
 from .exit_watch import ExitWatcher
 from .journal import Journal
 from .layout import RunLayout
+from .logs import StepLogs
 from .states import StepState
 from .supervisor_client import Supervisor
 
@@ -31,7 +31,7 @@ class RunOptions:
     copy_poll_interval: float = 0.1  # while copies hold data in shm: how often to look whether it can be freed
     retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
     runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
-    quiet_steps: bool = False  # do not echo step output to stderr
+    on_tick: Callable[[], None] = field(default=lambda: None)  # each turn of the loop: the health heartbeat
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
     inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
 
@@ -47,5 +47,5 @@ class Collaborators:
     supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
     watcher: ExitWatcher
     environments: EnvironmentProvider
-    log_stream: TextIO          # where step output is echoed, prefixed with the step's name
+    step_logs: StepLogs         # echoes step output (text or JSON) and keeps it beside the SSD checkpoints
     warnings: list[str]         # the checkpoint store's too

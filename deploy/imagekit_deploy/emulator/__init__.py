@@ -10,6 +10,7 @@
     faults.py     the four failure levels (docs/contract.md): process, container, pod, node
     status.py     phases, restarts, image and revision, update state, and the runtime's journal read from
                   the pod's shm
+    observe.py    `pod logs` (the container's output, a step's log kept on the SSD) and the published metrics port
 
 Nothing here is a second configuration: every pod is made from the rendered manifests.
 """

@@ -77,6 +77,7 @@ class ContainerPlan:
     nano_cpus: int | None
     working_dir: str | None
     mounts: list[Mount]
+    ports: tuple[int, ...] = ()    # containerPorts: the sandbox publishes them on 127.0.0.1
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ def _container(container: dict[str, Any], pod_spec: dict[str, Any], meta: _PodMe
         memory_limit=_bytes(limits["memory"], f"{where} limits.memory") if "memory" in limits else None,
         nano_cpus=_nano_cpus(limits["cpu"], f"{where} limits.cpu") if "cpu" in limits else None,
         working_dir=container.get("workingDir"), mounts=mounts,
+        ports=tuple(p["containerPort"] for p in container.get("ports") or [] if isinstance(p.get("containerPort"), int)),
     )
 
 

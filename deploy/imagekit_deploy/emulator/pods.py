@@ -70,6 +70,8 @@ class PodSet:
             pod.container.image, container_name(pod.name, SANDBOX),
             entrypoint=["python3", "-c", _PAUSE], command=[], hostname=pod.name, user=user,
             ipc_mode="shareable", shm_size=shm_size, read_only=True, cap_drop=["ALL"],
+            # The pod's network is the sandbox's: its container ports, on a free loopback port each.
+            ports={f"{port}/tcp": ("127.0.0.1", None) for port in pod.container.ports} or None,
             security_opt=["no-new-privileges"], restart_policy={"Name": "unless-stopped"},
             labels=pod_labels(self.state_dir, state, pod, SANDBOX, SANDBOX),
         )

@@ -8,11 +8,13 @@ from typing import Any
 from imagekit_runtime.errors import EnvironmentMissing
 
 from ..kruise import API_VERSION as KRUISE_API_VERSION
+from ..monitoring import PODMONITOR_KIND
 from ..renderer import Manifest, Rendering
 from ..schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_HINT, KruiseSchema, KubernetesSchemas, require_jsonschema
 from .api_rules import claim_rules, metadata_rules, statefulset_api_rules, storage_class_rules
-from .fields import as_list, get
-from .imagekit_rules import imagekit_rules
+from .fields import as_dict, as_list, get
+from .imagekit_rules import imagekit_rules, pipeline_container
+from .monitoring_rules import pod_monitor_rules
 from .report import (
     CHECK_API,
     CHECK_IMAGEKIT,
@@ -105,6 +107,10 @@ class _Validation:
             self.add(manifest, storage_class_rules(body), CHECK_API)
         elif manifest.kind == "PersistentVolumeClaim":
             self.add(manifest, claim_rules(body), CHECK_API)
+        elif manifest.kind == PODMONITOR_KIND:  # a CRD without a schema here: imagekit's rules check its shape
+            found = pipeline_container(as_dict(get(self.rendering.pod_template(), "spec")))
+            self.add(manifest, pod_monitor_rules(body, self.rendering, found[1] if found else None), CHECK_IMAGEKIT)
+            checks.append(CHECK_IMAGEKIT)
         return checks
 
     def manifest(self, manifest: Manifest) -> None:
@@ -115,7 +121,7 @@ class _Validation:
         checks: list[str] = []
         if is_kruise and self.kruise_skipped:
             self.report.not_checked[CHECK_KRUISE_CRD] = self.kruise_skipped
-        if self.kubernetes is not None:
+        if self.kubernetes is not None and manifest.kind != PODMONITOR_KIND:
             checks += self.kruise_schemas(manifest) if is_kruise else self.core_schemas(manifest)
         checks += self.rules(manifest, is_kruise)
         resource = f"{manifest.kind or '?'}/{manifest.name or '?'}"

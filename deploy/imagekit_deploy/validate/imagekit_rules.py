@@ -15,6 +15,7 @@ from ..pod import IN_PLACE_READINESS_GATE, POD_INDEX_LABEL, SHM_DIR
 from ..renderer import Rendering
 from ..settings import GRACE_MARGIN_SECONDS, MIN_PROCESS_MEMORY, SHM_MOUNT, TMP_MOUNT
 from .fields import Found, all_containers, as_dict, as_list, env_entry, get, int_value, quantity_or_none, selector_matches, under
+from .monitoring_rules import probe_rules
 
 ALLOWED_INIT_CAPABILITIES = {"CHOWN"}
 PIPELINE_ENV = (contract.SHARD_INDEX, contract.SHARD_COUNT, contract.POD_NAME, contract.SHM_DIR,
@@ -211,6 +212,7 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> Found:
         problems.append((f"{path}.volumeMounts", f"{TMP_MOUNT} needs a volume: the root filesystem is read-only"))
     problems += checkpoint_rules(path, env, spec, volumes, mount_for)
     problems += security_rules(path, container, pod_spec)
+    problems += probe_rules(path, container, as_dict(get(spec, "template", "metadata")))
     problems += pod_lifecycle_rules(pod_spec, apps_v1)
     problems += service_rules(spec, rendering)
     return problems
