@@ -4,16 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
-from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
 from imagekit_runtime.settings import RunSettings, parse_params
+from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
+from imagekit_runtime.shm_budget import SHM_SOFT_HELP
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .common import OutputFormat, emit_json, stderr
 
@@ -79,6 +80,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="run again even if the shard is complete"),
         wait_lock: float = typer.Option(DEFAULT_WAIT_SECONDS, "--wait-lock", metavar="SECONDS",
                                         help="wait this long for another run of the same shard to end, then exit 3"),
+        shm_soft: bool = typer.Option(False, "--shm-soft", help=SHM_SOFT_HELP),
         dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
@@ -91,7 +93,7 @@ def register(app: typer.Typer) -> None:
             return
         with StepProgress(str(pipeline)) as progress:
             summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
-                                   on_transition=progress.on_transition, wait_lock=wait_lock)
+                                   on_transition=progress.on_transition, wait_lock=wait_lock, shm_soft=shm_soft)
         stderr.print(format_summary(summary))
         if output is OutputFormat.json:
             emit_json(summary.to_json())

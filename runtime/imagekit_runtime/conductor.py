@@ -12,14 +12,13 @@ what a step runs as is step_program.py, why it failed diagnosis.py, the report s
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import diagnosis, shard_state
+from . import diagnosis, shard_state, signals
 from .checkpoint import CheckpointStore
 from .contract import Event, RunStatus
 from .copier import Copier
@@ -29,11 +28,12 @@ from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .exit_watch import ExitWatcher
 from .journal import Journal
 from .keys import pipeline_key, step_keys
+from .layout import RunLayout
 from .leftovers import kill_leftovers
-from .layout import RunLayout, tree_size
 from .logs import LogFollower
 from .outputs import OutputKeeper
 from .sandbox import OutputRefused
+from .shm_budget import ShmBudget
 from .spec import PipelineSpec
 from .states import StepState, check_transition
 from .step_program import RunContext, step_program
@@ -63,6 +63,7 @@ class RunOptions:
     quiet_steps: bool = False  # do not echo step output to stderr
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
     inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
+    shm_soft: bool = False  # a commit past the pipeline's `shm` warns instead of failing the step
 
 
 @dataclass
@@ -108,8 +109,9 @@ class Conductor:
         self.followers: dict[str, LogFollower] = {}
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
-        self.live_bytes = 0
+        self.live_bytes = 0  # blocks the committed data takes in shm (commit records)
         self.peak_bytes = 0
+        self.budget = ShmBudget(spec.shm_bytes, options.shm_soft, self.layout.shm_dir, self.warnings)
         self.stop_reason: str | None = None
         self.terminated = False
 
@@ -118,7 +120,7 @@ class Conductor:
         started = time.monotonic()
         self.journal.record(Event.RUN_START, pipeline=self.spec.name, shard=self.options.shard_index,
                             shard_count=self.options.shard_count, key=pipeline_key(self.keys))
-        previous_handlers = self._install_signal_handlers()
+        previous_handlers = signals.install(self._on_signal)
         try:
             if self._already_complete():
                 return self._summary(EXIT_OK, RunStatus.ALREADY_COMPLETE, started)
@@ -138,7 +140,7 @@ class Conductor:
             for step in self.steps.values():
                 if step.state in UNFINISHED:
                     self.store.discard_staging(step.name)
-            _restore_signal_handlers(previous_handlers)
+            signals.restore(previous_handlers)
 
     def _already_complete(self) -> bool:
         if self.options.force or not shard_state.already_complete(self.layout, self.keys):
@@ -260,8 +262,7 @@ class Conductor:
         self.store.prepare_staging(step.name)
         step.attempts += 1
         step.started_at = time.monotonic()
-        step.bytes_in = sum(tree_size(self.layout.input_path(self.producers[d], d))
-                            for d in self.spec.step(step.name).inputs)
+        step.bytes_in = sum(self.store.size_of(self.producers[d], d) for d in self.spec.step(step.name).inputs)
         self._transition(step.name, StepState.RUNNING, attempt=step.attempts)
         self.supervisor.start_process(step.name)
 
@@ -276,7 +277,8 @@ class Conductor:
             return
         self._transition(step.name, StepState.COMMITTING, exit_code=0)
         try:
-            record = self.store.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs, self.run_id)
+            record = self.store.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs, self.run_id,
+                                       admit=lambda adding: self.budget.admit(step.name, self.live_bytes, adding))
         except OutputRefused as exc:
             self._fail_attempt(step, str(exc))
             return
@@ -332,18 +334,8 @@ class Conductor:
                 self.store.discard_staging(step.name)
                 self._transition(step.name, StepState.STOPPED, reason=self.stop_reason)
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        previous: dict[int, Any] = {}
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            self.terminated = True
-
-        try:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, on_signal)
-        except ValueError:  # not the main thread (embedded use)
-            pass
-        return previous
+    def _on_signal(self, _signum: int, _frame: Any) -> None:
+        self.terminated = True
 
     # ------------------------------------------- results, checkpoints, free
     def _free_unneeded(self) -> None:
@@ -394,8 +386,3 @@ class Conductor:
     def _pump_logs(self) -> None:
         for follower in self.followers.values():
             follower.pump()
-
-
-def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)

@@ -80,6 +80,7 @@ COMPLETION_MARKER = ".imagekit-complete.json"  # in the results directory: the s
 RESULT_RECORDS_DIR = ".imagekit"             # in the results directory: <data>.json per delivered result
 CHECKPOINT_DATA = "data"                     # in a checkpoint: what the step wrote
 CHECKPOINT_MANIFEST = "manifest.json"        # in a checkpoint: written last
+CHECKPOINT_PACK = "data.tar"                 # in a checkpoint of a directory: its small files, links, directories
 QUARANTINE_DIR = ".quarantine"               # beside the checkpoints of a shard
 QUARANTINE_REASON_SUFFIX = ".reason"         # <quarantined item>.reason: why it was set aside
 TEMPORARY_PREFIX = ".tmp-"                   # half-written checkpoints and results

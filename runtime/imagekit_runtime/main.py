@@ -29,6 +29,7 @@ from .exit_watch import ExitWatcher
 from .journal import Journal, new_run_id
 from .preflight import check_environment
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
+from .shm_budget import SHM_SOFT_HELP
 from .spec import PipelineSpec, load_pipeline
 from .states import StepState
 from .status import collect_status, format_status
@@ -64,7 +65,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
 def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], *, force: bool = False,
                  parallelism: int | None = None, quiet_steps: bool = False,
                  on_transition: Callable[[str, StepState, StepState], None] | None = None,
-                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS) -> RunSummary:
+                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS, shm_soft: bool = False) -> RunSummary:
     """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run."""
     spec = load_pipeline(pipeline)
     shard_index, shard_count = resolve_shard(spec, settings)
@@ -73,7 +74,7 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
         check_environment(spec, layout)
         options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
                              parallelism=parallelism, force=force, quiet_steps=quiet_steps,
-                             on_transition=on_transition, inherit_fds=(lock.fd,))
+                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=shm_soft)
         with open_conductor(spec, options, resolve_environments(settings)) as conductor:
             return conductor.run()
 
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                      help="wait this long for another run of the same shard to end, then exit 3 "
                           f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")
+    run.add_argument("--shm-soft", action="store_true", help=SHM_SOFT_HELP)
     run.add_argument("--output", choices=["text", "json"], default="text")
     run.add_argument("--hold-when-complete", action="store_true",
                      default=contract.is_hold_requested(os.environ.get(contract.HOLD_WHEN_COMPLETE)),
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_status(report), file=sys.stderr)
             return 0
         summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
-                               wait_lock=args.wait_lock)
+                               wait_lock=args.wait_lock, shm_soft=args.shm_soft)
     except ImagekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -26,6 +26,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+BLOCK_BYTES = 512  # st_blocks counts 512-byte units, whatever the filesystem's block size
 SPECIAL_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
                  stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
 
@@ -51,6 +52,10 @@ class _Walk:
     root: Path
     real_root: str
     linked: dict[tuple[int, int], _Linked] = field(default_factory=dict)  # by (st_dev, st_ino)
+    allocated: int = 0  # bytes of the blocks the entries take (a hard-linked file once), as du counts
+
+    def count(self, info: os.stat_result) -> None:
+        self.allocated += info.st_blocks * BLOCK_BYTES
 
     def refuse(self, path: str, what: str) -> str:
         relative = os.path.relpath(path, self.root.parent)
@@ -71,19 +76,24 @@ class _Walk:
             return self.check_link(path)
         if kind == stat.S_IFREG:
             if info.st_nlink > 1:
-                self.linked.setdefault((info.st_dev, info.st_ino), _Linked(path, info.st_nlink)).seen += 1
+                linked = self.linked.setdefault((info.st_dev, info.st_ino), _Linked(path, info.st_nlink))
+                if linked.seen == 0:
+                    self.count(info)
+                linked.seen += 1
+            else:
+                self.count(info)
             return None
         if kind == stat.S_IFDIR:
+            self.count(info)
             return None
         return self.refuse(path, SPECIAL_KINDS.get(kind, "not a regular file, directory or symlink"))
 
     def walk(self, directory: str) -> str | None:
         with os.scandir(directory) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
+                problem = self.check_entry(entry.path, entry.stat(follow_symlinks=False))
+                if not problem and entry.is_dir(follow_symlinks=False):
                     problem = self.walk(entry.path)
-                else:
-                    problem = self.check_entry(entry.path, entry.stat(follow_symlinks=False))
                 if problem:
                     return problem
         return None
@@ -96,20 +106,40 @@ class _Walk:
         return None
 
 
+@dataclass(frozen=True)
+class OutputScan:
+    problem: str | None  # why the output reaches outside itself; None when it is self-contained
+    allocated: int  # bytes of the blocks it takes (st_blocks × 512): what it costs in shm
+
+
+def scan_output(output: Path) -> OutputScan:
+    """One walk of `output` (a file or a directory tree): is it self-contained, and what does it take in shm."""
+    walk = _Walk(root=output, real_root=os.path.realpath(output))
+    try:
+        info = os.lstat(output)
+    except FileNotFoundError:
+        return OutputScan(None, 0)
+    if stat.S_ISLNK(info.st_mode):
+        return OutputScan(walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory"),
+                          info.st_blocks * BLOCK_BYTES)
+    problem = walk.check_entry(str(output), info)
+    if not problem and stat.S_ISDIR(info.st_mode):
+        problem = walk.walk(str(output))
+    return OutputScan(problem or walk.outside_hard_link(), walk.allocated)
+
+
 def find_escape(output: Path) -> str | None:
     """Why `output` (a file or a directory tree) reaches outside itself, or None when it is self-contained."""
-    walk = _Walk(root=output, real_root=os.path.realpath(output))
-    info = os.lstat(output)
-    if stat.S_ISLNK(info.st_mode):
-        return walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory")
-    problem = walk.walk(str(output)) if stat.S_ISDIR(info.st_mode) else walk.check_entry(str(output), info)
-    return problem or walk.outside_hard_link()
+    return scan_output(output).problem
 
 
-def check_output(step: str, data: str, output: Path) -> None:
-    """Raise UnsafeOutput, one line naming the step, the output and the offending path, if it leaves its sandbox."""
-    problem = find_escape(output)
-    if problem:
+def check_output(step: str, data: str, output: Path) -> int:
+    """The bytes `output` takes in shm; raise UnsafeOutput, one line naming the step, the output and the
+    offending path, if it leaves its sandbox."""
+    scan = scan_output(output)
+    if scan.problem:
+        problem = scan.problem
         raise UnsafeOutput(f"step {step}'s output {data!r} is refused: {problem} "
                            "(fix: write regular files and directories; a symlink must be relative and stay inside "
                            "its output)")
+    return scan.allocated
