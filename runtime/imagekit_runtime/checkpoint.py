@@ -182,7 +182,7 @@ class CheckpointStore:
                 "hash": HASH_DESCRIPTION, "packed": CHECKPOINT_PACK if source.is_dir() else None,
             }
             with open(temporary / MANIFEST, "w") as manifest_file:
-                json.dump(manifest, manifest_file, sort_keys=True)
+                manifest_file.write(json.dumps(manifest, sort_keys=True))  # dumps: the C encoder
                 manifest_file.flush()
                 os.fsync(manifest_file.fileno())
             for directory, _dirs, _files in os.walk(temporary):  # data/ holds the big files only

@@ -56,7 +56,36 @@ def _walk(root: str, relative: str = "") -> Iterator[tuple[str, str, os.stat_res
             yield from _walk(entry.path, name)
 
 
+def _ustar_header(name: str, mode: int, size: int, mtime: int, kind: bytes, link: str) -> bytes | None:
+    """A plain ustar header, built directly (tarfile's costs ~40 µs, a third of a small file's checkpoint);
+    None when the entry needs PAX (long or non-ASCII names, big sizes): tarfile writes those."""
+    try:
+        raw_name, raw_link = name.encode("ascii"), link.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if len(raw_name) > 100 or len(raw_link) > 100 or not 0 <= mtime < 8 ** 11 or size >= 8 ** 11:
+        return None
+    header = bytearray(BLOCK)
+    header[0:len(raw_name)] = raw_name
+    header[100:108] = b"%07o\0" % mode
+    header[108:116] = b"%07o\0" % 0  # uid
+    header[116:124] = b"%07o\0" % 0  # gid
+    header[124:136] = b"%011o\0" % size
+    header[136:148] = b"%011o\0" % mtime
+    header[148:156] = b" " * 8  # the checksum counts its own field as spaces
+    header[156:157] = kind
+    header[157:157 + len(raw_link)] = raw_link
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
 def _header(name: str, info: os.stat_result, kind: bytes, size: int = 0, link: str = "") -> bytes:
+    if kind == tarfile.DIRTYPE:
+        name += "/"
+    fast = _ustar_header(name, stat.S_IMODE(info.st_mode), size, int(info.st_mtime), kind, link)
+    if fast is not None:
+        return fast
     header = tarfile.TarInfo(name)
     header.type = kind
     header.mode = stat.S_IMODE(info.st_mode)
