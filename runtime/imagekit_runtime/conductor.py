@@ -285,7 +285,7 @@ class Conductor:
         step.bytes_out = sum(record.outputs.values())
         self.live_bytes += step.bytes_out
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out)
+        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out, outputs=record.outputs)
         self.outputs.deliver_and_checkpoint(step.name)
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:

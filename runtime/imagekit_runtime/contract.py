@@ -51,7 +51,7 @@ class Event(StrEnum):
 
     RUN_START = "run-start"        # pipeline, shard, shard_count, key (the pipeline key)
     PLAN = "plan"                  # to_run, reused, restore, available
-    TRANSITION = "transition"      # step, from, to (+ attempt, exit_code, reason, bytes_out)
+    TRANSITION = "transition"      # step, from, to (+ attempt, exit_code, reason, bytes_out, outputs)
     CHECKPOINTED = "checkpointed"  # step, data, tier, path
     FREED = "freed"                # step, data, bytes
     RUN_END = "run-end"            # status, exit_code, peak_shm_bytes

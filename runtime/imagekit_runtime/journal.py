@@ -127,6 +127,8 @@ class RunView:
     reused: list[str] = field(default_factory=list)
     restored: dict[str, str] = field(default_factory=dict)  # step/data -> ssd | pv
     checkpointed: list[str] = field(default_factory=list)   # step/data@tier, over all runs
+    outputs: dict[str, int] = field(default_factory=dict)   # step/data -> bytes in shm pages, as committed
+    peak_shm_bytes: int | None = None                       # from its run-end
 
 
 def newest_run(entries: list[Entry]) -> RunView:
@@ -151,6 +153,8 @@ def _apply(view: RunView, entry: Entry) -> None:
         view.key = entry.get("key")
     elif event == Event.TRANSITION:
         view.steps[entry["step"]] = entry["to"]
+        for data, size in (entry.get("outputs") or {}).items():
+            view.outputs[f"{entry['step']}/{data}"] = int(size)
         if entry["to"] == StepState.RUNNING and entry["step"] not in view.started:
             view.started.append(entry["step"])
     elif event == Event.PLAN:
@@ -160,6 +164,7 @@ def _apply(view: RunView, entry: Entry) -> None:
         view.restored = dict(entry.get("restore") or {})
     elif event == Event.RUN_END:
         view.status = entry.get("status")
+        view.peak_shm_bytes = entry.get("peak_shm_bytes")
 
 
 def new_run_id() -> str:
