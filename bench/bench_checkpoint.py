@@ -22,7 +22,6 @@ sys.path.insert(0, str(REPO / "runtime"))
 
 from imagekit_runtime.checkpoint import CheckpointStore, Tier  # noqa: E402
 from imagekit_runtime.layout import RunLayout  # noqa: E402
-
 from many_files import bench_handoff, bench_many_files, print_handoff, print_many_files  # noqa: E402
 
 
@@ -66,7 +65,7 @@ def bench_throughput(size_mib: int, rounds: int, disk_dir: Path) -> dict[str, fl
         return {
             "plain_mib_s": size / statistics.median(plain) / (1 << 20),
             "checkpoint_mib_s": size / statistics.median(checkpoint) / (1 << 20),
-            "paired_ratio": statistics.median(p / c for p, c in zip(plain, checkpoint)),
+            "paired_ratio": statistics.median(p / c for p, c in zip(plain, checkpoint, strict=True)),
         }
     finally:
         drop(shm)
