@@ -20,7 +20,7 @@ from checkpoint_support import (
 )
 from conftest import Locations, started_steps
 
-# slow: about 11 s per level, 45 s in all (many kills at random points): outside `-m "not slow"`
+# slow: about 11 s per level, 45 s in all, plus the many-file kills (~1 min): outside `-m "not slow"`
 pytestmark = pytest.mark.slow
 
 ROUNDS = int(os.environ.get("IMAGEKIT_CHAOS_ROUNDS", "20"))
