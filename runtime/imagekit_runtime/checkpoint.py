@@ -241,7 +241,7 @@ class CheckpointStore:
 
     def verify(self, item: Path, step_key: str, data: str) -> dict[str, Any]:
         try:
-            manifest = json.loads((item / MANIFEST).read_text())
+            manifest: dict[str, Any] = json.loads((item / MANIFEST).read_text())
         except FileNotFoundError:
             raise CorruptCheckpoint("no manifest (torn write)") from None
         except json.JSONDecodeError:

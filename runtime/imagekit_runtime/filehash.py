@@ -78,7 +78,7 @@ def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
     if durable:
         fsync_file(destination)
     shutil.copymode(source, destination, follow_symlinks=False)
-    return digest  # type: ignore[return-value]
+    return digest
 
 
 def hash_file(path: Path) -> str:

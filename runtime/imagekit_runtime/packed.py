@@ -23,7 +23,6 @@ from .filehash import copy_and_hash, hash_bytes, open_no_follow
 
 PACK_BELOW = 1024 * 1024
 BLOCK = 512
-TAR_FORMAT = tarfile.PAX_FORMAT
 Entry = dict[str, Any]  # a manifest entry: path, mode, and size + sha256 (file), link (symlink) or dir
 
 
@@ -34,7 +33,7 @@ class PackMismatch(Exception):
 def _read_all(path: str, size: int) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        parts = []
+        parts: list[bytes] = []
         while True:
             part = os.read(fd, max(size, BLOCK))
             if not part:
@@ -92,7 +91,7 @@ def _header(name: str, info: os.stat_result, kind: bytes, size: int = 0, link: s
     header.size = size
     header.mtime = int(info.st_mtime)
     header.linkname = link
-    return header.tobuf(TAR_FORMAT, "utf-8", "surrogateescape")
+    return header.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 def _padding(size: int) -> bytes:
