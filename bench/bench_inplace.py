@@ -16,6 +16,7 @@ imagekit-bench-<pid>-… and removed at the end; the two images are kept as buil
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -36,7 +37,6 @@ from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
 from imagekit_runtime import contract  # noqa: E402
 from imagekit_runtime.journal import Entry, newest_run, run_ids  # noqa: E402
-from imagekit_runtime.layout import tree_size  # noqa: E402
 from imagekit_runtime.quantity import human_size  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
 
@@ -97,7 +97,8 @@ def restored_bytes(entries: list[Entry], run: str, ssd_claim: Path) -> int:
         data = item.split("/", 1)[1]
         # One checkpoint of this item: v1 and v2 share its key (only report changed).
         checkpoint = next(ssd_claim.rglob(f"{data}@*"))
-        total += tree_size(checkpoint / contract.CHECKPOINT_DATA)
+        manifest = json.loads((checkpoint / contract.CHECKPOINT_MANIFEST).read_text())  # the bytes it holds, as restored
+        total += sum(int(entry.get("size", 0)) for entry in manifest["files"])
     return total
 
 

@@ -13,7 +13,8 @@
 #   scripts/demo.sh                        # 2 shards, 8 MiB of corpus each
 #   WORDFREQ_BYTES=64Mi scripts/demo.sh    # more data per shard
 #   scripts/demo.sh --host                 # only the runtime, on this host: no engine, no image
-#                                          # (WORDFREQ_BYTES=1Gi moves more than a GiB through shm)
+#   WORDFREQ_BYTES=1Gi scripts/demo.sh --host   # more than a GiB through shm: pipeline-1gi.yaml,
+#                                          # which declares the 2Gi of shm that takes
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -27,8 +28,10 @@ if [ "${1:-}" = "--host" ]; then
         echo "demo: installing imagekit from this checkout" >&2
         python3 -m pip install -q -e "$ROOT" >&2
     fi
-    imagekit validate pipelines/wordfreq
-    imagekit run pipelines/wordfreq --local --param "WORDFREQ_BYTES=$BYTES" \
+    PIPELINE=pipelines/wordfreq
+    case "$BYTES" in 1Gi|1024Mi) PIPELINE=pipelines/wordfreq/pipeline-1gi.yaml ;; esac
+    imagekit validate "$PIPELINE"
+    imagekit run "$PIPELINE" --local --param "WORDFREQ_BYTES=$BYTES" \
         --ssd "$OUT/host/ssd" --pv "$OUT/host/pv" --results "$OUT/host/results" --force
     echo "demo: results in $OUT/host/results:" >&2
     ls -l "$OUT/host/results" >&2

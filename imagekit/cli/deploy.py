@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from imagekit_deploy.measured import measured_shm, shm_warning
 from imagekit_deploy.renderer import Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KRUISE_CRD_OPTION, kruise_schema
 from imagekit_deploy.settings import DeploySettings, Flavor, SsdMode, resolve_settings
@@ -66,6 +67,8 @@ def render_command(
                                                "summary)"),
     kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
     kruise_crd: Path | None = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
+    measured_run: Path | None = typer.Option(None, "--measured-run", help="a run's journal.jsonl: warn when it "
+                                             "took more shm (in pages) than the pipeline's `shm`"),
 ) -> None:
     """Render manifests for PIPELINE: printed (YAML stream or JSON List), or one file per resource plus
     kustomization.yaml with --out-dir (exit 2 on a bad setting)."""
@@ -76,6 +79,10 @@ def render_command(
         ssd_storage_class=ssd_storage_class, ssd_host_path=ssd_host_path, skip_shards=tuple(skip_shard),
         max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor,
     )
+    if measured_run is not None:
+        warning = shm_warning(spec, measured_shm(measured_run))
+        if warning:
+            stderr.print(f"warning: {warning}", markup=False)
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
                      f"{contract.SHARD_COUNT} is {replicas}")

@@ -12,6 +12,7 @@ from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.monitoring import Monitor
 from imagekit_runtime.settings import RunSettings, parse_params
 from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
+from imagekit_runtime.shm_budget import SHM_SOFT_HELP
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
@@ -83,6 +84,7 @@ def register(app: typer.Typer) -> None:
                                         help="wait this long for another run of the same shard to end, then exit 3"),
         metrics: str = typer.Option(None, "--metrics", metavar="ADDR",
                                     help="serve Prometheus metrics, /healthz and /readyz on ADDR (PORT or HOST:PORT)"),
+        shm_soft: bool = typer.Option(False, "--shm-soft", help=SHM_SOFT_HELP),
         dry_run: bool = typer.Option(False, "--dry-run", help="only show where data is and which steps would run"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
@@ -97,7 +99,8 @@ def register(app: typer.Typer) -> None:
         try:
             with StepProgress(str(pipeline)) as progress:
                 summary = run_pipeline(pipeline, settings, parse_params(param), force=force, parallelism=parallelism,
-                                       on_transition=progress.on_transition, wait_lock=wait_lock, monitor=monitor)
+                                       on_transition=progress.on_transition, wait_lock=wait_lock, monitor=monitor,
+                                       shm_soft=shm_soft)
         finally:
             monitor.close()
         if output is OutputFormat.json:  # the result is the JSON; the table stays in sight on stderr

@@ -17,16 +17,12 @@ keys match and every checksum verifies; anything else is moved aside to
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
-import mmap
 import os
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from typing import Any
 from .contract import (
     CHECKPOINT_DATA,
     CHECKPOINT_MANIFEST,
+    CHECKPOINT_PACK,
     COMMIT_RECORD,
     QUARANTINE_DIR,
     QUARANTINE_REASON_SUFFIX,
@@ -43,16 +40,15 @@ from .contract import (
 )
 from .copier import CopyJob
 from .datastore import CommitRecord, remove_tree
+from .filehash import HASH_DESCRIPTION, copy_and_hash, fsync_dir, hash_file, walk_files
 from .keys import data_key
 from .layout import RunLayout
-from .sandbox import UnsafeOutput, find_escape
+from .packed import PackMismatch, unpack, verify_pack, write_packed
+from .sandbox import UnsafeOutput, find_escape, scan_output
 from .spec import PipelineSpec
 
 log = logging.getLogger("imagekit.runtime")
 
-HASH_IN_THREAD_FROM = 4 * 1024 * 1024  # smaller files: a thread costs more than it saves
-CHUNK = 32 * 1024 * 1024  # files above this are hashed as a tree of chunk hashes
-HASH_THREADS = 2
 MANIFEST = CHECKPOINT_MANIFEST
 TIERS = ("ssd", "pv")
 
@@ -61,96 +57,55 @@ class CorruptCheckpoint(Exception):
     pass
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as written:
-        os.fsync(written.fileno())
+def _write_content(source: Path, temporary: Path) -> list[dict[str, Any]]:
+    """The checkpoint's data (a file, or a directory as data.tar + data/); returns the manifest's entries."""
+    target = temporary / CHECKPOINT_DATA
+    if source.is_dir():
+        return write_packed(source, target, temporary / CHECKPOINT_PACK)
+    return [{"path": "", "size": source.lstat().st_size, "mode": source.lstat().st_mode & 0o7777,
+             "sha256": copy_and_hash(source, target)}]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def copy_and_hash(source: Path, destination: Path, durable: bool = True) -> str:
-    """Copy one file, returning the sha256 of the source; fsync the copy when durable.
-
-    The kernel copies (sendfile) while another thread hashes the source through an
-    mmap, so a checkpoint costs about what a plain copy does. The source is committed
-    data, which never changes; restore verifies the copy against this checksum.
-    """
-    size = source.lstat().st_size
-    if size < HASH_IN_THREAD_FROM:
-        digest = hash_file(source)
-        shutil.copyfile(source, destination, follow_symlinks=False)
-    else:
-        digests: list[str] = []
-        errors: list[BaseException] = []
-
-        def hash_source() -> None:
-            try:
-                digests.append(hash_file(source))
-            except BaseException as exc:  # re-raised in the caller
-                errors.append(exc)
-
-        hasher = threading.Thread(target=hash_source, name="imagekit-hash")
-        hasher.start()
+def _verify_files(item: Path, manifest: dict[str, Any]) -> None:
+    """Every entry of the manifest is there, whole (size, sha256, link target), and nothing else is."""
+    target = item / CHECKPOINT_DATA
+    on_disk = [entry for entry in manifest["files"] if not entry.get("packed")]
+    listed = {entry["path"] for entry in on_disk}
+    present = {(p.relative_to(target).as_posix() if target.is_dir() else "") for p in walk_files(target)
+               if not p.is_dir() or p.is_symlink()} if os.path.lexists(target) else set()
+    if listed != present:
+        raise CorruptCheckpoint(f"files differ from the manifest: {sorted(listed ^ present)[:3]}")
+    for entry in on_disk:
+        path = target / entry["path"] if entry["path"] else target
+        name = entry["path"] or "data"
+        if "link" in entry or path.is_symlink():
+            if not path.is_symlink() or os.readlink(path) != entry.get("link"):
+                raise CorruptCheckpoint(f"{name}: a link where the manifest lists none, or another link")
+            continue
+        if path.stat().st_size != entry["size"]:
+            raise CorruptCheckpoint(f"{name}: size {path.stat().st_size}, manifest says {entry['size']}")
+        if hash_file(path) != entry["sha256"]:
+            raise CorruptCheckpoint(f"{name}: sha256 mismatch")
+    if manifest.get("packed"):
         try:
-            shutil.copyfile(source, destination, follow_symlinks=False)
-            if durable:  # flush to disk while the hash is still being computed
-                _fsync_file(destination)
-        finally:
-            hasher.join()
-        if errors:
-            raise errors[0]
-        digest = digests[0]
-        durable = False
-    if durable:
-        _fsync_file(destination)
-    shutil.copymode(source, destination, follow_symlinks=False)
-    return digest
+            verify_pack(item / manifest["packed"], manifest)
+        except (PackMismatch, OSError) as exc:
+            raise CorruptCheckpoint(f"{manifest['packed']}: {exc}") from None
 
 
-def hash_file(path: Path) -> str:
-    """sha256 of a file; above CHUNK bytes, the sha256 of its chunks' sha256s, hashed on two threads.
-
-    One sha256 stream runs at about the speed of a disk copy; chunks let both cores
-    hash, so a checkpoint (and the verification on restore) keeps up with a plain copy.
-    """
-    with open(path, "rb", opener=_open_no_follow) as reader:
-        size = os.fstat(reader.fileno()).st_size
-        if size == 0:
-            return hashlib.sha256().hexdigest()
-        with mmap.mmap(reader.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                if size <= CHUNK:
-                    return hashlib.sha256(view).hexdigest()
-                chunks = [view[offset:offset + CHUNK] for offset in range(0, size, CHUNK)]
-                with ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="imagekit-hash") as pool:
-                    digests = list(pool.map(lambda chunk: hashlib.sha256(chunk).digest(), chunks))
-                for chunk in chunks:
-                    chunk.release()
-                return hashlib.sha256(b"".join(digests)).hexdigest()
-            finally:
-                view.release()
-
-
-def _open_no_follow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)  # a checkpoint never reads through a link
-
-
-def _walk_files(root: Path) -> Iterator[Path]:
-    """Files and symlinks (to files or directories) of a tree, in a stable order; not following links."""
-    if root.is_symlink() or not root.is_dir():
-        yield root
-        return
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(directory, d))]):
-            yield Path(directory) / name
+def _restore_content(item: Path, manifest: dict[str, Any], temporary: Path) -> None:
+    """Copy a checkpoint's data to `temporary`: the big files, then the packed entries, with their modes."""
+    if (item / CHECKPOINT_DATA).is_dir():
+        shutil.copytree(item / CHECKPOINT_DATA, temporary, symlinks=True)
+    else:
+        shutil.copyfile(item / CHECKPOINT_DATA, temporary)
+        if "mode" in manifest["files"][0]:
+            os.chmod(temporary, manifest["files"][0]["mode"])
+    if manifest.get("packed"):
+        try:
+            unpack(item / manifest["packed"], manifest, temporary)
+        except PackMismatch as exc:
+            raise CorruptCheckpoint(f"{manifest['packed']}: {exc}") from None
 
 
 @dataclass
@@ -219,36 +174,23 @@ class CheckpointStore:
             tier.root.mkdir(parents=True, exist_ok=True)
             temporary.mkdir()
             started = time.monotonic()
-            files: list[dict[str, Any]] = []
-            target = temporary / CHECKPOINT_DATA
-            if source.is_dir():
-                target.mkdir()
-            for path in _walk_files(source):
-                relative = path.relative_to(source).as_posix() if source.is_dir() else ""
-                destination = target / relative if relative else target
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                if path.is_symlink():  # kept as a link: sandbox checked it stays inside the item
-                    files.append({"path": relative, "size": 0, "link": os.readlink(path)})
-                    os.symlink(files[-1]["link"], destination)
-                    continue
-                files.append({"path": relative, "size": path.stat().st_size,
-                              "sha256": copy_and_hash(path, destination)})
+            files = _write_content(source, temporary)
             manifest = {
                 "pipeline": self.pipeline, "shard": self.shard_index, "step": step, "data": data,
                 "step_key": step_key, "key": key, "run": run, "kind": "dir" if source.is_dir() else "file",
                 "files": files, "bytes": sum(f["size"] for f in files), "created_at": time.time(),
-                "hash": f"sha256, chunked above {CHUNK} bytes",
+                "hash": HASH_DESCRIPTION, "packed": CHECKPOINT_PACK if source.is_dir() else None,
             }
             with open(temporary / MANIFEST, "w") as manifest_file:
-                json.dump(manifest, manifest_file, sort_keys=True)
+                manifest_file.write(json.dumps(manifest, sort_keys=True))  # dumps: the C encoder
                 manifest_file.flush()
                 os.fsync(manifest_file.fileno())
-            for directory, _dirs, _files in os.walk(temporary):
-                _fsync_dir(Path(directory))
+            for directory, _dirs, _files in os.walk(temporary):  # data/ holds the big files only
+                fsync_dir(Path(directory))
             if final.exists():  # an untrusted leftover under the same name
                 self._quarantine(tier, final, "replaced by a new checkpoint")
             os.rename(temporary, final)
-            _fsync_dir(tier.root)
+            fsync_dir(tier.root)
             log.debug("%s checkpoint of %s: %d bytes in %.2fs", tier.name, data, manifest["bytes"],
                       time.monotonic() - started)
             return final
@@ -299,7 +241,7 @@ class CheckpointStore:
 
     def verify(self, item: Path, step_key: str, data: str) -> dict[str, Any]:
         try:
-            manifest = json.loads((item / MANIFEST).read_text())
+            manifest: dict[str, Any] = json.loads((item / MANIFEST).read_text())
         except FileNotFoundError:
             raise CorruptCheckpoint("no manifest (torn write)") from None
         except json.JSONDecodeError:
@@ -310,23 +252,7 @@ class CheckpointStore:
         for field_name, value in expected.items():
             if manifest.get(field_name) != value:
                 raise CorruptCheckpoint(f"{field_name} is {manifest.get(field_name)!r}, expected {value!r} (foreign checkpoint)")
-        target = item / CHECKPOINT_DATA
-        listed = {entry["path"] for entry in manifest["files"]}
-        present = {(p.relative_to(target).as_posix() if target.is_dir() else "") for p in _walk_files(target)} \
-            if os.path.lexists(target) else set()
-        if listed != present:
-            raise CorruptCheckpoint(f"files differ from the manifest: {sorted(listed ^ present)[:3]}")
-        for entry in manifest["files"]:
-            path = target / entry["path"] if entry["path"] else target
-            if "link" in entry or path.is_symlink():
-                if not path.is_symlink() or os.readlink(path) != entry.get("link"):
-                    raise CorruptCheckpoint(f"{entry['path'] or 'data'}: a link where the manifest lists none, "
-                                            "or another link")
-                continue
-            if path.stat().st_size != entry["size"]:
-                raise CorruptCheckpoint(f"{entry['path'] or 'data'}: size {path.stat().st_size}, manifest says {entry['size']}")
-            if hash_file(path) != entry["sha256"]:
-                raise CorruptCheckpoint(f"{entry['path'] or 'data'}: sha256 mismatch")
+        _verify_files(item, manifest)
         return manifest
 
     def restore(self, step: str, data: str, step_key: str, source: str, run: str) -> None:
@@ -347,12 +273,9 @@ class CheckpointStore:
         committed.mkdir(parents=True, exist_ok=True)
         temporary = committed / f".restore-{data}"
         remove_tree(temporary)
-        if (item / CHECKPOINT_DATA).is_dir():
-            shutil.copytree(item / CHECKPOINT_DATA, temporary, symlinks=True)
-        else:
-            shutil.copyfile(item / CHECKPOINT_DATA, temporary)
+        _restore_content(item, manifest, temporary)
         os.rename(temporary, committed / data)
-        record.outputs[data] = manifest["bytes"]
+        record.outputs[data] = scan_output(committed / data).allocated
         temporary_record = committed / f"{COMMIT_RECORD}.tmp"
         temporary_record.write_text(json.dumps(record.to_json(), sort_keys=True))
         os.replace(temporary_record, record_path)

@@ -23,12 +23,12 @@ from .dispatch import HAS_PROCESS, Dispatch
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .gates import Gates, bin_dir, gates_dir, install_wait_program
 from .keys import pipeline_key, step_keys
-from .layout import tree_size
 from .log_watch import StepEcho
 from .outputs import OutputKeeper
 from .processes import StepProcesses
 from .run_options import Collaborators, RunOptions
 from .sandbox import OutputRefused
+from .shm_budget import ShmBudget
 from .signals import install_signal_handlers, restore_signal_handlers
 from .slots import resolve_slots
 from .spec import PipelineSpec
@@ -75,7 +75,8 @@ class Conductor:
         self.dispatch: Dispatch | None = None
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
-        self.live_bytes = self.peak_bytes = 0
+        self.live_bytes = self.peak_bytes = 0  # blocks the committed data takes in shm (commit records)
+        self.budget = ShmBudget(spec.shm_bytes, options.shm_soft, self.layout.shm_dir, self.warnings)
         self.stop_reason: str | None = None
         self.terminated = False
 
@@ -251,8 +252,7 @@ class Conductor:
         self._measure_inputs(step)
 
     def _measure_inputs(self, step: StepRun) -> None:
-        step.bytes_in = sum(tree_size(self.layout.input_path(self.producers[d], d))
-                            for d in self.spec.step(step.name).inputs)
+        step.bytes_in = sum(self.store.size_of(self.producers[d], d) for d in self.spec.step(step.name).inputs)
 
     def _ended(self, step: StepRun) -> None:
         """The step's process is over: its slot, gate and leftover processes go."""
@@ -276,7 +276,8 @@ class Conductor:
             return
         self._transition(step.name, StepState.COMMITTING, exit_code=0)
         try:
-            record = self.store.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs, self.run_id)
+            record = self.store.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs, self.run_id,
+                                       admit=lambda adding: self.budget.admit(step.name, self.live_bytes, adding))
         except OutputRefused as exc:
             self._fail_attempt(step, str(exc))
             return

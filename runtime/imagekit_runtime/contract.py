@@ -66,7 +66,7 @@ class Event(StrEnum):
 
     RUN_START = "run-start"        # pipeline, shard, shard_count, key (the pipeline key)
     PLAN = "plan"                  # to_run, reused, restore, available, inputs
-    TRANSITION = "transition"      # step, from, to (+ attempt, exit_code, reason, bytes_out)
+    TRANSITION = "transition"      # step, from, to (+ attempt, exit_code, reason, bytes_out, outputs)
     CHECKPOINTED = "checkpointed"  # step, data, tier, path
     FREED = "freed"                # step, data, bytes
     RUN_END = "run-end"            # status, exit_code, peak_shm_bytes
@@ -107,6 +107,7 @@ COMPLETION_MARKER = ".imagekit-complete.json"  # in the results directory: the s
 RESULT_RECORDS_DIR = ".imagekit"             # in the results directory: <data>.json per delivered result
 CHECKPOINT_DATA = "data"                     # in a checkpoint: what the step wrote
 CHECKPOINT_MANIFEST = "manifest.json"        # in a checkpoint: written last
+CHECKPOINT_PACK = "data.tar"                 # in a checkpoint of a directory: its small files, links, directories
 QUARANTINE_DIR = ".quarantine"               # beside the checkpoints of a shard
 QUARANTINE_REASON_SUFFIX = ".reason"         # <quarantined item>.reason: why it was set aside
 TEMPORARY_PREFIX = ".tmp-"                   # half-written checkpoints and results

@@ -14,12 +14,13 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .contract import COMMIT_RECORD, output_var
-from .layout import RunLayout, tree_size
+from .layout import RunLayout
 from .sandbox import OutputRefused, check_output
 
 
@@ -31,7 +32,7 @@ class MissingOutput(OutputRefused):
 class CommitRecord:
     step: str
     key: str
-    outputs: dict[str, int]  # data name -> bytes
+    outputs: dict[str, int]  # data name -> bytes it takes in shm (allocated blocks, as du counts)
     run: str
     committed_at: float = field(default_factory=time.time)
 
@@ -59,7 +60,12 @@ class DataStore:
     def discard_staging(self, step: str) -> None:
         remove_tree(self.layout.staging_dir(step))
 
-    def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str) -> CommitRecord:
+    def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str,
+               admit: Callable[[int], None] | None = None) -> CommitRecord:
+        """Commit the staged outputs; `admit(bytes)` may refuse them (raising OutputRefused) before the rename.
+
+        One walk per output (sandbox.check_output) checks it and counts its blocks; nothing else here
+        touches per-file metadata, so the handoff's cost grows with the file count only through that walk."""
         staging = self.layout.staging_dir(step)
         sizes: dict[str, int] = {}
         for data in outputs:
@@ -67,8 +73,9 @@ class DataStore:
             if not os.path.lexists(path):
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
                                     f"(expected at ${output_var(data)})")
-            check_output(step, data, path)  # nothing that leads out of the sandbox is committed
-            sizes[data] = tree_size(path)
+            sizes[data] = check_output(step, data, path)  # nothing that leads out of the sandbox is committed
+        if admit is not None:
+            admit(sum(sizes.values()))
         record = CommitRecord(step=step, key=key, outputs=sizes, run=run)
         record_path = staging / COMMIT_RECORD
         record_path.write_text(json.dumps(record.to_json(), sort_keys=True))
@@ -90,11 +97,15 @@ class DataStore:
         return (record is not None and record.key == key and data in record.outputs
                 and os.path.lexists(self.layout.input_path(step, data)))
 
+    def size_of(self, step: str, data: str) -> int:
+        """The bytes a committed item takes in shm, as its commit record says (0 when unknown)."""
+        record = self.read_record(step)
+        return record.outputs.get(data, 0) if record is not None else 0
+
     def free(self, step: str, data: str) -> int:
-        """Delete a committed data item from shm; returns the bytes released."""
-        path = self.layout.input_path(step, data)
-        size = tree_size(path)
-        remove_tree(path)
+        """Delete a committed data item from shm; returns the bytes released (from the commit record: no walk)."""
+        size = self.size_of(step, data)
+        remove_tree(self.layout.input_path(step, data))
         return size
 
     def drop_step(self, step: str) -> None:

@@ -59,6 +59,11 @@ def enospc_message(log_lines: Sequence[str], shm_dir: Path, committed_bytes: int
     size, used = usage(shm_dir)
     if not logged and not (size and size - used < FULL_BELOW):
         return ""
+    return shm_full_message(shm_dir, size, used, committed_bytes)
+
+
+def shm_full_message(shm_dir: Path, size: int, used: int, committed_bytes: int) -> str:
+    """The one message for a full shm: ENOSPC in a pod, and a commit past the pipeline's `shm` on a host."""
     return (f"shared memory is full ({ENOSPC_TEXT}) in {shm_dir}: "
             f"shm size {human_size(size)}, {human_size(used)} in use, "
             f"{human_size(committed_bytes)} of it committed pipeline data; "

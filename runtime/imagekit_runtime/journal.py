@@ -133,6 +133,8 @@ class RunView:
     restored: dict[str, str] = field(default_factory=dict)  # step/data -> ssd | pv
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # step that runs -> input -> contract.Source
     checkpointed: list[str] = field(default_factory=list)   # step/data@tier, over all runs
+    outputs: dict[str, int] = field(default_factory=dict)   # step/data -> bytes in shm pages, as committed
+    peak_shm_bytes: int | None = None                       # from its run-end
 
 
 def newest_run(entries: list[Entry]) -> RunView:
@@ -158,6 +160,8 @@ def _apply(view: RunView, entry: Entry) -> None:
         view.started_at = entry.get("ts")
     elif event == Event.TRANSITION:
         view.steps[entry["step"]] = entry["to"]
+        for data, size in (entry.get("outputs") or {}).items():
+            view.outputs[f"{entry['step']}/{data}"] = int(size)
         if entry["to"] == StepState.RUNNING and entry["step"] not in view.started:
             view.started.append(entry["step"])
     elif event == Event.PLAN:
@@ -168,6 +172,7 @@ def _apply(view: RunView, entry: Entry) -> None:
         view.inputs = dict(entry.get("inputs") or {})
     elif event == Event.RUN_END:
         view.status = entry.get("status")
+        view.peak_shm_bytes = entry.get("peak_shm_bytes")
 
 
 def new_run_id() -> str:

@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,17 +73,3 @@ class RunLayout:
         for directory in (self.committed_root, self.staging_root, self.logs_dir, self.results_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
-
-def tree_size(path: Path) -> int:
-    """Bytes held by a file or a directory tree (apparent sizes); 0 if absent."""
-    try:
-        if not path.is_dir():
-            return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total

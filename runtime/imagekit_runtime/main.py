@@ -34,6 +34,7 @@ from .monitoring import Monitor
 from .preflight import check_environment
 from .run_options import Collaborators, RunOptions
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
+from .shm_budget import SHM_SOFT_HELP
 from .spec import PipelineSpec, load_pipeline
 from .states import StepState
 from .status import collect_status, format_status
@@ -70,7 +71,7 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
                  parallelism: int | None = None, quiet_steps: bool = False,
                  on_transition: Callable[[str, StepState, StepState], None] | None = None,
                  wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS, monitor: Monitor | None = None,
-                 json_logs: bool = False) -> RunSummary:
+                 json_logs: bool = False, shm_soft: bool = False) -> RunSummary:
     """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run.
     A monitor (metrics, health) is fed the run's journal and the conductor's heartbeat."""
     spec = load_pipeline(pipeline)
@@ -82,7 +83,7 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
         check_environment(spec, layout)
         options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
                              parallelism=parallelism, force=force, on_tick=monitor.health.beat,
-                             on_transition=on_transition, inherit_fds=(lock.fd,))
+                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=shm_soft)
         with open_conductor(spec, options, resolve_environments(settings), monitor,
                             StepOutput(quiet_steps, json_logs)) as conductor:
             return conductor.run()
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                      help="wait this long for another run of the same shard to end, then exit 3 "
                           f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")
+    run.add_argument("--shm-soft", action="store_true", help=SHM_SOFT_HELP)
     run.add_argument("--output", choices=["text", "json"], default="text")
     run.add_argument("--hold-when-complete", action="store_true",
                      default=contract.is_hold_requested(os.environ.get(contract.HOLD_WHEN_COMPLETE)),
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         monitor = Monitor.serving(args.metrics)
         summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
-                               wait_lock=args.wait_lock, monitor=monitor, json_logs=json_logs)
+                               wait_lock=args.wait_lock, monitor=monitor, json_logs=json_logs,
+                               shm_soft=args.shm_soft)
     except ImagekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

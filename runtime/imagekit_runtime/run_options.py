@@ -34,6 +34,7 @@ class RunOptions:
     on_tick: Callable[[], None] = field(default=lambda: None)  # each turn of the loop: the health heartbeat
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
     inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
+    shm_soft: bool = False  # a commit past the pipeline's `shm` warns instead of failing the step
 
 
 @dataclass

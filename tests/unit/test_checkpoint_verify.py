@@ -93,7 +93,9 @@ def test_directory_output_verifies_file_by_file(spec: PipelineSpec, tmp_path: Pa
     assert item is not None
     manifest = store.verify(item, "k" * 64, "evens")
     assert manifest["kind"] == "dir"
-    assert [entry["path"] for entry in manifest["files"]] == ["a", "sub/b"]
+    assert [entry["path"] for entry in manifest["files"] if not entry.get("dir")] == ["a", "sub/b"]
+    assert [entry["path"] for entry in manifest["files"] if entry.get("dir")] == ["sub"]
+    (item / "data" / "sub").mkdir()
     (item / "data" / "sub" / "extra").write_text("x")
     with pytest.raises(CorruptCheckpoint, match="files differ from the manifest: .*sub/extra"):
         store.verify(item, "k" * 64, "evens")
