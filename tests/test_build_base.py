@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BARE_BASE = "localhost/imagekit-test/python-without-supervisor:bookworm"
 STRIP = ("rm -rf /usr/lib/python3/dist-packages/supervisor* /usr/lib/python3/dist-packages/yaml "
+         "/usr/lib/python3/dist-packages/prometheus_client* "
          "/usr/lib/python3/dist-packages/_yaml /usr/lib/python3/dist-packages/PyYAML* "
          "/usr/bin/supervisord /usr/bin/supervisorctl /usr/bin/echo_supervisord_conf")
 
@@ -42,8 +43,8 @@ def bare_base(docker_client: Any, base_image_tag: str, tmp_path_factory: pytest.
     docker_client.images.build(path=str(context), dockerfile="Containerfile", tag=BARE_BASE, rm=True)
     missing = docker_client.containers.run(
         BARE_BASE, entrypoint=["python3", "-c", "import importlib.util as u; print(u.find_spec('supervisor'), "
-                                                "u.find_spec('yaml'))"], remove=True)
-    assert missing.decode().split() == ["None", "None"]
+                                                "u.find_spec('yaml'), u.find_spec('prometheus_client'))"], remove=True)
+    assert missing.decode().split() == ["None", "None", "None"]
     return BARE_BASE
 
 
@@ -152,9 +153,9 @@ def test_containerfile_base_builds_the_runtime_base_imagekit_assembles(
     base, image = (BASE_IMAGE, example_image_docker.tag) if which == "base" else (bare_base, bare_base_build)
     wheels: list[Path] = []
     if which == "bare":  # the same wheels imagekit unpacks (resolved on the host, as the build does)
-        target = PythonTarget(version="3.11", has_supervisor=False, has_yaml=False)
+        target = PythonTarget(version="3.11", has_supervisor=False, has_yaml=False, has_prometheus=False)
         wheels = download_runtime_wheels(target)
-        assert {wheel.name.split("-")[0].lower() for wheel in wheels} == {"supervisor", "pyyaml"}
+        assert {wheel.name.split("-")[0].lower() for wheel in wheels} == {"supervisor", "pyyaml", "prometheus_client"}
     by_hand = by_hand_runtime_base(docker_client, base, wheels, tmp_path / "context",
                                    f"localhost/imagekit-test/by-hand-runtime-base:{which}")
     expected = file_tree(docker_client, by_hand)
