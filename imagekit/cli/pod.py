@@ -47,11 +47,18 @@ def _report(report: UpReport, output: OutputFormat) -> None:
     else:
         emit_text("\n".join(f"{pod['pod']}: {pod['action']} (revision {pod['revision']})" for pod in report.pods))
     stderr.print(f"{report.name}: {len(report.pods)} pod(s) up at revision {report.revision}, state in {report.state_dir}; "
-         f"follow with `imagekit pod status --state-dir {report.state_dir}`")
+                 f"follow with `imagekit pod status --state-dir {report.state_dir}`")
 
 
-@pod_app.command("up")
-def up_command(
+UP_HELP = ("Create the pods of RENDERED (sandbox, init containers, pipeline container); pods already up are kept, "
+           "or rolled to RENDERED's template as `pod apply` does.")
+APPLY_HELP = ("Roll the set to RENDERED as its controller would: Kruise InPlaceIfPossible swaps a new image into the "
+              "running pod (shm kept, only changed steps run again), any other change recreates the pod (shm lost, "
+              "SSD and PV kept); highest ordinal first, maxUnavailable at a time, partition honoured. Missing pods "
+              "are created.")
+
+
+def up_or_apply(
     rendered: Path = typer.Argument(..., help=RENDERED_HELP),
     replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
     state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
@@ -59,24 +66,12 @@ def up_command(
     timeout: float = typer.Option(READY_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
 ) -> None:
-    """Create the pods of RENDERED (sandbox, init containers, pipeline container); pods already up are kept,
-    or rolled to RENDERED's template as `pod apply` does."""
+    """`pod up` and `pod apply`: one roll of the set to RENDERED (they differ only in what their help stresses)."""
     _report(apply(rendered, state_dir, replicas, parse_params(param) if param else None, timeout), output)
 
 
-@pod_app.command("apply")
-def apply_command(
-    rendered: Path = typer.Argument(..., help=RENDERED_HELP),
-    replicas: int | None = typer.Option(None, "--replicas", help="pods to run [default: the rendered replicas]"),
-    state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
-    param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
-    timeout: float = typer.Option(READY_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
-) -> None:
-    """Roll the set to RENDERED as its controller would: Kruise InPlaceIfPossible swaps a new image into the
-    running pod (shm kept, only changed steps run again), any other change recreates the pod (shm lost, SSD
-    and PV kept); highest ordinal first, maxUnavailable at a time, partition honoured. Missing pods are created."""
-    _report(apply(rendered, state_dir, replicas, parse_params(param) if param else None, timeout), output)
+pod_app.command("up", help=UP_HELP)(up_or_apply)
+pod_app.command("apply", help=APPLY_HELP)(up_or_apply)
 
 
 @pod_app.command("status")
