@@ -15,6 +15,7 @@ from fixtures_engine import ENGINE_REPO, REGISTRY
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.slow  # about 7 s (build, push, two pods): outside `-m "not slow"`
 def test_demo_builds_the_example_and_runs_it_as_two_pods(engine_ready: None, docker_client: Any,
                                                         tmp_path: Path) -> None:
     out = tmp_path / "demo-out"

@@ -56,6 +56,7 @@ def tree(directory: Path) -> dict[str, bytes]:
             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(directory).parts)}
 
 
+@pytest.mark.slow  # about 8 s (two pods to completion): outside `-m "not slow"`
 def test_two_replicas_each_run_their_own_shard(pod_sets: Any, example_image_docker: Any, docker_client: Any,
                                                tmp_path: Path) -> None:
     pods = pod_sets(WORDFREQ, example_image_docker.tag, 2, "--ssd", "local-pv")
@@ -131,6 +132,7 @@ LEVELS = {
 }
 
 
+@pytest.mark.slow  # about 6 s per level: outside `-m "not slow"`
 @pytest.mark.parametrize("level", list(LEVELS))
 def test_failure_level_resumes_to_a_clean_runs_output(level: str, pod_sets: Any, pod_gate_image: str,
                                                       tmp_path: Path) -> None:
