@@ -4,7 +4,6 @@ built by hand with an engine, gives the file tree imagekit assembles."""
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import tarfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from fixtures_engine import (
     build_json,
     run_pipeline_image,
 )
+from imagekit.build.docker import ChunkReader
 from imagekit.build.runtimebase import runtime_package
 from imagekit.build.wheels import PythonTarget, download_runtime_wheels
 from imagekit_runtime.stepfiles import Kind, walk
@@ -88,7 +88,7 @@ def file_tree(docker_client: Any, image: str) -> dict[str, tuple[object, ...]]:
     container = docker_client.containers.create(image, entrypoint=["true"])
     tree: dict[str, tuple[object, ...]] = {}
     try:
-        reader = _Chunks(container.export(chunk_size=1 << 20))
+        reader = ChunkReader(container.export(chunk_size=1 << 20))
         with tarfile.open(fileobj=reader, mode="r|") as archive:
             for member in archive:
                 name = member.name.rstrip("/")
@@ -103,26 +103,6 @@ def file_tree(docker_client: Any, image: str) -> dict[str, tuple[object, ...]]:
     finally:
         container.remove(force=True)
     return tree
-
-
-class _Chunks(io.RawIOBase):
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        count = min(len(buffer), len(self._pending))
-        buffer[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
 
 
 def by_hand_runtime_base(docker_client: Any, base: str, wheels: list[Path], context: Path, tag: str) -> str:

@@ -97,7 +97,7 @@ class DockerBackend(Backend):
 
     def _saved_config(self, image_id: str) -> bytes:
         members: dict[str, bytes] = {}
-        stream = _ChunkReader(self.client.api.get_image(image_id, chunk_size=1 << 20))
+        stream = ChunkReader(self.client.api.get_image(image_id, chunk_size=1 << 20))
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
                 if member.isfile() and member.name.endswith(".json"):
@@ -172,7 +172,7 @@ class DockerBackend(Backend):
         container = self.client.containers.create(ref, entrypoint=["true"], network_disabled=True)
         try:
             chunks, _ = container.get_archive(path)
-            with tarfile.open(fileobj=_ChunkReader(iter(chunks)), mode="r|") as archive:
+            with tarfile.open(fileobj=ChunkReader(iter(chunks)), mode="r|") as archive:
                 for member in archive:
                     handle = archive.extractfile(member) if member.isfile() else None
                     if handle is not None:
@@ -239,7 +239,7 @@ class DockerBackend(Backend):
             self.events.stage(event["id"], Stage.PUSHED)
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A file object over an iterator of byte chunks (the SDK streams `docker save` that way)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
