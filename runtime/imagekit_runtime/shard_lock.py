@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EnvironmentMissing
+from .supervisor_conf import MINFDS
 
 log = logging.getLogger("imagekit.runtime")
 
 LOCK_FILE = "run.lock"
 INHERITED_FD_FLOOR = 999  # above supervisord's minfds (256): survives its close of 3 … minfds-1
-SUPERVISORD_MINFDS = 256
 DEFAULT_WAIT_SECONDS = 30.0
 
 
@@ -56,11 +56,11 @@ def _fd_floor() -> int:
     if hard == resource.RLIM_INFINITY or hard > INHERITED_FD_FLOOR + 1:
         resource.setrlimit(resource.RLIMIT_NOFILE, (INHERITED_FD_FLOOR + 25, hard))
         return INHERITED_FD_FLOOR
-    if hard - 1 > SUPERVISORD_MINFDS:
+    if hard - 1 > MINFDS:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         return hard - 1
     raise EnvironmentMissing(f"the open-files limit ({hard}) leaves no descriptor above supervisord's "
-                             f"{SUPERVISORD_MINFDS} for the shard lock (fix: ulimit -n 1024 or more)")
+                             f"{MINFDS} for the shard lock (fix: ulimit -n 1024 or more)")
 
 
 def _open_high(path: Path) -> int:

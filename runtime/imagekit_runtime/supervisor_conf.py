@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import SpecError
 
+MINFDS = 256  # supervisord closes descriptors 3 … MINFDS-1 in each child it spawns (shard_lock.py relies on it)
 
 @dataclass(frozen=True)
 class ProgramSpec:
@@ -65,7 +66,7 @@ def render(socket_path: Path, run_dir: Path, programs: list[ProgramSpec]) -> str
         "logfile_backups=1",
         f"pidfile={_escape_percent(str(run_dir / 'supervisord.pid'))}",
         f"childlogdir={_escape_percent(str(run_dir / 'logs'))}",
-        "minfds=256",
+        f"minfds={MINFDS}",
         "minprocs=64",
         "",
         "[rpcinterface:supervisor]",
