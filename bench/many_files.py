@@ -14,6 +14,7 @@ from pathlib import Path
 
 from imagekit_runtime.checkpoint import CheckpointStore, Tier
 from imagekit_runtime.layout import RunLayout
+from imagekit_runtime.quantity import human_size
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = ((50_000, 1), (5_000, 64 * 1024))  # (files, bytes each)
@@ -83,16 +84,12 @@ def print_many_files(rows: list[dict[str, float]], disk_dir: Path, rounds: int) 
     print(f"  {'shape':<18} {'cp -a + sync':>12} {'tar|tar + sync':>15} {'checkpoint':>11} {'vs cp':>6} "
           f"{'vs tar':>7}  {'cp -a, no sync':>14} {'vs it':>6}  (target vs cp >= 0.50)")
     for row in rows:
-        shape = f"{row['count']:,} x {human(int(row['size']))}"
+        shape = f"{row['count']:,} x {human_size(int(row['size']))}"
         print(f"  {shape:<18} {row['cp']:>11.2f}s {row['tar']:>14.2f}s {row['checkpoint']:>10.2f}s "
               f"{row['cp'] / row['checkpoint']:>6.2f} {row['tar'] / row['checkpoint']:>7.2f}  "
               f"{row['cp_nosync']:>13.2f}s {row['cp_nosync'] / row['checkpoint']:>6.2f}")
     print("  (sync flushes the whole filesystem, other processes' writes included; the checkpoint fsyncs its own "
           "files: `cp -a, no sync` is the copy alone, not durable)")
-
-
-def human(size: int) -> str:
-    return f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
 
 
 PRODUCER = """\

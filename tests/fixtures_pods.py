@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from conftest import imagekit
+from fixtures_engine import BASE_IMAGE, REGISTRY, build_json
 from imagekit_deploy.emulator.state import LABEL_SET
 
-__all__ = ["Pods", "pod_sets"]
+__all__ = ["GATE_PIPELINE", "Pods", "pod_gate_image", "pod_sets"]
+
+GATE_PIPELINE = Path(__file__).resolve().parent / "data" / "pipelines" / "pod-gate"
 
 
 class Pods:
@@ -77,3 +80,12 @@ def pod_sets(tmp_path: Path, docker_client: Any) -> Iterator[Callable[..., Pods]
         left = docker_client.containers.list(all=True, filters={"label": f"{LABEL_SET}={pods.name}"})
         for container in left:
             container.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def pod_gate_image(engine_ready: None, build_env: dict[str, str]) -> str:
+    """tests/data/pipelines/pod-gate built once per run: shell steps held while <pv>/gates/hold-<step> exists."""
+    tag = f"{REGISTRY}/imagekit-test/pod-gate:docker"
+    build_json(imagekit("build", GATE_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
+                        "--output", "json", env=build_env))
+    return tag

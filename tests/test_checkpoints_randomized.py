@@ -46,6 +46,14 @@ def fresh_locations(root) -> Locations:
     return locations
 
 
+def clean_run(pipeline, tmp_path) -> tuple[Locations, float]:
+    """The reference: the pipeline run once without faults; its locations and how long it took."""
+    clean = fresh_locations(tmp_path / "clean")
+    started = time.monotonic()
+    assert run_runtime(pipeline, clean).returncode == 0
+    return clean, time.monotonic() - started
+
+
 def running_steps(locations: Locations) -> list[str]:
     conf = locations.data_root("chain") / contract.RUN_DIR_NAME / contract.SUPERVISOR_CONF
     if not conf.exists():
@@ -67,10 +75,7 @@ def survivors(level: str, locations: Locations) -> set[str]:
 def test_random_kills_never_lose_committed_work(tmp_path, level):
     rng = random.Random(f"{SEED}-{level}")
     pipeline = make_chain(tmp_path / "pipeline", tmp_path / "gate")
-    clean = fresh_locations(tmp_path / "clean")
-    started = time.monotonic()
-    assert run_runtime(pipeline, clean).returncode == 0
-    clean_seconds = time.monotonic() - started
+    clean, clean_seconds = clean_run(pipeline, tmp_path)
     expected = read_final(clean)
     shm_roots = [clean.shm.resolve()]
     reran_total = 0
@@ -184,10 +189,7 @@ def test_random_kills_during_many_file_checkpoints_restore_every_file_and_mode(t
     nothing visible is incomplete, and the resume's result equals a clean run's (every file, every mode)."""
     rng = random.Random(f"{SEED}-many-{level}")
     pipeline = make_spray(tmp_path / "pipeline")
-    clean = fresh_locations(tmp_path / "clean")
-    started = time.monotonic()
-    assert run_runtime(pipeline, clean).returncode == 0
-    clean_seconds = time.monotonic() - started
+    clean, clean_seconds = clean_run(pipeline, tmp_path)
     expected = (clean.results / "digest").read_text()
     shm_roots = [clean.shm.resolve()]
     verified = 0

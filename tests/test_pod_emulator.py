@@ -17,23 +17,15 @@ from typing import Any
 import pytest
 
 from conftest import REPO, imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, RUNTIME_UID, SMALL_CORPUS, build_json
+from fixtures_engine import RUNTIME_UID, SMALL_CORPUS
+from fixtures_pods import GATE_PIPELINE
 from imagekit_deploy.emulator.state import LABEL_SET
 
 pytestmark = pytest.mark.docker
 
-GATE_PIPELINE = REPO / "tests" / "data" / "pipelines" / "pod-gate"
 WORDFREQ = REPO / "pipelines" / "wordfreq"
 GATE_COUNT = "3000"  # numbers per shard in pod-gate: a fraction of a second per step
 
-
-@pytest.fixture(scope="session")
-def pod_gate_image(engine_ready: None, build_env: dict[str, str]) -> str:
-    """tests/data/pipelines/pod-gate built once: shell steps held while <pv>/gates/hold-<step> exists."""
-    tag = f"{REGISTRY}/imagekit-test/pod-gate:docker"
-    build_json(imagekit("build", GATE_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
-                            "--output", "json", env=build_env))
-    return tag
 
 
 def local_reference(pipeline: Path, tmp: Path, shard: int, shard_count: int, *params: str) -> Path:

@@ -9,23 +9,15 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, build_json
+from conftest import imagekit
+from fixtures_pods import GATE_PIPELINE
 from imagekit_deploy.emulator.state import LABEL_SET
 from imagekit_runtime import contract
 from prometheus_support import http_get, prometheus_scraping
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-GATE_PIPELINE = REPO / "tests" / "data" / "pipelines" / "pod-gate"
 
-
-@pytest.fixture(scope="module")
-def gate_image(engine_ready: None, build_env: dict[str, str]) -> str:
-    tag = f"{REGISTRY}/imagekit-test/pod-gate:observe"
-    build_json(imagekit("build", GATE_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
-                        "--output", "json", env=build_env))
-    return tag
 
 
 def sandbox_port(docker_client: Any, pod: str) -> int:
@@ -35,11 +27,11 @@ def sandbox_port(docker_client: Any, pod: str) -> int:
     return int(bindings[0]["HostPort"])
 
 
-def test_prometheus_scrapes_an_emulated_pod_and_pod_logs_reads_it(gate_image: str, docker_client: Any,
+def test_prometheus_scrapes_an_emulated_pod_and_pod_logs_reads_it(pod_gate_image: str, docker_client: Any,
                                                                    tmp_path: Path) -> None:
     name = f"po-{uuid.uuid4().hex[:8]}"
     rendered, state = tmp_path / "rendered", tmp_path / "state"
-    result = imagekit("deploy", "render", GATE_PIPELINE, "--image", gate_image, "--replicas", "1", "--name", name,
+    result = imagekit("deploy", "render", GATE_PIPELINE, "--image", pod_gate_image, "--replicas", "1", "--name", name,
                       "--ssd", "local-pv", "--pod-monitor", "-d", rendered)
     assert result.returncode == 0, result.stderr
     assert (rendered / "podmonitor.yaml").is_file()
