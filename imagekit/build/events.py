@@ -14,7 +14,6 @@ class Stage(StrEnum):
     WRITTEN = "written"    # a layer's tarball written (or taken from imagekit's cache)
     HELD = "held"          # a layer the engine held already: not sent again
     LOADED = "loaded"      # a layer loaded into the engine
-    BUILT = "built"        # an image the engine built from a Containerfile (the runtime base)
     PUSHED = "pushed"      # a layer's blob is in the registry (uploaded or already there)
 
 

@@ -45,7 +45,6 @@ print(json.dumps({
     "supervisor": has("supervisor.supervisord"),
     "yaml": has("yaml"),
     "prometheus": has("prometheus_client"),
-    "pip": has("pip"),
     "purelib": purelib,
     "programs": [name for name in ("supervisord", "supervisorctl") if shutil.which(name)],
     "files": {path: open(path).read() for path in ("/etc/passwd", "/etc/group") if os.path.isfile(path)},

@@ -39,7 +39,6 @@ class PythonTarget:
     glibc: str = "2.36"
     has_supervisor: bool = True
     has_yaml: bool = True
-    has_pip: bool = False
     has_prometheus: bool = False  # False in probes cached before it was asked: fetching the wheel is harmless
 
     @classmethod
@@ -51,7 +50,7 @@ class PythonTarget:
             )
         return cls(
             version=data["version"], implementation=data["implementation"], machine=data["machine"],
-            glibc=libc.split()[1], has_supervisor=data["supervisor"], has_yaml=data["yaml"], has_pip=data["pip"],
+            glibc=libc.split()[1], has_supervisor=data["supervisor"], has_yaml=data["yaml"],
             has_prometheus=data.get("prometheus", False),
         )
 

@@ -50,7 +50,6 @@ from .spec import PipelineSpec
 log = logging.getLogger("imagekit.runtime")
 
 MANIFEST = CHECKPOINT_MANIFEST
-TIERS = ("ssd", "pv")
 
 
 class CorruptCheckpoint(Exception):
@@ -129,7 +128,6 @@ class CheckpointStore:
     major: tuple[str, ...]
     tiers: list[Tier]
     warnings: list[str]
-    outputs_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _verified: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     @classmethod
@@ -139,7 +137,7 @@ class CheckpointStore:
             if base is not None:
                 tiers.append(Tier(name, base / spec.name / shard_dir_name(shard_index)))
         return cls(layout=layout, pipeline=spec.name, shard_index=shard_index, major=spec.checkpoint.major,
-                   tiers=tiers, warnings=warnings, outputs_of={s.name: s.outputs for s in spec.steps})
+                   tiers=tiers, warnings=warnings)
 
     def tier(self, name: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.name == name), None)

@@ -35,14 +35,6 @@ def find_pod(pods: PodSet, state: SetState, name: str) -> PodBlueprint:
     raise UsageError(f"no pod {name!r} in {state.name} (fix: one of {names or 'none: run `imagekit pod up`'})")
 
 
-def published_port(pods: PodSet, pod: PodBlueprint, container_port: int = contract.METRICS_PORT) -> int | None:
-    """The loopback port the sandbox publishes a container port on (None when it is not up)."""
-    sandbox = pods.engine.get(container_name(pod.name, SANDBOX))
-    if sandbox is None:
-        return None
-    bindings = (sandbox.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{container_port}/tcp") or []
-    return int(bindings[0]["HostPort"]) if bindings else None
-
 
 @dataclass
 class StepLogSource:
