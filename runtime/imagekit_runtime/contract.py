@@ -111,6 +111,8 @@ CHECKPOINT_PACK = "data.tar"                 # in a checkpoint of a directory: i
 QUARANTINE_DIR = ".quarantine"               # beside the checkpoints of a shard
 QUARANTINE_REASON_SUFFIX = ".reason"         # <quarantined item>.reason: why it was set aside
 TEMPORARY_PREFIX = ".tmp-"                   # half-written checkpoints and results
+TRANSFERS_DIR = "transfers"                  # in the run directory: <source|sink>.<data>.json, a transfer's manifest
+SINK_SUCCESS_MARKER = "_SUCCESS"             # written last below a sink's prefix: the directory is complete
 
 
 SHARD_DIR_PREFIX = "shard-"                  # <shm>/<pipeline>/shard-<i>, <tier>/<pipeline>/shard-<i>
@@ -164,6 +166,7 @@ IMAGE_DEPS_ROOT = f"{IMAGE_ROOT}/deps"         # <step>/: each step's installed 
 IMAGE_PIPELINE_DIR = f"{IMAGE_ROOT}/pipeline"  # pipeline.yaml and the step packages
 IMAGE_PIPELINE_FILE = f"{IMAGE_PIPELINE_DIR}/pipeline.yaml"
 IMAGE_SBOM_DIR = f"{IMAGE_ROOT}/sbom"        # <step>.cdx.json in a step's deps layer, runtime.cdx.json
+IMAGE_S3_CLIENT_DIR = f"{IMAGE_ROOT}/s3"     # boto3 and its dependencies (pip --target), only when s3 is used
 STATE_ROOT = "/var/lib/imagekit"
 DEFAULT_SSD = f"{STATE_ROOT}/ssd"
 DEFAULT_PV = f"{STATE_ROOT}/pv"
