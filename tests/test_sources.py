@@ -255,3 +255,46 @@ def test_a_bad_template_is_exit_2(tmp_path: Path) -> None:
     pipeline = sum_pipeline(tmp_path, {"numbers": "s3://data/{shrad}.txt"}, shards=1)
     result = runtime(pipeline, Locations(tmp_path / "run"), 0, run_env(), check=EXIT_BAD_INPUT)
     assert "sources.numbers: unknown placeholder {shrad}" in result.stderr
+
+
+def test_status_shows_each_source_as_a_step_and_what_would_run(tmp_path: Path, buckets: MotoS3) -> None:
+    pipeline = sum_pipeline(tmp_path, S3_SOURCES, S3_SINKS, shards=1)
+    locations = Locations(tmp_path / "run")
+    command = [sys.executable, "-m", "imagekit_runtime", "status", str(pipeline), *locations.args(), "--output", "json"]
+    before = json.loads(subprocess.run(command, env=run_env(buckets), capture_output=True, text=True, check=True).stdout)
+    assert {"data": "numbers", "step": "source.numbers"}.items() <= before["items"][0].items()
+    assert before["would_run"] == ["source.numbers", "sum", "sink.total"]
+    runtime(pipeline, locations, 0, run_env(buckets))
+    after = json.loads(subprocess.run(command, env=run_env(buckets), capture_output=True, text=True, check=True).stdout)
+    assert after["complete"] and after["would_run"] == []
+
+
+class FlakyHandler(http.server.SimpleHTTPRequestHandler):
+    """Answers 503 to the first GET of each path: a transient failure the fetch retries."""
+
+    failed: set[str] = set()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path not in self.failed:
+            self.failed.add(self.path)
+            self.send_error(503)
+            return
+        super().do_GET()
+
+
+def test_an_http_source_retries_a_transient_error(tmp_path: Path) -> None:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "0.txt").write_text(numbers_text(0))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(FlakyHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pipeline = sum_pipeline(tmp_path, {"numbers": f"http://127.0.0.1:{server.server_address[1]}/{{shard}}.txt"},
+                                shards=1)
+        locations = Locations(tmp_path / "run")
+        runtime(pipeline, locations, 0, run_env())
+        assert (locations.results / "total").read_text() == total_of(0)
+        assert FlakyHandler.failed == {"/0.txt"}
+    finally:
+        server.shutdown()
+        server.server_close()
