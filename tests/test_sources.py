@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import Locations, journal_entries, started_steps, write_step
-from fixtures_s3 import MotoS3, moto_s3  # noqa: F401 (the fixture)
+from fixtures_s3 import MotoS3, moto_s3, start_moto_s3  # noqa: F401 (the fixture)
 from imagekit_runtime import contract
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
 
@@ -239,6 +239,26 @@ def test_denied_credentials_and_a_down_endpoint_are_exit_3_without_secrets(tmp_p
                if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     result = runtime(pipeline, Locations(tmp_path / "run2"), 0, no_keys, check=EXIT_ENVIRONMENT)
     assert "no credentials" in result.stderr
+
+
+def test_denied_access_is_exit_3(tmp_path: Path) -> None:
+    import boto3
+    with start_moto_s3(env={"INITIAL_NO_AUTH_ACTION_COUNT": "5"}) as locked:  # IAM enforced after the set-up
+        admin = locked.client()
+        admin.create_bucket(Bucket="locked")
+        admin.put_object(Bucket="locked", Key="0.txt", Body=b"1\n")
+        iam = boto3.client("iam", endpoint_url=locked.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        iam.put_user_policy(UserName="reader", PolicyName="nothing-of-s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}]}))
+        pipeline = sum_pipeline(tmp_path, {"numbers": "s3://locked/{shard}.txt"}, shards=1)
+        env = run_env(locked, AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+        result = runtime(pipeline, Locations(tmp_path / "run"), 0, env, check=EXIT_ENVIRONMENT)
+    assert result.stderr.strip() == ("error: source numbers (s3://locked/0.txt): access denied "
+                                     "(check the credentials' permissions)")
+    assert key["SecretAccessKey"] not in result.stderr
 
 
 def test_missing_file_and_http_sources_are_exit_3(tmp_path: Path, http_root: tuple[str, Path]) -> None:
