@@ -82,3 +82,13 @@ def test_a_file_sink_of_a_directory_writes_its_marker_last_and_again_on_retry(tm
     assert files.upload(manifest, data) == 4
     assert (target / "sub" / "part").read_text() == "abcd"
     assert not list(target.rglob(contract.TEMPORARY_PREFIX + "*"))
+
+
+def test_a_file_directory_source_is_copied_whole(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "x").write_text("12")
+    (tmp_path / "d" / "y").write_text("3")
+    manifest = Manifest("source", "n", f"file://{tmp_path}/d/", "file", True)
+    manifest = Manifest("source", "n", manifest.url, "file", True, files.probe(manifest))
+    assert files.fetch(manifest, tmp_path / "staging" / "n") == 3
+    assert (tmp_path / "staging" / "n" / "sub" / "x").read_text() == "12"
