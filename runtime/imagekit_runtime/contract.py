@@ -28,6 +28,7 @@ HOLD_WHEN_COMPLETE = "IMAGEKIT_HOLD_WHEN_COMPLETE"  # after success, idle until 
 CACHE_DIR = "IMAGEKIT_CACHE_DIR"                    # host cache of step environments and wheels
 CPUS = "IMAGEKIT_CPUS"                              # the CPUs the pod may use, when no cgroup cpu.max says it
 LOG_FORMAT = "IMAGEKIT_LOG_FORMAT"                  # "json": log lines as JSON objects on stdout
+RUN_NAME = "IMAGEKIT_RUN"                           # {run} in source and sink URLs: the job's name for this run
 LOG_FORMAT_JSON = "json"
 
 # ------------------------------------------------------------------ warm steps

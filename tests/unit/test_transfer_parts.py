@@ -92,3 +92,19 @@ def test_a_file_directory_source_is_copied_whole(tmp_path: Path) -> None:
     manifest = Manifest("source", "n", manifest.url, "file", True, files.probe(manifest))
     assert files.fetch(manifest, tmp_path / "staging" / "n") == 3
     assert (tmp_path / "staging" / "n" / "sub" / "x").read_text() == "12"
+
+
+def test_run_placeholder_is_the_job_name_else_the_first_run_of_the_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagekit_runtime.journal import Event, Journal
+    from imagekit_runtime.transfer.plan import run_name
+
+    journal_path = tmp_path / "journal.jsonl"
+    monkeypatch.delenv(contract.RUN_NAME, raising=False)
+    assert run_name(journal_path, "run-2") == "run-2"  # no journal yet: this run
+    for run_id in ("run-1", "run-2"):
+        journal = Journal(journal_path, run_id)
+        journal.record(Event.RUN_START)
+        journal.close()
+    assert run_name(journal_path, "run-2") == "run-1"  # a resume keeps the name of the run it resumes
+    monkeypatch.setenv(contract.RUN_NAME, "nightly-42")
+    assert run_name(journal_path, "run-2") == "nightly-42"

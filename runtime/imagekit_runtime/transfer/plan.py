@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import contract, proc
 from ..errors import EXIT_ENVIRONMENT, CommandFailed, EnvironmentMissing
+from ..journal import runs_in
 from ..spec import PipelineSpec
 from ..spec_sources import TRANSFER_MODULE, placeholder_values, render_url
 from . import files, web
@@ -28,10 +29,18 @@ if TYPE_CHECKING:
 RUNTIME_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds imagekit_runtime
 
 
-def source_identities(spec: PipelineSpec, options: RunOptions, run: str) -> dict[str, str]:
+def run_name(journal_path: Path, run_id: str) -> str:
+    """What {run} stands for: $IMAGEKIT_RUN when set (a deployment names the job once, for every shard and
+    every pod restart); else the first run recorded in this shard's journal, so a resume on the same run
+    directory keeps the name of the run it resumes; else this run's id."""
+    return os.environ.get(contract.RUN_NAME) or next(iter(runs_in(journal_path)), run_id)
+
+
+def source_identities(spec: PipelineSpec, options: RunOptions, run_id: str) -> dict[str, str]:
     """The conductor's call: prepare this run's transfers; source step -> identity, for the keys."""
     values = placeholder_values(shard=options.shard_index, shard_count=options.shard_count, pipeline=spec.name,
-                                run=run, params={**dict(spec.params), **options.params})
+                                run=run_name(options.layout.journal, run_id),
+                                params={**dict(spec.params), **options.params})
     return prepare_transfers(spec, values, options.layout.run_dir)
 
 
