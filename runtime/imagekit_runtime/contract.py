@@ -30,6 +30,11 @@ CPUS = "IMAGEKIT_CPUS"                              # the CPUs the pod may use, 
 LOG_FORMAT = "IMAGEKIT_LOG_FORMAT"                  # "json": log lines as JSON objects on stdout
 LOG_FORMAT_JSON = "json"
 
+# ------------------------------------------------------------------ the S3 client (boto3's standard configuration)
+S3_ENDPOINT_URL = "AWS_ENDPOINT_URL"   # plain env: where the S3 server is (any S3-protocol store)
+S3_REGION = "AWS_REGION"
+S3_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # only ever from a Secret
+
 # ------------------------------------------------------------------ warm steps
 WAIT_PROGRAM = "imagekit-wait"  # on every step's PATH: blocks a warm shell step until its inputs are committed
 GATE_OPEN = b"\n" * 4096        # what the runtime writes into a gate: one line per `read` a waiter may do
@@ -164,6 +169,7 @@ IMAGE_DEPS_ROOT = f"{IMAGE_ROOT}/deps"         # <step>/: each step's installed 
 IMAGE_PIPELINE_DIR = f"{IMAGE_ROOT}/pipeline"  # pipeline.yaml and the step packages
 IMAGE_PIPELINE_FILE = f"{IMAGE_PIPELINE_DIR}/pipeline.yaml"
 IMAGE_SBOM_DIR = f"{IMAGE_ROOT}/sbom"        # <step>.cdx.json in a step's deps layer, runtime.cdx.json
+IMAGE_S3_CLIENT_DIR = f"{IMAGE_ROOT}/s3-client"  # boto3 and its deps (own layer, s3 pipelines only)
 STATE_ROOT = "/var/lib/imagekit"
 DEFAULT_SSD = f"{STATE_ROOT}/ssd"
 DEFAULT_PV = f"{STATE_ROOT}/pv"
