@@ -128,14 +128,14 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     backend.check()
     base = options.base or spec.base
     base_info = backend.inspect(backend.ensure_image(base))
-    with_requirements = [step for step in spec.steps if step.requirements is not None]
+    with_requirements = [step for step in spec.packaged_steps if step.requirements is not None]
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
         # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
         base_image = pool.submit(backend.base_image, base_info)
         # When the locks all name one target, their wheels are fetched while the base is probed: the
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
-        pack = 2 * len(spec.steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
+        pack = 2 * len(spec.packaged_steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
         early = _install_all(pool, with_requirements, guess, options.no_cache, pack) if guess else None
         probe = probe_base(backend, base_info.id)
         target = probe_target(backend, base_info.id, options.python_version)
@@ -208,7 +208,7 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
                                       for layer in runtime.layers]
     named += [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
               for layer in plan.layers]
-    labels |= layer_labels(named, plan.base_layers, plan.shared_steps, [step.name for step in spec.steps])
+    labels |= layer_labels(named, plan.base_layers, plan.shared_steps, [step.name for step in spec.packaged_steps])
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
                                         for layer in plan.layers)
     image = assemble(runtime.base, new_layers, labels, created)

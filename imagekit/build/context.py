@@ -38,7 +38,7 @@ def pipeline_files(spec: PipelineSpec, destination: Path) -> Path:
                 "inputs": list(step.inputs),
                 "outputs": list(step.outputs),
             }
-            for step in spec.steps
+            for step in spec.packaged_steps
         },
         "producers": spec.producer_of(),
         "results": list(spec.results),

@@ -78,7 +78,7 @@ def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, base_id: str, cr
         "org.opencontainers.image.base.name": base,
         "org.opencontainers.image.base.digest": base_id,
         PIPELINE_LABEL: spec.name,
-        STEPS_LABEL: ",".join(step.name for step in spec.steps),
+        STEPS_LABEL: ",".join(step.name for step in spec.packaged_steps),
     }
     if spec.description:
         labels["org.opencontainers.image.description"] = spec.description

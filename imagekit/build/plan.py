@@ -94,7 +94,7 @@ def plan_layers(
     sizes: dict[str, int] = {}
     deps_sizes: dict[str, int] = {}
     code_sizes: dict[str, int] = {}
-    for step in spec.steps:
+    for step in spec.packaged_steps:
         code_mapping[step.name] = Mapping(step.directory, step_image_path(spec, step))
         code_sizes[step.name] = tree_size(step.directory)
         if step.name in deps_trees:
@@ -104,8 +104,8 @@ def plan_layers(
 
     available = budget - base_layers - 1 - len(first)  # the pipeline layer is always there
     shared = _choose_shared(spec, sizes, deps_mapping, available, budget, base_layers)
-    alone = [step.name for step in spec.steps if step.name not in shared]
-    shared_in_order = tuple(step.name for step in spec.steps if step.name in shared)
+    alone = [step.name for step in spec.packaged_steps if step.name not in shared]
+    shared_in_order = tuple(step.name for step in spec.packaged_steps if step.name in shared)
 
     layers: list[PlannedLayer] = list(first)
     for name in alone:
@@ -134,14 +134,14 @@ def _choose_shared(spec: PipelineSpec, sizes: dict[str, int], deps_mapping: dict
     """The smallest steps, as few as possible, whose sharing brings the layer count within the budget."""
 
     def cost(shared: set[str]) -> int:
-        alone = [s.name for s in spec.steps if s.name not in shared]
+        alone = [s.name for s in spec.packaged_steps if s.name not in shared]
         count = len(alone) + sum(1 for name in alone if name in deps_mapping)
         if shared:
             count += 1 + (1 if any(name in deps_mapping for name in shared) else 0)
         return count
 
     shared: set[str] = set()
-    by_size = sorted(spec.steps, key=lambda s: (sizes[s.name], s.name))
+    by_size = sorted(spec.packaged_steps, key=lambda s: (sizes[s.name], s.name))
     for step in by_size:
         if cost(shared) <= available:
             return shared

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         target = probe_target(engine, base_id, python_version)
         results = []
         stale = []
-        for step in spec.steps:
+        for step in spec.packaged_steps:
             if step.requirements is None:
                 continue
             if check:

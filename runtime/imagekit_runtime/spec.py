@@ -19,6 +19,7 @@ from typing import Any
 from .contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
 from .errors import SpecError
 from .quantity import parse_bytes
+from .spec_sources import TRANSFER_MODULE, SinkSpec, SourceSpec, Transfer, parse_transfers
 from .spec_yaml import YamlFile, is_dir, is_file
 from .stepfiles import package_digest
 
@@ -29,15 +30,11 @@ VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a param or env na
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description", "kind", "warm"}
 PIPELINE_KEYS = {
     "name", "base", "steps", "shm", "parallelism", "checkpoint", "shards", "results",
-    "description", "licenses", "grace_seconds", "params", "warm_slots",
+    "description", "licenses", "grace_seconds", "params", "warm_slots", "sources", "sinks",
 }
 PARALLELISM_KEYS = {"cpu", "io"}
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
 DEFAULT_BASE = "python:3.11-slim-bookworm"
-
-
-
-
 
 @dataclass(frozen=True)
 class StepSpec:
@@ -52,6 +49,7 @@ class StepSpec:
     source_file: Path = field(default=Path("step.yaml"))
     kind: StepKind = StepKind.CPU  # which parallelism limit it counts against
     warm: bool = False             # started before its inputs are committed; waits for them (gates.py)
+    transfer: Transfer | None = None  # a built-in step of a source or sink (spec_sources.py): no package
 
     @property
     def requirements_text(self) -> str:
@@ -62,7 +60,7 @@ class StepSpec:
         (stepfiles.py: the same files, kinds and modes as its code layer holds)."""
         digest = hashlib.sha256()
         digest.update(repr((self.name, self.command, self.inputs, self.outputs, self.env)).encode())
-        digest.update(package_digest(self.directory).encode())
+        digest.update(repr(self.transfer).encode() if self.transfer else package_digest(self.directory).encode())
         return digest.hexdigest()
 
 
@@ -99,6 +97,17 @@ class PipelineSpec:
     description: str = ""  # the image's org.opencontainers.image.description
     licenses: str = ""  # SPDX expression: the image's org.opencontainers.image.licenses
     warm_slots: int | None = None  # warm steps waiting at once; None: the cpu limit
+    sources: tuple[SourceSpec, ...] = ()  # each also a built-in step in `steps`, before the packaged ones
+    sinks: tuple[SinkSpec, ...] = ()      # each also a built-in step in `steps`, after them
+
+    @property
+    def packaged_steps(self) -> tuple[StepSpec, ...]:
+        """The steps built from a package (step.yaml): all but the built-in steps of sources and sinks."""
+        return tuple(step for step in self.steps if step.transfer is None)
+
+    @property
+    def uses_s3(self) -> bool:
+        return any(t.scheme == "s3" for t in self.sources) or any(t.scheme == "s3" for t in self.sinks)
 
     @property
     def directory(self) -> Path:
@@ -264,6 +273,8 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         seen_names[step.name] = data["steps"][index]
         step_sources[step.name] = step_source
         steps.append(step)
+    params = source.variables(data.get("params"), "params", VARIABLE_NAME_RE)
+    sources, sinks = parse_transfers(source, dict(params), {d: s.name for s in steps for d in s.outputs}, DATA_NAME_RE)
 
     try:
         shm_bytes = parse_bytes(data.get("shm", "1Gi"), file=path, field="shm")
@@ -285,20 +296,28 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         name=name,
         file=path,
         base=base,
-        steps=tuple(steps),
+        steps=(*_transfer_steps(sources, path), *steps, *_transfer_steps(sinks, path)),
         shm_bytes=shm_bytes,
         parallelism=_parallelism(source, data.get("parallelism")),
         checkpoint=checkpoint,
         shards=source.whole_number(data.get("shards", 1), "shards"),
         results=source.string_list(data.get("results"), "results", DATA_NAME_RE),
         grace_seconds=float(grace),
-        params=source.variables(data.get("params"), "params", VARIABLE_NAME_RE),
+        params=params, sources=sources, sinks=sinks,
         description=_text(source, "description"),
         licenses=_text(source, "licenses"),
         warm_slots=None if data.get("warm_slots") is None else source.whole_number(data["warm_slots"], "warm_slots"),
     )
     _validate_graph(spec, source, step_sources)
     return spec
+
+
+def _transfer_steps(transfers: tuple[Transfer, ...], path: Path) -> list[StepSpec]:
+    """The built-in steps of sources (output: the data item) or sinks (input: it); io steps, no package."""
+    return [StepSpec(name=t.step_name, directory=path.parent, source_file=path, kind=StepKind.IO, transfer=t,
+                     command=("python3", "-m", TRANSFER_MODULE, "sink" if isinstance(t, SinkSpec) else "fetch", t.name),
+                     inputs=(t.name,) if isinstance(t, SinkSpec) else (), outputs=() if isinstance(t, SinkSpec) else (t.name,))
+            for t in transfers]
 
 
 def _text(source: YamlFile, key: str) -> str:
@@ -328,23 +347,23 @@ def _validate_graph(spec: PipelineSpec, source: YamlFile, step_sources: dict[str
         for index, data in enumerate(step.outputs):
             field_name = f"outputs[{index}]"
             if data in producers:
-                raise step_sources[step.name].error(
+                raise step_sources.get(step.name, source).error(
                     field_name, f"data {data!r} is produced by both {producers[data]!r} and {step.name!r}",
                     "rename one of the outputs")
             other = by_env_name.setdefault(env_name(data), data)
             if other != data:
-                raise step_sources[step.name].error(
+                raise step_sources.get(step.name, source).error(
                     field_name, f"data {data!r} and {other!r} (of step {producers[other]!r}) both become "
                     f"{output_var(data)}", "rename one of them")
             producers[data] = step.name
     for step in spec.steps:
         for index, data in enumerate(step.inputs):
             if data not in producers:
-                raise step_sources[step.name].error(f"inputs[{index}]",
+                raise step_sources.get(step.name, source).error(f"inputs[{index}]",
                                                     f"data {data!r} is consumed but no step produces it",
                                                     "add a step that outputs it or remove the input")
             if producers[data] == step.name:
-                raise step_sources[step.name].error(f"inputs[{index}]", f"step reads its own output {data!r}",
+                raise step_sources.get(step.name, source).error(f"inputs[{index}]", f"step reads its own output {data!r}",
                                                     "remove the input")
     for field_name, names in (("results", spec.results), ("checkpoint.major", spec.checkpoint.major)):
         for index, data in enumerate(names):
