@@ -12,7 +12,6 @@ code puts the directory on its path (contract.IMAGE_S3_CLIENT_DIR): steps never 
 """
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -22,13 +21,11 @@ from imagekit_runtime import contract, proc
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, ImagekitError
 
 from .deps import DepsTree, deps_work, install_locked
-from .lock import Lock, wheel_pin, format_lock, input_digest
-from .plan import SBOM_ROOT
+from .lock import Lock, format_lock, input_digest, wheel_pin
+from .plan import SBOM_ROOT, PlannedLayer
 from .sbom import cached_sbom, cyclonedx_json, installed_packages
 from .tarball import Mapping
 from .wheels import PythonTarget, pip_command
-
-log = logging.getLogger("imagekit.build")
 
 S3_CLIENT = "s3-client"  # the layer's name, and its SBOM's (s3-client.cdx.json)
 IMAGE_DIR = PurePosixPath(contract.IMAGE_S3_CLIENT_DIR)
@@ -45,6 +42,10 @@ class ClientLayer:
     @property
     def mappings(self) -> tuple[Mapping, ...]:
         return (Mapping(self.tree.tree, IMAGE_DIR), Mapping(self.tree.sbom, SBOM_ROOT))
+
+    def planned(self) -> PlannedLayer:
+        """Its layer in the plan: a deps layer of no step (a deps tarball, cached by its trees)."""
+        return PlannedLayer(S3_CLIENT, "deps", (), self.mappings, self.tree.size)
 
 
 def client_lock() -> Lock:
