@@ -1,6 +1,6 @@
 """The S3 client layer: boto3 and what it needs, only in images of pipelines that read or write s3 (spec.uses_s3).
 
-    /opt/imagekit/s3-client/                boto3, botocore, s3transfer, jmespath, python-dateutil, six, urllib3
+    /opt/imagekit/s3/                       boto3, botocore, s3transfer, jmespath, python-dateutil, six, urllib3
     /opt/imagekit/sbom/s3-client.cdx.json   their SBOM
 
 The wheels are pure Python, so one lock serves every base image: s3client.lock beside this module pins them
