@@ -131,3 +131,13 @@ def test_a_secret_key_reference_is_accepted():
         pipeline["env"].append({"name": "AWS_SECRET_ACCESS_KEY",
                                 "valueFrom": {"secretKeyRef": {"name": "s3", "key": "secret"}}})
     assert validate_rendering(_broken(mutate)).problems == []
+
+
+def test_rendering_an_s3_pipeline_without_a_secret_says_where_credentials_must_come_from():
+    s3_sum = REPO / "tests" / "data" / "pipelines" / "s3-sum"
+    quiet = runner.invoke(app, ["deploy", "render", str(s3_sum), "--image", IMAGE, "--s3-secret", "s3"])
+    noted = runner.invoke(app, ["deploy", "render", str(s3_sum), "--image", IMAGE])
+    assert quiet.exit_code == noted.exit_code == 0, quiet.stderr + noted.stderr
+    assert "--s3-secret" not in quiet.stderr and "no --s3-secret" in noted.stderr
+    plain = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE])
+    assert "--s3-secret" not in plain.stderr

@@ -93,6 +93,9 @@ def render_command(
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
                      f"{contract.SHARD_COUNT} is {replicas}")
+    if spec.uses_s3 and settings.s3_secret is None:
+        stderr.print("note: the pipeline reads or writes s3 and no --s3-secret names the credentials' Secret: the "
+                     "pods get them only from the node or a service account")
     rendering = render(spec, settings)
     report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if report.problems:
