@@ -37,6 +37,7 @@ from .step_program import RunContext, step_program
 from .summary import RunSummary, StepRun
 from .supervisor_client import ProcessInfo
 from .supervisor_conf import render
+from .transfer.plan import source_identities
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -58,7 +59,7 @@ class Conductor:
         self.warnings = parts.warnings
         self.run_id = parts.journal.run_id
         self.params = {**dict(spec.params), **options.params}
-        self.keys = step_keys(spec, options.shard_index, options.shard_count, self.params)
+        self.keys = step_keys(spec, options.shard_index, options.shard_count, self.params, source_identities(spec, options, self.run_id))
         self.producers = spec.producer_of()
         self.slots = resolve_slots(spec, options.parallelism)
         self.context = RunContext(layout=self.layout, params=self.params, shard_index=options.shard_index,

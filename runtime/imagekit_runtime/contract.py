@@ -116,6 +116,8 @@ CHECKPOINT_PACK = "data.tar"                 # in a checkpoint of a directory: i
 QUARANTINE_DIR = ".quarantine"               # beside the checkpoints of a shard
 QUARANTINE_REASON_SUFFIX = ".reason"         # <quarantined item>.reason: why it was set aside
 TEMPORARY_PREFIX = ".tmp-"                   # half-written checkpoints and results
+TRANSFERS_DIR = "transfers"                  # in the run directory: <source|sink>.<data>.json, a transfer's manifest
+SINK_SUCCESS_MARKER = "_SUCCESS"             # written last below a sink's prefix: the directory is complete
 
 
 SHARD_DIR_PREFIX = "shard-"                  # <shm>/<pipeline>/shard-<i>, <tier>/<pipeline>/shard-<i>

@@ -11,13 +11,18 @@ from .datastore import DataStore
 from .keys import pipeline_key, step_keys
 from .settings import RunSettings, resolve_layout, resolve_shard
 from .spec import load_pipeline
+from .spec_sources import placeholder_values
+from .transfer.plan import prepare_transfers
 
 
 def collect_status(pipeline: Path, settings: RunSettings, params: dict[str, str]) -> dict[str, Any]:
     spec = load_pipeline(pipeline)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
-    keys = step_keys(spec, shard_index, shard_count, {**dict(spec.params), **params})
+    params = {**dict(spec.params), **params}
+    values = placeholder_values(shard=shard_index, shard_count=shard_count, pipeline=spec.name, run="status",
+                                params=params)
+    keys = step_keys(spec, shard_index, shard_count, params, prepare_transfers(spec, values, None))
     warnings: list[str] = []
     checkpoints = CheckpointStore.for_spec(spec, layout, shard_index, warnings)
     availability = Availability(spec, layout, keys, DataStore(layout), checkpoints)

@@ -6,6 +6,7 @@ from typing import Any
 
 from .contract import RunStatus, Source
 from .quantity import human_size
+from .spec_sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
 from .states import StepState
 
 
@@ -74,6 +75,10 @@ def format_summary(summary: RunSummary) -> str:
         exit_text = "-" if step.exit_code is None else str(step.exit_code)
         lines.append(f"  {step.name:<20} {step.state.value:<10} {exit_text:>4} {step.attempts:>5} "
                      f"{step.wall_seconds:>8.2f} {human_size(step.bytes_in):>10} {human_size(step.bytes_out):>10}")
+    moved = [_throughput(step) for step in summary.steps if step.name.startswith((SOURCE_STEP_PREFIX, SINK_STEP_PREFIX))
+             and step.state is not StepState.REUSED and step.wall_seconds > 0]
+    if moved:
+        lines.append(f"  transfers: {'; '.join(moved)}")
     kept = [f"{step.name} ← " + ", ".join(f"{data} ({source})" for data, source in step.inputs.items())
             for step in summary.steps if any(source != Source.RUN for source in step.inputs.values())]
     if kept:
@@ -83,3 +88,9 @@ def format_summary(summary: RunSummary) -> str:
     if summary.message:
         lines.append(f"  {summary.message}")
     return "\n".join(lines)
+
+
+def _throughput(step: StepRun) -> str:
+    """A source's bytes fetched (its output) or a sink's uploaded (its input), and how fast."""
+    moved = step.bytes_out if step.name.startswith(SOURCE_STEP_PREFIX) else step.bytes_in
+    return f"{step.name} {human_size(moved)} in {step.wall_seconds:.2f}s ({human_size(int(moved / step.wall_seconds))}/s)"

@@ -1,0 +1,82 @@
+"""Before planning: every source's and sink's URL rendered for this shard and run, each source's identity
+learnt (its key depends on it), and one manifest per built-in step written into the run directory.
+
+file:// and http(s) sources are looked at here; S3 through a subprocess (`transfer probe`), since only
+the transfer steps' own code imports boto3. Whatever cannot be reached (a missing object or bucket,
+access denied, the endpoint down) stops the run before it starts: one line, exit 3.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import proc
+from ..errors import EXIT_ENVIRONMENT, CommandFailed, EnvironmentMissing
+from ..spec import PipelineSpec
+from ..spec_sources import TRANSFER_MODULE, placeholder_values, render_url
+from . import files, web
+from .manifest import Entry, Manifest, write_manifest
+
+if TYPE_CHECKING:
+    from ..run_options import RunOptions
+
+RUNTIME_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds imagekit_runtime
+
+
+def source_identities(spec: PipelineSpec, options: RunOptions, run: str) -> dict[str, str]:
+    """The conductor's call: prepare this run's transfers; source step -> identity, for the keys."""
+    values = placeholder_values(shard=options.shard_index, shard_count=options.shard_count, pipeline=spec.name,
+                                run=run, params={**dict(spec.params), **options.params})
+    return prepare_transfers(spec, values, options.layout.run_dir)
+
+
+def manifests_of(spec: PipelineSpec, values: Mapping[str, Any]) -> list[Manifest]:
+    """Sources and sinks with their URLs rendered; sources not yet looked at (no entries)."""
+    made = [Manifest("source", s.name, render_url(s.url, values), s.scheme, s.is_prefix) for s in spec.sources]
+    for sink in spec.sinks:
+        url = render_url(sink.url, values)
+        made.append(Manifest("sink", sink.name, url, sink.scheme, url.endswith("/")))
+    return made
+
+
+def prepare_transfers(spec: PipelineSpec, values: Mapping[str, Any], run_dir: Path | None) -> dict[str, str]:
+    """Look at every source (and each s3 sink's bucket); write the manifests when run_dir is given.
+    Returns source step -> identity."""
+    manifests = manifests_of(spec, values)
+    if not manifests:
+        return {}
+    on_s3 = [m for m in manifests if m.scheme == "s3"]
+    found = probe_s3(on_s3) if on_s3 else {}
+    identities: dict[str, str] = {}
+    for manifest in manifests:
+        if manifest.kind == "source":
+            entries = found[manifest.step] if manifest.scheme == "s3" else \
+                files.probe(manifest) if manifest.scheme == "file" else web.probe(manifest)
+            manifest = Manifest(**{**manifest.__dict__, "entries": entries})
+            identities[manifest.step] = manifest.identity()
+        if run_dir is not None:
+            write_manifest(run_dir, manifest)
+    return identities
+
+
+def probe_s3(manifests: list[Manifest]) -> dict[str, tuple[Entry, ...]]:
+    """The entries of each s3 source (sinks: their bucket checked), from `transfer probe` in a subprocess."""
+    with tempfile.TemporaryDirectory(prefix="imagekit-probe-") as scratch:
+        request, answer = Path(scratch) / "request.json", Path(scratch) / "answer.json"
+        request.write_text(json.dumps([m.to_json() for m in manifests]))
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(RUNTIME_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        try:
+            proc.run([sys.executable, "-m", TRANSFER_MODULE, "probe", request, answer], env=environment)
+        except CommandFailed as exc:
+            lines = exc.output.strip().splitlines()
+            line = lines[-1].removeprefix("error: ") if lines else f"exited {exc.returncode}"
+            if exc.returncode == EXIT_ENVIRONMENT:
+                raise EnvironmentMissing(line) from None
+            raise EnvironmentMissing(f"looking at the s3 sources failed: {line}") from None
+        return {step: tuple(Entry(**e) for e in entries) for step, entries in json.loads(answer.read_text()).items()}
