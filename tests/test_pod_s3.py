@@ -72,17 +72,20 @@ def test_s3_sources_and_sinks_survive_a_pod_failure(pod_sets: Any, s3_sum_image:
 
     killed = imagekit("pod", "kill", str(ordinal), "--level", "pod", "--step", "sum", "--state-dir", pods.state_dir)
     assert killed.returncode == 0, killed.stderr
-    held = pods.wait(ordinal, lambda p: p["run"]["runs"] == 2 and p["run"]["steps"].get("sum") == "running",
-                     "the replacement pod held at sum again", timeout=120)
+    # A new pod, a new shm: its journal holds one run, the replacement's.
+    held = pods.wait(ordinal, lambda p: p["run"]["started_at"] != first["run"]["started_at"]
+                     and p["run"]["steps"].get("sum") == "running", "the replacement pod held at sum again", timeout=120)
     assert held["run"]["started"] == ["sum"]  # the source was not fetched again: restored from the SSD
+    assert held["run"]["restored"] == {"source.numbers/numbers": "ssd"}
+    assert held["run"]["steps"]["source.numbers"] == "reused"
     assert s3_network.server.served()["get_bytes"] == 0
     gate.unlink()
 
     statuses = pods.status("--wait", "--timeout", "120")
     assert [s["phase"] for s in statuses] == ["Complete", "Complete"]
+    assert s3_network.server.served()["get_bytes"] == 0  # the sink uploads; nothing was read again
     expected = {f"totals/shard-{shard}.txt": f"{COUNT} {sum(numbers(shard))}\n" for shard in (0, 1)}
     assert sink_objects(s3_network, prefix) == expected
-    assert s3_network.server.served()["get_bytes"] == 0  # the sink uploads; nothing was read again
 
     # The credential went in through the Secret only.
     for path in [*pods.rendered.rglob("*"), *pods.state_dir.rglob("*.json"), *pods.state_dir.rglob("*.log"),
@@ -92,5 +95,9 @@ def test_s3_sources_and_sinks_survive_a_pod_failure(pod_sets: Any, s3_sum_image:
     for shard in (0, 1):
         logs = imagekit("pod", "logs", str(shard), "--state-dir", pods.state_dir)
         assert logs.returncode == 0 and SECRET_VALUE not in logs.stdout + logs.stderr
-    container = docker_client.containers.get(f"{pods.name}-{ordinal}.pipeline")
-    assert f"AWS_SECRET_ACCESS_KEY={SECRET_VALUE}" in container.attrs["Config"]["Env"]  # it did reach the pod
+        container = docker_client.containers.get(f"{pods.name}-{shard}.pipeline")
+        assert f"AWS_SECRET_ACCESS_KEY={SECRET_VALUE}" in container.attrs["Config"]["Env"]  # it did reach the pod
+        journal = (f"{contract.DEFAULT_SHM_DIR}/s3-sum/{contract.shard_dir_name(shard)}/{contract.RUN_DIR_NAME}/"
+                   f"{contract.JOURNAL_FILE}")
+        code, text = container.exec_run(["cat", journal])
+        assert code == 0 and b"run-start" in text and SECRET_VALUE.encode() not in text
