@@ -76,8 +76,7 @@ BOTO3_DOWNLOAD = ("import sys, boto3; boto3.client('s3').download_file(sys.argv[
 def imagekit(*args: Any, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
     command = [sys.executable, "-m", "imagekit.cli.main", *map(str, args)]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=timeout,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (REPO, REPO / "runtime", REPO / "deploy"))),
-                                    **(env or {})})
+                               env={**os.environ, **(env or {})})
     if completed.returncode != 0:
         raise engine.BenchError(f"imagekit {' '.join(map(str, args[:2]))} exited {completed.returncode}:\n"
                                 f"{completed.stderr[-3000:]}")
@@ -279,6 +278,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/sources.md")
     args = parser.parse_args()
     size = parse_bytes(args.size, file=None, field="--size")
+    # Every `imagekit` this runs (builds, renders, pods) is this checkout's, whatever is installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(map(str, (REPO, REPO / "runtime", REPO / "deploy")))
     resources = Resources()
     OUT.mkdir(parents=True, exist_ok=True)
     try:
