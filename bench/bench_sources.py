@@ -43,6 +43,10 @@ for path in (REPO, REPO / "runtime", REPO / "deploy", HERE, REPO / "tests"):
     sys.path.insert(0, str(path))
 
 from fixtures_s3 import FAKE_CREDENTIALS, MotoS3, start_moto_s3  # noqa: E402  (the tests' counting moto server)
+from imagekit_deploy.emulator.engine import Engine  # noqa: E402
+from imagekit_deploy.emulator.pods import PodSet  # noqa: E402
+from imagekit_deploy.emulator.state import StateDir  # noqa: E402
+from imagekit_deploy.emulator.status import read_journal  # noqa: E402
 from imagekit_runtime import contract  # noqa: E402
 from imagekit_runtime.quantity import format_bytes, human_size, parse_bytes  # noqa: E402
 from paradigms import engine  # noqa: E402
@@ -169,6 +173,15 @@ def wait_for(state_dir: Path, ordinal: int, predicate: Any, what: str, timeout: 
         time.sleep(0.5)
 
 
+def source_checkpointed(state_dir: Path, ordinal: int) -> bool:
+    """Whether the pod's journal (in its shm) says its source is checkpointed on the SSD."""
+    where = StateDir(state_dir)
+    state = where.load()
+    pods = PodSet(where, Engine())
+    return any(entry.get("event") == contract.Event.CHECKPOINTED and entry.get("data") == "blob"
+               and entry.get("tier") == contract.Source.SSD for entry in read_journal(pods.engine, pods.blueprint(state, ordinal)))
+
+
 def resume(pipeline: Path, resources: Resources, server: MotoS3, network: str, size: int, work: Path) -> dict[str, Any]:
     """Two pods; pod 1 failed (level pod) once its source is checkpointed; what its replacement downloads."""
     for shard in (0, 1):
@@ -188,7 +201,7 @@ def resume(pipeline: Path, resources: Resources, server: MotoS3, network: str, s
         imagekit("pod", "up", rendered, "--state-dir", state_dir, "--network", network, "--secret", f"s3={secret}",
                  "--param", "OBJECT=resume")
         first = wait_for(state_dir, 1, lambda p: p["run"]["steps"].get("size") == "running"
-                         and "source.blob/blob@ssd" in p["run"]["checkpointed"], "pod 1 held with its source checkpointed")
+                         and source_checkpointed(state_dir, 1), "pod 1 held with its source checkpointed")
         server.reset()
         killed_at = time.monotonic()
         imagekit("pod", "kill", "1", "--level", "pod", "--step", "size", "--state-dir", state_dir)
