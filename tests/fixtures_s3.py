@@ -68,10 +68,12 @@ def free_port(host: str) -> int:
 
 
 @contextmanager
-def start_moto_s3(host: str = "127.0.0.1", port: int | None = None, timeout: float = 30.0) -> Iterator[MotoS3]:
-    """moto's S3 server listening on host:port (a free port by default), until the block ends."""
+def start_moto_s3(host: str = "127.0.0.1", port: int | None = None, timeout: float = 30.0,
+                  env: dict[str, str] | None = None) -> Iterator[MotoS3]:
+    """moto's S3 server listening on host:port (a free port by default), until the block ends.
+    env: more of moto's settings, e.g. INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM after that many requests."""
     port = port or free_port(host)
-    environment = {**os.environ, **FAKE_CREDENTIALS, "MOTO_PORT": str(port)}
+    environment = {**os.environ, **FAKE_CREDENTIALS, "MOTO_PORT": str(port), **(env or {})}
     process = subprocess.Popen([sys.executable, str(SERVER), host, str(port)], env=environment,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = MotoS3(f"http://{host}:{port}", host, port)

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import Locations, journal_entries, started_steps, write_step
-from fixtures_s3 import MotoS3, moto_s3  # noqa: F401 (the fixture)
+from fixtures_s3 import MotoS3, moto_s3, start_moto_s3  # noqa: F401 (the fixture)
 from imagekit_runtime import contract
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
 
@@ -241,6 +241,26 @@ def test_denied_credentials_and_a_down_endpoint_are_exit_3_without_secrets(tmp_p
     assert "no credentials" in result.stderr
 
 
+def test_denied_access_is_exit_3(tmp_path: Path) -> None:
+    import boto3
+    with start_moto_s3(env={"INITIAL_NO_AUTH_ACTION_COUNT": "5"}) as locked:  # IAM enforced after the set-up
+        admin = locked.client()
+        admin.create_bucket(Bucket="locked")
+        admin.put_object(Bucket="locked", Key="0.txt", Body=b"1\n")
+        iam = boto3.client("iam", endpoint_url=locked.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        iam.put_user_policy(UserName="reader", PolicyName="nothing-of-s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}]}))
+        pipeline = sum_pipeline(tmp_path, {"numbers": "s3://locked/{shard}.txt"}, shards=1)
+        env = run_env(locked, AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+        result = runtime(pipeline, Locations(tmp_path / "run"), 0, env, check=EXIT_ENVIRONMENT)
+    assert result.stderr.strip() == ("error: source numbers (s3://locked/0.txt): access denied "
+                                     "(check the credentials' permissions)")
+    assert key["SecretAccessKey"] not in result.stderr
+
+
 def test_missing_file_and_http_sources_are_exit_3(tmp_path: Path, http_root: tuple[str, Path]) -> None:
     base, _ = http_root
     for url, problem in ((f"file://{tmp_path}/nothing-{{shard}}", "file not found"),
@@ -255,3 +275,46 @@ def test_a_bad_template_is_exit_2(tmp_path: Path) -> None:
     pipeline = sum_pipeline(tmp_path, {"numbers": "s3://data/{shrad}.txt"}, shards=1)
     result = runtime(pipeline, Locations(tmp_path / "run"), 0, run_env(), check=EXIT_BAD_INPUT)
     assert "sources.numbers: unknown placeholder {shrad}" in result.stderr
+
+
+def test_status_shows_each_source_as_a_step_and_what_would_run(tmp_path: Path, buckets: MotoS3) -> None:
+    pipeline = sum_pipeline(tmp_path, S3_SOURCES, S3_SINKS, shards=1)
+    locations = Locations(tmp_path / "run")
+    command = [sys.executable, "-m", "imagekit_runtime", "status", str(pipeline), *locations.args(), "--output", "json"]
+    before = json.loads(subprocess.run(command, env=run_env(buckets), capture_output=True, text=True, check=True).stdout)
+    assert {"data": "numbers", "step": "source.numbers"}.items() <= before["items"][0].items()
+    assert before["would_run"] == ["source.numbers", "sum", "sink.total"]
+    runtime(pipeline, locations, 0, run_env(buckets))
+    after = json.loads(subprocess.run(command, env=run_env(buckets), capture_output=True, text=True, check=True).stdout)
+    assert after["complete"] and after["would_run"] == []
+
+
+class FlakyHandler(http.server.SimpleHTTPRequestHandler):
+    """Answers 503 to the first GET of each path: a transient failure the fetch retries."""
+
+    failed: set[str] = set()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path not in self.failed:
+            self.failed.add(self.path)
+            self.send_error(503)
+            return
+        super().do_GET()
+
+
+def test_an_http_source_retries_a_transient_error(tmp_path: Path) -> None:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "0.txt").write_text(numbers_text(0))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(FlakyHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pipeline = sum_pipeline(tmp_path, {"numbers": f"http://127.0.0.1:{server.server_address[1]}/{{shard}}.txt"},
+                                shards=1)
+        locations = Locations(tmp_path / "run")
+        runtime(pipeline, locations, 0, run_env())
+        assert (locations.results / "total").read_text() == total_of(0)
+        assert FlakyHandler.failed == {"/0.txt"}
+    finally:
+        server.shutdown()
+        server.server_close()

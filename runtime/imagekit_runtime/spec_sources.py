@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .contract import env_name, input_var
 from .spec_yaml import YamlFile
 
 SOURCE_SCHEMES = ("s3", "file", "http", "https")
@@ -97,10 +98,15 @@ def parse_transfers(source: YamlFile, params: Mapping[str, str], outputs: Mappin
     name_re: what a data name may be."""
     sources = tuple(SourceSpec(name, url, scheme) for name, url, scheme
                     in _entries(source, "sources", params, SOURCE_SCHEMES, name_re))
+    by_env_name = {env_name(data): data for data in outputs}
     for spec in sources:
         if spec.name in outputs:
             raise source.error(f"sources.{spec.name}", f"data {spec.name!r} is also an output of step "
                                f"{outputs[spec.name]!r}", "rename the source or the output")
+        other = by_env_name.setdefault(env_name(spec.name), spec.name)
+        if other != spec.name:
+            raise source.error(f"sources.{spec.name}", f"data {spec.name!r} and {other!r} both become "
+                               f"{input_var(spec.name)}", "rename one of them")
     produced = {*outputs, *(spec.name for spec in sources)}
     sinks = tuple(SinkSpec(name, url, scheme) for name, url, scheme
                   in _entries(source, "sinks", params, SINK_SCHEMES, name_re))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import proc
+from .. import contract, proc
 from ..errors import EXIT_ENVIRONMENT, CommandFailed, EnvironmentMissing
 from ..spec import PipelineSpec
 from ..spec_sources import TRANSFER_MODULE, placeholder_values, render_url
@@ -51,7 +51,7 @@ def prepare_transfers(spec: PipelineSpec, values: Mapping[str, Any], run_dir: Pa
     if not manifests:
         return {}
     on_s3 = [m for m in manifests if m.scheme == "s3"]
-    found = probe_s3(on_s3) if on_s3 else {}
+    found = probe_s3(on_s3, run_dir) if on_s3 else {}
     identities: dict[str, str] = {}
     for manifest in manifests:
         if manifest.kind == "source":
@@ -64,9 +64,12 @@ def prepare_transfers(spec: PipelineSpec, values: Mapping[str, Any], run_dir: Pa
     return identities
 
 
-def probe_s3(manifests: list[Manifest]) -> dict[str, tuple[Entry, ...]]:
-    """The entries of each s3 source (sinks: their bucket checked), from `transfer probe` in a subprocess."""
-    with tempfile.TemporaryDirectory(prefix="imagekit-probe-") as scratch:
+def probe_s3(manifests: list[Manifest], run_dir: Path | None) -> dict[str, tuple[Entry, ...]]:
+    """The entries of each s3 source (sinks: their bucket checked), from `transfer probe` in a subprocess
+    (its request and answer in the run directory: a pod's root filesystem is read-only)."""
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=contract.TEMPORARY_PREFIX + "probe-", dir=run_dir) as scratch:
         request, answer = Path(scratch) / "request.json", Path(scratch) / "answer.json"
         request.write_text(json.dumps([m.to_json() for m in manifests]))
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(

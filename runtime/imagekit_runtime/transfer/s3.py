@@ -35,7 +35,7 @@ from botocore.exceptions import (
 )
 
 from ..contract import SINK_SUCCESS_MARKER
-from .manifest import Entry, Manifest, safe_target
+from .manifest import Entry, Manifest, redact, safe_target
 
 MiB = 1 << 20
 PART_BYTES = 16 * MiB        # one ranged GET
@@ -84,7 +84,7 @@ def problem_of(exc: Exception) -> str:
     if isinstance(exc, NoCredentialsError):
         return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
     if isinstance(exc, EndpointConnectionError):
-        return f"cannot connect to the endpoint {exc.kwargs.get('endpoint_url', '')} (is it up? AWS_ENDPOINT_URL)"
+        return f"cannot connect to the endpoint {redact(str(exc.kwargs.get('endpoint_url', '')))} (is it up? AWS_ENDPOINT_URL)"
     return f"{type(exc).__name__}: {exc}"
 
 

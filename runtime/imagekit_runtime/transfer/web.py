@@ -35,13 +35,16 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError))
 
 
-def _open(manifest: Manifest, method: str) -> Any:
-    """The answer to a request, after retrying transient failures with backoff; else TransferFailed."""
+def _open(manifest: Manifest, method: str, tolerate: tuple[int, ...] = ()) -> Any:
+    """The answer to a request, after retrying transient failures with backoff; else TransferFailed.
+    None for an HTTP status in tolerate."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return urllib.request.urlopen(urllib.request.Request(manifest.url, method=method),
                                           timeout=TIMEOUT_SECONDS)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            if isinstance(exc, urllib.error.HTTPError) and exc.code in tolerate:
+                return None
             if attempt == ATTEMPTS or not _transient(exc):
                 raise manifest.failed(_problem(exc)) from None
             time.sleep(0.5 * 2 ** (attempt - 1))
@@ -49,7 +52,10 @@ def _open(manifest: Manifest, method: str) -> Any:
 
 
 def probe(manifest: Manifest) -> tuple[Entry, ...]:
-    with _open(manifest, "HEAD") as answer:
+    answer = _open(manifest, "HEAD", tolerate=(405, 501))  # a server that takes no HEAD: fetched every run
+    if answer is None:
+        return (Entry("", -1, f"unpinned-{time.time_ns()}"),)
+    with answer:
         headers = answer.headers
     validator = headers.get("ETag") or headers.get("Last-Modified") or f"unpinned-{time.time_ns()}"
     length = headers.get("Content-Length")
