@@ -141,3 +141,16 @@ def test_rendering_an_s3_pipeline_without_a_secret_says_where_credentials_must_c
     assert "--s3-secret" not in quiet.stderr and "no --s3-secret" in noted.stderr
     plain = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE])
     assert "--s3-secret" not in plain.stderr
+
+
+def test_wordfreq_s3_variant_shares_the_steps_and_renders_with_the_secret():
+    """pipelines/wordfreq/pipeline-s3.yaml: wordfreq's steps but generate, its corpus a source, counts and report sunk."""
+    plain, variant = load_pipeline(WORDFREQ), load_pipeline(WORDFREQ / "pipeline-s3.yaml")
+    assert variant.uses_s3 and not plain.uses_s3
+    assert [s.name for s in variant.packaged_steps] == [s.name for s in plain.packaged_steps if s.name != "generate"]
+    assert all(s.directory == plain.steps[[p.name for p in plain.steps].index(s.name)].directory
+               for s in variant.packaged_steps)
+    assert [source.name for source in variant.sources] == ["corpus"]
+    assert sorted(sink.name for sink in variant.sinks) == ["counts", "report"]
+    rendering = render(variant, resolve_settings(variant, image=IMAGE, s3_secret="wordfreq-s3", env=(f"AWS_ENDPOINT_URL={ENDPOINT}",)))
+    assert validate_rendering(rendering).problems == []
