@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -38,7 +39,8 @@ def container(rendering: Rendering) -> dict:
     return rendering.pod_template()["spec"]["containers"][0]
 
 
-S3_OPTIONS = {"s3_secret": "wordfreq-s3", "env": (f"{contract.S3_ENDPOINT_URL}={ENDPOINT}", f"{contract.S3_REGION}=eu-west-1")}
+S3_OPTIONS: dict[str, Any] = {"s3_secret": "wordfreq-s3",
+                              "env": (f"{contract.S3_ENDPOINT_URL}={ENDPOINT}", f"{contract.S3_REGION}=eu-west-1")}
 
 
 @pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
