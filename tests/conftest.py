@@ -172,6 +172,7 @@ def started_steps(path: Path) -> list[str]:
 try:
     from fixtures_engine import *  # noqa: F403
     from fixtures_pods import *  # noqa: F403
+    from fixtures_s3pods import *  # noqa: F403
 except ImportError as exc:  # pragma: no cover
     if "fixtures_engine" not in str(exc):
         raise

@@ -6,7 +6,8 @@ Mounts in the pipeline container, and what survives which failure (docs/contract
   checkpoint.ssd    hostPath (per pod sub-directory) or a local-PV claim: survives the pod
   checkpoint.pv     volumeClaimTemplate, retained: survives the node
 The shard index comes from the ordinal label through the downward API; the pod
-name is passed too, so the runtime can fall back to its trailing `-N`. The runtime serves
+name is passed too, so the runtime can fall back to its trailing `-N`. S3 settings come as plain env
+(--env AWS_ENDPOINT_URL=…), the credentials from a Secret through envFrom (--s3-secret). The runtime serves
 metrics and health on the `metrics` port, which the probes ask (monitoring.py).
 """
 from __future__ import annotations
@@ -94,6 +95,14 @@ def shard_env(spec: PipelineSpec, settings: DeploySettings) -> list[dict[str, An
     if settings.cpus is not None:  # the cgroup's cpu.max says the same where the runtime can read it
         env.append({"name": contract.CPUS, "value": format_cpus(settings.cpus)})
     return env
+
+
+def secret_env(settings: DeploySettings) -> dict[str, Any]:
+    """--s3-secret: every key of the Secret becomes a variable of the pipeline container (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, …), so the credentials stay in the Secret: never in the manifest or the image."""
+    if settings.s3_secret is None:
+        return {}
+    return {"envFrom": [{"secretRef": {"name": settings.s3_secret}}]}
 
 
 def _restricted_security_context() -> dict[str, Any]:
@@ -194,7 +203,8 @@ def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates:
         "image": settings.image,
         "args": metrics_args(),
         "ports": [metrics_port()],
-        "env": shard_env(spec, settings),
+        "env": shard_env(spec, settings) + [{"name": key, "value": value} for key, value in settings.env],
+        **secret_env(settings),
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},
         "securityContext": _restricted_security_context(),
         "volumeMounts": mounts,

@@ -84,6 +84,8 @@ class DeploySettings:
     max_unavailable: int | str = 1
     termination_grace_seconds: int = 30
     pod_monitor: bool = False  # also render a prometheus-operator PodMonitor
+    env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE: plain env of the pipeline container (no secrets)
+    s3_secret: str | None = None  # --s3-secret: the Secret whose keys become env (envFrom), e.g. AWS_ACCESS_KEY_ID
 
     @property
     def replicas(self) -> int:
@@ -173,6 +175,40 @@ def _memory_limit(spec: PipelineSpec, memory_limit: str | None, cpus: Fraction |
     return limit
 
 
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RUNTIME_ENV_PREFIX = "IMAGEKIT_"
+
+
+def parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """--env KEY=VALUE, each key once; never a credential (those come from --s3-secret) nor the runtime's own."""
+    parsed: dict[str, str] = {}
+    for item in values:
+        key, equals, value = item.partition("=")
+        if not equals or not ENV_KEY_RE.match(key):
+            raise UsageError(f"--env {item!r} is not KEY=VALUE with KEY a variable name (fix: e.g. --env "
+                             f"{contract.S3_ENDPOINT_URL}=http://minio.storage:9000)")
+        if key in contract.S3_CREDENTIALS:
+            raise UsageError(f"--env {key}: credentials would be written into the manifest in plain text "
+                             "(fix: put them in a Secret and pass --s3-secret NAME)")
+        if key.startswith(RUNTIME_ENV_PREFIX):
+            raise UsageError(f"--env {key}: {RUNTIME_ENV_PREFIX}* variables are set by imagekit from the pipeline "
+                             "and the other flags (fix: drop it, or use the flag or pipeline field that sets it)")
+        if key in parsed:
+            raise UsageError(f"--env {key} is given twice (fix: give each variable once)")
+        parsed[key] = value
+    return tuple(parsed.items())
+
+
+def check_secret_name(name: str | None) -> str | None:
+    """--s3-secret: a Secret's name, a DNS subdomain."""
+    from .validate.fields import DNS_SUBDOMAIN_RE  # here: the validate package imports this module
+
+    if name is not None and (not DNS_SUBDOMAIN_RE.match(name) or len(name) > 253):
+        raise UsageError(f"--s3-secret {name!r} is not a Secret name (fix: lower-case letters, digits, '-' and '.', "
+                         "as `kubectl create secret generic NAME` takes)")
+    return name
+
+
 def _skipped_shards(skip_shards: tuple[int, ...], flavor: Flavor, shard_count: int) -> tuple[int, ...]:
     """--skip-shard: ordinals to reserve, each a shard, not all of them, Kruise only."""
     skipped = tuple(sorted(set(skip_shards)))
@@ -208,6 +244,8 @@ def resolve_settings(
     max_unavailable: str | None = None,
     name: str | None = None,
     pod_monitor: bool = False,
+    env: tuple[str, ...] = (),
+    s3_secret: str | None = None,
 ) -> DeploySettings:
     """Check flags against the pipeline; raise UsageError or SpecError (exit 2) on the first problem."""
     image = image.strip()
@@ -263,4 +301,6 @@ def resolve_settings(
         max_unavailable=_parse_max_unavailable(max_unavailable) if max_unavailable is not None else 1,
         termination_grace_seconds=termination_grace_seconds(spec),
         pod_monitor=pod_monitor,
+        env=parse_env(env),
+        s3_secret=check_secret_name(s3_secret),
     )

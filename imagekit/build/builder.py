@@ -1,6 +1,7 @@
 """The build path, start to end: pipeline spec in, tagged image (and its layer report) out.
 
     spec → probe the base image (its Python, what it holds) → resolve each step's wheels on the host
+         (and the S3 client's, when the pipeline uses s3: s3client.py)
          → runtime base layers (runtimebase.py) → layer plan → deterministic tarballs
          → image config (labels name each step's layer digests: its tarballs')
          → the engine loads base + tarballs → (push)
@@ -36,6 +37,7 @@ from .lock import locked_target
 from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, deps_mappings, plan_layers
 from .probe import probe_base
 from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base, runtime_sbom
+from .s3client import S3_CLIENT, ClientLayer, install_client
 from .sbom import RUNTIME_SBOM, sbom_file
 from .wheels import PythonTarget, download_runtime_wheels
 
@@ -143,6 +145,7 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         timer.lap("probe")
 
         runtime_wheels = pool.submit(download_runtime_wheels, target)
+        s3_client = pool.submit(_install_client, target, options.no_cache) if spec.uses_s3 else None
         if early is None or guess is None or guess.key() != target.key():
             for future in early or ():  # they may be writing the locks: let them finish first
                 future.exception()
@@ -151,6 +154,9 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         for name in deps:
             backend.events.stage(f"deps of {name}", Stage.RESOLVED)
         wheels = runtime_wheels.result()
+        client = s3_client.result() if s3_client else None
+        if client is not None:
+            backend.events.stage(S3_CLIENT, Stage.RESOLVED)
         timer.lap("resolve")
         base_config = base_image.result()
 
@@ -159,7 +165,14 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
                                         runtime_sbom(wheels))
         timer.lap("runtime_base")
-        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime)
+        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, client)
+
+
+def _install_client(target: PythonTarget, refresh: bool) -> ClientLayer:
+    """The S3 client's tree, and its layer's tarball at once (cached by its trees, as a step's deps layer)."""
+    client = install_client(target, refresh=refresh)
+    cached_layer_tar(client.mappings)
+    return client
 
 
 def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
@@ -185,13 +198,15 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
-                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase) -> BuildResult:
+                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase,
+                  client: ClientLayer | None) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
     plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
                        base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
                        sboms={name: tree.sbom for name, tree in deps.items()},
-                       known_sizes={name: tree.size for name, tree in deps.items()})
+                       known_sizes={name: tree.size for name, tree in deps.items()},
+                       first=(client.planned(),) if client else ())
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
@@ -233,13 +248,16 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
         runtime_base=f"{RUNTIME_BASE_NAME}:{runtime.key}", runtime_base_reused=held >= runtime_layers,
         python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
-        manifest_digest=final.manifest_digest, sboms=_sboms(plan, runtime, deps),
+        manifest_digest=final.manifest_digest, sboms=_sboms(plan, runtime, deps, client),
     )
 
 
-def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, DepsTree]) -> list[dict[str, object]]:
+def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, DepsTree],
+           client: ClientLayer | None) -> list[dict[str, object]]:
     """Where each SBOM is in the image, and what it lists."""
     sources = [(RUNTIME_SBOM, runtime.layers[-1].name, runtime.sbom)]
+    if client is not None:
+        sources.append((S3_CLIENT, S3_CLIENT, client.tree.sbom))
     for name, tree in deps.items():
         planned = plan.layer_of(name, "deps")
         sources.append((name, planned.name if planned else "", tree.sbom))

@@ -12,6 +12,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,34 +58,51 @@ def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bo
 def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: bool = False) -> DepsTree:
     """The step's deps tree, installed from its lock (written first when it has none or it is stale)."""
     assert step.requirements is not None
+    with deps_work() as work:
+        wheels = work / "wheels"
+        lock = step_lock(step, target, wheels)
+        tree = install_locked(step.name, lock, target, work, refresh=refresh,
+                              failed=lambda output: resolution_error(step, target, output))
+    return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
+
+
+@contextmanager
+def deps_work() -> Iterator[Path]:
+    """A scratch directory beside the cached trees (a tree moves from it into the cache), with wheels/ in it."""
     root = cache_root() / "deps"
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="work.", dir=root) as work:
-        wheels = Path(work) / "wheels"
-        wheels.mkdir()
-        lock = step_lock(step, target, wheels)
-        key = requirements_key(lock.text, target)
-        tree = root / key
-        if tree.is_dir() and not refresh:
-            log.info("deps %s: cached (%s)", step.name, key)
-            return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
-        installed = Path(work) / "tree"
-        try:
-            if _missing(lock, wheels):
-                download_locked(lock.path, target, wheels)
-        except CommandFailed as exc:
-            raise resolution_error(step, target, exc.output) from None
-        unpack_wheels(_locked_wheels(step, lock, wheels), installed)
-        strip_caches(installed)
-        if refresh and tree.exists():
-            shutil.rmtree(tree, ignore_errors=True)
-            tree.with_name(tree.name + ".size").unlink(missing_ok=True)
-        try:
-            os.replace(installed, tree)
-        except OSError:
-            if not tree.is_dir():  # else another build installed the same lock meanwhile
-                raise
-    return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))
+        (Path(work) / "wheels").mkdir()
+        yield Path(work)
+
+
+def install_locked(name: str, lock: Lock, target: PythonTarget, work: Path, *, refresh: bool,
+                   failed: Callable[[str], Exception]) -> Path:
+    """The tree of a lock's wheels, from the cache or installed (work: from deps_work(); its wheels/ may hold
+    some already); failed: the error for pip's output when a download fails."""
+    wheels = work / "wheels"
+    key = requirements_key(lock.text, target)
+    tree = cache_root() / "deps" / key
+    if tree.is_dir() and not refresh:
+        log.info("deps %s: cached (%s)", name, key)
+        return tree
+    installed = work / "tree"
+    try:
+        if _missing(lock, wheels):
+            download_locked(lock.path, target, wheels)
+    except CommandFailed as exc:
+        raise failed(exc.output) from None
+    unpack_wheels(_locked_wheels(name, lock, wheels), installed)
+    strip_caches(installed)
+    if refresh and tree.exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.with_name(tree.name + ".size").unlink(missing_ok=True)
+    try:
+        os.replace(installed, tree)
+    except OSError:
+        if not tree.is_dir():  # else another build installed the same lock meanwhile
+            raise
+    return tree
 
 
 def _wheel_key(wheel: Path) -> tuple[str, str]:
@@ -96,17 +115,17 @@ def _missing(lock: Lock, wheels: Path) -> bool:
     return any((pin.name, pin.version) not in have for pin in lock.pins)
 
 
-def _locked_wheels(step: StepSpec, lock: Lock, wheels: Path) -> list[Path]:
+def _locked_wheels(name: str, lock: Lock, wheels: Path) -> list[Path]:
     """The wheel of each pin, checked against the pin's hashes (as pip's --require-hashes would)."""
     by_key = {_wheel_key(wheel): wheel for wheel in sorted(wheels.glob("*.whl"))}
     chosen = []
     for pin in lock.pins:
         wheel = by_key.get((pin.name, pin.version))
         if wheel is None:
-            raise SpecError(lock.path, pin.name, f"step {step.name!r}: no wheel of {pin.name}=={pin.version} for "
+            raise SpecError(lock.path, pin.name, f"step {name!r}: no wheel of {pin.name}=={pin.version} for "
                             "this Python and platform", "run `imagekit lock` to lock again")
         if hashlib.sha256(wheel.read_bytes()).hexdigest() not in pin.hashes:
-            raise SpecError(lock.path, "--hash", f"step {step.name!r}: {wheel.name} does not match the hash its "
+            raise SpecError(lock.path, "--hash", f"step {name!r}: {wheel.name} does not match the hash its "
                             "lock names", "check the index you fetch from, or run `imagekit lock` to lock again")
         chosen.append(wheel)
     return chosen

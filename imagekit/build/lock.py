@@ -147,7 +147,7 @@ def current_lock(step: StepSpec, target: PythonTarget) -> Lock | None:
     return Lock(path, text)
 
 
-def _wheel_pin(wheel: Path) -> Pin:
+def wheel_pin(wheel: Path) -> Pin:
     name, version = wheel.name.split("-")[:2]
     return Pin(normalise_name(name), version, (hashlib.sha256(wheel.read_bytes()).hexdigest(),))
 
@@ -160,7 +160,7 @@ def resolve_with_pip(step: StepSpec, target: PythonTarget, wheels: Path) -> list
                   *target.pip_args(), "--dest", wheels, "-r", step.requirements], cwd=step.requirements.parent)
     except CommandFailed as exc:
         raise resolution_error(step, target, exc.output) from None
-    return [_wheel_pin(wheel) for wheel in sorted(wheels.glob("*.whl"))]
+    return [wheel_pin(wheel) for wheel in sorted(wheels.glob("*.whl"))]
 
 
 def _pip_index_args() -> list[str]:

@@ -1,10 +1,11 @@
 """The layer plan: which files go into which layer, in which order.
 
-    base layers │ deps A │ deps B │ … │ code A │ code B │ … │ pipeline
+    base layers │ (s3-client) │ deps A │ deps B │ … │ code A │ code B │ … │ pipeline
 
 Stable layers first: dependency trees change rarely and are large, step code
 changes often and is small, the pipeline layer (pipeline.yaml and the resolved
-graph) changes with any of them. A step without requirements has no deps layer.
+graph) changes with any of them. A step without requirements has no deps layer; the S3 client's
+layer (s3client.py) is there only when the pipeline uses s3.
 Above the layer budget the smallest steps share one deps and one code layer
 (containerd refuses images of more than 127 layers).
 """
@@ -80,10 +81,12 @@ def plan_layers(
     budget: int = DEFAULT_LAYER_BUDGET,
     sboms: dict[str, Path] | None = None,
     known_sizes: dict[str, int] | None = None,
+    first: tuple[PlannedLayer, ...] = (),
 ) -> LayerPlan:
     """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all.
     sboms: per step, a directory whose files (its SBOM) go to SBOM_ROOT in the step's deps layer;
-    known_sizes: per step, its deps tree's size when known (else the tree is walked)."""
+    known_sizes: per step, its deps tree's size when known (else the tree is walked);
+    first: layers of no step that go under every step's (the S3 client's, s3client.py)."""
     if budget > CONTAINERD_LAYER_LIMIT:
         raise UsageError(f"--layer-budget {budget} is above containerd's limit of {CONTAINERD_LAYER_LIMIT} layers")
     deps_mapping: dict[str, tuple[Mapping, ...]] = {}
@@ -99,12 +102,12 @@ def plan_layers(
             deps_sizes[step.name] = (known_sizes or {}).get(step.name) or tree_size(deps_trees[step.name])
         sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
 
-    available = budget - base_layers - 1  # the pipeline layer is always there
+    available = budget - base_layers - 1 - len(first)  # the pipeline layer is always there
     shared = _choose_shared(spec, sizes, deps_mapping, available, budget, base_layers)
     alone = [step.name for step in spec.packaged_steps if step.name not in shared]
     shared_in_order = tuple(step.name for step in spec.packaged_steps if step.name in shared)
 
-    layers: list[PlannedLayer] = []
+    layers: list[PlannedLayer] = list(first)
     for name in alone:
         if name in deps_mapping:
             layers.append(PlannedLayer(f"deps-{name}", "deps", (name,), deps_mapping[name], deps_sizes[name]))

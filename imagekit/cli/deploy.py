@@ -59,6 +59,13 @@ def render_command(
     name: str | None = typer.Option(None, "--name", help="StatefulSet and Service name (default: the pipeline's name)"),
     pod_monitor: bool = typer.Option(False, "--pod-monitor",
                                      help="also render a prometheus-operator PodMonitor scraping the pods' metrics port"),
+    env: list[str] = typer.Option([], "--env", "-e",
+                                  help=f"KEY=VALUE: a plain variable of the pipeline container, e.g. "
+                                       f"{contract.S3_ENDPOINT_URL}=… or {contract.S3_REGION}=… (repeatable; "
+                                       "never a credential)"),
+    s3_secret: str | None = typer.Option(None, "--s3-secret",
+                                         help="a Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …) "
+                                              "become the pipeline container's env (envFrom)"),
     out_dir: Path | None = typer.Option(None, "--out-dir", "-d",
                                         help="write one file per resource plus kustomization.yaml here (their paths "
                                              "on stdout); without it, print the manifests"),
@@ -77,7 +84,7 @@ def render_command(
         spec, image=image, replicas=replicas, flavor=flavor, namespace=namespace, ssd=ssd,
         memory_limit=memory_limit, cpus=cpus, pv_size=pv_size, pv_storage_class=pv_storage_class, ssd_size=ssd_size,
         ssd_storage_class=ssd_storage_class, ssd_host_path=ssd_host_path, skip_shards=tuple(skip_shard),
-        max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor,
+        max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor, env=tuple(env), s3_secret=s3_secret,
     )
     if measured_run is not None:
         warning = shm_warning(spec, measured_shm(measured_run))
@@ -86,6 +93,9 @@ def render_command(
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
                      f"{contract.SHARD_COUNT} is {replicas}")
+    if spec.uses_s3 and settings.s3_secret is None:
+        stderr.print("note: the pipeline reads or writes s3 and no --s3-secret names the credentials' Secret: the "
+                     "pods get them only from the node or a service account")
     rendering = render(spec, settings)
     report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if report.problems:
@@ -132,6 +142,8 @@ def render_summary(spec: PipelineSpec, settings: DeploySettings, rendering: Rend
         "shm_bytes": spec.shm_bytes,
         "termination_grace_seconds": settings.termination_grace_seconds,
         "ssd": settings.ssd.value if settings.ssd else None,
+        "env": [key for key, _ in settings.env],
+        "s3_secret": settings.s3_secret,
         "directory": str(out_dir),
         "files": [str(path) for path in written],
         "resources": [{"apiVersion": m.api_version, "kind": m.kind, "name": m.name, "file": m.filename}

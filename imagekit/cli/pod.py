@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from imagekit_deploy.emulator.apply import READY_TIMEOUT, UpReport, apply
+from imagekit_deploy.emulator.apply import READY_TIMEOUT, PodOptions, UpReport, apply
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
 from imagekit_deploy.emulator.observe import pod_logs
 from imagekit_deploy.emulator.pods import PodSet, down
+from imagekit_deploy.emulator.secrets import parse_secret_flags
 from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
 from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
@@ -37,6 +38,11 @@ RENDERED_HELP = "a directory written by `imagekit deploy render --out-dir`, or a
 STATE_DIR_HELP = "where the set's state, claims and node directories live [default: ./.imagekit-pods/<name>]"
 PARAM_HELP = "KEY=VALUE, passed to every pod's runtime [default: the running set's, if any]"
 TIMEOUT_HELP = "seconds to wait for each updated pod's new runtime to start"
+NETWORK_HELP = ("a Docker network the pods join, e.g. one where an S3 server listens on its gateway "
+                "[default: the engine's default network, or the running set's]")
+SECRET_HELP = ("NAME=FILE: the Secret NAME that a rendering's envFrom names, as an env file of KEY=VALUE lines; "
+               "NAME alone: the host's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (repeatable) "
+               "[default: the running set's]")
 
 
 def _report(report: UpReport, output: OutputFormat) -> None:
@@ -64,10 +70,14 @@ def up_or_apply(
     state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
     timeout: float = typer.Option(READY_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
+    network: str | None = typer.Option(None, "--network", help=NETWORK_HELP),
+    secret: list[str] = typer.Option([], "--secret", help=SECRET_HELP),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
 ) -> None:
     """`pod up` and `pod apply`: one roll of the set to RENDERED (they differ only in what their help stresses)."""
-    _report(apply(rendered, state_dir, replicas, parse_params(param) if param else None, timeout), output)
+    options = PodOptions(params=parse_params(param) if param else None, network=network,
+                         secrets=parse_secret_flags(secret) if secret else None)
+    _report(apply(rendered, state_dir, replicas, options, timeout), output)
 
 
 pod_app.command("up", help=UP_HELP)(up_or_apply)

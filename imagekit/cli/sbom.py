@@ -1,7 +1,8 @@
 """`imagekit sbom REF [--step NAME]`: the CycloneDX SBOMs an image carries, read from the image itself.
 
 Each step with requirements has /opt/imagekit/sbom/<step>.cdx.json in its deps layer, the runtime
-base /opt/imagekit/sbom/runtime.cdx.json in its runtime layer. From an engine the file is read from
+base /opt/imagekit/sbom/runtime.cdx.json in its runtime layer, the S3 client (s3 pipelines) s3-client.cdx.json in
+its own layer. From an engine the file is read from
 the image's file system (Docker: a created, never started container; buildah: a mount); from a
 registry, the layer blob that holds it is fetched (the labels say which) and the file taken out.
 """
@@ -18,6 +19,7 @@ import typer
 
 from imagekit.build.backend import get_backend
 from imagekit.build.plan import SBOM_ROOT
+from imagekit.build.s3client import S3_CLIENT
 from imagekit.build.sbom import RUNTIME_SBOM, sbom_file
 from imagekit.labels import LAYERS_LABEL, STEPS_LABEL
 from imagekit.publish.registry import RegistryClient
@@ -26,19 +28,24 @@ from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
 from .inspect import SOURCES
 
+# SBOMs of no step, each in the layer of its own name: the runtime base's, the S3 client's (s3 pipelines only).
+OWN_LAYER_SBOMS = (RUNTIME_SBOM, S3_CLIENT)
+
 
 def sbom_names(labels: dict[str, str]) -> list[str]:
-    """runtime, then every step with a deps layer (from the image's labels)."""
+    """runtime, s3-client when the image has it, then every step with a deps layer (from the image's labels)."""
     layers = json.loads(labels.get(LAYERS_LABEL, "[]"))
     steps = [step for layer in layers if layer.get("kind") == "deps" for step in layer.get("steps", [])]
     order = labels.get(STEPS_LABEL, "").split(",")
-    return [RUNTIME_SBOM, *sorted(steps, key=lambda step: order.index(step) if step in order else len(order))]
+    held = {layer.get("name") for layer in layers}
+    own = [name for name in OWN_LAYER_SBOMS if name == RUNTIME_SBOM or name in held]
+    return [*own, *sorted(steps, key=lambda step: order.index(step) if step in order else len(order))]
 
 
 def _layer_digest(labels: dict[str, str], name: str) -> str:
     """The diff ID of the layer holding name's SBOM (the runtime base's: its layer named `runtime`)."""
     for layer in json.loads(labels.get(LAYERS_LABEL, "[]")):
-        if (name == RUNTIME_SBOM and layer.get("name") == RUNTIME_SBOM) or (
+        if (name in OWN_LAYER_SBOMS and layer.get("name") == name) or (
                 layer.get("kind") == "deps" and name in layer.get("steps", [])):
             return str(layer["digest"])
     raise UsageError(f"step {name!r} has no deps layer in this image, so no SBOM: "

@@ -31,6 +31,11 @@ LOG_FORMAT = "IMAGEKIT_LOG_FORMAT"                  # "json": log lines as JSON 
 RUN_NAME = "IMAGEKIT_RUN"                           # {run} in source and sink URLs: the job's name for this run
 LOG_FORMAT_JSON = "json"
 
+# ------------------------------------------------------------------ the S3 client (boto3's standard configuration)
+S3_ENDPOINT_URL = "AWS_ENDPOINT_URL"   # plain env: where the S3 server is (any S3-protocol store)
+S3_REGION = "AWS_REGION"
+S3_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # only ever from a Secret
+
 # ------------------------------------------------------------------ warm steps
 WAIT_PROGRAM = "imagekit-wait"  # on every step's PATH: blocks a warm shell step until its inputs are committed
 GATE_OPEN = b"\n" * 4096        # what the runtime writes into a gate: one line per `read` a waiter may do

@@ -46,10 +46,20 @@ class UpReport:
     pods: list[dict[str, Any]]
 
 
-def _new_state(rendered: Path, blueprint: SetBlueprint, ordinals: list[int], params: dict[str, str],
+@dataclass(frozen=True)
+class PodOptions:
+    """What `up` gives every pod beyond the rendering; None: the running set's (nothing for a new set)."""
+
+    params: dict[str, str] | None = None
+    network: str | None = None          # a Docker network the pods join
+    secrets: dict[str, str] | None = None  # the emulated Secrets (secrets.py)
+
+
+def _new_state(rendered: Path, blueprint: SetBlueprint, ordinals: list[int], options: PodOptions,
                previous: SetState | None) -> SetState:
     state = SetState(rendered=str(rendered.resolve()), name=blueprint.name, namespace=blueprint.namespace,
-                     workload=blueprint.workload, ordinals=ordinals, params=dict(params))
+                     workload=blueprint.workload, ordinals=ordinals, params=dict(options.params or {}),
+                     network=options.network, secrets=dict(options.secrets or {}))
     if previous is not None:
         state.restarts, state.kills, state.updates = previous.restarts, previous.kills, previous.updates
         state.revisions = dict(previous.revisions)
@@ -61,18 +71,23 @@ def _new_state(rendered: Path, blueprint: SetBlueprint, ordinals: list[int], par
     return state
 
 
-def _check_params(state_dir: StateDir, previous: SetState | None, blueprint: SetBlueprint,
-                  params: dict[str, str] | None) -> dict[str, str]:
+def _check_options(state_dir: StateDir, previous: SetState | None, blueprint: SetBlueprint,
+                   options: PodOptions) -> PodOptions:
+    """The options the set runs with: those given, else the running set's (a change needs `down` first)."""
     if previous is None:
-        return params or {}
+        return options
     if previous.name != blueprint.name:
         raise UsageError(f"{state_dir.root} already runs the pods of StatefulSet {previous.name}, not {blueprint.name} "
                          f"(fix: another --state-dir, or `imagekit pod down --state-dir {state_dir.root}` first)")
-    if params is not None and params != previous.params:
-        raise UsageError(f"{state_dir.root} already runs pods with other --param values "
-                         f"(fix: the same --param values, none to keep them, or `imagekit pod down --state-dir "
-                         f"{state_dir.root}` first)")
-    return previous.params
+    running = PodOptions(params=previous.params, network=previous.network, secrets=previous.secrets)
+    for flag, given, kept in (("--param", options.params, running.params),
+                              ("--network", options.network, running.network),
+                              ("--secret", options.secrets, running.secrets)):
+        if given is not None and given != kept:
+            raise UsageError(f"{state_dir.root} already runs pods with other {flag} values "
+                             f"(fix: the same {flag} values, none to keep them, or `imagekit pod down --state-dir "
+                             f"{state_dir.root}` first)")
+    return running
 
 
 class _Rollout:
@@ -141,19 +156,21 @@ class _Rollout:
                         f"(fix: see `docker logs {container_name(pod.name, pod.container.name)}`)")
 
 
-def apply(rendered: Path, state_root: Path | None, replicas: int | None, params: dict[str, str] | None,
+def apply(rendered: Path, state_root: Path | None, replicas: int | None, options: PodOptions | None = None,
           timeout: float = READY_TIMEOUT) -> UpReport:
-    """Create what is missing, keep what is current, roll what runs another template. params None: keep the
-    set's (none for a new set)."""
+    """Create what is missing, keep what is current, roll what runs another template. An option left None keeps
+    the set's (none for a new set)."""
     blueprint = set_blueprint(load_rendered(rendered))
     state_dir = StateDir(state_root) if state_root is not None else default_state_dir(blueprint.name)
     if replicas is not None and replicas < 0:
         raise UsageError(f"--replicas {replicas} is negative (fix: 0 or more)")
     engine = Engine()
     previous = state_dir.load() if state_dir.exists() else None
-    params = _check_params(state_dir, previous, blueprint, params)
+    chosen = _check_options(state_dir, previous, blueprint, options or PodOptions())
+    if chosen.network is not None:
+        engine.check_network(chosen.network)
     ordinals = blueprint.ordinals(replicas)
-    state = _new_state(rendered, blueprint, ordinals, params, previous)
+    state = _new_state(rendered, blueprint, ordinals, chosen, previous)
     pods = PodSet(state_dir, engine)
     rollout = _Rollout(pods, state, update_strategy(blueprint.workload, len(ordinals)), timeout)
     actions: dict[int, Action] = {}

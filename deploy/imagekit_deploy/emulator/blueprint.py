@@ -78,6 +78,7 @@ class ContainerPlan:
     working_dir: str | None
     mounts: list[Mount]
     ports: tuple[int, ...] = ()    # containerPorts: the sandbox publishes them on 127.0.0.1
+    secrets: tuple[str, ...] = ()  # envFrom secretRef names, in order (secrets.py supplies their keys)
 
 
 @dataclass(frozen=True)
@@ -247,9 +248,19 @@ def _environment(container: dict[str, Any], meta: _PodMeta, where: str) -> dict[
         else:
             kinds = ", ".join(sorted(source))
             raise UsageError(f"{where} env {name}: {kinds} is not emulated (fix: set a value, or run it on a cluster)")
-    if container.get("envFrom"):
-        raise UsageError(f"{where}: envFrom is not emulated (fix: list the variables under env)")
     return env
+
+
+def _secret_refs(container: dict[str, Any], where: str) -> tuple[str, ...]:
+    """envFrom: the Secrets whose keys become variables (the emulator's Secrets: `pod up --secret`)."""
+    names = []
+    for source in container.get("envFrom") or []:
+        name = (source.get("secretRef") or {}).get("name")
+        if not isinstance(name, str) or set(source) - {"secretRef"}:
+            raise UsageError(f"{where}: envFrom {sorted(source)} is not emulated (fix: envFrom secretRef without a "
+                             "prefix, or list the variables under env)")
+        names.append(name)
+    return tuple(names)
 
 
 def _security(pod_context: dict[str, Any], container_context: dict[str, Any], where: str
@@ -299,6 +310,7 @@ def _container(container: dict[str, Any], pod_spec: dict[str, Any], meta: _PodMe
         nano_cpus=_nano_cpus(limits["cpu"], f"{where} limits.cpu") if "cpu" in limits else None,
         working_dir=container.get("workingDir"), mounts=mounts,
         ports=tuple(p["containerPort"] for p in container.get("ports") or [] if isinstance(p.get("containerPort"), int)),
+        secrets=_secret_refs(container, where),
     )
 
 

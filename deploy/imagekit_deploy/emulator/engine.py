@@ -14,7 +14,7 @@ from typing import Any
 
 from imagekit import engine
 from imagekit.references import parse_reference
-from imagekit_runtime.errors import CommandFailed
+from imagekit_runtime.errors import CommandFailed, UsageError
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,17 @@ class Engine:
         """As imagePullPolicy IfNotPresent: the local image, else a pull."""
         engine.ensure_image(self.client, ref, fix=f"`imagekit build PIPELINE --tag {ref} --backend docker`, "
                                                   "or render with --image of an image the engine has")
+
+    # -------------------------------------------------------------- networks
+    def check_network(self, name: str) -> None:
+        """`pod up --network NAME`: the network must exist (pods join it; the emulator never makes one)."""
+        from docker.errors import NotFound
+
+        try:
+            self.client.networks.get(name)
+        except NotFound:
+            raise UsageError(f"--network {name}: no such Docker network (fix: `docker network create {name}`, "
+                             "or name one `docker network ls` lists)") from None
 
     # ------------------------------------------------------------ containers
     def get(self, name: str) -> Any | None:

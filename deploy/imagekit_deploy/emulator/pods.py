@@ -2,7 +2,8 @@
 
 A pod is three kinds of container, as a kubelet makes them:
   <pod>.sandbox      holds the pod's IPC namespace (`ipc_mode=shareable`) with /dev/shm a tmpfs
-                     of the shm volume's sizeLimit, its network and its hostname (the pod name);
+                     of the shm volume's sizeLimit, its network (the engine's default, or `up --network`)
+                     and its hostname (the pod name);
                      it only waits, like Kubernetes' pause container
   <pod>.<init>       each init container, run to completion in order, joined to the sandbox
   <pod>.<container>  the pipeline container, joined to the sandbox's IPC and network, so it sees
@@ -20,6 +21,7 @@ from imagekit_runtime.errors import ImagekitError
 
 from .blueprint import ContainerPlan, PodBlueprint, VolumeKind, pod_blueprint, pod_name
 from .engine import Engine
+from .secrets import secret_values
 from .state import LABEL_CONTAINER, LABEL_ORDINAL, LABEL_POD, LABEL_REVISION, LABEL_ROLE, SetState, StateDir, find_state_dir
 from .volumes import HostVolumes
 
@@ -69,7 +71,7 @@ class PodSet:
         sandbox = self.engine.create(
             pod.container.image, container_name(pod.name, SANDBOX),
             entrypoint=["python3", "-c", _PAUSE], command=[], hostname=pod.name, user=user,
-            ipc_mode="shareable", shm_size=shm_size, read_only=True, cap_drop=["ALL"],
+            ipc_mode="shareable", shm_size=shm_size, read_only=True, cap_drop=["ALL"], network=state.network,
             # The pod's network is the sandbox's: its container ports, on a free loopback port each.
             ports={f"{port}/tcp": ("127.0.0.1", None) for port in pod.container.ports} or None,
             security_opt=["no-new-privileges"], restart_policy={"Name": "unless-stopped"},
@@ -89,7 +91,9 @@ class PodSet:
         options: dict[str, Any] = {
             "binds": self.volumes.mount_sources(pod, plan.mounts),
             "entrypoint": plan.entrypoint, "command": plan.args, "working_dir": plan.working_dir,
-            "environment": [f"{key}={value}" for key, value in plan.env.items()],
+            # envFrom first, env over it, as a kubelet does.
+            "environment": [f"{key}={value}" for key, value in
+                            (secret_values(plan.secrets, state.secrets, pod.name) | plan.env).items()],
             "user": plan.user, "group_add": [str(g) for g in plan.group_add] or None,
             "read_only": plan.read_only, "cap_drop": plan.cap_drop or None, "cap_add": plan.cap_add or None,
             "security_opt": security or None, "tmpfs": tmpfs or None,

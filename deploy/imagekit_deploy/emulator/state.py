@@ -44,6 +44,8 @@ class SetState:
     workload: dict[str, Any]           # the StatefulSet as rendered: pods are re-created from it
     ordinals: list[int]
     params: dict[str, str] = field(default_factory=dict)
+    network: str | None = None         # `up --network`: the Docker network the pods join (default: the engine's)
+    secrets: dict[str, str] = field(default_factory=dict)      # `up --secret`: Secret name -> env file, or "" (host)
     restarts: dict[str, int] = field(default_factory=dict)     # pod -> restarts made by `kill`
     kills: list[dict[str, Any]] = field(default_factory=list)  # the failures injected, in order
     # The controller's revisions: revision -> the workload that has that pod template (ControllerRevision),

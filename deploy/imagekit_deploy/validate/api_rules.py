@@ -157,6 +157,24 @@ def env_rules(path: str, container: dict[str, Any]) -> Found:
             subscripted = SUBSCRIPTED_FIELD_RE.match(str(field_ref))
             if not subscripted or not qualified_name(subscripted.group(2)):
                 problems.append((f"{env_path}.valueFrom.fieldRef.fieldPath", f"{field_ref!r} is not supported in env"))
+    return problems + env_from_rules(path, container)
+
+
+def env_from_rules(path: str, container: dict[str, Any]) -> Found:
+    """envFrom: each source one Secret or ConfigMap, by a valid name; a prefix that makes valid names."""
+    problems: Found = []
+    for index, source in enumerate(as_list(container.get("envFrom"))):
+        source_path = f"{path}.envFrom[{index}]"
+        refs = [key for key in ("secretRef", "configMapRef") if key in as_dict(source)]
+        if len(refs) != 1:
+            problems.append((source_path, "needs exactly one of secretRef and configMapRef"))
+            continue
+        name = get(source, refs[0], "name")
+        if not isinstance(name, str) or not DNS_SUBDOMAIN_RE.match(name) or len(name) > 253:
+            problems.append((f"{source_path}.{refs[0]}.name", f"{name!r} is not a DNS subdomain name"))
+        prefix = get(source, "prefix")
+        if prefix is not None and (not isinstance(prefix, str) or not ENV_NAME_RE.match(prefix)):
+            problems.append((f"{source_path}.prefix", f"{prefix!r} does not start a valid environment variable name"))
     return problems
 
 

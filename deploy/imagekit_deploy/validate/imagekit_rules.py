@@ -118,6 +118,16 @@ def checkpoint_rules(path: str, env: dict[str, Any], spec: dict[str, Any], volum
     return problems
 
 
+def credential_rules(path: str, container: dict[str, Any]) -> Found:
+    """S3 credentials never sit in the manifest as plain values: they come from a Secret (envFrom or secretKeyRef)."""
+    problems: Found = []
+    for index, entry in enumerate(as_list(container.get("env"))):
+        if get(entry, "name") in contract.S3_CREDENTIALS and "value" in as_dict(entry):
+            problems.append((f"{path}.env[{index}]", f"{get(entry, 'name')} is a credential in plain text; put it in "
+                             "a Secret and pass `imagekit deploy render --s3-secret NAME` (envFrom)"))
+    return problems
+
+
 def _effective(container: dict[str, Any], pod_context: dict[str, Any], key: str) -> Any:
     value = get(container, "securityContext", key)
     return pod_context.get(key) if value is None else value
@@ -212,6 +222,7 @@ def imagekit_rules(statefulset: dict[str, Any], rendering: Rendering) -> Found:
         problems.append((f"{path}.volumeMounts", f"{TMP_MOUNT} needs a volume: the root filesystem is read-only"))
     problems += checkpoint_rules(path, env, spec, volumes, mount_for)
     problems += security_rules(path, container, pod_spec)
+    problems += credential_rules(path, container)
     problems += probe_rules(path, container, as_dict(get(spec, "template", "metadata")))
     problems += pod_lifecycle_rules(pod_spec, apps_v1)
     problems += service_rules(spec, rendering)
