@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,10 @@ def test_cli_renders_validates_and_summarises(tmp_path):
     (["--env", "1BAD=x"], "KEY=VALUE"),
     (["--env", "AWS_REGION=a", "--env", "AWS_REGION=b"], "twice"),
     (["--s3-secret", "Bad_Secret"], "--s3-secret"),
-], ids=["secret-key", "access-key", "runtime-variable", "no-equals", "bad-name", "twice", "bad-secret-name"])
+    (["--run", "night/42"], "--run"),
+    (["--env", f"{contract.RUN_NAME}=x"], "--run"),
+], ids=["secret-key", "access-key", "runtime-variable", "no-equals", "bad-name", "twice", "bad-secret-name", "bad-run",
+        "run-as-env"])
 def test_bad_s3_flags_are_refused_in_one_line(tmp_path, args, words):
     result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, *args, "-d", str(tmp_path / "out")])
     assert result.exit_code == 2, result.stdout + result.stderr
@@ -156,3 +160,22 @@ def test_wordfreq_s3_variant_shares_the_steps_and_renders_with_the_secret():
     assert sorted(sink.name for sink in variant.sinks) == ["counts", "report"]
     rendering = render(variant, resolve_settings(variant, image=IMAGE, s3_secret="wordfreq-s3", env=(f"AWS_ENDPOINT_URL={ENDPOINT}",)))
     assert validate_rendering(rendering).problems == []
+
+
+def test_run_names_the_job_in_every_pod_and_render_notes_its_absence_when_a_url_uses_it(tmp_path):
+    """--run sets IMAGEKIT_RUN, what {run} in source and sink URLs stands for, the same in every pod."""
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text((REPO / "tests" / "data" / "pipelines" / "s3-sum" / "pipeline.yaml").read_text()
+                        .replace("totals/shard-{shard}.txt", "{run}/totals/shard-{shard}.txt"))
+    shutil.copytree(REPO / "tests" / "data" / "pipelines" / "s3-sum" / "steps", tmp_path / "steps")
+    named = runner.invoke(app, ["deploy", "render", str(pipeline), "--image", IMAGE, "--s3-secret", "s3",
+                                "--run", "nightly-2026-11-30", "-o", "json"])
+    unnamed = runner.invoke(app, ["deploy", "render", str(pipeline), "--image", IMAGE, "--s3-secret", "s3"])
+    assert named.exit_code == unnamed.exit_code == 0, named.stderr + unnamed.stderr
+    assert "--run" not in named.stderr and "no --run" in unnamed.stderr
+    template = next(m for m in json.loads(named.stdout)["items"] if m["kind"] == "StatefulSet")["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
+    assert env[contract.RUN_NAME] == "nightly-2026-11-30"
+    plain = runner.invoke(app, ["deploy", "render", str(REPO / "tests" / "data" / "pipelines" / "s3-sum"),
+                                "--image", IMAGE, "--s3-secret", "s3"])
+    assert "--run" not in plain.stderr  # its URLs do not name {run}

@@ -97,6 +97,11 @@ def shard_env(spec: PipelineSpec, settings: DeploySettings) -> list[dict[str, An
     return env
 
 
+def run_env(settings: DeploySettings) -> list[dict[str, str]]:
+    """--run: the job's run name, the same in every pod and every restart ({run} in source and sink URLs)."""
+    return [] if settings.run_name is None else [{"name": contract.RUN_NAME, "value": settings.run_name}]
+
+
 def secret_env(settings: DeploySettings) -> dict[str, Any]:
     """--s3-secret: every key of the Secret becomes a variable of the pipeline container (AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY, …), so the credentials stay in the Secret: never in the manifest or the image."""
@@ -203,7 +208,7 @@ def build_pod(spec: PipelineSpec, settings: DeploySettings, *, in_place_updates:
         "image": settings.image,
         "args": metrics_args(),
         "ports": [metrics_port()],
-        "env": shard_env(spec, settings) + [{"name": key, "value": value} for key, value in settings.env],
+        "env": shard_env(spec, settings) + [{"name": key, "value": value} for key, value in settings.env] + run_env(settings),
         **secret_env(settings),
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},
         "securityContext": _restricted_security_context(),

@@ -86,6 +86,7 @@ class DeploySettings:
     pod_monitor: bool = False  # also render a prometheus-operator PodMonitor
     env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE: plain env of the pipeline container (no secrets)
     s3_secret: str | None = None  # --s3-secret: the Secret whose keys become env (envFrom), e.g. AWS_ACCESS_KEY_ID
+    run_name: str | None = None  # --run: IMAGEKIT_RUN, what {run} in source and sink URLs stands for
 
     @property
     def replicas(self) -> int:
@@ -176,6 +177,7 @@ def _memory_limit(spec: PipelineSpec, memory_limit: str | None, cpus: Fraction |
 
 
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RUN_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 RUNTIME_ENV_PREFIX = "IMAGEKIT_"
 
 
@@ -190,6 +192,8 @@ def parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         if key in contract.S3_CREDENTIALS:
             raise UsageError(f"--env {key}: credentials would be written into the manifest in plain text "
                              "(fix: put them in a Secret and pass --s3-secret NAME)")
+        if key == contract.RUN_NAME:
+            raise UsageError(f"--env {key}: the run's name is a flag of its own (fix: pass --run NAME)")
         if key.startswith(RUNTIME_ENV_PREFIX):
             raise UsageError(f"--env {key}: {RUNTIME_ENV_PREFIX}* variables are set by imagekit from the pipeline "
                              "and the other flags (fix: drop it, or use the flag or pipeline field that sets it)")
@@ -197,6 +201,14 @@ def parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
             raise UsageError(f"--env {key} is given twice (fix: give each variable once)")
         parsed[key] = value
     return tuple(parsed.items())
+
+
+def check_run_name(name: str | None) -> str | None:
+    """--run: the job's run name, a part of object keys and paths."""
+    if name is not None and not RUN_NAME_RE.fullmatch(name):
+        raise UsageError(f"--run {name!r} is not a run name (fix: letters, digits, '.', '_' and '-', at most 128, "
+                         "e.g. --run 2026-11-30)")
+    return name
 
 
 def check_secret_name(name: str | None) -> str | None:
@@ -246,6 +258,7 @@ def resolve_settings(
     pod_monitor: bool = False,
     env: tuple[str, ...] = (),
     s3_secret: str | None = None,
+    run_name: str | None = None,
 ) -> DeploySettings:
     """Check flags against the pipeline; raise UsageError or SpecError (exit 2) on the first problem."""
     image = image.strip()
@@ -303,4 +316,5 @@ def resolve_settings(
         pod_monitor=pod_monitor,
         env=parse_env(env),
         s3_secret=check_secret_name(s3_secret),
+        run_name=check_run_name(run_name),
     )

@@ -66,6 +66,9 @@ def render_command(
     s3_secret: str | None = typer.Option(None, "--s3-secret",
                                          help="a Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …) "
                                               "become the pipeline container's env (envFrom)"),
+    run_name: str | None = typer.Option(None, "--run",
+                                        help=f"the job's run name ({contract.RUN_NAME}): what {{run}} in source and sink "
+                                             "URLs stands for, the same in every pod and restart"),
     out_dir: Path | None = typer.Option(None, "--out-dir", "-d",
                                         help="write one file per resource plus kustomization.yaml here (their paths "
                                              "on stdout); without it, print the manifests"),
@@ -85,6 +88,7 @@ def render_command(
         memory_limit=memory_limit, cpus=cpus, pv_size=pv_size, pv_storage_class=pv_storage_class, ssd_size=ssd_size,
         ssd_storage_class=ssd_storage_class, ssd_host_path=ssd_host_path, skip_shards=tuple(skip_shard),
         max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor, env=tuple(env), s3_secret=s3_secret,
+        run_name=run_name,
     )
     if measured_run is not None:
         warning = shm_warning(spec, measured_shm(measured_run))
@@ -96,6 +100,9 @@ def render_command(
     if spec.uses_s3 and settings.s3_secret is None:
         stderr.print("note: the pipeline reads or writes s3 and no --s3-secret names the credentials' Secret: the "
                      "pods get them only from the node or a service account")
+    if spec.uses_run_name and settings.run_name is None:
+        stderr.print("note: a source or sink URL names {run} and no --run names the job: each pod then uses its "
+                     "own first run's id, which a pod failure changes", markup=False)
     rendering = render(spec, settings)
     report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if report.problems:
@@ -144,6 +151,7 @@ def render_summary(spec: PipelineSpec, settings: DeploySettings, rendering: Rend
         "ssd": settings.ssd.value if settings.ssd else None,
         "env": [key for key, _ in settings.env],
         "s3_secret": settings.s3_secret,
+        "run_name": settings.run_name,
         "directory": str(out_dir),
         "files": [str(path) for path in written],
         "resources": [{"apiVersion": m.api_version, "kind": m.kind, "name": m.name, "file": m.filename}

@@ -1,9 +1,7 @@
 """Typed pipeline and step specs, parsed and validated once.
 
-Nothing else in imagekit reads pipeline.yaml or step.yaml: every consumer
-(runtime, build, deploy) takes a `PipelineSpec` from `load_pipeline`.
-Every error is a `SpecError` whose message is one line naming the file,
-the field and the fix.
+Nothing else in imagekit reads pipeline.yaml or step.yaml: every consumer (runtime, build, deploy) takes a
+`PipelineSpec` from `load_pipeline`. Every error is a `SpecError`: one line naming the file, the field and the fix.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Any
 from .contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
 from .errors import SpecError
 from .quantity import parse_bytes
-from .spec_sources import TRANSFER_MODULE, SinkSpec, SourceSpec, Transfer, parse_transfers
+from .spec_sources import TRANSFER_MODULE, SinkSpec, SourceSpec, Transfer, parse_transfers, placeholders_in
 from .spec_yaml import YamlFile, is_dir, is_file
 from .stepfiles import package_digest
 
@@ -108,6 +106,10 @@ class PipelineSpec:
     @property
     def uses_s3(self) -> bool:
         return any(t.scheme == "s3" for t in self.sources) or any(t.scheme == "s3" for t in self.sinks)
+
+    @property
+    def uses_run_name(self) -> bool:  # a source or sink URL names {run}, the job's run name ($IMAGEKIT_RUN)
+        return any("run" in placeholders_in(url) for url in [t.url for t in self.sources] + [t.url for t in self.sinks])
 
     @property
     def directory(self) -> Path:

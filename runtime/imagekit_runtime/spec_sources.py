@@ -69,6 +69,11 @@ def placeholder_values(*, shard: int, shard_count: int, pipeline: str, run: str,
     return {**params, "shard": shard, "shard_count": shard_count, "pipeline": pipeline, "run": run}
 
 
+def placeholders_in(template: str) -> set[str]:
+    """The names a (valid) template fills in: `{shard:05d}/{run}` → {"shard", "run"}."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
 def render_url(template: str, values: Mapping[str, Any]) -> str:
     """The url of a source or sink for one shard and run: `{shard:05d}`, `{run}`, `{PARAM}` filled in."""
     return string.Formatter().vformat(template, (), dict(values))
