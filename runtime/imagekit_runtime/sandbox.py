@@ -1,8 +1,6 @@
 """What a step may hand over at commit: regular files, directories, and links that stay inside their output.
 
-A step writes its outputs under its staging directory; at commit each output is
-walked once (os.scandir, one lstat per non-directory entry, no file contents read)
-and refused if it is, or contains:
+An output is refused if it is, or contains:
 
 - a symlink that is absolute, or whose target resolves outside that output
   (outputs are committed, freed and checkpointed one by one, so a link may only
@@ -11,26 +9,28 @@ and refused if it is, or contains:
   outside: its bytes are someone else's file);
 - a device, a socket or a FIFO.
 
-The copiers (checkpoints, results) run the same check before they copy, and copy
-links as links, so nothing they write reads through a link.
+Two walks, so that the handoff touches no per-file metadata:
 
-The same walk counts the blocks the output takes (st_blocks × 512, a hard-linked
-file once), which is what the commit records as its size in shm: one walk per
-commit, and the only per-file work on the way from a step's exit to its
-consumers' start.
+- at commit, `quick_check`: what the directory entries' types (d_type) tell, with
+  no stat per file: symlinks (read and resolved), devices, sockets, FIFOs. An
+  output that is a single file gets its one lstat, which settles everything.
+- off the critical path, `scan_output` (vetting.py's thread): one lstat per entry
+  (fstatat relative to its open directory) for the hard-link check and the blocks
+  the output takes (st_blocks × 512, a hard-linked file once), which is what the
+  commit record then keeps as its size in shm.
+
+The copiers (checkpoints, results) run scan_output too before they copy, and copy
+links as links, so nothing they write reads through a link.
 
 Cost, measured on the project's machine (2 vCPUs shared with other work, Python
 3.11; 50,000 one-byte files in 500 directories on tmpfs, best / median of 5):
 
-    this walk (fstatat per file, relative to its open directory)   224 / 302 ms
-    the same with a path stat per file, via check_entry            405 / 418 ms
-    the earlier find_escape + layout.tree_size (two walks)         ~2× that
-    names and types only (d_type, no stat): the floor without      51 /  72 ms
-      the hard-link check, which needs st_nlink of every file
+    scan_output (fstatat per file, relative to its open directory)  224 / 302 ms
+    quick_check (names and types only, d_type, no stat)              51 /  72 ms
     `du -sB1` / `find -links +1` in C, for comparison                80 /  92 ms (idle machine)
 
-So the 50 ms handoff target at 50,000 files is not met with the hard-link check
-kept: a stat per file costs ~3-4 µs here even in C. See docs/contract.md.
+A stat per file costs ~3-4 µs here even in C, so the hard-link check cannot be on
+the way from a step's end to its consumers' start at 50,000 files. See docs/contract.md.
 """
 from __future__ import annotations
 
@@ -129,6 +129,23 @@ class _Walk:
             os.close(fd)
         return None
 
+    def types_only(self, path: str) -> str | None:
+        """Walk the directory at `path` by the entries' types alone (d_type, no stat): symlinks are checked,
+        devices, sockets and FIFOs refused; regular files are not looked at (scan_output does that later)."""
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    problem = self.types_only(entry.path)
+                elif entry.is_symlink():
+                    problem = self.check_link(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    continue
+                else:
+                    problem = self.check_entry(entry.path, entry.stat(follow_symlinks=False))
+                if problem:
+                    return problem
+        return None
+
     def outside_hard_link(self) -> str | None:
         for linked in self.linked.values():
             if linked.nlink > linked.seen:
@@ -151,11 +168,33 @@ def scan_output(output: Path) -> OutputScan:
     except FileNotFoundError:
         return OutputScan(None, 0)
     if stat.S_ISLNK(info.st_mode):
-        return OutputScan(walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory"),
-                          info.st_blocks * BLOCK_BYTES)
+        return OutputScan(_link_itself(walk, output), info.st_blocks * BLOCK_BYTES)
     is_dir = stat.S_ISDIR(info.st_mode)
     problem = walk.walk(str(output), str(output), None) if is_dir else walk.check_entry(str(output), info)
     return OutputScan(problem or walk.outside_hard_link(), walk.allocated)
+
+
+def _link_itself(walk: _Walk, output: Path) -> str:
+    return walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory")
+
+
+@dataclass(frozen=True)
+class QuickCheck:
+    problem: str | None  # what the entries' types already refuse; None when nothing is seen yet
+    allocated: int | None  # the blocks it takes when one lstat told everything (a file); None: scan_output's to say
+
+
+def quick_check(output: Path) -> QuickCheck:
+    """What can be refused without a stat per file (commit's check): a single file entirely (one lstat), a
+    directory by its entries' types. A directory's hard links and size are scan_output's, off the critical path."""
+    walk = _Walk(root=output, real_root=os.path.realpath(output))
+    info = os.lstat(output)
+    if stat.S_ISLNK(info.st_mode):
+        return QuickCheck(_link_itself(walk, output), None)
+    if not stat.S_ISDIR(info.st_mode):
+        problem = walk.check_entry(str(output), info)
+        return QuickCheck(problem or walk.outside_hard_link(), walk.allocated)
+    return QuickCheck(walk.types_only(str(output)), None)
 
 
 def find_escape(output: Path) -> str | None:
@@ -163,13 +202,16 @@ def find_escape(output: Path) -> str | None:
     return scan_output(output).problem
 
 
+def refusal_message(step: str, data: str, problem: str) -> str:
+    """The one line a refused output fails its step with."""
+    return (f"step {step}'s output {data!r} is refused: {problem} "
+            "(fix: write regular files and directories; a symlink must be relative and stay inside its output)")
+
+
 def check_output(step: str, data: str, output: Path) -> int:
     """The bytes `output` takes in shm; raise UnsafeOutput, one line naming the step, the output and the
     offending path, if it leaves its sandbox."""
     scan = scan_output(output)
     if scan.problem:
-        problem = scan.problem
-        raise UnsafeOutput(f"step {step}'s output {data!r} is refused: {problem} "
-                           "(fix: write regular files and directories; a symlink must be relative and stay inside "
-                           "its output)")
+        raise UnsafeOutput(refusal_message(step, data, scan.problem))
     return scan.allocated
