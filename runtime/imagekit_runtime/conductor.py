@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from . import diagnosis, shard_state
@@ -24,12 +23,12 @@ from .contract import Event, RunStatus
 from .dispatch import HAS_PROCESS, Dispatch
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .gates import Gates, bin_dir, gates_dir, install_wait_program
+from .handoff import StepEnds
 from .keys import pipeline_key, step_keys
 from .log_watch import StepEcho
 from .outputs import OutputKeeper
 from .processes import StepProcesses
 from .run_options import Collaborators, RunOptions
-from .sandbox import OutputRefused
 from .shm_budget import ShmBudget
 from .signals import install_signal_handlers, restore_signal_handlers
 from .slots import resolve_slots
@@ -37,16 +36,15 @@ from .spec import PipelineSpec
 from .states import StepState, check_transition
 from .step_program import RunContext, done_fifo, step_program
 from .summary import RunSummary, StepRun
-from .supervisor_client import ProcessInfo
 from .supervisor_conf import render
-from .vetting import Verdict, Vetting
+from .vetting import Vetting
 
 log = logging.getLogger("imagekit.runtime")
 
 UNFINISHED = (StepState.RUNNING, StepState.WARM, StepState.READY, StepState.BACKOFF, StepState.WAITING)
 
 
-class Conductor:
+class Conductor(StepEnds):
     def __init__(self, spec: PipelineSpec, options: RunOptions, parts: Collaborators) -> None:
         self.spec = spec
         self.options = options
@@ -209,14 +207,6 @@ class Conductor:
             timeouts.append(self.options.copy_poll_interval)
         self.echo.after_wait(self.processes.watcher.wait(min(timeouts) if timeouts else None, self.echo.wake_fd()))
 
-    def _collect_exits(self) -> None:
-        """Steps that declared their outputs complete, verdicts of vetting, then the processes that ended."""
-        for name in self.processes.declarations():
-            self._on_done(self.steps[name])
-        self._settle(())
-        for name, info in self.processes.exits():
-            self._on_exit(self.steps[name], info)
-
     def _retry_due(self) -> None:
         now = time.monotonic()
         for name in [n for n in self.backoff if now >= self.steps[n].retry_at and n not in self.processes.pids]:
@@ -269,87 +259,6 @@ class Conductor:
             self.queue.freed_slot(step.name)
         self.queue.warm.discard(step.name)
         self.processes.ended(step.name)
-
-    def _over(self, step: StepRun) -> bool:
-        """The step's work is over (declared, or its process ended): its producers' verdicts first, so that
-        nothing is built on refused data; False when one refused (the run stops, the step counts as not run)."""
-        step.finished_at = time.monotonic()
-        step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
-        self._settle(self.queue.producers[step.name])
-        self._measure_inputs(step)
-        return self.stop_reason is None
-
-    def _on_done(self, step: StepRun) -> None:
-        """The step declared its outputs complete (step.done()): commit now; its exit comes later."""
-        if step.state is StepState.RUNNING and self._over(step):
-            self._commit(step)
-
-    def _on_exit(self, step: StepRun, info: ProcessInfo) -> None:
-        step.exit_code = diagnosis.exit_code_of(info)
-        if step.name in self.processes.declared:  # committed (or refused) when it declared its outputs complete
-            self._ended(step, held_slot=True)
-            if not diagnosis.succeeded(info) and step.state.done:
-                warning = (f"step {step.name} {diagnosis.exit_reason(info, self.layout.supervisor_log)} after "
-                           "declaring its outputs complete (step.done()): its commit is kept")
-                log.warning("warning: %s", warning)
-                self.warnings.append(warning)
-            return
-        was = step.state
-        if not self._over(step):
-            return  # _stop_all ends it
-        self._ended(step, held_slot=was is StepState.RUNNING)
-        if not diagnosis.succeeded(info):
-            self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
-        elif was is StepState.WARM:
-            self._fail_attempt(step, "exited before its inputs were committed (a warm step must wait for them: "
-                                     "step.input_path or imagekit-wait)")
-        else:
-            self._commit(step)
-
-    def _commit(self, step: StepRun) -> None:
-        self._transition(step.name, StepState.COMMITTING, exit_code=0)
-        try:
-            record = self.commits.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs,
-                                         self.run_id)
-        except OutputRefused as exc:
-            self._fail_attempt(step, str(exc))
-            return
-        step.bytes_out = sum(record.outputs.values())
-        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out,
-                         **({"outputs": record.outputs} if record.vetted else {}))
-        self._inputs_arrive(step.name)  # consumers first: its output is echoed, delivered and copied after
-        assert self.echo is not None
-        self.echo.pump(step.name)
-        if record.vetted:
-            self.outputs.deliver_and_checkpoint(step.name)
-
-    def _settle(self, producers: Iterable[str]) -> None:
-        """Apply the verdicts of vetting that are in, after waiting for those of `producers`."""
-        self.commits.vetting.wait(producers)
-        for verdict in self.commits.vetting.verdicts():
-            self._on_verdict(verdict)
-
-    def _on_verdict(self, verdict: Verdict) -> None:
-        step = self.steps[verdict.step]
-        self.touched.add(step.name)  # it may be freed or retired now
-        try:
-            record = self.commits.settle(verdict)
-        except OutputRefused as exc:
-            self._fail(step, str(exc))  # its consumers, started or not, are stopped: they did not run
-            return
-        step.bytes_out = sum(record.outputs.values())
-        self.journal.record(Event.VETTED, step=step.name, bytes_out=step.bytes_out, outputs=record.outputs)
-        self.outputs.deliver_and_checkpoint(step.name)
-
-    def _inputs_arrive(self, producer: str) -> None:
-        """The producer committed: consumers whose inputs are now all there become runnable (gates open first)."""
-        for consumer in self.queue.committed(producer):
-            state = self.steps[consumer].state
-            if state is StepState.WAITING:
-                self._transition(consumer, StepState.READY)
-            if state in (StepState.WAITING, StepState.WARM):
-                self.queue.runnable(consumer)
-        self._dispatch()  # the gate of a waiting consumer opens before anything else is done
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
         assert self.echo is not None

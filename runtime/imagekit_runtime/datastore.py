@@ -73,11 +73,11 @@ class DataStore:
         sizes: dict[str, int] = {}
         vetted = True
         for data in outputs:
-            path = staging / data
-            if not os.path.lexists(path):
+            try:
+                quick = quick_check(staging / data)  # nothing that leads out of the sandbox is committed
+            except FileNotFoundError:
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
-                                    f"(expected at ${output_var(data)})")
-            quick = quick_check(path)  # nothing that leads out of the sandbox is committed
+                                    f"(expected at ${output_var(data)})") from None
             if quick.problem:
                 raise UnsafeOutput(refusal_message(step, data, quick.problem))
             sizes[data] = quick.allocated or 0

@@ -63,7 +63,7 @@ class _Linked:
 @dataclass
 class _Walk:
     root: Path
-    real_root: str
+    real_root: str = ""  # resolved when a symlink is met (a file output never needs it)
     linked: dict[tuple[int, int], _Linked] = field(default_factory=dict)  # by (st_dev, st_ino)
     allocated: int = 0  # bytes of the blocks the entries take (a hard-linked file once), as du counts
 
@@ -78,6 +78,7 @@ class _Walk:
         target = os.readlink(path)
         if os.path.isabs(target):
             return self.refuse(path, f"an absolute symlink (to {target})")
+        self.real_root = self.real_root or os.path.realpath(self.root)
         resolved = os.path.realpath(path)
         if resolved != self.real_root and not resolved.startswith(self.real_root + os.sep):
             return self.refuse(path, f"a symlink leading outside the output (to {target})")
@@ -162,7 +163,7 @@ class OutputScan:
 
 def scan_output(output: Path) -> OutputScan:
     """One walk of `output` (a file or a directory tree): is it self-contained, and what does it take in shm."""
-    walk = _Walk(root=output, real_root=os.path.realpath(output))
+    walk = _Walk(root=output)
     try:
         info = os.lstat(output)
     except FileNotFoundError:
@@ -186,8 +187,9 @@ class QuickCheck:
 
 def quick_check(output: Path) -> QuickCheck:
     """What can be refused without a stat per file (commit's check): a single file entirely (one lstat), a
-    directory by its entries' types. A directory's hard links and size are scan_output's, off the critical path."""
-    walk = _Walk(root=output, real_root=os.path.realpath(output))
+    directory by its entries' types. A directory's hard links and size are scan_output's, off the critical path.
+    FileNotFoundError when there is no output."""
+    walk = _Walk(root=output)
     info = os.lstat(output)
     if stat.S_ISLNK(info.st_mode):
         return QuickCheck(_link_itself(walk, output), None)
