@@ -8,6 +8,7 @@ bytes counted are the blocks the committed data takes (commit records), which th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .datastore import CommitRecord, DataStore
 from .sandbox import OutputRefused, UnsafeOutput
@@ -23,17 +24,26 @@ class Commits:
     live_bytes: int = 0  # blocks the committed data takes in shm (commit records)
     peak_bytes: int = 0
     _counted: dict[str, int] = field(default_factory=dict)  # unvetted steps: the bytes counted at commit
+    _queued: dict[str, dict[str, Path]] = field(default_factory=dict)  # committed, their vetting not started yet
 
     def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str) -> CommitRecord:
-        """Commit the step's staged outputs (OutputRefused: nothing committed); a directory output is vetted later."""
+        """Commit the step's staged outputs (OutputRefused: nothing committed). Steps with a directory output are
+        queued for vetting: start_vetting() once their consumers are on their way."""
         record = self.store.commit(step, key, outputs, run,
                                    admit=lambda adding: self.budget.admit(step, self.live_bytes, adding))
         counted = sum(record.outputs.values())
         self.count(counted)
         if not record.vetted:
             self._counted[step] = counted
-            self.vetting.submit(step, {data: self.store.layout.input_path(step, data) for data in outputs})
+            self._queued[step] = {data: self.store.layout.input_path(step, data) for data in outputs}
         return record
+
+    def start_vetting(self) -> None:
+        """Hand the queued commits to the vetting thread (after the gates are open and the consumers spawned: the
+        walk holds the interpreter's lock between its system calls)."""
+        for step, outputs in self._queued.items():
+            self.vetting.submit(step, outputs)
+        self._queued.clear()
 
     def count(self, adding: int) -> None:
         self.live_bytes += adding
@@ -43,7 +53,11 @@ class Commits:
         self.live_bytes -= released
 
     def pending(self, step: str) -> bool:
-        return self.vetting.pending(step)
+        """Committed, and its verdict not applied yet."""
+        return step in self._queued or self.vetting.pending(step)
+
+    def busy(self) -> bool:
+        return bool(self._queued) or self.vetting.busy()
 
     def settle(self, verdict: Verdict) -> CommitRecord:
         """Apply a verdict: the record gets its sizes (and the pipeline's `shm` is checked against them), or the

@@ -189,8 +189,9 @@ class Conductor(StepEnds):
             self.options.on_tick()
             self._retry_due()
             self._dispatch()
+            self.commits.start_vetting()  # after the dispatch: the walk is not in the consumers' way
             self._free_unneeded()
-            if not (self.open_steps or self.processes.declared or self.commits.vetting.busy()):
+            if not (self.open_steps or self.processes.declared or self.commits.busy()):
                 for name in [n for n, s in self.steps.items() if s.state.done]:
                     self._transition(name, StepState.RETIRED)
                 return EXIT_OK, RunStatus.COMPLETED

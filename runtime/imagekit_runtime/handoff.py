@@ -136,6 +136,7 @@ class StepEnds:
 
     def _settle(self, producers: Iterable[str]) -> None:
         """Apply the verdicts of vetting that are in, after waiting for those of `producers`."""
+        self.commits.start_vetting()
         self.commits.vetting.wait(producers)
         for verdict in self.commits.vetting.verdicts():
             self._on_verdict(verdict)

@@ -9,28 +9,32 @@ An output is refused if it is, or contains:
   outside: its bytes are someone else's file);
 - a device, a socket or a FIFO.
 
-Two walks, so that the handoff touches no per-file metadata:
+The check is split so that the handoff touches no per-file metadata:
 
-- at commit, `quick_check`: what the directory entries' types (d_type) tell, with
-  no stat per file: symlinks (read and resolved), devices, sockets, FIFOs. An
-  output that is a single file gets its one lstat, which settles everything.
-- off the critical path, `scan_output` (vetting.py's thread): one lstat per entry
-  (fstatat relative to its open directory) for the hard-link check and the blocks
-  the output takes (st_blocks × 512, a hard-linked file once), which is what the
-  commit record then keeps as its size in shm.
+- at commit, `quick_check`: one lstat of each output. A file output is settled
+  by it (its type, its links, its blocks); a directory output only as a
+  directory (not a symlink, not a device).
+- off the critical path, `scan_output` (vetting.py's thread): the walk of a
+  directory output, one lstat per entry (fstatat relative to its open
+  directory): symlinks, hard links leading out, devices, sockets, FIFOs, and
+  the blocks the output takes (st_blocks × 512, a hard-linked file once), which
+  the commit record then keeps as its size in shm. Until its verdict is in, the
+  output is not trusted (see vetting.py).
 
 The copiers (checkpoints, results) run scan_output too before they copy, and copy
 links as links, so nothing they write reads through a link.
 
-Cost, measured on the project's machine (2 vCPUs shared with other work, Python
-3.11; 50,000 one-byte files in 500 directories on tmpfs, best / median of 5):
+Cost of the walk, measured on the project's machine (2 vCPUs shared with other
+work, Python 3.11; 50,000 one-byte files in 500 directories on tmpfs, best /
+median of 5):
 
-    scan_output (fstatat per file, relative to its open directory)  224 / 302 ms
-    quick_check (names and types only, d_type, no stat)              51 /  72 ms
+    scan_output (fstatat per file, relative to its open directory)  144 / 207 ms
+    names and types only (d_type, no stat)                           29 /  51 ms
     `du -sB1` / `find -links +1` in C, for comparison                80 /  92 ms (idle machine)
 
-A stat per file costs ~3-4 µs here even in C, so the hard-link check cannot be on
-the way from a step's end to its consumers' start at 50,000 files. See docs/contract.md.
+Even the walk by types alone would take most of a 50 ms handoff at 50,000
+files, so none of it is on the way from a step's end to its consumers' start.
+See docs/contract.md.
 """
 from __future__ import annotations
 
@@ -130,23 +134,6 @@ class _Walk:
             os.close(fd)
         return None
 
-    def types_only(self, path: str) -> str | None:
-        """Walk the directory at `path` by the entries' types alone (d_type, no stat): symlinks are checked,
-        devices, sockets and FIFOs refused; regular files are not looked at (scan_output does that later)."""
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    problem = self.types_only(entry.path)
-                elif entry.is_symlink():
-                    problem = self.check_link(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    continue
-                else:
-                    problem = self.check_entry(entry.path, entry.stat(follow_symlinks=False))
-                if problem:
-                    return problem
-        return None
-
     def outside_hard_link(self) -> str | None:
         for linked in self.linked.values():
             if linked.nlink > linked.seen:
@@ -181,22 +168,22 @@ def _link_itself(walk: _Walk, output: Path) -> str:
 
 @dataclass(frozen=True)
 class QuickCheck:
-    problem: str | None  # what the entries' types already refuse; None when nothing is seen yet
+    problem: str | None  # why the output is refused; None when nothing is seen (yet: a directory is vetted later)
     allocated: int | None  # the blocks it takes when one lstat told everything (a file); None: scan_output's to say
 
 
 def quick_check(output: Path) -> QuickCheck:
-    """What can be refused without a stat per file (commit's check): a single file entirely (one lstat), a
-    directory by its entries' types. A directory's hard links and size are scan_output's, off the critical path.
-    FileNotFoundError when there is no output."""
+    """What the commit checks, one lstat whatever the output holds: a file entirely (its type, its links, its
+    blocks); a directory only as such: what is inside it, and its size, are scan_output's, off the critical
+    path. FileNotFoundError when there is no output."""
     walk = _Walk(root=output)
     info = os.lstat(output)
     if stat.S_ISLNK(info.st_mode):
         return QuickCheck(_link_itself(walk, output), None)
-    if not stat.S_ISDIR(info.st_mode):
-        problem = walk.check_entry(str(output), info)
-        return QuickCheck(problem or walk.outside_hard_link(), walk.allocated)
-    return QuickCheck(walk.types_only(str(output)), None)
+    if stat.S_ISDIR(info.st_mode):
+        return QuickCheck(None, None)
+    problem = walk.check_entry(str(output), info)
+    return QuickCheck(problem or walk.outside_hard_link(), walk.allocated)
 
 
 def find_escape(output: Path) -> str | None:

@@ -1,5 +1,5 @@
-"""The pieces of a fast handoff, in-process: the commit's stat-free check, vetting off the critical path, the
-unvetted record, and the done FIFO."""
+"""The pieces of a fast handoff, in-process: the commit's one lstat per output, vetting off the critical path,
+the unvetted record, and the done FIFO."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ import pytest
 from imagekit_runtime.datastore import DataStore
 from imagekit_runtime.exit_watch import ExitWatcher
 from imagekit_runtime.layout import RunLayout
-from imagekit_runtime.sandbox import UnsafeOutput, quick_check
+from imagekit_runtime.sandbox import QuickCheck, UnsafeOutput, quick_check
 from imagekit_runtime.vetting import Vetting, vet
 
 
@@ -23,19 +23,20 @@ def make_tree(root: Path, files: int = 30) -> Path:
     return root
 
 
-def test_the_commit_check_settles_a_file_and_leaves_a_directory_s_files_unstatted(tmp_path: Path) -> None:
+def test_the_commit_check_settles_a_file_with_one_lstat_and_leaves_a_directory_to_vetting(tmp_path: Path) -> None:
     single = tmp_path / "single"
     single.write_text("x")
     assert quick_check(single).problem is None and quick_check(single).allocated == os.lstat(single).st_blocks * 512
-    tree = make_tree(tmp_path / "tree")
-    assert quick_check(tree) == quick_check(tree).__class__(None, None)  # size and hard links: vetting's
-    os.link(tmp_path / "single", tree / "d0" / "linked")
-    assert quick_check(tree).problem is None  # a hard link is not seen without a stat ...
-    problem = vet("make", {"tree": tree}).refusal
-    assert problem is not None and "tree/d0/linked is a hard link to a file outside the output" in problem  # ... here
     linked_file = tmp_path / "linked-file"
     os.link(single, linked_file)
     assert "hard link" in (quick_check(linked_file).problem or "")  # a file output: its one lstat tells
+    (tmp_path / "alias").symlink_to("single")
+    assert "is a symlink (to single), not a file or directory" in (quick_check(tmp_path / "alias").problem or "")
+    tree = make_tree(tmp_path / "tree")
+    os.link(single, tree / "d0" / "linked")
+    assert quick_check(tree) == QuickCheck(None, None)  # nothing inside is looked at: vetting's walk is
+    problem = vet("make", {"tree": tree}).refusal
+    assert problem is not None and "tree/d0/linked is a hard link to a file outside the output" in problem
 
 
 @pytest.mark.parametrize(("make", "what"), [
@@ -43,10 +44,11 @@ def test_the_commit_check_settles_a_file_and_leaves_a_directory_s_files_unstatte
     (lambda d: (d / "d1" / "up").symlink_to("../../../secret"), "a symlink leading outside the output"),
     (lambda d: os.mkfifo(d / "d2" / "pipe"), "a FIFO"),
 ])
-def test_the_commit_check_refuses_links_and_specials_by_entry_type(tmp_path: Path, make, what: str) -> None:
+def test_vetting_refuses_links_and_specials_inside_a_directory(tmp_path: Path, make, what: str) -> None:
     tree = make_tree(tmp_path / "tree")
     make(tree)
-    assert what in (quick_check(tree).problem or "")
+    verdict = vet("make", {"tree": tree})
+    assert verdict.refusal is not None and what in verdict.refusal and "step make's output 'tree'" in verdict.refusal
 
 
 def test_vetting_gives_sizes_off_the_thread_and_wakes_the_conductor(tmp_path: Path) -> None:
@@ -84,16 +86,16 @@ def test_a_directory_commit_is_unvetted_until_its_verdict_and_never_reused_befor
     assert store.commit("file-only", "key", ("note",), "run-1").vetted  # one lstat told everything
 
 
-def test_a_directory_commit_refuses_what_its_entry_types_show(tmp_path: Path) -> None:
+def test_a_commit_refuses_an_output_that_is_a_link_and_commits_nothing(tmp_path: Path) -> None:
     layout = RunLayout(shm_dir=tmp_path / "shm", run_dir=tmp_path / "shm" / "run", results_dir=tmp_path / "results",
                        ssd_dir=None, pv_dir=None)
     layout.create()
     store = DataStore(layout)
     staging = store.prepare_staging("make")
     make_tree(staging / "tree")
-    (staging / "tree" / "d0" / "passwd").symlink_to("/etc/passwd")
-    with pytest.raises(UnsafeOutput, match="step make's output 'tree' is refused: tree/d0/passwd is an absolute"):
-        store.commit("make", "key", ("tree",), "run-1")
+    (staging / "passwd").symlink_to("/etc/passwd")
+    with pytest.raises(UnsafeOutput, match=r"step make's output 'passwd' is refused: passwd is a symlink \(to /etc/passwd\)"):
+        store.commit("make", "key", ("tree", "passwd"), "run-1")
     assert not layout.committed_dir("make").exists()
 
 
