@@ -69,12 +69,12 @@ class DataStore:
 
         No stat per file: sandbox.quick_check settles a file output with one lstat, a directory by its
         entries' types; a directory's hard links and size are left to vetting (record.vetted is False)."""
-        staging = self.layout.staging_dir(step)
+        staging = os.fspath(self.layout.staging_dir(step))  # strings: this is on the way to the consumers
         sizes: dict[str, int] = {}
         vetted = True
         for data in outputs:
             try:
-                quick = quick_check(staging / data)  # nothing that leads out of the sandbox is committed
+                quick = quick_check(os.path.join(staging, data))  # nothing that leads out of the sandbox is committed
             except FileNotFoundError:
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
                                     f"(expected at ${output_var(data)})") from None
@@ -85,7 +85,7 @@ class DataStore:
         if admit is not None:
             admit(sum(sizes.values()))
         record = CommitRecord(step=step, key=key, outputs=sizes, run=run, vetted=vetted)
-        with open(staging / COMMIT_RECORD, "w") as record_file:
+        with open(os.path.join(staging, COMMIT_RECORD), "w") as record_file:
             record_file.write(json.dumps(record.to_json(), sort_keys=True))
         committed = self.layout.committed_dir(step)
         try:
