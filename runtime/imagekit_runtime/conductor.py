@@ -1,7 +1,8 @@
 """The conductor: drives supervisord so that a pipeline runs as a dataflow.
 
 It starts a step when all its inputs are committed (at most `parallelism` of each kind at once;
-a warm step's process earlier, waiting at its gate), commits its outputs on exit 0, retries with
+a warm step's process earlier, waiting at its gate), commits its outputs on exit 0 or when the step
+declares them complete (handoff.py; a directory's per-file check is vetted later), retries with
 backoff or stops the pipeline on failure, frees data nobody needs any more, and hands committed
 outputs to the copier (results, checkpoints). Every state change goes through `_transition`,
 which checks it against states.TRANSITIONS and journals it.

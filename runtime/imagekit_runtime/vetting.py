@@ -89,7 +89,7 @@ class Vetting:
             step, outputs = job
             try:
                 verdict = vet(step, outputs)
-            except OSError as exc:  # the output changed under the walk: never trusted
+            except Exception as exc:  # the output changed under the walk, or a tree too deep: never trusted
                 verdict = Verdict(step, {}, f"step {step}'s outputs could not be checked: {exc}")
             with self._lock:
                 self._verdicts[step] = verdict
