@@ -249,8 +249,7 @@ class Conductor(StepEnds):
         self.processes.open_gate(step.name)
         self.queue.warm.discard(step.name)
         step.started_at = time.monotonic()
-        self._transition(step.name, StepState.RUNNING, attempt=step.attempts)
-        self._measure_inputs(step)
+        self._transition(step.name, StepState.RUNNING, attempt=step.attempts)  # its inputs measured at its end
 
     def _measure_inputs(self, step: StepRun) -> None:
         step.bytes_in = sum(self.store.size_of(self.producers[d], d) for d in self.spec.step(step.name).inputs)

@@ -19,7 +19,6 @@ from .contract import Event
 from .dispatch import Dispatch
 from .journal import Journal
 from .layout import RunLayout
-from .log_watch import StepEcho
 from .outputs import OutputKeeper
 from .processes import StepProcesses
 from .sandbox import OutputRefused
@@ -45,7 +44,6 @@ class StepEnds:
     processes: StepProcesses
     commits: Commits
     outputs: OutputKeeper
-    echo: StepEcho | None
     stop_reason: str | None
     touched: set[str]  # steps to look at for freeing
 
@@ -85,7 +83,6 @@ class StepEnds:
         step.finished_at = time.monotonic()
         step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
         self._settle(self.queue.producers[step.name])
-        self._measure_inputs(step)
         return self.stop_reason is None
 
     def _on_done(self, step: StepRun) -> None:
@@ -94,6 +91,7 @@ class StepEnds:
         if step.state is StepState.RUNNING and self._over(step):
             self.queue.freed_slot(step.name)
             self._commit(step)
+            self._measure_inputs(step)  # after the handoff: their sizes are final now (vetted)
 
     def _on_exit(self, step: StepRun, info: ProcessInfo) -> None:
         step.exit_code = diagnosis.exit_code_of(info)
@@ -116,6 +114,7 @@ class StepEnds:
                                      "step.input_path or imagekit-wait)")
         else:
             self._commit(step)
+        self._measure_inputs(step)
 
     def _commit(self, step: StepRun) -> None:
         self._transition(step.name, StepState.COMMITTING, exit_code=0)
@@ -128,9 +127,8 @@ class StepEnds:
         step.bytes_out = sum(record.outputs.values())
         self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out,
                          **({"outputs": record.outputs} if record.vetted else {}))
-        self._inputs_arrive(step.name)  # consumers first: its output is echoed, delivered and copied after
-        assert self.echo is not None
-        self.echo.pump(step.name)
+        # Consumers first; its log is echoed a moment later (log_watch.py), not now: the consumers need the CPU.
+        self._inputs_arrive(step.name)
         if record.vetted:
             self.outputs.deliver_and_checkpoint(step.name)
 
