@@ -176,8 +176,9 @@ def _handoff(r, add: Callable[[str], None]) -> None:
         add("")
     add("Only *commit* and *schedule* touch the data: one `lstat` of the output, the commit record and a rename "
         "of the staging directory, the same at every size (row *data part* above; a directory output's walk is "
-        "vetted off this path); for the warm consumer, *schedule* runs until the consumer is past its gate: the "
-        "conductor writes to the gate (a FIFO) and the consumer's `poll` returns. *Exit seen* is the producer "
+        "vetted off this path); for the warm consumer, *schedule* runs "
+        "until the consumer is past its gate: the conductor writes to the gate (a FIFO) and the consumer's `poll` "
+        "returns. *Exit seen* is the producer "
         "declaring its output complete and the conductor noticing: `step.done()` writes the producer's pid into "
         "the run's done FIFO, on which the conductor sleeps in `poll` beside the pidfds, then exits, its teardown "
         "at idle CPU priority; the commit does not wait for the process to be gone. *Map* is the consumer's "

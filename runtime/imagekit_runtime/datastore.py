@@ -85,8 +85,7 @@ class DataStore:
         if admit is not None:
             admit(sum(sizes.values()))
         record = CommitRecord(step=step, key=key, outputs=sizes, run=run, vetted=vetted)
-        with open(os.path.join(staging, COMMIT_RECORD), "w") as record_file:
-            record_file.write(json.dumps(record.to_json(), sort_keys=True))
+        _write_whole(os.path.join(staging, COMMIT_RECORD), json.dumps(record.to_json(), sort_keys=True).encode())
         committed = self.layout.committed_dir(step)
         try:
             os.rename(staging, committed)
@@ -102,9 +101,9 @@ class DataStore:
             raise FileNotFoundError(self.layout.commit_record(step))
         record.outputs.update(sizes)
         record.vetted = True
-        temporary = self.layout.commit_record(step).with_name(f"{COMMIT_RECORD}.tmp")
-        temporary.write_text(json.dumps(record.to_json(), sort_keys=True))
-        os.replace(temporary, self.layout.commit_record(step))
+        final = os.fspath(self.layout.commit_record(step))
+        _write_whole(f"{final}.tmp", json.dumps(record.to_json(), sort_keys=True).encode())
+        os.replace(f"{final}.tmp", final)
         return record
 
     def read_record(self, step: str) -> CommitRecord | None:
@@ -132,6 +131,15 @@ class DataStore:
 
     def drop_step(self, step: str) -> None:
         remove_tree(self.layout.committed_dir(step))
+
+
+def _write_whole(path: str, content: bytes) -> None:
+    """A small file in one write, no text layer (the commit record is on the way to the consumers)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, content)
+    finally:
+        os.close(fd)
 
 
 def remove_tree(path: Path) -> None:
