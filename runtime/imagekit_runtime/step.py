@@ -23,14 +23,17 @@ import mmap
 import os
 import select
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from . import contract  # stdlib only, like this module: steps run it without pyyaml
 
-# done(): a process holding at most this much private memory is torn down at idle CPU priority
-IDLE_TEARDOWN_MAX_PRIVATE = 128 << 20
+# done(): how long the process waits between declaring its outputs complete and exiting. The kernel's teardown
+# of a process holds a CPU and is not preempted (1 ms for an interpreter, 50 ms for one that mapped 1 GiB); done
+# after the handoff, it is not in the way of the consumers the declaration wakes.
+EXIT_DELAY_SECONDS = 0.005
 
 
 def _contract_path(variable: str, name: str, kind: str) -> Path:
@@ -139,19 +142,6 @@ def declare_done() -> None:
         os.close(fd)
 
 
-def _step_aside() -> None:
-    """Let this process's teardown run only on a CPU that would otherwise idle (SCHED_IDLE), so the consumers
-    just woken get the CPUs first; not when it holds much private memory, which must come back soon."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            fields = statm.read().split()
-        private = (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")  # resident, not file or shm
-        if private <= IDLE_TEARDOWN_MAX_PRIVATE:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (OSError, AttributeError, ValueError, IndexError):  # not Linux, or no /proc: exit as is
-        pass
-
-
 def done() -> NoReturn:
     """End the step now with exit 0. Call it last, with every output written and closed: it declares the
     outputs complete (the runtime commits them and starts their consumers at once, while this process is
@@ -160,7 +150,7 @@ def done() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     declare_done()
-    _step_aside()
+    time.sleep(EXIT_DELAY_SECONDS)  # the consumers just woken run first (see EXIT_DELAY_SECONDS)
     os._exit(0)
 
 
