@@ -166,6 +166,33 @@ def test_an_escaping_output_fails_the_step_and_reaches_no_checkpoint_or_result(t
     assert PASSWD_LINE not in everything_under(locations.ssd, locations.pv, locations.results)
 
 
+def test_a_hard_link_is_still_refused_when_its_consumer_is_warm(tmp_path, locations):
+    # The commit hands the directory over at once (no stat per file); the hard-link check comes after, and its
+    # refusal fails the producer, stops the consumer (which may already be past its gate) and trusts nothing.
+    write_step(tmp_path / "steps", "grab", 'echo "$SECRET" > "$IMAGEKIT_RUN_DIR/secret" && mkdir "$IMAGEKIT_OUT_LOOT" '
+               '&& ln "$IMAGEKIT_RUN_DIR/secret" "$IMAGEKIT_OUT_LOOT/secret"', outputs=["loot"])
+    write_step(tmp_path / "steps", "copy", 'imagekit-wait || exit 1; cat "$IMAGEKIT_IN_LOOT/secret" > "$IMAGEKIT_OUT_COPY"',
+               inputs=["loot"], outputs=["copy"], extra={"warm": True})
+    pipeline = write_pipeline(tmp_path, "grab", ["grab", "copy"], results=["loot", "copy"],
+                              checkpoint={"major": ["loot", "copy"]}, params={"SECRET": PASSWD_LINE})
+    result = imagekit("run", pipeline, *locations.args(), "--output", "json")
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "step grab failed" in errors[0]
+    assert "output 'loot' is refused: loot/secret is a hard link to a file outside the output" in errors[0]
+    steps = {s["name"]: s["state"] for s in result.summary["steps"]}
+    assert steps == {"grab": "failed", "copy": "stopped"}  # the consumer counts as not run
+    for step in ("grab", "copy"):
+        assert not (locations.data_root("grab") / "committed" / step).exists()
+    stored = [p for root in (locations.ssd, locations.pv, locations.results) if root.exists() for p in root.rglob("*")
+              if not p.is_dir() and ".imagekit" not in p.parts and "logs" not in p.parts]  # step logs are kept
+    assert stored == []
+    assert PASSWD_LINE not in everything_under(locations.ssd, locations.pv, locations.results)
+    # A resume never reuses the refused commit: the step runs (and is refused) again.
+    again = imagekit("run", pipeline, *locations.args())
+    assert again.returncode == 1 and "is a hard link to a file outside the output" in again.stderr
+
+
 def test_a_link_inside_its_output_is_committed_checkpointed_and_restored(tmp_path, locations):
     write_step(tmp_path / "steps", "make", 'mkdir -p "$IMAGEKIT_OUT_TREE/sub" && echo hi > "$IMAGEKIT_OUT_TREE/sub/f" '
                '&& ln -s sub/f "$IMAGEKIT_OUT_TREE/alias" && ln -s sub "$IMAGEKIT_OUT_TREE/dir"', outputs=["tree"])

@@ -174,16 +174,18 @@ def _handoff(r, add: Callable[[str], None]) -> None:
         for name in names:
             add(f"| {name} | " + " | ".join(fmt_ms(phases[s].get(name)) for s in r.sizes) + " |")
         add("")
-    add("Only *commit* and *schedule* touch the data: a rename of the staging directory and a stat of its "
-        "files, the same at every size (row *data part* above); for the warm consumer, *schedule* runs until "
-        "the consumer is past its gate: the conductor writes to the gate (a FIFO) and the consumer's `poll` "
-        "returns. *Exit seen* is the producer ending (it calls `step.done()`: exit 0 without the interpreter's "
-        "teardown) and the conductor noticing: the pidfd wakes it, and it reads the exit status from `/proc` "
-        "while the process is a zombie, with no call to supervisord. *Map* is the consumer's `open` + `mmap`. "
-        "Each of the two wake-ups on the way (the conductor's, the consumer's) waits for a CPU on a loaded "
-        "machine: the load average above. A cold consumer pays the life cycle of a process instead: supervisord forking "
-        "(*spawn*), and the interpreter starting and importing its modules (*step start-up*). (b)'s consumer is "
-        "already running, so it pays none of that either; (c) pays a container start.\n")
+    add("Only *commit* and *schedule* touch the data: one `lstat` of the output, the commit record and a rename "
+        "of the staging directory, the same at every size (row *data part* above; a directory output's walk is "
+        "vetted off this path); for the warm consumer, *schedule* runs until the consumer is past its gate: the "
+        "conductor writes to the gate (a FIFO) and the consumer's `poll` returns. *Exit seen* is the producer "
+        "declaring its output complete and the conductor noticing: `step.done()` writes the producer's pid into "
+        "the run's done FIFO, on which the conductor sleeps in `poll` beside the pidfds, and exits 5 ms later, "
+        "when its teardown (which holds a CPU) is no longer in the consumer's way; the commit does not wait for "
+        "it. *Map* is the consumer's `open` + `mmap`. Each of the two wake-ups on the way (the conductor's, the "
+        "consumer's) waits for a CPU on a loaded machine: the load average above. A cold consumer pays the life "
+        "cycle of a process instead: supervisord forking (*spawn*), and the interpreter starting and importing its "
+        "modules (*step start-up*). (b)'s consumer is already running, so it pays none of that either; (c) pays a "
+        "container start.\n")
 
 
 def _launch(r, add: Callable[[str], None]) -> None:

@@ -1,7 +1,8 @@
 """The conductor: drives supervisord so that a pipeline runs as a dataflow.
 
 It starts a step when all its inputs are committed (at most `parallelism` of each kind at once;
-a warm step's process earlier, waiting at its gate), commits its outputs on exit 0, retries with
+a warm step's process earlier, waiting at its gate), commits its outputs on exit 0 or when the step
+declares them complete (handoff.py; a directory's per-file check is vetted later), retries with
 backoff or stops the pipeline on failure, frees data nobody needs any more, and hands committed
 outputs to the copier (results, checkpoints). Every state change goes through `_transition`,
 which checks it against states.TRANSITIONS and journals it.
@@ -18,33 +19,34 @@ import time
 from typing import Any
 
 from . import diagnosis, shard_state
+from .commits import Commits
 from .contract import Event, RunStatus
 from .dispatch import HAS_PROCESS, Dispatch
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .gates import Gates, bin_dir, gates_dir, install_wait_program
+from .handoff import StepEnds
 from .keys import pipeline_key, step_keys
 from .log_watch import StepEcho
 from .outputs import OutputKeeper
 from .processes import StepProcesses
 from .run_options import Collaborators, RunOptions
-from .sandbox import OutputRefused
 from .shm_budget import ShmBudget
 from .signals import install_signal_handlers, restore_signal_handlers
 from .slots import resolve_slots
 from .spec import PipelineSpec
 from .states import StepState, check_transition
-from .step_program import RunContext, step_program
+from .step_program import RunContext, done_fifo, step_program
 from .summary import RunSummary, StepRun
-from .supervisor_client import ProcessInfo
 from .supervisor_conf import render
 from .transfer.plan import source_identities
+from .vetting import Vetting
 
 log = logging.getLogger("imagekit.runtime")
 
 UNFINISHED = (StepState.RUNNING, StepState.WARM, StepState.READY, StepState.BACKOFF, StepState.WAITING)
 
 
-class Conductor:
+class Conductor(StepEnds):
     def __init__(self, spec: PipelineSpec, options: RunOptions, parts: Collaborators) -> None:
         self.spec = spec
         self.options = options
@@ -76,8 +78,8 @@ class Conductor:
         self.dispatch: Dispatch | None = None
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
-        self.live_bytes = self.peak_bytes = 0  # blocks the committed data takes in shm (commit records)
-        self.budget = ShmBudget(spec.shm_bytes, options.shm_soft, self.layout.shm_dir, self.warnings)
+        self.commits = Commits(self.store, ShmBudget(spec.shm_bytes, options.shm_soft, self.layout.shm_dir,
+                                                     self.warnings), Vetting(wake=parts.watcher.wake))
         self.stop_reason: str | None = None
         self.terminated = False
 
@@ -102,6 +104,7 @@ class Conductor:
         finally:
             self.supervisor.shutdown()
             self.processes.gates.close_all()
+            self.commits.vetting.close()
             if self.echo is not None:
                 self.echo.pump_all(final=True)
                 self.echo.close()
@@ -123,11 +126,12 @@ class Conductor:
         return True
 
     def _summary(self, exit_code: int, status: RunStatus, started: float) -> RunSummary:
-        self.journal.record(Event.RUN_END, status=status.value, exit_code=exit_code, peak_shm_bytes=self.peak_bytes)
+        self.journal.record(Event.RUN_END, status=status.value, exit_code=exit_code,
+                            peak_shm_bytes=self.commits.peak_bytes)
         return RunSummary(
             pipeline=self.spec.name, run_id=self.run_id, shard_index=self.options.shard_index,
             shard_count=self.options.shard_count, exit_code=exit_code, status=status,
-            wall_seconds=time.monotonic() - started, peak_shm_bytes=self.peak_bytes,
+            wall_seconds=time.monotonic() - started, peak_shm_bytes=self.commits.peak_bytes,
             steps=[self.steps[name] for name in self.spec.topological_order()],
             results_dir=str(self.layout.results_dir), message=self.stop_reason or "",
             warnings=self.warnings + self.copier.errors,
@@ -145,8 +149,7 @@ class Conductor:
         shard_state.bring_back(plan, self.keys, self.store, self.checkpoints, self.run_id)
         for name in plan.reused:
             self._transition(name, StepState.REUSED)
-        self.live_bytes += shard_state.committed_bytes(self.layout, self.store, plan.reused)
-        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        self.commits.count(shard_state.committed_bytes(self.layout, self.store, plan.reused))
         # Results of reused steps may not have been delivered (crash between commit and copy).
         for name in plan.reused:
             self.outputs.deliver_and_checkpoint(name)
@@ -158,6 +161,7 @@ class Conductor:
         programs = [step_program(step, self.context, self.environments.paths_for(step))
                     for step in map(self.spec.step, self.to_run)]
         install_wait_program(bin_dir(self.layout.run_dir))
+        self.processes.listen_for_done(done_fifo(self.layout.run_dir))
         self.layout.supervisor_conf.write_text(render(self.supervisor.socket_path, self.layout.run_dir, programs))
         self.supervisor.start()
 
@@ -187,8 +191,9 @@ class Conductor:
             self.options.on_tick()
             self._retry_due()
             self._dispatch()
+            self.commits.start_vetting()  # after the dispatch: the walk is not in the consumers' way
             self._free_unneeded()
-            if not self.open_steps:
+            if not (self.open_steps or self.processes.declared or self.commits.busy()):
                 for name in [n for n, s in self.steps.items() if s.state.done]:
                     self._transition(name, StepState.RETIRED)
                 return EXIT_OK, RunStatus.COMPLETED
@@ -205,13 +210,9 @@ class Conductor:
             timeouts.append(self.options.copy_poll_interval)
         self.echo.after_wait(self.processes.watcher.wait(min(timeouts) if timeouts else None, self.echo.wake_fd()))
 
-    def _collect_exits(self) -> None:
-        for name, info in self.processes.exits():
-            self._on_exit(self.steps[name], info)
-
     def _retry_due(self) -> None:
         now = time.monotonic()
-        for name in [n for n in self.backoff if now >= self.steps[n].retry_at]:
+        for name in [n for n in self.backoff if now >= self.steps[n].retry_at and n not in self.processes.pids]:
             self.backoff.discard(name)
             if self.queue.inputs_committed(name):
                 self._transition(name, StepState.READY)
@@ -249,64 +250,24 @@ class Conductor:
         self.processes.open_gate(step.name)
         self.queue.warm.discard(step.name)
         step.started_at = time.monotonic()
-        self._transition(step.name, StepState.RUNNING, attempt=step.attempts)
-        self._measure_inputs(step)
+        self._transition(step.name, StepState.RUNNING, attempt=step.attempts)  # its inputs measured at its end
 
     def _measure_inputs(self, step: StepRun) -> None:
         step.bytes_in = sum(self.store.size_of(self.producers[d], d) for d in self.spec.step(step.name).inputs)
 
-    def _ended(self, step: StepRun) -> None:
+    def _ended(self, step: StepRun, held_slot: bool) -> None:
         """The step's process is over: its slot, gate and leftover processes go."""
-        if step.state is StepState.RUNNING:
+        if held_slot:
             self.queue.freed_slot(step.name)
         self.queue.warm.discard(step.name)
         self.processes.ended(step.name)
-
-    def _on_exit(self, step: StepRun, info: ProcessInfo) -> None:
-        step.finished_at = time.monotonic()
-        step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
-        step.exit_code = diagnosis.exit_code_of(info)
-        was = step.state
-        self._ended(step)
-        if not diagnosis.succeeded(info):
-            self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
-            return
-        if was is StepState.WARM:
-            self._fail_attempt(step, "exited before its inputs were committed (a warm step must wait for them: "
-                                     "step.input_path or imagekit-wait)")
-            return
-        self._transition(step.name, StepState.COMMITTING, exit_code=0)
-        try:
-            record = self.store.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs, self.run_id,
-                                       admit=lambda adding: self.budget.admit(step.name, self.live_bytes, adding))
-        except OutputRefused as exc:
-            self._fail_attempt(step, str(exc))
-            return
-        step.bytes_out = sum(record.outputs.values())
-        self.live_bytes += step.bytes_out
-        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out, outputs=record.outputs)
-        self._inputs_arrive(step.name)  # consumers first: its output is echoed, delivered and copied after
-        assert self.echo is not None
-        self.echo.pump(step.name)
-        self.outputs.deliver_and_checkpoint(step.name)
-
-    def _inputs_arrive(self, producer: str) -> None:
-        """The producer committed: consumers whose inputs are now all there become runnable (gates open first)."""
-        for consumer in self.queue.committed(producer):
-            state = self.steps[consumer].state
-            if state is StepState.WAITING:
-                self._transition(consumer, StepState.READY)
-            if state in (StepState.WAITING, StepState.WARM):
-                self.queue.runnable(consumer)
-        self._dispatch()  # the gate of a waiting consumer opens before anything else is done
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
         assert self.echo is not None
         self.echo.pump(step.name)
         # Before discarding: the staging bytes show a full shm.
         enospc = diagnosis.enospc_message(self.echo.last_lines(step.name, 40), self.layout.shm_dir,
-                                          self.live_bytes)
+                                          self.commits.live_bytes)
         self.store.discard_staging(step.name)  # a failed attempt never commits anything
         if enospc:
             reason = f"{reason}: {enospc}"
@@ -319,6 +280,11 @@ class Conductor:
             self._transition(step.name, StepState.BACKOFF, reason=reason, exit_code=step.exit_code)
             self.backoff.add(step.name)
             return
+        self._fail(step, reason)
+
+    def _fail(self, step: StepRun, reason: str) -> None:
+        """The step failed for good: the run stops."""
+        assert self.echo is not None
         step.message = reason
         self._transition(step.name, StepState.FAILED, reason=reason, exit_code=step.exit_code)
         self.stop_reason = diagnosis.failure_message(step.name, step.attempts, reason)
@@ -339,7 +305,7 @@ class Conductor:
                 if step.state is StepState.RUNNING:
                     step.wall_seconds += time.monotonic() - (step.started_at or time.monotonic())
                 if step.state in HAS_PROCESS:
-                    self._ended(step)
+                    self._ended(step, held_slot=step.state is StepState.RUNNING)
                 self.store.discard_staging(step.name)
                 self._transition(step.name, StepState.STOPPED, reason=self.stop_reason)
 
@@ -348,11 +314,12 @@ class Conductor:
         """Free what the steps that ended since the last look (and their producers) no longer need."""
         candidates: set[str] = set()
         for name in self.touched:
-            candidates.update(p for p in (name, *self.queue.producers[name]) if self.steps[p].state.done)
+            candidates.update(p for p in (name, *self.queue.producers[name])
+                              if self.steps[p].state.done and not self.commits.pending(p))
         self.touched.clear()
         done = sorted(candidates)
-        self.live_bytes -= self.outputs.free_unneeded(
-            done, settled=lambda consumer: self.steps[consumer].state.done or consumer not in self.to_run)
+        self.commits.release(self.outputs.free_unneeded(
+            done, settled=lambda consumer: self.steps[consumer].state.done or consumer not in self.to_run))
         for name in done:
             if self.outputs.readers_over(name, lambda c: self.steps[c].state.done or self.steps[c].state.final):
                 self._transition(name, StepState.RETIRED)

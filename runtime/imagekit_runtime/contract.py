@@ -15,6 +15,7 @@ SHARD_COUNT = "IMAGEKIT_SHARD_COUNT"  # number of shards
 RUN_DIR = "IMAGEKIT_RUN_DIR"          # the run's directory: journal, logs (also a runtime setting)
 STEP = "IMAGEKIT_STEP"                # the name of the running step
 INPUTS_GATE = "IMAGEKIT_INPUTS_GATE"  # warm steps only: a FIFO that turns readable once the inputs are committed
+DONE_FIFO = "IMAGEKIT_DONE_FIFO"      # a FIFO: one write of "<pid>\n" declares the step's outputs complete (step.done())
 
 # ------------------------------------------------------------------ environment the runtime reads
 POD_NAME = "IMAGEKIT_POD_NAME"            # the shard's fallback: the ordinal at the end of the pod name
@@ -73,6 +74,7 @@ class Event(StrEnum):
     RUN_START = "run-start"        # pipeline, shard, shard_count, key (the pipeline key)
     PLAN = "plan"                  # to_run, reused, restore, available, inputs
     TRANSITION = "transition"      # step, from, to (+ attempt, exit_code, reason, bytes_out, outputs)
+    VETTED = "vetted"              # step, bytes_out, outputs: the sizes of a commit whose outputs were walked later
     CHECKPOINTED = "checkpointed"  # step, data, tier, path
     FREED = "freed"                # step, data, bytes
     RUN_END = "run-end"            # status, exit_code, peak_shm_bytes
@@ -105,6 +107,7 @@ LOGS_DIR = "logs"                            # in the run directory and beside t
 SUPERVISOR_CONF = "supervisord.conf"         # in the run directory
 SUPERVISOR_LOG = "supervisord.log"           # in the run directory
 GATES_DIR = "gates"                          # in the run directory: <step>, the FIFO of a warm step
+DONE_FIFO_NAME = "done.fifo"                 # in the run directory: $IMAGEKIT_DONE_FIFO, shared by every step
 BIN_DIR = "bin"                              # in the run directory: imagekit-wait, on every step's PATH
 COMMITTED_DIR = "committed"                  # <shm>/…/committed/<step>/<data>
 STAGING_DIR = "staging"                      # <shm>/…/staging/<step>/<data>

@@ -4,9 +4,11 @@ A step writes its outputs under staging/<step>/. Exit 0 commits them all at
 once: the commit record is written into the staging directory, then the whole
 directory is renamed to committed/<step>. A rename is atomic, so a committed
 directory always has its record and every output; anything else is staging
-and is discarded. Before that, every output is checked by sandbox.check_output:
+and is discarded. Before that, every output is checked by sandbox.quick_check:
 an output that links out of the sandbox, or is a device, socket or FIFO, fails
-the step and nothing of it is committed.
+the step and nothing of it is committed. A directory output's per-file half of
+the check (hard links, its size) comes later (vetting.py): until then its record
+says `vetted: false`, and such a commit is never reused by a later run.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from .contract import COMMIT_RECORD, output_var
 from .layout import RunLayout
-from .sandbox import OutputRefused, check_output
+from .sandbox import OutputRefused, UnsafeOutput, quick_check, refusal_message
 
 
 class MissingOutput(OutputRefused):
@@ -35,15 +37,16 @@ class CommitRecord:
     outputs: dict[str, int]  # data name -> bytes it takes in shm (allocated blocks, as du counts)
     run: str
     committed_at: float = field(default_factory=time.time)
+    vetted: bool = True  # False until the per-file check of its directory outputs passed (sizes 0 till then)
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "key": self.key, "outputs": self.outputs, "run": self.run,
-                "committed_at": self.committed_at}
+                "committed_at": self.committed_at, "vetted": self.vetted}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CommitRecord:
         return cls(step=data["step"], key=data["key"], outputs=dict(data["outputs"]), run=data["run"],
-                   committed_at=data.get("committed_at", 0.0))
+                   committed_at=data.get("committed_at", 0.0), vetted=data.get("vetted", True))
 
 
 @dataclass
@@ -64,25 +67,43 @@ class DataStore:
                admit: Callable[[int], None] | None = None) -> CommitRecord:
         """Commit the staged outputs; `admit(bytes)` may refuse them (raising OutputRefused) before the rename.
 
-        One walk per output (sandbox.check_output) checks it and counts its blocks; nothing else here
-        touches per-file metadata, so the handoff's cost grows with the file count only through that walk."""
-        staging = self.layout.staging_dir(step)
+        No stat per file: sandbox.quick_check settles a file output with one lstat, a directory by its
+        entries' types; a directory's hard links and size are left to vetting (record.vetted is False)."""
+        staging = os.fspath(self.layout.staging_dir(step))  # strings: this is on the way to the consumers
         sizes: dict[str, int] = {}
+        vetted = True
         for data in outputs:
-            path = staging / data
-            if not os.path.lexists(path):
+            try:
+                quick = quick_check(os.path.join(staging, data))  # nothing that leads out of the sandbox is committed
+            except FileNotFoundError:
                 raise MissingOutput(f"step {step} exited 0 but did not write its output {data!r} "
-                                    f"(expected at ${output_var(data)})")
-            sizes[data] = check_output(step, data, path)  # nothing that leads out of the sandbox is committed
+                                    f"(expected at ${output_var(data)})") from None
+            if quick.problem:
+                raise UnsafeOutput(refusal_message(step, data, quick.problem))
+            sizes[data] = quick.allocated or 0
+            vetted = vetted and quick.allocated is not None
         if admit is not None:
             admit(sum(sizes.values()))
-        record = CommitRecord(step=step, key=key, outputs=sizes, run=run)
-        record_path = staging / COMMIT_RECORD
-        record_path.write_text(json.dumps(record.to_json(), sort_keys=True))
+        record = CommitRecord(step=step, key=key, outputs=sizes, run=run, vetted=vetted)
+        _write_whole(os.path.join(staging, COMMIT_RECORD), json.dumps(record.to_json(), sort_keys=True).encode())
         committed = self.layout.committed_dir(step)
-        if committed.exists():  # a stale commit of other content: replace it
+        try:
+            os.rename(staging, committed)
+        except OSError:  # a stale commit of other content (a non-empty directory): replace it
             remove_tree(committed)
-        os.rename(staging, committed)
+            os.rename(staging, committed)
+        return record
+
+    def mark_vetted(self, step: str, sizes: dict[str, int]) -> CommitRecord:
+        """The per-file check of a commit passed: its record gets the sizes, and may be reused from now on."""
+        record = self.read_record(step)
+        if record is None:
+            raise FileNotFoundError(self.layout.commit_record(step))
+        record.outputs.update(sizes)
+        record.vetted = True
+        final = os.fspath(self.layout.commit_record(step))
+        _write_whole(f"{final}.tmp", json.dumps(record.to_json(), sort_keys=True).encode())
+        os.replace(f"{final}.tmp", final)
         return record
 
     def read_record(self, step: str) -> CommitRecord | None:
@@ -94,7 +115,7 @@ class DataStore:
     def available(self, step: str, data: str, key: str) -> bool:
         """Is `data` of `step` committed in shm with the expected key?"""
         record = self.read_record(step)
-        return (record is not None and record.key == key and data in record.outputs
+        return (record is not None and record.vetted and record.key == key and data in record.outputs
                 and os.path.lexists(self.layout.input_path(step, data)))
 
     def size_of(self, step: str, data: str) -> int:
@@ -110,6 +131,15 @@ class DataStore:
 
     def drop_step(self, step: str) -> None:
         remove_tree(self.layout.committed_dir(step))
+
+
+def _write_whole(path: str, content: bytes) -> None:
+    """A small file in one write, no text layer (the commit record is on the way to the consumers)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, content)
+    finally:
+        os.close(fd)
 
 
 def remove_tree(path: Path) -> None:

@@ -158,11 +158,12 @@ def _apply(view: RunView, entry: Entry) -> None:
     if event == Event.RUN_START:
         view.key = entry.get("key")
         view.started_at = entry.get("ts")
-    elif event == Event.TRANSITION:
-        view.steps[entry["step"]] = entry["to"]
+    elif event in (Event.TRANSITION, Event.VETTED):
+        if event == Event.TRANSITION:
+            view.steps[entry["step"]] = entry["to"]
         for data, size in (entry.get("outputs") or {}).items():
             view.outputs[f"{entry['step']}/{data}"] = int(size)
-        if entry["to"] == StepState.RUNNING and entry["step"] not in view.started:
+        if entry.get("to") == StepState.RUNNING and entry["step"] not in view.started:
             view.started.append(entry["step"])
     elif event == Event.PLAN:
         for step in entry.get("to_run") or []:

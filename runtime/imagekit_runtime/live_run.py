@@ -79,6 +79,8 @@ class LiveRun:
                                  "shard": str(entry.get("shard", ""))}
             elif event == Event.TRANSITION:
                 self._transition(entry)
+            elif event == Event.VETTED:
+                self._sized(entry)
             elif event == Event.CHECKPOINTED:
                 data, tier = str(entry.get("data")), str(entry.get("tier"))
                 self.pending.pop((data, tier), None)
@@ -97,11 +99,15 @@ class LiveRun:
             self.durations[step] = now - self.running_since.pop(step)
         if new is StepState.COMMITTED:
             self.committed_at[step] = now
-            for data, size in (entry.get("outputs") or {}).items():
-                self.sizes[data] = int(size)
-                self.data_bytes[(data, SHM)] = int(size)
-                for tier in self.shape.checkpoint_tiers.get(data, ()) if self.shape else ():
-                    self.pending[(data, tier)] = int(size)
+            self._sized(entry)
+
+    def _sized(self, entry: dict[str, Any]) -> None:
+        """The sizes of a commit (its `committed` transition, or the `vetted` event of a directory output)."""
+        for data, size in (entry.get("outputs") or {}).items():
+            self.sizes[data] = int(size)
+            self.data_bytes[(data, SHM)] = int(size)
+            for tier in self.shape.checkpoint_tiers.get(data, ()) if self.shape else ():
+                self.pending[(data, tier)] = int(size)
 
     def _observe_handoff(self, step: str, now: float) -> None:
         if self.shape is None or self.attempts[step] > 1:

@@ -2,7 +2,10 @@
 
 One watch on the run's logs directory (IN_MODIFY) reports every write to <step>.log by name. A
 step that writes all the time would wake the conductor at every write, so after an echo the watch
-rests for `rest_seconds` (what was written meanwhile is echoed at the next wake-up).
+rests for `rest_seconds` (what was written meanwhile is echoed at the next wake-up). A write is
+echoed `lag_seconds` after it is noticed, not at once: a step's last line comes a moment before its
+end (or its step.done()), and the conductor is then back in its sleep, free to hand the outputs
+over, instead of busy echoing.
 Where inotify is missing (not Linux), `fd` is None and the conductor echoes logs once a second.
 """
 from __future__ import annotations
@@ -21,10 +24,11 @@ LOG_SUFFIX = ".log"
 
 
 class LogWatch:
-    def __init__(self, directory: Path, rest_seconds: float = 0.05) -> None:
+    def __init__(self, directory: Path, rest_seconds: float = 0.05, lag_seconds: float = 0.005) -> None:
         self.rest_seconds = rest_seconds
+        self.lag_seconds = lag_seconds
         self.fd: int | None = None
-        self._rest_until = 0.0
+        self._rest_until = 0.0  # no echo before (after an echo, or a lag after the first write noticed)
         self._changed: set[str] = set()
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -40,8 +44,8 @@ class LogWatch:
             self.fd = None
 
     def watched_fd(self) -> int | None:
-        """The fd to wait on now, or None while resting (or without inotify)."""
-        return self.fd if self.fd is not None and time.monotonic() >= self._rest_until else None
+        """The fd to wait on now, or None while resting or with an echo due already (or without inotify)."""
+        return self.fd if self.fd is not None and not self._changed and time.monotonic() >= self._rest_until else None
 
     def rest_remaining(self) -> float | None:
         """Seconds until the watch is waited on again, when resting with something to echo."""
@@ -53,6 +57,8 @@ class LogWatch:
         """Note the logs named by the pending events (call when the fd is readable)."""
         if self.fd is None:
             return
+        if not self._changed:
+            self._rest_until = max(self._rest_until, time.monotonic() + self.lag_seconds)
         while True:
             try:
                 data = os.read(self.fd, 65536)

@@ -2,10 +2,13 @@
 
 Every call is about one process, so its cost does not grow with the number of steps: a start answers
 with the pid (supervisor_rpc.py), an exit is told by the pid's pidfd, and a successful exit is read
-from /proc while the process is a zombie (supervisord is asked only about the others).
+from /proc while the process is a zombie (supervisord is asked only about the others). A step may
+declare its outputs complete before it exits (step.done(): its pid through the done FIFO).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +29,25 @@ class StepProcesses:
         self.gates = gates
         self.supervisor_log = supervisor_log
         self.pids: dict[str, int] = {}  # steps with a process: its pid (and process group)
+        self.by_group: dict[int, str] = {}  # the other way round
+        self.declared: set[str] = set()  # steps that declared their outputs complete, their process not yet ended
+
+    def listen_for_done(self, fifo: Path) -> None:
+        self.watcher.listen_for_done(str(fifo))
+
+    def declarations(self) -> list[str]:
+        """The steps whose process (or a process of its group) declared the outputs complete since the last
+        call; a pid of no step's group (an earlier attempt's, say) is ignored."""
+        names = []
+        for pid in self.watcher.declared():
+            name = self.by_group.get(pid)
+            if name is None:
+                with contextlib.suppress(OSError):
+                    name = self.by_group.get(os.getpgid(pid))
+            if name is not None and name not in self.declared:
+                self.declared.add(name)
+                names.append(name)
+        return names
 
     def spawn(self, name: str, *, gated: bool, open_gate: bool) -> None:
         """Start the step's process; a gated (warm) one gets its gate first, opened now or later."""
@@ -35,6 +57,8 @@ class StepProcesses:
                 self.gates.release(name)
         pid = self.supervisor.start_process(name)
         self.pids[name] = pid
+        self.by_group[pid] = name
+        self.declared.discard(name)
         self.watcher.watch(name, pid)
 
     def open_gate(self, name: str) -> None:
@@ -63,7 +87,9 @@ class StepProcesses:
         """The step's process is over: its gate closes and what is left of its process group is killed
         (before the commit checks its outputs)."""
         self.gates.close(name)
+        self.declared.discard(name)
         pid = self.pids.pop(name, 0)
+        self.by_group.pop(pid, None)
         if pid > 0:
             kill_group(pid)
         else:

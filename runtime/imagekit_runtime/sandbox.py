@@ -1,8 +1,6 @@
 """What a step may hand over at commit: regular files, directories, and links that stay inside their output.
 
-A step writes its outputs under its staging directory; at commit each output is
-walked once (os.scandir, one lstat per non-directory entry, no file contents read)
-and refused if it is, or contains:
+An output is refused if it is, or contains:
 
 - a symlink that is absolute, or whose target resolves outside that output
   (outputs are committed, freed and checkpointed one by one, so a link may only
@@ -11,26 +9,32 @@ and refused if it is, or contains:
   outside: its bytes are someone else's file);
 - a device, a socket or a FIFO.
 
-The copiers (checkpoints, results) run the same check before they copy, and copy
+The check is split so that the handoff touches no per-file metadata:
+
+- at commit, `quick_check`: one lstat of each output. A file output is settled
+  by it (its type, its links, its blocks); a directory output only as a
+  directory (not a symlink, not a device).
+- off the critical path, `scan_output` (vetting.py's thread): the walk of a
+  directory output, one lstat per entry (fstatat relative to its open
+  directory): symlinks, hard links leading out, devices, sockets, FIFOs, and
+  the blocks the output takes (st_blocks × 512, a hard-linked file once), which
+  the commit record then keeps as its size in shm. Until its verdict is in, the
+  output is not trusted (see vetting.py).
+
+The copiers (checkpoints, results) run scan_output too before they copy, and copy
 links as links, so nothing they write reads through a link.
 
-The same walk counts the blocks the output takes (st_blocks × 512, a hard-linked
-file once), which is what the commit records as its size in shm: one walk per
-commit, and the only per-file work on the way from a step's exit to its
-consumers' start.
+Cost of the walk, measured on the project's machine (2 vCPUs shared with other
+work, Python 3.11; 50,000 one-byte files in 500 directories on tmpfs, best /
+median of 5):
 
-Cost, measured on the project's machine (2 vCPUs shared with other work, Python
-3.11; 50,000 one-byte files in 500 directories on tmpfs, best / median of 5):
-
-    this walk (fstatat per file, relative to its open directory)   224 / 302 ms
-    the same with a path stat per file, via check_entry            405 / 418 ms
-    the earlier find_escape + layout.tree_size (two walks)         ~2× that
-    names and types only (d_type, no stat): the floor without      51 /  72 ms
-      the hard-link check, which needs st_nlink of every file
+    scan_output (fstatat per file, relative to its open directory)  144 / 207 ms
+    names and types only (d_type, no stat)                           29 /  51 ms
     `du -sB1` / `find -links +1` in C, for comparison                80 /  92 ms (idle machine)
 
-So the 50 ms handoff target at 50,000 files is not met with the hard-link check
-kept: a stat per file costs ~3-4 µs here even in C. See docs/contract.md.
+Even the walk by types alone would take most of a 50 ms handoff at 50,000
+files, so none of it is on the way from a step's end to its consumers' start.
+See docs/contract.md.
 """
 from __future__ import annotations
 
@@ -63,7 +67,7 @@ class _Linked:
 @dataclass
 class _Walk:
     root: Path
-    real_root: str
+    real_root: str = ""  # resolved when a symlink is met (a file output never needs it)
     linked: dict[tuple[int, int], _Linked] = field(default_factory=dict)  # by (st_dev, st_ino)
     allocated: int = 0  # bytes of the blocks the entries take (a hard-linked file once), as du counts
 
@@ -78,6 +82,7 @@ class _Walk:
         target = os.readlink(path)
         if os.path.isabs(target):
             return self.refuse(path, f"an absolute symlink (to {target})")
+        self.real_root = self.real_root or os.path.realpath(self.root)
         resolved = os.path.realpath(path)
         if resolved != self.real_root and not resolved.startswith(self.real_root + os.sep):
             return self.refuse(path, f"a symlink leading outside the output (to {target})")
@@ -145,17 +150,42 @@ class OutputScan:
 
 def scan_output(output: Path) -> OutputScan:
     """One walk of `output` (a file or a directory tree): is it self-contained, and what does it take in shm."""
-    walk = _Walk(root=output, real_root=os.path.realpath(output))
+    walk = _Walk(root=output)
     try:
         info = os.lstat(output)
     except FileNotFoundError:
         return OutputScan(None, 0)
     if stat.S_ISLNK(info.st_mode):
-        return OutputScan(walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory"),
-                          info.st_blocks * BLOCK_BYTES)
+        return OutputScan(_link_itself(walk, output), info.st_blocks * BLOCK_BYTES)
     is_dir = stat.S_ISDIR(info.st_mode)
     problem = walk.walk(str(output), str(output), None) if is_dir else walk.check_entry(str(output), info)
     return OutputScan(problem or walk.outside_hard_link(), walk.allocated)
+
+
+def _link_itself(walk: _Walk, output: Path) -> str:
+    return walk.refuse(str(output), f"a symlink (to {os.readlink(output)}), not a file or directory")
+
+
+@dataclass(frozen=True)
+class QuickCheck:
+    problem: str | None  # why the output is refused; None when nothing is seen (yet: a directory is vetted later)
+    allocated: int | None  # the blocks it takes when one lstat told everything (a file); None: scan_output's to say
+
+
+def quick_check(output: str | Path) -> QuickCheck:
+    """What the commit checks, one lstat whatever the output holds: a file entirely (its type, its links, its
+    blocks); a directory only as such: what is inside it, and its size, are scan_output's, off the critical
+    path. FileNotFoundError when there is no output."""
+    info = os.lstat(output)
+    if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:  # the common case, without a walk's bookkeeping
+        return QuickCheck(None, info.st_blocks * BLOCK_BYTES)
+    if stat.S_ISDIR(info.st_mode):
+        return QuickCheck(None, None)
+    walk = _Walk(root=Path(output))
+    if stat.S_ISLNK(info.st_mode):
+        return QuickCheck(_link_itself(walk, walk.root), None)
+    problem = walk.check_entry(str(output), info)
+    return QuickCheck(problem or walk.outside_hard_link(), walk.allocated)
 
 
 def find_escape(output: Path) -> str | None:
@@ -163,13 +193,16 @@ def find_escape(output: Path) -> str | None:
     return scan_output(output).problem
 
 
+def refusal_message(step: str, data: str, problem: str) -> str:
+    """The one line a refused output fails its step with."""
+    return (f"step {step}'s output {data!r} is refused: {problem} "
+            "(fix: write regular files and directories; a symlink must be relative and stay inside its output)")
+
+
 def check_output(step: str, data: str, output: Path) -> int:
     """The bytes `output` takes in shm; raise UnsafeOutput, one line naming the step, the output and the
     offending path, if it leaves its sandbox."""
     scan = scan_output(output)
     if scan.problem:
-        problem = scan.problem
-        raise UnsafeOutput(f"step {step}'s output {data!r} is refused: {problem} "
-                           "(fix: write regular files and directories; a symlink must be relative and stay inside "
-                           "its output)")
+        raise UnsafeOutput(refusal_message(step, data, scan.problem))
     return scan.allocated

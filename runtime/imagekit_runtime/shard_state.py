@@ -48,6 +48,10 @@ def plan_recovery(spec: PipelineSpec, layout: RunLayout, keys: dict[str, str], s
         if record is not None and record.key != keys[step.name]:
             log.info("step %s changed since its outputs were committed: they will be made again", step.name)
             store.drop_step(step.name)
+        elif record is not None and not record.vetted:
+            log.info("the outputs of step %s were never fully checked (the run stopped first): they will be made "
+                     "again", step.name)
+            store.drop_step(step.name)
         elif record is None and layout.committed_dir(step.name).exists():
             store.drop_step(step.name)
     return Availability(spec, layout, keys, store, checkpoints, ignore_existing=force).plan()

@@ -1,7 +1,8 @@
 """The step life cycle as an explicit state machine; every transition allowed is written here.
 
     WAITING ─► READY ─► RUNNING ─► COMMITTING ─► COMMITTED ─► RETIRED
-       │  ▲      ▲         │
+       │  ▲      ▲         │                         └──► FAILED  (its outputs refused by the later,
+       │  │      │         │                                       per-file check: vetting.py)
        │  └──────┴─BACKOFF◄┤ (exit ≠ 0, attempts left)
        │                   ├─► FAILED   (exit ≠ 0, no attempts left)
        │                   └─► STOPPED  (pipeline stopping: SIGTERM, another step failed)
@@ -43,7 +44,7 @@ TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     StepState.RUNNING: frozenset({StepState.COMMITTING, StepState.BACKOFF, StepState.FAILED, StepState.STOPPED}),
     StepState.BACKOFF: frozenset({StepState.READY, StepState.WAITING, StepState.STOPPED}),
     StepState.COMMITTING: frozenset({StepState.COMMITTED, StepState.BACKOFF, StepState.FAILED}),
-    StepState.COMMITTED: frozenset({StepState.RETIRED}),
+    StepState.COMMITTED: frozenset({StepState.RETIRED, StepState.FAILED}),
     StepState.REUSED: frozenset({StepState.RETIRED}),
     StepState.RETIRED: frozenset(),
     StepState.FAILED: frozenset(),

@@ -28,6 +28,11 @@ class RunContext:
     grace_seconds: float
 
 
+def done_fifo(run_dir: Path) -> Path:
+    """The FIFO step.done() declares a step's outputs complete through (one per run, read by the conductor)."""
+    return run_dir / contract.DONE_FIFO_NAME
+
+
 def step_environment(step: StepSpec, run: RunContext, paths: StepPaths,
                      inherited: Mapping[str, str]) -> dict[str, str]:
     """Params, the step's own env, the contract's IMAGEKIT_* variables, PATH and PYTHONPATH."""
@@ -38,6 +43,7 @@ def step_environment(step: StepSpec, run: RunContext, paths: StepPaths,
         contract.SHARD_COUNT: str(run.shard_count),
         contract.RUN_DIR: str(run.layout.run_dir),
         contract.STEP: step.name,
+        contract.DONE_FIFO: str(done_fifo(run.layout.run_dir)),
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
     }

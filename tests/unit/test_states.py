@@ -14,7 +14,7 @@ ALLOWED = [
     (S.RUNNING, S.COMMITTING), (S.RUNNING, S.BACKOFF), (S.RUNNING, S.FAILED), (S.RUNNING, S.STOPPED),
     (S.BACKOFF, S.READY), (S.BACKOFF, S.WAITING), (S.BACKOFF, S.STOPPED),
     (S.COMMITTING, S.COMMITTED), (S.COMMITTING, S.BACKOFF), (S.COMMITTING, S.FAILED),
-    (S.COMMITTED, S.RETIRED),
+    (S.COMMITTED, S.RETIRED), (S.COMMITTED, S.FAILED),  # refused by the per-file check after the commit
     (S.REUSED, S.RETIRED),
 ]
 
@@ -29,7 +29,6 @@ FORBIDDEN = [
     (S.WARM, S.COMMITTING),       # a warm step commits only after its gate opened (RUNNING)
     (S.WARM, S.READY),
     (S.COMMITTING, S.STOPPED),    # a commit is finished, not interrupted
-    (S.COMMITTED, S.FAILED),
     (S.COMMITTED, S.STOPPED),
     (S.REUSED, S.RUNNING),
     (S.FAILED, S.READY),          # a failed step is not revived within a run

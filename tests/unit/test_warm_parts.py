@@ -182,7 +182,7 @@ def test_cpus_are_written_as_kubernetes_does() -> None:
 
 # ------------------------------------------------------------ wake-up sources
 def test_the_log_watch_names_the_logs_written(tmp_path: Path) -> None:
-    watch = LogWatch(tmp_path / "logs", rest_seconds=0.0)
+    watch = LogWatch(tmp_path / "logs", rest_seconds=0.0, lag_seconds=0.05)
     if watch.fd is None:
         pytest.skip("no inotify here")
     try:
@@ -190,6 +190,11 @@ def test_the_log_watch_names_the_logs_written(tmp_path: Path) -> None:
         (tmp_path / "logs" / "notes.txt").write_text("not a log\n")
         assert select.select([watch.fd], [], [], 5)[0]
         watch.read_events()
+        # echoed a moment later, not at once (the conductor is free for a step's end meanwhile)
+        assert watch.take_changed() == set() and watch.watched_fd() is None
+        remaining = watch.rest_remaining()
+        assert remaining is not None and 0 < remaining <= 0.05
+        time.sleep(remaining)
         assert watch.take_changed() == {"count"}
         assert watch.take_changed() == set()
     finally:
