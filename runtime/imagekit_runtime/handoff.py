@@ -79,11 +79,13 @@ class StepEnds:
 
     def _over(self, step: StepRun) -> bool:
         """The step's work is over (declared, or its process ended): its producers' verdicts first, so that
-        nothing is built on refused data; False when one refused (the run stops, the step counts as not run)."""
+        nothing is built on refused data; False when one refused (the run stops, the step counts as not run).
+        Another step's failure does not undo this one's work: it is committed, and a resume reuses it."""
         step.finished_at = time.monotonic()
         step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
-        self._settle(self.queue.producers[step.name])
-        return self.stop_reason is None
+        producers = self.queue.producers[step.name]
+        self._settle(producers)
+        return all(self.steps[producer].state is not StepState.FAILED for producer in producers)
 
     def _on_done(self, step: StepRun) -> None:
         """The step declared its outputs complete (step.done()): its work is over, so its slot is free and its
