@@ -1,0 +1,52 @@
+"""The checkpoint copier's copy and checksum: the bytes and mode arrive whole, the sha256 is the manifest's."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from imagekit_runtime import filehash
+
+
+def tree_sha256(content: bytes, chunk: int) -> str:
+    """The manifest's hash, computed independently: plain sha256 up to `chunk`, else sha256 of the chunks' sha256s."""
+    if len(content) <= chunk:
+        return hashlib.sha256(content).hexdigest()
+    digests = b"".join(hashlib.sha256(content[at:at + chunk]).digest() for at in range(0, len(content), chunk))
+    return hashlib.sha256(digests).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 10_000, 70_001])
+def test_copy_and_hash_copies_every_byte_in_steps_and_returns_the_sha256(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    # small steps and chunks, and the hash on its own thread, so the stepped copy and the tree hash are exercised
+    monkeypatch.setattr(filehash, "WRITEBACK_STEP", 4096)
+    monkeypatch.setattr(filehash, "CHUNK", 16_384)
+    monkeypatch.setattr(filehash, "HASH_IN_THREAD_FROM", 5000)
+    content = os.urandom(size)
+    source = tmp_path / "source"
+    source.write_bytes(content)
+    source.chmod(0o751)
+    digest = filehash.copy_and_hash(source, tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == content
+    assert (tmp_path / "copy").stat().st_mode & 0o7777 == 0o751
+    assert digest == tree_sha256(content, 16_384)
+    assert filehash.hash_file(tmp_path / "copy") == digest
+
+
+def test_a_big_file_is_hashed_as_a_tree_of_chunks(tmp_path: Path) -> None:
+    content = os.urandom(filehash.CHUNK + 12_345)
+    source = tmp_path / "source"
+    source.write_bytes(content)
+    digest = filehash.copy_and_hash(source, tmp_path / "copy")
+    assert digest == tree_sha256(content, filehash.CHUNK) != hashlib.sha256(content).hexdigest()
+    assert (tmp_path / "copy").read_bytes() == content
+
+
+def test_the_copy_never_reads_through_a_link(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"outside")
+    (tmp_path / "link").symlink_to(tmp_path / "secret")
+    with pytest.raises(OSError):
+        filehash.copy_durably(tmp_path / "link", tmp_path / "copy")
