@@ -127,9 +127,12 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
     timer = Timer()
     backend.check()
     base = options.base or spec.base
-    base_info = backend.inspect(backend.ensure_image(base))
     with_requirements = [step for step in spec.steps if step.requirements is not None]
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
+        # The image the tag names now (what this build is compared with), asked while the base is:
+        # each question is an engine round trip (buildah: a process, ~40 ms).
+        previous = pool.submit(backend.find, options.tag)
+        base_info = backend.inspect(backend.ensure_image(base))
         # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
         base_image = pool.submit(backend.base_image, base_info)
         # When the locks all name one target, their wheels are fetched while the base is probed: the
@@ -153,13 +156,14 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         wheels = runtime_wheels.result()
         timer.lap("resolve")
         base_config = base_image.result()
+        previous_image = previous.result()
 
     work = cache_root() / "contexts" / _context_name(spec)
     with _exclusive(work):
         runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
                                         runtime_sbom(wheels))
         timer.lap("runtime_base")
-        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime)
+        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, previous_image)
 
 
 def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
@@ -185,7 +189,8 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
-                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase) -> BuildResult:
+                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase,
+                  previous: ImageInfo | None) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
     plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
@@ -195,7 +200,6 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
-    previous = backend.find(options.tag)
     tars = write_layer_tars(plan.layers, work / "tars", backend.events)
     timer.lap("stage")
 
