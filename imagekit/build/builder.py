@@ -27,6 +27,7 @@ from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo
+from .baseimage import BaseLookup, BaseMoved, look_up_base, stored_base
 from .context import cached_layer_tar, pipeline_files, write_layer_tars
 from .deps import DepsTree, install_step_requirements
 from .events import Stage
@@ -124,24 +125,33 @@ class Timer:
 
 
 def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> BuildResult:
+    try:
+        return _build_image(spec, backend, options, remembered_base=not options.no_cache)
+    except BaseMoved as moved:
+        log.info("base image: %s; building on it", moved)
+        return _build_image(spec, backend, options, remembered_base=False)
+
+
+def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *, remembered_base: bool) -> BuildResult:
     timer = Timer()
     backend.check()
     base = options.base or spec.base
     with_requirements = [step for step in spec.steps if step.requirements is not None]
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
-        # The image the tag names now (what this build is compared with), asked while the base is:
-        # each question is an engine round trip (buildah: a process, ~40 ms).
+        # The image the tag names now (what this build is compared with) and the image the base reference
+        # names (on a rebuild: checked on the side, see baseimage.py) are asked at once: each question is an
+        # engine round trip (buildah: a process, ~40 ms).
         previous = pool.submit(backend.find, options.tag)
-        base_info = backend.inspect(backend.ensure_image(base))
+        lookup = look_up_base(backend, base, pool, remembered=remembered_base)
         # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
-        base_image = pool.submit(backend.base_image, base_info)
+        base_image = pool.submit(stored_base, backend, lookup.id)
         # When the locks all name one target, their wheels are fetched while the base is probed: the
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
         pack = 2 * len(spec.steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
         early = _install_all(pool, with_requirements, guess, options.no_cache, pack) if guess else None
-        probe = probe_base(backend, base_info.id)
-        target = probe_target(backend, base_info.id, options.python_version)
+        probe = probe_base(backend, lookup.id)
+        target = probe_target(backend, lookup.id, options.python_version)
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
         timer.lap("probe")
 
@@ -156,14 +166,22 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         wheels = runtime_wheels.result()
         timer.lap("resolve")
         base_config = base_image.result()
-        previous_image = previous.result()
 
-    work = cache_root() / "contexts" / _context_name(spec)
-    with _exclusive(work):
-        runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
-                                        runtime_sbom(wheels))
-        timer.lap("runtime_base")
-        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, previous_image)
+        work = cache_root() / "contexts" / _context_name(spec)
+        with _exclusive(work):
+            runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
+                                            runtime_sbom(wheels))
+            timer.lap("runtime_base")
+            return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime,
+                                 _Asked(previous, lookup))
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """Engine answers asked at the start of a build, needed only at the load."""
+
+    previous: Future[ImageInfo | None]  # the image the tag named
+    base: BaseLookup  # confirm() before loading
 
 
 def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
@@ -190,7 +208,7 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
                   deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase,
-                  previous: ImageInfo | None) -> BuildResult:
+                  asked: _Asked) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
     plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
@@ -216,6 +234,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
                                         for layer in plan.layers)
     image = assemble(runtime.base, new_layers, labels, created)
+    asked.base.confirm()
+    previous = asked.previous.result()
     chains = ChainIndex(backend.name)
     held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, len(runtime.base.diff_ids),
                                                   previous)
