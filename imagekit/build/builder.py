@@ -31,7 +31,7 @@ from .baseimage import BaseLookup, BaseMoved, look_up_base, stored_base
 from .context import cached_layer_tar, pipeline_files, write_layer_tars
 from .deps import DepsTree, install_step_requirements
 from .events import Stage
-from .labels import commit_time, created_time, layer_labels, oci_labels, source_info
+from .labels import SourceInfo, commit_time, created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
 from .lock import locked_target
 from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, deps_mappings, plan_layers
@@ -143,6 +143,8 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         # engine round trip (buildah: a process, ~40 ms).
         previous = pool.submit(backend.find, options.tag)
         lookup = look_up_base(backend, base, pool, remembered=remembered_base)
+        source = pool.submit(source_info, spec, options.version)  # git, for the labels
+        committed = pool.submit(commit_time, spec.directory) if options.timestamp is None else None
         # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
         base_image = pool.submit(stored_base, backend, lookup.id)
         # When the locks all name one target, their wheels are fetched while the base is probed: the
@@ -173,15 +175,17 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
                                             runtime_sbom(wheels))
             timer.lap("runtime_base")
             return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime,
-                                 _Asked(previous, lookup))
+                                 _Asked(previous, lookup, source, committed))
 
 
 @dataclass(frozen=True)
 class _Asked:
-    """Engine answers asked at the start of a build, needed only at the load."""
+    """Questions to the engine and to git asked at the start of a build, whose answers are needed late."""
 
     previous: Future[ImageInfo | None]  # the image the tag named
     base: BaseLookup  # confirm() before loading
+    source: Future[SourceInfo]
+    commit_time: Future[int | None] | None  # None: SOURCE_DATE_EPOCH given
 
 
 def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
@@ -223,8 +227,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
 
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
-    created = created_time(options.timestamp if options.timestamp is not None else commit_time(spec.directory))
-    labels = oci_labels(spec, source_info(spec, options.version), base, runtime.base.id, created) | dict(options.labels)
+    created = created_time(options.timestamp if asked.commit_time is None else asked.commit_time.result())
+    labels = oci_labels(spec, asked.source.result(), base, runtime.base.id, created) | dict(options.labels)
     # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
     named: list[dict[str, object]] = [{"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []}
                                       for layer in runtime.layers]
