@@ -6,6 +6,7 @@ Nothing here reads through a link.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
@@ -47,12 +48,23 @@ def copy_durably(source: Path, destination: Path) -> None:
     from cache). The closing fsync then waits for the last steps, not for the whole
     file as after a plain copy. Durability is the fsync's, as before.
     """
-    with open(source, "rb", opener=open_no_follow) as reader, open(destination, "wb") as writer:
+    with open(source, "rb", opener=open_no_follow) as reader, open(destination, "wb", buffering=0) as writer:
         size = os.fstat(reader.fileno()).st_size
         offset = 0
+        kernel_copy = True
         while offset < size:
-            sent = os.sendfile(writer.fileno(), reader.fileno(), offset, min(WRITEBACK_STEP, size - offset))
-            if sent == 0:  # the source shrank: the copy's checksum will not verify, the caller's will
+            count = min(WRITEBACK_STEP, size - offset)
+            if kernel_copy:
+                try:
+                    sent = os.sendfile(writer.fileno(), reader.fileno(), offset, count)
+                except OSError as exc:  # a file system that can't splice: copy through memory
+                    if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        raise
+                    kernel_copy = False
+                    continue
+            else:
+                sent = writer.write(os.pread(reader.fileno(), count, offset))
+            if sent == 0:  # the source shrank (committed data never does): the copy will not verify
                 break
             os.posix_fadvise(writer.fileno(), offset, sent, os.POSIX_FADV_DONTNEED)
             offset += sent

@@ -1,6 +1,7 @@
 """The checkpoint copier's copy and checksum: the bytes and mode arrive whole, the sha256 is the manifest's."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -50,3 +51,16 @@ def test_the_copy_never_reads_through_a_link(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "secret")
     with pytest.raises(OSError):
         filehash.copy_durably(tmp_path / "link", tmp_path / "copy")
+
+
+def test_a_file_system_that_cannot_splice_gets_a_copy_through_memory(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_splice(*args: object) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", no_splice)
+    monkeypatch.setattr(filehash, "WRITEBACK_STEP", 4096)
+    content = os.urandom(10_001)
+    (tmp_path / "source").write_bytes(content)
+    assert filehash.copy_and_hash(tmp_path / "source", tmp_path / "copy") == hashlib.sha256(content).hexdigest()
+    assert (tmp_path / "copy").read_bytes() == content
