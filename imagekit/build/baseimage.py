@@ -55,16 +55,16 @@ class BaseLookup:
         _write(_remembered_file(self.backend, self.ref), self.id)
 
 
-def look_up_base(backend: Backend, ref: str, pool: ThreadPoolExecutor, *, remembered: bool = True) -> BaseLookup:
-    """The base's image ID: the remembered one (checked on the side, see confirm) when its config is
-    stored, else the engine's (pulling the image if needed)."""
+def look_up_base(backend: Backend, ref: str, engine: ThreadPoolExecutor, *, remembered: bool = True) -> BaseLookup:
+    """The base's image ID: the remembered one (checked on the side, in `engine`, see confirm) when its
+    config is stored, else the engine's (pulling the image if needed)."""
     if remembered:
         try:
             image_id = _remembered_file(backend, ref).read_text().strip()
         except OSError:
             image_id = ""
         if image_id and _stored_file(backend, image_id).is_file():
-            return BaseLookup(ref, image_id, backend, pool.submit(backend.ensure_image, ref))
+            return BaseLookup(ref, image_id, backend, engine.submit(backend.ensure_image, ref))
     return BaseLookup(ref, backend.ensure_image(ref), backend, None)
 
 

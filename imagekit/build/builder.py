@@ -137,12 +137,14 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
     backend.check()
     base = options.base or spec.base
     with_requirements = [step for step in spec.steps if step.requirements is not None]
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
-        # The image the tag names now (what this build is compared with) and the image the base reference
-        # names (on a rebuild: checked on the side, see baseimage.py) are asked at once: each question is an
-        # engine round trip (buildah: a process, ~40 ms).
-        previous = pool.submit(backend.find, options.tag)
-        lookup = look_up_base(backend, base, pool, remembered=remembered_base)
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagekit-engine") as engine:
+        # Which image the base reference names (on a rebuild: checked on the side, see baseimage.py) and the
+        # image the tag names now (what this build is compared with) are asked while the host-side work goes
+        # on, one after the other: each is an engine round trip (buildah: a process, ~40 ms, which takes
+        # its storage's locks: two at once take longer than one after the other).
+        lookup = look_up_base(backend, base, engine, remembered=remembered_base)
+        previous = engine.submit(backend.find, options.tag)
         source = pool.submit(source_info, spec, options.version)  # git, for the labels
         committed = pool.submit(commit_time, spec.directory) if options.timestamp is None else None
         # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
