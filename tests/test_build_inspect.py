@@ -83,10 +83,10 @@ def test_history_has_one_entry_per_layer_naming_its_step(backend: str, docker_cl
     assert entries[-8:] == [
         "imagekit: deps layer of step tokenize (deps-tokenize.tar)",
         "imagekit: deps layer of step count (deps-count.tar)",
+        "imagekit: pipeline layer (pipeline.tar)",
         "imagekit: code layer of step generate (code-generate.tar)",
         "imagekit: code layer of step tokenize (code-tokenize.tar)",
         "imagekit: code layer of step count (code-count.tar)",
         "imagekit: code layer of step linestats (code-linestats.tar)",
         "imagekit: code layer of step report (code-report.tar)",
-        "imagekit: pipeline layer (pipeline.tar)",
     ]

@@ -61,9 +61,9 @@ def test_both_backends_give_the_same_file_trees(docker_client: Any, example_imag
     assert trees[0] == trees[1]
 
 
-def test_layer_order_is_base_then_deps_then_code_then_pipeline(example_image_docker: BuiltImage) -> None:
+def test_layer_order_is_base_then_deps_then_pipeline_then_code(example_image_docker: BuiltImage) -> None:
     kinds = [layer["kind"] for layer in example_image_docker.layers]
     names = [layer["name"] for layer in example_image_docker.layers if layer["kind"] != "base"]
-    assert kinds == sorted(kinds, key=["base", "deps", "code", "pipeline"].index)
-    assert names == ["deps-tokenize", "deps-count", "code-generate", "code-tokenize", "code-count",
-                     "code-linestats", "code-report", "pipeline"]
+    assert kinds == sorted(kinds, key=["base", "deps", "pipeline", "code"].index)
+    assert names == ["deps-tokenize", "deps-count", "pipeline", "code-generate", "code-tokenize", "code-count",
+                     "code-linestats", "code-report"]

@@ -28,10 +28,11 @@ from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo
+from .baseimage import BaseLookup, BaseMoved, look_up_base, stored_base
 from .context import cached_layer_tar, pipeline_files, write_layer_tars
 from .deps import DepsTree, install_step_requirements
 from .events import Stage
-from .labels import commit_time, created_time, layer_labels, oci_labels, source_info
+from .labels import SourceInfo, commit_time, created_time, layer_labels, oci_labels, source_info
 from .layercache import ChainIndex, held_layers
 from .lock import locked_target
 from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, deps_mappings, plan_layers
@@ -126,21 +127,37 @@ class Timer:
 
 
 def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> BuildResult:
+    try:
+        return _build_image(spec, backend, options, remembered_base=not options.no_cache)
+    except BaseMoved as moved:
+        log.info("base image: %s; building on it", moved)
+        return _build_image(spec, backend, options, remembered_base=False)
+
+
+def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *, remembered_base: bool) -> BuildResult:
     timer = Timer()
     backend.check()
     base = options.base or spec.base
-    base_info = backend.inspect(backend.ensure_image(base))
     with_requirements = [step for step in spec.packaged_steps if step.requirements is not None]
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1) + 1)) as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagekit-engine") as engine:
+        # Which image the base reference names (on a rebuild: checked on the side, see baseimage.py) and the
+        # image the tag names now (what this build is compared with) are asked while the host-side work goes
+        # on, one after the other: each is an engine round trip (buildah: a process, ~40 ms, which takes
+        # its storage's locks: two at once take longer than one after the other).
+        lookup = look_up_base(backend, base, engine, remembered=remembered_base)
+        previous = engine.submit(backend.find, options.tag)
+        source = pool.submit(source_info, spec, options.version)  # git, for the labels
+        committed = pool.submit(commit_time, spec.directory) if options.timestamp is None else None
         # The base's stored config (Docker: from `docker save`, once per image) while the rest goes on.
-        base_image = pool.submit(backend.base_image, base_info)
+        base_image = pool.submit(stored_base, backend, lookup.id)
         # When the locks all name one target, their wheels are fetched while the base is probed: the
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
         pack = 2 * len(spec.packaged_steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
         early = _install_all(pool, with_requirements, guess, options.no_cache, pack) if guess else None
-        probe = probe_base(backend, base_info.id)
-        target = probe_target(backend, base_info.id, options.python_version)
+        probe = probe_base(backend, lookup.id)
+        target = probe_target(backend, lookup.id, options.python_version)
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
         timer.lap("probe")
 
@@ -160,12 +177,13 @@ def build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions) -> 
         timer.lap("resolve")
         base_config = base_image.result()
 
-    work = cache_root() / "contexts" / _context_name(spec)
-    with _exclusive(work):
-        runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
-                                        runtime_sbom(wheels))
-        timer.lap("runtime_base")
-        return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, client)
+        work = cache_root() / "contexts" / _context_name(spec)
+        with _exclusive(work):
+            runtime = assemble_runtime_base(base_config, BaseFacts.from_probe(probe), wheels, work / "runtime-base",
+                                            runtime_sbom(wheels))
+            timer.lap("runtime_base")
+            return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, client,
+                                 _Asked(previous, lookup, source, committed))
 
 
 def _install_client(target: PythonTarget, refresh: bool) -> ClientLayer:
@@ -173,6 +191,16 @@ def _install_client(target: PythonTarget, refresh: bool) -> ClientLayer:
     client = install_client(target, refresh=refresh)
     cached_layer_tar(client.mappings)
     return client
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """Questions to the engine and to git asked at the start of a build, whose answers are needed late."""
+
+    previous: Future[ImageInfo | None]  # the image the tag named
+    base: BaseLookup  # confirm() before loading
+    source: Future[SourceInfo]
+    commit_time: Future[int | None] | None  # None: SOURCE_DATE_EPOCH given
 
 
 def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
@@ -199,7 +227,7 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
                   deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase,
-                  client: ClientLayer | None) -> BuildResult:
+                  client: ClientLayer | None, asked: _Asked) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
     plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
@@ -210,14 +238,13 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
-    previous = backend.find(options.tag)
     tars = write_layer_tars(plan.layers, work / "tars", backend.events)
     timer.lap("stage")
 
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
     digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
-    created = created_time(options.timestamp if options.timestamp is not None else commit_time(spec.directory))
-    labels = oci_labels(spec, source_info(spec, options.version), base, runtime.base.id, created) | dict(options.labels)
+    created = created_time(options.timestamp if asked.commit_time is None else asked.commit_time.result())
+    labels = oci_labels(spec, asked.source.result(), base, runtime.base.id, created) | dict(options.labels)
     # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
     named: list[dict[str, object]] = [{"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []}
                                       for layer in runtime.layers]
@@ -227,6 +254,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
                                         for layer in plan.layers)
     image = assemble(runtime.base, new_layers, labels, created)
+    asked.base.confirm()
+    previous = asked.previous.result()
     chains = ChainIndex(backend.name)
     held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, len(runtime.base.diff_ids),
                                                   previous)

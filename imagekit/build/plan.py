@@ -1,10 +1,12 @@
 """The layer plan: which files go into which layer, in which order.
 
-    base layers │ (s3-client) │ deps A │ deps B │ … │ code A │ code B │ … │ pipeline
+    base layers │ (s3-client) │ deps A │ deps B │ … │ pipeline │ code A │ code B │ …
 
-Stable layers first: dependency trees change rarely and are large, step code
-changes often and is small, the pipeline layer (pipeline.yaml and the resolved
-graph) changes with any of them. A step without requirements has no deps layer; the S3 client's
+Stable layers first: dependency trees change rarely and are large, the pipeline
+layer (pipeline.yaml and the resolved graph, a few KiB) changes when pipeline.yaml
+is edited, step code changes most often. Every layer above a changed one is
+applied again by the engine (same digest, new chain), so the layers that change
+most go on top. A step without requirements has no deps layer; the S3 client's
 layer (s3client.py) is there only when the pipeline uses s3.
 Above the layer budget the smallest steps share one deps and one code layer
 (containerd refuses images of more than 127 layers).
@@ -116,14 +118,14 @@ def plan_layers(
         layers.append(PlannedLayer(f"deps-{SHARED}", "deps", tuple(shared_deps),
                                    tuple(m for n in shared_deps for m in deps_mapping[n]),
                                    sum(deps_sizes[n] for n in shared_deps)))
+    layers.append(PlannedLayer("pipeline", "pipeline", (), (Mapping(pipeline_files, PIPELINE_ROOT),),
+                               tree_size(pipeline_files)))
     for name in alone:
         layers.append(PlannedLayer(f"code-{name}", "code", (name,), (code_mapping[name],), code_sizes[name]))
     if shared_in_order:
         layers.append(PlannedLayer(f"code-{SHARED}", "code", shared_in_order,
                                    tuple(code_mapping[n] for n in shared_in_order),
                                    sum(code_sizes[n] for n in shared_in_order)))
-    layers.append(PlannedLayer("pipeline", "pipeline", (), (Mapping(pipeline_files, PIPELINE_ROOT),),
-                               tree_size(pipeline_files)))
     return LayerPlan(layers=tuple(layers), base_layers=base_layers, budget=budget, shared_steps=shared_in_order,
                      sizes=sizes)
 

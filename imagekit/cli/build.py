@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
                                            help="the base image's Python [default: asked from the image]"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
-        """Build PIPELINE into one image: base, per step a deps and a code layer, then the pipeline.
+        """Build PIPELINE into one image: base, per step a deps layer, the pipeline, per step a code layer.
 
         The last line on stdout is the reference: REF@sha256:… after --push, else REF followed by the image ID.
         SOURCE_DATE_EPOCH fixes every timestamp the engine lets us fix (all of them with buildah).
