@@ -68,11 +68,15 @@ def test_vetting_gives_sizes_off_the_thread_and_wakes_the_conductor(tmp_path: Pa
         vetting.close()
 
 
-def test_a_directory_commit_is_unvetted_until_its_verdict_and_never_reused_before(tmp_path: Path) -> None:
+def _store(tmp_path: Path) -> tuple[RunLayout, DataStore]:
     layout = RunLayout(shm_dir=tmp_path / "shm", run_dir=tmp_path / "shm" / "run", results_dir=tmp_path / "results",
                        ssd_dir=None, pv_dir=None)
     layout.create()
-    store = DataStore(layout)
+    return layout, DataStore(layout)
+
+
+def test_a_directory_commit_is_unvetted_until_its_verdict_and_never_reused_before(tmp_path: Path) -> None:
+    layout, store = _store(tmp_path)
     staging = store.prepare_staging("make")
     make_tree(staging / "tree")
     (staging / "note").write_text("hello")
@@ -87,10 +91,7 @@ def test_a_directory_commit_is_unvetted_until_its_verdict_and_never_reused_befor
 
 
 def test_a_commit_refuses_an_output_that_is_a_link_and_commits_nothing(tmp_path: Path) -> None:
-    layout = RunLayout(shm_dir=tmp_path / "shm", run_dir=tmp_path / "shm" / "run", results_dir=tmp_path / "results",
-                       ssd_dir=None, pv_dir=None)
-    layout.create()
-    store = DataStore(layout)
+    layout, store = _store(tmp_path)
     staging = store.prepare_staging("make")
     make_tree(staging / "tree")
     (staging / "passwd").symlink_to("/etc/passwd")
