@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,14 @@ SECRET_TOKEN = "imksecret" + secrets.token_hex(12)
 def build_json(result: RunResult) -> dict[str, Any]:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-4000:]}"
     return json.loads(result.stdout)
+
+
+def build_test_image(pipeline: Path, name: str, build_env: Mapping[str, str | None]) -> str:
+    """A test pipeline built with Docker on the base image, as {REGISTRY}/imagekit-test/NAME:docker (its tag)."""
+    tag = f"{REGISTRY}/imagekit-test/{name}:docker"
+    build_json(imagekit("build", pipeline, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
+                        "--output", "json", env=build_env))
+    return tag
 
 
 @dataclass(frozen=True)

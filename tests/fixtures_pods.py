@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, build_json
+from fixtures_engine import build_test_image
 from imagekit_deploy.emulator.state import LABEL_SET
 
 __all__ = ["GATE_PIPELINE", "Pods", "pod_gate_image", "pod_sets"]
@@ -85,7 +85,4 @@ def pod_sets(tmp_path: Path, docker_client: Any) -> Iterator[Callable[..., Pods]
 @pytest.fixture(scope="session")
 def pod_gate_image(engine_ready: None, build_env: dict[str, str]) -> str:
     """tests/data/pipelines/pod-gate built once per run: shell steps held while <pv>/gates/hold-<step> exists."""
-    tag = f"{REGISTRY}/imagekit-test/pod-gate:docker"
-    build_json(imagekit("build", GATE_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
-                        "--output", "json", env=build_env))
-    return tag
+    return build_test_image(GATE_PIPELINE, "pod-gate", build_env)

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, build_json
+from fixtures_engine import build_test_image
 from fixtures_s3 import MotoS3, start_moto_s3
 
 __all__ = ["S3_SUM_PIPELINE", "S3Network", "s3_network", "s3_sum_image"]
@@ -49,7 +48,4 @@ def s3_network(docker_client: Any) -> Iterator[S3Network]:
 @pytest.fixture(scope="session")
 def s3_sum_image(engine_ready: None, build_env: dict[str, str]) -> str:
     """tests/data/pipelines/s3-sum built once per run: numbers from s3 per shard, their sum sunk back."""
-    tag = f"{REGISTRY}/imagekit-test/s3-sum:docker"
-    build_json(imagekit("build", S3_SUM_PIPELINE, "--tag", tag, "--backend", "docker", "--base", BASE_IMAGE,
-                        "--output", "json", env=build_env))
-    return tag
+    return build_test_image(S3_SUM_PIPELINE, "s3-sum", build_env)
