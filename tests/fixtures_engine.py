@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from conftest import RunResult, imagekit
+from imagekit.build.backend import BACKENDS, get_backend
 from imagekit_runtime import contract
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -64,13 +65,31 @@ class BuiltImage:
         return self.report["layers"]
 
 
+def _untagged_images() -> dict[str, set[str]]:
+    """The IDs of the untagged images each backend's engine holds now."""
+    return {name: get_backend(name).untagged() for name in BACKENDS}
+
+
+def _remove_untagged_since(before: dict[str, set[str]]) -> None:
+    """Remove the images this run left untagged (a rebuild moves a tag off the image it named), so
+    the engines hold no more images after a run than before it: buildah reads its whole image list
+    on every call, and a few hundred leftover images make each call (and so every build) slower.
+    Images that were untagged before the run are someone else's and stay."""
+    for name, untagged in _untagged_images().items():
+        get_backend(name).remove(sorted(untagged - before[name]))
+
+
 @pytest.fixture(scope="session")
-def engine_ready() -> None:
-    """dockerd, buildah, the registry and the base image, via the same script a user runs."""
+def engine_ready() -> Iterator[None]:
+    """dockerd, buildah, the registry and the base image, via the same script a user runs; at the end
+    of the run, the images it left untagged are removed."""
     script = ENGINE_REPO / "scripts" / "bootstrap.sh"
     result = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         pytest.fail(f"scripts/bootstrap.sh exited {result.returncode}:\n{result.stderr[-3000:]}")
+    before = _untagged_images()
+    yield
+    _remove_untagged_since(before)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline
+from imagekit.build.backend import get_backend
 
 pytestmark = pytest.mark.docker
 
@@ -20,12 +21,12 @@ def build(pipeline: Path, tag: str, backend: str, env: dict[str, str]) -> dict[s
 
 
 def rebuild_after(change: Callable[[Path], None], source: Path, tag: str, backend: str, env: dict[str, str],
-                  tmp_path: Path) -> dict[str, Any]:
-    """Build a copy of the pipeline at source, apply change to it, build it again: the second report."""
+                  tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build a copy of the pipeline at source, apply change to it, build it again: both reports."""
     pipeline = copy_pipeline(tmp_path / "wordfreq", source)
-    build(pipeline, tag, backend, env)
+    first = build(pipeline, tag, backend, env)
     change(pipeline)
-    return build(pipeline, tag, backend, env)
+    return first, build(pipeline, tag, backend, env)
 
 
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -40,8 +41,8 @@ def test_code_change_rebuilds_only_that_steps_code_layer(backend: str, example_i
         # A line never built before: engines and the registry outlive test runs.
         main.write_text(main.read_text() + f"# one more line {uuid.uuid4()}\n")
 
-    report = rebuild_after(add_a_line, example_image_docker.pipeline,
-                           f"{REGISTRY}/imagekit-test/cache-{backend}:latest", backend, build_env, tmp_path)
+    first, report = rebuild_after(add_a_line, example_image_docker.pipeline,
+                                  f"{REGISTRY}/imagekit-test/cache-{backend}:latest", backend, build_env, tmp_path)
 
     layers = by_name(report)
     assert report["changed_layers"] == ["code-count"]
@@ -53,6 +54,9 @@ def test_code_change_rebuilds_only_that_steps_code_layer(backend: str, example_i
         assert layers[name]["unchanged"], name
     assert set(report["reused_layers"]) == set(layers) - {"code-count"}
     assert not layers["code-count"]["cached"] and layers["code-count"]["unchanged"] is False
+    # The image the tag named before is kept, untagged (what the test run's end removes).
+    untagged = get_backend(backend).untagged()
+    assert first["image_id"] in untagged and report["image_id"] not in untagged
 
 
 @pytest.mark.parametrize("backend", ["docker", "buildah"])
@@ -62,8 +66,9 @@ def test_requirements_change_rebuilds_that_steps_deps_layer(backend: str, exampl
         requirements = pipeline / "steps" / "count" / "requirements.txt"
         requirements.write_text(requirements.read_text() + "six==1.16.0\n")
 
-    report = rebuild_after(add_a_requirement, example_image_docker.pipeline,
-                           f"{REGISTRY}/imagekit-test/cache-requirements-{backend}:latest", backend, build_env, tmp_path)
+    _, report = rebuild_after(add_a_requirement, example_image_docker.pipeline,
+                              f"{REGISTRY}/imagekit-test/cache-requirements-{backend}:latest", backend, build_env,
+                              tmp_path)
 
     layers = by_name(report)
     # requirements.txt is part of the step package (the runtime reads it), so the code layer changes too.

@@ -117,6 +117,11 @@ class Backend(abc.ABC):
         """Remove local images (tags); missing ones are ignored."""
 
     @abc.abstractmethod
+    def untagged(self) -> set[str]:
+        """The IDs of the images the engine holds under no tag (a rebuild leaves the one the tag named so:
+        still usable by ID, never removed by imagekit)."""
+
+    @abc.abstractmethod
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         """Push local image ref to destination (a registry reference); raise EnvironmentMissing if unreachable."""
 

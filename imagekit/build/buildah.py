@@ -201,6 +201,16 @@ class BuildahBackend(Backend):
         if refs:
             self._changing("rmi", *refs)
 
+    def untagged(self) -> set[str]:
+        self.check()
+        named: dict[str, bool] = {}
+        for line in self._run("images").splitlines():
+            image, _, name = line.strip().partition(" ")
+            if image:
+                image = "sha256:" + image.removeprefix("sha256:")
+                named[image] = named.get(image, False) or name.strip() not in ("", "<none>")
+        return {image for image, has_name in named.items() if not has_name}
+
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         layer_count = len(self.inspect(ref).diff_ids)
         with tempfile.TemporaryDirectory() as work:

@@ -5,7 +5,7 @@
 set -eu
 
 usage() {
-    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | read IMAGE PATH | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
+    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | images | read IMAGE PATH | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
     exit 2
 }
 
@@ -42,6 +42,10 @@ load)
     ;;
 inspect)
     buildah inspect --type image "$1"
+    ;;
+images)
+    # Every image (intermediate ones of `build --layers` too), one line per name: ID NAME (<none> for none).
+    buildah images --all --no-trunc --format '{{.ID}} {{.Name}}'
     ;;
 read)
     # One file of an image, from its mounted file system (nothing runs in it); exit 3 when it has none.

@@ -194,6 +194,9 @@ class DockerBackend(Backend):
             with contextlib.suppress(ImageNotFound, APIError):
                 self.client.api.remove_image(ref, force=True)
 
+    def untagged(self) -> set[str]:
+        return {image["Id"] for image in self.client.api.images(filters={"dangling": True})}
+
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         # Credentials: the SDK reads the standard config.json ($DOCKER_CONFIG or ~/.docker) itself.
         info = self.inspect(ref)

@@ -48,6 +48,7 @@ class FakeEngine(Backend):
     def read_file(self, ref: str, path: str) -> bytes | None: raise NotImplementedError
     def tag(self, image: str, ref: str) -> None: raise NotImplementedError
     def remove(self, refs: list[str]) -> None: raise NotImplementedError
+    def untagged(self) -> set[str]: raise NotImplementedError
 
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         raise NotImplementedError
