@@ -8,6 +8,7 @@ for the by-hand runtime base and the benchmark's naive image: the build never us
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -96,6 +97,25 @@ class DockerBackend(Backend):
         return BaseImage(id=image.id, config=config, layer_sizes=tuple(size or 0 for size in image.layer_sizes))
 
     def _saved_config(self, image_id: str) -> bytes:
+        return self._config_on_disk(image_id) or self._config_from_save(image_id)
+
+    def _config_on_disk(self, image_id: str) -> bytes | None:
+        """The config as the engine stored it, read from its image store when this process can (root, the
+        engine on this machine): any file whose digest is the image ID is that config, so what is read is
+        checked, and anything else (another machine's engine, rootless, another layout) falls back to
+        `docker save`. Measured reason: `docker save` of the 180 MB example base costs about 1.1 s of the
+        engine's time on a cold build (it exports the whole image to a temporary directory before the
+        first byte), on 2 cores beside pip; this read costs under 10 ms."""
+        try:
+            info = self.client.info()
+            path = (Path(info["DockerRootDir"]) / "image" / info["Driver"] / "imagedb" / "content" / "sha256" /
+                    image_id.removeprefix("sha256:"))
+            data = path.read_bytes()
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+        return data if "sha256:" + hashlib.sha256(data).hexdigest() == image_id else None
+
+    def _config_from_save(self, image_id: str) -> bytes:
         members: dict[str, bytes] = {}
         stream = ChunkReader(self.client.api.get_image(image_id, chunk_size=1 << 20))
         with tarfile.open(fileobj=stream, mode="r|") as archive:
