@@ -7,8 +7,9 @@ an engine that starts each round with the base image alone:
 
   buildah  a containers-storage of its own (CONTAINERS_STORAGE_CONF pointing at a storage.conf
            with its own graph and run roots), the base copied in from the machine's Docker engine
-  docker   a second dockerd with its own data root and socket (DOCKER_HOST), no bridge or
-           iptables of its own, the base loaded into it with `docker save | docker load`
+  docker   a second dockerd with its own data root, socket (DOCKER_HOST) and bridge (a dockerd started
+           with `--bridge none` deletes docker0, the machine's engine's bridge), no iptables rules,
+           the base loaded into it with `docker save | docker load`
 
 Both backends pick these up from the environment; nothing else changes. The engine is stopped and
 its files removed at the end.
@@ -25,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 DOCKERD = "/usr/sbin/dockerd"  # Debian's, as scripts/bootstrap.sh starts it
+BRIDGE = "imkbench0"  # the bench engine's own bridge: its build containers' network (nothing leaves it)
+BRIDGE_ADDRESS = "172.31.254.1/24"
 
 
 @contextlib.contextmanager
@@ -65,11 +68,14 @@ def _private_storage(base: str, root: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _private_dockerd(base: str, root: Path) -> Iterator[None]:
     socket = root / "docker.sock"
+    subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True, capture_output=True)
+    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
     with open(root / "dockerd.log", "wb") as log:
         daemon = subprocess.Popen(
             [DOCKERD, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
              "--host", f"unix://{socket}", "--pidfile", str(root / "docker.pid"),
-             "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+             "--bridge", BRIDGE, "--iptables=false", "--ip-masq=false"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for(socket, daemon)
@@ -87,6 +93,7 @@ def _private_dockerd(base: str, root: Path) -> Iterator[None]:
             daemon.kill()
             daemon.wait()
         subprocess.run(["umount", "--recursive", str(root / "exec")], capture_output=True)
+        subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

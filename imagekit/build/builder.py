@@ -210,7 +210,7 @@ def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: Python
     def install(step: StepSpec) -> DepsTree:
         deps = install_step_requirements(step, target, refresh=refresh)
         if pack:
-            cached_layer_tar(deps_mappings(step.name, deps.tree, deps.sbom))
+            cached_layer_tar(deps_mappings(step.name, deps.wheels, deps.sbom))
         return deps
 
     return [pool.submit(install, step) for step in steps]
@@ -230,7 +230,7 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
                   client: ClientLayer | None, asked: _Asked) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
-    plan = plan_layers(spec, {name: tree.tree for name, tree in deps.items()}, files,
+    plan = plan_layers(spec, {name: tree.wheels for name, tree in deps.items()}, files,
                        base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
                        sboms={name: tree.sbom for name, tree in deps.items()},
                        known_sizes={name: tree.size for name, tree in deps.items()},

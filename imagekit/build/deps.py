@@ -1,9 +1,11 @@
-"""A step's deps tree: its lock (lock.py), the wheels the lock names, installed into one directory.
+"""A step's deps tree: its lock (lock.py), the wheels the lock names, as they install into one directory.
 
 The tree is what the image gets at /opt/imagekit/deps/<step>/ (the runtime puts it first on
-that step's PYTHONPATH). Trees are cached in the imagekit cache by the lock's content and the
-target: the same lock gives the same tree on any machine. `refresh` (build --no-cache)
-installs again from the lock; only `imagekit lock` or a changed requirements file resolves again.
+that step's PYTHONPATH). The imagekit cache keeps the lock's wheels, checked against its hashes,
+by the lock's content and the target: the same lock gives the same tree on any machine. The deps
+layer is written straight from the wheels (wheeltree.py); the tree is unpacked on disk only when
+asked for (`DepsTree.unpacked`). `refresh` (build --no-cache) fetches the wheels again from the
+lock; only `imagekit lock` or a changed requirements file resolves again.
 """
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ from imagekit_runtime.spec import StepSpec
 
 from .lock import Lock, current_lock, normalise_name, resolve
 from .sbom import cached_sbom, cyclonedx_json, installed_packages
-from .tarball import tree_size
 from .unpack import unpack_wheels
 from .wheels import PythonTarget, download_locked, requirements_key, resolution_error, strip_caches
+from .wheeltree import WheelTree
 
 log = logging.getLogger("imagekit.build")
 
@@ -33,20 +35,39 @@ log = logging.getLogger("imagekit.build")
 @dataclass(frozen=True)
 class DepsTree:
     step: str
-    tree: Path  # the installed packages
+    wheels: WheelTree  # the installed packages, described by the lock's wheels (layers are written from them)
     lock: Lock
     sbom: Path  # a directory holding <step>.cdx.json
 
     @property
     def size(self) -> int:
-        """Bytes of file content in the tree (as its layer holds them), kept beside the tree once counted."""
-        record = self.tree.with_name(self.tree.name + ".size")
+        """Bytes of file content in the tree (as its layer holds them), kept in the cache once counted."""
+        record = _cached(self.wheels.name, ".size")
         try:
             return int(record.read_text())
         except (OSError, ValueError):
-            size = tree_size(self.tree)
+            size = self.wheels.size()
             record.write_text(str(size))
             return size
+
+    def unpacked(self) -> Path:
+        """The tree on disk, in the cache (unpacked from the wheels the first time it is asked for)."""
+        tree = _cached(self.wheels.name)
+        if not tree.is_dir():
+            with deps_work() as work:
+                unpack_wheels(list(self.wheels.wheels), work / "tree")
+                strip_caches(work / "tree")
+                try:
+                    os.replace(work / "tree", tree)
+                except OSError:
+                    if not tree.is_dir():  # else another build unpacked it meanwhile
+                        raise
+        return tree
+
+
+def _cached(key: str, suffix: str = "") -> Path:
+    """Where the cache keeps what belongs to the deps of key: the tree (no suffix), .wheels, .size."""
+    return cache_root() / "deps" / f"{key}{suffix}"
 
 
 def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bool = False) -> Lock:
@@ -77,32 +98,36 @@ def deps_work() -> Iterator[Path]:
 
 
 def install_locked(name: str, lock: Lock, target: PythonTarget, work: Path, *, refresh: bool,
-                   failed: Callable[[str], Exception]) -> Path:
-    """The tree of a lock's wheels, from the cache or installed (work: from deps_work(); its wheels/ may hold
-    some already); failed: the error for pip's output when a download fails."""
-    wheels = work / "wheels"
+                   failed: Callable[[str], Exception]) -> WheelTree:
+    """The tree of a lock's wheels: from the cache, or fetched and checked against the lock's hashes (work: from
+    deps_work(); its wheels/ may hold some already); failed: the error for pip's output when a download fails."""
     key = requirements_key(lock.text, target)
-    tree = cache_root() / "deps" / key
-    if tree.is_dir() and not refresh:
+    cached = _cached(key, ".wheels")
+    if cached.is_dir() and not refresh:
         log.info("deps %s: cached (%s)", name, key)
-        return tree
-    installed = work / "tree"
+        return WheelTree(key, _in_lock_order(name, lock, cached))
+    wheels = work / "wheels"
     try:
         if _missing(lock, wheels):
             download_locked(lock.path, target, wheels)
     except CommandFailed as exc:
         raise failed(exc.output) from None
-    unpack_wheels(_locked_wheels(name, lock, wheels), installed)
-    strip_caches(installed)
-    if refresh and tree.exists():
-        shutil.rmtree(tree, ignore_errors=True)
-        tree.with_name(tree.name + ".size").unlink(missing_ok=True)
+    staged = work / "locked"
+    staged.mkdir()
+    for wheel in _locked_wheels(name, lock, wheels):  # checked against the lock's hashes
+        os.replace(wheel, staged / wheel.name)
+    if refresh:
+        for stale in (cached, _cached(key), _cached(key, ".size")):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
     try:
-        os.replace(installed, tree)
+        os.replace(staged, cached)
     except OSError:
-        if not tree.is_dir():  # else another build installed the same lock meanwhile
+        if not cached.is_dir():  # else another build fetched the same lock meanwhile
             raise
-    return tree
+    return WheelTree(key, _in_lock_order(name, lock, cached))
 
 
 def _wheel_key(wheel: Path) -> tuple[str, str]:
@@ -113,6 +138,17 @@ def _wheel_key(wheel: Path) -> tuple[str, str]:
 def _missing(lock: Lock, wheels: Path) -> bool:
     have = {_wheel_key(wheel) for wheel in wheels.glob("*.whl")}
     return any((pin.name, pin.version) not in have for pin in lock.pins)
+
+
+def _in_lock_order(name: str, lock: Lock, wheels: Path) -> tuple[Path, ...]:
+    """The cached wheels of a lock, in its order (the order they unpack in), by name and version: they were
+    checked against its hashes when they were cached."""
+    by_key = {_wheel_key(wheel): wheel for wheel in sorted(wheels.glob("*.whl"))}
+    try:
+        return tuple(by_key[(pin.name, pin.version)] for pin in lock.pins)
+    except KeyError as missing:
+        raise SpecError(lock.path, str(missing), f"step {name!r}: the cached wheels of its lock are incomplete",
+                        f"remove {wheels} (or build with --no-cache)") from None
 
 
 def _locked_wheels(name: str, lock: Lock, wheels: Path) -> list[Path]:
@@ -131,10 +167,10 @@ def _locked_wheels(name: str, lock: Lock, wheels: Path) -> list[Path]:
     return chosen
 
 
-def step_sbom(step: StepSpec, tree: Path, lock: Lock) -> Path:
+def step_sbom(step: StepSpec, tree: WheelTree, lock: Lock) -> Path:
     """The step's SBOM (every distribution in its tree, hashes from its lock), in a directory of its own."""
     def make() -> str:
-        return cyclonedx_json(step.name, None, installed_packages(tree, lock.pins),
+        return cyclonedx_json(step.name, None, installed_packages(tree.metadata().values(), lock.pins),
                               f"step {step.name}: the Python packages installed at /opt/imagekit/deps/{step.name}")
 
     return cached_sbom(step.name, f"{tree.name}\0{lock.text}", make)

@@ -21,6 +21,7 @@ from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.spec import PipelineSpec, StepSpec
 
 from .tarball import Mapping, tree_size
+from .wheeltree import WheelTree
 
 IMAGE_ROOT = PurePosixPath(contract.IMAGE_ROOT)
 PIPELINE_ROOT = PurePosixPath(contract.IMAGE_PIPELINE_DIR)
@@ -69,14 +70,14 @@ def step_image_path(spec: PipelineSpec, step: StepSpec) -> PurePosixPath:
     return PIPELINE_ROOT / relative.as_posix()
 
 
-def deps_mappings(step: str, tree: Path, sbom: Path | None) -> tuple[Mapping, ...]:
+def deps_mappings(step: str, tree: Path | WheelTree, sbom: Path | None) -> tuple[Mapping, ...]:
     """What a step's deps layer holds: its tree at DEPS_ROOT/<step>, its SBOM's directory at SBOM_ROOT."""
     return (Mapping(tree, DEPS_ROOT / step), *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
 
 
 def plan_layers(
     spec: PipelineSpec,
-    deps_trees: dict[str, Path],
+    deps_trees: dict[str, Path | WheelTree],
     pipeline_files: Path,
     *,
     base_layers: int,

@@ -41,7 +41,7 @@ class ClientLayer:
 
     @property
     def mappings(self) -> tuple[Mapping, ...]:
-        return (Mapping(self.tree.tree, IMAGE_DIR), Mapping(self.tree.sbom, SBOM_ROOT))
+        return (Mapping(self.tree.wheels, IMAGE_DIR), Mapping(self.tree.sbom, SBOM_ROOT))
 
     def planned(self) -> PlannedLayer:
         """Its layer in the plan: a deps layer of no step (a deps tarball, cached by its trees)."""
@@ -65,7 +65,7 @@ def install_client(target: PythonTarget, *, refresh: bool = False) -> ClientLaye
         tree = install_locked(S3_CLIENT, lock, target, work, refresh=refresh, failed=_failed)
 
     def make() -> str:
-        return cyclonedx_json(S3_CLIENT, None, installed_packages(tree, lock.pins),
+        return cyclonedx_json(S3_CLIENT, None, installed_packages(tree.metadata().values(), lock.pins),
                               f"imagekit's S3 client: the Python packages at {IMAGE_DIR}, for the runtime's sources and sinks")
 
     sbom = cached_sbom(S3_CLIENT, f"{tree.name}\0{lock.text}", make)

@@ -63,15 +63,11 @@ def _package(metadata: Message, hashes: dict[str, tuple[str, ...]]) -> Package:
                    sha256=hashes.get(normalise_name(name), ()))
 
 
-def installed_packages(tree: Path, pins: Iterable[Pin]) -> list[Package]:
-    """Every distribution installed in tree (pip --target lays out one *.dist-info per distribution)."""
+def installed_packages(metadata: Iterable[str], pins: Iterable[Pin]) -> list[Package]:
+    """Every distribution of a deps tree, from the METADATA of each (wheeltree.WheelTree.metadata)."""
     hashes = {pin.name: pin.hashes for pin in pins}
     parser = email.parser.Parser()
-    packages = []
-    for info in sorted(tree.glob("*.dist-info")):
-        metadata_file = info / "METADATA"
-        if metadata_file.is_file():
-            packages.append(_package(parser.parsestr(metadata_file.read_text(errors="replace")), hashes))
+    packages = [_package(parser.parsestr(text), hashes) for text in metadata]
     return sorted(packages, key=lambda package: normalise_name(package.name))
 
 

@@ -18,9 +18,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from imagekit_runtime.stepfiles import Kind, PackageEntry, walk
+
+from .unpack import PlacedFile
+from .wheeltree import TreeEntry, WheelTree
 
 # 1980-01-01: the earliest time zip (and so wheels and some tools) can represent.
 # SOURCE_DATE_EPOCH changes image metadata, never file times, so layers stay cacheable.
@@ -29,9 +32,10 @@ FIXED_MTIME = 315532800
 
 @dataclass(frozen=True)
 class Mapping:
-    """Copy the tree at `source` to `target` (an absolute path in the image)."""
+    """Copy the tree at `source` to `target` (an absolute path in the image): a directory, or a deps
+    tree described by its wheels (wheeltree.py), which gives the same layer without being unpacked."""
 
-    source: Path
+    source: Path | WheelTree
     target: PurePosixPath
 
 
@@ -62,13 +66,33 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") 
     return info
 
 
-def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, bytes | Path | None]:
+# Where an entry's content comes from: explicit bytes, a host file, a file of a tree described by its wheels.
+Content = bytes | Path | tuple[WheelTree, PlacedFile] | None
+
+
+def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, Content]:
     """The tar header of a package entry, and the host file its content comes from (files only)."""
     if entry.kind is Kind.symlink:
         return _info(name, tarfile.SYMTYPE, 0o777, linkname=entry.target), None
     if entry.kind is Kind.directory:
         return _info(name, tarfile.DIRTYPE, 0o755), None
     return _info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, size=entry.size), entry.path
+
+
+def _described_entry(name: str, tree: WheelTree, entry: TreeEntry) -> tuple[tarfile.TarInfo, Content]:
+    """The tar header of an entry of a tree described by its wheels (as _tar_entry for the unpacked tree)."""
+    if entry.kind is Kind.directory or entry.file is None:
+        return _info(name, tarfile.DIRTYPE, 0o755), None
+    return _info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, size=entry.size), (tree, entry.file)
+
+
+def _open(content: bytes | Path | tuple[WheelTree, PlacedFile]) -> IO[bytes]:
+    if isinstance(content, bytes):
+        return io.BytesIO(content)
+    if isinstance(content, Path):
+        return open(content, "rb")
+    tree, placed = content
+    return tree.open(placed)
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,7 @@ class Entry:
     target: str = ""  # symlinks
 
 
-def _explicit(entry: Entry) -> tuple[tarfile.TarInfo, bytes | Path | None]:
+def _explicit(entry: Entry) -> tuple[tarfile.TarInfo, Content]:
     name = _entry_name(entry.path)
     kind = {Kind.file: tarfile.REGTYPE, Kind.directory: tarfile.DIRTYPE, Kind.symlink: tarfile.SYMTYPE}[entry.kind]
     info = _info(name, kind, entry.mode, size=len(entry.content) if entry.kind is Kind.file else 0,
@@ -99,10 +123,17 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
     destination.parent.mkdir(parents=True, exist_ok=True)
     # Unique per writer: two builds may write the same content-addressed tarball at once.
     temporary = destination.with_name(f"{destination.name}.{os.getpid()}.{threading.get_ident()}.part")
-    entries: dict[str, tuple[tarfile.TarInfo, bytes | Path | None]] = {}
+    entries: dict[str, tuple[tarfile.TarInfo, Content]] = {}
+    wheel_trees = []
     for mapping in mappings:
         for parent in [*_parents(mapping.target), mapping.target]:
             entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
+        if isinstance(mapping.source, WheelTree):
+            wheel_trees.append(mapping.source)
+            for described in mapping.source.entries():
+                name = _entry_name(mapping.target / described.relative)
+                entries[name] = _described_entry(name, mapping.source, described)
+            continue
         if not mapping.source.is_dir():
             raise FileNotFoundError(f"{mapping.source} is not a directory")
         for entry in walk(mapping.source):
@@ -113,19 +144,20 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
             entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
         entries[_entry_name(explicit.path)] = _explicit(explicit)
     content_size = 0
-    with open(temporary, "wb") as raw, _Hashing(raw) as hashed, \
-            tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(entries):
-            info, content = entries[name]
-            if content is None:
-                tar.addfile(info)
-            elif isinstance(content, bytes):
-                tar.addfile(info, io.BytesIO(content))
-                content_size += info.size
-            else:
-                with open(content, "rb") as handle:
+    try:
+        with open(temporary, "wb") as raw, _Hashing(raw) as hashed, \
+                tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(entries):
+                info, content = entries[name]
+                if content is None:
+                    tar.addfile(info)
+                    continue
+                with _open(content) as handle:
                     tar.addfile(info, handle)
                 content_size += info.size
+    finally:
+        for tree in wheel_trees:
+            tree.close()
     os.replace(temporary, destination)
     return LayerTar(path=destination, sha256="sha256:" + hashed.digest.hexdigest(), size=content_size)
 
@@ -162,6 +194,8 @@ def link_or_copy(source: Path, destination: Path) -> None:
         shutil.copyfile(source, destination)
 
 
-def tree_size(source: Path) -> int:
+def tree_size(source: Path | WheelTree) -> int:
     """Bytes of file content under source, as a layer would hold them."""
+    if isinstance(source, WheelTree):
+        return source.size()
     return sum(entry.size for entry in walk(source))

@@ -13,6 +13,7 @@ import configparser
 import os
 import stat
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from imagekit_runtime.errors import ImagekitError
@@ -76,29 +77,54 @@ def _console_scripts(entry_points: str) -> list[tuple[str, str, str]]:
     return scripts
 
 
-def unpack_wheel(wheel: Path, target: Path) -> None:
-    """One wheel into target (pip --target's layout)."""
+@dataclass(frozen=True)
+class PlacedFile:
+    """One file a wheel puts in the tree: where, whether executable, and its content — a member of the
+    wheel as stored, or bytes imagekit made (a script's rewritten shebang, a console-script launcher)."""
+
+    relative: PurePosixPath
+    executable: bool
+    size: int
+    wheel: Path
+    member: str = ""  # the content is this member of wheel, as stored ...
+    content: bytes | None = None  # ... unless given here
+
+
+def placed_files(wheel: Path) -> list[PlacedFile]:
+    """Every file one wheel puts in the tree (pip --target's layout), in the order they are written."""
     name, version = wheel.name.split("-")[:2]
     data_dir = f"{name}-{version}.data"
+    placed = []
     with zipfile.ZipFile(wheel) as archive:
         entry_points = ""
         for info in archive.infolist():
             relative = _destination(info.filename, data_dir)
             if relative is None:
                 continue
-            content = archive.read(info)
             executable = bool((info.external_attr >> 16) & stat.S_IXUSR)
+            content: bytes | None = None
             if relative.parts[0] == "bin" and info.filename.startswith(f"{data_dir}/scripts/"):
+                content = archive.read(info)
                 if content.startswith(b"#!python"):
                     content = SHEBANG + content.split(b"\n", 1)[1] if b"\n" in content else SHEBANG
                 executable = True
             if relative.name == "entry_points.txt" and relative.parent.name.endswith(".dist-info"):
-                entry_points = content.decode()
-            _write(target, relative, content, executable)
+                entry_points = archive.read(info).decode()
+            size = info.file_size if content is None else len(content)
+            placed.append(PlacedFile(relative, executable, size, wheel, info.filename, content))
     for script, module, attribute in _console_scripts(entry_points):
         head = attribute.split(".", 1)[0]
         launcher = LAUNCHER.format(module=module, head=head, call=attribute).encode()
-        _write(target, PurePosixPath("bin") / script, launcher, True)
+        placed.append(PlacedFile(PurePosixPath("bin") / script, True, len(launcher), wheel, content=launcher))
+    return placed
+
+
+def unpack_wheel(wheel: Path, target: Path) -> None:
+    """One wheel into target (pip --target's layout)."""
+    with zipfile.ZipFile(wheel) as archive:
+        for file in placed_files(wheel):
+            content = file.content if file.content is not None else archive.read(file.member)
+            _write(target, file.relative, content, file.executable)
 
 
 def unpack_wheels(wheels: list[Path], target: Path) -> None:

@@ -43,14 +43,14 @@ def client(tmp_path_factory: pytest.TempPathFactory):
 
 def test_boto3_imports_from_the_tree_alone(client):
     """-S -I: no site-packages, no PYTHONPATH; only the tree is added, as the runtime adds the image's directory."""
-    assert not list(client.tree.tree.rglob("__pycache__"))  # no bytecode from the host's interpreter
-    code = (f"import sys; sys.path.insert(0, {str(client.tree.tree)!r}); import boto3, botocore, s3transfer; "
+    assert not list(client.tree.unpacked().rglob("__pycache__"))  # no bytecode from the host's interpreter
+    code = (f"import sys; sys.path.insert(0, {str(client.tree.unpacked())!r}); import boto3, botocore, s3transfer; "
             "print(boto3.__file__); print(boto3.client('s3', region_name='us-east-1', endpoint_url='http://127.0.0.1:9', "
             "aws_access_key_id='a', aws_secret_access_key='b').meta.endpoint_url)")
     completed = subprocess.run([sys.executable, "-B", "-S", "-I", "-c", code], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     first, endpoint = completed.stdout.split()
-    assert first.startswith(str(client.tree.tree)) and endpoint == "http://127.0.0.1:9"
+    assert first.startswith(str(client.tree.unpacked())) and endpoint == "http://127.0.0.1:9"
 
 
 def test_its_sbom_lists_every_package_with_the_locked_hash(client):
