@@ -68,6 +68,7 @@ def _private_storage(base: str, root: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _private_dockerd(base: str, root: Path) -> Iterator[None]:
     socket = root / "docker.sock"
+    subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)  # left by a bench run that was killed
     subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True, capture_output=True)
     subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True, capture_output=True)
     subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
