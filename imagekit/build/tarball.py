@@ -28,6 +28,9 @@ from .wheeltree import TreeEntry, WheelTree
 # 1980-01-01: the earliest time zip (and so wheels and some tools) can represent.
 # SOURCE_DATE_EPOCH changes image metadata, never file times, so layers stay cacheable.
 FIXED_MTIME = 315532800
+# Content is copied into a layer 1 MiB at a time (tarfile's default: 16 KiB): writing numpy's layer from its
+# wheel then makes a sixteenth of the Python calls, which hold the GIL while two steps' layers are written.
+COPY_BUFFER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,8 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
     content_size = 0
     try:
         with open(temporary, "wb") as raw, _Hashing(raw) as hashed, \
-                tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT,
+                             copybufsize=COPY_BUFFER) as tar:
             for name in sorted(entries):
                 info, content = entries[name]
                 if content is None:
