@@ -105,7 +105,7 @@ def install_locked(name: str, lock: Lock, target: PythonTarget, work: Path, *, r
     cached = _cached(key, ".wheels")
     if cached.is_dir() and not refresh:
         log.info("deps %s: cached (%s)", name, key)
-        return WheelTree(key, _in_lock_order(name, lock, cached))
+        return WheelTree(key, _locked_wheels(name, lock, cached, cached=True))
     wheels = work / "wheels"
     try:
         if _missing(lock, wheels):
@@ -127,7 +127,7 @@ def install_locked(name: str, lock: Lock, target: PythonTarget, work: Path, *, r
     except OSError:
         if not cached.is_dir():  # else another build fetched the same lock meanwhile
             raise
-    return WheelTree(key, _in_lock_order(name, lock, cached))
+    return WheelTree(key, _locked_wheels(name, lock, cached, cached=True))
 
 
 def _wheel_key(wheel: Path) -> tuple[str, str]:
@@ -140,31 +140,25 @@ def _missing(lock: Lock, wheels: Path) -> bool:
     return any((pin.name, pin.version) not in have for pin in lock.pins)
 
 
-def _in_lock_order(name: str, lock: Lock, wheels: Path) -> tuple[Path, ...]:
-    """The cached wheels of a lock, in its order (the order they unpack in), by name and version: they were
-    checked against its hashes when they were cached."""
-    by_key = {_wheel_key(wheel): wheel for wheel in sorted(wheels.glob("*.whl"))}
-    try:
-        return tuple(by_key[(pin.name, pin.version)] for pin in lock.pins)
-    except KeyError as missing:
-        raise SpecError(lock.path, str(missing), f"step {name!r}: the cached wheels of its lock are incomplete",
-                        f"remove {wheels} (or build with --no-cache)") from None
-
-
-def _locked_wheels(name: str, lock: Lock, wheels: Path) -> list[Path]:
-    """The wheel of each pin, checked against the pin's hashes (as pip's --require-hashes would)."""
+def _locked_wheels(name: str, lock: Lock, wheels: Path, *, cached: bool = False) -> tuple[Path, ...]:
+    """The wheel of each pin, in the lock's order (the order they unpack in), checked against the pin's
+    hashes as pip's --require-hashes would; cached: taken from the cache, where they were checked when
+    they were put there (found by name and version only)."""
     by_key = {_wheel_key(wheel): wheel for wheel in sorted(wheels.glob("*.whl"))}
     chosen = []
     for pin in lock.pins:
         wheel = by_key.get((pin.name, pin.version))
+        if wheel is None and cached:
+            raise SpecError(lock.path, pin.name, f"step {name!r}: the cached wheels of its lock lack "
+                            f"{pin.name}=={pin.version}", f"remove {wheels} (or build with --no-cache)")
         if wheel is None:
             raise SpecError(lock.path, pin.name, f"step {name!r}: no wheel of {pin.name}=={pin.version} for "
                             "this Python and platform", "run `imagekit lock` to lock again")
-        if hashlib.sha256(wheel.read_bytes()).hexdigest() not in pin.hashes:
+        if not cached and hashlib.sha256(wheel.read_bytes()).hexdigest() not in pin.hashes:
             raise SpecError(lock.path, "--hash", f"step {name!r}: {wheel.name} does not match the hash its "
                             "lock names", "check the index you fetch from, or run `imagekit lock` to lock again")
         chosen.append(wheel)
-    return chosen
+    return tuple(chosen)
 
 
 def step_sbom(step: StepSpec, tree: WheelTree, lock: Lock) -> Path:

@@ -149,8 +149,8 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
     content_size = 0
     try:
         with open(temporary, "wb") as raw, _Hashing(raw) as hashed, \
-                tarfile.open(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT,
-                             copybufsize=COPY_BUFFER) as tar:
+                tarfile.TarFile(fileobj=hashed, mode="w", format=tarfile.PAX_FORMAT,
+                                copybufsize=COPY_BUFFER) as tar:
             for name in sorted(entries):
                 info, content = entries[name]
                 if content is None:
