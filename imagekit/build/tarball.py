@@ -75,18 +75,23 @@ Content = bytes | Path | tuple[WheelTree, PlacedFile] | None
 
 def _tar_entry(name: str, entry: PackageEntry) -> tuple[tarfile.TarInfo, Content]:
     """The tar header of a package entry, and the host file its content comes from (files only)."""
-    if entry.kind is Kind.symlink:
-        return _info(name, tarfile.SYMTYPE, 0o777, linkname=entry.target), None
-    if entry.kind is Kind.directory:
-        return _info(name, tarfile.DIRTYPE, 0o755), None
-    return _info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, size=entry.size), entry.path
+    return (_header(name, entry.kind, entry.executable, entry.size, entry.target),
+            entry.path if entry.kind is Kind.file else None)
 
 
 def _described_entry(name: str, tree: WheelTree, entry: TreeEntry) -> tuple[tarfile.TarInfo, Content]:
     """The tar header of an entry of a tree described by its wheels (as _tar_entry for the unpacked tree)."""
-    if entry.kind is Kind.directory or entry.file is None:
-        return _info(name, tarfile.DIRTYPE, 0o755), None
-    return _info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, size=entry.size), (tree, entry.file)
+    return (_header(name, entry.kind, entry.executable, entry.size),
+            (tree, entry.file) if entry.file is not None else None)
+
+
+def _header(name: str, kind: Kind, executable: bool, size: int, target: str = "") -> tarfile.TarInfo:
+    """A tree entry's tar header: modes normalised (0755 for directories and executables, else 0644)."""
+    if kind is Kind.symlink:
+        return _info(name, tarfile.SYMTYPE, 0o777, linkname=target)
+    if kind is Kind.directory:
+        return _info(name, tarfile.DIRTYPE, 0o755)
+    return _info(name, tarfile.REGTYPE, 0o755 if executable else 0o644, size=size)
 
 
 def _open(content: bytes | Path | tuple[WheelTree, PlacedFile]) -> IO[bytes]:
