@@ -107,7 +107,7 @@ Result = TypeVar("Result")
 
 def timed(action: Callable[[], Result]) -> tuple[float, Result]:
     """Seconds action took, starting with nothing left for the disk to write: each build writes a few hundred
-    MB, and writing back what the one before left (this VM's disk takes seconds) would slow the next one."""
+    MB, and writing back what the one before left would be charged to the next one."""
     os.sync()
     started = time.perf_counter()
     result = action()
