@@ -7,6 +7,7 @@ restore, and that a process a step leaves running is killed when the step ends.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import imagekit, write_pipeline, write_step
+from conftest import imagekit, started_steps, write_pipeline, write_step
+from imagekit_runtime import contract
 from imagekit_runtime.filehash import walk_files as _walk_files
 from imagekit_runtime.results import copy_item
 from imagekit_runtime.sandbox import UnsafeOutput, check_output, find_escape
@@ -216,6 +218,44 @@ def test_a_link_inside_its_output_is_committed_checkpointed_and_restored(tmp_pat
     assert again.returncode == 0, again.stderr
     assert "not trusted" not in again.stderr
     assert (locations.results / "twice").read_text() == "hi\nhi\nhi\n"
+
+
+def killed_before_vetting(tmp_path: Path, locations, make: str) -> tuple[Path, Path]:
+    """A run that committed `make`'s directory output `tree`, and whose runtime died before the directory's
+    per-file check: the consumer fails (so the run ends with `tree` still in shm), then the commit record is
+    put back to `vetted: false`, as the kill leaves it. The pipeline, and make's committed `tree`."""
+    ok = tmp_path / "consumer-may-run"
+    write_step(tmp_path / "steps", "make", make, outputs=["tree"])
+    write_step(tmp_path / "steps", "use", f'test -f {ok} || exit 3; cat "$IMAGEKIT_IN_TREE/f" > "$IMAGEKIT_OUT_COPY"',
+               inputs=["tree"], outputs=["copy"])
+    pipeline = write_pipeline(tmp_path, "vet", ["make", "use"], results=["copy"])
+    assert imagekit("run", pipeline, *locations.args()).returncode == 1
+    committed = locations.data_root("vet") / "committed" / "make"
+    record = committed / contract.COMMIT_RECORD
+    record.write_text(json.dumps({**json.loads(record.read_text()), "vetted": False}))
+    for checkpoints in (locations.ssd, locations.pv):  # an unvetted commit is never checkpointed
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    ok.touch()
+    return pipeline, committed / "tree"
+
+
+def test_a_commit_left_unvetted_by_a_killed_run_is_checked_and_reused(tmp_path, locations):
+    pipeline, _ = killed_before_vetting(tmp_path, locations, 'mkdir "$IMAGEKIT_OUT_TREE" && echo hi > "$IMAGEKIT_OUT_TREE/f"')
+    again = imagekit("run", pipeline, *locations.args())
+    assert again.returncode == 0, again.stderr
+    assert started_steps(locations.journal("vet")) == ["use"]  # make's commit checked, not made again
+    assert (locations.results / "copy").read_text() == "hi\n"
+
+
+def test_a_commit_left_unvetted_that_fails_its_check_is_made_again(tmp_path, locations):
+    pipeline, tree = killed_before_vetting(tmp_path, locations, 'mkdir "$IMAGEKIT_OUT_TREE" && echo hi > "$IMAGEKIT_OUT_TREE/f"')
+    outside = locations.data_root("vet") / "outside"  # in shm (a hard link stays on one file system)
+    outside.write_text(PASSWD_LINE)
+    os.link(outside, tree / "loot")  # what the vetting would have refused, had the run lived
+    again = imagekit("run", pipeline, *locations.args())
+    assert again.returncode == 0, again.stderr
+    assert sorted(started_steps(locations.journal("vet"))) == ["make", "use"]  # refused at the resume: made again
+    assert PASSWD_LINE not in everything_under(locations.results)
 
 
 def processes_with(token: str) -> list[int]:

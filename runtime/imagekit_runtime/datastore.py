@@ -8,7 +8,8 @@ and is discarded. Before that, every output is checked by sandbox.quick_check:
 an output that links out of the sandbox, or is a device, socket or FIFO, fails
 the step and nothing of it is committed. A directory output's per-file half of
 the check (hard links, its size) comes later (vetting.py): until then its record
-says `vetted: false`, and such a commit is never reused by a later run.
+says `vetted: false`, and a later run checks such a commit before it reuses it
+(shard_state.plan_recovery).
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from .layout import RunLayout
 from .planner import Plan
 from .spec import PipelineSpec
 from .summary import StepRun
+from .vetting import vet
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -49,12 +50,24 @@ def plan_recovery(spec: PipelineSpec, layout: RunLayout, keys: dict[str, str], s
             log.info("step %s changed since its outputs were committed: they will be made again", step.name)
             store.drop_step(step.name)
         elif record is not None and not record.vetted:
-            log.info("the outputs of step %s were never fully checked (the run stopped first): they will be made "
-                     "again", step.name)
-            store.drop_step(step.name)
+            _vet_left_unvetted(step.name, record.outputs, layout, store)
         elif record is None and layout.committed_dir(step.name).exists():
             store.drop_step(step.name)
     return Availability(spec, layout, keys, store, checkpoints, ignore_existing=force).plan()
+
+
+def _vet_left_unvetted(step: str, outputs: dict[str, int], layout: RunLayout, store: DataStore) -> None:
+    """A commit the run stopped before vetting (vetting.py): its per-file check is done now, so finished
+    work is reused, not made again; a refusal drops it (the step runs again, and is refused again)."""
+    verdict = vet(step, {data: layout.input_path(step, data) for data in outputs})
+    if verdict.refusal is None:
+        store.mark_vetted(step, verdict.sizes)
+        log.info("the outputs of step %s were committed but not yet checked when the run stopped: checked now",
+                 step)
+        return
+    log.info("the outputs of step %s, committed when the run stopped, are refused (%s): the step runs again",
+             step, verdict.refusal)
+    store.drop_step(step)
 
 
 def plan_fields(plan: Plan) -> dict[str, Any]:
