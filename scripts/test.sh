@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh -k checkpoint   # extra arguments go to pytest
-#   scripts/test.sh -m "not slow"   # leaves out the tests marked slow (@pytest.mark.slow, 10 s or more each)
+#   scripts/test.sh -m "not slow"   # leaves out the tests marked slow (@pytest.mark.slow, 4 s or more each)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"

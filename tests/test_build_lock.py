@@ -12,6 +12,7 @@ from fixtures_engine import BASE_IMAGE, build_json, copy_pipeline
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.slow  # 4 s or more
 def test_lock_writes_checks_and_refreshes_each_steps_lock(engine_ready: None, build_env: dict[str, str],
                                                            tmp_path: Path) -> None:
     pipeline = copy_pipeline(tmp_path / "wordfreq")

@@ -118,6 +118,7 @@ def tiny_images(engine_ready: None, tmp_path_factory: pytest.TempPathFactory) ->
     return images
 
 
+@pytest.mark.slow  # 4 s or more
 @pytest.mark.parametrize("backend", ["docker", "buildah"])
 def test_push_takes_credentials_from_docker_config(backend: str, auth_registry: tuple[str, str],
                                                    tiny_images: dict[str, str], tmp_path: Path) -> None:

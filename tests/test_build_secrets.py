@@ -65,6 +65,7 @@ def test_token_is_in_no_layer_or_history_of_the_docker_image(docker_client: Any,
     assert _find_token("probe", SECRET_TOKEN.encode(), token) == ["probe"]
 
 
+@pytest.mark.slow  # 4 s or more
 def test_token_is_in_no_blob_of_the_buildah_image(example_image_buildah: BuiltImage, tmp_path: Path) -> None:
     token = SECRET_TOKEN.encode()
     layout = tmp_path / "oci"

@@ -170,6 +170,7 @@ def test_failure_level_resumes_to_a_clean_runs_output(level: str, pod_sets: Any,
     assert untouched["run"]["runs"] == 1 and untouched["restarts"] == 0
 
 
+@pytest.mark.slow  # 4 s or more
 def test_kill_and_up_refuse_what_they_cannot_do(pod_sets: Any, pod_gate_image: str, tmp_path: Path) -> None:
     pods = pod_sets(GATE_PIPELINE, pod_gate_image, 1, "--ssd", "local-pv")
     # No engine: exit 3 with the hint, before anything is made.
@@ -190,6 +191,7 @@ def test_kill_and_up_refuse_what_they_cannot_do(pod_sets: Any, pod_gate_image: s
     assert other.returncode == 2 and "pod down" in other.stderr
 
 
+@pytest.mark.slow  # 4 s or more
 def test_hostpath_ssd_is_prepared_by_the_rendered_init_container(pod_sets: Any, pod_gate_image: str) -> None:
     pods = pod_sets(GATE_PIPELINE, pod_gate_image, 1)  # default --ssd hostpath
     pods.up("--param", f"COUNT={GATE_COUNT}")

@@ -95,6 +95,7 @@ S3_SOURCES = {"numbers": "s3://data/numbers/part-{shard:05d}.txt"}
 S3_SINKS = {"total": "s3://results/{pipeline}/shard-{shard}-of-{shard_count}/total"}
 
 
+@pytest.mark.slow  # 4 s or more
 def test_each_shard_reads_its_s3_object_and_sinks_its_total(tmp_path: Path, buckets: MotoS3) -> None:
     pipeline = sum_pipeline(tmp_path, S3_SOURCES, S3_SINKS)
     locations = Locations(tmp_path / "run")
@@ -151,6 +152,7 @@ def test_a_resume_after_kill_9_fetches_no_byte_of_an_unchanged_source(
     assert sink_text(buckets, "nums/shard-1-of-2/total") == total_of(1)
 
 
+@pytest.mark.slow  # 4 s or more
 def test_a_changed_object_is_fetched_again(tmp_path: Path, buckets: MotoS3) -> None:
     pipeline = sum_pipeline(tmp_path, S3_SOURCES, S3_SINKS, shards=1)
     locations = Locations(tmp_path / "run")
@@ -261,6 +263,7 @@ def test_denied_access_is_exit_3(tmp_path: Path) -> None:
     assert key["SecretAccessKey"] not in result.stderr
 
 
+@pytest.mark.slow  # 4 s or more
 def test_missing_file_and_http_sources_are_exit_3(tmp_path: Path, http_root: tuple[str, Path]) -> None:
     base, _ = http_root
     for url, problem in ((f"file://{tmp_path}/nothing-{{shard}}", "file not found"),
