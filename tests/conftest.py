@@ -55,6 +55,16 @@ def imagekit(*args: Argument, timeout: float = 600, env: Environment | None = No
     return RunResult(completed.returncode, completed.stdout, completed.stderr)
 
 
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """End a process a test started (a server): SIGTERM, then SIGKILL when it has not ended within timeout s."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start_imagekit(*args: Argument, env: Environment | None = None, cwd: Path = REPO) -> subprocess.Popen[str]:
     """Start the real `imagekit` CLI in the background, stdout and stderr piped, for a test to watch or signal."""
     return subprocess.Popen(imagekit_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

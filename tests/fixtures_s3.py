@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from conftest import stop
+
 SERVER = Path(__file__).resolve().parent / "moto_counting.py"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
@@ -91,12 +93,7 @@ def start_moto_s3(host: str = "127.0.0.1", port: int | None = None, timeout: flo
                 time.sleep(0.1)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="session")

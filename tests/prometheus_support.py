@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import stop
+
 PROMETHEUS = "prometheus"
 SCRAPE_INTERVAL = "1s"
 
@@ -86,11 +88,7 @@ def prometheus_scraping(targets: list[str], workdir: Path) -> Iterator[Prometheu
             time.sleep(0.2)
         yield Prometheus(port)
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import imagekit
+from conftest import imagekit, stop
 from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, assert_right_wordfreq, build_json, copy_pipeline, run_pipeline_image
 
 pytestmark = pytest.mark.docker
@@ -97,8 +97,7 @@ def auth_registry(engine_ready: None, tmp_path_factory: pytest.TempPathFactory) 
             pytest.fail(f"auth registry did not start: {(root / 'log').read_text()[-2000:]}")
         yield user, password
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 @pytest.fixture(scope="module")
