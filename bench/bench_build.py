@@ -11,10 +11,14 @@ Prints medians and the ratios the issue sets targets for:
   rebuild / cold        <= 10 %      rebuild / naive rebuild   <= 1/5
 
     python3 bench/bench_build.py [--rounds 3] [--backend docker|buildah] [--engine private|shared]
-                                 [--registry 127.0.0.1:5000] [--output json]
+                                 [--storage scratch|here] [--registry 127.0.0.1:5000] [--output json]
 Needs what scripts/bootstrap.sh starts (engine, registry, base image). By default the builds run against an
 engine of the bench's own that holds only the base at the start of each round (bench/private_engine.py): the
 machine's engine usually holds the example's layers already, which would spare a "cold" build applying them.
+That engine's storage, the imagekit caches and the naive build's context are on a fresh journaled ext4 made
+for the run (bench/scratch_fs.py: the machine's own filesystem may create files at a speed that depends on
+what was deleted in the minutes before); --storage here puts them under /var/tmp instead. Each round
+records how fast the work directory's filesystem created small files just before the cold builds.
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ from imagekit_runtime import contract, proc  # noqa: E402
 from imagekit_runtime.quantity import human_size  # noqa: E402
 from imagekit_runtime.spec import load_pipeline  # noqa: E402
 from private_engine import private_engine  # noqa: E402
+from scratch_fs import ScratchUnavailable, files_per_second, journaled_scratch  # noqa: E402
 
 EXAMPLE = REPO / "pipelines" / "wordfreq"
 CHANGED_STEP = "count"
@@ -123,6 +128,7 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
     publisher = RegistryPublisher()
     results: dict[str, float] = {}
     untagged_before = backend.untagged()
+    results["files_per_s_before_cold"] = files_per_second(work)
 
     os.environ[contract.CACHE_DIR] = str(work / f"cache{round_number}")  # cold: nothing cached on the host
     spec = load_pipeline(pipeline)
@@ -176,21 +182,32 @@ def main() -> int:
                         help="private (default): an engine of the bench's own that holds only the base at the start "
                              "of each round, so cold builds apply every layer (bench/private_engine.py); shared: "
                              "the machine's engine, which may hold the example's layers already")
+    parser.add_argument("--storage", default="scratch", choices=["scratch", "here"],
+                        help="scratch (default): the engine's storage and the build directories on a fresh journaled "
+                             "ext4 made for the run (bench/scratch_fs.py; needs root and a loop device); here: under "
+                             "/var/tmp, on the machine's own filesystem")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
 
     rounds = []
-    with tempfile.TemporaryDirectory(prefix="imagekit-bench-build-", dir="/var/tmp") as work:
-        engine = private_engine(args.backend, BASE, Path(work) / "engine") if args.engine == "private" \
-            else contextlib.nullcontext()
-        with engine:
-            backend = get_backend(args.backend)
-            backend.check()
-            # What the engine holds varies between machines and slows every buildah call as it grows: reported.
-            untagged_at_start = len(backend.untagged())
-            for number in range(args.rounds):
-                print(f"round {number + 1}/{args.rounds} ({args.backend}, {args.engine} engine)", file=sys.stderr)
-                rounds.append(one_round(backend, args.registry, Path(work), number))
+    with tempfile.TemporaryDirectory(prefix="imagekit-bench-build-", dir="/var/tmp") as outer:
+        try:
+            with contextlib.ExitStack() as stack:
+                work = stack.enter_context(journaled_scratch(Path(outer))) if args.storage == "scratch" \
+                    else Path(outer)
+                if args.engine == "private":
+                    stack.enter_context(private_engine(args.backend, BASE, work / "engine"))
+                backend = get_backend(args.backend)
+                backend.check()
+                # What the engine holds varies between machines and slows every buildah call as it grows: reported.
+                untagged_at_start = len(backend.untagged())
+                for number in range(args.rounds):
+                    print(f"round {number + 1}/{args.rounds} ({args.backend}, {args.engine} engine, "
+                          f"{args.storage} storage)", file=sys.stderr)
+                    rounds.append(one_round(backend, args.registry, work, number))
+        except ScratchUnavailable as exc:
+            print(f"bench_build: {exc}", file=sys.stderr)
+            return 2
     medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     ratios = {
         "cold_over_naive_cold": medians["imagekit_cold_s"] / medians["naive_cold_s"],
@@ -199,7 +216,8 @@ def main() -> int:
         "second_push_bytes_over_naive": (medians["imagekit_second_push_bytes"] /
                                          max(medians["naive_second_push_bytes"], 1)),
     }
-    report = {"backend": args.backend, "engine": args.engine, "untagged_images_at_start": untagged_at_start,
+    report = {"backend": args.backend, "engine": args.engine, "storage": args.storage,
+              "untagged_images_at_start": untagged_at_start,
               "rounds": rounds, "medians": medians, "ratios": ratios,
               "targets": {"cold_over_naive_cold": 0.50, "rebuild_over_cold": 0.10,
                           "rebuild_over_naive_rebuild": 0.20}}
@@ -210,8 +228,11 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     m = medians
-    print(f"backend {args.backend} ({args.engine} engine), {args.rounds} rounds, medians (one-line change in step "
-          f"{CHANGED_STEP!r}); the engine held {untagged_at_start} untagged images at the start:")
+    creation = ", ".join(f"{r['files_per_s_before_cold']:,.0f}" for r in rounds)
+    print(f"backend {args.backend} ({args.engine} engine, {args.storage} storage), {args.rounds} rounds, medians "
+          f"(one-line change in step {CHANGED_STEP!r}); the engine held {untagged_at_start} untagged images at the "
+          f"start; the work directory created {m['files_per_s_before_cold']:,.0f} small files/s before a cold build "
+          f"(rounds: {creation}):")
     print(f"{'':24}{'imagekit':>14}{'naive':>14}{'ratio':>10}")
     print(f"{'cold build':24}{m['imagekit_cold_s']:>13.1f}s{m['naive_cold_s']:>13.1f}s"
           f"{m['imagekit_cold_s'] / m['naive_cold_s']:>10.2f}")
