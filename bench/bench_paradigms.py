@@ -45,34 +45,16 @@ import net  # noqa: E402
 import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
 
 from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime import journal as run_journal  # noqa: E402
 from paradigms import chains, engine, pipelines, report  # noqa: E402
 from paradigms.engine import HANDOFF_COLD_IMAGE, HANDOFF_IMAGE, LAUNCH_IMAGE, LAUNCH_WARM_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
+from paradigms.output import rerender, write_results  # noqa: E402
 from paradigms.procmem import MemorySampler  # noqa: E402
+from paradigms.readings import parse_bench_line, read_journal, transition_ts  # noqa: E402
 
 MIB = 1 << 20
 OUT = HERE / "out"
-DOCS = REPO / "docs" / "bench"
 PARADIGMS = ("imagekit", "imagekit-cold", "services", "volume", "s3", "floor")
 LAUNCH_STEPS = 20
-
-
-def parse_bench_line(text: str) -> dict:
-    for line in text.splitlines():
-        if "BENCH " in line:
-            return json.loads(line.split("BENCH ", 1)[1])
-    raise BenchError(f"no BENCH line in: {text[-500:]!r}")
-
-
-def read_journal(path: Path) -> list[dict]:
-    return list(run_journal.read_journal(path))
-
-
-def transition_ts(entries: list[dict], step: str, to: str) -> float:
-    at = run_journal.transition_time(entries, step, to)
-    if at is None:
-        raise BenchError(f"journal has no transition of {step} to {to}")
-    return at
 
 
 class Bench:
@@ -346,36 +328,12 @@ class Bench:
         profile_file = OUT / "conductor.prof"
         OUT.mkdir(parents=True, exist_ok=True)
         self.launch_on_host(profile=profile_file)
-        phases = self._stamped_phases()
+        phases = chains.stamped_phases(self.resources, LAUNCH_STEPS)
         imports = json.loads(docker("run", "--rm", "--network", "none", "--entrypoint", "python3", LAUNCH_IMAGE, "-c",
                                     report.IMPORT_RSS_SCRIPT).stdout)
         rpc = json.loads(docker("run", "--rm", "--network", "none", TOOLS_IMAGE, "python3",
                                 "/opt/bench/rpcprobe.py").stdout)
         return {"cprofile": report.cprofile_top(profile_file), "phases": phases, "imports": imports, "rpc": rpc}
-
-    def _stamped_phases(self) -> dict:
-        root = pipelines.write_launch(OUT / "pipelines" / "launch20-stamped", LAUNCH_STEPS, stamped=True)
-        run = self.resources.tempdir("stamped")
-        subprocess.run([sys.executable, "-m", "imagekit_runtime", "run", str(root), "--shm-dir", str(run / "shm"),
-                        "--ssd", str(run / "ssd"), "--pv", str(run / "pv"), "--results", str(run / "results"),
-                        "--no-checkpoints"], check=True, capture_output=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
-        base = run / "shm" / f"bench-launch{LAUNCH_STEPS}" / contract.shard_dir_name(0) / contract.RUN_DIR_NAME
-        journal = read_journal(base / contract.JOURNAL_FILE)
-        names = pipelines.launch_step_names(LAUNCH_STEPS)
-        phases: dict[str, list[float]] = {}
-        for previous, name in itertools.pairwise(names):
-            began = float((base / contract.LOGS_DIR / f"{name}.log").read_text().split()[0])
-            for label, value in (
-                ("schedule: previous committed → running",
-                 transition_ts(journal, name, "running") - transition_ts(journal, previous, "committed")),
-                ("spawn: running → step's first command", began - transition_ts(journal, name, "running")),
-                ("exit seen: step's first command → committing", transition_ts(journal, name, "committing") - began),
-                ("commit: committing → committed", transition_ts(journal, name, "committed") - transition_ts(journal, name, "committing")),
-            ):
-                phases.setdefault(label, []).append(value)
-        shutil.rmtree(run, ignore_errors=True)
-        return {label: statistics.median(values) for label, values in phases.items()}
 
     # --------------------------------------------------------------- main
     def run(self) -> None:
@@ -403,31 +361,6 @@ class Bench:
              "meta": self.meta, "machine": results.machine, "date": results.date, "command": results.command,
              "sizes": self.sizes, "rounds": self.args.rounds, "quick": self.args.quick}, indent=1, default=str))
         write_results(results, self.args)
-
-
-def write_results(results: report.Results, args: argparse.Namespace) -> None:
-    print(results.table())
-    if args.no_write:
-        return
-    target = OUT / "quick" if args.quick else DOCS  # a smoke run never replaces the committed numbers
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        results.plot(target / "handoff.png")
-    except ImportError:
-        log("bench: matplotlib is not installed (pip install matplotlib): no plot written")
-    (target / "results.md").write_text(results.markdown())
-    log(f"bench: wrote {target / 'results.md'} and {target / 'handoff.png'} ({results.meta['seconds']:.0f} s)")
-
-
-def rerender(path: Path, args: argparse.Namespace) -> None:
-    """results.md and the plot again from a run's raw numbers (after a change to the report's text)."""
-    raw = json.loads(path.read_text())
-    results = report.Results(sizes=raw["sizes"], rounds=raw["rounds"], records=raw["records"], launch=raw["launch"],
-                             memory=raw["memory"], profile=raw["profile"], notes=raw["meta"].get("notes", []),
-                             meta=raw["meta"], command=raw["command"], machine=raw["machine"], date=raw["date"],
-                             scaling=raw.get("scaling", []), idle=raw.get("idle", {}))
-    args.quick = raw.get("quick", False)
-    write_results(results, args)
 
 
 def _interrupt(*_: object) -> None:

@@ -1,50 +1,33 @@
 """Every bad input is refused before any work, in one line naming the file, the field and the fix; no traceback.
 
 The table of malformed pipelines and step packages is checked in-process (load_pipeline raises SpecError
-with the right text); flags and manifests go through the CLI's one entry (`main`, in-process, fast); a
-few subprocess runs check the same at the process boundary, where the point is stderr and the exit code.
+with the right text); flags and manifests go through the CLI's one entry (`main`, in-process, fast).
+Registries, bugs and the process boundary are in test_bad_environment.py; the shared pieces in
+refusal_support.py.
 """
 from __future__ import annotations
 
-import http.server
-import os
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from dataclasses import field as default
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, imagekit
-from imagekit.cli.main import main
 from imagekit_runtime.errors import SpecError
 from imagekit_runtime.spec import load_pipeline
-
-PIPELINE = "name: good\nsteps: [steps/make, steps/use]\nshm: 64Mi\nresults: [b]\n"
-MAKE = "name: make\ncommand: [sh, run.sh]\noutputs: [a]\n"
-USE = "name: use\ncommand: [sh, run.sh]\ninputs: [a]\noutputs: [b]\n"
-
-
-@dataclass(frozen=True)
-class Bad:
-    """A pipeline that differs from the good one in one place, and what the one line must say."""
-
-    pipeline: str | bytes = PIPELINE
-    make: str | bytes = MAKE
-    use: str | bytes | None = USE  # None: no step.yaml
-    file: str = "pipeline.yaml"  # the file the line must name (its tail)
-    field: str = ""  # the field the line must name
-    says: tuple[str, ...] = ()  # more words the line must hold
-    line: int | None = None  # the YAML line number the line must give
-    files: dict[str, str] = default(default_factory=dict)  # extra files, relative to the pipeline's parent
-
-
-def pipeline_with(extra: str, **expected: Any) -> Bad:
-    """The good pipeline.yaml plus the lines extra."""
-    return Bad(pipeline=PIPELINE + extra, **expected)
-
+from refusal_support import (
+    COMMAND_MISSING,
+    MAKE,
+    NOT_UTF8,
+    PIPELINE,
+    USE,
+    Bad,
+    assert_one_line,
+    assert_refused,
+    cli,
+    good,
+    pipeline_with,
+    write_case,
+)
 
 BAD_PIPELINES: dict[str, Bad] = {
     "step outside the pipeline": Bad(pipeline=PIPELINE.replace("steps/use]", "../outside/c]"), field="steps[1]",
@@ -78,7 +61,7 @@ BAD_PIPELINES: dict[str, Bad] = {
     "param name not a variable": pipeline_with("params: {1X: a}\n", field="params",
                                                                      says=("not a variable name",)),
     "params a list": pipeline_with("params: [A]\n", field="params", says=("mapping",)),
-    "not UTF-8": Bad(pipeline=PIPELINE.encode() + b"description: caf\xe9\n", says=("not UTF-8",), line=5),
+    "not UTF-8": NOT_UTF8,
     "NUL character": Bad(pipeline=PIPELINE + "description: a\0b\n", says=("invalid YAML",)),
     "YAML syntax": Bad(pipeline="name: good\nsteps: [steps/make, steps/use\nshm: 64Mi\n", field="yaml",
                        says=("invalid YAML",)),
@@ -117,8 +100,7 @@ BAD_PIPELINES: dict[str, Bad] = {
     "two steps, one env name": Bad(make=MAKE.replace("[a]", "[a, y-z]"), use=USE.replace("[b]", "[b, Y_Z]"),
                                    file="steps/use/step.yaml", field="outputs[1]", says=("IMAGEKIT_OUT_Y_Z", "make"),
                                    line=4),
-    "command missing": Bad(use="name: use\ninputs: [a]\noutputs: [b]\n", file="steps/use/step.yaml",
-                           field="command", says=("[python3, main.py]",)),
+    "command missing": COMMAND_MISSING,
     "command unbalanced quote": Bad(use=USE.replace("[sh, run.sh]", "\"sh 'run.sh\""), file="steps/use/step.yaml",
                                     field="command", says=("cannot be split",), line=2),
     "command a boolean": Bad(use=USE.replace("[sh, run.sh]", "[true]"), file="steps/use/step.yaml",
@@ -142,36 +124,6 @@ BAD_PIPELINES: dict[str, Bad] = {
     "step.yaml missing": Bad(use=None, file="steps/use/step.yaml", says=("step.yaml not found",)),
     "bad step name": Bad(use=USE.replace("name: use", "name: Use Me"), file="steps/use/step.yaml", field="name"),
 }
-
-
-def write_case(root: Path, case: Bad) -> Path:
-    """The case's pipeline under root/p (its neighbours, such as root/outside, beside it); its pipeline.yaml."""
-    directory = root / "p"
-    for relative, text in (("pipeline.yaml", case.pipeline), ("steps/make/step.yaml", case.make),
-                           ("steps/use/step.yaml", case.use)):
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if text is not None:
-            path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    for relative, text in case.files.items():
-        if relative.startswith("@"):
-            (directory / "steps" / relative[1:]).symlink_to(root / text, target_is_directory=True)
-            continue
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return directory / "pipeline.yaml"
-
-
-def assert_one_line(message: str, case: Bad) -> None:
-    assert "\n" not in message and "Traceback" not in message, message
-    assert case.file in message, message
-    assert f": {case.field}: " in message or not case.field, message
-    assert "(fix: " in message, message
-    for words in case.says:
-        assert words in message, message
-    if case.line is not None:
-        assert f", line {case.line}: " in message, message
 
 
 @pytest.mark.parametrize("case", BAD_PIPELINES.values(), ids=BAD_PIPELINES.keys())
@@ -198,30 +150,11 @@ def test_requirements_inside_the_step_are_taken(tmp_path: Path) -> None:
 
 # The CLI: flags, manifests and the refusals above as a user meets them (exit code, one line on stderr).
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str | os.PathLike[str]) -> tuple[int, str]:
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    return code, captured.err
-
-
-def assert_refused(code: int, err: str, expected: int, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == expected, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in lines[0], err
-
-
 @dataclass(frozen=True)
 class Flags:
     args: tuple[str, ...]
     words: tuple[str, ...]
     code: int = 2
-
-
-def good(root: Path) -> Path:
-    return write_case(root, Bad())
 
 
 BAD_FLAGS: dict[str, Flags] = {
@@ -290,127 +223,3 @@ def test_bad_manifests_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 def test_missing_manifest_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = cli(capsys, "deploy", "validate", tmp_path / "nowhere")
     assert_refused(code, err, 2, "nowhere", "fix:")
-
-
-# Registries and bugs: environment failures are exit 3, a missing image 2, a bug 4 with the trace in a file.
-
-@dataclass
-class FakeRegistry:
-    """A registry on 127.0.0.1 that answers every manifest request with one status (and /v2/ with 200)."""
-
-    status: int
-    challenge: str | None = None
-    server: http.server.ThreadingHTTPServer | None = None
-
-    @property
-    def host(self) -> str:
-        assert self.server is not None
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def fake_registry() -> Iterator[Callable[[int, str | None], FakeRegistry]]:
-    started: list[FakeRegistry] = []
-
-    def start(status: int, challenge: str | None = None) -> FakeRegistry:
-        registry = FakeRegistry(status, challenge)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # the http.server name
-                self.send_response(200 if self.path == "/v2/" else registry.status)
-                if registry.challenge and self.path != "/v2/":
-                    self.send_header("WWW-Authenticate", registry.challenge.replace("HOST", registry.host))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        registry.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=registry.server.serve_forever, daemon=True).start()
-        started.append(registry)
-        return registry
-
-    yield start
-    for registry in started:
-        assert registry.server is not None
-        registry.server.shutdown()
-        registry.server.server_close()
-
-
-@pytest.mark.parametrize("status, challenge, code, words", [
-    (401, 'Bearer realm="http://HOST/token",service="fake"', 3, ("HTTP 401", "docker login")),
-    (401, "Bearer service=fake", 3, ("without a realm",)),
-    (401, None, 3, ("HTTP 401",)),
-    (403, None, 3, ("HTTP 403",)),
-    (404, None, 2, ("has no image", "check the image reference")),
-    (500, None, 3, ("HTTP 500",)),
-], ids=["401 token refused", "401 no realm", "401", "403", "404", "500"])
-def test_registry_failures_are_one_line(capsys: pytest.CaptureFixture[str], fake_registry: Callable[..., FakeRegistry],
-                                        status: int, challenge: str | None, code: int, words: tuple[str, ...]) -> None:
-    registry = fake_registry(status, challenge)
-    got, err = cli(capsys, "inspect", "--source", "registry", f"{registry.host}/wordfreq:v1")
-    assert_refused(got, err, code, *words)
-
-
-def test_registry_refusing_connections_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
-    got, err = cli(capsys, "inspect", "--source", "registry", "127.0.0.1:1/wordfreq:v1")
-    assert_refused(got, err, 3, "127.0.0.1:1", "unreachable")
-
-
-def test_a_bug_is_one_line_naming_the_crash_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(path: object) -> None:
-        raise RuntimeError("something imagekit did not expect")
-
-    monkeypatch.setattr("imagekit.cli.validate.load_pipeline", broken)
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    code, err = cli(capsys, "validate", good(tmp_path))
-    assert_refused(code, err, 4, "internal error", "RuntimeError", "something imagekit did not expect")
-    [report] = tmp_path.glob("imagekit-crash-*.txt")
-    assert str(report) in err
-    assert "Traceback" in report.read_text() and "def broken" not in err
-
-    code, err = cli(capsys, "--verbose", "validate", good(tmp_path))
-    assert code == 4 and "Traceback" in err and "RuntimeError" in err
-
-
-def test_a_bug_in_the_runtime_entry_is_one_line_naming_the_crash_file(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The image's entry point (imagekit_runtime.main) keeps the same promise as the CLI: exit 4, one line."""
-    from imagekit_runtime import main as runtime_main
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("something the runtime did not expect")
-
-    monkeypatch.setattr(runtime_main, "run_pipeline", broken)
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    code = runtime_main.main(["run", str(good(tmp_path))])
-    err = capsys.readouterr().err
-    assert code == 4
-    assert err.count("\n") == 1 and "internal error" in err and "Traceback" not in err
-    [report] = tmp_path.glob("imagekit-runtime-crash-*.txt")
-    assert str(report) in err and "Traceback" in report.read_text()
-
-
-# At the process boundary: what a shell sees.
-
-def test_markup_in_paths_and_fixes_is_printed_literally(tmp_path: Path) -> None:
-    case = BAD_PIPELINES["command missing"]
-    pipeline = write_case(tmp_path / "[/x]" / "[bold]", case)
-    result = imagekit("validate", pipeline)
-    assert result.returncode == 2, result.stderr
-    [line] = result.stderr.splitlines()
-    assert "[/x]/[bold]/p/steps/use/step.yaml" in line and "`command: [python3, main.py]`" in line, line
-
-
-def test_process_exit_codes_and_one_line(tmp_path: Path, fake_registry: Callable[..., FakeRegistry]) -> None:
-    not_utf8 = write_case(tmp_path / "a", BAD_PIPELINES["not UTF-8"])
-    refused = imagekit("run", not_utf8, "--no-checkpoints")
-    registry = fake_registry(401, 'Bearer realm="http://HOST/token"')
-    denied = imagekit("inspect", "--source", "registry", f"{registry.host}/wordfreq:v1")
-    usage = imagekit("deploy", "render", EXAMPLES / "wordfreq", "--image", "127.0.0.1:5000/w:1", "--flavor", "helm")
-    for result, code in ((refused, 2), (denied, 3), (usage, 2)):
-        assert result.returncode == code, result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr

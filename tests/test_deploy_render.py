@@ -8,61 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from typer.testing import CliRunner
 
-from imagekit.cli.main import app
 from imagekit_deploy.ordinals import pod_ordinals, reserved_ordinals
-from imagekit_deploy.renderer import render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KruiseSchema, available_kubernetes_versions
-from imagekit_deploy.settings import GRACE_MARGIN_SECONDS, RUNTIME_MEMORY, STEP_MEMORY, Flavor, SsdMode, resolve_settings
+from imagekit_deploy.settings import GRACE_MARGIN_SECONDS, RUNTIME_MEMORY, STEP_MEMORY, Flavor, SsdMode
 from imagekit_deploy.validate import validate_rendering
-from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
-from imagekit_runtime.errors import UsageError
 from imagekit_runtime.quantity import format_bytes
 from imagekit_runtime.spec import load_pipeline
+from render_support import DEPLOY_DATA, IMAGE, WORDFREQ, env_of, mounts_of, pipeline_container, rendered, volumes_of, workload
 
-REPO = Path(__file__).resolve().parents[1]
-WORDFREQ = REPO / "pipelines" / "wordfreq"
-DEPLOY_DATA = REPO / "tests" / "data" / "pipelines"
 PIPELINES = [WORDFREQ, DEPLOY_DATA / "deploy-single", DEPLOY_DATA / "deploy-wide"]
-IMAGE = "registry.example.com/imagekit/pipeline:1.0"
 KUBERNETES_VERSIONS = sorted({DEFAULT_KUBERNETES_VERSION, available_kubernetes_versions()[-1]})
 
-runner = CliRunner()
 CRD_PATH = os.environ.get(KRUISE_CRD_ENV)
 KRUISE = KruiseSchema(Path(CRD_PATH)) if CRD_PATH else None
-
-
-def rendered(pipeline: Path = WORDFREQ, **options):
-    spec = load_pipeline(pipeline)
-    settings = resolve_settings(spec, image=options.pop("image", IMAGE), **options)
-    return spec, settings, render(spec, settings)
-
-
-def workload(rendering) -> dict:
-    return rendering.workload().body
-
-
-def pipeline_container(rendering) -> dict:
-    return rendering.pod_template()["spec"]["containers"][0]
-
-
-def env_of(container: dict) -> dict[str, dict]:
-    return {entry["name"]: entry for entry in container["env"]}
-
-
-def volumes_of(rendering) -> dict[str, dict]:
-    return {volume["name"]: volume for volume in rendering.pod_template()["spec"]["volumes"]}
-
-
-def mounts_of(container: dict) -> dict[str, dict]:
-    return {mount["mountPath"]: mount for mount in container["volumeMounts"]}
 
 
 # --- every pipeline x flavour x SSD mode passes every check ---------------------------------
@@ -275,140 +237,3 @@ def test_statefulset_flavour_has_the_same_pod_and_no_kruise_fields():
     assert plain.pod_template() == kruise_pod
     assert body["spec"]["volumeClaimTemplates"] == workload(kruise)["spec"]["volumeClaimTemplates"]
     assert body["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
-
-
-# --- files, determinism, round trip ---------------------------------------------------------------
-
-def test_one_resource_per_file_plus_kustomization(tmp_path):
-    _, _, rendering = rendered(ssd=SsdMode.local_pv)
-    written = write_rendering(rendering, tmp_path)
-    names = sorted(path.name for path in written)
-    assert names == ["kustomization.yaml", "service.yaml", "statefulset.yaml", "storageclass-imagekit-local-ssd.yaml"]
-    kustomization = yaml.safe_load((tmp_path / "kustomization.yaml").read_text())
-    assert kustomization["kind"] == "Kustomization"
-    assert sorted(kustomization["resources"]) == sorted(n for n in names if n != "kustomization.yaml")
-    for name in kustomization["resources"]:
-        documents = [d for d in yaml.safe_load_all((tmp_path / name).read_text()) if d]
-        assert len(documents) == 1
-
-
-def test_output_is_deterministic_across_runs_and_working_directories(tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    cwd = os.getcwd()
-    try:
-        write_rendering(rendered()[2], first)
-        os.chdir(WORDFREQ)
-        write_rendering(rendered(Path("."))[2], second)
-    finally:
-        os.chdir(cwd)
-    for path in sorted(first.iterdir()):
-        assert path.read_bytes() == (second / path.name).read_bytes()
-    assert to_stream(rendered()[2]) == to_stream(rendered()[2])
-    # Conventional key order, not alphabetical: apiVersion, kind, metadata, spec.
-    assert list(yaml.safe_load((first / "statefulset.yaml").read_text())) == ["apiVersion", "kind", "metadata", "spec"]
-
-
-def test_written_files_read_back_as_the_same_rendering(tmp_path):
-    _, _, rendering = rendered(ssd=SsdMode.local_pv)
-    write_rendering(rendering, tmp_path)
-    loaded = load_rendered(tmp_path)
-    assert loaded.flavor == "kruise"
-    assert [(m.filename, m.body) for m in loaded.manifests] == [(m.filename, m.body) for m in rendering.manifests]
-
-
-def test_re_rendering_removes_files_of_resources_that_went_away(tmp_path):
-    write_rendering(rendered(ssd=SsdMode.local_pv)[2], tmp_path)
-    assert (tmp_path / "storageclass-imagekit-local-ssd.yaml").exists()
-    write_rendering(rendered(ssd=SsdMode.hostpath)[2], tmp_path)
-    assert not (tmp_path / "storageclass-imagekit-local-ssd.yaml").exists()
-    assert load_rendered(tmp_path).manifests == rendered(ssd=SsdMode.hostpath)[2].manifests
-
-
-# --- the CLI --------------------------------------------------------------------------------------
-
-def test_cli_render_writes_files_that_validate(tmp_path):
-    out = tmp_path / "manifests"
-    result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "--replicas", "3", "-d", str(out)])
-    assert result.exit_code == 0, result.stderr
-    written = result.stdout.splitlines()  # the files it wrote, one path a line: the result on stdout
-    assert sorted(Path(line).name for line in written) == ["kustomization.yaml", "service.yaml", "statefulset.yaml"]
-    assert all(Path(line).parent == out for line in written)
-    assert f"kubectl apply -k {out}" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["kustomization.yaml", "service.yaml", "statefulset.yaml"]
-    check = runner.invoke(app, ["deploy", "validate", str(out)])
-    assert check.exit_code == 0, check.stderr
-    assert "ok" in check.stdout
-
-
-def test_cli_render_without_output_dir_prints_a_yaml_stream(tmp_path):
-    result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "--flavor", "statefulset"])
-    assert result.exit_code == 0, result.stderr
-    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert [(d["apiVersion"], d["kind"]) for d in documents] == [("v1", "Service"), ("apps/v1", "StatefulSet")]
-    # The stream validates too.
-    stream = tmp_path / "all.yaml"
-    stream.write_text(result.stdout)
-    assert runner.invoke(app, ["deploy", "validate", str(stream)]).exit_code == 0
-
-
-def test_cli_render_json_summary(tmp_path):
-    result = runner.invoke(app, ["deploy", "render", str(DEPLOY_DATA / "deploy-wide"), "--image", IMAGE,
-                                 "--skip-shard", "3", "--output", "json", "-d", str(tmp_path)])
-    assert result.exit_code == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["flavor"] == "kruise"
-    assert summary["shard_count"] == 8
-    assert summary["replicas"] == 7
-    assert summary["skipped_shards"] == [3]
-    assert summary["validation"]["ok"] is True
-    assert {r["kind"] for r in summary["resources"]} == {"Service", "StatefulSet"}
-    assert all(Path(path).is_file() for path in summary["files"])
-
-
-def test_renderer_modules_do_not_import_the_docker_sdk():
-    """Nor the engine connection or the build path: only imagekit's neutral modules (references, labels)."""
-    code = ("import sys, imagekit_deploy.renderer, imagekit_deploy.kruise, imagekit_deploy.statefulset, "
-            "imagekit_deploy.validate, imagekit_deploy.writer; "
-            "neutral = {'imagekit', 'imagekit.references', 'imagekit.labels'}; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'docker' "
-            "or (m.split('.')[0] == 'imagekit' and m not in neutral)); "
-            "print(bad); sys.exit(1 if bad else 0)")
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-
-
-def test_cli_render_prints_a_json_list_with_output_json_and_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", "json"])
-    assert result.exit_code == 0, result.stderr
-    listed = json.loads(result.stdout)
-    assert listed["apiVersion"] == "v1" and listed["kind"] == "List"
-    assert [item["kind"] for item in listed["items"]] == ["Service", "StatefulSet"]
-    assert list(tmp_path.iterdir()) == []  # `-o json` is a format, never a directory called json
-
-
-def test_cli_render_output_yaml_is_the_same_stream_as_text():
-    as_text = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE])
-    as_yaml = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", "yaml"])
-    assert as_text.exit_code == as_yaml.exit_code == 0, as_text.stderr + as_yaml.stderr
-    assert as_yaml.stdout == as_text.stdout
-    assert [d["kind"] for d in yaml.safe_load_all(as_yaml.stdout) if d] == ["Service", "StatefulSet"]
-
-
-def test_cpus_set_the_pods_cpu_request_and_limit_and_the_runtimes_cpu_slots():
-    spec, settings, rendering = rendered(cpus="1500m")
-    container = pipeline_container(rendering)
-    assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == "1500m"
-    assert env_of(container)["IMAGEKIT_CPUS"]["value"] == "1500m"
-    assert not validate_rendering(rendering).problems
-    # wordfreq says parallelism: 2, so 2 steps' memory whatever the CPUs
-    assert settings.memory_limit == spec.shm_bytes + 2 * STEP_MEMORY + RUNTIME_MEMORY
-    _, _, plain = rendered()
-    assert "cpu" not in pipeline_container(plain)["resources"]["limits"]
-    assert "IMAGEKIT_CPUS" not in env_of(pipeline_container(plain))
-
-
-def test_bad_cpus_are_refused_in_one_line():
-    with pytest.raises(UsageError) as refused:
-        rendered(cpus="two")
-    assert "--cpus" in str(refused.value)

@@ -4,11 +4,15 @@ scaling   chains of 20, 100 and 200 trivial steps (`pipelines.write_launch`), co
           wall time divided by the steps, and the median time from one step's start to the next's
 idle      one step sleeping N seconds; CPU-seconds of the conductor and supervisord per second of the
           window while the step sleeps (from /proc/<pid>/stat, after both have started, before it ends)
+stamped   a chain whose steps print when they start: the median time of each phase between two steps
+          (from the journal's transitions and those stamps)
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,6 +24,7 @@ from imagekit_runtime import journal as run_journal
 from paradigms import pipelines
 from paradigms.engine import BenchError, log
 from paradigms.procmem import children, cmdline, cpu_seconds
+from paradigms.readings import read_journal, transition_ts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -92,3 +97,30 @@ def idle_cpu(resources, seconds: int = 10) -> dict:
     log(f"bench: one step sleeping {seconds} s: conductor {result['conductor']:.2f} + supervisord "
         f"{result['supervisord']:.2f} CPU-s in {window:.1f} s = {100 * result['per_run_second']:.2f} % of one core")
     return result
+
+
+def stamped_phases(resources, steps: int) -> dict:
+    """Median per-step phases of a chain of steps that print when they start: scheduling, spawning, the
+    exit being seen, the commit."""
+    root = pipelines.write_launch(OUT / "pipelines" / f"launch{steps}-stamped", steps, stamped=True)
+    run = resources.tempdir("stamped")
+    subprocess.run([sys.executable, "-m", "imagekit_runtime", "run", str(root), "--shm-dir", str(run / "shm"),
+                    "--ssd", str(run / "ssd"), "--pv", str(run / "pv"), "--results", str(run / "results"),
+                    "--no-checkpoints"], check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+    base = run / "shm" / f"bench-launch{steps}" / contract.shard_dir_name(0) / contract.RUN_DIR_NAME
+    journal = read_journal(base / contract.JOURNAL_FILE)
+    names = pipelines.launch_step_names(steps)
+    phases: dict[str, list[float]] = {}
+    for previous, name in itertools.pairwise(names):
+        began = float((base / contract.LOGS_DIR / f"{name}.log").read_text().split()[0])
+        for label, value in (
+            ("schedule: previous committed → running",
+             transition_ts(journal, name, "running") - transition_ts(journal, previous, "committed")),
+            ("spawn: running → step's first command", began - transition_ts(journal, name, "running")),
+            ("exit seen: step's first command → committing", transition_ts(journal, name, "committing") - began),
+            ("commit: committing → committed", transition_ts(journal, name, "committed") - transition_ts(journal, name, "committing")),
+        ):
+            phases.setdefault(label, []).append(value)
+    shutil.rmtree(run, ignore_errors=True)
+    return {label: statistics.median(values) for label, values in phases.items()}
