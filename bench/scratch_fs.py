@@ -4,7 +4,7 @@ Why: a build's cost on a cold engine is mostly the engine creating the deps laye
 How fast a filesystem creates files can depend on what was deleted on it just before, and a bench deletes
 a lot between its builds (each round's images). On this project's VM the root filesystem is ext4 *without
 a journal* (`/proc/fs/jbd2` lists nothing for it); there ext4 avoids reusing an inode freed in the last
-minute (five while its inode table block is still dirty), and each new inode scans past those: `perf`
+minute (several minutes while its inode table block is still dirty), and each new inode scans past those: `perf`
 of `tar -x` of one 57 MB, 1,051-file deps layer puts 60 % of its time in `recently_deleted` under
 `__ext4_new_inode`, and the same `tar -x` took 0.12-0.72 s there depending on the minutes before, against
 0.07-0.08 s every time on a journaled ext4 (which never makes that check). Which side of the comparison
