@@ -1,6 +1,6 @@
 """A filesystem of the bench's own: a fresh ext4 with a journal, in a sparse file mounted through a loop device.
 
-Why: a build's cost on a cold engine is mostly the engine creating the deps layers' files (about 2,000).
+Why: a large part of a cold build is the engine creating the deps layers' files (about 2,000).
 How fast a filesystem creates files can depend on what was deleted on it just before, and a bench deletes
 a lot between its builds (each round's images). On this project's VM the root filesystem is ext4 *without
 a journal* (`/proc/fs/jbd2` lists nothing for it); there ext4 avoids reusing an inode freed in the last
