@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from imagekit_runtime import proc
+
 DOCKERD = "/usr/sbin/dockerd"  # Debian's, as scripts/bootstrap.sh starts it
 BRIDGE = "imkbench0"  # the bench engine's own bridge: its build containers' network (nothing leaves it)
 BRIDGE_ADDRESS = "172.31.254.1/24"
@@ -54,24 +56,24 @@ def _private_storage(base: str, root: Path) -> Iterator[None]:
     conf.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "graph"}"\nrunroot = "{root / "run"}"\n')
     os.environ["CONTAINERS_STORAGE_CONF"] = str(conf)
     try:
-        subprocess.run(["buildah", "pull", "--quiet", f"docker-daemon:{base}"], check=True, capture_output=True)
-        subprocess.run(["buildah", "tag", f"docker.io/{base}", base], check=True, capture_output=True)
+        proc.run(["buildah", "pull", "--quiet", f"docker-daemon:{base}"])
+        proc.run(["buildah", "tag", f"docker.io/{base}", base])
         yield
     finally:
-        subprocess.run(["buildah", "rm", "--all"], capture_output=True)
-        subprocess.run(["buildah", "rmi", "--all", "--force"], capture_output=True)
+        proc.run(["buildah", "rm", "--all"], check=False)
+        proc.run(["buildah", "rmi", "--all", "--force"], check=False)
         graph = root / "graph" / "overlay"
-        subprocess.run(["umount", str(graph)], capture_output=True)  # containers-storage bind-mounts it
+        proc.run(["umount", str(graph)], check=False)  # containers-storage bind-mounts it
         shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def _private_dockerd(base: str, root: Path) -> Iterator[None]:
     socket = root / "docker.sock"
-    subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)  # left by a bench run that was killed
-    subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True, capture_output=True)
-    subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True, capture_output=True)
-    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
+    proc.run(["ip", "link", "delete", BRIDGE], check=False)  # left by a bench run that was killed
+    proc.run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    proc.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE])
+    proc.run(["ip", "link", "set", BRIDGE, "up"])
     with open(root / "dockerd.log", "wb") as log:
         daemon = subprocess.Popen(
             [DOCKERD, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
@@ -80,6 +82,7 @@ def _private_dockerd(base: str, root: Path) -> Iterator[None]:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for(socket, daemon)
+        # A pipe between two processes (180 MB streamed), which proc.run does not make.
         saved = subprocess.Popen(["docker", "save", base], stdout=subprocess.PIPE)
         subprocess.run(["docker", "--host", f"unix://{socket}", "load", "--quiet"], stdin=saved.stdout, check=True,
                        capture_output=True)
@@ -93,8 +96,8 @@ def _private_dockerd(base: str, root: Path) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
-        subprocess.run(["umount", "--recursive", str(root / "exec")], capture_output=True)
-        subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
+        proc.run(["umount", "--recursive", str(root / "exec")], check=False)
+        proc.run(["ip", "link", "delete", BRIDGE], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -103,8 +106,8 @@ def _wait_for(socket: Path, daemon: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             raise RuntimeError(f"the bench's dockerd exited {daemon.returncode}: see {socket.parent / 'dockerd.log'}")
-        if socket.exists() and subprocess.run(["docker", "--host", f"unix://{socket}", "version"],
-                                              capture_output=True).returncode == 0:
+        if socket.exists() and proc.run(["docker", "--host", f"unix://{socket}", "version"],
+                                        check=False).returncode == 0:
             return
         time.sleep(0.2)
     raise RuntimeError(f"the bench's dockerd did not answer within 60 s: see {socket.parent / 'dockerd.log'}")

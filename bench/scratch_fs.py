@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from imagekit_runtime import proc
+from imagekit_runtime.errors import CommandFailed
 
 SIZE = "32G"  # sparse: the file holds what the bench writes (a few GB for 5 rounds), not this
 
@@ -41,17 +43,15 @@ def journaled_scratch(parent: Path, size: str = SIZE) -> Iterator[Path]:
     image = parent / "scratch.ext4"
     mount_point = parent / "mnt"
     mount_point.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["truncate", "--size", size, str(image)], check=True)
     try:
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "imagekit-bench", str(image)], check=True,
-                       capture_output=True)
+        proc.run(["truncate", "--size", size, image])
+        proc.run(["mkfs.ext4", "-q", "-F", "-L", "imagekit-bench", image])
         # noinit_itable: no background zeroing of inode tables while the bench measures (a fresh
         # filesystem's uninitialised groups are marked as such; nothing reads them).
-        mounted = subprocess.run(["mount", "-o", "loop,noinit_itable", str(image), str(mount_point)],
-                                 capture_output=True, text=True)
-        if mounted.returncode != 0:
-            raise ScratchUnavailable(f"mounting a loop device failed ({mounted.stderr.strip()}); "
-                                     "pass --storage here")
+        try:
+            proc.run(["mount", "-o", "loop,noinit_itable", image, mount_point])
+        except CommandFailed as exc:
+            raise ScratchUnavailable(f"mounting a loop device failed ({exc}); pass --storage here") from None
         try:
             yield mount_point
         finally:
@@ -62,13 +62,13 @@ def journaled_scratch(parent: Path, size: str = SIZE) -> Iterator[Path]:
 
 def _unmount(mount_point: Path) -> None:
     """Engines may hold a mount below it for a moment after they stop: a few tries, then a lazy unmount."""
-    subprocess.run(["umount", "--recursive", str(mount_point)], capture_output=True)
+    proc.run(["umount", "--recursive", mount_point], check=False)
     for _ in range(20):
         if not os.path.ismount(mount_point):
             return
         time.sleep(0.25)
-        subprocess.run(["umount", str(mount_point)], capture_output=True)
-    subprocess.run(["umount", "--lazy", str(mount_point)], capture_output=True)
+        proc.run(["umount", mount_point], check=False)
+    proc.run(["umount", "--lazy", mount_point], check=False)
 
 
 def files_per_second(directory: Path, count: int = 500) -> float:

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from scratch_fs import files_per_second, journaled_scratch  # noqa: E402
+from scratch_fs import ScratchUnavailable, files_per_second, journaled_scratch  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a loop device needs root")
 
@@ -34,3 +34,10 @@ def test_a_fresh_journaled_ext4_for_the_run_and_nothing_left_after(tmp_path: Pat
         assert len(list(root.glob("creation-probe-*/*"))) == 50  # kept: removing them is what slows a no-journal fs
     assert _mount_of(root) is None
     assert not (tmp_path / "scratch.ext4").exists()
+
+
+def test_without_root_it_says_to_pass_storage_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(ScratchUnavailable, match="--storage here"), journaled_scratch(tmp_path):
+        pass
+    assert list(tmp_path.iterdir()) == []
