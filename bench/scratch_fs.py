@@ -44,14 +44,14 @@ def journaled_scratch(parent: Path, size: str = SIZE) -> Iterator[Path]:
     mount_point = parent / "mnt"
     mount_point.mkdir(parents=True, exist_ok=True)
     try:
-        proc.run(["truncate", "--size", size, image])
-        proc.run(["mkfs.ext4", "-q", "-F", "-L", "imagekit-bench", image])
-        # noinit_itable: no background zeroing of inode tables while the bench measures (a fresh
-        # filesystem's uninitialised groups are marked as such; nothing reads them).
         try:
+            proc.run(["truncate", "--size", size, image])
+            proc.run(["mkfs.ext4", "-q", "-F", "-L", "imagekit-bench", image])
+            # noinit_itable: no background zeroing of inode tables while the bench measures (a fresh
+            # filesystem's uninitialised groups are marked as such; nothing reads them).
             proc.run(["mount", "-o", "loop,noinit_itable", image, mount_point])
         except CommandFailed as exc:
-            raise ScratchUnavailable(f"mounting a loop device failed ({exc}); pass --storage here") from None
+            raise ScratchUnavailable(f"making the scratch filesystem failed: {exc}; pass --storage here") from None
         try:
             yield mount_point
         finally:

@@ -41,3 +41,15 @@ def test_without_root_it_says_to_pass_storage_here(tmp_path: Path, monkeypatch: 
     with pytest.raises(ScratchUnavailable, match="--storage here"), journaled_scratch(tmp_path):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_mount_is_one_line_naming_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "mount"
+    fake.write_text("#!/bin/sh\necho 'mount: no loop device' >&2\nexit 32\n")
+    fake.chmod(0o755)
+    with pytest.raises(ScratchUnavailable, match=r"`mount -o loop,noinit_itable .*` exited 32.*--storage here"), \
+            journaled_scratch(tmp_path / "work", size="64M"):
+        pass
+    assert not (tmp_path / "work" / "scratch.ext4").exists()
