@@ -1,11 +1,14 @@
 """Shared test helpers: real pipelines written to temporary directories, run as real processes."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socketserver
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +56,18 @@ def imagekit(*args: Argument, timeout: float = 600, env: Environment | None = No
     completed = subprocess.run(imagekit_argv(*args), capture_output=True, text=True, timeout=timeout,
                                env=cli_environment(env), cwd=cwd)
     return RunResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """Serve a server a test made in-process (a fake registry, engine or web server) on a daemon thread for the
+    block; shut it down and close its socket afterwards."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:

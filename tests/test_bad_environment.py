@@ -3,15 +3,15 @@
 the same at the process boundary, where the point is stderr and the exit code."""
 from __future__ import annotations
 
+import contextlib
 import http.server
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, imagekit
+from conftest import EXAMPLES, imagekit, serving
 from refusal_support import COMMAND_MISSING, NOT_UTF8, assert_refused, cli, good, write_case
 
 # Registries and bugs: environment failures are exit 3, a missing image 2, a bug 4 with the trace in a file.
@@ -32,8 +32,6 @@ class FakeRegistry:
 
 @pytest.fixture
 def fake_registry() -> Iterator[Callable[[int, str | None], FakeRegistry]]:
-    started: list[FakeRegistry] = []
-
     def start(status: int, challenge: str | None = None) -> FakeRegistry:
         registry = FakeRegistry(status, challenge)
 
@@ -49,15 +47,11 @@ def fake_registry() -> Iterator[Callable[[int, str | None], FakeRegistry]]:
                 pass
 
         registry.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=registry.server.serve_forever, daemon=True).start()
-        started.append(registry)
+        servers.enter_context(serving(registry.server))
         return registry
 
-    yield start
-    for registry in started:
-        assert registry.server is not None
-        registry.server.shutdown()
-        registry.server.server_close()
+    with contextlib.ExitStack() as servers:
+        yield start
 
 
 @pytest.mark.parametrize("status, challenge, code, words", [

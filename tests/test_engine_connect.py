@@ -6,12 +6,12 @@ from __future__ import annotations
 import http.server
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from conftest import serving
 from imagekit import engine
 from imagekit_runtime.errors import EnvironmentMissing
 
@@ -45,14 +45,9 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 def versionless_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     socket_path = tmp_path / "engine.sock"
     _Engine.asked = []
-    server = _UnixServer(str(socket_path), _Engine)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket_path}")
-    try:
+    with serving(_UnixServer(str(socket_path), _Engine)):
         yield _Engine.asked
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_ping_without_a_version_falls_back_to_asking_the_engine(versionless_engine: list[str]) -> None:

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import Locations, journal_entries, started_steps, write_step
+from conftest import Locations, journal_entries, serving, started_steps, write_step
 from fixtures_s3 import MotoS3, moto_s3, start_moto_s3  # noqa: F401 (the fixture)
 from imagekit_runtime import contract
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
@@ -198,11 +197,8 @@ def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
 
 
 def test_an_http_source(tmp_path: Path, http_root: tuple[str, Path]) -> None:
@@ -310,14 +306,10 @@ def test_an_http_source_retries_a_transient_error(tmp_path: Path) -> None:
     root.mkdir()
     (root / "0.txt").write_text(numbers_text(0))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(FlakyHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         pipeline = sum_pipeline(tmp_path, {"numbers": f"http://127.0.0.1:{server.server_address[1]}/{{shard}}.txt"},
                                 shards=1)
         locations = Locations(tmp_path / "run")
         runtime(pipeline, locations, 0, run_env())
         assert (locations.results / "total").read_text() == total_of(0)
         assert FlakyHandler.failed == {"/0.txt"}
-    finally:
-        server.shutdown()
-        server.server_close()
