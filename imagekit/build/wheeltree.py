@@ -77,8 +77,9 @@ class WheelTree:
         found = {}
         for relative, placed in sorted(self._files().items()):
             if len(relative.parts) == 2 and relative.parts[0].endswith(".dist-info") and relative.name == "METADATA":
-                with self.open(placed) as handle:
-                    found[relative.parts[0]] = handle.read().decode(errors="replace")
+                # Its own handle, closed here: the SBOM is often made when no layer is written (which closes).
+                with zipfile.ZipFile(placed.wheel) as archive:
+                    found[relative.parts[0]] = archive.read(placed.member).decode(errors="replace")
         return found
 
     def open(self, placed: PlacedFile) -> IO[bytes]:
