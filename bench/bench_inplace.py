@@ -76,7 +76,7 @@ def journal(state_dir: Path) -> list[Entry]:
     where = StateDir(state_dir)
     state = where.load()
     pods = PodSet(where, Engine())
-    return read_journal(pods.engine, pods.blueprint(state, state.ordinals[0]))
+    return read_journal(pods, pods.blueprint(state, state.ordinals[0]))
 
 
 def first_running(entries: list[Entry], run: str) -> float | None:

@@ -187,7 +187,7 @@ def source_checkpointed(state_dir: Path, ordinal: int) -> bool:
     state = where.load()
     pods = PodSet(where, Engine())
     return any(entry.get("event") == contract.Event.CHECKPOINTED and entry.get("data") == "blob"
-               and entry.get("tier") == contract.Source.SSD for entry in read_journal(pods.engine, pods.blueprint(state, ordinal)))
+               and entry.get("tier") == contract.Source.SSD for entry in read_journal(pods, pods.blueprint(state, ordinal)))
 
 
 def resume(pipeline: Path, resources: Resources, server: MotoS3, network: str, size: int, work: Path) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class BuildOptions:
     no_cache: bool = False  # engine cache and host-side caches (wheels, trees) alike
     python_version: str | None = None  # skip probing the base image
     labels: tuple[tuple[str, str], ...] = ()  # --label KEY=VALUE: over the OCI labels, under imagekit's own
+    locked: bool = False  # every step's requirements.lock must be current: none is written (--locked)
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
         pack = 2 * len(spec.packaged_steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
-        early = _install_all(pool, with_requirements, guess, options.no_cache, pack) if guess else None
+        early = _install_all(pool, with_requirements, guess, options, pack) if guess else None
         probe = probe_base(backend, lookup.id)
         target = probe_target(backend, lookup.id, options.python_version)
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
@@ -166,7 +167,7 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         if early is None or guess is None or guess.key() != target.key():
             for future in early or ():  # they may be writing the locks: let them finish first
                 future.exception()
-            early = _install_all(pool, with_requirements, target, options.no_cache, pack)
+            early = _install_all(pool, with_requirements, target, options, pack)
         deps = {step.name: future.result() for step, future in zip(with_requirements, early, strict=True)}
         for name in deps:
             backend.events.stage(f"deps of {name}", Stage.RESOLVED)
@@ -203,12 +204,12 @@ class _Asked:
     commit_time: Future[int | None] | None  # None: SOURCE_DATE_EPOCH given
 
 
-def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, refresh: bool,
+def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, options: BuildOptions,
                  pack: bool) -> list[Future[DepsTree]]:
     """Each step's deps tree, installed side by side (each environment is isolated anyway); pack: and its
     deps layer's tarball written at once, while the other steps still install (it is cached by its trees)."""
     def install(step: StepSpec) -> DepsTree:
-        deps = install_step_requirements(step, target, refresh=refresh)
+        deps = install_step_requirements(step, target, refresh=options.no_cache, locked=options.locked)
         if pack:
             cached_layer_tar(deps_mappings(step.name, deps.wheels, deps.sbom))
         return deps

@@ -23,7 +23,7 @@ from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, SpecError
 from imagekit_runtime.spec import StepSpec
 
-from .lock import Lock, current_lock, normalise_name, resolve
+from .lock import Lock, current_lock, lock_path, normalise_name, resolve
 from .sbom import cached_sbom, cyclonedx_json, installed_packages
 from .unpack import unpack_wheels
 from .wheels import PythonTarget, download_locked, requirements_key, resolution_error, strip_caches
@@ -70,18 +70,27 @@ def _cached(key: str, suffix: str = "") -> Path:
     return cache_root() / "deps" / f"{key}{suffix}"
 
 
-def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bool = False) -> Lock:
-    """The step's lock as it stands, or a new one (refresh: always new); pip leaves wheels it fetched in wheels."""
-    lock = None if refresh else current_lock(step, target)
+def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bool = False,
+              locked: bool = False) -> Lock:
+    """The step's lock as it stands, or a new one (refresh: always new); pip leaves wheels it fetched in wheels.
+    locked: the lock must stand as it is (`build --locked`, as `npm ci`): a missing or stale one is refused."""
+    lock = None if refresh and not locked else current_lock(step, target)
+    if lock is None and locked:
+        raise SpecError(lock_path(step), "requirements.lock",
+                        f"step {step.name}: missing, or stale (locked from other requirements or for "
+                        f"another Python than the base's {target.key()})",
+                        "run `imagekit lock PIPELINE` and commit the lock, or build without --locked")
     return lock if lock is not None else resolve(step, target, wheels)
 
 
-def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: bool = False) -> DepsTree:
-    """The step's deps tree, installed from its lock (written first when it has none or it is stale)."""
+def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: bool = False,
+                              locked: bool = False) -> DepsTree:
+    """The step's deps tree, installed from its lock (written first when it has none or it is stale,
+    unless locked)."""
     assert step.requirements is not None
     with deps_work() as work:
         wheels = work / "wheels"
-        lock = step_lock(step, target, wheels)
+        lock = step_lock(step, target, wheels, locked=locked)
         tree = install_locked(step.name, lock, target, work, refresh=refresh,
                               failed=lambda output: resolution_error(step, target, output))
     return DepsTree(step.name, tree, lock, step_sbom(step, tree, lock))

@@ -50,7 +50,8 @@ def source_info(spec: PipelineSpec, version: str | None = None) -> SourceInfo:
     remote = strip_credentials(_git(directory, "config", "--get", "remote.origin.url"))
     if revision and _git(directory, "status", "--porcelain", "--", "."):
         revision += "-dirty"
-    source = remote or (f"file://{directory}" if not revision else f"file://{_git(directory, 'rev-parse', '--show-toplevel')}")
+    # Only a remote names the source: a local path would differ between two copies of one pipeline.
+    source = remote
     if version is None:
         version = _git(directory, "describe", "--tags", "--always", "--dirty") or "0.0.0"
     return SourceInfo(source=source, revision=revision or "unknown", version=version)
@@ -63,15 +64,19 @@ def commit_time(directory: Path) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+# `created` when neither SOURCE_DATE_EPOCH nor a git commit gives a time (as ko's default): two copies of
+# one pipeline then build to one image ID wherever they are and whenever they were copied.
+DEFAULT_CREATED_EPOCH = 0
+
+
 def created_time(timestamp: int | None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if timestamp is None else timestamp))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(DEFAULT_CREATED_EPOCH if timestamp is None else timestamp))
 
 
 def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, base_id: str, created: str) -> dict[str, str]:
     """base_id: the base image's ID (its config's digest), the one digest of a local image every engine agrees on."""
     labels = {
         "org.opencontainers.image.title": spec.name,
-        "org.opencontainers.image.source": info.source,
         "org.opencontainers.image.revision": info.revision,
         "org.opencontainers.image.version": info.version,
         "org.opencontainers.image.created": created,
@@ -80,6 +85,8 @@ def oci_labels(spec: PipelineSpec, info: SourceInfo, base: str, base_id: str, cr
         PIPELINE_LABEL: spec.name,
         STEPS_LABEL: ",".join(step.name for step in spec.packaged_steps),
     }
+    if info.source:
+        labels["org.opencontainers.image.source"] = info.source
     if spec.description:
         labels["org.opencontainers.image.description"] = spec.description
     if spec.licenses:

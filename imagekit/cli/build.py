@@ -1,8 +1,8 @@
 """`imagekit build PIPELINE [--tag REF…]`: one image, one deps and one code layer per step.
 
-stdout carries the result: the layer table, then one line per tag, the last line being the reference a
-script wants (`REF@sha256:…` after --push, else `REF sha256:<image ID>`); or, with -o json, one JSON
-document. Progress and logs go to stderr.
+stdout carries only the result: one reference per tag (`REF@sha256:…` after --push, else `REF`, the
+tag the engine now holds), or, with -o json, one JSON document. The layer table, progress and logs go to
+stderr.
 """
 from __future__ import annotations
 
@@ -79,24 +79,25 @@ def layer_table(result: BuildResult) -> str:
     return "\n".join(lines)
 
 
-def reference_lines(tags: list[str], result: BuildResult, published: list[Published]) -> list[str]:
-    """One line per tag: `REF@sha256:…` once pushed, otherwise `REF sha256:<image ID>` (`cut -d' ' -f1` gives a
-    usable reference either way)."""
+def reference_lines(tags: list[str], published: list[Published]) -> list[str]:
+    """One reference per tag, in the tags' order: `REF@sha256:…` once pushed (what a deploy should pin),
+    otherwise the tag itself (the engine holds it)."""
     if published:
         return [pushed.reference for pushed in published]
-    return [f"{tag} {result.image_id}" for tag in tags]
+    return list(tags)
 
 
 def metadata(result: BuildResult, tags: list[str], published: list[Published]) -> dict[str, Any]:
     """--metadata-file: the build's result, with buildx's key names for what buildx also reports."""
     digest = published[0].digest if published else result.manifest_digest
-    references = reference_lines(tags, result, published)
+    references = reference_lines(tags, published)
     return {
         "image.name": ",".join(tags),
         "containerimage.digest": digest,
         "containerimage.config.digest": result.image_id,
-        "reference": references[-1].split(" ")[0],
-        "references": [line.split(" ")[0] for line in references],
+        "reference": references[0],  # the first tag's, as `tag`
+        "references": references,
+        "by_tag": dict(zip(tags, references, strict=True)),
         "tags": tags,
         "digest": digest,
         "image_id": result.image_id,
@@ -131,11 +132,14 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="ignore the engine's and imagekit's caches"),
         python_version: str = typer.Option(None, "--python-version",
                                            help="the base image's Python [default: asked from the image]"),
+        locked: bool = typer.Option(False, "--locked", help="every step's requirements.lock must be current: "
+                                                            "exit 2 naming the step when one is missing or stale, "
+                                                            "and write none (CI; as `npm ci`)"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Build PIPELINE into one image: base, per step a deps layer, the pipeline, per step a code layer.
 
-        The last line on stdout is the reference: REF@sha256:… after --push, else REF followed by the image ID.
+        stdout holds one reference per tag: REF@sha256:… after --push, else REF; the layer table is on stderr.
         SOURCE_DATE_EPOCH fixes every timestamp the engine lets us fix (all of them with buildah).
         """
         spec = load_pipeline(pipeline)
@@ -143,7 +147,7 @@ def register(app: typer.Typer) -> None:
         engine = get_backend(backend)
         options = BuildOptions(tag=tags[0], base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
                                version=version, no_cache=no_cache, python_version=python_version,
-                               labels=parse_labels(label))
+                               labels=parse_labels(label), locked=locked)
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
         with progress_on(engine, stderr) as progress:
             result = build_image(spec, engine, options)
@@ -163,11 +167,11 @@ def register(app: typer.Typer) -> None:
             metadata_file.write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")
         if output is OutputFormat.json:
             payload = result.to_json() | {"tags": tags, "reference": described["reference"],
-                                          "references": described["references"]}
+                                          "references": described["references"], "by_tag": described["by_tag"]}
             if published:
                 payload["pushed"] = published[0].to_json()
                 payload["pushes"] = [pushed.to_json() for pushed in published]
             emit_json(payload)
             return
-        emit_text(layer_table(result))
-        emit_text("\n".join(reference_lines(tags, result, published)))
+        stderr.print(layer_table(result), markup=False, highlight=False, soft_wrap=True)
+        emit_text("\n".join(reference_lines(tags, published)))

@@ -1,6 +1,8 @@
 """The `imagekit` command: assembles one module per verb, and turns every failure into one line and an exit code."""
 from __future__ import annotations
 
+import os
+import select
 import sys
 import traceback
 from copy import copy as shallow_copy
@@ -48,6 +50,7 @@ app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: "[default: …]" stays text instead of being read as markup
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 VERBOSE_HELP = "log every external command; show the trace of an error (also accepted after the verb)"
@@ -120,7 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def stdout_closed() -> bool:
+    """True when whoever read stdout has gone (`imagekit ... | head -1`): a pipe with no reader left."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def quiet_stdout() -> None:
+    """Send whatever is still buffered for stdout nowhere, so exiting does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def report_failure(exc: Exception, args: list[str], verbose: bool) -> int:
+    if isinstance(exc, BrokenPipeError) and stdout_closed():
+        # The reader stopped early, as `head` and `grep -q` do: not a failure (git and kubectl exit 0 too).
+        quiet_stdout()
+        return 0
     if verbose:
         stderr.print("".join(traceback.format_exception(exc)).rstrip())
     explained = explain(exc)

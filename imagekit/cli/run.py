@@ -19,6 +19,8 @@ from imagekit_runtime.summary import format_summary
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 
+SHM_HELP = "shared-memory directory [default: /dev/shm/imagekit-UID on a host, /dev/shm/imagekit in the image]"
+
 
 def location_settings(
     shm_dir: str | None, ssd: str | None, pv: str | None, results: str | None, run_dir: str | None,
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         local: bool = typer.Option(True, "--local/--no-local",
                                    help="run on this machine (steps' requirements in cached venvs)"),
-        shm_dir: str = typer.Option(None, help="shared-memory directory [default: /dev/shm/imagekit]"),
+        shm_dir: str = typer.Option(None, help=SHM_HELP),
         ssd: str = typer.Option(None, help="SSD checkpoint directory [default: the pipeline's checkpoint.ssd]"),
         pv: str = typer.Option(None, help="PV checkpoint directory [default: the pipeline's checkpoint.pv]"),
         results: str = typer.Option(None, help="results directory [default: <pv>/results/<shard>]"),
@@ -113,7 +115,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def status(
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
-        shm_dir: str = typer.Option(None, help="shared-memory directory [default: /dev/shm/imagekit]"),
+        shm_dir: str = typer.Option(None, help=SHM_HELP),
         ssd: str = typer.Option(None, help="SSD checkpoint directory"),
         pv: str = typer.Option(None, help="PV checkpoint directory"),
         results: str = typer.Option(None, help="results directory"),

@@ -66,7 +66,7 @@ class Conductor(StepEnds):
         self.slots = resolve_slots(spec, options.parallelism)
         self.context = RunContext(layout=self.layout, params=self.params, shard_index=options.shard_index,
                                   shard_count=options.shard_count, producers=self.producers,
-                                  runtime_path=options.runtime_path, grace_seconds=spec.grace_seconds)
+                                  runtime_path=self.layout.helper_path, grace_seconds=spec.grace_seconds)
         self.steps: dict[str, StepRun] = {step.name: StepRun(step.name) for step in spec.steps}
         self.to_run: list[str] = []  # the plan's, once recovery has made it
         self.open_steps: set[str] = set()  # to run, and neither done nor final

@@ -104,6 +104,7 @@ RUN_DIR_NAME = "run"                         # <shm>/<pipeline>/shard-<i>/run un
 RESULTS_DIR_NAME = "results"                 # <pv>/results/<shard> unless IMAGEKIT_RESULTS_DIR
 JOURNAL_FILE = "journal.jsonl"               # in the run directory
 LOGS_DIR = "logs"                            # in the run directory and beside the SSD checkpoints: <step>.log
+HELPER_DIR = "python"  # in the run dir: imagekit_runtime alone, on steps' PYTHONPATH
 SUPERVISOR_CONF = "supervisord.conf"         # in the run directory
 SUPERVISOR_LOG = "supervisord.log"           # in the run directory
 GATES_DIR = "gates"                          # in the run directory: <step>, the FIFO of a warm step

@@ -64,18 +64,18 @@ class LocalVenvs:
         return hashlib.sha256(material.encode()).hexdigest()[:20]
 
     def paths_for(self, step: StepSpec) -> StepPaths:
-        if step.requirements is None:
-            return StepPaths()
+        # A step without requirements gets an empty venv: its `python3` is then the interpreter's own,
+        # without the packages of whatever environment imagekit itself was installed in (as in the image).
         venv = self.ensure(step)
         return StepPaths(bin_dirs=(venv / "bin",))
 
     def ensure(self, step: StepSpec) -> Path:
-        """The ready virtual environment of a step that has requirements."""
+        """The ready virtual environment of a step (empty for a step without requirements)."""
         requirements = step.requirements
-        assert requirements is not None, f"step {step.name} has no requirements"
         venv = self.cache_dir / self.venv_key(step)
         if (venv / ".imagekit-ready").exists():
             return venv
+
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with open(self.cache_dir / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others reuse its result
@@ -83,20 +83,24 @@ class LocalVenvs:
                 return venv
             building = venv.with_name(venv.name + ".building")
             shutil.rmtree(building, ignore_errors=True)
-            log.info("step %s: creating a virtual environment for %s", step.name, step.requirements)
+            log.info("step %s: creating a virtual environment for %s", step.name, requirements or "no requirements")
             proc.run([sys.executable, "-m", "venv", "--without-pip", building])
-            try:
-                proc.run([sys.executable, "-m", "pip", "--python", building / "bin" / "python", "install",
-                          "--quiet", "--disable-pip-version-check", "-r", requirements])
-            except CommandFailed as exc:
-                shutil.rmtree(building, ignore_errors=True)
-                detail = next((line for line in reversed(exc.output.splitlines()) if "ERROR" in line), exc.output.strip()[-300:])
-                raise SpecError(requirements, "requirements",
-                                f"step {step.name}: pip could not install them: {detail.strip()}",
-                                "fix the requirement or your pip configuration") from None
+            if requirements is not None:
+                self.install(step.name, requirements, building)
             shutil.rmtree(venv, ignore_errors=True)
             os.rename(building, venv)
             # The venv's python is a symlink to the base interpreter; `home` in pyvenv.cfg keeps working
             # after the rename. Scripts' shebangs are not used: steps run `python3` from bin/.
             (venv / ".imagekit-ready").write_text(step.requirements_text)
         return venv
+
+    @staticmethod
+    def install(step: str, requirements: Path, venv: Path) -> None:
+        try:
+            proc.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
+                      "--quiet", "--disable-pip-version-check", "-r", requirements])
+        except CommandFailed as exc:
+            shutil.rmtree(venv, ignore_errors=True)
+            detail = next((line for line in reversed(exc.output.splitlines()) if "ERROR" in line), exc.output.strip()[-300:])
+            raise SpecError(requirements, "requirements", f"step {step}: pip could not install them: {detail.strip()}",
+                            "fix the requirement or your pip configuration") from None

@@ -6,13 +6,16 @@
     <run_dir>/journal.jsonl                transitions of every run on this shard
     <run_dir>/logs/<step>.log              each step's stdout and stderr
     <run_dir>/supervisord.conf             the generated supervisord configuration
+    <run_dir>/python/imagekit_runtime      a link to this runtime: the steps' PYTHONPATH (the step helper)
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import contract
+from .locations import PACKAGE_DIR
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,17 @@ class RunLayout:
     def completion_marker(self) -> Path:
         return self.results_dir / contract.COMPLETION_MARKER
 
+    @property
+    def helper_path(self) -> Path:
+        """What steps get on PYTHONPATH: a directory holding only the `imagekit_runtime` package (a link
+        to this runtime), so a step sees its own environment and never the site-packages imagekit runs from."""
+        return self.run_dir / contract.HELPER_DIR
+
     def create(self) -> None:
-        for directory in (self.committed_root, self.staging_root, self.logs_dir, self.results_dir):
+        for directory in (self.committed_root, self.staging_root, self.logs_dir, self.results_dir, self.helper_path):
             directory.mkdir(parents=True, exist_ok=True)
+        link = self.helper_path / PACKAGE_DIR.name
+        if not link.is_symlink() or os.readlink(link) != str(PACKAGE_DIR):
+            link.unlink(missing_ok=True)
+            link.symlink_to(PACKAGE_DIR, target_is_directory=True)
 

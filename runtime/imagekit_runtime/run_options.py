@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .checkpoint import CheckpointStore
 from .copier import Copier
@@ -30,7 +29,6 @@ class RunOptions:
     log_interval: float = 1.0  # without inotify: how often step logs are echoed
     copy_poll_interval: float = 0.1  # while copies hold data in shm: how often to look whether it can be freed
     retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
-    runtime_path: Path = Path(__file__).resolve().parent.parent  # put on steps' PYTHONPATH for the helper
     on_tick: Callable[[], None] = field(default=lambda: None)  # each turn of the loop: the health heartbeat
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
     inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock

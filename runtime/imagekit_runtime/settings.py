@@ -13,6 +13,7 @@ from . import contract
 from .environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
 from .errors import UsageError
 from .layout import RunLayout
+from .locations import IMAGE_LOCATIONS, checkpoint_dir, default_locations
 from .spec import VARIABLE_NAME_RE, PipelineSpec
 
 
@@ -72,15 +73,18 @@ def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
 
 
 def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) -> RunLayout:
-    shm_base = Path(settings.shm_dir or _env(contract.SHM_DIR) or contract.DEFAULT_SHM_DIR)
+    defaults = default_locations()
+    shm_text = settings.shm_dir or _env(contract.SHM_DIR)
+    shm_base = Path(shm_text) if shm_text else defaults.shm_base
     shm_dir = shm_base / spec.name / contract.shard_dir_name(shard_index)
     if settings.no_checkpoints:
         ssd = pv = None
     else:
         ssd_text = settings.ssd or _env(contract.SSD_DIR)
         pv_text = settings.pv or _env(contract.PV_DIR)
-        ssd = Path(ssd_text) if ssd_text else spec.checkpoint.ssd  # preflight.py refuses one it cannot write
-        pv = Path(pv_text) if pv_text else spec.checkpoint.pv
+        # preflight.py refuses a directory it cannot write
+        ssd = Path(ssd_text) if ssd_text else checkpoint_dir(spec.checkpoint.ssd, IMAGE_LOCATIONS.ssd, defaults.ssd)
+        pv = Path(pv_text) if pv_text else checkpoint_dir(spec.checkpoint.pv, IMAGE_LOCATIONS.pv, defaults.pv)
     results_text = settings.results or _env(contract.RESULTS_DIR)
     if results_text:
         results = Path(results_text)

@@ -127,14 +127,17 @@ def built(tag: str) -> BuildResult:
 def test_reference_lines_and_metadata() -> None:
     tags = ["r:5000/a:1", "r:5000/b:2"]
     result = built(tags[0])
-    assert reference_lines(tags, result, []) == [f"r:5000/a:1 {IMAGE_ID}", f"r:5000/b:2 {IMAGE_ID}"]
+    assert reference_lines(tags, []) == tags  # one format: a reference per line, no ID beside it
     local = metadata(result, tags, [])
-    assert local["reference"] == "r:5000/b:2" and local["image_id"] == IMAGE_ID and local["pushed"] is False
+    assert local["reference"] == "r:5000/a:1" and local["image_id"] == IMAGE_ID and local["pushed"] is False
+    assert local["by_tag"] == {tag: tag for tag in tags}
     pushed = [Published(f"{tag}@{DIGEST}", DIGEST, (), 0.1) for tag in tags]
-    assert reference_lines(tags, result, pushed) == [f"r:5000/a:1@{DIGEST}", f"r:5000/b:2@{DIGEST}"]
+    assert reference_lines(tags, pushed) == [f"r:5000/a:1@{DIGEST}", f"r:5000/b:2@{DIGEST}"]
     described = metadata(result, tags, pushed)
     assert described["containerimage.digest"] == described["digest"] == DIGEST
     assert described["image.name"] == "r:5000/a:1,r:5000/b:2" and described["references"][0] == f"r:5000/a:1@{DIGEST}"
+    assert described["reference"] == f"r:5000/a:1@{DIGEST}"  # the first tag's, as `tag` is
+    assert described["by_tag"] == {"r:5000/a:1": f"r:5000/a:1@{DIGEST}", "r:5000/b:2": f"r:5000/b:2@{DIGEST}"}
     assert described["layers"][0]["name"] == "code-a" and described["timings"] == {"total": 1.0}
 
 

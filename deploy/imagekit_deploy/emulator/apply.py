@@ -19,7 +19,7 @@ from imagekit_runtime.errors import UsageError
 from ..writer import load_rendered
 from .blueprint import PodBlueprint, SetBlueprint, pod_name, set_blueprint
 from .engine import Engine
-from .pods import PodFailed, PodSet, container_name
+from .pods import PodFailed, PodSet
 from .rollout import (
     Action,
     PodUpdate,
@@ -148,12 +148,12 @@ class _Rollout:
         deadline = time.monotonic() + self.timeout
         engine = self.pods.engine
         while time.monotonic() < deadline:
-            if engine.state(container_name(pod.name, pod.container.name)).running \
-                    and record.runtime_started(read_run(engine, pod)):
+            if engine.state(self.pods.container_name(pod.name, pod.container.name)).running \
+                    and record.runtime_started(read_run(self.pods, pod)):
                 return
             time.sleep(0.1)
         raise PodFailed(f"pod {pod.name}: its new runtime did not start within {self.timeout:.0f}s of the update "
-                        f"(fix: see `docker logs {container_name(pod.name, pod.container.name)}`)")
+                        f"(fix: see `docker logs {self.pods.container_name(pod.name, pod.container.name)}`)")
 
 
 def apply(rendered: Path, state_root: Path | None, replicas: int | None, options: PodOptions | None = None,

@@ -19,7 +19,7 @@ from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 
 from .blueprint import PodBlueprint, VolumeKind
-from .pods import PodSet, container_name
+from .pods import PodSet
 from .state import SetState
 
 LEVELS = contract.FAILURE_LEVELS
@@ -65,7 +65,7 @@ def _supervisord_conf(pod: PodBlueprint) -> str:
 
 
 def _step_process(pods: PodSet, pod: PodBlueprint, step: str | None, action: str) -> tuple[str, int] | None:
-    container = pods.engine.get(container_name(pod.name, pod.container.name))
+    container = pods.engine.get(pods.container_name(pod.name, pod.container.name))
     if container is None or container.status != "running":
         return None
     code, output = pods.engine.exec(container, ["python3", "-c", _STEP_PROCESS, _supervisord_conf(pod), step or "",
@@ -124,7 +124,7 @@ def kill(pods: PodSet, state: SetState, ordinal: int, level: str, step: str | No
                              f"name one with --step, or use --level container)")
         step, pid = found
     elif level == contract.FailureLevel.CONTAINER:
-        name = container_name(pod.name, pod.container.name)
+        name = pods.container_name(pod.name, pod.container.name)
         # A manual start resets the engine's restart count: keep what it had counted so far.
         counted = engine.state(name).restart_count
         container = engine.get(name)

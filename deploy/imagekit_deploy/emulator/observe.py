@@ -16,7 +16,7 @@ from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 
 from .blueprint import PodBlueprint
-from .pods import SANDBOX, PodSet, container_name
+from .pods import SANDBOX, PodSet
 from .state import SetState
 from .status import Phase, pod_status
 
@@ -62,7 +62,7 @@ class StepLogSource:
                     return log_file.read().decode(errors="replace")
             except OSError:
                 pass  # no copy yet, or not ours to read: the pod's shm
-        sandbox = self.pods.engine.get(container_name(self.pod.name, SANDBOX))
+        sandbox = self.pods.engine.get(self.pods.container_name(self.pod.name, SANDBOX))
         if sandbox is None or sandbox.status != "running":
             return None
         path = f"{self.pod.run_dir()}/{contract.LOGS_DIR}/{self.step}.log"
@@ -91,7 +91,7 @@ def step_log(source: StepLogSource, follow: bool, running: Callable[[], bool]) -
 
 def container_log(pods: PodSet, pod: PodBlueprint, follow: bool) -> Iterator[str]:
     """The pipeline container's output, as `kubectl logs` (`-f`: until the container stops)."""
-    container = pods.engine.get(container_name(pod.name, pod.container.name))
+    container = pods.engine.get(pods.container_name(pod.name, pod.container.name))
     if container is None:
         raise UsageError(f"pod {pod.name} has no pipeline container (fix: `imagekit pod up`, or read a step's "
                          "post-mortem with --step)")

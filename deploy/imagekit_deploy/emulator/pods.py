@@ -40,8 +40,6 @@ class PodFailed(ImagekitError):
     """A pod could not be started (an init container failed): exit 1."""
 
 
-def container_name(pod: str, container: str) -> str:
-    return f"{pod}.{container}"
 
 
 def pod_labels(state_dir: StateDir, state: SetState, pod: PodBlueprint, role: str, container: str) -> dict[str, str]:
@@ -60,6 +58,11 @@ class PodSet:
     def volumes(self) -> HostVolumes:
         return HostVolumes(self.state_dir, self.engine)
 
+    def container_name(self, pod: str, container: str) -> str:
+        """`<pod>.<container>.<scope>`: the scope is the state directory's, so two state directories (two CI jobs
+        on one engine) hold two independent sets, even of one rendering."""
+        return f"{pod}.{container}.{self.state_dir.scope}"
+
     def blueprint(self, state: SetState, ordinal: int) -> PodBlueprint:
         return pod_blueprint(state.workload_of(pod_name(state.name, ordinal)), state.name, state.namespace, ordinal)
 
@@ -69,7 +72,7 @@ class PodSet:
         user = None if pod.run_as_user is None else (
             f"{pod.run_as_user}:{pod.run_as_group}" if pod.run_as_group is not None else str(pod.run_as_user))
         sandbox = self.engine.create(
-            pod.container.image, container_name(pod.name, SANDBOX),
+            pod.container.image, self.container_name(pod.name, SANDBOX),
             entrypoint=["python3", "-c", _PAUSE], command=[], hostname=pod.name, user=user,
             ipc_mode="shareable", shm_size=shm_size, read_only=True, cap_drop=["ALL"], network=state.network,
             # The pod's network is the sandbox's: its container ports, on a free loopback port each.
@@ -116,7 +119,7 @@ class PodSet:
         sandbox = self._sandbox(state, pod)
         for init in pod.init_containers:
             options = self._container_options(state, pod, init, "init", sandbox.name)
-            container = self.engine.create(init.image, container_name(pod.name, init.name), **options)
+            container = self.engine.create(init.image, self.container_name(pod.name, init.name), **options)
             try:
                 self.engine.start(container)
                 code = self.engine.wait(container, INIT_TIMEOUT)
@@ -134,10 +137,10 @@ class PodSet:
         # Parameters reach the runtime as arguments, after any the template gives.
         plan = pod.container
         args = [*(plan.args or []), *(f"--param={key}={value}" for key, value in sorted(state.params.items()))]
-        options = self._container_options(state, pod, plan, "container", container_name(pod.name, SANDBOX))
+        options = self._container_options(state, pod, plan, "container", self.container_name(pod.name, SANDBOX))
         options["command"] = args or None
         options["restart_policy"] = {"Name": _RESTART.get(pod.restart_policy, "always")}
-        container = self.engine.create(plan.image, container_name(pod.name, plan.name), **options)
+        container = self.engine.create(plan.image, self.container_name(pod.name, plan.name), **options)
         self.engine.start(container)
 
     def replace_pipeline(self, state: SetState, pod: PodBlueprint) -> int:
@@ -146,7 +149,7 @@ class PodSet:
         shm, the SSD and the PV stay; init containers do not run again. Returns the restarts the engine
         had counted for the old container (a new container counts from 0)."""
         self.engine.ensure_image(pod.container.image)
-        old = self.engine.get(container_name(pod.name, pod.container.name))
+        old = self.engine.get(self.container_name(pod.name, pod.container.name))
         counted = 0
         if old is not None:
             counted = self.engine.state(old.name).restart_count
@@ -169,8 +172,8 @@ class PodSet:
         self.volumes.forget_pod(pod)
 
     def pod_is_whole(self, pod: PodBlueprint) -> bool:
-        sandbox = self.engine.state(container_name(pod.name, SANDBOX))
-        container = self.engine.state(container_name(pod.name, pod.container.name))
+        sandbox = self.engine.state(self.container_name(pod.name, SANDBOX))
+        container = self.engine.state(self.container_name(pod.name, pod.container.name))
         return sandbox.running and container.status != "missing"
 
 

@@ -11,6 +11,7 @@ labelled with this directory, so `down` finds them even without set.json.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,11 @@ class StateDir:
     @property
     def key(self) -> str:
         return str(self.root.resolve())
+
+    @property
+    def scope(self) -> str:
+        """A short name of this state directory, in its containers' names."""
+        return hashlib.sha256(self.key.encode()).hexdigest()[:8]
 
     @property
     def claims(self) -> Path:

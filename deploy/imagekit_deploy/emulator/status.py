@@ -14,8 +14,7 @@ from imagekit_runtime.results import read_completion
 from imagekit_runtime.states import StepState
 
 from .blueprint import PodBlueprint
-from .engine import Engine
-from .pods import SANDBOX, PodSet, container_name
+from .pods import SANDBOX, PodSet
 from .rollout import PodUpdate, UpdateKind, template_revision
 from .state import LABEL_REVISION, SetState
 
@@ -71,28 +70,29 @@ def parse_journal(text: str) -> RunView:
     return newest_run(parse_text(text))
 
 
-def read_journal(engine: Engine, pod: PodBlueprint) -> list[Entry]:
+def read_journal(pods: PodSet, pod: PodBlueprint) -> list[Entry]:
     """Every entry of the pod's journal, read through the sandbox's /dev/shm (none when there is no sandbox)."""
-    sandbox = engine.get(container_name(pod.name, SANDBOX))
+    engine = pods.engine
+    sandbox = engine.get(pods.container_name(pod.name, SANDBOX))
     if sandbox is None or sandbox.status != "running":
         return []
     code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/{contract.JOURNAL_FILE}"])
     return parse_text(text) if code == 0 else []
 
 
-def read_run(engine: Engine, pod: PodBlueprint) -> RunView:
-    return newest_run(read_journal(engine, pod))
+def read_run(pods: PodSet, pod: PodBlueprint) -> RunView:
+    return newest_run(read_journal(pods, pod))
 
 
 def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     pod = pods.blueprint(state, ordinal)
     engine = pods.engine
-    sandbox = engine.state(container_name(pod.name, SANDBOX))
-    container = engine.state(container_name(pod.name, pod.container.name))
+    sandbox = engine.state(pods.container_name(pod.name, SANDBOX))
+    container = engine.state(pods.container_name(pod.name, pod.container.name))
     volumes = pods.volumes
     results_dir = pod.results_dir()
     results = volumes.host_path(pod, results_dir) if results_dir else None
-    run = read_run(engine, pod) if sandbox.running else RunView()
+    run = read_run(pods, pod) if sandbox.running else RunView()
     # A marker of another pipeline key (other params, another image) is an old run's.
     marker = read_completion(results / contract.COMPLETION_MARKER) if results is not None else None
     complete = marker is not None and run.key is not None and marker.get("key") == run.key
@@ -107,7 +107,7 @@ def pod_status(pods: PodSet, state: SetState, ordinal: int) -> PodStatus:
     else:
         phase = Phase.EXITED
     homes = {name: volumes.home(pod, volume) for name, volume in pod.volumes.items()}
-    image, image_id, digest = engine.image_of(container_name(pod.name, pod.container.name))
+    image, image_id, digest = engine.image_of(pods.container_name(pod.name, pod.container.name))
     revision = container.labels.get(LABEL_REVISION) or state.pod_revisions.get(pod.name, "")
     last = PodUpdate.from_json(state.updates.get(pod.name))
     update, ready = _update_state(state, revision, last, container.running, run)
