@@ -13,7 +13,7 @@ import pytest
 
 from conftest import imagekit
 from fixtures_engine import build_test_image
-from imagekit_deploy.emulator.state import LABEL_SET
+from imagekit_deploy.emulator.state import LABEL_SET, StateDir
 
 __all__ = ["GATE_PIPELINE", "Pods", "pod_gate_image", "pod_sets"]
 
@@ -48,6 +48,10 @@ class Pods:
 
     def pod(self, ordinal: int) -> dict[str, Any]:
         return next(pod for pod in self.status() if pod["ordinal"] == ordinal)
+
+    def container(self, ordinal: int, name: str) -> str:
+        """The Docker name of one of a pod's containers (`<pod>.<container>.<state dir's scope>`, docs/deploy.md)."""
+        return f"{self.name}-{ordinal}.{name}.{StateDir(self.state_dir).scope}"
 
     def claim(self, name: str, ordinal: int) -> Path:
         """A claim's directory, as docs/deploy.md documents the state layout."""

@@ -80,8 +80,8 @@ def test_two_replicas_each_run_their_own_shard(pod_sets: Any, example_image_dock
     # The pod is the rendered one: shard identity from the downward API, locked down, shm in the sandbox.
     rendered = (pods.rendered / "statefulset.yaml").read_text()
     for ordinal in (0, 1):
-        pipeline = docker_client.containers.get(f"{pods.name}-{ordinal}.pipeline").attrs
-        sandbox = docker_client.containers.get(f"{pods.name}-{ordinal}.sandbox").attrs
+        pipeline = docker_client.containers.get(pods.container(ordinal, "pipeline")).attrs
+        sandbox = docker_client.containers.get(pods.container(ordinal, "sandbox")).attrs
         env = dict(item.split("=", 1) for item in pipeline["Config"]["Env"])
         assert env["IMAGEKIT_SHARD_INDEX"] == str(ordinal)
         assert env["IMAGEKIT_POD_NAME"] == f"{pods.name}-{ordinal}"

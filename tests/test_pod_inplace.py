@@ -85,7 +85,7 @@ def assert_right(status: dict[str, Any], pipeline: Path, tmp_path: Path) -> None
 
 
 def sandbox_id(docker_client: Any, pods: Pods, ordinal: int) -> str:
-    return str(docker_client.containers.get(f"{pods.name}-{ordinal}.sandbox").id)
+    return str(docker_client.containers.get(pods.container(ordinal, "sandbox")).id)
 
 
 def test_kruise_swaps_the_image_in_place_and_runs_only_the_changed_step_from_shm(
