@@ -12,7 +12,9 @@ from typing import Any
 from imagekit_runtime.errors import EnvironmentMissing
 
 # What to do when an engine (dockerd, buildah) is missing: the same words wherever it is missing.
-ENGINE_HINT = "run scripts/bootstrap.sh to install and start one"
+DOCKER_HINT = ("install Docker (Debian: apt-get install docker.io) and start dockerd, add yourself to the docker "
+               "group, or use --backend buildah")
+BUILDAH_HINT = "install buildah and skopeo (Debian: apt-get install buildah skopeo uidmap), or use --backend docker"
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
@@ -27,7 +29,7 @@ def connect(timeout: int) -> Any:
     except (DockerException, OSError) as exc:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise EnvironmentMissing(f"no Docker engine answers at {where} ({detail}) "
-                                 f"(fix: {ENGINE_HINT}, or point DOCKER_HOST at one)") from None
+                                 f"(fix: {DOCKER_HINT}, or point DOCKER_HOST at one)") from None
     return client
 
 

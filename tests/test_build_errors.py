@@ -49,7 +49,7 @@ def test_no_docker_engine_exits_3_with_a_hint(tmp_path: Path) -> None:
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-such-docker.sock"}
     result = imagekit("build", "pipelines/wordfreq", "--tag", "localhost/imagekit-test/x:1", env=env)
     assert result.returncode == 3, result.stderr
-    assert "no Docker engine" in result.stderr and "scripts/bootstrap.sh" in result.stderr
+    assert "no Docker engine" in result.stderr and "apt-get install docker.io" in result.stderr
 
 
 def test_no_buildah_exits_3_with_a_hint(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_no_buildah_exits_3_with_a_hint(tmp_path: Path) -> None:
     result = imagekit("build", "pipelines/wordfreq", "--tag", "localhost/imagekit-test/x:1",
                           "--backend", "buildah", env=env)
     assert result.returncode == 3, result.stderr
-    assert "buildah not found" in result.stderr and "scripts/bootstrap.sh" in result.stderr
+    assert "buildah not found" in result.stderr and "apt-get install buildah" in result.stderr
 
 
 @pytest.mark.parametrize("backend", ["docker", "buildah"])

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from imagekit.engine import ENGINE_HINT
+from imagekit.engine import BUILDAH_HINT
 from imagekit.references import is_registry_host
 from imagekit_runtime import proc
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageError
@@ -60,7 +60,7 @@ class BuildahBackend(Backend):
             return
         for tool in ("buildah", "skopeo"):  # skopeo loads assembled images into buildah's storage
             if shutil.which(tool) is None:
-                raise EnvironmentMissing(f"{tool} not found on PATH (fix: {ENGINE_HINT})")
+                raise EnvironmentMissing(f"{tool} not found on PATH (fix: {BUILDAH_HINT})")
         # Whether its storage can be used shows at the first lookup (_inspect_json).
         self._checked = True
 
@@ -76,7 +76,8 @@ class BuildahBackend(Backend):
                 return None
             if "invalid reference format" in exc.output:
                 raise UsageError(f"{ref!r} is not an image reference (name[:tag] or name@sha256:…)") from None
-            raise EnvironmentMissing(f"buildah can't read its storage: {exc} (fix: {ENGINE_HINT})") from None
+            raise EnvironmentMissing(f"buildah can't read its storage: {exc} (fix: check that `buildah images` works "
+                                     "for you; rootless buildah needs uidmap and a range in /etc/subuid)") from None
         self._inspected[ref] = self._inspected["sha256:" + data["FromImageID"].removeprefix("sha256:")] = data
         return data
 
@@ -94,7 +95,8 @@ class BuildahBackend(Backend):
         except CommandFailed as exc:
             raise EnvironmentMissing(
                 f"base image {ref} is neither in buildah's storage nor in the local Docker engine, and can't be "
-                f"pulled ({exc}); scripts/bootstrap.sh builds imagekit/debian-python:bookworm (use --base)") from None
+                f"pulled ({exc}); make one with `imagekit base --backend buildah`, or pass --base with an image "
+                f"a registry serves") from None
         image = self.image_id(ref) or self.image_id(f"docker.io/{ref}")
         if not image:
             raise EnvironmentMissing(f"base image {ref} could not be found after pulling it")

@@ -53,7 +53,7 @@ class DockerBackend(Backend):
 
     def ensure_image(self, ref: str) -> str:
         return engine.ensure_image(self.client, ref, what="base image",
-                                   fix="scripts/bootstrap.sh builds imagekit/debian-python:bookworm; pass it as --base")
+                                   fix="make one with `imagekit base` (no pull), or pass --base with an image a registry serves")
 
     def run_python(self, image: str, script: str) -> str:
         output: bytes = self.client.containers.run(

@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - an older typer on the real click
 
 from imagekit import __version__
 
-from . import build, deploy, graph, init, inspect, lock, pod, push, run, sbom, validate
+from . import base, build, deploy, graph, init, inspect, lock, pod, push, run, sbom, validate
 from .common import CliState, print_error, setup_logging, stderr
 from .failures import click_errors, explain, write_crash_report
 
@@ -81,7 +81,7 @@ def main_options(ctx: typer.Context,
 
 
 # Each verb lives in its own module and registers itself here.
-for verb in (init, validate, graph, run, deploy, build, lock, sbom, push, inspect, pod):
+for verb in (init, validate, graph, run, deploy, base, build, lock, sbom, push, inspect, pod):
     verb.register(app)
 
 

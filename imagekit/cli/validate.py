@@ -5,10 +5,12 @@ from pathlib import Path
 
 import typer
 
+from imagekit_runtime.errors import SpecError
+from imagekit_runtime.problems import all_problems
 from imagekit_runtime.quantity import human_size
 from imagekit_runtime.spec import load_pipeline
 
-from .common import OutputFormat, emit_json, emit_text
+from .common import OutputFormat, emit_json, emit_text, print_error
 
 
 def register(app: typer.Typer) -> None:
@@ -17,8 +19,15 @@ def register(app: typer.Typer) -> None:
         pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
-        """Check a pipeline and its step packages; exit 2 with one line naming file, field and fix."""
-        spec = load_pipeline(pipeline)
+        """Check a pipeline and its step packages; exit 2 with one line per problem (at most 20), each naming
+        file, field and fix."""
+        try:
+            spec = load_pipeline(pipeline)
+        except SpecError as exc:
+            problems = all_problems(exc)
+            for problem in problems:
+                print_error(str(SpecError(problem.file, problem.field, problem.problem, problem.fix, line=problem.line)))
+            raise typer.Exit(exc.exit_code) from None
         order = spec.topological_order()
         if output is OutputFormat.json:
             emit_json({

@@ -75,8 +75,8 @@ class RegistryClient:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise EnvironmentMissing(
-                f"registry {self.host} unreachable ({reason}): start one (scripts/bootstrap.sh runs 127.0.0.1:5000) "
-                f"or check the address") from None
+                f"registry {self.host} unreachable ({reason}): check the address, or start one "
+                f"(Debian: apt-get install docker-registry; it serves 127.0.0.1:5000)") from None
 
     def _authorize(self, challenge: str, scope: str) -> None:
         credentials = credentials_for(self.host)

@@ -4,6 +4,7 @@ One pipeline runs on a laptop, in CI and in a pod; only these settings differ.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -103,6 +104,18 @@ def resolve_environments(settings: RunSettings) -> EnvironmentProvider:
     if deps_root:
         return PrebuiltDeps(Path(deps_root))
     return LocalVenvs(default_cache_dir())
+
+
+def check_params(spec: PipelineSpec, overrides: dict[str, str]) -> None:
+    """--param only overrides a param the pipeline declares: a misspelt one would be silently ignored."""
+    declared = [name for name, _ in spec.params]
+    for key in overrides:
+        if key not in declared:
+            close = difflib.get_close_matches(key, declared, n=1)
+            hint = f"did you mean {close[0]}?" if close else \
+                (f"the pipeline's params are {', '.join(declared)}" if declared else "the pipeline declares no params")
+            raise UsageError(f"--param {key}: {spec.file} has no param {key!r} ({hint}) "
+                             f"(fix: declare it under `params:` or correct the name)")
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
