@@ -68,6 +68,18 @@ def _match(text: str) -> Reference | None:
     return reference if len(reference.name) <= NAME_MAX else None
 
 
+def unpinned_warning(text: str, flag: str, *, required: bool) -> str | None:
+    """None when text pins a digest (`…@sha256:…`). Else the warning to print, or (required: --require-digest)
+    a UsageError: a tag names whatever was pushed last, so two pods, or a pod and its restart, may run two images."""
+    if parse_reference(text, flag).digest:
+        return None
+    problem = f"{flag} {text} names a tag, not a digest: a pod started later may run another image"
+    fix = "pass the REF@sha256:… that `imagekit build --push` prints"
+    if required:
+        raise UsageError(f"{problem} (fix: {fix}; --require-digest refuses a tag)")
+    return f"{problem} ({fix}; --require-digest refuses it)"
+
+
 def parse_reference(text: str, flag: str, *, registry: bool = False, digest: bool = True) -> Reference:
     """text as a Reference, or a one-line UsageError naming flag (`--tag`, `--image`, `REF`) and the fix.
 

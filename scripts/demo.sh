@@ -45,10 +45,10 @@ echo "demo: 1/4 validate and build $IMAGE" >&2
 imagekit validate pipelines/wordfreq >&2
 mkdir -p "$OUT"
 imagekit build pipelines/wordfreq --tag "$IMAGE" --base imagekit/debian-python:bookworm --push >"$OUT/build.txt"
-cat "$OUT/build.txt" >&2
-tail -n1 "$OUT/build.txt"   # build's last line: the reference it pushed, REF@sha256:… (the demo's stdout)
+PINNED=$(cat "$OUT/build.txt")   # build's stdout: the reference it pushed, REF@sha256:…
+echo "$PINNED"                   # (the demo's stdout)
 echo "demo: 2/4 render the manifests for 2 shards into $OUT/manifests" >&2
-imagekit deploy render pipelines/wordfreq --image "$IMAGE" --name "$NAME" --replicas 2 --ssd local-pv \
+imagekit deploy render pipelines/wordfreq --image "$PINNED" --require-digest --name "$NAME" --replicas 2 --ssd local-pv \
     -d "$OUT/manifests" >&2
 echo "demo: 3/4 run them as local pods (state, claims and node disks in $OUT/pods)" >&2
 imagekit pod down --state-dir "$OUT/pods" --delete-data >/dev/null   # a fresh start: an earlier demo's data goes

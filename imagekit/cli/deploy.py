@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from imagekit.references import unpinned_warning
 from imagekit_deploy.measured import measured_shm, shm_warning
 from imagekit_deploy.renderer import Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KRUISE_CRD_OPTION, kruise_schema
@@ -79,6 +80,8 @@ def render_command(
     kruise_crd: Path | None = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
     measured_run: Path | None = typer.Option(None, "--measured-run", help="a run's journal.jsonl: warn when it "
                                              "took more shm (in pages) than the pipeline's `shm`"),
+    require_digest: bool = typer.Option(False, "--require-digest", help="refuse an --image given by tag only "
+                                        "(without it: a warning)"),
 ) -> None:
     """Render manifests for PIPELINE: printed (YAML stream or JSON List), or one file per resource plus
     kustomization.yaml with --out-dir (exit 2 on a bad setting)."""
@@ -90,6 +93,9 @@ def render_command(
         max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor, env=tuple(env), s3_secret=s3_secret,
         run_name=run_name,
     )
+    unpinned = unpinned_warning(image, "--image", required=require_digest)
+    if unpinned:
+        stderr.print(f"warning: {unpinned}", markup=False)
     if measured_run is not None:
         warning = shm_warning(spec, measured_shm(measured_run))
         if warning:

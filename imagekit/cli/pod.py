@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from imagekit_deploy.emulator.apply import READY_TIMEOUT, PodOptions, UpReport, apply
+from imagekit.references import unpinned_warning
+from imagekit_deploy.emulator.apply import READY_TIMEOUT, PodOptions, UpReport, apply, rendered_images
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
 from imagekit_deploy.emulator.observe import pod_logs
@@ -73,8 +74,14 @@ def up_or_apply(
     network: str | None = typer.Option(None, "--network", help=NETWORK_HELP),
     secret: list[str] = typer.Option([], "--secret", help=SECRET_HELP),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
+    require_digest: bool = typer.Option(False, "--require-digest", help="refuse a rendering whose image is given "
+                                        "by tag only (without it: a warning)"),
 ) -> None:
     """`pod up` and `pod apply`: one roll of the set to RENDERED (they differ only in what their help stresses)."""
+    for image in rendered_images(rendered):
+        unpinned = unpinned_warning(image, "image", required=require_digest)
+        if unpinned:
+            stderr.print(f"warning: {rendered}: {unpinned}", markup=False)
     options = PodOptions(params=parse_params(param) if param else None, network=network,
                          secrets=parse_secret_flags(secret) if secret else None)
     _report(apply(rendered, state_dir, replicas, options, timeout), output)
@@ -110,7 +117,7 @@ def status_command(
         emit_text(format_status(state, str(where.root), statuses))
     if wait and not all(s.phase == Phase.COMPLETE for s in statuses):
         stuck = ", ".join(f"{s.pod} {s.phase}" for s in statuses if s.phase != Phase.COMPLETE)
-        raise PipelineFailed(f"not every pod completed: {stuck} (see `docker logs <pod>.pipeline`)")
+        raise PipelineFailed(f"not every pod completed: {stuck} (see `imagekit pod logs POD`)")
 
 
 @pod_app.command("logs")

@@ -156,6 +156,13 @@ class _Rollout:
                         f"(fix: see `docker logs {self.pods.container_name(pod.name, pod.container.name)}`)")
 
 
+def rendered_images(rendered: Path) -> list[str]:
+    """The images a rendering's pods run (init containers' included), each once."""
+    pod = set_blueprint(load_rendered(rendered)).workload.get("spec", {}).get("template", {}).get("spec", {})
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return list(dict.fromkeys(str(container["image"]) for container in containers if container.get("image")))
+
+
 def apply(rendered: Path, state_root: Path | None, replicas: int | None, options: PodOptions | None = None,
           timeout: float = READY_TIMEOUT) -> UpReport:
     """Create what is missing, keep what is current, roll what runs another template. An option left None keeps

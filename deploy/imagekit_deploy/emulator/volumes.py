@@ -22,8 +22,8 @@ from .blueprint import Mount, PodBlueprint, Volume, VolumeKind
 from .engine import Engine
 from .state import LABEL_ROLE, StateDir
 
-_CHOWN = ("import os, sys; path, gid, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 8); "
-          "os.chown(path, -1, gid) if gid >= 0 else None; os.chmod(path, mode)")
+_CHOWN = ("import os, sys; path, uid, gid, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4], 8); "
+          "os.chown(path, uid, gid); os.chmod(path, mode)")
 _REMOVE = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
 _HELPER_MOUNT = "/host"
 
@@ -77,7 +77,10 @@ class HostVolumes:
                 elif info.st_gid != pod.fs_group or info.st_mode & 0o2070 != 0o2070:
                     mode = 0o2775 if fresh else (info.st_mode & 0o7777) | 0o2070
                     self._set_mode(pod, home, pod.fs_group, mode)
-            # hostPath DirectoryOrCreate: 0755 root, as the kubelet makes it; an init container hands it on.
+            elif volume.kind == VolumeKind.HOST_PATH and fresh and os.getuid() != 0:
+                # hostPath DirectoryOrCreate: 0755 root, as the kubelet makes it (an init container hands it
+                # on); made by a normal user, it is that user's until a root helper hands it to root.
+                self._set_mode(pod, home, -1, 0o755, uid=0)
 
     def mount_sources(self, pod: PodBlueprint, mounts: list[Mount]) -> list[tuple[str, str, bool]]:
         """Bind mounts (host, container, read only) of a container; sub-paths are created as the kubelet does."""
@@ -107,13 +110,14 @@ class HostVolumes:
             raise CommandFailed(["rm", "-rf", str(path)], 1, "permission denied and no image for a root helper")
         self._helper(helper, path.parent, [_REMOVE, f"{_HELPER_MOUNT}/{path.name}"])
 
-    def _set_mode(self, pod: PodBlueprint, path: Path, gid: int, mode: int) -> None:
+    def _set_mode(self, pod: PodBlueprint, path: Path, gid: int, mode: int, uid: int = -1) -> None:
         try:
-            if gid >= 0:
-                os.chown(path, -1, gid)
+            if gid >= 0 or uid >= 0:
+                os.chown(path, uid, gid)
             os.chmod(path, mode)
         except PermissionError:
-            self._helper(pod.container.image, path.parent, [_CHOWN, f"{_HELPER_MOUNT}/{path.name}", str(gid), oct(mode)[2:]])
+            self._helper(pod.container.image, path.parent,
+                         [_CHOWN, f"{_HELPER_MOUNT}/{path.name}", str(uid), str(gid), oct(mode)[2:]])
 
     def _helper(self, image: str, parent: Path, script: list[str]) -> None:
         code, logs = self.engine.run_once(image, ["python3", "-c", *script], {str(parent.resolve()): _HELPER_MOUNT},
