@@ -76,3 +76,26 @@ def test_created_is_the_last_commit_without_source_date_epoch_and_labels_come_fr
     assert labels["org.opencontainers.image.description"] == "word frequencies, for the tests"
     assert labels["org.opencontainers.image.licenses"] == "MIT OR Apache-2.0"
     remove("docker", "localhost/imagekit-test/reproducible-git:1")
+
+
+def test_two_copies_outside_git_build_to_one_image_id_on_both_backends(example_image_docker: BuiltImage,
+                                                                       build_env: dict[str, str], tmp_path: Path) -> None:
+    """No git, no SOURCE_DATE_EPOCH, two directories copied at different times: one image ID (created is a fixed
+    time, and no label holds a path)."""
+    import time
+
+    first = copy_pipeline(tmp_path / "a" / "wordfreq")
+    time.sleep(1.1)
+    second = copy_pipeline(tmp_path / "elsewhere" / "copy" / "wordfreq")
+    ids = set()
+    env = {key: value for key, value in build_env.items() if key != "SOURCE_DATE_EPOCH"}
+    for backend in ("docker", "buildah"):
+        for index, pipeline in enumerate((first, second)):
+            tag = f"localhost/imagekit-test/gitless:{backend}-{index}"
+            report = clean_build(pipeline, tag, backend, env, tmp_path / f"cache-{backend}-{index}", epoch=None)
+            ids.add(report["image_id"])
+            assert commit_time(pipeline) is None
+            assert not [value for value in report["labels"].values() if str(tmp_path) in value]
+            assert report["labels"]["org.opencontainers.image.created"] == "1970-01-01T00:00:00Z"
+            remove(backend, tag)
+    assert len(ids) == 1, ids
