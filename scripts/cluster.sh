@@ -193,18 +193,30 @@ running() { # NAME: the process of that pid file is alive and is the program it 
     local f pid
     f=$(pidfile "$1")
     [ -f "$f" ] || return 1
-    pid=$(cat "$f")
+    pid=$(head -n1 "$f")
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$(sed -n 2p "$f")"
+    local cmdline mark
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    mark=$(sed -n 2p "$f")
+    [[ $cmdline == *"$mark"* ]]
 }
 
-start_daemon() { # NAME MARK CMD...: MARK is a string of its command line that tells it is ours
-    local name=$1 mark=$2
-    shift 2
+# Starts NAME unless it runs already with the same command line; one that runs with another
+# (new flags, binaries of other pins) is restarted. MARK is a part of its command line that
+# tells the process is ours (against a reused pid).
+ensure_daemon() { # NAME MARK DESCRIPTION CMD...
+    local name=$1 mark=$2 what=$3
+    shift 3
+    if running "$name"; then
+        [ "$(sed -n 3p "$(pidfile "$name")")" != "$*" ] || return 0
+        say "restarting $name: its command line changed"
+        stop_daemon "$name"
+    fi
+    say "starting $name${what:+ $what} (log: $LOGDIR/$name.log)"
     mkdir -p "$RUNDIR/pids" "$LOGDIR"
     printf '\n== %s: %s\n' "$(date -u +%FT%TZ)" "$*" >>"$LOGDIR/$name.log"
-    setsid "$@" >>"$LOGDIR/$name.log" 2>&1 </dev/null &
-    printf '%s\n%s\n' "$!" "$mark" >"$(pidfile "$name")"
+    setsid "$@" >>"$LOGDIR/$name.log" 2>&1 </dev/null 9>&- &
+    printf '%s\n%s\n%s\n' "$!" "$mark" "$*" >"$(pidfile "$name")"
     STARTED=$((STARTED + 1))
 }
 
@@ -238,6 +250,18 @@ wait_for() { # WHAT LOG SECONDS CMD...: retry CMD until it succeeds
 }
 
 kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# Writes stdin to FILE only when it differs (a rewrite would wake up containerd's watch on its
+# CNI config). Returns 0 when FILE changed, 1 when it was already so.
+write_if_changed() { # FILE
+    local tmp=$1.new
+    cat >"$tmp"
+    if cmp -s "$tmp" "$1"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    mv "$tmp" "$1"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Host prerequisites.
@@ -306,6 +330,22 @@ ensure_pki() {
             -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
             -out "$PKI/ca.crt" 2>>"$LOGDIR/pki.log" || die "openssl could not make the CA: see $LOGDIR/pki.log"
     fi
+    # The aggregation layer's front proxy has a CA of its own, as kubeadm makes it.
+    if [ ! -s "$PKI/front-proxy-ca.crt" ]; then
+        openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/front-proxy-ca.key" 2>>"$LOGDIR/pki.log"
+        openssl req -x509 -new -key "$PKI/front-proxy-ca.key" -subj "/CN=imagekit-cluster-front-proxy-ca" -days 3650 \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+            -out "$PKI/front-proxy-ca.crt" 2>>"$LOGDIR/pki.log" || die "openssl could not make the front proxy CA: see $LOGDIR/pki.log"
+    fi
+    if [ ! -s "$PKI/front-proxy-client.crt" ]; then
+        openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/front-proxy-client.key" 2>>"$LOGDIR/pki.log"
+        printf 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >"$PKI/front-proxy-client.ext"
+        openssl req -new -key "$PKI/front-proxy-client.key" -subj "/CN=front-proxy-client" 2>>"$LOGDIR/pki.log" |
+            openssl x509 -req -CA "$PKI/front-proxy-ca.crt" -CAkey "$PKI/front-proxy-ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+                -days 3650 -extfile "$PKI/front-proxy-client.ext" -out "$PKI/front-proxy-client.crt" 2>>"$LOGDIR/pki.log" ||
+            die "openssl could not sign front-proxy-client: see $LOGDIR/pki.log"
+        rm -f "$PKI/front-proxy-client.ext"
+    fi
     local client="keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth" san n
     san="DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_APISERVER_IP"
@@ -350,7 +390,7 @@ ensure_network() {
         if ! ip link show "$br" >/dev/null 2>&1; then
             ip link add "$br" type bridge || die "ip link add $br type bridge failed"
         fi
-        ip addr show dev "$br" | grep -q "inet $(node_ip "$n")/" ||
+        [[ $(ip addr show dev "$br") == *"inet $(node_ip "$n")/"* ]] ||
             ip addr add "$(node_ip "$n")/24" dev "$br" || die "ip addr add $(node_ip "$n")/24 dev $br failed"
         ip link set "$br" up
     done
@@ -367,14 +407,11 @@ ensure_network() {
 # ---------------------------------------------------------------------------------------------
 # Control plane.
 ensure_etcd() {
-    if ! running etcd; then
-        say "starting etcd (log: $LOGDIR/etcd.log)"
-        mkdir -p "$STATE/etcd" && chmod 700 "$STATE/etcd"
-        start_daemon etcd "$BIN/etcd" "$BIN/etcd" --name imagekit --data-dir "$STATE/etcd" \
-            --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-            --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-            --initial-cluster "imagekit=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn
-    fi
+    mkdir -p "$STATE/etcd" && chmod 700 "$STATE/etcd"
+    ensure_daemon etcd "$BIN/etcd" "" "$BIN/etcd" --name imagekit --data-dir "$STATE/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+        --initial-cluster "imagekit=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn
     wait_for etcd "$LOGDIR/etcd.log" 30 curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 }
 
@@ -383,49 +420,44 @@ apiserver_ready() {
 }
 
 ensure_apiserver() {
-    if ! running kube-apiserver; then
-        say "starting kube-apiserver on $APISERVER (log: $LOGDIR/kube-apiserver.log)"
-        start_daemon kube-apiserver "$BIN/kube-apiserver" "$BIN/kube-apiserver" \
-            --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-            --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --advertise-address 127.0.0.1 \
-            --endpoint-reconciler-type none \
-            --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-            --client-ca-file "$PKI/ca.crt" \
-            --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-            --service-account-issuer https://kubernetes.default.svc.cluster.local \
-            --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-            --service-cluster-ip-range "$SERVICE_CIDR" \
-            --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
-            --allow-privileged=true --profiling=false --v=1
-    fi
+    ensure_daemon kube-apiserver "$BIN/kube-apiserver" "on $APISERVER" "$BIN/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+        --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --advertise-address 127.0.0.1 \
+        --endpoint-reconciler-type none \
+        --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+        --client-ca-file "$PKI/ca.crt" \
+        --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+        --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+        --requestheader-extra-headers-prefix X-Remote-Extra- \
+        --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+        --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+        --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+        --service-cluster-ip-range "$SERVICE_CIDR" \
+        --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+        --allow-privileged=true --profiling=false --v=1
     wait_for kube-apiserver "$LOGDIR/kube-apiserver.log" 90 apiserver_ready
 }
 
 ensure_controller_manager() {
-    if ! running kube-controller-manager; then
-        say "starting kube-controller-manager (log: $LOGDIR/kube-controller-manager.log)"
-        start_daemon kube-controller-manager "$BIN/kube-controller-manager" "$BIN/kube-controller-manager" \
-            --kubeconfig "$PKI/controller-manager.kubeconfig" \
-            --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
-            --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
-            --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false \
-            --cluster-name imagekit --cluster-cidr "$CLUSTER_CIDR" --allocate-node-cidrs=false \
-            --service-cluster-ip-range "$SERVICE_CIDR" \
-            --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-            --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-            --use-service-account-credentials=true --profiling=false --v=1
-    fi
+    ensure_daemon kube-controller-manager "$BIN/kube-controller-manager" "" "$BIN/kube-controller-manager" \
+        --kubeconfig "$PKI/controller-manager.kubeconfig" \
+        --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
+        --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false \
+        --cluster-name imagekit --cluster-cidr "$CLUSTER_CIDR" --allocate-node-cidrs=false \
+        --service-cluster-ip-range "$SERVICE_CIDR" \
+        --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+        --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+        --use-service-account-credentials=true --profiling=false --v=1
 }
 
 ensure_scheduler() {
-    if ! running kube-scheduler; then
-        say "starting kube-scheduler (log: $LOGDIR/kube-scheduler.log)"
-        start_daemon kube-scheduler "$BIN/kube-scheduler" "$BIN/kube-scheduler" \
-            --kubeconfig "$PKI/scheduler.kubeconfig" \
-            --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \
-            --authorization-kubeconfig "$PKI/scheduler.kubeconfig" \
-            --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false --v=1
-    fi
+    ensure_daemon kube-scheduler "$BIN/kube-scheduler" "" "$BIN/kube-scheduler" \
+        --kubeconfig "$PKI/scheduler.kubeconfig" \
+        --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \
+        --authorization-kubeconfig "$PKI/scheduler.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false --v=1
 }
 
 component_healthy() { # PORT
@@ -438,14 +470,15 @@ write_containerd_config() { # NODE
     local n=$1 d r
     d=$(node_dir "$n") r=$(node_run "$n")
     mkdir -p "$d/containerd" "$d/cni/net.d" "$d/cni/ipam" "$r" "$STATE/registry-hosts/$REGISTRY"
-    cat >"$STATE/registry-hosts/$REGISTRY/hosts.toml" <<EOF
+    write_if_changed "$STATE/registry-hosts/$REGISTRY/hosts.toml" <<EOF || true
 # The local registry speaks plain HTTP (scripts/bootstrap.sh runs it on $REGISTRY).
 server = "http://$REGISTRY"
 
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-    cat >"$d/containerd.toml" <<EOF
+    CONFIG_CHANGED=""
+    write_if_changed "$d/containerd.toml" <<EOF && CONFIG_CHANGED=1
 # containerd for node $n (written by scripts/cluster.sh; Debian's containerd $(containerd --version 2>/dev/null | awk '{print $3}'))
 version = 2
 root = "$d/containerd"
@@ -497,7 +530,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$STATE/registry-hosts"
 EOF
-    cat >"$d/cni/net.d/10-imagekit.conflist" <<EOF
+    write_if_changed "$d/cni/net.d/10-imagekit.conflist" <<EOF || true
 {
   "cniVersion": "1.0.0",
   "name": "$n",
@@ -543,12 +576,14 @@ crictl_node() { local n=$1; shift; "$BIN/crictl" --runtime-endpoint "unix://$(no
 ensure_containerd() { # NODE
     local n=$1
     write_containerd_config "$n"
-    if ! running "containerd-$n"; then
-        say "starting containerd for $n (log: $LOGDIR/containerd-$n.log)"
-        start_daemon "containerd-$n" "$(node_dir "$n")/containerd.toml" containerd --config "$(node_dir "$n")/containerd.toml"
+    if [ -n "$CONFIG_CHANGED" ] && running "containerd-$n"; then
+        say "containerd config of $n changed: restarting it (its containers keep running)"
+        stop_daemon "containerd-$n"
     fi
+    ensure_daemon "containerd-$n" "$(node_dir "$n")/containerd.toml" "for node $n" \
+        containerd --config "$(node_dir "$n")/containerd.toml"
     wait_for "containerd of $n" "$LOGDIR/containerd-$n.log" 30 ctr --address "$(node_sock "$n")" version
-    if ! ctr_node "$n" images ls -q | grep -qx "$PAUSE_IMAGE"; then
+    if ! grep -qx "$PAUSE_IMAGE" <<<"$(ctr_node "$n" images ls -q)"; then
         say "importing $PAUSE_IMAGE into $n's containerd"
         ctr_node "$n" images import "$PAUSE_TAR" >>"$LOGDIR/containerd-$n.log" 2>&1 ||
             die "ctr images import of the pause image into $n failed: see $LOGDIR/containerd-$n.log"
@@ -575,7 +610,8 @@ write_kubelet_config() { # NODE
     local n=$1 d
     d=$(node_dir "$n")
     mkdir -p "$d/kubelet" "$d/pod-logs"
-    cat >"$d/kubelet.yaml" <<EOF
+    CONFIG_CHANGED=""
+    write_if_changed "$d/kubelet.yaml" <<EOF && CONFIG_CHANGED=1
 # kubelet of node $n (written by scripts/cluster.sh)
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -611,6 +647,7 @@ evictionHard:
 imageGCHighThresholdPercent: 95
 imageGCLowThresholdPercent: 90
 EOF
+    return 0
 }
 
 kubelet_healthy() { curl -fsS "http://127.0.0.1:$(node_healthz_port "$1")/healthz"; }
@@ -620,14 +657,15 @@ ensure_node() { # NODE
     ensure_containerd "$n"
     ensure_cgroup_root "$n"
     write_kubelet_config "$n"
-    if ! running "kubelet-$n"; then
-        say "starting kubelet $n (node IP $(node_ip "$n"), pods $(node_subnet "$n"); log: $LOGDIR/kubelet-$n.log)"
-        start_daemon "kubelet-$n" "--hostname-override=$n" "$BIN/kubelet" \
-            --config "$(node_dir "$n")/kubelet.yaml" --kubeconfig "$PKI/kubelet-$n.kubeconfig" \
-            --root-dir "$(node_dir "$n")/kubelet" --cert-dir "$(node_dir "$n")/kubelet/pki" \
-            --hostname-override "$n" --node-ip "$(node_ip "$n")" \
-            --node-labels "imagekit.dev/cluster-node=${n##*-}" --v=1
+    if [ -n "$CONFIG_CHANGED" ] && running "kubelet-$n"; then
+        say "kubelet config of $n changed: restarting it"
+        stop_daemon "kubelet-$n"
     fi
+    ensure_daemon "kubelet-$n" "$(node_dir "$n")/kubelet.yaml" "(node IP $(node_ip "$n"), pods $(node_subnet "$n"))" \
+        "$BIN/kubelet" --config "$(node_dir "$n")/kubelet.yaml" --kubeconfig "$PKI/kubelet-$n.kubeconfig" \
+        --root-dir "$(node_dir "$n")/kubelet" --cert-dir "$(node_dir "$n")/kubelet/pki" \
+        --hostname-override "$n" --node-ip "$(node_ip "$n")" \
+        --node-labels "imagekit.dev/cluster-node=${n##*-}" --v=1
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -745,16 +783,13 @@ ensure_kruise() {
             die "kruise's CRDs not established: see $LOGDIR/kubectl.log"
         echo "$sum" >"$STATE/kruise/applied"
     fi
-    if ! running kruise-manager; then
-        say "starting kruise-manager (webhook https://127.0.0.1:$KRUISE_WEBHOOK_PORT; log: $LOGDIR/kruise-manager.log)"
-        mkdir -p "$STATE/kruise/certs"
-        start_daemon kruise-manager "$BIN/kruise-manager" env \
-            KUBECONFIG="$PKI/kruise-manager.kubeconfig" POD_NAMESPACE=kruise-system \
-            WEBHOOK_HOST=127.0.0.1 WEBHOOK_PORT="$KRUISE_WEBHOOK_PORT" WEBHOOK_CERT_DIR="$STATE/kruise/certs" \
-            "$BIN/kruise-manager" --enable-leader-election=false --enable-pprof=false \
-            --metrics-addr "$KRUISE_METRICS_ADDR" --health-probe-addr "$KRUISE_HEALTH_ADDR" \
-            --feature-gates KruiseDaemon=false --logtostderr=true --v=2
-    fi
+    mkdir -p "$STATE/kruise/certs"
+    ensure_daemon kruise-manager "$BIN/kruise-manager" "(webhook https://127.0.0.1:$KRUISE_WEBHOOK_PORT)" env \
+        KUBECONFIG="$PKI/kruise-manager.kubeconfig" POD_NAMESPACE=kruise-system \
+        WEBHOOK_HOST=127.0.0.1 WEBHOOK_PORT="$KRUISE_WEBHOOK_PORT" WEBHOOK_CERT_DIR="$STATE/kruise/certs" \
+        "$BIN/kruise-manager" --enable-leader-election=false --enable-pprof=false \
+        --metrics-addr "$KRUISE_METRICS_ADDR" --health-probe-addr "$KRUISE_HEALTH_ADDR" \
+        --feature-gates KruiseDaemon=false --logtostderr=true --v=2
     wait_for kruise-manager "$LOGDIR/kruise-manager.log" 120 curl -fsS "http://$KRUISE_HEALTH_ADDR/readyz"
 }
 
@@ -814,7 +849,7 @@ node_shims() { # NODE: pids of the containerd shims of that node's containerd
     local sock pid
     sock=$(node_sock "$1")
     for pid in $(pgrep -x containerd-shim 2>/dev/null; pgrep -f '^/usr/bin/containerd-shim-runc-v2 ' 2>/dev/null); do
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-address $sock " && echo "$pid"
+        [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"-address $sock "* ]] && echo "$pid"
     done | sort -u
 }
 
