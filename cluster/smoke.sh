@@ -144,6 +144,11 @@ spec:
       containers:
       - name: hello
         image: $IMAGE_a
+        ports:
+        - {name: hello, containerPort: 8080}
+        readinessProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 2
 EOF
 k apply -f "$WORK/sts.yaml" >/dev/null || fatal "create the Advanced StatefulSet"
 ok "apps.kruise.io/v1beta1 StatefulSet created"
@@ -162,6 +167,21 @@ fi
 k -n "$NS" get pods -o wide
 nodes=$(k -n "$NS" get pods -l app=hello -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | tr '\n' ' ')
 check "one pod on each node ($nodes)" test "$nodes" = "imagekit-node-a imagekit-node-b "
+
+# pod to pod across the two bridges, and no route off the machine (from inside hello-0's
+# network namespace, with the host's bash)
+pod_pid() { # NODE POD
+    local id
+    id=$("$CLUSTER" crictl "$1" pods --name "$2" --namespace "$NS" --state ready -q | head -n1)
+    "$CLUSTER" crictl "$1" inspectp -o go-template --template '{{.info.pid}}' "$id"
+}
+ip_a=$(k -n "$NS" get pod hello-0 -o jsonpath='{.status.podIP}')
+ip_b=$(k -n "$NS" get pod hello-1 -o jsonpath='{.status.podIP}')
+node_0=$(k -n "$NS" get pod hello-0 -o jsonpath='{.spec.nodeName}')
+pid_0=$(pod_pid "$node_0" hello-0)
+answer=$(nsenter -t "$pid_0" -n timeout 5 bash -c "exec 3<>/dev/tcp/$ip_b/8080 && cat <&3" 2>&1)
+check "hello-0 ($ip_a) reaches hello-1 ($ip_b:8080) on the other node: ${answer:-no answer}" grep -q "variant a" <<<"$answer"
+check "hello-0 has no route off the machine" test -n "$(nsenter -t "$pid_0" -n ip route get 192.0.2.1 2>&1 | grep -i unreachable)"
 
 # 4 -------------------------------------------------------------------------------------------
 pod_facts() { # name uid restartCount imageID, one pod a line

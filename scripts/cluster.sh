@@ -7,6 +7,7 @@
 #   scripts/cluster.sh up                 start everything (idempotent); last stdout line: kubeconfig
 #   scripts/cluster.sh status             which components run, which nodes are Ready
 #   scripts/cluster.sh kubectl ARGS...    the built kubectl against the cluster
+#   scripts/cluster.sh crictl NODE ARGS...  the built crictl against that node's containerd
 #   scripts/cluster.sh stop-node NAME     lose a node: its kubelet, containerd and pods stop, Node deleted
 #   scripts/cluster.sh down [--purge]     stop everything, leave no mount, bridge or iptables rule
 #                                         (--purge also deletes state and logs; binaries stay cached)
@@ -430,6 +431,7 @@ ensure_apiserver() {
         --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
         --requestheader-extra-headers-prefix X-Remote-Extra- \
         --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+        --kubelet-preferred-address-types InternalIP \
         --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
         --service-account-issuer https://kubernetes.default.svc.cluster.local \
         --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
@@ -997,6 +999,15 @@ cmd_kubectl() {
     exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"
 }
 
+cmd_crictl() {
+    [ $# -ge 1 ] || usage
+    local n=$1
+    shift
+    node_index "$n" >/dev/null || { printf 'cluster: unknown node %s (nodes: %s)\n' "$n" "$NODES" >&2; exit 2; }
+    [ -x "$BIN/crictl" ] || die "crictl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
+    exec "$BIN/crictl" --runtime-endpoint "unix://$(node_sock "$n")" "$@"
+}
+
 main() {
     [ $# -ge 1 ] || usage
     local verb=$1
@@ -1007,6 +1018,7 @@ main() {
         down) [ $# -le 1 ] || usage; cmd_down "$@" ;;
         status) [ $# -eq 0 ] || usage; cmd_status ;;
         kubectl) cmd_kubectl "$@" ;;
+        crictl) cmd_crictl "$@" ;;
         stop-node) cmd_stop_node "$@" ;;
         -h | --help | help) usage ;;
         *) usage ;;
