@@ -22,6 +22,7 @@ from pathlib import Path
 from imagekit_runtime import proc
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
+from imagekit_runtime.stepfiles import file_digest
 
 from .assembly import BaseImage, NewLayer, assemble
 from .backend import Backend
@@ -87,11 +88,7 @@ def cached_rootfs(recipe: BaseRecipe, work: Path) -> Path:
 
 
 def layer_of(tar: Path) -> LayerTar:
-    digest = hashlib.sha256()
-    with open(tar, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return LayerTar(path=tar, sha256="sha256:" + digest.hexdigest(), size=tar.stat().st_size)
+    return LayerTar(path=tar, sha256="sha256:" + file_digest(tar).hex(), size=tar.stat().st_size)
 
 
 def make_base(backend: Backend, tag: str, recipe: BaseRecipe, *, force: bool = False) -> tuple[str, bool]:

@@ -48,7 +48,7 @@ class PackageEntry:
     def fingerprint(self) -> bytes:
         """All a layer records of this entry (content as its hash), as the key hashes it."""
         head = f"{self.relative.as_posix()}\0{self.kind.value}\0{int(self.executable)}\0{self.target}\0"
-        content = _file_digest(self.path) if self.kind is Kind.file else b""
+        content = file_digest(self.path) if self.kind is Kind.file else b""
         return head.encode() + content
 
 
@@ -88,7 +88,7 @@ def _entry(path: Path, relative: PurePosixPath) -> PackageEntry | None:
     return None
 
 
-def _file_digest(path: Path) -> bytes:
+def file_digest(path: Path) -> bytes:
     digest = hashlib.sha256()
     with open(path, "rb") as content:
         for block in iter(lambda: content.read(1 << 20), b""):
