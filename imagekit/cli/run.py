@@ -10,9 +10,10 @@ from imagekit_runtime import contract
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.monitoring import Monitor
-from imagekit_runtime.settings import RunSettings, parse_params
+from imagekit_runtime.settings import RunSettings, check_params, parse_params
 from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
 from imagekit_runtime.shm_budget import SHM_SOFT_HELP
+from imagekit_runtime.spec import load_pipeline
 from imagekit_runtime.states import StepState
 from imagekit_runtime.status import collect_status, format_status
 from imagekit_runtime.summary import format_summary
@@ -93,6 +94,7 @@ def register(app: typer.Typer) -> None:
         """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 3 environment, 143 SIGTERM."""
         if not local:
             raise UsageError("--no-local: only --local runs here (fix: run the image with `imagekit pod up` or docker run)")
+        check_params(load_pipeline(pipeline), parse_params(param))  # a misspelt --param is refused on the host
         settings = location_settings(shm_dir, ssd, pv, results, run_dir, shard_index, shard_count, no_checkpoints)
         if dry_run:
             show_status(pipeline, settings, param, output)

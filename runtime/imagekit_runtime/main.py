@@ -33,7 +33,7 @@ from .logs import StepLogs
 from .monitoring import Monitor
 from .preflight import check_environment
 from .run_options import Collaborators, RunOptions
-from .settings import RunSettings, check_params, parse_params, resolve_environments, resolve_layout, resolve_shard
+from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
 from .shm_budget import SHM_SOFT_HELP
 from .spec import PipelineSpec, load_pipeline
 from .states import StepState
@@ -75,7 +75,6 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
     """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run.
     A monitor (metrics, health) is fed the run's journal and the conductor's heartbeat."""
     spec = load_pipeline(pipeline)
-    check_params(spec, params)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
     monitor = monitor or Monitor()

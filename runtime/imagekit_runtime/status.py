@@ -9,7 +9,7 @@ from .availability import Availability
 from .checkpoint import CheckpointStore
 from .datastore import DataStore
 from .keys import pipeline_key, step_keys
-from .settings import RunSettings, check_params, resolve_layout, resolve_shard
+from .settings import RunSettings, resolve_layout, resolve_shard
 from .spec import load_pipeline
 from .spec_sources import placeholder_values
 from .transfer.plan import prepare_transfers
@@ -17,7 +17,6 @@ from .transfer.plan import prepare_transfers
 
 def collect_status(pipeline: Path, settings: RunSettings, params: dict[str, str]) -> dict[str, Any]:
     spec = load_pipeline(pipeline)
-    check_params(spec, params)
     shard_index, shard_count = resolve_shard(spec, settings)
     layout = resolve_layout(spec, settings, shard_index)
     params = {**dict(spec.params), **params}
