@@ -188,8 +188,8 @@ pod_facts() { # name uid restartCount imageID, one pod a line
     k -n "$NS" get pods -l app=hello -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].imageID}{"\n"}{end}' | sort
 }
 pod_facts >"$WORK/facts-a"
-k -n "$NS" patch statefulsets.apps.kruise.io hello --type merge \
-    -p "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"hello\",\"image\":\"$IMAGE_b\"}]}}}}" >/dev/null ||
+k -n "$NS" patch statefulsets.apps.kruise.io hello --type json \
+    -p "[{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/image\",\"value\":\"$IMAGE_b\"}]" >/dev/null ||
     fatal "patch the StatefulSet's image"
 updated() {
     local s

@@ -532,6 +532,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$STATE/registry-hosts"
 EOF
+    printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' "$r/containerd.sock" "$r/containerd.sock" |
+        write_if_changed "$d/crictl.yaml" || true
     write_if_changed "$d/cni/net.d/10-imagekit.conflist" <<EOF || true
 {
   "cniVersion": "1.0.0",
@@ -573,7 +575,7 @@ ensure_pause_image() { # build the sandbox image once per pause.c; sets PAUSE_IM
 }
 
 ctr_node() { local n=$1; shift; ctr --address "$(node_sock "$n")" --namespace k8s.io "$@"; }
-crictl_node() { local n=$1; shift; "$BIN/crictl" --runtime-endpoint "unix://$(node_sock "$n")" --timeout 10s "$@"; }
+crictl_node() { local n=$1; shift; "$BIN/crictl" --config "$(node_dir "$n")/crictl.yaml" --timeout 10s "$@"; }
 
 ensure_containerd() { # NODE
     local n=$1
@@ -1005,7 +1007,7 @@ cmd_crictl() {
     shift
     node_index "$n" >/dev/null || { printf 'cluster: unknown node %s (nodes: %s)\n' "$n" "$NODES" >&2; exit 2; }
     [ -x "$BIN/crictl" ] || die "crictl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
-    exec "$BIN/crictl" --runtime-endpoint "unix://$(node_sock "$n")" "$@"
+    exec "$BIN/crictl" --config "$(node_dir "$n")/crictl.yaml" "$@"
 }
 
 main() {
