@@ -209,6 +209,65 @@ while read -r name uid restarts image_id; do
     check "$name runs variant b (kubectl logs)" grep -q "variant b" < <(k -n "$NS" logs "$name")
 done <"$WORK/facts-a"
 
+# volumes: one pod with a claim of each class; the claims bind to a local PV of the pod's node
+# and a shared PV; once the claims are deleted the volumes are Available again (pv-recycler)
+cat >"$WORK/vol.yaml" <<EOF
+apiVersion: apps.kruise.io/v1beta1
+kind: StatefulSet
+metadata:
+  name: vol
+  namespace: $NS
+spec:
+  replicas: 1
+  serviceName: vol
+  selector:
+    matchLabels: {app: vol}
+  template:
+    metadata:
+      labels: {app: vol}
+    spec:
+      terminationGracePeriodSeconds: 5
+      nodeSelector: {kubernetes.io/hostname: imagekit-node-a}
+      containers:
+      - name: hello
+        image: $IMAGE_a
+        volumeMounts:
+        - {name: ssd, mountPath: /ssd}
+        - {name: shared, mountPath: /shared}
+  volumeClaimTemplates:
+  - metadata: {name: ssd}
+    spec:
+      storageClassName: imagekit-local-ssd
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+  - metadata: {name: shared}
+    spec:
+      storageClassName: imagekit-shared
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+EOF
+k apply -f "$WORK/vol.yaml" >/dev/null || fatal "create the StatefulSet with volumes"
+vol_running() { [ "$(k -n "$NS" get pod vol-0 -o jsonpath='{.status.phase}' 2>/dev/null)" = Running ]; }
+if wait_until 120 vol_running; then
+    ok "pod with a local-ssd and a shared claim Running after ${WAITED}s"
+else
+    k -n "$NS" describe pod vol-0 | tail -n 20
+    bad "pod with volumes Running"
+fi
+pv_ssd=$(k -n "$NS" get pvc ssd-vol-0 -o jsonpath='{.spec.volumeName}')
+pv_shared=$(k -n "$NS" get pvc shared-vol-0 -o jsonpath='{.spec.volumeName}')
+check "ssd claim bound to a local PV of imagekit-node-a ($pv_ssd)" grep -q '^local-ssd-imagekit-node-a-' <<<"$pv_ssd"
+check "shared claim bound to a shared PV ($pv_shared)" grep -q '^shared-' <<<"$pv_shared"
+k -n "$NS" delete statefulsets.apps.kruise.io vol --wait=true >/dev/null
+wait_until 60 test -z "$(k -n "$NS" get pod vol-0 --ignore-not-found -o name)"
+k -n "$NS" delete pvc ssd-vol-0 shared-vol-0 --wait=true >/dev/null
+available() { [ "$(k get pv "$pv_ssd" "$pv_shared" -o jsonpath='{.items[*].status.phase}')" = "Available Available" ]; }
+if wait_until 60 available; then
+    ok "$pv_ssd and $pv_shared Available again ${WAITED}s after their claims were deleted"
+else
+    bad "released volumes Available again: $(k get pv "$pv_ssd" "$pv_shared" --no-headers 2>&1)"
+fi
+
 # 5 -------------------------------------------------------------------------------------------
 lost=$(k -n "$NS" get pods -l app=hello --field-selector spec.nodeName=imagekit-node-b -o jsonpath='{.items[0].metadata.name}')
 lost_uid=$(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid}')

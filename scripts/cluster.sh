@@ -754,16 +754,31 @@ ensure_storage() {
         storage_yaml | kc apply -f - >>"$LOGDIR/kubectl.log" 2>&1 || die "kubectl apply of the storage objects failed: see $LOGDIR/kubectl.log"
         echo "$sum" >"$STATE/storage/applied"
     fi
-    # A Released volume (its claim deleted) is emptied and offered again, as a provisioner would.
+    ensure_daemon pv-recycler "$ROOT/scripts/cluster.sh recycle-volumes" "(empties Released volumes and offers them again)" \
+        bash "$ROOT/scripts/cluster.sh" recycle-volumes
+}
+
+# The volumes have no provisioner to delete them: a Released one (its claim deleted) is emptied
+# and made Available again, as a provisioner would. Runs every few seconds as pv-recycler.
+recycle_released_volumes() {
+    local pv dir
     kc get pv -l imagekit.dev/cluster-storage=true \
         -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name} {.spec.local.path}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null |
         while read -r pv dir; do
             [ -n "$pv" ] && [ -n "$dir" ] || continue
             case $dir in "$STATE"/storage/*) ;; *) continue ;; esac
-            say "recycling released volume $pv"
+            say "recycling released volume $pv ($dir)"
             find "$dir" -mindepth 1 -delete 2>/dev/null || true
-            kc patch pv "$pv" --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' >>"$LOGDIR/kubectl.log" 2>&1 || true
+            kc patch pv "$pv" --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' || true
         done
+}
+
+cmd_recycle_volumes() {
+    set +e
+    while :; do
+        recycle_released_volumes
+        sleep 5
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -941,6 +956,7 @@ cmd_down() {
     mkdir -p "$RUNDIR" "$LOGDIR"
     exec 9>"$RUNDIR/lock"
     flock -w 300 9 || die "another scripts/cluster.sh holds $RUNDIR/lock"
+    stop_daemon pv-recycler
     stop_daemon kruise-manager
     stop_daemon kube-scheduler
     stop_daemon kube-controller-manager
@@ -949,6 +965,7 @@ cmd_down() {
     stop_daemon etcd 20
     for n in $NODES; do node_host_cleanup "$n"; done
     unmount_under "$STATE" "$RUNDIR"
+    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true # libcni's cache, when left empty
     if iptables -w -n -L "$IPT_CHAIN" >/dev/null 2>&1; then
         while iptables -w -D FORWARD -j "$IPT_CHAIN" 2>/dev/null; do :; done
         iptables -w -F "$IPT_CHAIN" && iptables -w -X "$IPT_CHAIN" || say "could not remove iptables chain $IPT_CHAIN"
@@ -987,6 +1004,7 @@ cmd_status() {
         component_line "kubelet-$n" kubelet_healthy "$n"
     done
     component_line kruise-manager curl -fsS "http://$KRUISE_HEALTH_ADDR/readyz"
+    component_line pv-recycler true
     if [ -x "$BIN/kubectl" ] && apiserver_ready >/dev/null 2>&1; then
         kc get nodes -o wide || bad=1
         nodes_ready || bad=1
@@ -1021,6 +1039,7 @@ main() {
         status) [ $# -eq 0 ] || usage; cmd_status ;;
         kubectl) cmd_kubectl "$@" ;;
         crictl) cmd_crictl "$@" ;;
+        recycle-volumes) cmd_recycle_volumes ;; # internal: the pv-recycler process
         stop-node) cmd_stop_node "$@" ;;
         -h | --help | help) usage ;;
         *) usage ;;
