@@ -28,7 +28,7 @@ IMAGES_SRC=$ROOT/cluster/images
 STATE=${IMAGEKIT_CLUSTER_STATE:-/var/lib/imagekit-cluster}
 RUNDIR=${IMAGEKIT_CLUSTER_RUN:-/run/imagekit-cluster}
 LOGDIR=${IMAGEKIT_CLUSTER_LOGS:-/var/log/imagekit-cluster}
-CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/imagekit/cluster
+CACHE_ROOT=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/imagekit/cluster
 PKI=$STATE/pki
 KUBECONFIG_PATH=$STATE/kubeconfig
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -221,15 +221,22 @@ ensure_daemon() { # NAME MARK DESCRIPTION CMD...
     STARTED=$((STARTED + 1))
 }
 
+alive() { # PID: exists and is not a zombie (our daemons' parent is init, which may reap late)
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
 stop_pid() { # PID [SECONDS]: TERM, then KILL after SECONDS
     local pid=$1 wait=${2:-10} i
     kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < wait * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
+    for ((i = 0; i < wait * 20; i++)); do
+        alive "$pid" || return 0
+        sleep 0.05
     done
     kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do alive "$pid" || return 0; sleep 0.05; done
 }
 
 stop_daemon() { # NAME [SECONDS]
@@ -240,11 +247,16 @@ stop_daemon() { # NAME [SECONDS]
     rm -f "$(pidfile "$1")"
 }
 
-wait_for() { # WHAT LOG SECONDS CMD...: retry CMD until it succeeds
+# Retries CMD until it succeeds. WHAT is the daemon's name when it has a pid file: its exit
+# ends the wait at once.
+wait_for() { # WHAT LOG SECONDS CMD...
     local what=$1 log=$2 seconds=$3 i
     shift 3
     for ((i = 0; i < seconds * 4; i++)); do
         "$@" >/dev/null 2>&1 && return 0
+        if [ -f "$(pidfile "$what")" ] && ! running "$what"; then
+            die "$what exited: see $log ($(grep -v '^$' "$log" | tail -n1 | cut -c1-200))"
+        fi
         sleep 0.25
     done
     die "$what not ready after ${seconds}s: see $log"
@@ -586,7 +598,7 @@ ensure_containerd() { # NODE
     fi
     ensure_daemon "containerd-$n" "$(node_dir "$n")/containerd.toml" "for node $n" \
         containerd --config "$(node_dir "$n")/containerd.toml"
-    wait_for "containerd of $n" "$LOGDIR/containerd-$n.log" 30 ctr --address "$(node_sock "$n")" version
+    wait_for "containerd-$n" "$LOGDIR/containerd-$n.log" 30 ctr --address "$(node_sock "$n")" version
     if ! grep -qx "$PAUSE_IMAGE" <<<"$(ctr_node "$n" images ls -q)"; then
         say "importing $PAUSE_IMAGE into $n's containerd"
         ctr_node "$n" images import "$PAUSE_TAR" >>"$LOGDIR/containerd-$n.log" 2>&1 ||
@@ -654,6 +666,22 @@ EOF
     return 0
 }
 
+# The kubelet sets these host sysctls when it starts (it does not restore them): their values
+# from before the first kubelet are kept, and down puts them back.
+KUBELET_SYSCTLS="vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes"
+save_sysctls() {
+    local f=$STATE/sysctls-before-kubelet k n
+    [ -s "$f" ] && return 0
+    for n in $NODES; do running "kubelet-$n" && return 0; done
+    for k in $KUBELET_SYSCTLS; do echo "$k $(cat "/proc/sys/$k")"; done >"$f"
+}
+restore_sysctls() {
+    local f=$STATE/sysctls-before-kubelet k v
+    [ -s "$f" ] || return 0
+    while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || say "could not restore sysctl $k=$v"; done <"$f"
+    rm -f "$f"
+}
+
 kubelet_healthy() { curl -fsS "http://127.0.0.1:$(node_healthz_port "$1")/healthz"; }
 
 ensure_node() { # NODE
@@ -661,6 +689,7 @@ ensure_node() { # NODE
     ensure_containerd "$n"
     ensure_cgroup_root "$n"
     write_kubelet_config "$n"
+    save_sysctls
     if [ -n "$CONFIG_CHANGED" ] && running "kubelet-$n"; then
         say "kubelet config of $n changed: restarting it"
         stop_daemon "kubelet-$n"
@@ -849,7 +878,7 @@ cmd_up() {
     for n in $NODES; do ensure_node "$n"; done
     wait_for kube-controller-manager "$LOGDIR/kube-controller-manager.log" 60 component_healthy "$CM_PORT"
     wait_for kube-scheduler "$LOGDIR/kube-scheduler.log" 60 component_healthy "$SCHED_PORT"
-    for n in $NODES; do wait_for "kubelet $n" "$LOGDIR/kubelet-$n.log" 60 kubelet_healthy "$n"; done
+    for n in $NODES; do wait_for "kubelet-$n" "$LOGDIR/kubelet-$n.log" 60 kubelet_healthy "$n"; done
     ensure_storage
     ensure_kruise
     wait_for "nodes Ready" "$LOGDIR/kubelet-imagekit-node-a.log and $LOGDIR/kubelet-imagekit-node-b.log" 120 nodes_ready
@@ -964,6 +993,7 @@ cmd_down() {
     stop_daemon kube-apiserver 20
     stop_daemon etcd 20
     for n in $NODES; do node_host_cleanup "$n"; done
+    restore_sysctls
     unmount_under "$STATE" "$RUNDIR"
     rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true # libcni's cache, when left empty
     if iptables -w -n -L "$IPT_CHAIN" >/dev/null 2>&1; then
