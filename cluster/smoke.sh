@@ -58,16 +58,23 @@ wait_until() { # SECONDS CMD...
     return 1
 }
 
-host_footprint() { # what down must leave as it found: mounts, links, iptables rules
+# What down must leave as it found: mounts, links, iptables rules. Docker's own (its bridges,
+# veths and rules) are left out: containers that others start meanwhile change them.
+DOCKERS='docker|DOCKER|br-[0-9a-f]{12}'
+host_footprint() {
     {
-        echo "# mounts under the cluster's dirs"
-        awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUNDIR)(/|$)" | sort
-        echo "# links"
-        ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -v '^veth' | sort
-        echo "# veths"
-        ip -o link show type veth | wc -l
-        echo "# iptables"
-        for t in filter nat mangle raw; do iptables-save -t "$t" | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'; done
+        echo "# mounts under the cluster's dirs and network namespaces"
+        awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUNDIR)(/|$)|^/run/netns/" | sort
+        echo "# links but docker's"
+        ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -Ev "^veth|^($DOCKERS)" | sort
+        echo "# veths not on a docker bridge"
+        ip -o link show type veth | grep -Ev "master ($DOCKERS)" | wc -l
+        echo "# the nodes' cgroups"
+        ls -d /sys/fs/cgroup/*/imagekit-node-* 2>/dev/null
+        echo "# iptables rules but docker's"
+        for t in filter nat mangle raw; do
+            iptables-save -t "$t" | grep -v '^#' | grep -Ev "$DOCKERS" | sed 's/\[[0-9]*:[0-9]*\]//'
+        done
     }
 }
 
@@ -78,7 +85,7 @@ curl -fsS -o /dev/null "http://$REGISTRY/v2/" || { echo "no registry on $REGISTR
 # 1 -------------------------------------------------------------------------------------------
 "$CLUSTER" down >"$WORK/down0.log" 2>&1 || fatal "scripts/cluster.sh down (before the test): $(tail -n1 "$WORK/down0.log")"
 host_footprint >"$WORK/before"
-note "iptables rules before up: $(grep -c '^-A' "$WORK/before")"
+note "before up: $(iptables-save | grep -c '^-A') iptables rules ($(grep -c '^-A' "$WORK/before") not docker's), $(mount | grep -c "$STATE") mounts under $STATE"
 start=$(date +%s)
 if ! "$CLUSTER" up >"$WORK/up.out" 2>"$WORK/up.err"; then
     cat "$WORK/up.err"
@@ -294,7 +301,7 @@ fi
 "$CLUSTER" down >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log"; bad "scripts/cluster.sh down"; }
 host_footprint >"$WORK/after"
 if diff "$WORK/before" "$WORK/after" >"$WORK/footprint.diff"; then
-    ok "down left mounts, links and iptables rules as before up ($(grep -c '^-A' "$WORK/after") rules)"
+    ok "down left mounts, links, cgroups and iptables rules as before up ($(iptables-save | grep -c '^-A') rules, $(grep -c '^-A' "$WORK/after") not docker's)"
 else
     cat "$WORK/footprint.diff"
     bad "down left the host as before up"

@@ -608,7 +608,7 @@ ensure_containerd() { # NODE
 
 # cgroup v1, cgroupfs driver: each kubelet has a cgroup root of its own, so neither removes the
 # other's pod cgroups as orphans.
-CGROUP_CONTROLLERS="cpu cpuacct cpuset memory devices freezer blkio pids systemd hugetlb net_cls net_prio perf_event rdma misc"
+CGROUP_CONTROLLERS="cpu cpuacct cpuset memory devices freezer blkio pids systemd hugetlb net_cls net_prio perf_event rdma misc unified"
 ensure_cgroup_root() { # NODE
     local c
     for c in $CGROUP_CONTROLLERS; do
