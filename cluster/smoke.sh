@@ -103,6 +103,7 @@ done
 check "StorageClasses imagekit-local-ssd and imagekit-shared" k get storageclass imagekit-local-ssd imagekit-shared -o name
 
 # 2 -------------------------------------------------------------------------------------------
+declare -A IMAGE
 for v in a b; do
     gcc -static -Os -s -DVARIANT="\"$v\"" -o "$WORK/hello" "$ROOT/cluster/images/hello.c" || fatal "gcc hello.c"
     "$ROOT/cluster/images/oci-image.sh" "$WORK/hello" "$REGISTRY/imagekit-cluster-smoke/hello:$v" "$WORK/hello-$v.tar" >/dev/null ||
@@ -111,9 +112,9 @@ for v in a b; do
         "docker://$REGISTRY/imagekit-cluster-smoke/hello:$v" || fatal "skopeo copy hello $v to $REGISTRY"
     digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/imagekit-cluster-smoke/hello:$v") ||
         fatal "skopeo inspect hello $v"
-    eval "IMAGE_$v=$REGISTRY/imagekit-cluster-smoke/hello@$digest"
+    IMAGE[$v]=$REGISTRY/imagekit-cluster-smoke/hello@$digest
 done
-ok "test images pushed: $IMAGE_a, $IMAGE_b"
+ok "test images pushed: ${IMAGE[a]}, ${IMAGE[b]}"
 
 # 3 -------------------------------------------------------------------------------------------
 k delete namespace "$NS" --ignore-not-found --wait=true >/dev/null 2>&1
@@ -150,7 +151,7 @@ spec:
           matchLabels: {app: hello}
       containers:
       - name: hello
-        image: $IMAGE_a
+        image: ${IMAGE[a]}
         ports:
         - {name: hello, containerPort: 8080}
         readinessProbe:
@@ -196,7 +197,7 @@ pod_facts() { # name uid restartCount imageID, one pod a line
 }
 pod_facts >"$WORK/facts-a"
 k -n "$NS" patch statefulsets.apps.kruise.io hello --type json \
-    -p "[{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/image\",\"value\":\"$IMAGE_b\"}]" >/dev/null ||
+    -p "[{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/image\",\"value\":\"${IMAGE[b]}\"}]" >/dev/null ||
     fatal "patch the StatefulSet's image"
 updated() {
     local s
@@ -209,7 +210,7 @@ pod_facts >"$WORK/facts-b"
 note "before: $(tr '\n' ';' <"$WORK/facts-a")"
 note "after:  $(tr '\n' ';' <"$WORK/facts-b")"
 while read -r name uid restarts image_id; do
-    read -r name_b uid_b restarts_b image_id_b < <(grep "^$name " "$WORK/facts-b")
+    read -r _ uid_b restarts_b image_id_b < <(grep "^$name " "$WORK/facts-b")
     check "$name kept its UID" test "$uid" = "${uid_b:-}"
     check "$name restartCount $restarts -> ${restarts_b:-?}" test "${restarts_b:--1}" -eq $((restarts + 1))
     check "$name image ID changed" test "$image_id" != "${image_id_b:-$image_id}"
@@ -237,7 +238,7 @@ spec:
       nodeSelector: {kubernetes.io/hostname: imagekit-node-a}
       containers:
       - name: hello
-        image: $IMAGE_a
+        image: ${IMAGE[a]}
         volumeMounts:
         - {name: ssd, mountPath: /ssd}
         - {name: shared, mountPath: /shared}
@@ -281,9 +282,9 @@ lost_uid=$(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid}')
 "$CLUSTER" stop-node imagekit-node-b >"$WORK/stop.log" 2>&1 || { cat "$WORK/stop.log"; fatal "stop-node imagekit-node-b"; }
 check "stop-node deleted Node imagekit-node-b" test -z "$(k get node imagekit-node-b --ignore-not-found -o name)"
 moved() {
-    [ "$(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" != "" ] || return 1
-    set -- $(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}')
-    [ "$1" != "$lost_uid" ] && [ "$2" = imagekit-node-a ] && [ "${3:-}" = True ]
+    local uid node ready
+    read -r uid node ready < <(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
+    [ -n "$uid" ] && [ "$uid" != "$lost_uid" ] && [ "$node" = imagekit-node-a ] && [ "$ready" = True ]
 }
 if wait_until 150 moved; then
     ok "$lost recreated on imagekit-node-a and Ready ${WAITED}s after its node was deleted (pod garbage collection, no force delete)"

@@ -883,6 +883,9 @@ cmd_up() {
     ensure_kruise
     wait_for "nodes Ready" "$LOGDIR/kubelet-imagekit-node-a.log and $LOGDIR/kubelet-imagekit-node-b.log" 120 nodes_ready
     label_pod_cidrs
+    # kubectl for everyone (the cache is in root's home): scripts/cluster.sh kubectl falls back to it.
+    mkdir -p "$STATE/bin"
+    cmp -s "$BIN/kubectl" "$STATE/bin/kubectl" || { cp "$BIN/kubectl" "$STATE/bin/kubectl.tmp" && mv "$STATE/bin/kubectl.tmp" "$STATE/bin/kubectl"; }
     if [ "$STARTED" -eq 0 ]; then
         say "cluster already up: nothing started ($(($(date +%s) - start))s)"
     else
@@ -1044,9 +1047,11 @@ cmd_status() {
 }
 
 cmd_kubectl() {
-    [ -x "$BIN/kubectl" ] || die "kubectl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
+    local kubectl=$BIN/kubectl
+    [ -x "$kubectl" ] || kubectl=$STATE/bin/kubectl # the copy up leaves, for users other than root
+    [ -x "$kubectl" ] || die "kubectl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
     [ -r "$KUBECONFIG_PATH" ] || die "no kubeconfig at $KUBECONFIG_PATH: run scripts/cluster.sh up"
-    exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"
+    exec "$kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"
 }
 
 cmd_crictl() {
