@@ -58,16 +58,23 @@ wait_until() { # SECONDS CMD...
     return 1
 }
 
-host_footprint() { # what down must leave as it found: mounts, links, iptables rules
+# What down must leave as it found: mounts, links, iptables rules. Docker's own (its bridges,
+# veths and rules) are left out: containers that others start meanwhile change them.
+DOCKERS='docker|DOCKER|br-[0-9a-f]{12}'
+host_footprint() {
     {
-        echo "# mounts under the cluster's dirs"
-        awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUNDIR)(/|$)" | sort
-        echo "# links"
-        ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -v '^veth' | sort
-        echo "# veths"
-        ip -o link show type veth | wc -l
-        echo "# iptables"
-        for t in filter nat mangle raw; do iptables-save -t "$t" | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'; done
+        echo "# mounts under the cluster's dirs and network namespaces"
+        awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUNDIR)(/|$)|^/run/netns/" | sort
+        echo "# links but docker's"
+        ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -Ev "^veth|^($DOCKERS)" | sort
+        echo "# veths not on a docker bridge"
+        ip -o link show type veth | grep -Ev "master ($DOCKERS)" | wc -l
+        echo "# the nodes' cgroups"
+        ls -d /sys/fs/cgroup/*/imagekit-node-* 2>/dev/null
+        echo "# iptables rules but docker's"
+        for t in filter nat mangle raw; do
+            iptables-save -t "$t" | grep -v '^#' | grep -Ev "$DOCKERS" | sed 's/\[[0-9]*:[0-9]*\]//'
+        done
     }
 }
 
@@ -78,7 +85,7 @@ curl -fsS -o /dev/null "http://$REGISTRY/v2/" || { echo "no registry on $REGISTR
 # 1 -------------------------------------------------------------------------------------------
 "$CLUSTER" down >"$WORK/down0.log" 2>&1 || fatal "scripts/cluster.sh down (before the test): $(tail -n1 "$WORK/down0.log")"
 host_footprint >"$WORK/before"
-note "iptables rules before up: $(grep -c '^-A' "$WORK/before")"
+note "before up: $(iptables-save | grep -c '^-A') iptables rules ($(grep -c '^-A' "$WORK/before") not docker's), $(mount | grep -c "$STATE") mounts under $STATE"
 start=$(date +%s)
 if ! "$CLUSTER" up >"$WORK/up.out" 2>"$WORK/up.err"; then
     cat "$WORK/up.err"
@@ -96,6 +103,7 @@ done
 check "StorageClasses imagekit-local-ssd and imagekit-shared" k get storageclass imagekit-local-ssd imagekit-shared -o name
 
 # 2 -------------------------------------------------------------------------------------------
+declare -A IMAGE
 for v in a b; do
     gcc -static -Os -s -DVARIANT="\"$v\"" -o "$WORK/hello" "$ROOT/cluster/images/hello.c" || fatal "gcc hello.c"
     "$ROOT/cluster/images/oci-image.sh" "$WORK/hello" "$REGISTRY/imagekit-cluster-smoke/hello:$v" "$WORK/hello-$v.tar" >/dev/null ||
@@ -104,9 +112,9 @@ for v in a b; do
         "docker://$REGISTRY/imagekit-cluster-smoke/hello:$v" || fatal "skopeo copy hello $v to $REGISTRY"
     digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/imagekit-cluster-smoke/hello:$v") ||
         fatal "skopeo inspect hello $v"
-    eval "IMAGE_$v=$REGISTRY/imagekit-cluster-smoke/hello@$digest"
+    IMAGE[$v]=$REGISTRY/imagekit-cluster-smoke/hello@$digest
 done
-ok "test images pushed: $IMAGE_a, $IMAGE_b"
+ok "test images pushed: ${IMAGE[a]}, ${IMAGE[b]}"
 
 # 3 -------------------------------------------------------------------------------------------
 k delete namespace "$NS" --ignore-not-found --wait=true >/dev/null 2>&1
@@ -143,7 +151,7 @@ spec:
           matchLabels: {app: hello}
       containers:
       - name: hello
-        image: $IMAGE_a
+        image: ${IMAGE[a]}
         ports:
         - {name: hello, containerPort: 8080}
         readinessProbe:
@@ -188,8 +196,8 @@ pod_facts() { # name uid restartCount imageID, one pod a line
     k -n "$NS" get pods -l app=hello -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].imageID}{"\n"}{end}' | sort
 }
 pod_facts >"$WORK/facts-a"
-k -n "$NS" patch statefulsets.apps.kruise.io hello --type merge \
-    -p "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"hello\",\"image\":\"$IMAGE_b\"}]}}}}" >/dev/null ||
+k -n "$NS" patch statefulsets.apps.kruise.io hello --type json \
+    -p "[{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/image\",\"value\":\"${IMAGE[b]}\"}]" >/dev/null ||
     fatal "patch the StatefulSet's image"
 updated() {
     local s
@@ -202,12 +210,71 @@ pod_facts >"$WORK/facts-b"
 note "before: $(tr '\n' ';' <"$WORK/facts-a")"
 note "after:  $(tr '\n' ';' <"$WORK/facts-b")"
 while read -r name uid restarts image_id; do
-    read -r name_b uid_b restarts_b image_id_b < <(grep "^$name " "$WORK/facts-b")
+    read -r _ uid_b restarts_b image_id_b < <(grep "^$name " "$WORK/facts-b")
     check "$name kept its UID" test "$uid" = "${uid_b:-}"
     check "$name restartCount $restarts -> ${restarts_b:-?}" test "${restarts_b:--1}" -eq $((restarts + 1))
     check "$name image ID changed" test "$image_id" != "${image_id_b:-$image_id}"
     check "$name runs variant b (kubectl logs)" grep -q "variant b" < <(k -n "$NS" logs "$name")
 done <"$WORK/facts-a"
+
+# volumes: one pod with a claim of each class; the claims bind to a local PV of the pod's node
+# and a shared PV; once the claims are deleted the volumes are Available again (pv-recycler)
+cat >"$WORK/vol.yaml" <<EOF
+apiVersion: apps.kruise.io/v1beta1
+kind: StatefulSet
+metadata:
+  name: vol
+  namespace: $NS
+spec:
+  replicas: 1
+  serviceName: vol
+  selector:
+    matchLabels: {app: vol}
+  template:
+    metadata:
+      labels: {app: vol}
+    spec:
+      terminationGracePeriodSeconds: 5
+      nodeSelector: {kubernetes.io/hostname: imagekit-node-a}
+      containers:
+      - name: hello
+        image: ${IMAGE[a]}
+        volumeMounts:
+        - {name: ssd, mountPath: /ssd}
+        - {name: shared, mountPath: /shared}
+  volumeClaimTemplates:
+  - metadata: {name: ssd}
+    spec:
+      storageClassName: imagekit-local-ssd
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+  - metadata: {name: shared}
+    spec:
+      storageClassName: imagekit-shared
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+EOF
+k apply -f "$WORK/vol.yaml" >/dev/null || fatal "create the StatefulSet with volumes"
+vol_running() { [ "$(k -n "$NS" get pod vol-0 -o jsonpath='{.status.phase}' 2>/dev/null)" = Running ]; }
+if wait_until 120 vol_running; then
+    ok "pod with a local-ssd and a shared claim Running after ${WAITED}s"
+else
+    k -n "$NS" describe pod vol-0 | tail -n 20
+    bad "pod with volumes Running"
+fi
+pv_ssd=$(k -n "$NS" get pvc ssd-vol-0 -o jsonpath='{.spec.volumeName}')
+pv_shared=$(k -n "$NS" get pvc shared-vol-0 -o jsonpath='{.spec.volumeName}')
+check "ssd claim bound to a local PV of imagekit-node-a ($pv_ssd)" grep -q '^local-ssd-imagekit-node-a-' <<<"$pv_ssd"
+check "shared claim bound to a shared PV ($pv_shared)" grep -q '^shared-' <<<"$pv_shared"
+k -n "$NS" delete statefulsets.apps.kruise.io vol --wait=true >/dev/null
+wait_until 60 test -z "$(k -n "$NS" get pod vol-0 --ignore-not-found -o name)"
+k -n "$NS" delete pvc ssd-vol-0 shared-vol-0 --wait=true >/dev/null
+available() { [ "$(k get pv "$pv_ssd" "$pv_shared" -o jsonpath='{.items[*].status.phase}')" = "Available Available" ]; }
+if wait_until 60 available; then
+    ok "$pv_ssd and $pv_shared Available again ${WAITED}s after their claims were deleted"
+else
+    bad "released volumes Available again: $(k get pv "$pv_ssd" "$pv_shared" --no-headers 2>&1)"
+fi
 
 # 5 -------------------------------------------------------------------------------------------
 lost=$(k -n "$NS" get pods -l app=hello --field-selector spec.nodeName=imagekit-node-b -o jsonpath='{.items[0].metadata.name}')
@@ -215,9 +282,9 @@ lost_uid=$(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid}')
 "$CLUSTER" stop-node imagekit-node-b >"$WORK/stop.log" 2>&1 || { cat "$WORK/stop.log"; fatal "stop-node imagekit-node-b"; }
 check "stop-node deleted Node imagekit-node-b" test -z "$(k get node imagekit-node-b --ignore-not-found -o name)"
 moved() {
-    [ "$(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" != "" ] || return 1
-    set -- $(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}')
-    [ "$1" != "$lost_uid" ] && [ "$2" = imagekit-node-a ] && [ "${3:-}" = True ]
+    local uid node ready
+    read -r uid node ready < <(k -n "$NS" get pod "$lost" -o jsonpath='{.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
+    [ -n "$uid" ] && [ "$uid" != "$lost_uid" ] && [ "$node" = imagekit-node-a ] && [ "$ready" = True ]
 }
 if wait_until 150 moved; then
     ok "$lost recreated on imagekit-node-a and Ready ${WAITED}s after its node was deleted (pod garbage collection, no force delete)"
@@ -235,7 +302,7 @@ fi
 "$CLUSTER" down >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log"; bad "scripts/cluster.sh down"; }
 host_footprint >"$WORK/after"
 if diff "$WORK/before" "$WORK/after" >"$WORK/footprint.diff"; then
-    ok "down left mounts, links and iptables rules as before up ($(grep -c '^-A' "$WORK/after") rules)"
+    ok "down left mounts, links, cgroups and iptables rules as before up ($(iptables-save | grep -c '^-A') rules, $(grep -c '^-A' "$WORK/after") not docker's)"
 else
     cat "$WORK/footprint.diff"
     bad "down left the host as before up"

@@ -28,7 +28,7 @@ IMAGES_SRC=$ROOT/cluster/images
 STATE=${IMAGEKIT_CLUSTER_STATE:-/var/lib/imagekit-cluster}
 RUNDIR=${IMAGEKIT_CLUSTER_RUN:-/run/imagekit-cluster}
 LOGDIR=${IMAGEKIT_CLUSTER_LOGS:-/var/log/imagekit-cluster}
-CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/imagekit/cluster
+CACHE_ROOT=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/imagekit/cluster
 PKI=$STATE/pki
 KUBECONFIG_PATH=$STATE/kubeconfig
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -221,15 +221,22 @@ ensure_daemon() { # NAME MARK DESCRIPTION CMD...
     STARTED=$((STARTED + 1))
 }
 
+alive() { # PID: exists and is not a zombie (our daemons' parent is init, which may reap late)
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
 stop_pid() { # PID [SECONDS]: TERM, then KILL after SECONDS
     local pid=$1 wait=${2:-10} i
     kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < wait * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
+    for ((i = 0; i < wait * 20; i++)); do
+        alive "$pid" || return 0
+        sleep 0.05
     done
     kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do alive "$pid" || return 0; sleep 0.05; done
 }
 
 stop_daemon() { # NAME [SECONDS]
@@ -240,11 +247,16 @@ stop_daemon() { # NAME [SECONDS]
     rm -f "$(pidfile "$1")"
 }
 
-wait_for() { # WHAT LOG SECONDS CMD...: retry CMD until it succeeds
+# Retries CMD until it succeeds. WHAT is the daemon's name when it has a pid file: its exit
+# ends the wait at once.
+wait_for() { # WHAT LOG SECONDS CMD...
     local what=$1 log=$2 seconds=$3 i
     shift 3
     for ((i = 0; i < seconds * 4; i++)); do
         "$@" >/dev/null 2>&1 && return 0
+        if [ -f "$(pidfile "$what")" ] && ! running "$what"; then
+            die "$what exited: see $log ($(grep -v '^$' "$log" | tail -n1 | cut -c1-200))"
+        fi
         sleep 0.25
     done
     die "$what not ready after ${seconds}s: see $log"
@@ -532,6 +544,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$STATE/registry-hosts"
 EOF
+    printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' "$r/containerd.sock" "$r/containerd.sock" |
+        write_if_changed "$d/crictl.yaml" || true
     write_if_changed "$d/cni/net.d/10-imagekit.conflist" <<EOF || true
 {
   "cniVersion": "1.0.0",
@@ -573,7 +587,7 @@ ensure_pause_image() { # build the sandbox image once per pause.c; sets PAUSE_IM
 }
 
 ctr_node() { local n=$1; shift; ctr --address "$(node_sock "$n")" --namespace k8s.io "$@"; }
-crictl_node() { local n=$1; shift; "$BIN/crictl" --runtime-endpoint "unix://$(node_sock "$n")" --timeout 10s "$@"; }
+crictl_node() { local n=$1; shift; "$BIN/crictl" --config "$(node_dir "$n")/crictl.yaml" --timeout 10s "$@"; }
 
 ensure_containerd() { # NODE
     local n=$1
@@ -584,7 +598,7 @@ ensure_containerd() { # NODE
     fi
     ensure_daemon "containerd-$n" "$(node_dir "$n")/containerd.toml" "for node $n" \
         containerd --config "$(node_dir "$n")/containerd.toml"
-    wait_for "containerd of $n" "$LOGDIR/containerd-$n.log" 30 ctr --address "$(node_sock "$n")" version
+    wait_for "containerd-$n" "$LOGDIR/containerd-$n.log" 30 ctr --address "$(node_sock "$n")" version
     if ! grep -qx "$PAUSE_IMAGE" <<<"$(ctr_node "$n" images ls -q)"; then
         say "importing $PAUSE_IMAGE into $n's containerd"
         ctr_node "$n" images import "$PAUSE_TAR" >>"$LOGDIR/containerd-$n.log" 2>&1 ||
@@ -594,7 +608,7 @@ ensure_containerd() { # NODE
 
 # cgroup v1, cgroupfs driver: each kubelet has a cgroup root of its own, so neither removes the
 # other's pod cgroups as orphans.
-CGROUP_CONTROLLERS="cpu cpuacct cpuset memory devices freezer blkio pids systemd hugetlb net_cls net_prio perf_event rdma misc"
+CGROUP_CONTROLLERS="cpu cpuacct cpuset memory devices freezer blkio pids systemd hugetlb net_cls net_prio perf_event rdma misc unified"
 ensure_cgroup_root() { # NODE
     local c
     for c in $CGROUP_CONTROLLERS; do
@@ -652,6 +666,22 @@ EOF
     return 0
 }
 
+# The kubelet sets these host sysctls when it starts (it does not restore them): their values
+# from before the first kubelet are kept, and down puts them back.
+KUBELET_SYSCTLS="vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes"
+save_sysctls() {
+    local f=$STATE/sysctls-before-kubelet k n
+    [ -s "$f" ] && return 0
+    for n in $NODES; do running "kubelet-$n" && return 0; done
+    for k in $KUBELET_SYSCTLS; do echo "$k $(cat "/proc/sys/$k")"; done >"$f"
+}
+restore_sysctls() {
+    local f=$STATE/sysctls-before-kubelet k v
+    [ -s "$f" ] || return 0
+    while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || say "could not restore sysctl $k=$v"; done <"$f"
+    rm -f "$f"
+}
+
 kubelet_healthy() { curl -fsS "http://127.0.0.1:$(node_healthz_port "$1")/healthz"; }
 
 ensure_node() { # NODE
@@ -659,6 +689,7 @@ ensure_node() { # NODE
     ensure_containerd "$n"
     ensure_cgroup_root "$n"
     write_kubelet_config "$n"
+    save_sysctls
     if [ -n "$CONFIG_CHANGED" ] && running "kubelet-$n"; then
         say "kubelet config of $n changed: restarting it"
         stop_daemon "kubelet-$n"
@@ -752,16 +783,31 @@ ensure_storage() {
         storage_yaml | kc apply -f - >>"$LOGDIR/kubectl.log" 2>&1 || die "kubectl apply of the storage objects failed: see $LOGDIR/kubectl.log"
         echo "$sum" >"$STATE/storage/applied"
     fi
-    # A Released volume (its claim deleted) is emptied and offered again, as a provisioner would.
+    ensure_daemon pv-recycler "$ROOT/scripts/cluster.sh recycle-volumes" "(empties Released volumes and offers them again)" \
+        bash "$ROOT/scripts/cluster.sh" recycle-volumes
+}
+
+# The volumes have no provisioner to delete them: a Released one (its claim deleted) is emptied
+# and made Available again, as a provisioner would. Runs every few seconds as pv-recycler.
+recycle_released_volumes() {
+    local pv dir
     kc get pv -l imagekit.dev/cluster-storage=true \
         -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name} {.spec.local.path}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null |
         while read -r pv dir; do
             [ -n "$pv" ] && [ -n "$dir" ] || continue
             case $dir in "$STATE"/storage/*) ;; *) continue ;; esac
-            say "recycling released volume $pv"
+            say "recycling released volume $pv ($dir)"
             find "$dir" -mindepth 1 -delete 2>/dev/null || true
-            kc patch pv "$pv" --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' >>"$LOGDIR/kubectl.log" 2>&1 || true
+            kc patch pv "$pv" --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' || true
         done
+}
+
+cmd_recycle_volumes() {
+    set +e
+    while :; do
+        recycle_released_volumes
+        sleep 5
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -832,11 +878,14 @@ cmd_up() {
     for n in $NODES; do ensure_node "$n"; done
     wait_for kube-controller-manager "$LOGDIR/kube-controller-manager.log" 60 component_healthy "$CM_PORT"
     wait_for kube-scheduler "$LOGDIR/kube-scheduler.log" 60 component_healthy "$SCHED_PORT"
-    for n in $NODES; do wait_for "kubelet $n" "$LOGDIR/kubelet-$n.log" 60 kubelet_healthy "$n"; done
+    for n in $NODES; do wait_for "kubelet-$n" "$LOGDIR/kubelet-$n.log" 60 kubelet_healthy "$n"; done
     ensure_storage
     ensure_kruise
     wait_for "nodes Ready" "$LOGDIR/kubelet-imagekit-node-a.log and $LOGDIR/kubelet-imagekit-node-b.log" 120 nodes_ready
     label_pod_cidrs
+    # kubectl for everyone (the cache is in root's home): scripts/cluster.sh kubectl falls back to it.
+    mkdir -p "$STATE/bin"
+    cmp -s "$BIN/kubectl" "$STATE/bin/kubectl" || { cp "$BIN/kubectl" "$STATE/bin/kubectl.tmp" && mv "$STATE/bin/kubectl.tmp" "$STATE/bin/kubectl"; }
     if [ "$STARTED" -eq 0 ]; then
         say "cluster already up: nothing started ($(($(date +%s) - start))s)"
     else
@@ -939,6 +988,7 @@ cmd_down() {
     mkdir -p "$RUNDIR" "$LOGDIR"
     exec 9>"$RUNDIR/lock"
     flock -w 300 9 || die "another scripts/cluster.sh holds $RUNDIR/lock"
+    stop_daemon pv-recycler
     stop_daemon kruise-manager
     stop_daemon kube-scheduler
     stop_daemon kube-controller-manager
@@ -946,7 +996,9 @@ cmd_down() {
     stop_daemon kube-apiserver 20
     stop_daemon etcd 20
     for n in $NODES; do node_host_cleanup "$n"; done
+    restore_sysctls
     unmount_under "$STATE" "$RUNDIR"
+    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true # libcni's cache, when left empty
     if iptables -w -n -L "$IPT_CHAIN" >/dev/null 2>&1; then
         while iptables -w -D FORWARD -j "$IPT_CHAIN" 2>/dev/null; do :; done
         iptables -w -F "$IPT_CHAIN" && iptables -w -X "$IPT_CHAIN" || say "could not remove iptables chain $IPT_CHAIN"
@@ -985,6 +1037,7 @@ cmd_status() {
         component_line "kubelet-$n" kubelet_healthy "$n"
     done
     component_line kruise-manager curl -fsS "http://$KRUISE_HEALTH_ADDR/readyz"
+    component_line pv-recycler true
     if [ -x "$BIN/kubectl" ] && apiserver_ready >/dev/null 2>&1; then
         kc get nodes -o wide || bad=1
         nodes_ready || bad=1
@@ -994,9 +1047,11 @@ cmd_status() {
 }
 
 cmd_kubectl() {
-    [ -x "$BIN/kubectl" ] || die "kubectl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
+    local kubectl=$BIN/kubectl
+    [ -x "$kubectl" ] || kubectl=$STATE/bin/kubectl # the copy up leaves, for users other than root
+    [ -x "$kubectl" ] || die "kubectl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
     [ -r "$KUBECONFIG_PATH" ] || die "no kubeconfig at $KUBECONFIG_PATH: run scripts/cluster.sh up"
-    exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"
+    exec "$kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"
 }
 
 cmd_crictl() {
@@ -1005,7 +1060,7 @@ cmd_crictl() {
     shift
     node_index "$n" >/dev/null || { printf 'cluster: unknown node %s (nodes: %s)\n' "$n" "$NODES" >&2; exit 2; }
     [ -x "$BIN/crictl" ] || die "crictl not built for this checkout's pins: run scripts/cluster.sh build (or up)"
-    exec "$BIN/crictl" --runtime-endpoint "unix://$(node_sock "$n")" "$@"
+    exec "$BIN/crictl" --config "$(node_dir "$n")/crictl.yaml" "$@"
 }
 
 main() {
@@ -1019,6 +1074,7 @@ main() {
         status) [ $# -eq 0 ] || usage; cmd_status ;;
         kubectl) cmd_kubectl "$@" ;;
         crictl) cmd_crictl "$@" ;;
+        recycle-volumes) cmd_recycle_volumes ;; # internal: the pv-recycler process
         stop-node) cmd_stop_node "$@" ;;
         -h | --help | help) usage ;;
         *) usage ;;
