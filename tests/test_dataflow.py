@@ -122,6 +122,9 @@ def test_shell_step_sees_the_contract_environment(tmp_path, locations):
 
 
 def test_python_helper_reads_zero_copy_and_writes_atomically(tmp_path, locations):
+    # Steps see only their own environment: numpy is a requirement of each (one venv, cached, for both).
+    # The first run installs it from the index (seconds); later ones reuse the venv.
+    numpy_pin = "numpy==2.1.3\n"
     write_step(tmp_path / "steps", "produce", """
         from imagekit_runtime import step
         with step.open_output("numbers", "wb") as out:
@@ -130,7 +133,7 @@ def test_python_helper_reads_zero_copy_and_writes_atomically(tmp_path, locations
         (folder / "part-0").write_text("zero")
         import numpy
         step.write_array("matrix", numpy.arange(12, dtype=numpy.int32).reshape(3, 4))
-        """, outputs=["numbers", "folder", "matrix"], shell=False)
+        """, outputs=["numbers", "folder", "matrix"], shell=False, requirements=numpy_pin)
     write_step(tmp_path / "steps", "consume", """
         import mmap, json
         from imagekit_runtime import step
@@ -144,7 +147,7 @@ def test_python_helper_reads_zero_copy_and_writes_atomically(tmp_path, locations
                                                 "part": (folder / "part-0").read_text(),
                                                 "shard": step.shard_index(),
                                                 "matrix": int(matrix[2].sum())}).encode())
-        """, inputs=["numbers", "folder", "matrix"], outputs=["summary"], shell=False)
+        """, inputs=["numbers", "folder", "matrix"], outputs=["summary"], shell=False, requirements=numpy_pin)
     pipeline = write_pipeline(tmp_path, "helper", ["produce", "consume"], results=["summary"])
     result = imagekit("run", pipeline, *locations.args())
     assert result.returncode == 0, result.stderr

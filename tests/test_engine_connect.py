@@ -59,7 +59,7 @@ def test_a_ping_without_a_version_falls_back_to_asking_the_engine(versionless_en
 
 def test_nothing_answering_names_the_socket_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
-    with pytest.raises(EnvironmentMissing, match=r"no Docker engine answers at unix://.*none\.sock.*bootstrap\.sh"):
+    with pytest.raises(EnvironmentMissing, match=r"no Docker engine answers at unix://.*none\.sock.*apt-get install docker\.io"):
         engine.connect(timeout=5)
 
 

@@ -168,7 +168,7 @@ def test_an_update_while_count_runs_stops_it_in_the_grace_period_and_runs_it_aga
     assert held["run"]["inputs"]["count"] == {"tokens": "shm", "vocab": "shm"}  # committed upstream kept
     assert sorted(held["run"]["reused"]) == ["generate", "linestats", "tokenize"]
     # The first run saw count stopped (SIGTERM) within the pod's grace period, and ended terminated.
-    code, text = docker_client.containers.get(f"{pods.name}-0.sandbox").exec_run(
+    code, text = docker_client.containers.get(pods.container(0, "sandbox")).exec_run(
         ["cat", f"{contract.DEFAULT_SHM_DIR}/wordfreq/shard-0/{contract.RUN_DIR_NAME}/{contract.JOURNAL_FILE}"])
     assert code == 0
     entries = parse_text(text.decode())

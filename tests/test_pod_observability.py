@@ -11,7 +11,7 @@ import pytest
 
 from conftest import imagekit
 from fixtures_pods import GATE_PIPELINE
-from imagekit_deploy.emulator.state import LABEL_SET
+from imagekit_deploy.emulator.state import LABEL_SET, StateDir
 from imagekit_runtime import contract
 from prometheus_support import http_get, prometheus_scraping
 
@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 
-def sandbox_port(docker_client: Any, pod: str) -> int:
-    sandbox = docker_client.containers.get(f"{pod}.sandbox")
+def sandbox_port(docker_client: Any, pod: str, state: Path) -> int:
+    sandbox = docker_client.containers.get(f"{pod}.sandbox.{StateDir(state).scope}")
     bindings = sandbox.attrs["NetworkSettings"]["Ports"][f"{contract.METRICS_PORT}/tcp"]
     assert bindings[0]["HostIp"] == "127.0.0.1"
     return int(bindings[0]["HostPort"])
@@ -42,7 +42,7 @@ def test_prometheus_scrapes_an_emulated_pod_and_pod_logs_reads_it(pod_gate_image
     try:
         up = imagekit("pod", "up", rendered, "--state-dir", state, "--param", "COUNT=3000", timeout=240)
         assert up.returncode == 0, up.stderr[-3000:]
-        port = sandbox_port(docker_client, pod)
+        port = sandbox_port(docker_client, pod, state)
         with prometheus_scraping([f"127.0.0.1:{port}"], tmp_path / "prometheus") as prometheus:
             prometheus.wait_for('imagekit_step_state{step="total",state="running"} == 1', lambda r: len(r) == 1,
                                 timeout=120)

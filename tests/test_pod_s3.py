@@ -95,7 +95,7 @@ def test_s3_sources_and_sinks_survive_a_pod_failure(pod_sets: Any, s3_sum_image:
     for shard in (0, 1):
         logs = imagekit("pod", "logs", str(shard), "--state-dir", pods.state_dir)
         assert logs.returncode == 0 and SECRET_VALUE not in logs.stdout + logs.stderr
-        container = docker_client.containers.get(f"{pods.name}-{shard}.pipeline")
+        container = docker_client.containers.get(pods.container(shard, "pipeline"))
         assert f"AWS_SECRET_ACCESS_KEY={SECRET_VALUE}" in container.attrs["Config"]["Env"]  # it did reach the pod
         journal = (f"{contract.DEFAULT_SHM_DIR}/s3-sum/{contract.shard_dir_name(shard)}/{contract.RUN_DIR_NAME}/"
                    f"{contract.JOURNAL_FILE}")

@@ -93,9 +93,7 @@ def render_command(
         max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor, env=tuple(env), s3_secret=s3_secret,
         run_name=run_name,
     )
-    unpinned = unpinned_warning(image, "--image", required=require_digest)
-    if unpinned:
-        stderr.print(f"warning: {unpinned}", markup=False)
+    unpinned = unpinned_warning(image, "--image", required=require_digest)  # printed once the rendering is good
     if measured_run is not None:
         warning = shm_warning(spec, measured_shm(measured_run))
         if warning:
@@ -113,6 +111,8 @@ def render_command(
     report = validate_rendering(rendering, kubernetes_version=kubernetes_version, kruise=kruise_schema(kruise_crd))
     if report.problems:
         raise ManifestsInvalid(report.problems)
+    if unpinned:
+        stderr.print(f"warning: {unpinned}", markup=False)
 
     written = write_rendering(rendering, out_dir) if out_dir is not None else []
     if out_dir is None:
