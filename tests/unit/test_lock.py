@@ -127,3 +127,20 @@ def test_the_sbom_lists_the_tree_with_versions_hashes_and_licences(index: Path, 
     assert components["beta"]["purl"] == "pkg:pypi/beta@0.3"
     # Deterministic: the same tree gives the same bytes (so the same deps layer).
     assert install_step_requirements(step, TARGET, refresh=True).sbom == deps.sbom
+
+
+def test_locked_refuses_a_missing_or_stale_lock_and_writes_none(index: Path, tmp_path: Path) -> None:
+    """`build --locked` (as `npm ci`): the lock must stand as committed; nothing is resolved or written."""
+    step = load_step(step_with(tmp_path, "alpha==1.0\n"))
+    with pytest.raises(SpecError, match=r"requirements.lock: step s: missing, or stale.*imagekit lock PIPELINE"):
+        step_lock(step, TARGET, tmp_path / "wheels", locked=True)
+    assert not (step.directory / LOCK_NAME).exists()
+    step_lock(step, TARGET, tmp_path / "wheels")  # written by a build without --locked
+    written = (step.directory / LOCK_NAME).read_text()
+    assert step_lock(step, TARGET, tmp_path / "wheels", locked=True).text == written  # current: used as it is
+    (step.directory / "requirements.txt").write_text("alpha==2.0\n")
+    with pytest.raises(SpecError, match="stale"):
+        step_lock(load_step(step.directory), TARGET, tmp_path / "wheels", locked=True)
+    assert (step.directory / LOCK_NAME).read_text() == written
+    with pytest.raises(SpecError, match="stale"):  # a lock for another Python is stale too
+        step_lock(step, PythonTarget(version="3.12"), tmp_path / "wheels", locked=True)
