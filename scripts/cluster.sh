@@ -776,7 +776,9 @@ ensure_storage() {
     for n in $NODES; do
         for ((i = 0; i < LOCAL_PVS_PER_NODE; i++)); do mkdir -p "$STATE/storage/local-ssd/$n/pv-$i"; done
     done
-    for ((i = 0; i < SHARED_PVS; i++)); do mkdir -p "$STATE/storage/shared/pv-$i"; done
+    # hostPath volumes get no fsGroup from the kubelet (local ones do): the shared tier's directories are
+    # open to every pod user, as an NFS export for many users is.
+    for ((i = 0; i < SHARED_PVS; i++)); do mkdir -p "$STATE/storage/shared/pv-$i" && chmod 0777 "$STATE/storage/shared/pv-$i"; done
     sum=$(storage_yaml | sha256sum | cut -c1-16)
     if [ "$(cat "$STATE/storage/applied" 2>/dev/null)" != "$sum" ] || ! kc get storageclass imagekit-local-ssd imagekit-shared >/dev/null 2>&1; then
         say "creating StorageClasses imagekit-local-ssd and imagekit-shared and their PersistentVolumes"

@@ -17,6 +17,7 @@ from imagekit_runtime import contract
 from imagekit_runtime.quantity import format_bytes, format_cpus
 from imagekit_runtime.spec import PipelineSpec, load_pipeline
 
+from . import deploy_cluster
 from .common import ManifestFormat, OutputFormat, emit_json, print_error, stderr
 
 deploy_app = typer.Typer(
@@ -27,6 +28,7 @@ deploy_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    deploy_cluster.register(deploy_app)
     app.add_typer(deploy_app, name="deploy")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from imagekit_deploy.emulator.rollout import (
+from imagekit_deploy.rollout import (
     Action,
     check_allowed,
     decide,
@@ -98,9 +98,9 @@ def test_in_place_only_refuses_a_change_it_cannot_make_in_place() -> None:
 
 
 def test_a_pod_is_in_place_updating_until_its_new_runtime_has_started_a_run() -> None:
-    from imagekit_deploy.emulator.rollout import PodUpdate
     from imagekit_deploy.emulator.state import SetState
     from imagekit_deploy.emulator.status import Update, _update_state
+    from imagekit_deploy.rollout import PodUpdate
     from imagekit_runtime.journal import RunView
 
     new = workload("r.example/w:2")

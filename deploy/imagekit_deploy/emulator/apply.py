@@ -16,11 +16,7 @@ from typing import Any
 
 from imagekit_runtime.errors import UsageError
 
-from ..writer import load_rendered
-from .blueprint import PodBlueprint, SetBlueprint, pod_name, set_blueprint
-from .engine import Engine
-from .pods import PodFailed, PodSet
-from .rollout import (
+from ..rollout import (
     Action,
     PodUpdate,
     Strategy,
@@ -31,6 +27,10 @@ from .rollout import (
     update_order,
     update_strategy,
 )
+from ..writer import load_rendered
+from .blueprint import PodBlueprint, SetBlueprint, pod_name, set_blueprint
+from .engine import Engine
+from .pods import PodFailed, PodSet
 from .state import SetState, StateDir, default_state_dir
 from .status import read_run
 

@@ -13,9 +13,9 @@ from imagekit_runtime.journal import Entry, RunView, newest_run, parse_text
 from imagekit_runtime.results import read_completion
 from imagekit_runtime.states import StepState
 
+from ..rollout import PodUpdate, UpdateKind, template_revision
 from .blueprint import PodBlueprint
 from .pods import SANDBOX, PodSet
-from .rollout import PodUpdate, UpdateKind, template_revision
 from .state import LABEL_REVISION, SetState
 
 _READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"

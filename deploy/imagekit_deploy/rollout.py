@@ -159,3 +159,39 @@ class PodUpdate:
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> PodUpdate | None:
         return cls(**data) if data else None
+
+
+def template_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> list[str]:
+    """Where two workloads' pod templates differ beyond what an in-place update changes (dotted paths)."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if len(found) >= limit or a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for index, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{index}]")
+        else:
+            found.append(path)
+
+    walk(_without_in_place_fields((old.get("spec") or {}).get("template") or {}),
+         _without_in_place_fields((new.get("spec") or {}).get("template") or {}), "spec.template")
+    return found
+
+
+def why_recreated(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """None when the controller updates running pods in place (or nothing changed); else why it recreates them."""
+    if template_revision(old) == template_revision(new):
+        return None
+    strategy = update_strategy(new, 1)
+    if not strategy.in_place:
+        kind = "a plain StatefulSet" if not str(new.get("apiVersion", "")).startswith(KRUISE_API_GROUP) \
+            else "podUpdatePolicy ReCreate"
+        return f"{kind} recreates its pods on every template change"
+    changes = template_changes(old, new)
+    if not changes:
+        return None
+    return f"the template changes more than container images and env values: {', '.join(changes)}"
