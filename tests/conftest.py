@@ -195,6 +195,7 @@ def started_steps(path: Path) -> list[str]:
 # Engine fixtures (docker, registry, base image), only where the build path is present. Imported last:
 # they run the CLI through `imagekit` above.
 try:
+    from fixtures_cluster import *  # noqa: F403
     from fixtures_engine import *  # noqa: F403
     from fixtures_pods import *  # noqa: F403
     from fixtures_s3pods import *  # noqa: F403

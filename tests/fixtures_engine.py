@@ -212,11 +212,12 @@ def run_pipeline_image(image: str, results: Path, *args: str, shard_index: int =
     return PipelineRun(exit_code=int(status["StatusCode"]), logs=logs, results=results)
 
 
-def expected_wordfreq(pipeline: Path, tmp: Path, shard_index: int = 0) -> tuple[list[tuple[str, int]], dict[str, int]]:
+def expected_wordfreq(pipeline: Path, tmp: Path, shard_index: int = 0,
+                      corpus_bytes: str = SMALL_CORPUS) -> tuple[list[tuple[str, int]], dict[str, int]]:
     """The right answer, computed on the host without the image: the generator is plain Python,
     counting is a Counter. Returns (counts sorted as `count` writes them, corpus line/word/byte stats)."""
     corpus = tmp / f"corpus-{shard_index}"
-    env = {**os.environ, "WORDFREQ_BYTES": SMALL_CORPUS, "IMAGEKIT_SHARD_INDEX": str(shard_index),
+    env = {**os.environ, "WORDFREQ_BYTES": corpus_bytes, "IMAGEKIT_SHARD_INDEX": str(shard_index),
            "IMAGEKIT_OUT_CORPUS": str(corpus)}
     subprocess.run([sys.executable, "main.py"], cwd=pipeline / "steps" / "generate", env=env, check=True)
     data = corpus.read_bytes()
