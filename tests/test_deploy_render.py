@@ -187,9 +187,10 @@ def test_pipeline_without_ssd_gets_no_ssd_volume():
     assert [c["metadata"]["name"] for c in workload(rendering)["spec"]["volumeClaimTemplates"]] == ["pv"]
 
 
-def test_pipeline_without_pv_gets_no_claim_templates():
+def test_pipeline_without_pv_gets_no_pv_claim_template():
     _, _, rendering = rendered(DEPLOY_DATA / "deploy-wide")
-    assert "volumeClaimTemplates" not in workload(rendering)["spec"]
+    claims = [claim["metadata"]["name"] for claim in workload(rendering)["spec"].get("volumeClaimTemplates", [])]
+    assert claims == ["ssd"]  # the default SSD is a local-PV claim; no PV claim
     env = env_of(pipeline_container(rendering))
     assert "IMAGEKIT_PV_DIR" not in env
     assert env["IMAGEKIT_SSD_DIR"]["value"] == "/mnt/nvme/imagekit"

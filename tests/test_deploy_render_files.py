@@ -77,10 +77,12 @@ def test_cli_render_writes_files_that_validate(tmp_path):
     result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "--replicas", "3", "-d", str(out)])
     assert result.exit_code == 0, result.stderr
     written = result.stdout.splitlines()  # the files it wrote, one path a line: the result on stdout
-    assert sorted(Path(line).name for line in written) == ["kustomization.yaml", "service.yaml", "statefulset.yaml"]
+    # The default SSD is a local-PV claim, of a StorageClass rendered beside the set.
+    files = ["kustomization.yaml", "service.yaml", "statefulset.yaml", "storageclass-imagekit-local-ssd.yaml"]
+    assert sorted(Path(line).name for line in written) == files
     assert all(Path(line).parent == out for line in written)
     assert f"kubectl apply -k {out}" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["kustomization.yaml", "service.yaml", "statefulset.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == files
     check = runner.invoke(app, ["deploy", "validate", str(out)])
     assert check.exit_code == 0, check.stderr
     assert "ok" in check.stdout
@@ -90,7 +92,8 @@ def test_cli_render_without_output_dir_prints_a_yaml_stream(tmp_path):
     result = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "--flavor", "statefulset"])
     assert result.exit_code == 0, result.stderr
     documents = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert [(d["apiVersion"], d["kind"]) for d in documents] == [("v1", "Service"), ("apps/v1", "StatefulSet")]
+    assert [(d["apiVersion"], d["kind"]) for d in documents] == [("storage.k8s.io/v1", "StorageClass"), ("v1", "Service"),
+                                                                 ("apps/v1", "StatefulSet")]
     # The stream validates too.
     stream = tmp_path / "all.yaml"
     stream.write_text(result.stdout)
@@ -107,7 +110,7 @@ def test_cli_render_json_summary(tmp_path):
     assert summary["replicas"] == 7
     assert summary["skipped_shards"] == [3]
     assert summary["validation"]["ok"] is True
-    assert {r["kind"] for r in summary["resources"]} == {"Service", "StatefulSet"}
+    assert {r["kind"] for r in summary["resources"]} == {"StorageClass", "Service", "StatefulSet"}
     assert all(Path(path).is_file() for path in summary["files"])
 
 
@@ -129,7 +132,7 @@ def test_cli_render_prints_a_json_list_with_output_json_and_writes_nothing(tmp_p
     assert result.exit_code == 0, result.stderr
     listed = json.loads(result.stdout)
     assert listed["apiVersion"] == "v1" and listed["kind"] == "List"
-    assert [item["kind"] for item in listed["items"]] == ["Service", "StatefulSet"]
+    assert [item["kind"] for item in listed["items"]] == ["StorageClass", "Service", "StatefulSet"]
     assert list(tmp_path.iterdir()) == []  # `-o json` is a format, never a directory called json
 
 
@@ -138,7 +141,7 @@ def test_cli_render_output_yaml_is_the_same_stream_as_text():
     as_yaml = runner.invoke(app, ["deploy", "render", str(WORDFREQ), "--image", IMAGE, "-o", "yaml"])
     assert as_text.exit_code == as_yaml.exit_code == 0, as_text.stderr + as_yaml.stderr
     assert as_yaml.stdout == as_text.stdout
-    assert [d["kind"] for d in yaml.safe_load_all(as_yaml.stdout) if d] == ["Service", "StatefulSet"]
+    assert [d["kind"] for d in yaml.safe_load_all(as_yaml.stdout) if d] == ["StorageClass", "Service", "StatefulSet"]
 
 
 def test_cpus_set_the_pods_cpu_request_and_limit_and_the_runtimes_cpu_slots():

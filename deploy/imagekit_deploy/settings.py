@@ -63,6 +63,15 @@ class SsdMode(StrEnum):
     local_pv = "local-pv"
 
 
+# The default: a local-PV claim takes its owner from fsGroup, so the pod needs no init container and a new
+# image changes nothing but the pipeline container's image: Kruise updates it in place. hostPath needs an
+# init container running the pipeline image (to hand the directory to the runtime's user), so every new
+# image recreates the pod.
+DEFAULT_SSD_MODE = SsdMode.local_pv
+HOSTPATH_RECREATES = ("--ssd hostpath: its prepare-ssd init container runs the pipeline image, so each new image "
+                      "recreates the pods (shm lost) instead of updating them in place; --ssd local-pv does not")
+
+
 @dataclass(frozen=True)
 class DeploySettings:
     """Everything a renderer needs beyond the pipeline spec, already validated."""
@@ -72,7 +81,7 @@ class DeploySettings:
     shard_count: int  # IMAGEKIT_SHARD_COUNT; one pod ordinal per shard
     flavor: Flavor = Flavor.kruise
     namespace: str | None = None
-    ssd: SsdMode | None = SsdMode.hostpath  # None when the pipeline has no SSD checkpoint
+    ssd: SsdMode | None = DEFAULT_SSD_MODE  # None when the pipeline has no SSD checkpoint
     memory_limit: int = 0
     cpus: Fraction | None = None  # --cpus: the pod's CPU request and limit; the runtime's cpu slots follow it
     pv_size: int = 10 * GiB
@@ -283,7 +292,7 @@ def resolve_settings(
                             "set checkpoint.ssd to a path or drop --ssd")
         ssd_mode = None
     else:
-        ssd_mode = ssd or SsdMode.hostpath
+        ssd_mode = ssd or DEFAULT_SSD_MODE
 
     cpu_limit = None if cpus is None else parse_cpus(cpus, file=None, field="--cpus")
     limit = _memory_limit(spec, memory_limit, cpu_limit)

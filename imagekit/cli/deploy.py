@@ -10,7 +10,7 @@ from imagekit.references import unpinned_warning
 from imagekit_deploy.measured import measured_shm, shm_warning
 from imagekit_deploy.renderer import Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KRUISE_CRD_OPTION, kruise_schema
-from imagekit_deploy.settings import DeploySettings, Flavor, SsdMode, resolve_settings
+from imagekit_deploy.settings import HOSTPATH_RECREATES, DeploySettings, Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from imagekit_runtime import contract
@@ -43,7 +43,8 @@ def render_command(
     replicas: int | None = typer.Option(None, "--replicas", help="shards = pod ordinals (default: the pipeline's `shards`)"),
     flavor: Flavor = typer.Option(Flavor.kruise, "--flavor", help="kruise (Advanced StatefulSet) or statefulset (apps/v1)"),
     namespace: str | None = typer.Option(None, "--namespace", "-n", help="namespace of the resources (default: kubectl's)"),
-    ssd: SsdMode | None = typer.Option(None, "--ssd", help="node-local SSD as a hostPath (default) or a local-PV claim"),
+    ssd: SsdMode | None = typer.Option(None, "--ssd", help="node-local SSD as a local-PV claim (default: pods update in place) "
+                                                                 "or a hostPath (each new image recreates the pods)"),
     memory_limit: str | None = typer.Option(None, "--memory-limit",
                                             help="container memory, shm included (default: shm + 512Mi per parallel step + 256Mi)"),
     cpus: str | None = typer.Option(
@@ -103,6 +104,8 @@ def render_command(
     if replicas is not None and replicas != spec.shards:
         stderr.print(f"note: --replicas {replicas} overrides the pipeline's shards ({spec.shards}); "
                      f"{contract.SHARD_COUNT} is {replicas}")
+    if settings.ssd is SsdMode.hostpath and settings.flavor is Flavor.kruise:
+        stderr.print(f"note: {HOSTPATH_RECREATES}", markup=False)
     if spec.uses_s3 and settings.s3_secret is None:
         stderr.print("note: the pipeline reads or writes s3 and no --s3-secret names the credentials' Secret: the "
                      "pods get them only from the node or a service account")
