@@ -193,7 +193,7 @@ def test_kill_and_up_refuse_what_they_cannot_do(pod_sets: Any, pod_gate_image: s
 
 @pytest.mark.slow  # 4 s or more
 def test_hostpath_ssd_is_prepared_by_the_rendered_init_container(pod_sets: Any, pod_gate_image: str) -> None:
-    pods = pod_sets(GATE_PIPELINE, pod_gate_image, 1)  # default --ssd hostpath
+    pods = pod_sets(GATE_PIPELINE, pod_gate_image, 1, "--ssd", "hostpath")
     pods.up("--param", f"COUNT={GATE_COUNT}")
     status = pods.status("--wait", "--timeout", "60")[0]
     assert status["phase"] == "Complete"
