@@ -213,7 +213,7 @@ def test_pods_are_read_from_the_rendering_alone(tmp_path: Path) -> None:
 
     rendered = tmp_path / "rendered"
     result = imagekit("deploy", "render", GATE_PIPELINE, "--image", "example.com/pod-gate:1", "--replicas", "4",
-                      "--skip-shard", "1", "--namespace", "batch", "-d", rendered)
+                      "--skip-shard", "1", "--namespace", "batch", "--ssd", "hostpath", "-d", rendered)
     assert result.returncode == 0, result.stderr
     pods = set_blueprint(load_rendered(rendered))
     assert (pods.name, pods.namespace) == ("pod-gate", "batch")
