@@ -49,6 +49,7 @@ class ShardStatus:
     image_id: str
     revision: str
     uid: str
+    updated: bool   # runs the set's current revision, its container already on the template's image
     run: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,10 +61,11 @@ class SetStatus:
     replicas: int
     update_revision: str
     shards: list[ShardStatus]
+    observed: bool = True  # the controller has seen the set's newest spec (its revision is the current one)
 
     @property
     def complete(self) -> bool:
-        return bool(self.shards) and all(shard.phase == Phase.COMPLETE for shard in self.shards)
+        return self.observed and bool(self.shards) and all(shard.phase == Phase.COMPLETE and shard.updated for shard in self.shards)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +108,17 @@ def _run_of(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str) -> 
     return run, complete
 
 
-def shard_status(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str) -> ShardStatus:
+def _runs_template_image(pod: Any, container: Any) -> bool:
+    """Whether the container runs the image its pod spec names now (an in-place update swaps it)."""
+    wanted = next((c.image for c in pod.spec.containers if c.name == PIPELINE_CONTAINER), "")
+    if container is None or container.state is None or container.state.running is None:
+        return False
+    if "@" in wanted:
+        return str(container.image_id or "").endswith(wanted.split("@", 1)[1])
+    return bool(container.image == wanted)
+
+
+def shard_status(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str, update_revision: str) -> ShardStatus:
     container = _pipeline_container(pod)
     running_now = container is not None and container.state is not None and container.state.running is not None
     run, complete = _run_of(cluster, pod, workload, name) if running_now else (RunView(), False)
@@ -130,6 +142,7 @@ def shard_status(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str
         failed=failed, restarts=container.restart_count if container is not None else 0,
         image=container.image if container is not None else "", image_id=container.image_id if container else "",
         revision=labels.get("controller-revision-hash", ""), uid=pod.metadata.uid,
+        updated=labels.get("controller-revision-hash", "") == update_revision and _runs_template_image(pod, container),
         run={"runs": run.runs, "status": run.status, "restored": run.restored, "reused": run.reused,
              "started": run.started, "inputs": run.inputs})
 
@@ -139,11 +152,14 @@ def set_status(cluster: Cluster, name: str, namespace: str) -> SetStatus:
     selector = ",".join(f"{key}={value}" for key, value in
                         (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())
     pods = [pod for pod in cluster.pods(namespace, selector) if pod.metadata.deletion_timestamp is None]
-    shards = sorted((shard_status(cluster, pod, workload, name) for pod in pods), key=lambda shard: shard.shard)
     status = workload.get("status") or {}
+    update_revision = str(status.get("updateRevision") or template_revision(workload))
+    shards = sorted((shard_status(cluster, pod, workload, name, update_revision) for pod in pods),
+                    key=lambda shard: shard.shard)
     return SetStatus(name=name, namespace=namespace, api_version=str(workload.get("apiVersion")),
                      replicas=int((workload.get("spec") or {}).get("replicas") or 0),
-                     update_revision=str(status.get("updateRevision") or template_revision(workload)), shards=shards)
+                     update_revision=update_revision, shards=shards,
+                     observed=status.get("observedGeneration") == (workload.get("metadata") or {}).get("generation"))
 
 
 def format_status(status: SetStatus) -> str:
