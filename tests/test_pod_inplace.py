@@ -132,6 +132,7 @@ def test_statefulset_recreates_the_pod_and_runs_the_changed_step_from_the_ssd(
 
     report = apply(pods, render(pods, versions.pipeline, versions.v2, "--ssd", "local-pv", "--flavor", "statefulset"))
     assert [p["action"] for p in report["pods"]] == ["recreated"]
+    assert "plain StatefulSet recreates" in report["pods"][0]["why"]  # says why not in place
 
     status = pods.status("--wait", "--timeout", "120")[0]
     assert status["phase"] == "Complete" and status["image"] == versions.v2

@@ -52,7 +52,8 @@ def _report(report: UpReport, output: OutputFormat) -> None:
         emit_json({"state_dir": str(report.state_dir), "name": report.name, "namespace": report.namespace,
                    "revision": report.revision, "pods": report.pods})
     else:
-        emit_text("\n".join(f"{pod['pod']}: {pod['action']} (revision {pod['revision']})" for pod in report.pods))
+        emit_text("\n".join(f"{pod['pod']}: {pod['action']} (revision {pod['revision']})"
+                             + (f": {pod['why']}" if pod.get("why") else "") for pod in report.pods))
     stderr.print(f"{report.name}: {len(report.pods)} pod(s) up at revision {report.revision}, state in {report.state_dir}; "
                  f"follow with `imagekit pod status --state-dir {report.state_dir}`")
 

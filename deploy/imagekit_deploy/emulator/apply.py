@@ -26,6 +26,7 @@ from ..rollout import (
     template_revision,
     update_order,
     update_strategy,
+    why_recreated,
 )
 from ..writer import load_rendered
 from .blueprint import PodBlueprint, SetBlueprint, pod_name, set_blueprint
@@ -181,6 +182,7 @@ def apply(rendered: Path, state_root: Path | None, replicas: int | None, options
     pods = PodSet(state_dir, engine)
     rollout = _Rollout(pods, state, update_strategy(blueprint.workload, len(ordinals)), timeout)
     actions: dict[int, Action] = {}
+    why: dict[int, str] = {}  # a recreated pod: why not in place
     for ordinal in ordinals:  # decided before anything changes, so a refused update changes nothing
         if not pods.pod_is_whole(pods.blueprint(state, ordinal)):
             actions[ordinal] = Action.CREATED
@@ -188,6 +190,8 @@ def apply(rendered: Path, state_root: Path | None, replicas: int | None, options
         old = state.workload_of(pod_name(state.name, ordinal))
         check_allowed(rollout.strategy, old, blueprint.workload, blueprint.name)
         actions[ordinal] = decide(rollout.strategy, ordinal, old, blueprint.workload)
+        if actions[ordinal] is Action.RECREATED:
+            why[ordinal] = why_recreated(old, blueprint.workload) or "the update strategy recreates pods"
     state_dir.save(state)  # then, so that `down` can clean up whatever happens next
     for gone in sorted(set(previous.ordinals if previous else []) - set(ordinals)):
         pods.remove_pod(pods.blueprint(state, gone))  # scaled down: claims stay, as with whenScaled: Retain
@@ -206,6 +210,7 @@ def apply(rendered: Path, state_root: Path | None, replicas: int | None, options
     return UpReport(state_dir=state_dir.root, name=blueprint.name, namespace=blueprint.namespace,
                     revision=rollout.revision,
                     pods=[{"pod": pod_name(state.name, o), "ordinal": o, "action": actions[o].value,
-                           "revision": state.pod_revisions.get(pod_name(state.name, o), "")} for o in ordinals])
+                           "revision": state.pod_revisions.get(pod_name(state.name, o), ""),
+                           **({"why": why[o]} if o in why else {})} for o in ordinals])
 
 
