@@ -114,3 +114,15 @@ def test_no_fix_hint_names_a_script_of_this_repository() -> None:
         for source in (REPO / folder).rglob("*.py"):
             named = re.findall(r"scripts/[a-z_-]+\.sh", source.read_text())
             assert not named, f"{source} names {named}: a script a pip user does not have"
+
+
+@pytest.mark.slow  # installs urllib3 into the step's venv (seconds, from the package index)
+def test_a_step_pinning_a_package_imagekit_also_uses_gets_its_own_pin(tmp_path: Path) -> None:
+    """imagekit's own environment has urllib3 2.x (docker, requests): a step pinning 1.26.18 imports 1.26.18."""
+    code = ("import urllib3\nfrom imagekit_runtime import step\n"
+            "step.output_path('x').write_text(urllib3.__version__)\n")
+    write_step(tmp_path / "steps", "pinned", code, outputs=["x"], shell=False, requirements="urllib3==1.26.18\n")
+    pipeline = write_pipeline(tmp_path, "pinned", ["pinned"], results=["x"])
+    result = imagekit("run", pipeline, "--no-checkpoints", "--results", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "x").read_text() == "1.26.18"

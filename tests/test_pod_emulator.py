@@ -236,3 +236,24 @@ def test_pods_are_read_from_the_rendering_alone(tmp_path: Path) -> None:
     code = ("import sys, imagekit_deploy.emulator.blueprint, imagekit_deploy.emulator.state; "
             "sys.exit(1 if 'docker' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+@pytest.mark.slow  # 4 s or more
+def test_two_state_directories_run_two_independent_sets_of_one_rendering(pod_sets: Any, pod_gate_image: str,
+                                                                          tmp_path: Path) -> None:
+    """Two CI jobs on one Docker host: the same rendering, two state directories, two sets that do not meet."""
+    first = pod_sets(GATE_PIPELINE, pod_gate_image, 1)
+    other_state = tmp_path / "second-job"
+    first.up("--param", f"COUNT={GATE_COUNT}")
+    second = imagekit("pod", "up", first.rendered, "--state-dir", other_state, "--param", f"COUNT={GATE_COUNT}",
+                      timeout=240)
+    try:
+        assert second.returncode == 0, second.stderr
+        assert first.status("--wait", "--timeout", "60")[0]["phase"] == "Complete"
+        waited = imagekit("pod", "status", "--state-dir", other_state, "--wait", "--timeout", "60")
+        assert waited.returncode == 0, waited.stderr
+        down = imagekit("pod", "down", "--state-dir", other_state, "--delete-data")
+        assert down.returncode == 0, down.stderr
+        assert first.status()[0]["phase"] == "Complete"  # taking one set down left the other running
+    finally:
+        imagekit("pod", "down", "--state-dir", other_state, "--grace-period", "0", "--delete-data")
