@@ -25,7 +25,7 @@ from .state import SetState
 LEVELS = contract.FAILURE_LEVELS
 
 # Run in the pipeline container as its user: find a RUNNING step in supervisord, kill -9 it if asked.
-_STEP_PROCESS = r"""
+STEP_PROCESS_SCRIPT = r"""
 import glob, os, signal, subprocess, sys
 pattern, step, action = sys.argv[1], sys.argv[2], sys.argv[3]
 confs = sorted(glob.glob(pattern))
@@ -58,7 +58,7 @@ class KillReport:
         return dict(self.__dict__)
 
 
-def _supervisord_conf(pod: PodBlueprint) -> str:
+def supervisord_conf_pattern(pod: PodBlueprint) -> str:
     pipeline = pod.pipeline or "*"
     return (f"{pod.shm_dir()}/{pipeline}/{contract.shard_dir_name(pod.shard_index or '*')}/{contract.RUN_DIR_NAME}/"
             f"{contract.SUPERVISOR_CONF}")
@@ -68,7 +68,7 @@ def _step_process(pods: PodSet, pod: PodBlueprint, step: str | None, action: str
     container = pods.engine.get(pods.container_name(pod.name, pod.container.name))
     if container is None or container.status != "running":
         return None
-    code, output = pods.engine.exec(container, ["python3", "-c", _STEP_PROCESS, _supervisord_conf(pod), step or "",
+    code, output = pods.engine.exec(container, ["python3", "-c", STEP_PROCESS_SCRIPT, supervisord_conf_pattern(pod), step or "",
                                                 action])
     if code != 0 or not output.strip():
         return None
