@@ -75,6 +75,9 @@ def test_wordfreq_runs_as_four_shards_on_two_nodes(kube: KubeCluster, wordfreq_b
         assert [shard["shard"] for shard in shards] == [0, 1, 2, 3]
         assert all(shard["phase"] == "Complete" and shard["done"] == shard["total"] == 5 for shard in shards)
         assert {shard["node"] for shard in shards} == {"imagekit-node-a", "imagekit-node-b"}
+        # kubectl users see it too: `kubectl get pods -L imagekit.dev/shard-complete`.
+        pods = json.loads(kube.kubectl("get", "pods", "-l", f"app.kubernetes.io/name={name}", "-o", "json"))["items"]
+        assert [pod["metadata"]["labels"].get("imagekit.dev/shard-complete") for pod in pods] == ["true"] * 4
         digest = wordfreq_by_digest.split("@", 1)[1]
         assert all(shard["image_id"].endswith(digest) or digest in shard["image"] for shard in shards)
         out = tmp_path / "results"

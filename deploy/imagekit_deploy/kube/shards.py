@@ -21,6 +21,7 @@ from ..rollout import template_revision
 from .client import Cluster
 
 WORKLOAD_VERSIONS = ("apps.kruise.io/v1beta1", "apps/v1")
+COMPLETE_LABEL = "imagekit.dev/shard-complete"  # set on a pod by `deploy status|wait` once they see it complete
 PIPELINE_CONTAINER = "pipeline"
 DONE = frozenset(state.value for state in StepState if state.done)
 _READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
@@ -156,10 +157,22 @@ def set_status(cluster: Cluster, name: str, namespace: str) -> SetStatus:
     update_revision = str(status.get("updateRevision") or template_revision(workload))
     shards = sorted((shard_status(cluster, pod, workload, name, update_revision) for pod in pods),
                     key=lambda shard: shard.shard)
-    return SetStatus(name=name, namespace=namespace, api_version=str(workload.get("apiVersion")),
-                     replicas=int((workload.get("spec") or {}).get("replicas") or 0),
-                     update_revision=update_revision, shards=shards,
-                     observed=status.get("observedGeneration") == (workload.get("metadata") or {}).get("generation"))
+    result = SetStatus(name=name, namespace=namespace, api_version=str(workload.get("apiVersion")),
+                       replicas=int((workload.get("spec") or {}).get("replicas") or 0),
+                       update_revision=update_revision, shards=shards,
+                       observed=status.get("observedGeneration") == (workload.get("metadata") or {}).get("generation"))
+    mark_complete(cluster, result, {pod.metadata.name: pod for pod in pods})
+    return result
+
+
+def mark_complete(cluster: Cluster, status: SetStatus, pods: dict[str, Any]) -> None:
+    """Label each pod with whether its shard is complete, so `kubectl get pods -L imagekit.dev/shard-complete`
+    shows it too (the pods themselves have no API access to say so)."""
+    for shard in status.shards:
+        value = "true" if shard.phase == Phase.COMPLETE and shard.updated else "false"
+        pod = pods.get(shard.pod)
+        if pod is not None and (pod.metadata.labels or {}).get(COMPLETE_LABEL) != value:
+            cluster.core.patch_namespaced_pod(shard.pod, status.namespace, {"metadata": {"labels": {COMPLETE_LABEL: value}}})
 
 
 def format_status(status: SetStatus) -> str:
