@@ -6,6 +6,7 @@ Metric names and labels are listed in docs/deploy.md.
 """
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,9 +19,14 @@ from .errors import EnvironmentMissing, UsageError
 from .health import Health
 from .live_run import HANDOFF_BUCKETS, LiveRun, Snapshot
 
+log = logging.getLogger("imagekit.runtime")
+
 
 def parse_address(text: str) -> tuple[str, int]:
-    """`:9464`, `9464`, `127.0.0.1:9464` or `[::1]:9464` as (host, port); an empty host listens everywhere."""
+    """(host, port) of `--metrics`: `9464` is loopback only (127.0.0.1), `127.0.0.1:9464` or `[::1]:9464` that
+    host, and `:9464` (the pod form: the kubelet's probes and Prometheus come from outside) every interface."""
+    if ":" not in text:
+        text = f"127.0.0.1:{text}"
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
     try:
@@ -131,6 +137,9 @@ def serve(address: str, view: LiveRun, health: Health) -> MetricsServer:
         server = _bind(host, port, Handler)
     except OSError as exc:
         raise EnvironmentMissing(f"--metrics {address}: cannot listen: {exc.strerror}") from None
+    if not host:
+        log.info("metrics, /healthz and /readyz on every interface, port %d (--metrics %s; PORT alone is loopback)",
+                 server.server_address[1], address)
     thread = threading.Thread(target=server.serve_forever, name="imagekit-metrics", daemon=True)
     thread.start()
     return MetricsServer(server, thread)

@@ -83,7 +83,7 @@ def test_run_end_and_stopped_steps_set_the_phase() -> None:
     assert monitor.health.readiness() == (True, Phase.DONE.value)
 
 
-@pytest.mark.parametrize(("text", "expected"), [(":9464", ("", 9464)), ("9464", ("", 9464)),
+@pytest.mark.parametrize(("text", "expected"), [(":9464", ("", 9464)), ("9464", ("127.0.0.1", 9464)),
                                                 ("127.0.0.1:0", ("127.0.0.1", 0)), ("[::1]:80", ("::1", 80))])
 def test_metrics_addresses(text: str, expected: tuple[str, int]) -> None:
     assert parse_address(text) == expected
