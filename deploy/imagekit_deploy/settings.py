@@ -7,6 +7,7 @@ pipeline field at fault and the fix. The renderers trust what it returns.
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -246,6 +247,24 @@ def _skipped_shards(skip_shards: tuple[int, ...], flavor: Flavor, shard_count: i
     return skipped
 
 
+# A node's own directories: a root init container creates and chowns directories below --ssd-host-path.
+SYSTEM_DIRECTORIES = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+                      "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/log",
+                      "/var/run", "/var/lib/kubelet", "/var/lib/containerd", "/var/lib/docker")
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr",
+                "/var/lib/kubelet", "/var/lib/containerd", "/var/lib/docker", "/var/run")
+
+
+def check_ssd_host_path(path: str) -> None:
+    if not path.startswith("/") or "\0" in path:
+        raise UsageError(f"--ssd-host-path {path!r} is not an absolute path (fix: e.g. /var/lib/imagekit)")
+    normal = posixpath.normpath(path)
+    if normal in SYSTEM_DIRECTORIES or any(normal.startswith(tree + "/") for tree in SYSTEM_TREES):
+        raise UsageError(f"--ssd-host-path {path}: a system directory of the node, where the init container would "
+                         "create and chown directories as root (fix: a directory of its own, e.g. /var/lib/imagekit "
+                         "or /mnt/ssd/imagekit)")
+
+
 def resolve_settings(
     spec: PipelineSpec,
     *,
@@ -298,8 +317,8 @@ def resolve_settings(
     limit = _memory_limit(spec, memory_limit, cpu_limit)
     skipped = _skipped_shards(skip_shards, flavor, shard_count)
 
-    if ssd_host_path is not None and not ssd_host_path.startswith("/"):
-        raise UsageError(f"--ssd-host-path {ssd_host_path!r} is not an absolute path (fix: e.g. /var/lib/imagekit)")
+    if ssd_host_path is not None:
+        check_ssd_host_path(ssd_host_path)
     for flag, value in (("--pv-storage-class", pv_storage_class), ("--ssd-storage-class", ssd_storage_class)):
         if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
             raise UsageError(f"{flag} {value!r} is not a StorageClass name (fix: lower-case letters, digits, '-' and '.')")

@@ -38,3 +38,19 @@ def test_the_base_recipe_names_its_packages_once() -> None:
     recipe = BaseRecipe(packages=tuple(dict.fromkeys([*DEFAULT_PACKAGES, "git", "python3"])))
     assert recipe.text == f"imagekit base: mmdebstrap bookworm minbase {','.join(DEFAULT_PACKAGES)},git"
     assert BaseRecipe().text != recipe.text
+
+
+@pytest.mark.parametrize("path", ["/", "/etc", "/etc/imagekit", "/usr/local", "/var/lib", "/var/lib/kubelet/x", "/proc",
+                                  "/root", "/var", "/etc/../etc"])
+def test_ssd_host_path_refuses_the_nodes_system_directories(path: str) -> None:
+    from imagekit_deploy.settings import check_ssd_host_path
+
+    with pytest.raises(UsageError, match="system directory of the node"):
+        check_ssd_host_path(path)
+
+
+@pytest.mark.parametrize("path", ["/var/lib/imagekit", "/mnt/nvme/imagekit", "/data/ssd"])
+def test_ssd_host_path_takes_a_directory_of_its_own(path: str) -> None:
+    from imagekit_deploy.settings import check_ssd_host_path
+
+    check_ssd_host_path(path)
