@@ -189,6 +189,9 @@ def test_kill_and_up_refuse_what_they_cannot_do(pod_sets: Any, pod_gate_image: s
     assert [p["action"] for p in again["pods"]] == ["unchanged"]
     other = imagekit("pod", "up", pods.rendered, "--state-dir", pods.state_dir, "--param", "COUNT=5")
     assert other.returncode == 2 and "pod down" in other.stderr
+    # A pod past the rendering's shards would restart forever: refused before anything starts.
+    beyond = imagekit("pod", "up", pods.rendered, "--state-dir", pods.state_dir, "--replicas", "2")
+    assert beyond.returncode == 2 and "holds 1 shard(s)" in beyond.stderr and "re-render" in beyond.stderr
 
 
 @pytest.mark.slow  # 4 s or more

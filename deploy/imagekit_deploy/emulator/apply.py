@@ -157,6 +157,17 @@ class _Rollout:
                         f"(fix: see `docker logs {self.pods.container_name(pod.name, pod.container.name)}`)")
 
 
+def _check_shards(blueprint: SetBlueprint, ordinals: list[int], replicas: int | None) -> None:
+    """Every pod must be a shard of the rendering: an ordinal at or past IMAGEKIT_SHARD_COUNT would restart forever."""
+    if not ordinals:
+        return
+    count = blueprint.pod(ordinals[0]).shard_count
+    if count.isdigit() and max(ordinals) >= int(count):
+        raise UsageError(f"--replicas {replicas}: the rendering holds {count} shard(s) (IMAGEKIT_SHARD_COUNT={count}), "
+                         f"so pod ordinal {max(ordinals)} would be no shard (fix: re-render with --replicas "
+                         f"{replicas}, or pass at most {count})")
+
+
 def rendered_images(rendered: Path) -> list[str]:
     """The images a rendering's pods run (init containers' included), each once."""
     pod = set_blueprint(load_rendered(rendered)).workload.get("spec", {}).get("template", {}).get("spec", {})
@@ -178,6 +189,7 @@ def apply(rendered: Path, state_root: Path | None, replicas: int | None, options
     if chosen.network is not None:
         engine.check_network(chosen.network)
     ordinals = blueprint.ordinals(replicas)
+    _check_shards(blueprint, ordinals, replicas)
     state = _new_state(rendered, blueprint, ordinals, chosen, previous)
     pods = PodSet(state_dir, engine)
     rollout = _Rollout(pods, state, update_strategy(blueprint.workload, len(ordinals)), timeout)
