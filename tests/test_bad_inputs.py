@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import imagekit
 from imagekit_runtime.errors import SpecError
 from imagekit_runtime.spec import load_pipeline
 from refusal_support import (
@@ -223,3 +224,23 @@ def test_bad_manifests_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 def test_missing_manifest_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = cli(capsys, "deploy", "validate", tmp_path / "nowhere")
     assert_refused(code, err, 2, "nowhere", "fix:")
+
+
+def test_yaml_that_would_blow_up_or_block_is_refused_with_one_line(tmp_path: Path) -> None:
+    """An alias bomb, a nested bomb, a file past 1 MiB, a FIFO and a device: exit 2, one line, no hang."""
+    import os
+
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 20))
+    cases = {"bomb.yaml": bomb, "deep.yaml": "a: " + "[" * 200 + "]" * 200 + "\n",
+             "big.yaml": "name: big\n" + "# padding\n" * 120_000}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    os.mkfifo(tmp_path / "fifo.yaml")
+    for path, words in ((tmp_path / "bomb.yaml", "aliases"), (tmp_path / "deep.yaml", "nested too deeply"),
+                        (tmp_path / "big.yaml", "more than a pipeline file may be"),
+                        (tmp_path / "fifo.yaml", "not a regular file"), (Path("/dev/zero"), "not a regular file")):
+        result = imagekit("validate", path, timeout=30)
+        assert result.returncode == 2, (path, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and str(path) in lines[0], (path, result.stderr)

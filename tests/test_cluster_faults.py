@@ -118,7 +118,7 @@ def test_failure_level_resumes_as_on_the_local_pods(level: str, kube: KubeCluste
     runs, started, restored = LEVELS[level]
     name, gate = gate_set
     before = wait_for(kube, name, 1, "total held with its inputs checkpointed",
-                      lambda s: s["run"]["steps"].get("total") == "running" and set(s["run"]["checkpointed"]) >= SAFE)
+                      lambda s: s["run"]["steps"].get("total") == "running" and set(s["run"]["checkpoints"]) >= SAFE)
     assert sorted(before["run"]["started"]) == ["evens", "gen", "square", "total"]
     try:
         inject(kube, name, before, level)

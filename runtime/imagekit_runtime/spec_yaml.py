@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +119,28 @@ def field_name(key: Any) -> str:
     return key if isinstance(key, str) and key.isprintable() and key else repr(key)
 
 
+# Bounds of a pipeline's or step's YAML (hostile input): its bytes, its aliases and how deep it nests.
+MAX_YAML_BYTES = 1024 * 1024
+MAX_YAML_ALIASES = 100
+MAX_YAML_DEPTH = 50
+
+
 def read_yaml_text(path: Path) -> str:
-    """The text of a YAML file, or a SpecError: missing, a directory, unreadable, not UTF-8."""
+    """The text of a YAML file, or a SpecError: missing, a directory, not a regular file (a FIFO or a device would
+    block or never end), larger than MAX_YAML_BYTES, unreadable, not UTF-8."""
     try:
-        raw = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(path, "-", "is not a regular file (a pipe, a device or a socket)", "point at a YAML file")
+        if info.st_size > MAX_YAML_BYTES:
+            raise SpecError(path, "-", f"is {info.st_size} bytes, more than a pipeline file may be "
+                            f"({MAX_YAML_BYTES})", "keep data out of the YAML: a source, or a file in the step")
+        with open(path, "rb") as source:
+            raw = source.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise SpecError(path, "-", f"grew past {MAX_YAML_BYTES} bytes while it was read", "check the path")
     except FileNotFoundError:
         raise SpecError(path, "-", "file not found", "check the path") from None
     except IsADirectoryError:
@@ -137,13 +156,34 @@ def read_yaml_text(path: Path) -> str:
                         "save the file as UTF-8", line=line) from None
 
 
+def check_shape(text: str, path: Path) -> None:
+    """Refuse an alias bomb or a deeply nested document before anything is built from it (events only)."""
+    aliases = depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                raise SpecError(path, "yaml", f"more than {MAX_YAML_ALIASES} aliases (*name)",
+                                "write the values out; aliases are for a few repeated blocks",
+                                line=event.start_mark.line + 1 if event.start_mark else None)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise SpecError(path, "yaml", f"nested too deeply (more than {MAX_YAML_DEPTH} levels)", "flatten it",
+                                line=event.start_mark.line + 1 if event.start_mark else None)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse one YAML document with StrictLoader; every failure is one SpecError naming the line."""
+    _parsed(lambda: check_shape(text, path), path)
     return _parsed(lambda: yaml.load(text, Loader=StrictLoader), path)  # a SafeLoader
 
 
 def parse_yaml_documents(text: str, path: Path) -> list[Any]:
     """Parse a YAML stream (plain dicts, no key twice); every failure is one SpecError naming the line."""
+    _parsed(lambda: check_shape(text, path), path)
     return _parsed(lambda: list(yaml.load_all(text, Loader=UniqueKeyLoader)), path)  # a SafeLoader
 
 

@@ -145,7 +145,7 @@ def shard_status(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str
         revision=labels.get("controller-revision-hash", ""), uid=pod.metadata.uid,
         updated=labels.get("controller-revision-hash", "") == update_revision and _runs_template_image(pod, container),
         run={"runs": run.runs, "status": run.status, "restored": run.restored, "reused": run.reused,
-             "started": run.started, "inputs": run.inputs, "steps": run.steps, "checkpointed": run.checkpointed})
+             "started": run.started, "inputs": run.inputs, "steps": run.steps, "checkpoints": run.checkpointed})
 
 
 def set_status(cluster: Cluster, name: str, namespace: str) -> SetStatus:
