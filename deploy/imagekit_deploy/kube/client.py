@@ -46,8 +46,8 @@ class Cluster:
             api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
             _contexts, current = config.list_kube_config_contexts(config_file=str(kubeconfig) if kubeconfig else None)
         except (ConfigException, OSError) as exc:
-            raise EnvironmentMissing(f"no cluster from kubeconfig {where}: {exc} (fix: pass --kubeconfig FILE or set "
-                                     "KUBECONFIG; `scripts/cluster.sh up` in a clone of imagekit makes a local one)") from None
+            raise EnvironmentMissing(f"no cluster from kubeconfig {where}: {exc} (fix: pass --kubeconfig FILE, or set "
+                                     "KUBECONFIG to the cluster's kubeconfig)") from None
         chosen = current if context is None else next((c for c in _contexts if c["name"] == context), current)
         default_namespace = (chosen or {}).get("context", {}).get("namespace") or "default"
         cluster = cls(api=api, namespace=namespace or default_namespace)
