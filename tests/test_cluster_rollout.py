@@ -110,9 +110,9 @@ def test_kruise_updates_in_place_and_runs_only_the_changed_step(kube: KubeCluste
         assert new["image_id"].endswith(versions.v2.split("@")[1])
         assert new["run"]["started"] == ["report"]  # only the changed step ran again
         assert set(new["run"]["reused"]) >= UPSTREAM
-        # As on the local pods (tests/test_pod_inplace.py): counts (a result) was still in shm; linestats had
-        # been freed from shm once v1's report had read it, so it came back from the SSD.
-        assert new["run"]["inputs"] == {"report": {"counts": "shm", "linestats": "ssd"}}
+        # As on the local pods (tests/test_pod_inplace.py): v1, complete, had freed from shm what its checkpoints
+        # hold, so report's inputs came back from the SSD.
+        assert new["run"]["inputs"] == {"report": {"counts": "ssd", "linestats": "ssd"}}
         assert new["run"]["runs"] == 2  # the journal lives in shm, which the update kept
     # Kruise's readiness gate: the pod is ready again once its new container passes its readiness probe.
     deadline = time.monotonic() + 60

@@ -109,13 +109,13 @@ def test_kruise_swaps_the_image_in_place_and_runs_only_the_changed_step_from_shm
         assert status["update"] == "Updated" and status["in_place_update_ready"] is True
         assert status["restarts"] == 1  # an in-place update restarts the container once
         assert status["last_update"]["kind"] == "in-place"
-        # The new runtime found the upstream in shm: only report ran. counts (a result) was still in shm;
-        # linestats had been freed from shm once v1's report had read it, so it came back from the SSD.
+        # The new runtime found v1's journal in shm: only report ran. v1, complete, had freed from shm what its
+        # checkpoints hold (a held pod keeps no memory it no longer needs): report's inputs came from the SSD.
         assert status["run"]["runs"] == 2
         assert status["run"]["started"] == ["report"]
         assert sorted(status["run"]["reused"]) == sorted(UPSTREAM)
-        assert status["run"]["inputs"] == {"report": {"counts": "shm", "linestats": "ssd"}}
-        assert status["run"]["restored"] == {"linestats/linestats": "ssd"}
+        assert status["run"]["inputs"] == {"report": {"counts": "ssd", "linestats": "ssd"}}
+        assert status["run"]["restored"] == {"count/counts": "ssd", "linestats/linestats": "ssd"}
         assert_right(status, versions.pipeline, tmp_path)
     assert [sandbox_id(docker_client, pods, o) for o in (0, 1)] == sandboxes  # the same pods: shm kept
     # Highest ordinal first, one at a time (maxUnavailable 1): pod 0 began after pod 1 was ready again.

@@ -100,6 +100,8 @@ class Conductor(StepEnds):
             self._drain_copies()
             if exit_code == EXIT_OK:
                 self._complete()
+                if self.options.release_when_complete:
+                    self.outputs.release_checkpointed()
             return self._summary(exit_code, status, started)
         finally:
             self.supervisor.shutdown()

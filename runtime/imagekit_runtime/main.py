@@ -71,7 +71,7 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
                  parallelism: int | None = None, quiet_steps: bool = False,
                  on_transition: Callable[[str, StepState, StepState], None] | None = None,
                  wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS, monitor: Monitor | None = None,
-                 json_logs: bool = False, shm_soft: bool = False) -> RunSummary:
+                 json_logs: bool = False, shm_soft: bool = False, release_when_complete: bool = False) -> RunSummary:
     """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run.
     A monitor (metrics, health) is fed the run's journal and the conductor's heartbeat."""
     spec = load_pipeline(pipeline)
@@ -83,7 +83,8 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
         check_environment(spec, layout)
         options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
                              parallelism=parallelism, force=force, on_tick=monitor.health.beat,
-                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=shm_soft)
+                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=shm_soft,
+                             release_when_complete=release_when_complete)
         with open_conductor(spec, options, resolve_environments(settings), monitor,
                             StepOutput(quiet_steps, json_logs)) as conductor:
             return conductor.run()
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor = Monitor.serving(args.metrics)
         summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
                                wait_lock=args.wait_lock, monitor=monitor, json_logs=json_logs,
-                               shm_soft=args.shm_soft)
+                               shm_soft=args.shm_soft, release_when_complete=args.hold_when_complete)
     except ImagekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -66,6 +66,22 @@ class OutputKeeper:
                 released += self._free_if_unneeded(step, data, settled)
         return released
 
+    def release_checkpointed(self) -> int:
+        """Free from shm every committed item that a checkpoint holds: a complete shard held up in a pod keeps no
+        memory it no longer needs (shm is the pod's memory). What an update reruns then comes back from the SSD."""
+        released = 0
+        for step in self.spec.steps:
+            for data in step.outputs:
+                if (step.name, data) in self.freed or not os.path.lexists(self.layout.input_path(step.name, data)):
+                    continue
+                if not any(self.checkpoints.describe(step.name, data, self.keys[step.name]).values()):
+                    continue  # no other copy: kept
+                self.freed.add((step.name, data))
+                size = self.store.free(step.name, data)
+                self.journal.record(Event.FREED, step=step.name, data=data, bytes=size)
+                released += size
+        return released
+
     def _free_if_unneeded(self, step: str, data: str, settled: Callable[[str], bool]) -> int:
         if (step, data) in self.freed or data in self.spec.results:
             return 0

@@ -33,6 +33,7 @@ class RunOptions:
     on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
     inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
     shm_soft: bool = False  # a commit past the pipeline's `shm` warns instead of failing the step
+    release_when_complete: bool = False  # a complete run frees from shm what checkpoints hold (pods that hold)
 
 
 @dataclass
