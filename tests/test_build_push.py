@@ -128,7 +128,18 @@ def test_push_takes_credentials_from_docker_config(backend: str, auth_registry: 
     (without / "config.json").write_text("{}")
     env = {**os.environ, "DOCKER_CONFIG": str(without)}
     denied = imagekit("push", destination, "--source", tiny_images[backend], "--backend", backend, env=env)
-    assert denied.returncode != 0
+    assert denied.returncode == 3, denied.stderr  # the environment, not a step
+    assert "refused access without credentials" in denied.stderr and "docker login" in denied.stderr
+
+    # Wrong credentials are refused before the engine pushes: presented once, never retried layer by layer.
+    wrong = tmp_path / "wrong-credentials"
+    wrong.mkdir()
+    bad = base64.b64encode(f"{user}:not-{password}".encode()).decode()
+    (wrong / "config.json").write_text(json.dumps({"auths": {AUTH_REGISTRY: {"auth": bad}}}))
+    refused = imagekit("push", destination, "--source", tiny_images[backend], "--backend", backend,
+                       env={**env, "DOCKER_CONFIG": str(wrong)})
+    assert refused.returncode == 3 and "refused the credentials" in refused.stderr and "HTTP 401" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) <= 2
 
     config = tmp_path / "docker-config"
     config.mkdir()

@@ -13,13 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime.errors import UsageError
+from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
 from .assembly import AssembledImage, BaseImage
 from .events import NO_EVENTS, BuildEvents
 
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
                 "no route to host", "connection reset", "server gave http response to https client")
+
+
+def push_failed(destination: str, engine_output: str) -> EnvironmentMissing:
+    """An engine's failed push, as exit 3 with the engine's words: the registry, not a step, failed."""
+    text = engine_output.strip()[-500:] or "no digest in the engine's answer"
+    if registry_unreachable(text):
+        return EnvironmentMissing(f"registry of {destination} unreachable: {text}")
+    return EnvironmentMissing(f"push of {destination} failed: {text} (fix: check the registry and the credentials "
+                              f"for it: `docker login HOST`)")
 
 
 def registry_unreachable(engine_output: str) -> bool:

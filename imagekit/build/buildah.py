@@ -21,7 +21,7 @@ from imagekit_runtime import proc
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageError
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
-from .backend import Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed
 
 log = logging.getLogger("imagekit.build")
 
@@ -223,9 +223,7 @@ class BuildahBackend(Backend):
             try:
                 self._run(*args)
             except CommandFailed as exc:
-                if registry_unreachable(exc.output):
-                    raise EnvironmentMissing(f"registry of {destination} unreachable: {exc}") from None
-                raise
+                raise push_failed(destination, exc.output or str(exc)) from None
             digest = digest_file.read_text().strip()
         # buildah 1.28 prints no "already exists" per blob: the publisher finds out from the registry.
         return PushReport(digest=digest, uploaded=(None,) * layer_count)

@@ -25,7 +25,7 @@ from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage, docker_archive
-from .backend import Backend, BuildRequest, ImageInfo, PushReport, registry_unreachable
+from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed
 from .events import Stage
 
 log = logging.getLogger("imagekit.build")
@@ -238,10 +238,7 @@ class DockerBackend(Backend):
         except Exception as exc:  # the SDK raises requests/docker errors for a refused connection
             errors.append(str(exc))
         if errors or not digest:
-            text = "; ".join(errors) or "no digest in the engine's answer"
-            if registry_unreachable(text):
-                raise EnvironmentMissing(f"registry of {destination} unreachable: {text}")
-            raise CommandFailed(["docker", "push", destination], 1, text)
+            raise push_failed(destination, "; ".join(errors))
         # The engine names each layer by the first 12 hex digits of its diff ID.
         uploaded: list[bool | None] = []
         for diff_id in info.diff_ids:

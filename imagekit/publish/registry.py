@@ -93,8 +93,13 @@ class RegistryClient:
         request = urllib.request.Request(fields["realm"] + "?" + urllib.parse.urlencode(query))
         if credentials:
             request.add_header("Authorization", "Basic " + base64.b64encode(":".join(credentials).encode()).decode())
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            data = json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # the token service refused the credentials: never asked again
+            raise self.refused(exc.code, scope) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise EnvironmentMissing(f"registry {self.host}: its token service {fields['realm']} failed ({exc})") from None
         self._authorization = "Bearer " + (data.get("token") or data.get("access_token", ""))
 
     def _request(self, method: str, path: str, scope: str, accept: str | None = None) -> tuple[int, bytes]:
@@ -114,6 +119,23 @@ class RegistryClient:
                     continue
                 return exc.code, b""
         return 401, b""
+
+    def refused(self, status: int, scope: str) -> EnvironmentMissing:
+        given = "the credentials" if credentials_for(self.host) else "access without credentials"
+        return EnvironmentMissing(f"registry {self.host} refused {given} for {scope} (HTTP {status}) (fix: `docker login "
+                                  f"{self.host}` with an account that may do that, or point DOCKER_CONFIG at its "
+                                  f"config.json)")
+
+    def check_push(self, repository: str) -> None:
+        """Whether these credentials may push to repository, asked once before the engine pushes: a refused
+        credential is then never presented again (an engine retries each layer: an account lockout)."""
+        scope = f"repository:{repository}:pull,push"
+        status, _ = self._request("HEAD", f"/v2/{repository}/blobs/sha256:{'0' * 64}", scope)
+        if status in (401, 403):
+            raise self.refused(status, scope)
+        if status >= 500:
+            raise EnvironmentMissing(f"registry {self.host} failed (HTTP {status}) on {self._url('/v2/' + repository)} "
+                                     "(fix: check the registry's health)")
 
     def blob_exists(self, repository: str, digest: str) -> bool:
         status, _ = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
@@ -175,6 +197,7 @@ class RegistryPublisher(Publisher):
         assert reference.host is not None  # registry=True
         client = RegistryClient(reference.host)
         client.ping()
+        client.check_push(reference.repository)
         info = backend.inspect(image)
         index = BlobIndex()
         present_before = {candidate for diff_id in info.diff_ids for candidate in index.candidates(diff_id)
@@ -183,7 +206,12 @@ class RegistryPublisher(Publisher):
         log.info("pushing %s to %s", image, target)
         report = backend.push(image, target, insecure=is_insecure(reference.host), authfile=authfile())
         manifest = client.manifest(reference.repository, report.digest)
-        blobs = [(str(layer["digest"]), int(layer["size"])) for layer in manifest.get("layers", [])]
+        layers_said = manifest.get("layers")
+        if not isinstance(layers_said, list) or not all(isinstance(layer, dict) and isinstance(layer.get("size"), int)
+                                                        and isinstance(layer.get("digest"), str) for layer in layers_said):
+            raise EnvironmentMissing(f"registry {reference.host} answered the manifest of {target}@{report.digest} "
+                                     "without a digest and size per layer (fix: check that it is a registry)")
+        blobs = [(str(layer["digest"]), int(layer["size"])) for layer in layers_said]
         layers = []
         for position, (diff_id, (digest, size)) in enumerate(zip(info.diff_ids, blobs, strict=False)):
             said = report.uploaded[position] if position < len(report.uploaded) else None
