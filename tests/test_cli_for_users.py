@@ -126,3 +126,19 @@ def test_a_step_pinning_a_package_imagekit_also_uses_gets_its_own_pin(tmp_path: 
     result = imagekit("run", pipeline, "--no-checkpoints", "--results", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "x").read_text() == "1.26.18"
+
+
+def test_credentials_in_a_source_url_are_never_printed(tmp_path: Path) -> None:
+    """A malformed URL holding credentials: the validation error names the field, never the password."""
+    write_step(tmp_path / "steps", "use", MAKE.replace("output_path('x')", "output_path('y')"), inputs=["data"],
+               outputs=["y"], shell=False)
+    pipeline = write_pipeline(tmp_path, "secret", ["use"],
+                              sources={"data": "s3://AKIAEXAMPLE:hunter2-secret@bucket/{shard:>bad}"})
+    for verb in ("validate", "graph"):
+        result = imagekit(verb, pipeline)
+        assert result.returncode == 2, result.stderr
+        assert "hunter2-secret" not in result.stderr + result.stdout and "sources" in result.stderr
+    rendered = imagekit("deploy", "render", REPO / "pipelines" / "wordfreq", "--image", f"r.example/p@sha256:{'a' * 64}",
+                        "--env", "DATABASE_URL=postgres://app:hunter2-secret@db/x")
+    assert rendered.returncode == 2 and "hunter2-secret" not in rendered.stderr + rendered.stdout
+    assert "--env DATABASE_URL" in rendered.stderr and "Secret" in rendered.stderr

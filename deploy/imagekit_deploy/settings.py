@@ -18,6 +18,7 @@ from imagekit.references import parse_reference
 from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.quantity import format_bytes, parse_bytes, parse_cpus
+from imagekit_runtime.redact import looks_like_credential
 from imagekit_runtime.spec import PipelineSpec
 
 MiB = 1024**2
@@ -199,9 +200,10 @@ def parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         if not equals or not ENV_KEY_RE.match(key):
             raise UsageError(f"--env {item!r} is not KEY=VALUE with KEY a variable name (fix: e.g. --env "
                              f"{contract.S3_ENDPOINT_URL}=http://minio.storage:9000)")
-        if key in contract.S3_CREDENTIALS:
-            raise UsageError(f"--env {key}: credentials would be written into the manifest in plain text "
-                             "(fix: put them in a Secret and pass --s3-secret NAME)")
+        why = "it is a credential" if key in contract.S3_CREDENTIALS else looks_like_credential(key, value)
+        if why:
+            raise UsageError(f"--env {key}: {why}, which would be written into the manifest in plain text "
+                             "(fix: put it in a Secret and pass --s3-secret NAME)")
         if key == contract.RUN_NAME:
             raise UsageError(f"--env {key}: the run's name is a flag of its own (fix: pass --run NAME)")
         if key.startswith(RUNTIME_ENV_PREFIX):

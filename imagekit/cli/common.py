@@ -12,6 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from imagekit_runtime.redact import RedactingFilter, redact
+
 from .failures import one_line
 
 # Progress, logs and hints go to stderr; stdout carries the results (tables, reports, JSON, references).
@@ -57,7 +59,7 @@ def emit_text(text: str) -> None:
 
 def print_error(message: str) -> None:
     """`error: MESSAGE` on stderr, on one line, MESSAGE printed literally."""
-    stderr.print(Text.assemble(("error:", "bold red"), " ", one_line(message)))
+    stderr.print(Text.assemble(("error:", "bold red"), " ", one_line(redact(message))))
 
 
 class ConsoleHandler(logging.Handler):
@@ -71,5 +73,7 @@ class ConsoleHandler(logging.Handler):
 
 
 def setup_logging(verbose: bool) -> None:
+    handler = ConsoleHandler()
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[ConsoleHandler()], force=True)
+                        handlers=[handler], force=True)

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
+from imagekit_runtime.redact import redact
 
 try:  # the click typer vendors (see failures.py)
     from typer._click import Command as ClickCommand
@@ -146,7 +147,7 @@ def report_failure(exc: Exception, args: list[str], verbose: bool) -> int:
         quiet_stdout()
         return 0
     if verbose:
-        stderr.print("".join(traceback.format_exception(exc)).rstrip())
+        stderr.print(redact("".join(traceback.format_exception(exc)).rstrip()), markup=False)
     explained = explain(exc)
     if explained is not None:
         code, message = explained

@@ -7,6 +7,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from .redact import redact
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a pipeline or step failed
 EXIT_BAD_INPUT = 2  # bad input or usage
@@ -66,6 +68,6 @@ def write_crash_report(exc: BaseException, argv: list[str], program: str = "imag
     """The full trace of an unexpected error (a bug) in a file under $TMPDIR; its path, for the one line a user sees."""
     descriptor, name = tempfile.mkstemp(prefix=f"{program}-crash-", suffix=".txt")
     with os.fdopen(descriptor, "w") as report:
-        report.write(f"{program} {' '.join(argv)}\n{datetime.datetime.now().isoformat()}\n\n")
-        report.write("".join(traceback.format_exception(exc)))
+        report.write(redact(f"{program} {' '.join(argv)}\n{datetime.datetime.now().isoformat()}\n\n"))
+        report.write(redact("".join(traceback.format_exception(exc))))
     return Path(name)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from . import contract
 from .errors import UsageError
+from .redact import RedactingFilter
 
 RUNTIME_STEP = ""  # the `step` of the runtime's own lines
 
@@ -39,6 +40,7 @@ def configure(verbose: bool, as_json: bool) -> None:
     """The runtime's logging: one handler on the root logger."""
     handler = logging.StreamHandler(sys.stdout if as_json else sys.stderr)
     handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
 
 

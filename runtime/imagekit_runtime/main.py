@@ -32,6 +32,7 @@ from .journal import Journal, new_run_id
 from .logs import StepLogs
 from .monitoring import Monitor
 from .preflight import check_environment
+from .redact import redact
 from .run_options import Collaborators, RunOptions
 from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
 from .shm_budget import SHM_SOFT_HELP
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                wait_lock=args.wait_lock, monitor=monitor, json_logs=json_logs,
                                shm_soft=args.shm_soft, release_when_complete=args.hold_when_complete)
     except ImagekitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # pragma: no cover
         return 130
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         trace_file = write_crash_report(exc, sys.argv if argv is None else argv, "imagekit-runtime")
         if args.verbose:
             traceback.print_exc()
-        print(f"error: internal error, a bug in imagekit: {type(exc).__name__}: {exc} "
+        print(f"error: internal error, a bug in imagekit: {type(exc).__name__}: {redact(str(exc))} "
               f"(the full trace is in {trace_file}; please report it)", file=sys.stderr)
         return EXIT_INTERNAL
     if json_logs:
