@@ -189,7 +189,7 @@ def _memory_limit(spec: PipelineSpec, memory_limit: str | None, cpus: Fraction |
 
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RUN_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
-RUNTIME_ENV_PREFIX = "IMAGEKIT_"
+RUNTIME_ENV_PREFIX = contract.ENV_PREFIX
 
 
 def parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

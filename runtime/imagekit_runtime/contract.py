@@ -8,6 +8,25 @@ from __future__ import annotations
 from enum import StrEnum
 
 # ------------------------------------------------------------------ environment a step sees
+ENV_PREFIX = "IMAGEKIT_"      # every variable imagekit sets: never a param's or step env's name
+# Set by the runtime or the loader for every step: a param or step env of one of these names is refused.
+RESERVED_ENV = frozenset({"PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUNBUFFERED",
+                          "PYTHONDONTWRITEBYTECODE", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "HOME", "PWD",
+                          "SHELL", "USER", "IFS", "BASH_ENV", "ENV"})
+MAX_ENV_VALUE = 65536  # bytes of one param or env value
+
+
+def env_problem(name: str, value: str) -> str | None:
+    """Why a param or step env NAME=VALUE cannot be given to steps (None when it can)."""
+    if name in RESERVED_ENV or name.startswith(ENV_PREFIX):
+        return f"{name} is set by imagekit or the system for every step"
+    if any(ord(char) < 32 and char != "\t" or ord(char) == 127 for char in value):
+        return "the value holds a control character (a newline, a carriage return, NUL, …)"
+    if len(value.encode()) > MAX_ENV_VALUE:
+        return f"the value is longer than {MAX_ENV_VALUE} bytes"
+    return None
+
+
 IN_PREFIX = "IMAGEKIT_IN_"    # + env_name(data): path of a committed input
 OUT_PREFIX = "IMAGEKIT_OUT_"  # + env_name(data): where the step writes that output
 SHARD_INDEX = "IMAGEKIT_SHARD_INDEX"  # this shard (also read by the runtime; a pod sets it from its ordinal)

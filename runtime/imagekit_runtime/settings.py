@@ -124,5 +124,8 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not VARIABLE_NAME_RE.match(key):
             raise UsageError(f"--param {pair!r} is not KEY=VALUE (fix: write --param WORDFREQ_BYTES=64Mi)")
+        problem = contract.env_problem(key, value)
+        if problem is not None:
+            raise UsageError(f"--param {key}: {problem} (fix: a param the pipeline declares, a plain value)")
         params[key] = value
     return params

@@ -8,7 +8,6 @@ spec_types.py and importable from here.
 from __future__ import annotations
 
 import functools
-import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from .spec_types import (
     NAME_RE,
     PARALLELISM_KEYS,
     PIPELINE_KEYS,
+    PIPELINE_NAME_MAX,
     STEP_KEYS,
     VARIABLE_NAME_RE,
     CheckpointSpec,
@@ -43,8 +43,11 @@ __all__ = ["CHECKPOINT_KEYS", "DATA_NAME_RE", "DEFAULT_BASE", "NAME_RE", "PARALL
 def _name(source: YamlFile, kind: str) -> str:
     """The `name` of a step or pipeline: lower-case letters, digits and '-'."""
     name = source.data.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise source.error("name", f"{name!r} is not a valid {kind} name", "use lower-case letters, digits and '-'")
+    longest = PIPELINE_NAME_MAX if kind == "pipeline" else 63
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > longest:
+        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "…"
+        raise source.error("name", f"{shown!r} is not a valid {kind} name",
+                           f"use lower-case letters, digits and '-', at most {longest} characters")
     return name
 
 
@@ -218,17 +221,26 @@ def _base(source: YamlFile) -> str:
     return base
 
 
+MAX_SHM = 4 << 40        # 4 TiB: more than a node's memory
+MAX_GRACE_SECONDS = 86400  # a day: a step that ignores SIGTERM is killed when its grace ends
+
+
 def _shm(source: YamlFile) -> int:
     try:
-        return parse_bytes(source.data.get("shm", "1Gi"), file=source.path, field="shm")
+        size = parse_bytes(source.data.get("shm", "1Gi"), file=source.path, field="shm")
     except SpecError as exc:
         raise source.error("shm", exc.problem, exc.fix) from None
+    if size > MAX_SHM:
+        raise source.error("shm", f"{source.data.get('shm')!r} is more than 4Ti, more than a node's memory",
+                           "give what the pipeline's data needs in memory, e.g. 8Gi")
+    return size
 
 
 def _grace(source: YamlFile) -> float:
     grace = source.data.get("grace_seconds", 10)
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace < math.inf:
-        raise source.error("grace_seconds", f"{grace!r} is not a number of seconds", "set it to a number >= 0")
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_GRACE_SECONDS:
+        raise source.error("grace_seconds", f"{grace!r} is not a number of seconds from 0 to {MAX_GRACE_SECONDS}",
+                           f"set it to a number from 0 to {MAX_GRACE_SECONDS}")
     return float(grace)
 
 

@@ -79,6 +79,9 @@ def render_url(template: str, values: Mapping[str, Any]) -> str:
     return string.Formatter().vformat(template, (), dict(values))
 
 
+MAX_FORMAT_WIDTH = 64  # {shard:>N}: N at most this (a huge width would build a string of that size)
+
+
 def template_problem(template: str, params: Mapping[str, str]) -> tuple[str, str] | None:
     """(problem, fix) when the template cannot be rendered with these params; None when it can."""
     try:
@@ -86,9 +89,13 @@ def template_problem(template: str, params: Mapping[str, str]) -> tuple[str, str
     except ValueError as exc:
         return f"bad template ({exc})", "write placeholders as {shard}, {shard:05d}; a literal brace as {{ or }}"
     known = ", ".join(f"{{{name}}}" for name in (*PLACEHOLDERS, *sorted(params)))
-    for name, _ in fields:
+    for name, spec in fields:
         if name == "" or name not in _SAMPLE and name not in params:
             return f"unknown placeholder {{{name}}}", f"use one of {known}"
+        widths = [int(digits) for digits in re.findall(r"\d+", spec or "")]
+        if any(width > MAX_FORMAT_WIDTH for width in widths):
+            return (f"format spec {{{name}:{spec}}} asks for more than {MAX_FORMAT_WIDTH} characters",
+                    "a width such as {shard:05d}")
     sample = {**params, **_SAMPLE}
     try:
         render_url(template, sample)

@@ -15,8 +15,12 @@ from .errors import SpecError
 from .spec_sources import SinkSpec, SourceSpec, Transfer, placeholders_in
 from .stepfiles import package_digest
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
-DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?\Z")
+# Names become file names, Kubernetes labels and pod names: a step's at most 63 characters (a label value),
+# a pipeline's at most 52 (its pods' names add -<ordinal> and the controller's revision label 11 more), a data
+# name's at most 100 (directory and checkpoint names add to it below the 255 bytes of a file name).
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+PIPELINE_NAME_MAX = 52
+DATA_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,98}[a-zA-Z0-9])?\Z")
 VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a param or env name, as a shell takes it
 
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description", "kind", "warm"}

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from yaml.constructor import ConstructorError
 
+from .contract import env_problem
 from .errors import SpecError
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -259,10 +260,11 @@ class YamlFile:
             raise self.error(field, "lists a name twice", "list each name once")
         return tuple(value)
 
-    def whole_number(self, value: Any, field: str, minimum: int = 1) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(field, f"{value!r} is not a whole number >= {minimum}",
-                             f"set it to a whole number >= {minimum}")
+    def whole_number(self, value: Any, field: str, minimum: int = 1, maximum: int = 100_000) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            shown = value if not isinstance(value, int) or abs(value) < 10**12 else f"{str(value)[:12]}…"
+            raise self.error(field, f"{shown!r} is not a whole number from {minimum} to {maximum}",
+                             f"set it to a whole number from {minimum} to {maximum}")
         return value
 
     def boolean(self, value: Any, field: str) -> bool:
@@ -288,6 +290,11 @@ class YamlFile:
             if isinstance(item, (dict, list)) or not isinstance(item, (str, int, float, bool)):
                 raise self.error(f"{field}.{field_name(key)}", f"{item!r} is not a string, number or boolean",
                                  f'write a single value, quoted if need be: `{key}: "..."`')
+            value = str(item).lower() if isinstance(item, bool) else str(item)
+            problem = env_problem(key, value)
+            if problem is not None:
+                raise self.error(f"{field}.{field_name(key)}", problem,
+                                 "rename it, or drop it (imagekit sets the system's and its own variables)")
             pairs.append((key, str(item)))
         return tuple(sorted(pairs))
 
