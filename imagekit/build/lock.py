@@ -28,6 +28,7 @@ from pathlib import Path
 from imagekit_runtime import proc
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, SpecError
+from imagekit_runtime.requirements import requirement_files
 from imagekit_runtime.spec import StepSpec
 
 from .wheels import PythonTarget, pip_command, resolution_error
@@ -35,7 +36,6 @@ from .wheels import PythonTarget, pip_command, resolution_error
 log = logging.getLogger("imagekit.build")
 
 LOCK_NAME = "requirements.lock"
-_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|\s*=\s*)(\S+)")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 _HASH = re.compile(r"--hash[=\s]+sha256:([0-9a-f]{64})")
 _INPUT = re.compile(r"^# input (sha256:[0-9a-f]{64})")
@@ -65,24 +65,6 @@ def normalise_name(name: str) -> str:
 
 def lock_path(step: StepSpec) -> Path:
     return step.directory / LOCK_NAME
-
-
-def requirement_files(requirements: Path) -> list[Path]:
-    """The requirements file and every file it includes with -r/-c, recursively, each once, in order."""
-    found: list[Path] = []
-    pending = [requirements]
-    while pending:
-        path = pending.pop(0)
-        if path in found:
-            continue
-        found.append(path)
-        if not path.is_file():
-            continue  # pip names the missing file when it resolves
-        for line in path.read_text().splitlines():
-            match = _INCLUDE.match(line)
-            if match:
-                pending.append((path.parent / match.group(1)).resolve())
-    return found
 
 
 def input_digest(requirements: Path) -> str:

@@ -16,6 +16,7 @@ from .contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
 from .errors import SpecError
 from .problems import Problems
 from .quantity import parse_bytes
+from .requirements import unsupported
 from .spec_sources import TRANSFER_MODULE, SinkSpec, SourceSpec, Transfer, parse_transfers
 from .spec_types import (
     CHECKPOINT_KEYS,
@@ -96,6 +97,12 @@ def _requirements(source: YamlFile, directory: Path) -> Path | None:
     requirements_path = source.path_inside(requirements, "requirements", directory, "the step directory")
     if not is_file(requirements_path):
         raise source.error("requirements", f"{requirements!r} not found in {directory}", "add the file or remove the key")
+    found = unsupported(requirements_path)
+    if found is not None:
+        path, number, line, what = found
+        raise SpecError(path, "requirements", f"{line!r} is {what}, which a build cannot pin by hash",
+                        "publish the package as a wheel to an index (or a directory given with --find-links) and "
+                        "require it by name and version, or put its code in the step", line=number)
     return requirements_path
 
 
