@@ -147,8 +147,9 @@ def kill_command(
 ) -> None:
     """Inject one failure into pod ORDINAL: a step process, the container, the pod (shm lost) or the node (SSD lost too)."""
     where = find_state_dir(state_dir)
-    state = where.load()
-    report = kill(PodSet(where, Engine()), state, ordinal, level.value, step, timeout)
+    with where.locked():
+        state = where.load()
+        report = kill(PodSet(where, Engine()), state, ordinal, level.value, step, timeout)
     if output is OutputFormat.json:
         emit_json(report.to_json())
         return

@@ -54,3 +54,27 @@ def test_ssd_host_path_takes_a_directory_of_its_own(path: str) -> None:
     from imagekit_deploy.settings import check_ssd_host_path
 
     check_ssd_host_path(path)
+
+
+def test_one_pod_command_at_a_time_changes_a_state_directory(tmp_path: Path) -> None:
+    """A second `imagekit pod` on the same state directory waits for the first (two at once broke each other)."""
+    import threading
+    import time
+
+    where = StateDir(tmp_path / "state")
+    order: list[str] = []
+    entered = threading.Event()
+
+    def second() -> None:
+        entered.wait()
+        with where.locked():
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with where.locked():
+        entered.set()
+        time.sleep(0.3)
+        order.append("first")
+    thread.join(timeout=10)
+    assert order == ["first", "second"]

@@ -183,6 +183,12 @@ def apply(rendered: Path, state_root: Path | None, replicas: int | None, options
     state_dir = StateDir(state_root) if state_root is not None else default_state_dir(blueprint.name)
     if replicas is not None and replicas < 0:
         raise UsageError(f"--replicas {replicas} is negative (fix: 0 or more)")
+    with state_dir.locked():
+        return _apply(rendered, blueprint, state_dir, replicas, options, timeout)
+
+
+def _apply(rendered: Path, blueprint: SetBlueprint, state_dir: StateDir, replicas: int | None,
+           options: PodOptions | None, timeout: float) -> UpReport:
     engine = Engine()
     previous = state_dir.load() if state_dir.exists() else None
     chosen = _check_options(state_dir, previous, blueprint, options or PodOptions())

@@ -180,6 +180,13 @@ class PodSet:
 def down(state_root: Path | None, grace_seconds: int | None, delete_data: bool) -> dict[str, Any]:
     """Stop and remove every container of the set; claims and the node's directories stay unless delete_data."""
     state_dir = find_state_dir(state_root, left_over=delete_data)
+    if not state_dir.root.is_dir():
+        return _down(state_dir, grace_seconds, delete_data)
+    with state_dir.locked():
+        return _down(state_dir, grace_seconds, delete_data)
+
+
+def _down(state_dir: StateDir, grace_seconds: int | None, delete_data: bool) -> dict[str, Any]:
     state = state_dir.load() if state_dir.exists() else None
     engine = Engine()
     pods = PodSet(state_dir, engine)

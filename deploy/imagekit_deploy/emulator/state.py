@@ -11,9 +11,13 @@ labelled with this directory, so `down` finds them even without set.json.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,8 @@ LABEL_ORDINAL = image_label("pod.ordinal")
 LABEL_ROLE = image_label("pod.role")       # sandbox | init | container
 LABEL_CONTAINER = image_label("pod.container")
 LABEL_REVISION = image_label("pod.revision")  # the template revision the container was made from
+
+log = logging.getLogger("imagekit.deploy")
 
 
 @dataclass
@@ -107,6 +113,18 @@ class StateDir:
             raise UsageError(f"{self.file} has format {state.format}, this imagekit writes {FORMAT} "
                              f"(fix: `imagekit pod down` with the imagekit that made it)")
         return state
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `imagekit pod` command at a time changes this state directory: a second one waits for the first."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another `imagekit pod` command is changing %s: waiting for it to end", self.root)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def save(self, state: SetState) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
