@@ -155,3 +155,17 @@ def test_intermediate_data_is_freed_after_its_last_consumer(tmp_path, locations)
     assert freed["raw"]["ts"] >= max(committed_at["half"], committed_at["tail"])
     assert result.summary["peak_shm_bytes"] >= 3000000 + 1000000
     assert result.summary["peak_shm_bytes"] < 3000000 + 1000000 + 1001000 + 1000
+
+
+def test_a_full_results_directory_fails_the_run_and_leaves_no_partial_file(tmp_path, locations, tmpfs):
+    """The results directory holds 1 MiB, the result is 2 MiB: not "completed", exit 3, nothing half-written."""
+    full = tmpfs("1m")
+    write_step(tmp_path / "steps", "big", 'head -c 2000000 /dev/zero > "$IMAGEKIT_OUT_BIG"', outputs=["big"])
+    pipeline = write_pipeline(tmp_path, "full", ["big"], results=["big"])
+    result = imagekit("run", pipeline, "--shm-dir", locations.shm, "--ssd", locations.ssd, "--pv", locations.pv,
+                      "--results", full)
+    assert result.returncode == 3, result.stderr
+    assert "completed" not in result.stderr.splitlines()[-1]
+    assert "results not delivered" in result.stderr and str(full) in result.stderr
+    assert [path.name for path in full.iterdir() if path.name != ".imagekit"] == []  # no partial copy
+    assert not (full / ".imagekit-complete.json").exists()

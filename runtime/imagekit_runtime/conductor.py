@@ -22,7 +22,7 @@ from . import diagnosis, shard_state
 from .commits import Commits
 from .contract import Event, RunStatus
 from .dispatch import HAS_PROCESS, Dispatch
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
+from .errors import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from .gates import Gates, bin_dir, gates_dir, install_wait_program
 from .handoff import StepEnds
 from .keys import pipeline_key, step_keys
@@ -98,10 +98,10 @@ class Conductor(StepEnds):
             self._start_supervisor()
             exit_code, status = self._loop()
             self._drain_copies()
-            if exit_code == EXIT_OK:
-                self._complete()
-                if self.options.release_when_complete:
-                    self.outputs.release_checkpointed()
+            if exit_code == EXIT_OK and not self._complete():
+                exit_code, status = EXIT_ENVIRONMENT, RunStatus.FAILED  # computed, but not every result delivered
+            if exit_code == EXIT_OK and self.options.release_when_complete:
+                self.outputs.release_checkpointed()
             return self._summary(exit_code, status, started)
         finally:
             self.supervisor.shutdown()
@@ -336,12 +336,16 @@ class Conductor(StepEnds):
             self.touched.update(self.steps)
             self._free_unneeded()
 
-    def _complete(self) -> None:
+    def _complete(self) -> bool:
+        """Mark the shard complete; False (nothing marked) when a result was not delivered."""
         missing = shard_state.mark_complete(self.spec, self.layout, self.keys, self.checkpoints, run_id=self.run_id,
                                             shard_index=self.options.shard_index,
                                             shard_count=self.options.shard_count)
         if missing:
+            log.error("error: results not delivered to %s: %s (fix: free space there, or pass --results DIR)",
+                      self.layout.results_dir, ", ".join(missing))
             self.warnings.append(f"results not delivered: {', '.join(missing)}")
+        return not missing
 
     # ------------------------------------------------------------- helpers
     @property

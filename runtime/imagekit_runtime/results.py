@@ -23,10 +23,14 @@ def copy_item(source: Path, destination: Path) -> None:
         raise UnsafeOutput(f"not copying {source} to {destination}: {escape}")
     temporary = destination.with_name(f"{TEMPORARY_PREFIX}{destination.name}-{os.getpid()}")
     remove_tree(temporary)
-    if source.is_dir() and not source.is_symlink():
-        shutil.copytree(source, temporary, symlinks=True)
-    else:
-        shutil.copyfile(source, temporary, follow_symlinks=False)
+    try:
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, temporary, symlinks=True)
+        else:
+            shutil.copyfile(source, temporary, follow_symlinks=False)
+    except BaseException:  # a full disk, a name too long: no partial copy is left among the results
+        remove_tree(temporary)
+        raise
     if destination.is_dir() and not destination.is_symlink():
         old = destination.with_name(f".old-{destination.name}-{os.getpid()}")
         os.rename(destination, old)
