@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import imagekit, journal_entries, last_run, start_imagekit, started_steps, write_pipeline, write_step
 from imagekit_runtime import contract
@@ -169,3 +170,25 @@ def test_a_full_results_directory_fails_the_run_and_leaves_no_partial_file(tmp_p
     assert "results not delivered" in result.stderr and str(full) in result.stderr
     assert [path.name for path in full.iterdir() if path.name != ".imagekit"] == []  # no partial copy
     assert not (full / ".imagekit-complete.json").exists()
+
+
+def test_a_daemon_a_step_leaves_behind_dies_with_the_step(tmp_path, locations):
+    """A step that double-forks a daemon out of its process group (setsid) and exits: the daemon is killed when the
+    step ends, so it neither outlives the run nor holds the shard lock against the next run."""
+    marker = tmp_path / "daemon-pid"
+    write_step(tmp_path / "steps", "spawn", f"""
+        setsid sh -c 'echo $$ > {marker}; exec sleep 1000' < /dev/null > /dev/null 2>&1 &
+        while [ ! -s {marker} ]; do sleep 0.01; done
+        echo done > "$IMAGEKIT_OUT_X"
+        """, outputs=["x"])
+    pipeline = write_pipeline(tmp_path, "daemon", ["spawn"], results=["x"])
+    args = ("--shm-dir", locations.shm, "--ssd", locations.ssd, "--pv", locations.pv, "--results", locations.results)
+    result = imagekit("run", pipeline, *args)
+    assert result.returncode == 0, result.stderr
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the daemon outlived its step"
+        time.sleep(0.05)
+    again = imagekit("run", pipeline, *args, "--force", "--wait-lock", "2")
+    assert again.returncode == 0, again.stderr  # no leftover holds the shard lock

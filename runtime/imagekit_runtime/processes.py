@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .exit_watch import ExitWatcher, zombie_exit_status
 from .gates import Gates
-from .leftovers import kill_group, kill_leftovers
+from .leftovers import kill_escaped, kill_group, kill_leftovers
 from .supervisor_client import ProcessInfo, Supervisor
 
 ENDED = ("EXITED", "FATAL", "STOPPED", "BACKOFF", "UNKNOWN")  # supervisord states of a process that is over
@@ -94,6 +94,7 @@ class StepProcesses:
             kill_group(pid)
         else:
             kill_leftovers(self.supervisor_log, name)
+        kill_escaped(name, self.supervisor_log.parent)  # what left the group: a daemon, a setsid
 
     def stop(self, names: Iterable[str], grace_seconds: float, meanwhile: Callable[[], None]) -> None:
         """Close every gate (waiters see end-of-file), SIGTERM the processes (supervisord sends SIGKILL after
