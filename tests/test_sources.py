@@ -313,3 +313,42 @@ def test_an_http_source_retries_a_transient_error(tmp_path: Path) -> None:
         runtime(pipeline, locations, 0, run_env())
         assert (locations.results / "total").read_text() == total_of(0)
         assert FlakyHandler.failed == {"/0.txt"}
+
+
+class StingyHandler(http.server.BaseHTTPRequestHandler):
+    """No HEAD (405). /trickle.txt announces 100 bytes and sends one every 0.2 s; /half.txt announces 100 and
+    sends 50, then closes."""
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.send_error(405)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        if self.path == "/half.txt":
+            self.wfile.write(b"1\n" * 25)
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        for _ in range(100):
+            self.wfile.write(b"1")
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("path", "words"), [("trickle.txt", "not complete within 1s"),
+                                             ("half.txt", "50 bytes received, 100 announced")])
+def test_an_http_source_has_an_overall_deadline_and_a_checked_length(tmp_path: Path, path: str, words: str) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StingyHandler)
+    with serving(server):
+        pipeline = sum_pipeline(tmp_path, {"numbers": f"http://127.0.0.1:{server.server_address[1]}/{path}"}, shards=1)
+        locations = Locations(tmp_path / "run")
+        started = time.monotonic()
+        result = runtime(pipeline, locations, 0, {**run_env(), "IMAGEKIT_FETCH_DEADLINE": "1"}, check=None)
+        assert result.returncode == 1 and words in result.stderr, result.stderr[-2000:]
+        assert time.monotonic() - started < 60  # not the 20 s the trickle takes, times four attempts
+        assert not (locations.results / "total").exists()

@@ -46,6 +46,7 @@ RESULTS_DIR = "IMAGEKIT_RESULTS_DIR"
 DEPS_ROOT = "IMAGEKIT_DEPS_ROOT"                    # prebuilt step dependencies (set in images)
 HOLD_WHEN_COMPLETE = "IMAGEKIT_HOLD_WHEN_COMPLETE"  # after success, idle until SIGTERM
 CACHE_DIR = "IMAGEKIT_CACHE_DIR"                    # host cache of step environments and wheels
+FETCH_DEADLINE = "IMAGEKIT_FETCH_DEADLINE"          # seconds one http(s) source GET may take in all (default 3600)
 CPUS = "IMAGEKIT_CPUS"                              # the CPUs the pod may use, when no cgroup cpu.max says it
 LOG_FORMAT = "IMAGEKIT_LOG_FORMAT"                  # "json": log lines as JSON objects on stdout
 RUN_NAME = "IMAGEKIT_RUN"                           # {run} in source and sink URLs: the job's name for this run

@@ -6,18 +6,30 @@ planned one fails (the object changed); its length is verified.
 """
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .. import contract
 from .manifest import Entry, Manifest
 
 CHUNK_BYTES = 1 << 20
 ATTEMPTS = 4         # a GET that fails for a transient reason is tried this many times in all
 TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 30  # each read; a server sending a byte now and then is stopped by the deadline instead
+DEFAULT_DEADLINE_SECONDS = 3600.0  # one GET, all of it: $IMAGEKIT_FETCH_DEADLINE overrides
+
+
+def deadline_seconds() -> float:
+    text = os.environ.get(contract.FETCH_DEADLINE, "")
+    try:
+        value = float(text) if text else DEFAULT_DEADLINE_SECONDS
+    except ValueError:
+        value = DEFAULT_DEADLINE_SECONDS
+    return value if 0 < value < float("inf") else DEFAULT_DEADLINE_SECONDS
 
 
 def _problem(exc: Exception) -> str:
@@ -64,22 +76,31 @@ def probe(manifest: Manifest) -> tuple[Entry, ...]:
 
 def fetch(manifest: Manifest, destination: Path) -> int:
     expected = manifest.entries[0]
+    allowed = deadline_seconds()
     for attempt in range(1, ATTEMPTS + 1):
         written = 0
+        announced = expected.size
+        deadline = time.monotonic() + allowed
         try:
             with _open(manifest, "GET") as answer, open(destination, "wb") as out:
                 etag = answer.headers.get("ETag")
                 if etag and expected.etag.startswith(('"', "W/")) and etag != expected.etag:
                     raise manifest.failed("changed since the run was planned (another ETag): run again")
-                while chunk := answer.read(CHUNK_BYTES):
+                length = answer.headers.get("Content-Length")
+                if announced < 0 and length and length.isdigit():
+                    announced = int(length)  # no HEAD to pin it: the GET's own announcement is checked
+                while chunk := answer.read1(CHUNK_BYTES):  # what has arrived: the deadline is checked often
                     out.write(chunk)
                     written += len(chunk)
+                    if time.monotonic() > deadline:
+                        raise manifest.failed(f"not complete within {allowed:g}s ({written} bytes so far; "
+                                              f"${contract.FETCH_DEADLINE} sets the deadline)")
         except (ConnectionError, TimeoutError) as exc:
             if attempt == ATTEMPTS:
                 raise manifest.failed(_problem(exc)) from None
             time.sleep(0.5 * 2 ** (attempt - 1))
             continue
-        if expected.size >= 0 and written != expected.size:
-            raise manifest.failed(f"{written} bytes received, {expected.size} announced")
+        if announced >= 0 and written != announced:
+            raise manifest.failed(f"{written} bytes received, {announced} announced")
         return written
     raise AssertionError("unreachable")
