@@ -352,3 +352,14 @@ def test_an_http_source_has_an_overall_deadline_and_a_checked_length(tmp_path: P
         assert result.returncode == 1 and words in result.stderr, result.stderr[-2000:]
         assert time.monotonic() - started < 60  # not the 20 s the trickle takes, times four attempts
         assert not (locations.results / "total").exists()
+
+
+def test_a_pipe_inside_a_file_source_directory_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "part-0.txt").write_text(numbers_text(0))
+    os.mkfifo(data / "stuck")
+    pipeline = sum_pipeline(tmp_path, {"numbers": f"file://{data}/"}, shards=1)
+    result = runtime(pipeline, Locations(tmp_path / "run"), 0, run_env(), check=None)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "stuck is not a regular file" in result.stderr and "Traceback" not in result.stderr

@@ -30,8 +30,12 @@ def probe(manifest: Manifest) -> tuple[Entry, ...]:
         if manifest.prefix:
             if not path.is_dir():
                 raise manifest.failed("directory not found" if not path.exists() else "not a directory")
-            return tuple(_entry(file, file.relative_to(path).as_posix())
-                         for file in sorted(path.rglob("*")) if file.is_file())
+            found = sorted(path.rglob("*"))
+            special = next((item for item in found if not item.is_file() and not item.is_dir()), None)
+            if special is not None:  # a pipe would block the copy, a device never end
+                raise manifest.failed(f"{special.relative_to(path)} is not a regular file (a pipe, a device or a "
+                                      "socket): a source directory holds files and directories only")
+            return tuple(_entry(file, file.relative_to(path).as_posix()) for file in found if file.is_file())
         if not path.is_file():
             raise manifest.failed("file not found" if not path.exists() else "not a file")
         return (_entry(path, ""),)
@@ -50,6 +54,8 @@ def fetch(manifest: Manifest, destination: Path) -> int:
         raise manifest.failed("not found (removed since the run was planned)") from None
     except PermissionError:
         raise manifest.failed("access denied") from None
+    except (shutil.Error, OSError) as exc:  # a special file appeared since the plan, a full shm, …
+        raise manifest.failed(f"could not be copied ({exc})") from None
     return manifest.size
 
 
