@@ -298,3 +298,46 @@ def test_status_shows_where_data_is_and_what_would_run(chain, locations):
     assert not report["complete"]
     text = imagekit("status", pipeline, *locations.args())
     assert "would run: total, final" in text.stdout
+
+
+def test_a_manifest_missing_a_field_or_a_link_out_of_the_item_is_set_aside(chain, locations):
+    """Hostile checkpoints: a manifest without its file list, and one whose data holds a link to / with a file
+    beneath it. Neither crashes the run nor is restored: both are quarantined and their steps run again."""
+    pipeline, gate = chain
+    journal, _ = interrupt(pipeline, gate, locations, "pod", "total", ("square", "squares", "pv"),
+                           ("evens", "evens", "ssd"), ("square", "squares", "ssd"))
+    shard = locations.ssd / "chain" / contract.shard_dir_name(0)
+    evens = next(shard.glob("evens@*"))
+    manifest = json.loads((evens / contract.CHECKPOINT_MANIFEST).read_text())
+    del manifest["files"]
+    (evens / contract.CHECKPOINT_MANIFEST).write_text(json.dumps(manifest))
+    squares = next(shard.glob("squares@*"))
+    data = squares / "data"
+    data.unlink()
+    data.mkdir()
+    (data / "out").symlink_to("/")
+    for tier in (locations.pv,):
+        item = next((tier / "chain" / "shard-0").glob("squares@*"))
+        flip_byte(item / "data", offset=10)
+    result = run_runtime(pipeline, locations)
+    assert result.returncode == 0, result.stderr
+    assert "manifest lacks or garbles a field" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert started_steps(journal) == ["square", "evens", "total", "final"]
+    assert read_final(locations) == expected_final()
+    assert not any(shard.glob("evens@*")) or json.loads(
+        (next(shard.glob("evens@*")) / contract.CHECKPOINT_MANIFEST).read_text()).get("files")
+
+
+def test_pruning_follows_the_journals_run_order_not_the_clock(tmp_path):
+    from imagekit_runtime.checkpoint import MANIFEST, CheckpointStore, Tier
+
+    root = tmp_path / "ssd" / "p" / "shard-0"
+    for run, created in (("run-old", 2_000_000_000.0), ("run-new", 1_000.0)):  # the old run's clock was ahead
+        item = root / f"d@{run}"
+        item.mkdir(parents=True)
+        (item / MANIFEST).write_text(json.dumps({"key": f"k-{run}", "run": run, "created_at": created}))
+    store = CheckpointStore.__new__(CheckpointStore)
+    store.tiers = [Tier("ssd", root)]
+    removed = store.prune(set(), retention=1, run_order=["run-old", "run-new"])
+    assert [path.name for path in removed] == ["d@run-old"]

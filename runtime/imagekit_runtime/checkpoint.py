@@ -250,7 +250,14 @@ class CheckpointStore:
         for field_name, value in expected.items():
             if manifest.get(field_name) != value:
                 raise CorruptCheckpoint(f"{field_name} is {manifest.get(field_name)!r}, expected {value!r} (foreign checkpoint)")
-        _verify_files(item, manifest)
+        try:
+            _verify_files(item, manifest)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a manifest of another shape
+            raise CorruptCheckpoint(f"manifest lacks or garbles a field ({type(exc).__name__}: {exc})") from None
+        # Restored as it is into shm: as strict as a commit, a link may not lead outside the item.
+        escape = find_escape(item / CHECKPOINT_DATA) if os.path.lexists(item / CHECKPOINT_DATA) else None
+        if escape:
+            raise CorruptCheckpoint(escape)
         return manifest
 
     def restore(self, step: str, data: str, step_key: str, source: str, run: str) -> None:
@@ -296,8 +303,10 @@ class CheckpointStore:
                     if entry.name.startswith(TEMPORARY_PREFIX):
                         remove_tree(entry)
 
-    def prune(self, keep_keys: set[str], retention: int) -> list[Path]:
-        """Keep checkpoints with current keys and those of the newest `retention` runs; remove the rest."""
+    def prune(self, keep_keys: set[str], retention: int, run_order: list[str] | None = None) -> list[Path]:
+        """Keep checkpoints with current keys and those of the newest `retention` runs; remove the rest. Runs are
+        ordered as the journal lists them (run_order, oldest first), not by a clock that may have been wrong;
+        a run the journal does not know counts as older than any it does."""
         removed: list[Path] = []
         for tier in self.tiers:
             if not tier.root.is_dir():
@@ -308,12 +317,15 @@ class CheckpointStore:
                     continue
                 try:
                     manifest = json.loads((entry / MANIFEST).read_text())
-                except json.JSONDecodeError:
+                except (OSError, json.JSONDecodeError):
                     continue
-                if manifest.get("key") in keep_keys:
+                if not isinstance(manifest, dict) or manifest.get("key") in keep_keys:
                     continue
-                by_run.setdefault(manifest.get("run", ""), []).append((manifest.get("created_at", 0.0), entry))
-            runs = sorted(by_run, key=lambda r: max(t for t, _ in by_run[r]), reverse=True)
+                created = manifest.get("created_at", 0.0)
+                by_run.setdefault(str(manifest.get("run", "")), []).append(
+                    (float(created) if isinstance(created, (int, float)) else 0.0, entry))
+            order = {run: index for index, run in enumerate(run_order or [])}
+            runs = sorted(by_run, key=lambda r: (order.get(r, -1), max(t for t, _ in by_run[r])), reverse=True)
             for run in runs[retention:]:
                 for _created, entry in by_run[run]:
                     remove_tree(entry)

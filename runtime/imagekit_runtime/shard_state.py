@@ -15,6 +15,7 @@ from . import results as results_io
 from .availability import Availability
 from .checkpoint import CheckpointStore
 from .datastore import DataStore, remove_tree
+from .journal import read_journal, run_ids
 from .keys import data_key, pipeline_key
 from .layout import RunLayout
 from .planner import Plan
@@ -117,6 +118,6 @@ def mark_complete(spec: PipelineSpec, layout: RunLayout, keys: dict[str, str], c
         "shard_count": shard_count, "completed_at": time.time(), "results": list(spec.results),
     })
     keep = {data_key(keys[step.name], data) for step in spec.steps for data in step.outputs}
-    for removed in checkpoints.prune(keep, spec.checkpoint.retention):
+    for removed in checkpoints.prune(keep, spec.checkpoint.retention, run_ids(read_journal(layout.journal))):
         log.info("pruned old checkpoint %s", removed)
     return []
