@@ -39,7 +39,7 @@ def gate_by_digest(engine_ready: None) -> str:
 
 @pytest.fixture
 def gate_set(kube: KubeCluster, gate_by_digest: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A 2-shard pod-gate set (hostPath SSD: a shard can move to the other node), shard 1 held at `total`.
+    """A 2-shard pod-gate set (local-PV SSD: per node, so a lost node's SSD is gone), shard 1 held at `total`.
     Shard 1's PV claim is made first, bound to a known volume, so the gate is on it before the pod starts."""
     name = f"gate-{secrets.token_hex(3)}"
     volumes = json.loads(kube.kubectl("get", "pv", "-o", "json"))["items"]
@@ -57,7 +57,7 @@ def gate_set(kube: KubeCluster, gate_by_digest: str, tmp_path: Path) -> Iterator
     gate.touch()
     rendered = tmp_path / "rendered"
     done = imagekit("deploy", "render", GATE_PIPELINE, "--image", gate_by_digest, "--name", name, "--replicas", "2",
-                    "--ssd", "hostpath", "--pv-storage-class", "imagekit-shared", "--pv-size", "1Gi", "-d", rendered)
+                    "--pv-storage-class", "imagekit-shared", "--pv-size", "1Gi", "--ssd-size", "1Gi", "-d", rendered)
     assert done.returncode == 0, done.stderr
     workload = yaml.safe_load((rendered / "statefulset.yaml").read_text())
     [container] = [c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == "pipeline"]
@@ -110,6 +110,10 @@ def inject(kube: KubeCluster, name: str, held: dict[str, Any], level: str) -> No
         stopped = subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop-node", held["node"]], capture_output=True,
                                  text=True, timeout=300)
         assert stopped.returncode == 0, stopped.stderr
+        # The operator's part (docs/deploy.md, "Node loss and the SSD"): the lost node's SSD claim goes, and the
+        # pod that waits for it; the StatefulSet makes both again on the node that is left.
+        kube.kubectl("delete", "pvc", f"ssd-{name}-1", "--wait=false")
+        kube.kubectl("delete", "pod", pod, "--wait=false", "--ignore-not-found")
 
 
 @pytest.mark.parametrize("level", list(LEVELS))
