@@ -32,29 +32,36 @@ def api_message(exc: Any) -> str:
 
 @dataclass
 class Cluster:
+    """A connection to one cluster. The client library is imported when a cluster is used, not when imagekit
+    starts: it takes about 0.3 s to import and most verbs never need it."""
+
     api: Any       # kubernetes.client.ApiClient
     namespace: str  # the context's namespace, or default
 
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, context: str | None = None,
                 namespace: str | None = None) -> Cluster:
-        from kubernetes import client, config
+        from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
         where = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or "~/.kube/config"
+        file = str(kubeconfig) if kubeconfig else None
         try:
-            api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
-            _contexts, current = config.list_kube_config_contexts(config_file=str(kubeconfig) if kubeconfig else None)
+            api = config.new_client_from_config(config_file=file, context=context)
+            contexts, current = config.list_kube_config_contexts(config_file=file)
         except (ConfigException, OSError) as exc:
             raise EnvironmentMissing(f"no cluster from kubeconfig {where}: {exc} (fix: pass --kubeconfig FILE, or set "
                                      "KUBECONFIG to the cluster's kubeconfig)") from None
-        chosen = current if context is None else next((c for c in _contexts if c["name"] == context), current)
+        chosen = current if context is None else next((c for c in contexts if c["name"] == context), current)
         default_namespace = (chosen or {}).get("context", {}).get("namespace") or "default"
         cluster = cls(api=api, namespace=namespace or default_namespace)
-        cluster.check(client)
+        cluster.check()
         return cluster
 
-    def check(self, client: Any) -> None:
+    def check(self) -> None:
+        """The API server answers (a version request, 10 s at most)."""
+        from kubernetes import client
+
         try:
             client.VersionApi(self.api).get_code(_request_timeout=10)
         except Exception as exc:  # urllib3 and ApiException alike: the cluster does not answer
