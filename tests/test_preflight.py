@@ -26,12 +26,12 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_an_shm_larger_than_the_machine_is_refused_before_any_step(tmp_path, locations):
-    pipeline = touching_pipeline(tmp_path, shm="900Ti")
+def test_an_shm_larger_than_the_machine_is_refused_before_any_step(tmp_path, locations):  # 3Ti: under the 4Ti bound
+    pipeline = touching_pipeline(tmp_path, shm="3Ti")
     result = imagekit("run", pipeline, *locations.args())
     assert result.returncode == 3, result.stderr
     line = one_error_line(result.stderr)
-    assert f"{pipeline}: shm: 900.0 TiB does not fit in {locations.shm / 'pre' / 'shard-0'}" in line
+    assert f"{pipeline}: shm: 3.0 TiB does not fit in {locations.shm / 'pre' / 'shard-0'}" in line
     assert "free" in line and "(fix: lower `shm`" in line
     assert not (tmp_path / "ran").exists()
 
