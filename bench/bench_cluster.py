@@ -79,9 +79,7 @@ def render(pipeline: Path, image: str, name: str, replicas: int, work: Path, *fl
 def journal(cluster: Cluster, name: str, shard: int) -> list[Entry]:
     workload = find_workload(cluster, name, cluster.namespace)
     pod = pod_blueprint(workload, name, cluster.namespace, shard)
-    text = cluster.exec_read(pod.name, cluster.namespace, "pipeline",
-                             "import sys; sys.stdout.write(open(sys.argv[1]).read())",
-                             f"{pod.run_dir()}/{contract.JOURNAL_FILE}")
+    text = cluster.read_text(pod.name, cluster.namespace, "pipeline", f"{pod.run_dir()}/{contract.JOURNAL_FILE}")
     return parse_text(text or "")
 
 

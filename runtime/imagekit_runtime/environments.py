@@ -75,7 +75,6 @@ class LocalVenvs:
         venv = self.cache_dir / self.venv_key(step)
         if (venv / ".imagekit-ready").exists():
             return venv
-
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with open(self.cache_dir / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others reuse its result

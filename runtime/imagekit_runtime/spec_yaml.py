@@ -290,8 +290,7 @@ class YamlFile:
             if isinstance(item, (dict, list)) or not isinstance(item, (str, int, float, bool)):
                 raise self.error(f"{field}.{field_name(key)}", f"{item!r} is not a string, number or boolean",
                                  f'write a single value, quoted if need be: `{key}: "..."`')
-            value = str(item).lower() if isinstance(item, bool) else str(item)
-            problem = env_problem(key, value)
+            problem = env_problem(key, str(item))
             if problem is not None:
                 raise self.error(f"{field}.{field_name(key)}", problem,
                                  "rename it, or drop it (imagekit sets the system's and its own variables)")

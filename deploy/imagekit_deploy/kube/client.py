@@ -117,6 +117,10 @@ class Cluster:
             return None
         return str(output) if code == 0 else None
 
+    def read_text(self, pod: str, namespace: str, container: str, path: str) -> str | None:
+        """A text file in the container (None when it is not there or cannot be read)."""
+        return self.exec_read(pod, namespace, container, _READ_TEXT, path)
+
     def read_file_base64(self, pod: str, namespace: str, container: str, path: str) -> bytes | None:
         text = self.exec_read(pod, namespace, container, _READ_B64, path)
         return None if text is None else base64.b64decode(text)
@@ -136,6 +140,7 @@ class Cluster:
             raise ClusterError(f"logs of pod {pod}: {exc.status} {exc.reason}") from None
 
 
+_READ_TEXT = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
 # Read a file (or a directory as a tar) and print it base64: exec's stream is text.
 _READ_B64 = ("import base64, io, os, sys, tarfile\n"
              "path = sys.argv[1]\n"

@@ -12,15 +12,15 @@ from imagekit_runtime.errors import UsageError
 
 from ..emulator.blueprint import pod_blueprint, pod_name
 from .client import Cluster, ClusterError, api_message
-from .shards import PIPELINE_CONTAINER, find_workload, set_status
+from .shards import PIPELINE_CONTAINER, find_workload, set_pods
 
 
 def _pod(cluster: Cluster, workload: dict[str, Any], name: str, namespace: str, shard: int) -> Any:
     wanted = pod_name(name, shard)
-    status = set_status(cluster, name, namespace)
-    if not any(s.pod == wanted for s in status.shards):
+    names = [pod.metadata.name for pod in set_pods(cluster, workload, namespace)]
+    if wanted not in names:
         raise UsageError(f"{name} has no pod for shard {shard} now (fix: one of "
-                         f"{', '.join(str(s.shard) for s in status.shards) or 'none: is it applied?'})")
+                         f"{', '.join(n.rsplit('-', 1)[1] for n in sorted(names)) or 'none: is it applied?'})")
     return pod_blueprint(workload, name, namespace, shard)
 
 
@@ -32,9 +32,7 @@ def shard_logs(cluster: Cluster, name: str, namespace: str, shard: int, step: st
     if step is None:
         yield from cluster.logs(pod.name, namespace, PIPELINE_CONTAINER, follow=follow)
         return
-    text = cluster.exec_read(pod.name, namespace, PIPELINE_CONTAINER,
-                             "import sys; sys.stdout.write(open(sys.argv[1]).read())",
-                             f"{pod.run_dir()}/{contract.LOGS_DIR}/{step}.log")
+    text = cluster.read_text(pod.name, namespace, PIPELINE_CONTAINER, f"{pod.run_dir()}/{contract.LOGS_DIR}/{step}.log")
     if text is None:
         raise UsageError(f"no log of step {step!r} in pod {pod.name} (fix: a step of the pipeline that has started)")
     yield text
@@ -44,15 +42,15 @@ def copy_results(cluster: Cluster, name: str, namespace: str, destination: Path)
     """Each shard's results directory (on its PV claim), read through its pod, into destination/<shard>/."""
     workload = find_workload(cluster, name, namespace)
     copied = []
-    for shard in set_status(cluster, name, namespace).shards:
-        pod = pod_blueprint(workload, name, namespace, shard.shard)
+    for ordinal in sorted(int(found.metadata.name.rsplit("-", 1)[1]) for found in set_pods(cluster, workload, namespace)):
+        pod = pod_blueprint(workload, name, namespace, ordinal)
         results = pod.results_dir()
         if results is None:
             raise UsageError(f"{name} keeps no results directory (fix: render with a PV, checkpoint.pv)")
         data = cluster.read_file_base64(pod.name, namespace, PIPELINE_CONTAINER, results)
         if data is None:
             raise ClusterError(f"pod {pod.name}: could not read {results} (is its pipeline container running?)")
-        target = destination / str(shard.shard)
+        target = destination / str(ordinal)
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(target, filter="data")  # no links out, no devices, no absolute paths

@@ -24,7 +24,6 @@ WORKLOAD_VERSIONS = ("apps.kruise.io/v1beta1", "apps/v1")
 COMPLETE_LABEL = "imagekit.dev/shard-complete"  # set on a pod by `deploy status|wait` once they see it complete
 PIPELINE_CONTAINER = "pipeline"
 DONE = frozenset(state.value for state in StepState if state.done)
-_READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
 
 
 class Phase:
@@ -95,11 +94,11 @@ def _run_of(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str) -> 
     """The pod's newest run (from its journal) and whether its results carry the completion marker of that run."""
     ordinal = int(pod.metadata.name.rsplit("-", 1)[1])
     blueprint = pod_blueprint(workload, name, pod.metadata.namespace, ordinal)
-    text = cluster.exec_read(pod.metadata.name, pod.metadata.namespace, PIPELINE_CONTAINER, _READ,
+    text = cluster.read_text(pod.metadata.name, pod.metadata.namespace, PIPELINE_CONTAINER,
                              f"{blueprint.run_dir()}/{contract.JOURNAL_FILE}")
     run = newest_run(parse_text(text)) if text else RunView()
     results = blueprint.results_dir()
-    marker_text = cluster.exec_read(pod.metadata.name, pod.metadata.namespace, PIPELINE_CONTAINER, _READ,
+    marker_text = cluster.read_text(pod.metadata.name, pod.metadata.namespace, PIPELINE_CONTAINER,
                                     f"{results}/{contract.COMPLETION_MARKER}") if results else None
     try:
         marker = json.loads(marker_text) if marker_text else None
@@ -148,11 +147,16 @@ def shard_status(cluster: Cluster, pod: Any, workload: dict[str, Any], name: str
              "started": run.started, "inputs": run.inputs, "steps": run.steps, "checkpoints": run.checkpointed})
 
 
-def set_status(cluster: Cluster, name: str, namespace: str) -> SetStatus:
-    workload = find_workload(cluster, name, namespace)
+def set_pods(cluster: Cluster, workload: dict[str, Any], namespace: str) -> list[Any]:
+    """The set's pods now (its selector's), leaving out those being deleted."""
     selector = ",".join(f"{key}={value}" for key, value in
                         (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())
-    pods = [pod for pod in cluster.pods(namespace, selector) if pod.metadata.deletion_timestamp is None]
+    return [pod for pod in cluster.pods(namespace, selector) if pod.metadata.deletion_timestamp is None]
+
+
+def set_status(cluster: Cluster, name: str, namespace: str) -> SetStatus:
+    workload = find_workload(cluster, name, namespace)
+    pods = set_pods(cluster, workload, namespace)
     status = workload.get("status") or {}
     update_revision = str(status.get("updateRevision") or template_revision(workload))
     shards = sorted((shard_status(cluster, pod, workload, name, update_revision) for pod in pods),
