@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
+import pwd
 import socketserver
 import subprocess
 import sys
@@ -147,6 +149,30 @@ def tmpfs(tmp_path):
     yield mount
     for mount_point in mounted:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+TEST_USER = "imagekit-tester"
+
+
+@pytest.fixture(scope="session")
+def tester() -> Any:
+    """A normal user (in the docker group), made once: for what must be tried without root's powers."""
+    if os.getuid() != 0:
+        pytest.skip("makes a user of its own: run as root")
+    try:
+        return pwd.getpwnam(TEST_USER)
+    except KeyError:
+        groups = ["--groups", "docker"] if _group_exists("docker") else []
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", *groups, TEST_USER], check=True)
+        return pwd.getpwnam(TEST_USER)
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def write_step(directory: Path, name: str, script: str, *, inputs: Sequence[str] = (), outputs: Sequence[str] = (),

@@ -17,21 +17,9 @@ import pytest
 from conftest import REPO
 from fixtures_engine import REGISTRY
 
-USER = "imagekit-tester"
 BASE = "imagekit/debian-python:bookworm"
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
-
-
-@pytest.fixture(scope="module")
-def tester() -> pwd.struct_passwd:
-    if os.getuid() != 0:
-        pytest.skip("makes a user of its own: run as root")
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", "--groups", "docker", USER], check=True)
-        return pwd.getpwnam(USER)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +56,7 @@ def user_home(tester: pwd.struct_passwd) -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="imagekit-user-", dir="/tmp"))  # outside the checkout
     os.chown(home, tester.pw_uid, tester.pw_gid)
     yield home
-    subprocess.run(["runuser", "-u", USER, "--", "rm", "-rf", str(home)], check=False)
+    subprocess.run(["runuser", "-u", tester.pw_name, "--", "rm", "-rf", str(home)], check=False)
     shutil.rmtree(home, ignore_errors=True)
 
 

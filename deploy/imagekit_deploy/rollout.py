@@ -1,29 +1,27 @@
-"""How the set's controller rolls pods to a new template: revisions, the update strategy, in place or not.
+"""How a rendering's pods are rolled to a new template by `imagekit pod`: revisions, in place or not.
 
-Pure decisions, no engine (apply.py carries them out). As the controllers do it:
+Pure decisions, no engine (emulator/apply.py carries them out). The local runner keeps only what debugging
+a shard needs (docs/deploy.md, "What `imagekit pod` is for"):
   - a pod template has a revision (the hash of `spec.template`, as a ControllerRevision names it);
-  - pods whose ordinal is at or above `rollingUpdate.partition` are updated, from the highest ordinal
-    down, at most `maxUnavailable` at a time (Kruise: a number or a percentage of replicas, rounded
-    down, at least 1; more than 1 only with podManagementPolicy Parallel); `paused` updates none;
   - OpenKruise with podUpdatePolicy InPlaceIfPossible (or InPlaceOnly) updates a pod in place when the
     templates differ only in container images, env values and pod labels/annotations: the container is
     made again with the new image in the same pod, so shm, the SSD and the PV stay;
-    `inPlaceUpdateStrategy.gracePeriodSeconds` is the wait between marking the pod not ready
-    (InPlaceUpdateReady false) and swapping the image;
   - any other change, podUpdatePolicy ReCreate, or a plain apps/v1 StatefulSet: the pod is deleted and
-    created again from the new template (shm lost; the SSD and the PV stay, as their claims do).
+    created again from the new template (shm lost; the SSD and the PV stay, as their claims do);
+  - pods are rolled one at a time, highest ordinal first.
+The rest of the update strategy (partition, paused, maxUnavailable, minReadySeconds, the in-place grace
+period, InPlaceOnly's refusal) is the real controllers' business, tested on the local cluster; `not_emulated`
+names what a rendering sets of it, so `pod apply` can say it was not honoured.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from imagekit_runtime.errors import UsageError
 from imagekit_runtime.journal import RunView
 
 KRUISE_API_GROUP = "apps.kruise.io"
@@ -38,8 +36,6 @@ class Action(StrEnum):
     UNCHANGED = "unchanged"
     IN_PLACE = "updated in place"
     RECREATED = "recreated"
-    HELD = "held by partition"
-    PAUSED = "paused"
 
 
 class UpdateKind(StrEnum):
@@ -54,41 +50,30 @@ def template_revision(workload: dict[str, Any]) -> str:
     return digest[:10]
 
 
-@dataclass(frozen=True)
-class Strategy:
-    in_place: bool          # Kruise InPlaceIfPossible or InPlaceOnly
-    in_place_only: bool
-    partition: int
-    max_unavailable: int
-    grace_seconds: int      # inPlaceUpdateStrategy.gracePeriodSeconds
-    min_ready_seconds: int
-    paused: bool
+def in_place_policy(workload: dict[str, Any]) -> bool:
+    """Whether the workload's controller updates pods in place when it can (Kruise InPlaceIfPossible/Only)."""
+    if not str(workload.get("apiVersion", "")).startswith(KRUISE_API_GROUP + "/"):
+        return False
+    rolling = (((workload.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {})
+    return rolling.get("podUpdatePolicy", "ReCreate") in (IN_PLACE_IF_POSSIBLE, IN_PLACE_ONLY)
 
 
-def _scaled(value: Any, replicas: int, where: str) -> int:
-    if isinstance(value, int):
-        return max(1, value)
-    match = re.fullmatch(r"(\d+)%", str(value).strip())
-    if match is None:
-        raise UsageError(f"{where}: {value!r} is neither a number nor a percentage (fix: re-render)")
-    return max(1, replicas * int(match.group(1)) // 100)
+# What the local runner does not do, with the value at which not doing it changes nothing.
+_NOT_EMULATED = (("partition", 0), ("paused", False), ("maxUnavailable", 1), ("minReadySeconds", 0))
 
 
-def update_strategy(workload: dict[str, Any], replicas: int) -> Strategy:
+def not_emulated(workload: dict[str, Any]) -> list[str]:
+    """The update-strategy fields a rendering sets that `imagekit pod` does not honour (the cluster does)."""
     spec = workload.get("spec") or {}
-    strategy = spec.get("updateStrategy") or {}
-    rolling = strategy.get("rollingUpdate") or {}
-    kruise = str(workload.get("apiVersion", "")).startswith(KRUISE_API_GROUP + "/")
-    policy = rolling.get("podUpdatePolicy", "ReCreate") if kruise else "ReCreate"
-    parallel = spec.get("podManagementPolicy") == "Parallel"
-    where = "spec.updateStrategy.rollingUpdate.maxUnavailable"
-    max_unavailable = _scaled(rolling.get("maxUnavailable", 1), replicas, where) if parallel or not kruise else 1
-    in_place = (rolling.get("inPlaceUpdateStrategy") or {}) if kruise else {}
-    return Strategy(in_place=policy in (IN_PLACE_IF_POSSIBLE, IN_PLACE_ONLY), in_place_only=policy == IN_PLACE_ONLY,
-                    partition=int(rolling.get("partition") or 0), max_unavailable=max_unavailable,
-                    grace_seconds=int(in_place.get("gracePeriodSeconds") or 0),
-                    min_ready_seconds=int(rolling.get("minReadySeconds") or spec.get("minReadySeconds") or 0),
-                    paused=bool(rolling.get("paused")) if kruise else False)
+    rolling = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {})
+    found = [f"{key}: {rolling[key]}" for key, neutral in _NOT_EMULATED
+             if key in rolling and rolling[key] not in (neutral, None)]
+    grace = (rolling.get("inPlaceUpdateStrategy") or {}).get("gracePeriodSeconds")
+    if grace:
+        found.append(f"inPlaceUpdateStrategy.gracePeriodSeconds: {grace}")
+    if rolling.get("podUpdatePolicy") == IN_PLACE_ONLY:
+        found.append(f"podUpdatePolicy: {IN_PLACE_ONLY} (treated as {IN_PLACE_IF_POSSIBLE})")
+    return found
 
 
 def _without_in_place_fields(template: dict[str, Any]) -> dict[str, Any]:
@@ -112,25 +97,13 @@ def in_place_possible(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return _without_in_place_fields(old_template) == _without_in_place_fields(new_template)
 
 
-def decide(strategy: Strategy, ordinal: int, old: dict[str, Any], new: dict[str, Any]) -> Action:
-    """What the controller does to a running pod of template `old` now that the set's template is `new`."""
+def decide(old: dict[str, Any], new: dict[str, Any]) -> Action:
+    """What `imagekit pod` does to a running pod of template `old` now that the set's template is `new`."""
     if template_revision(old) == template_revision(new):
         return Action.UNCHANGED
-    if ordinal < strategy.partition:
-        return Action.HELD
-    if strategy.paused:
-        return Action.PAUSED
-    if strategy.in_place and in_place_possible(old, new):
+    if in_place_policy(new) and in_place_possible(old, new):
         return Action.IN_PLACE
     return Action.RECREATED
-
-
-def check_allowed(strategy: Strategy, old: dict[str, Any], new: dict[str, Any], set_name: str) -> None:
-    """InPlaceOnly refuses a template change that cannot be made in place (Kruise's webhook does)."""
-    if strategy.in_place_only and not in_place_possible(old, new):
-        raise UsageError(f"StatefulSet {set_name}: podUpdatePolicy InPlaceOnly, but the new template changes more "
-                         f"than images and env values (fix: render with InPlaceIfPossible, or `imagekit pod down` "
-                         f"and up again)")
 
 
 def update_order(ordinals: list[int]) -> list[int]:
@@ -186,8 +159,7 @@ def why_recreated(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """None when the controller updates running pods in place (or nothing changed); else why it recreates them."""
     if template_revision(old) == template_revision(new):
         return None
-    strategy = update_strategy(new, 1)
-    if not strategy.in_place:
+    if not in_place_policy(new):
         kind = "a plain StatefulSet" if not str(new.get("apiVersion", "")).startswith(KRUISE_API_GROUP) \
             else "podUpdatePolicy ReCreate"
         return f"{kind} recreates its pods on every template change"

@@ -50,10 +50,13 @@ def _report(report: UpReport, output: OutputFormat) -> None:
     """What happened to each pod: the result, on stdout (JSON with -o json); the hint on stderr."""
     if output is OutputFormat.json:
         emit_json({"state_dir": str(report.state_dir), "name": report.name, "namespace": report.namespace,
-                   "revision": report.revision, "pods": report.pods})
+                   "revision": report.revision, "pods": report.pods, "not_honoured": report.not_honoured})
     else:
         emit_text("\n".join(f"{pod['pod']}: {pod['action']} (revision {pod['revision']})"
                              + (f": {pod['why']}" if pod.get("why") else "") for pod in report.pods))
+    if report.not_honoured:
+        stderr.print(f"note: imagekit pod rolls one pod at a time, highest ordinal first; it does not honour "
+                     f"{', '.join(report.not_honoured)} (a cluster's controller does)", markup=False)
     stderr.print(f"{report.name}: {len(report.pods)} pod(s) up at revision {report.revision}, state in {report.state_dir}; "
                  f"follow with `imagekit pod status --state-dir {report.state_dir}`")
 
@@ -62,7 +65,8 @@ UP_HELP = ("Create the pods of RENDERED (sandbox, init containers, pipeline cont
            "or rolled to RENDERED's template as `pod apply` does.")
 APPLY_HELP = ("Roll the set to RENDERED as its controller would: Kruise InPlaceIfPossible swaps a new image into the "
               "running pod (shm kept, only changed steps run again), any other change recreates the pod (shm lost, "
-              "SSD and PV kept); highest ordinal first, maxUnavailable at a time, partition honoured. Missing pods "
+              "SSD and PV kept); one pod at a time, highest ordinal first. partition, paused, maxUnavailable and "
+              "the other rollout fields are left to the real controllers (a note names them). Missing pods "
               "are created.")
 
 

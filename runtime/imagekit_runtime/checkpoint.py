@@ -45,6 +45,7 @@ from .keys import data_key
 from .layout import RunLayout
 from .packed import PackMismatch, unpack, verify_pack, write_packed
 from .sandbox import UnsafeOutput, find_escape, scan_output
+from .seal import Tampered, seal
 from .spec import PipelineSpec
 
 log = logging.getLogger("imagekit.runtime")
@@ -144,22 +145,27 @@ class CheckpointStore:
 
     # ------------------------------------------------------------- write
     def jobs_for(self, step: str, data: str, step_key: str, source: Path, run: str,
-                 on_written: Callable[[str, Path], None] | None = None) -> list[CopyJob]:
-        """Copy jobs for this item: SSD always, PV when it is major. on_written(tier, path) follows each."""
+                 on_written: Callable[[str, Path], None] | None = None,
+                 check: Callable[[], None] | None = None) -> list[CopyJob]:
+        """Copy jobs for this item: SSD always, PV when it is major. on_written(tier, path) follows each; check()
+        comes before each is renamed into place (write)."""
         jobs = []
         for tier in self.tiers:
             if tier.name == "pv" and data not in self.major:
                 continue
 
             def action(tier: Tier = tier) -> None:
-                written = self.write(tier, step, data, step_key, source, run)
+                written = self.write(tier, step, data, step_key, source, run, check)
                 if written is not None and on_written is not None:
                     on_written(tier.name, written)
 
             jobs.append(CopyJob(description=f"{tier.name} checkpoint of {data}", owner=(step, data), action=action))
         return jobs
 
-    def write(self, tier: Tier, step: str, data: str, step_key: str, source: Path, run: str) -> Path | None:
+    def write(self, tier: Tier, step: str, data: str, step_key: str, source: Path, run: str,
+              check: Callable[[], None] | None = None) -> Path | None:
+        """Checkpoint `source` into the tier, whole or not at all; `check()`, after the copy and before the
+        rename, may refuse it (a sealed item that changed: seal.Tampered)."""
         key = data_key(step_key, data)
         final = tier.item_dir(data, key)
         if (final / MANIFEST).exists():
@@ -185,6 +191,8 @@ class CheckpointStore:
                 os.fsync(manifest_file.fileno())
             for directory, _dirs, _files in os.walk(temporary):  # data/ holds the big files only
                 fsync_dir(Path(directory))
+            if check is not None:
+                check()
             if final.exists():  # an untrusted leftover under the same name
                 self._quarantine(tier, final, "replaced by a new checkpoint")
             os.rename(temporary, final)
@@ -192,6 +200,9 @@ class CheckpointStore:
             log.debug("%s checkpoint of %s: %d bytes in %.2fs", tier.name, data, manifest["bytes"],
                       time.monotonic() - started)
             return final
+        except Tampered:
+            remove_tree(temporary)
+            raise
         except OSError as exc:
             remove_tree(temporary)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -281,6 +292,7 @@ class CheckpointStore:
         _restore_content(item, manifest, temporary)
         os.rename(temporary, committed / data)
         record.outputs[data] = scan_output(committed / data).allocated
+        record.seals[data] = seal(committed / data)  # read-only again, as a commit leaves it
         temporary_record = committed / f"{COMMIT_RECORD}.tmp"
         temporary_record.write_text(json.dumps(record.to_json(), sort_keys=True))
         os.replace(temporary_record, record_path)

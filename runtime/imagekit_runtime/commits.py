@@ -12,8 +12,13 @@ from pathlib import Path
 
 from .datastore import CommitRecord, DataStore
 from .sandbox import OutputRefused, UnsafeOutput
+from .seal import Tampered, check
 from .shm_budget import ShmBudget
-from .vetting import Verdict, Vetting
+from .vetting import Job, Verdict, Vetting
+
+
+class TamperedInput(OutputRefused):
+    """A step's input changed after its commit: the step's outputs are not committed."""
 
 
 @dataclass
@@ -24,25 +29,47 @@ class Commits:
     live_bytes: int = 0  # blocks the committed data takes in shm (commit records)
     peak_bytes: int = 0
     _counted: dict[str, int] = field(default_factory=dict)  # unvetted steps: the bytes counted at commit
-    _queued: dict[str, dict[str, Path]] = field(default_factory=dict)  # committed, their vetting not started yet
+    _queued: dict[str, Job] = field(default_factory=dict)  # committed, their vetting not started yet
 
-    def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str) -> CommitRecord:
-        """Commit the step's staged outputs (OutputRefused: nothing committed). Steps with a directory output are
-        queued for vetting: start_vetting() once their consumers are on their way."""
+    def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str,
+               inputs: dict[str, str] | None = None) -> CommitRecord:
+        """Commit the step's staged outputs (OutputRefused: nothing committed), once its `inputs` (data ->
+        producer) are found as they were sealed: a file input now, a directory input by the vetting, with
+        the step's directory outputs. Such steps are queued: start_vetting() once their consumers are on
+        their way."""
+        to_check = self.check_inputs(step, inputs or {})
         record = self.store.commit(step, key, outputs, run,
                                    admit=lambda adding: self.budget.admit(step, self.live_bytes, adding))
         counted = sum(record.outputs.values())
         self.count(counted)
+        if to_check and record.vetted:
+            record.vetted = False  # not reused by a later run either, should this one stop before the verdict
+            self.store.write_record(record)
         if not record.vetted:
             self._counted[step] = counted
-            self._queued[step] = {data: self.store.layout.input_path(step, data) for data in outputs}
+            self._queued[step] = Job(step, {data: self.store.layout.input_path(step, data) for data in outputs},
+                                     to_check)
         return record
+
+    def check_inputs(self, step: str, inputs: dict[str, str]) -> dict[str, tuple[Path, str]]:
+        """Check the step's file inputs against their seals (one lstat each); return its directory inputs, for
+        the vetting thread to check (a walk). TamperedInput when one is not as it was committed."""
+        deferred: dict[str, tuple[Path, str]] = {}
+        for what, (item, expected) in self.store.sealed_inputs(inputs).items():
+            if item.is_dir() and not item.is_symlink():
+                deferred[what] = (item, expected)
+                continue
+            try:
+                check(item, expected, what)
+            except Tampered as exc:
+                raise TamperedInput(f"step {step} read data that was not as committed: {exc}") from None
+        return deferred
 
     def start_vetting(self) -> None:
         """Hand the queued commits to the vetting thread (after the gates are open and the consumers spawned: the
         walk holds the interpreter's lock between its system calls)."""
-        for step, outputs in self._queued.items():
-            self.vetting.submit(step, outputs)
+        for job in self._queued.values():
+            self.vetting.submit(job)
         self._queued.clear()
 
     def count(self, adding: int) -> None:
@@ -73,4 +100,4 @@ class Commits:
             self.release(counted)
             raise
         self.count(adding)
-        return self.store.mark_vetted(verdict.step, verdict.sizes)
+        return self.store.mark_vetted(verdict.step, verdict.sizes, verdict.seals)

@@ -98,6 +98,7 @@ class Conductor(StepEnds):
             self._start_supervisor()
             exit_code, status = self._loop()
             self._drain_copies()
+            exit_code, status = self._check_seals(exit_code, status)
             if exit_code == EXIT_OK and not self._complete():
                 exit_code, status = EXIT_ENVIRONMENT, RunStatus.FAILED  # computed, but not every result delivered
             if exit_code == EXIT_OK and self.options.release_when_complete:
@@ -114,6 +115,23 @@ class Conductor(StepEnds):
                 if step.state in UNFINISHED:
                     self.store.discard_staging(step.name)
             restore_signal_handlers(previous_handlers)
+
+    def _check_seals(self, exit_code: int, status: RunStatus) -> tuple[int, RunStatus]:
+        """Committed data changed after its commit (a copy refused it, or it is not as sealed now) fails a run
+        that would have succeeded, with the first such change as its one line (seal.py)."""
+        changed = self.copier.tampered + self.outputs.changed_since_commit()
+        foreign = self.journal.check()
+        if foreign is not None:
+            changed.append(foreign)
+        for line in changed:
+            log.error("error: %s", line)
+        if not changed:
+            return exit_code, status
+        if exit_code == EXIT_OK:
+            self.stop_reason = changed[0]
+            return EXIT_FAILURE, RunStatus.FAILED
+        self.warnings.extend(changed)
+        return exit_code, status
 
     def _on_signal(self) -> None:
         self.terminated = True  # the watcher's wake-up fd ends its sleep
@@ -321,7 +339,9 @@ class Conductor(StepEnds):
         self.touched.clear()
         done = sorted(candidates)
         self.commits.release(self.outputs.free_unneeded(
-            done, settled=lambda consumer: self.steps[consumer].state.done or consumer not in self.to_run))
+            # A consumer's verdict checks the seals of its directory inputs (vetting.py): not freed under it.
+            done, settled=lambda consumer: (self.steps[consumer].state.done and not self.commits.pending(consumer))
+            or consumer not in self.to_run))
         for name in done:
             if self.outputs.readers_over(name, lambda c: self.steps[c].state.done or self.steps[c].state.final):
                 self._transition(name, StepState.RETIRED)

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .seal import Tampered
+
 log = logging.getLogger("imagekit.runtime")
 
 
@@ -27,6 +29,7 @@ class Copier:
     """One worker thread; `pending(step, data)` tells the conductor not to free that item yet."""
 
     errors: list[str] = field(default_factory=list)
+    tampered: list[str] = field(default_factory=list)  # copies refused because the data changed after commit
 
     def __post_init__(self) -> None:
         self._jobs: queue.Queue[CopyJob | None] = queue.Queue()
@@ -59,6 +62,9 @@ class Copier:
                 return
             try:
                 job.action()
+            except Tampered as exc:  # not a copy that failed: the run fails (conductor)
+                log.error("error: %s: %s", job.description, exc)
+                self.tampered.append(f"{job.description}: {exc}")
             except Exception as exc:  # a failed copy must not kill the run; it is reported
                 message = f"{job.description}: {exc}"
                 log.warning("warning: %s", message)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import diagnosis
-from .commits import Commits
+from .commits import Commits, TamperedInput
 from .contract import Event
 from .dispatch import Dispatch
 from .journal import Journal
@@ -37,6 +37,7 @@ class StepEnds:
     spec: PipelineSpec
     layout: RunLayout
     keys: dict[str, str]
+    producers: dict[str, str]  # data -> the step that makes it
     run_id: str
     journal: Journal
     warnings: list[str]
@@ -122,7 +123,11 @@ class StepEnds:
         self._transition(step.name, StepState.COMMITTING, exit_code=0)
         try:
             record = self.commits.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs,
-                                         self.run_id)
+                                         self.run_id, {data: self.producers[data]
+                                                       for data in self.spec.step(step.name).inputs})
+        except TamperedInput as exc:
+            self._fail(step, str(exc))  # no retry: it would read the same data
+            return
         except OutputRefused as exc:
             self._fail_attempt(step, str(exc))
             return

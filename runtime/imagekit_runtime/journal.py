@@ -28,7 +28,12 @@ Entry = dict[str, Any]
 class Journal:
     """The writer: one per run, shared by the conductor and the copier thread. The file is opened at the
     first event, so a journal that exists always starts its run with run-start. Each entry is also
-    handed to `listener` (the metrics' LiveRun, live_run.py), on the thread that records it."""
+    handed to `listener` (the metrics' LiveRun, live_run.py), on the thread that records it.
+
+    Only the runtime writes it: the file is read-only while the run has it open (steps run as the same user,
+    so this stops a mistake, not a step that chmods it back), and before each entry the writer checks that
+    the file is the one it opened and unchanged since its last entry (size and ctime: any write, chmod or
+    rename by another process moves the ctime). A change is kept in `foreign`, and the run fails with it."""
 
     def __init__(self, path: Path, run_id: str, listener: Callable[[Entry], None] | None = None) -> None:
         self.path = path
@@ -36,6 +41,8 @@ class Journal:
         self.listener = listener
         self._file: TextIO | None = None
         self._lock = threading.Lock()  # the copier thread records checkpoints too
+        self._seen: tuple[int, int, int] | None = None  # (inode, size, ctime) after the runtime's last entry
+        self.foreign: str | None = None  # how the journal was changed by another process, once it was
 
     def record(self, event: Event, **fields: Any) -> None:
         entry = {"ts": round(time.time(), 6), "run": self.run_id, "event": event.value, **fields}
@@ -45,12 +52,49 @@ class Journal:
         with self._lock:
             try:
                 if self._file is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+                    self._file = self._open()
+                else:
+                    self._compare()
                 self._file.write(line)
                 self._file.flush()
+                self._seen = self._identity(os.fstat(self._file.fileno()))
             except OSError as exc:  # a full shm must not turn a step failure into a crash
                 log.warning("warning: journal %s: %s", self.path, exc.strerror)
+
+    def _open(self) -> TextIO:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            os.chmod(self.path, 0o644)  # an earlier run left it read-only
+        handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+        os.fchmod(handle.fileno(), 0o444)
+        return handle
+
+    @staticmethod
+    def _identity(info: os.stat_result) -> tuple[int, int, int]:
+        return info.st_ino, info.st_size, info.st_ctime_ns
+
+    def check(self) -> str | None:
+        """How another process changed the journal (None: it did not), as of now."""
+        with self._lock:
+            self._compare()
+            return self.foreign
+
+    def _compare(self) -> None:
+        """Note in `foreign` when the journal is not as the runtime's last entry left it."""
+        if self.foreign is not None or self._seen is None or self._file is None:
+            return
+        try:
+            on_disk = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            on_disk = -1
+        now = self._identity(os.fstat(self._file.fileno()))
+        if on_disk != self._seen[0]:
+            self.foreign = f"the journal {self.path} was removed or replaced by another process during the run"
+        elif now != self._seen:
+            self.foreign = (f"the journal {self.path} was written by another process during the run "
+                            f"({now[1] - self._seen[1]:+d} bytes; only the runtime writes it)")
+        if self.foreign is not None:
+            log.error("error: %s", self.foreign)
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from . import results as results_io
+from . import seal
 from .checkpoint import CheckpointStore
 from .contract import Event
 from .copier import Copier, CopyJob
@@ -36,20 +37,39 @@ class OutputKeeper:
         self.consumers = self.spec.consumers_of()
 
     def deliver_and_checkpoint(self, step: str) -> None:
-        """Queue the copies a committed (or reused) step's outputs still need."""
+        """Queue the copies a committed (or reused) step's outputs still need; each is checked against the
+        item's seal before it is renamed into place."""
         key = self.keys[step]
+        record = self.store.read_record(step)
+        seals = record.seals if record is not None else {}
         for data in self.spec.step(step).outputs:
             source = self.layout.input_path(step, data)
             if not os.path.lexists(source):
                 continue
+            check = partial(seal.check, source, seals[data], seal.what(step, data)) if data in seals else None
             if data in self.spec.results and not results_io.delivered(self.layout.results_dir, data, key):
                 self.copier.submit(CopyJob(
                     description=f"delivering result {data}", owner=(step, data),
-                    action=partial(results_io.deliver, source, self.layout.results_dir, data, key)))
+                    action=partial(results_io.deliver, source, self.layout.results_dir, data, key, check)))
             for job in self.checkpoints.jobs_for(
                     step, data, key, source, self.journal.run_id,
-                    on_written=partial(self._journal_checkpoint, step, data)):
+                    on_written=partial(self._journal_checkpoint, step, data), check=check):
                 self.copier.submit(job)
+
+    def changed_since_commit(self) -> list[str]:
+        """Every committed item still in shm checked against its seal: one line for each that changed."""
+        found: list[str] = []
+        for step in self.spec.steps:
+            record = self.store.read_record(step.name)
+            for data, expected in (record.seals if record is not None else {}).items():
+                source = self.layout.input_path(step.name, data)
+                if (step.name, data) in self.freed or not os.path.lexists(source):
+                    continue
+                try:
+                    seal.check(source, expected, seal.what(step.name, data))
+                except seal.Tampered as exc:
+                    found.append(str(exc))
+        return found
 
     def _journal_checkpoint(self, step: str, data: str, tier: str, path: Path) -> None:
         self.journal.record(Event.CHECKPOINTED, step=step, data=data, tier=tier, path=str(path))

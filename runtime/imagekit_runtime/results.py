@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,13 @@ from .datastore import remove_tree
 from .sandbox import UnsafeOutput, find_escape
 
 
-def copy_item(source: Path, destination: Path) -> None:
-    """Copy a file or directory tree to destination via a temporary name and a rename.
+def copy_item(source: Path, destination: Path, check: Callable[[], None] | None = None) -> None:
+    """Copy a file or directory tree to destination via a temporary name and a rename; `check()`, after the
+    copy and before the rename, may refuse it (a sealed item that changed: seal.Tampered).
 
     Never through a link: links inside the tree are copied as links, and a tree that
-    leads outside itself (sandbox.find_escape) is refused."""
+    leads outside itself (sandbox.find_escape) is refused. The copy is the user's: writable by its owner,
+    though the committed data it comes from is read-only (seal.py)."""
     escape = find_escape(source)
     if escape:
         raise UnsafeOutput(f"not copying {source} to {destination}: {escape}")
@@ -25,9 +29,12 @@ def copy_item(source: Path, destination: Path) -> None:
     remove_tree(temporary)
     try:
         if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, temporary, symlinks=True)
+            shutil.copytree(source, temporary, symlinks=True, copy_function=shutil.copyfile)
+            _owner_writable_directories(temporary)
         else:
             shutil.copyfile(source, temporary, follow_symlinks=False)
+        if check is not None:
+            check()
     except BaseException:  # a full disk, a name too long: no partial copy is left among the results
         remove_tree(temporary)
         raise
@@ -40,9 +47,17 @@ def copy_item(source: Path, destination: Path) -> None:
         os.replace(temporary, destination)
 
 
-def deliver(source: Path, results_dir: Path, data: str, key: str) -> None:
+def _owner_writable_directories(tree: Path) -> None:
+    """copytree gives each directory its source's mode: a sealed directory's has no write bit."""
+    for directory, _dirs, _files in os.walk(tree):
+        mode = stat.S_IMODE(os.lstat(directory).st_mode)
+        if not mode & stat.S_IWUSR:
+            os.chmod(directory, mode | stat.S_IWUSR)
+
+
+def deliver(source: Path, results_dir: Path, data: str, key: str, check: Callable[[], None] | None = None) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
-    copy_item(source, results_dir / data)
+    copy_item(source, results_dir / data, check)
     records = results_dir / RESULT_RECORDS_DIR
     records.mkdir(exist_ok=True)
     record = records / f"{data}.json"

@@ -14,14 +14,15 @@ from typing import Any
 from . import results as results_io
 from .availability import Availability
 from .checkpoint import CheckpointStore
-from .datastore import DataStore, remove_tree
+from .datastore import CommitRecord, DataStore, remove_tree
 from .journal import read_journal, run_ids
 from .keys import data_key, pipeline_key
 from .layout import RunLayout
 from .planner import Plan
+from .seal import Tampered, check, what
 from .spec import PipelineSpec
 from .summary import StepRun
-from .vetting import vet
+from .vetting import Job, vet
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -51,18 +52,36 @@ def plan_recovery(spec: PipelineSpec, layout: RunLayout, keys: dict[str, str], s
             log.info("step %s changed since its outputs were committed: they will be made again", step.name)
             store.drop_step(step.name)
         elif record is not None and not record.vetted:
-            _vet_left_unvetted(step.name, record.outputs, layout, store)
-        elif record is None and layout.committed_dir(step.name).exists():
+            producers = spec.producer_of()
+            _vet_left_unvetted(step.name, record.outputs, {data: producers[data] for data in step.inputs}, layout,
+                               store)
+        elif (record is None and layout.committed_dir(step.name).exists()) or \
+                (record is not None and not _as_sealed(step.name, record, layout)):
             store.drop_step(step.name)
     return Availability(spec, layout, keys, store, checkpoints, ignore_existing=force).plan()
 
 
-def _vet_left_unvetted(step: str, outputs: dict[str, int], layout: RunLayout, store: DataStore) -> None:
-    """A commit the run stopped before vetting (vetting.py): its per-file check is done now, so finished
-    work is reused, not made again; a refusal drops it (the step runs again, and is refused again)."""
-    verdict = vet(step, {data: layout.input_path(step, data) for data in outputs})
+def _as_sealed(step: str, record: CommitRecord, layout: RunLayout) -> bool:
+    """Whether every output of a commit still in shm is as it was sealed (seal.py); if not, it is not reused."""
+    for data, expected in record.seals.items():
+        item = layout.input_path(step, data)
+        if not os.path.lexists(item):
+            continue  # freed: its checkpoints, if any, are verified on their own
+        try:
+            check(item, expected, f"{what(step, data)} in shm")
+        except Tampered as exc:
+            log.warning("warning: %s: it is not reused", exc)
+            return False
+    return True
+
+
+def _vet_left_unvetted(step: str, outputs: dict[str, int], inputs: dict[str, str], layout: RunLayout,
+                       store: DataStore) -> None:
+    """A commit the run stopped before vetting (vetting.py): its per-file check (and the check of its inputs'
+    seals) is done now, so finished work is reused, not made again; a refusal drops it (the step runs again)."""
+    verdict = vet(Job(step, {data: layout.input_path(step, data) for data in outputs}, store.sealed_inputs(inputs)))
     if verdict.refusal is None:
-        store.mark_vetted(step, verdict.sizes)
+        store.mark_vetted(step, verdict.sizes, verdict.seals)
         log.info("the outputs of step %s were committed but not yet checked when the run stopped: checked now",
                  step)
         return

@@ -66,7 +66,8 @@ def wait_for_inputs() -> None:
 
 
 def input_path(name: str) -> Path:
-    """Path of a committed input (file or directory). Read-only by convention. Waits for it in a warm step."""
+    """Path of a committed input (file or directory). Read-only: a change to it fails the run. Waits for it in a
+    warm step."""
     path = _contract_path(contract.input_var(name), name, "input")
     wait_for_inputs()
     return path

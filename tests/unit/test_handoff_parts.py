@@ -12,7 +12,7 @@ from imagekit_runtime.datastore import DataStore
 from imagekit_runtime.exit_watch import ExitWatcher
 from imagekit_runtime.layout import RunLayout
 from imagekit_runtime.sandbox import QuickCheck, UnsafeOutput, quick_check
-from imagekit_runtime.vetting import Vetting, vet
+from imagekit_runtime.vetting import Job, Vetting, vet
 
 
 def make_tree(root: Path, files: int = 30) -> Path:
@@ -35,7 +35,7 @@ def test_the_commit_check_settles_a_file_with_one_lstat_and_leaves_a_directory_t
     tree = make_tree(tmp_path / "tree")
     os.link(single, tree / "d0" / "linked")
     assert quick_check(tree) == QuickCheck(None, None)  # nothing inside is looked at: vetting's walk is
-    problem = vet("make", {"tree": tree}).refusal
+    problem = vet(Job("make", {"tree": tree})).refusal
     assert problem is not None and "tree/d0/linked is a hard link to a file outside the output" in problem
 
 
@@ -47,7 +47,7 @@ def test_the_commit_check_settles_a_file_with_one_lstat_and_leaves_a_directory_t
 def test_vetting_refuses_links_and_specials_inside_a_directory(tmp_path: Path, make, what: str) -> None:
     tree = make_tree(tmp_path / "tree")
     make(tree)
-    verdict = vet("make", {"tree": tree})
+    verdict = vet(Job("make", {"tree": tree}))
     assert verdict.refusal is not None and what in verdict.refusal and "step make's output 'tree'" in verdict.refusal
 
 
@@ -56,13 +56,14 @@ def test_vetting_gives_sizes_off_the_thread_and_wakes_the_conductor(tmp_path: Pa
     vetting = Vetting(wake=woken.set)
     try:
         tree = make_tree(tmp_path / "tree", files=50)
-        vetting.submit("make", {"tree": tree})
+        vetting.submit(Job("make", {"tree": tree}))
         assert vetting.pending("make") and vetting.busy()
         vetting.wait(["make", "another"])
         assert woken.wait(5)
         [verdict] = vetting.verdicts()
         assert verdict.step == "make" and verdict.refusal is None
         assert verdict.sizes["tree"] >= 50 * 512  # every file takes blocks, not one byte
+        assert set(verdict.seals) == {"tree"}  # its seal, taken off the conductor's thread
         assert not vetting.pending("make") and not vetting.busy() and vetting.verdicts() == []
     finally:
         vetting.close()
@@ -83,8 +84,10 @@ def test_a_directory_commit_is_unvetted_until_its_verdict_and_never_reused_befor
     record = store.commit("make", "key", ("tree", "note"), "run-1")
     assert not record.vetted and record.outputs["tree"] == 0 and record.outputs["note"] > 0
     assert not store.available("make", "tree", "key") and not store.available("make", "note", "key")
-    store.mark_vetted("make", {"tree": 123 * 4096})
+    assert "note" in record.seals and "tree" not in record.seals  # a file is sealed at once, a directory by vetting
+    store.mark_vetted("make", {"tree": 123 * 4096}, {"tree": "a-seal"})
     assert store.available("make", "tree", "key") and store.size_of("make", "tree") == 123 * 4096
+    assert store.read_record("make").seals == {"note": record.seals["note"], "tree": "a-seal"}
     staging = store.prepare_staging("file-only")
     (staging / "note").write_text("hello")
     assert store.commit("file-only", "key", ("note",), "run-1").vetted  # one lstat told everything

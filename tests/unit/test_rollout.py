@@ -1,21 +1,18 @@
-"""How the emulated controller rolls pods to a new template (deploy/imagekit_deploy/emulator/rollout.py)."""
+"""How `imagekit pod` rolls pods to a new template (deploy/imagekit_deploy/rollout.py)."""
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-import pytest
-
 from imagekit_deploy.rollout import (
     Action,
-    check_allowed,
     decide,
     in_place_possible,
+    not_emulated,
     template_revision,
     update_order,
-    update_strategy,
+    why_recreated,
 )
-from imagekit_runtime.errors import UsageError
 
 
 def workload(image: str = "r.example/w:1", policy: str | None = "InPlaceIfPossible", **rolling: Any) -> dict[str, Any]:
@@ -59,42 +56,30 @@ def test_images_env_values_and_labels_change_in_place_anything_else_recreates() 
     assert not in_place_possible(old, changed(old, lambda t: t["spec"].update(terminationGracePeriodSeconds=5)))
 
 
-def test_the_flavour_and_policy_decide_in_place_or_recreate() -> None:
-    kruise = update_strategy(workload(), 4)
-    assert decide(kruise, 3, workload(), workload("r.example/w:2")) is Action.IN_PLACE
-    assert decide(kruise, 3, workload(), workload()) is Action.UNCHANGED
-    resized = changed(workload(), lambda t: t["spec"]["containers"][0]["resources"]["limits"].update(memory="2Gi"))
-    assert decide(kruise, 3, workload(), resized) is Action.RECREATED
-    recreate = update_strategy(workload(policy="ReCreate"), 4)
-    assert decide(recreate, 3, workload(), workload("r.example/w:2")) is Action.RECREATED
-    plain = update_strategy(workload(policy=None), 4)
-    assert not plain.in_place
-    assert decide(plain, 3, workload(policy=None), workload("r.example/w:2", policy=None)) is Action.RECREATED
-
-
-def test_partition_paused_and_max_unavailable_are_honoured() -> None:
-    held = update_strategy(workload(partition=2), 4)
+def test_the_flavor_and_policy_decide_in_place_or_recreate() -> None:
     new = workload("r.example/w:2")
-    assert [decide(held, o, workload(), new) for o in range(4)] == [Action.HELD, Action.HELD,
-                                                                      Action.IN_PLACE, Action.IN_PLACE]
-    assert decide(update_strategy(workload(paused=True), 4), 3, workload(), new) is Action.PAUSED
-    assert update_strategy(workload(maxUnavailable=2), 4).max_unavailable == 2
-    assert update_strategy(workload(maxUnavailable="50%"), 4).max_unavailable == 2
-    assert update_strategy(workload(maxUnavailable="10%"), 4).max_unavailable == 1  # rounded down, at least 1
-    ordered = workload(maxUnavailable=3)
-    ordered["spec"]["podManagementPolicy"] = "OrderedReady"
-    assert update_strategy(ordered, 4).max_unavailable == 1  # Kruise: more than 1 only with Parallel
-    grace = workload(inPlaceUpdateStrategy={"gracePeriodSeconds": 5})
-    assert update_strategy(grace, 4).grace_seconds == 5
+    assert decide(workload(), new) is Action.IN_PLACE
+    assert decide(workload(), workload()) is Action.UNCHANGED
+    resized = changed(workload(), lambda t: t["spec"]["containers"][0]["resources"]["limits"].update(memory="2Gi"))
+    assert decide(workload(), resized) is Action.RECREATED
+    assert "resources" in (why_recreated(workload(), resized) or "")
+    assert decide(workload(policy="ReCreate"), workload("r.example/w:2", policy="ReCreate")) is Action.RECREATED
+    assert decide(workload(policy="InPlaceOnly"), workload("r.example/w:2", policy="InPlaceOnly")) is Action.IN_PLACE
+    plain_new = workload("r.example/w:2", policy=None)
+    assert decide(workload(policy=None), plain_new) is Action.RECREATED
+    assert "plain StatefulSet" in (why_recreated(workload(policy=None), plain_new) or "")
+    assert why_recreated(workload(), new) is None
     assert update_order([0, 3, 1, 2]) == [3, 2, 1, 0]
 
 
-def test_in_place_only_refuses_a_change_it_cannot_make_in_place() -> None:
-    only = update_strategy(workload(policy="InPlaceOnly"), 4)
-    check_allowed(only, workload(), workload("r.example/w:2"), "w")
-    resized = changed(workload(), lambda t: t["spec"]["containers"][0]["resources"]["limits"].update(memory="2Gi"))
-    with pytest.raises(UsageError, match="InPlaceOnly"):
-        check_allowed(only, workload(), resized, "w")
+def test_the_strategy_fields_the_local_runner_ignores_are_named() -> None:
+    assert not_emulated(workload()) == []  # imagekit's rendering: partition 0, nothing else set
+    assert not_emulated(workload(maxUnavailable=1, paused=False, minReadySeconds=0)) == []
+    named = not_emulated(workload(policy="InPlaceOnly", partition=2, paused=True, maxUnavailable="50%",
+                                  minReadySeconds=10, inPlaceUpdateStrategy={"gracePeriodSeconds": 5}))
+    assert named == ["partition: 2", "paused: True", "maxUnavailable: 50%", "minReadySeconds: 10",
+                     "inPlaceUpdateStrategy.gracePeriodSeconds: 5",
+                     "podUpdatePolicy: InPlaceOnly (treated as InPlaceIfPossible)"]
 
 
 def test_a_pod_is_in_place_updating_until_its_new_runtime_has_started_a_run() -> None:
@@ -113,4 +98,4 @@ def test_a_pod_is_in_place_updating_until_its_new_runtime_has_started_a_run() ->
     assert _update_state(state, current, swapping, True, RunView(runs=2, started_at=2.5)) == (Update.UPDATED, True)
     recreating = PodUpdate(kind="recreate", from_revision=old, to_revision=current, started_at=1.0)
     assert _update_state(state, current, recreating, False, RunView()) == (Update.RECREATING, True)
-    assert _update_state(state, old, None, True, RunView(runs=1)) == (Update.OUTDATED, True)  # held by partition
+    assert _update_state(state, old, None, True, RunView(runs=1)) == (Update.OUTDATED, True)  # not rolled yet

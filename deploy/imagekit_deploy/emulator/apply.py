@@ -1,9 +1,9 @@
 """`imagekit pod up` and `imagekit pod apply`: make the set's pods match a rendering.
 
-Missing pods are created (podManagementPolicy Parallel: all at once). Pods already up from the same
-template are kept. Pods up from another template are rolled as the set's controller would (rollout.py):
-in place when Kruise may, else deleted and created again; highest ordinal first, at most maxUnavailable
-pods at a time, each waited for until its new runtime has started (the pod is ready again).
+Missing pods are created (all at once). Pods already up from the same template are kept. Pods up from
+another template are rolled (rollout.py): in place when Kruise would, else deleted and created again; one
+at a time, highest ordinal first, each waited for until its new runtime has started (the pod is ready
+again). The rest of the update strategy is the real controllers' (docs/deploy.md).
 """
 from __future__ import annotations
 
@@ -19,13 +19,11 @@ from imagekit_runtime.errors import UsageError
 from ..rollout import (
     Action,
     PodUpdate,
-    Strategy,
     UpdateKind,
-    check_allowed,
     decide,
+    not_emulated,
     template_revision,
     update_order,
-    update_strategy,
     why_recreated,
 )
 from ..writer import load_rendered
@@ -45,6 +43,7 @@ class UpReport:
     namespace: str
     revision: str
     pods: list[dict[str, Any]]
+    not_honoured: list[str]  # update-strategy fields the rendering sets that the local runner ignores
 
 
 @dataclass(frozen=True)
@@ -94,10 +93,9 @@ def _check_options(state_dir: StateDir, previous: SetState | None, blueprint: Se
 class _Rollout:
     """Carries out one apply on a set whose state is saved after every step, so `pod status` follows it."""
 
-    def __init__(self, pods: PodSet, state: SetState, strategy: Strategy, timeout: float) -> None:
+    def __init__(self, pods: PodSet, state: SetState, timeout: float) -> None:
         self.pods = pods
         self.state = state
-        self.strategy = strategy
         self.timeout = timeout
         self.revision = template_revision(state.workload)
         self._lock = threading.Lock()
@@ -108,9 +106,7 @@ class _Rollout:
 
     def create(self, ordinal: int) -> None:
         name = pod_name(self.state.name, ordinal)
-        # Below the partition a pod comes back at the revision it had, as the controller makes it.
-        if ordinal >= self.strategy.partition or name not in self.state.pod_revisions:
-            self.state.pod_revisions[name] = self.revision
+        self.state.pod_revisions[name] = self.revision
         pod = self.pods.blueprint(self.state, ordinal)
         self.pods.create_pod(self.state, pod)
         self.state.restarts.pop(name, None)  # a new pod counts from 0
@@ -124,8 +120,6 @@ class _Rollout:
                            started_at=time.time())
         self.state.updates[old.name] = record.to_json()  # InPlaceUpdateReady false from here on
         self.save()
-        if in_place and self.strategy.grace_seconds:
-            time.sleep(self.strategy.grace_seconds)
         self.state.pod_revisions[old.name] = self.revision
         new = self.pods.blueprint(self.state, ordinal)
         record.swapped_at = time.time()
@@ -141,8 +135,6 @@ class _Rollout:
         record.ready_at = time.time()
         self.state.updates[new.name] = record.to_json()
         self.save()
-        if self.strategy.min_ready_seconds:
-            time.sleep(self.strategy.min_ready_seconds)
 
     def wait_ready(self, pod: PodBlueprint, record: PodUpdate) -> None:
         """Until the new runtime has started a run: the pipeline container runs and its journal has its run."""
@@ -198,16 +190,15 @@ def _apply(rendered: Path, blueprint: SetBlueprint, state_dir: StateDir, replica
     _check_shards(blueprint, ordinals, replicas)
     state = _new_state(rendered, blueprint, ordinals, chosen, previous)
     pods = PodSet(state_dir, engine)
-    rollout = _Rollout(pods, state, update_strategy(blueprint.workload, len(ordinals)), timeout)
+    rollout = _Rollout(pods, state, timeout)
     actions: dict[int, Action] = {}
     why: dict[int, str] = {}  # a recreated pod: why not in place
-    for ordinal in ordinals:  # decided before anything changes, so a refused update changes nothing
+    for ordinal in ordinals:  # decided before anything changes
         if not pods.pod_is_whole(pods.blueprint(state, ordinal)):
             actions[ordinal] = Action.CREATED
             continue
         old = state.workload_of(pod_name(state.name, ordinal))
-        check_allowed(rollout.strategy, old, blueprint.workload, blueprint.name)
-        actions[ordinal] = decide(rollout.strategy, ordinal, old, blueprint.workload)
+        actions[ordinal] = decide(old, blueprint.workload)
         if actions[ordinal] is Action.RECREATED:
             why[ordinal] = why_recreated(old, blueprint.workload) or "the update strategy recreates pods"
     state_dir.save(state)  # then, so that `down` can clean up whatever happens next
@@ -218,15 +209,14 @@ def _apply(rendered: Path, blueprint: SetBlueprint, state_dir: StateDir, replica
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(created)))) as pool:
         list(pool.map(rollout.create, created))
     rollout.save()
-    rolled = [o for o in update_order(ordinals) if actions[o] in (Action.IN_PLACE, Action.RECREATED)]
-    # A worker per pod that may be unavailable; each takes the next-highest ordinal when its pod is ready.
-    with ThreadPoolExecutor(max_workers=rollout.strategy.max_unavailable) as pool:
-        list(pool.map(lambda o: rollout.update(o, actions[o]), rolled))
+    for ordinal in update_order(ordinals):
+        if actions[ordinal] in (Action.IN_PLACE, Action.RECREATED):
+            rollout.update(ordinal, actions[ordinal])
     in_use = {*state.pod_revisions.values(), rollout.revision}
     state.revisions = {revision: workload for revision, workload in state.revisions.items() if revision in in_use}
     rollout.save()
     return UpReport(state_dir=state_dir.root, name=blueprint.name, namespace=blueprint.namespace,
-                    revision=rollout.revision,
+                    revision=rollout.revision, not_honoured=not_emulated(blueprint.workload),
                     pods=[{"pod": pod_name(state.name, o), "ordinal": o, "action": actions[o].value,
                            "revision": state.pod_revisions.get(pod_name(state.name, o), ""),
                            **({"why": why[o]} if o in why else {})} for o in ordinals])
