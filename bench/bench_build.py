@@ -48,8 +48,8 @@ from imagekit.build.runtimebase import runtime_package  # noqa: E402
 from imagekit.build.wheels import pip_command  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402
 from imagekit_runtime import contract, proc  # noqa: E402
-from imagekit_runtime.quantity import human_size  # noqa: E402
 from imagekit_runtime.spec import load_pipeline  # noqa: E402
+from imagekit_runtime.spec.quantity import human_size  # noqa: E402
 from private_engine import private_engine  # noqa: E402
 from scratch_fs import ScratchUnavailable, files_per_second, journaled_scratch  # noqa: E402
 

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runtime"))
 
-from imagekit_runtime.checkpoint import CheckpointStore, Tier  # noqa: E402
+from imagekit_runtime.checkpoint.store import CheckpointStore, Tier  # noqa: E402
 from imagekit_runtime.layout import RunLayout  # noqa: E402
 from many_files import bench_handoff, bench_many_files, print_handoff, print_many_files  # noqa: E402
 

@@ -36,7 +36,7 @@ from imagekit_deploy.emulator.blueprint import pod_blueprint  # noqa: E402
 from imagekit_deploy.kube.client import Cluster  # noqa: E402
 from imagekit_deploy.kube.shards import find_workload, wait_complete  # noqa: E402
 from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime.journal import Entry, parse_text, run_ids  # noqa: E402
+from imagekit_runtime.observe.journal import Entry, parse_text, run_ids  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
 
 CLUSTER = REPO / "scripts" / "cluster.sh"

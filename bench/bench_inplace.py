@@ -36,8 +36,8 @@ from imagekit_deploy.emulator.pods import PodSet  # noqa: E402
 from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
 from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime.journal import Entry, newest_run, run_ids  # noqa: E402
-from imagekit_runtime.quantity import human_size  # noqa: E402
+from imagekit_runtime.observe.journal import Entry, newest_run, run_ids  # noqa: E402
+from imagekit_runtime.spec.quantity import human_size  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
 
 BASE = "imagekit/debian-python:bookworm"

@@ -50,7 +50,7 @@ from imagekit_deploy.emulator.pods import PodSet  # noqa: E402
 from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
 from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime.quantity import format_bytes, human_size, parse_bytes  # noqa: E402
+from imagekit_runtime.spec.quantity import format_bytes, human_size, parse_bytes  # noqa: E402
 from imagekit_runtime.transfer.s3 import PART_BYTES  # noqa: E402  (the runtime's ranged GET size)
 from paradigms import engine  # noqa: E402
 from paradigms.engine import Resources, log  # noqa: E402

@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from imagekit_runtime.checkpoint import CheckpointStore, Tier
+from imagekit_runtime.checkpoint.store import CheckpointStore, Tier
 from imagekit_runtime.layout import RunLayout
-from imagekit_runtime.quantity import human_size
+from imagekit_runtime.spec.quantity import human_size
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = ((50_000, 1), (5_000, 64 * 1024))  # (files, bytes each)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from imagekit_runtime import contract
-from imagekit_runtime.journal import read_journal, runs_in, steps_started
+from imagekit_runtime.observe.journal import read_journal, runs_in, steps_started
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "pipelines"

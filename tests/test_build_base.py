@@ -24,7 +24,7 @@ from fixtures_engine import (
 from imagekit.build.docker import ChunkReader
 from imagekit.build.runtimebase import runtime_package
 from imagekit.build.wheels import PythonTarget, download_runtime_wheels
-from imagekit_runtime.stepfiles import Kind, walk
+from imagekit_runtime.spec.stepfiles import Kind, walk
 
 # slow: about 18 s (a bare base image is made, then the example built on it): outside `-m "not slow"`
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

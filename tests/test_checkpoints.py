@@ -330,7 +330,7 @@ def test_a_manifest_missing_a_field_or_a_link_out_of_the_item_is_set_aside(chain
 
 
 def test_pruning_follows_the_journals_run_order_not_the_clock(tmp_path):
-    from imagekit_runtime.checkpoint import MANIFEST, CheckpointStore, Tier
+    from imagekit_runtime.checkpoint.store import MANIFEST, CheckpointStore, Tier
 
     root = tmp_path / "ssd" / "p" / "shard-0"
     for run, created in (("run-old", 2_000_000_000.0), ("run-new", 1_000.0)):  # the old run's clock was ahead

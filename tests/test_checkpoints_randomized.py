@@ -162,7 +162,7 @@ def make_spray(root, files: int = 20000):
 
 def visible_checkpoints_verify(locations: Locations) -> int:
     """Every checkpoint a killed run left visible (not .tmp-) is whole: its manifest is there and it verifies."""
-    from imagekit_runtime.checkpoint import MANIFEST, CheckpointStore, Tier
+    from imagekit_runtime.checkpoint.store import MANIFEST, CheckpointStore, Tier
     from imagekit_runtime.layout import RunLayout
     checked = 0
     for tier_name, base in (("ssd", locations.ssd), ("pv", locations.pv)):

@@ -6,6 +6,13 @@ botocore only in transfer/s3.py, the code of the S3 source and sink steps (from 
 imagekit_deploy imports no build module (imagekit.build, imagekit.publish, imagekit.cli); of imagekit it may
 use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
 
+Inside imagekit_runtime, sub-packages are layered (docs/architecture.md): the shared vocabulary at its top
+level (contract, errors, states, layout, locations, keys, proc, redact, cachedir) and `spec` at the bottom; `data`
+(a step's data in shm) above them; `checkpoint` above `data`; `observe` and `transfer` beside them;
+`supervise` above `observe`; `run`, the conductor, above all of them; `main` the entrypoint. No
+sub-package imports one above it, so no import cycle exists between them. `step`, the public API that
+step code imports, uses only the contract.
+
 Checked twice: statically, every import statement of every module (relative ones resolved, imports inside
 functions included); and dynamically, importing every module in a fresh interpreter and looking at what
 got loaded.
@@ -34,6 +41,20 @@ S3_MODULE = "imagekit_runtime.transfer.s3"
 DEPLOY_MAY_USE_OF_IMAGEKIT = ("imagekit.references", "imagekit.engine", "imagekit.labels")
 NEVER_IN_RUNTIME = ("imagekit", "imagekit_deploy", "docker", "typer", "rich", "requests", "jsonschema")
 NEVER_IN_DEPLOY = ("imagekit.build", "imagekit.publish", "imagekit.cli", "typer", "rich")
+
+
+SHARED = {"contract", "errors", "states", "layout", "locations", "keys", "proc", "redact", "cachedir", "spec"}
+LAYERS: dict[str, set[str]] = {  # sub-package (or top-level module) -> what of imagekit_runtime it may import
+    "spec": {"contract", "errors"},
+    **{shared: SHARED for shared in SHARED - {"spec"}},
+    "data": SHARED,
+    "checkpoint": SHARED | {"data"},
+    "observe": SHARED,
+    "transfer": SHARED,
+    "supervise": SHARED | {"observe"},
+    "run": SHARED | {"data", "checkpoint", "observe", "transfer", "supervise"},
+    "step": {"contract"},
+}
 
 
 @dataclass(frozen=True)
@@ -87,11 +108,24 @@ def runtime_violations(imports: list[Import]) -> list[str]:
             continue
         if top in OPTIONAL_IN_STEP_HELPER and found.module == "imagekit_runtime.step":
             continue
-        if top in OPTIONAL_FOR_METRICS and found.module == "imagekit_runtime.metrics":
+        if top in OPTIONAL_FOR_METRICS and found.module == "imagekit_runtime.observe.metrics":
             continue
         if top in S3_CLIENT and found.module == S3_MODULE:
             continue
         bad.append(str(found))
+    return bad
+
+
+def layer_violations(imports: list[Import]) -> list[str]:
+    """Imports of a runtime sub-package (or shared module) that reach one above it (LAYERS)."""
+    bad = []
+    for found in imports:
+        importer = found.module.split(".")[1] if "." in found.module else ""
+        if not under(found.target, "imagekit_runtime") or importer not in LAYERS:
+            continue
+        target = found.target.split(".")[1] if found.target.count(".") else ""
+        if target and target != importer and target not in LAYERS[importer]:
+            bad.append(str(found))
     return bad
 
 
@@ -136,6 +170,18 @@ def test_runtime_imports_only_stdlib_supervisor_and_pyyaml() -> None:
     assert runtime_violations(imports) == []
 
 
+def test_runtime_sub_packages_import_only_downward() -> None:
+    imports = all_imports(RUNTIME)
+    assert layer_violations(imports) == []
+    assert sorted(path.name for path in RUNTIME.iterdir() if path.is_dir() and path.name != "__pycache__") == \
+        sorted(set(LAYERS) - SHARED - {"step"} | {"spec"})  # every sub-package has its rule
+    upward = [Import("imagekit_runtime.data.commits", 1, "imagekit_runtime.run.conductor.Conductor"),
+              Import("imagekit_runtime.spec.load", 2, "imagekit_runtime.observe.journal"),
+              Import("imagekit_runtime.step", 3, "imagekit_runtime.errors.SpecError"),
+              Import("imagekit_runtime.run.conductor", 4, "imagekit_runtime.data.commits.Commits")]
+    assert layer_violations(upward) == [str(found) for found in upward[:3]]
+
+
 def test_deploy_imports_no_build_module() -> None:
     imports = all_imports(DEPLOY)
     assert any(under(found.target, "imagekit_runtime") for found in imports)  # the scan did see the package
@@ -169,8 +215,8 @@ def import_everything(package: str, path: list[Path], *skip: str) -> tuple[list[
 
 def test_importing_all_of_the_runtime_loads_nothing_of_the_toolkit() -> None:
     modules, loaded = import_everything("imagekit_runtime", [REPO / "runtime"], S3_MODULE)
-    assert "imagekit_runtime.conductor" in modules and "imagekit_runtime.supervisord_main" in modules
-    assert S3_MODULE in modules and "imagekit_runtime.transfer.plan" in modules  # all but the s3 client's user
+    assert "imagekit_runtime.run.conductor" in modules and "imagekit_runtime.supervise.supervisord" in modules
+    assert S3_MODULE in modules and "imagekit_runtime.run.transfers" in modules  # all but the s3 client's user
     assert [name for name in loaded if any(under(name, never) for never in NEVER_IN_RUNTIME)] == []
     tops = {name.split(".")[0] for name in loaded}
     foreign = tops - set(sys.stdlib_module_names) - RUNTIME_THIRD_PARTY - {"imagekit_runtime"}

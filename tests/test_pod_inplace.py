@@ -22,7 +22,7 @@ from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, SMALL_CORPUS, PipelineRun, assert_right_wordfreq, build_json, copy_pipeline
 from fixtures_pods import Pods
 from imagekit_runtime import contract
-from imagekit_runtime.journal import parse_text
+from imagekit_runtime.observe.journal import parse_text
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

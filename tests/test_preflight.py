@@ -9,7 +9,7 @@ import pytest
 
 from conftest import imagekit, write_pipeline, write_step
 from imagekit_runtime.errors import EnvironmentMissing
-from imagekit_runtime.preflight import check_shm, check_writable, held_bytes
+from imagekit_runtime.run.preflight import check_shm, check_writable, held_bytes
 from imagekit_runtime.spec import load_pipeline
 
 

@@ -67,7 +67,7 @@ def test_supervisord_launcher_resolves_rpcinterface_specs_without_pkg_resources(
     # pkg_resources.EntryPoint; the launcher supplies that with importlib.
     from supervisor.rpcinterface import make_main_rpcinterface
 
-    from imagekit_runtime.supervisord_main import EntryPoint, resolve_spec
+    from imagekit_runtime.supervise.supervisord import EntryPoint, resolve_spec
 
     assert EntryPoint.parse("x=supervisor.rpcinterface:make_main_rpcinterface").resolve() is make_main_rpcinterface
     assert resolve_spec("os.path:join") is os.path.join

@@ -19,9 +19,9 @@ import pytest
 
 from conftest import imagekit, started_steps, write_pipeline, write_step
 from imagekit_runtime import contract
-from imagekit_runtime.filehash import walk_files as _walk_files
-from imagekit_runtime.results import copy_item
-from imagekit_runtime.sandbox import UnsafeOutput, check_output, find_escape
+from imagekit_runtime.checkpoint.filehash import walk_files as _walk_files
+from imagekit_runtime.data.results import copy_item
+from imagekit_runtime.data.sandbox import UnsafeOutput, check_output, find_escape
 
 PASSWD_LINE = Path("/etc/passwd").read_text().splitlines()[0]
 

@@ -14,7 +14,7 @@ import pytest
 
 from checkpoint_support import runtime_command, wait_for
 from conftest import imagekit, journal_entries, write_pipeline, write_step
-from imagekit_runtime.shard_lock import INHERITED_FD_FLOOR, ShardBusy, acquire, held
+from imagekit_runtime.run.shard_lock import INHERITED_FD_FLOOR, ShardBusy, acquire, held
 
 
 # ------------------------------------------------------------------ in-process

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from imagekit_runtime import contract
-from imagekit_runtime import journal as run_journal
+from imagekit_runtime.observe import journal as run_journal
 from paradigms import pipelines
 from paradigms.engine import BenchError, log
 from paradigms.procmem import children, cmdline, cpu_seconds

@@ -76,7 +76,7 @@ def why(r) -> str:
     lines.append("")
     lines.append(
         "What is left per cold step is supervisord's own work: the fork of a Python process (*spawn*), "
-        "answering one XML-RPC call (`imagekit.start`, `runtime/imagekit_runtime/supervisor_rpc.py`) and the "
+        "answering one XML-RPC call (`imagekit.start`, `runtime/imagekit_runtime/supervise/rpc.py`) and the "
         "step's own interpreter or shell starting. The conductor holds a pidfd of every step process "
         "(`exit_watch.py`) and sleeps in `poll` until one exits; an exit 0 is read from `/proc/<pid>/stat` "
         "while the process is a zombie, so the hot path has no call to supervisord at all, and commit and "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from imagekit_runtime import journal as run_journal
+from imagekit_runtime.observe import journal as run_journal
 from paradigms.engine import BenchError
 
 

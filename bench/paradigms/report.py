@@ -52,8 +52,8 @@ for label, imports in (
     ("+ hashlib (OpenSSL's libcrypto: content keys, checksums)", "import xmlrpc.client, yaml, hashlib"),
     ("conductor: import imagekit_runtime.main (all of the above and the runtime)", "import imagekit_runtime.main"),
     ("supervisor's own entry point: from supervisor.supervisord import main", "from supervisor.supervisord import main"),
-    ("supervisord as the runtime starts it (imagekit_runtime.supervisord_main: no pkg_resources)",
-     "from imagekit_runtime.supervisord_main import install_pkg_resources_shim; install_pkg_resources_shim(); "
+    ("supervisord as the runtime starts it (imagekit_runtime.supervise.supervisord: no pkg_resources)",
+     "from imagekit_runtime.supervise.supervisord import install_pkg_resources_shim; install_pkg_resources_shim(); "
      "from supervisor.supervisord import main"),
 ):
     out = subprocess.run([sys.executable, "-c", probe.format(imports=imports)], capture_output=True, text=True, check=True)

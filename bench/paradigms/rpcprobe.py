@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from imagekit_runtime import contract
-from imagekit_runtime.supervisor_client import Supervisor
-from imagekit_runtime.supervisor_conf import ProgramSpec, render
+from imagekit_runtime.supervise.client import Supervisor
+from imagekit_runtime.supervise.config import ProgramSpec, render
 
 PROGRAMS = 20
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit_runtime.errors import UsageError
-from imagekit_runtime.journal import newest_run, read_journal
-from imagekit_runtime.quantity import format_bytes, human_size
+from imagekit_runtime.observe.journal import newest_run, read_journal
 from imagekit_runtime.spec import PipelineSpec
+from imagekit_runtime.spec.quantity import format_bytes, human_size
 
 MIB = 1024 * 1024
 

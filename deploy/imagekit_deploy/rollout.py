@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from imagekit_runtime.journal import RunView
+from imagekit_runtime.observe.journal import RunView
 
 KRUISE_API_GROUP = "apps.kruise.io"
 IN_PLACE_IF_POSSIBLE = "InPlaceIfPossible"

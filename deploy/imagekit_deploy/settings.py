@@ -17,9 +17,9 @@ from pathlib import PurePosixPath
 from imagekit.references import parse_reference
 from imagekit_runtime import contract
 from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.quantity import format_bytes, parse_bytes, parse_cpus
 from imagekit_runtime.redact import looks_like_credential
 from imagekit_runtime.spec import PipelineSpec
+from imagekit_runtime.spec.quantity import format_bytes, parse_bytes, parse_cpus
 
 MiB = 1024**2
 GiB = 1024**3

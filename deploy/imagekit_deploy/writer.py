@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec_yaml import parse_yaml_documents, read_yaml_text
+from imagekit_runtime.spec.yaml_reader import parse_yaml_documents, read_yaml_text
 
 from .kruise import API_VERSION as KRUISE_API_VERSION
 from .renderer import WORKLOAD_KIND, Manifest, Rendering

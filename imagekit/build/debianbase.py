@@ -22,7 +22,7 @@ from pathlib import Path
 from imagekit_runtime import proc
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
-from imagekit_runtime.stepfiles import file_digest
+from imagekit_runtime.spec.stepfiles import file_digest
 
 from .assembly import BaseImage, NewLayer, assemble
 from .backend import Backend

@@ -28,8 +28,8 @@ from pathlib import Path
 from imagekit_runtime import proc
 from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import CommandFailed, SpecError
-from imagekit_runtime.requirements import requirement_files
 from imagekit_runtime.spec import StepSpec
+from imagekit_runtime.spec.requirements import requirement_files
 
 from .wheels import PythonTarget, pip_command, resolution_error
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import imagekit_runtime
 from imagekit_runtime import contract
-from imagekit_runtime.stepfiles import Kind
+from imagekit_runtime.spec.stepfiles import Kind
 
 from .assembly import BaseImage, NewLayer
 from .plan import SBOM_ROOT

@@ -14,8 +14,8 @@ from imagekit_deploy.settings import HOSTPATH_RECREATES, DeploySettings, Flavor,
 from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from imagekit_runtime import contract
-from imagekit_runtime.quantity import format_bytes, format_cpus
 from imagekit_runtime.spec import PipelineSpec, load_pipeline
+from imagekit_runtime.spec.quantity import format_bytes, format_cpus
 
 from . import deploy_cluster
 from .common import ManifestFormat, OutputFormat, emit_json, print_error, stderr

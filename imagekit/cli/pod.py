@@ -18,7 +18,7 @@ from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
 from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
 from imagekit_runtime.errors import PipelineFailed
-from imagekit_runtime.settings import parse_params
+from imagekit_runtime.run.settings import parse_params
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 

@@ -13,7 +13,7 @@ from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
 from imagekit.references import parse_reference
 from imagekit_runtime import contract
-from imagekit_runtime.quantity import human_size
+from imagekit_runtime.spec.quantity import human_size
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .progress import progress_on

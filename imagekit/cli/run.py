@@ -7,16 +7,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagekit_runtime import contract
+from imagekit_runtime.data.shm_budget import SHM_SOFT_HELP
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
-from imagekit_runtime.monitoring import Monitor
-from imagekit_runtime.settings import RunSettings, check_params, parse_params
-from imagekit_runtime.shard_lock import DEFAULT_WAIT_SECONDS
-from imagekit_runtime.shm_budget import SHM_SOFT_HELP
+from imagekit_runtime.observe.monitoring import Monitor
+from imagekit_runtime.run.settings import RunSettings, check_params, parse_params
+from imagekit_runtime.run.shard_lock import DEFAULT_WAIT_SECONDS
+from imagekit_runtime.run.status import collect_status, format_status
+from imagekit_runtime.run.summary import format_summary
 from imagekit_runtime.spec import load_pipeline
 from imagekit_runtime.states import StepState
-from imagekit_runtime.status import collect_status, format_status
-from imagekit_runtime.summary import format_summary
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import typer
 
 from imagekit_runtime.errors import SpecError
-from imagekit_runtime.problems import all_problems
-from imagekit_runtime.quantity import human_size
 from imagekit_runtime.spec import load_pipeline
+from imagekit_runtime.spec.problems import all_problems
+from imagekit_runtime.spec.quantity import human_size
 
 from .common import OutputFormat, emit_json, emit_text, print_error
 

@@ -1,6 +1,6 @@
 """Where a run keeps things: data in shm, logs and journal in the run dir, results, checkpoints.
 
-    <shm_dir>/committed/<step>/<data>      committed outputs, sealed read-only (seal.py)
+    <shm_dir>/committed/<step>/<data>      committed outputs, sealed read-only (data/seal.py)
     <shm_dir>/committed/<step>/.commit.json   commit record: content keys and sizes
     <shm_dir>/staging/<step>/<data>        where a running step writes (IMAGEKIT_OUT_*)
     <run_dir>/journal.jsonl                transitions of every run on this shard

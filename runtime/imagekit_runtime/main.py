@@ -20,27 +20,29 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract, logformat, shard_lock
-from .checkpoint import CheckpointStore
-from .conductor import Conductor
-from .copier import Copier
-from .datastore import DataStore
-from .environments import EnvironmentProvider
+from . import contract
+from .checkpoint.store import CheckpointStore
+from .data.copier import Copier
+from .data.datastore import DataStore
+from .data.shm_budget import SHM_SOFT_HELP
 from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
-from .exit_watch import ExitWatcher
-from .journal import Journal, new_run_id
-from .logs import StepLogs
-from .monitoring import Monitor
-from .preflight import check_environment
+from .observe import logformat
+from .observe.journal import Journal, new_run_id
+from .observe.logs import StepLogs
+from .observe.monitoring import Monitor
 from .redact import redact
-from .run_options import Collaborators, RunOptions
-from .settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
-from .shm_budget import SHM_SOFT_HELP
+from .run import shard_lock
+from .run.conductor import Conductor
+from .run.options import Collaborators, RunOptions
+from .run.preflight import check_environment
+from .run.settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
+from .run.status import collect_status, format_status
+from .run.summary import RunSummary, format_summary
 from .spec import PipelineSpec, load_pipeline
 from .states import StepState
-from .status import collect_status, format_status
-from .summary import RunSummary, format_summary
-from .supervisor_client import Supervisor
+from .supervise.client import Supervisor
+from .supervise.environments import EnvironmentProvider
+from .supervise.exit_watch import ExitWatcher
 
 log = logging.getLogger("imagekit.runtime")
 

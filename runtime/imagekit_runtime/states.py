@@ -2,7 +2,7 @@
 
     WAITING ─► READY ─► RUNNING ─► COMMITTING ─► COMMITTED ─► RETIRED
        │  ▲      ▲         │                         └──► FAILED  (its outputs refused by the later,
-       │  │      │         │                                       per-file check: vetting.py)
+       │  │      │         │                                       per-file check: data/vetting.py)
        │  └──────┴─BACKOFF◄┤ (exit ≠ 0, attempts left)
        │                   ├─► FAILED   (exit ≠ 0, no attempts left)
        │                   └─► STOPPED  (pipeline stopping: SIGTERM, another step failed)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime.checkpoint import MANIFEST, CheckpointStore, CorruptCheckpoint
+from imagekit_runtime.checkpoint.store import MANIFEST, CheckpointStore, CorruptCheckpoint
 from imagekit_runtime.keys import data_key, pipeline_key, step_keys
 from imagekit_runtime.layout import RunLayout
 from imagekit_runtime.spec import PipelineSpec

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from imagekit_runtime import diagnosis
 from imagekit_runtime.contract import RunStatus
-from imagekit_runtime.environments import StepPaths
 from imagekit_runtime.errors import SpecError
 from imagekit_runtime.layout import RunLayout
+from imagekit_runtime.run import diagnosis
+from imagekit_runtime.run.summary import RunSummary, StepRun, format_summary
 from imagekit_runtime.spec import StepSpec
 from imagekit_runtime.states import StepState
-from imagekit_runtime.step_program import RunContext, step_argv, step_environment, step_program
-from imagekit_runtime.summary import RunSummary, StepRun, format_summary
-from imagekit_runtime.supervisor_client import ProcessInfo
+from imagekit_runtime.supervise.client import ProcessInfo
+from imagekit_runtime.supervise.environments import StepPaths
+from imagekit_runtime.supervise.step_program import RunContext, step_argv, step_environment, step_program
 
 MiB = 1024 * 1024
 

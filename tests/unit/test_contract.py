@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from imagekit_runtime import contract, step
-from imagekit_runtime.journal import (
+from imagekit_runtime.layout import RunLayout
+from imagekit_runtime.observe.journal import (
     Journal,
     newest_run,
     parse_text,
@@ -18,7 +19,6 @@ from imagekit_runtime.journal import (
     steps_started,
     transition_time,
 )
-from imagekit_runtime.layout import RunLayout
 from imagekit_runtime.states import TRANSITIONS, StepState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,7 +190,7 @@ def test_journal_events_are_spelled_only_in_the_contract() -> None:
 
 
 def test_the_completion_marker_has_one_reader_that_never_raises(tmp_path: Path) -> None:
-    from imagekit_runtime.results import read_completion, write_completion
+    from imagekit_runtime.data.results import read_completion, write_completion
 
     marker = tmp_path / contract.COMPLETION_MARKER
     assert read_completion(marker) is None

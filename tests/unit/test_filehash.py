@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime import filehash
+from imagekit_runtime.checkpoint import filehash
 
 
 def tree_sha256(content: bytes, chunk: int) -> str:

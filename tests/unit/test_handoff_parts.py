@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime.datastore import DataStore
-from imagekit_runtime.exit_watch import ExitWatcher
+from imagekit_runtime.data.datastore import DataStore
+from imagekit_runtime.data.sandbox import QuickCheck, UnsafeOutput, quick_check
+from imagekit_runtime.data.vetting import Job, Vetting, vet
 from imagekit_runtime.layout import RunLayout
-from imagekit_runtime.sandbox import QuickCheck, UnsafeOutput, quick_check
-from imagekit_runtime.vetting import Job, Vetting, vet
+from imagekit_runtime.supervise.exit_watch import ExitWatcher
 
 
 def make_tree(root: Path, files: int = 30) -> Path:
@@ -87,7 +87,8 @@ def test_a_directory_commit_is_unvetted_until_its_verdict_and_never_reused_befor
     assert "note" in record.seals and "tree" not in record.seals  # a file is sealed at once, a directory by vetting
     store.mark_vetted("make", {"tree": 123 * 4096}, {"tree": "a-seal"})
     assert store.available("make", "tree", "key") and store.size_of("make", "tree") == 123 * 4096
-    assert store.read_record("make").seals == {"note": record.seals["note"], "tree": "a-seal"}
+    vetted = store.read_record("make")
+    assert vetted is not None and vetted.seals == {"note": record.seals["note"], "tree": "a-seal"}
     staging = store.prepare_staging("file-only")
     (staging / "note").write_text("hello")
     assert store.commit("file-only", "key", ("note",), "run-1").vetted  # one lstat told everything

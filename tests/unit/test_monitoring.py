@@ -11,10 +11,10 @@ import pytest
 from imagekit_runtime import contract
 from imagekit_runtime.contract import Event
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
-from imagekit_runtime.health import Health, Phase
-from imagekit_runtime.live_run import LiveRun, RunShape
-from imagekit_runtime.metrics import parse_address, serve
-from imagekit_runtime.monitoring import Monitor
+from imagekit_runtime.observe.health import Health, Phase
+from imagekit_runtime.observe.live_run import LiveRun, RunShape
+from imagekit_runtime.observe.metrics import parse_address, serve
+from imagekit_runtime.observe.monitoring import Monitor
 
 
 def shape(tmp_path: Path) -> RunShape:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime.checkpoint import MANIFEST, CheckpointStore, CorruptCheckpoint, Tier
+from imagekit_runtime.checkpoint.packed import PACK_BELOW, _ustar_header
+from imagekit_runtime.checkpoint.store import MANIFEST, CheckpointStore, CorruptCheckpoint, Tier
 from imagekit_runtime.layout import RunLayout
-from imagekit_runtime.packed import PACK_BELOW, _ustar_header
 
 STEP_KEY = "k" * 64
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.quantity import (
+from imagekit_runtime.spec.quantity import (
     QuantityError,
     bytes_of,
     format_bytes,

@@ -86,7 +86,7 @@ def test_a_pod_is_in_place_updating_until_its_new_runtime_has_started_a_run() ->
     from imagekit_deploy.emulator.state import SetState
     from imagekit_deploy.emulator.status import Update, _update_state
     from imagekit_deploy.rollout import PodUpdate
-    from imagekit_runtime.journal import RunView
+    from imagekit_runtime.observe.journal import RunView
 
     new = workload("r.example/w:2")
     state = SetState(rendered="r", name="w", namespace="default", workload=new, ordinals=[0])

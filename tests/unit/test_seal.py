@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from imagekit_runtime.contract import Event
-from imagekit_runtime.journal import Journal
-from imagekit_runtime.seal import Tampered, check, remove, seal, seal_of
+from imagekit_runtime.data.seal import Tampered, check, remove, seal, seal_of
+from imagekit_runtime.observe.journal import Journal
 
 
 def tree(root: Path) -> Path:

@@ -11,7 +11,7 @@ from imagekit_runtime.contract import StepKind
 from imagekit_runtime.errors import EXIT_BAD_INPUT, SpecError
 from imagekit_runtime.keys import step_keys
 from imagekit_runtime.spec import load_pipeline
-from imagekit_runtime.spec_sources import SinkSpec, SourceSpec, placeholder_values, render_url
+from imagekit_runtime.spec.sources import SinkSpec, SourceSpec, placeholder_values, render_url
 
 COUNT = "name: count\ncommand: [sh, run.sh]\ninputs: [numbers]\noutputs: [total]\n"
 

@@ -9,7 +9,7 @@ import pytest
 from supervisor.options import ServerOptions
 
 from imagekit_runtime.errors import SpecError
-from imagekit_runtime.supervisor_conf import ProgramSpec, render
+from imagekit_runtime.supervise.config import ProgramSpec, render
 
 
 def program(root: Path, name: str = "tokenize", argv: tuple[str, ...] = ("/usr/bin/python3", "main.py"),

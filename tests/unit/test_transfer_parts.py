@@ -96,8 +96,8 @@ def test_a_file_directory_source_is_copied_whole(tmp_path: Path) -> None:
 
 def test_run_placeholder_is_the_job_name_else_the_first_run_of_the_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from imagekit_runtime.contract import Event
-    from imagekit_runtime.journal import Journal
-    from imagekit_runtime.transfer.plan import run_name
+    from imagekit_runtime.observe.journal import Journal
+    from imagekit_runtime.run.transfers import run_name
 
     journal_path = tmp_path / "journal.jsonl"
     monkeypatch.delenv(contract.RUN_NAME, raising=False)

@@ -13,15 +13,15 @@ import pytest
 
 from imagekit_runtime import contract
 from imagekit_runtime.contract import StepKind
-from imagekit_runtime.dispatch import Dispatch
 from imagekit_runtime.errors import UsageError
-from imagekit_runtime.exit_watch import ExitWatcher, zombie_exit_status
-from imagekit_runtime.gates import Gates, install_wait_program
-from imagekit_runtime.log_watch import LogWatch
-from imagekit_runtime.quantity import format_cpus
-from imagekit_runtime.slots import Slots, available_cpus, cgroup_cpus, resolve_slots
+from imagekit_runtime.observe.log_watch import LogWatch
+from imagekit_runtime.run.dispatch import Dispatch
+from imagekit_runtime.run.slots import Slots, available_cpus, cgroup_cpus, resolve_slots
 from imagekit_runtime.spec import PipelineSpec, load_pipeline
+from imagekit_runtime.spec.quantity import format_cpus
 from imagekit_runtime.states import StepState
+from imagekit_runtime.supervise.exit_watch import ExitWatcher, zombie_exit_status
+from imagekit_runtime.supervise.gates import Gates, install_wait_program
 
 from .graphs import load_graph, write_step
 

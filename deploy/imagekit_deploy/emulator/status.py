@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from imagekit_runtime import contract
-from imagekit_runtime.journal import Entry, RunView, newest_run, parse_text
-from imagekit_runtime.results import read_completion
+from imagekit_runtime.data.results import read_completion
+from imagekit_runtime.observe.journal import Entry, RunView, newest_run, parse_text
 from imagekit_runtime.states import StepState
 
 from ..rollout import PodUpdate, UpdateKind, template_revision

@@ -13,7 +13,7 @@ from typing import Any
 
 from imagekit_runtime import contract
 from imagekit_runtime.errors import EXIT_FAILURE, PipelineFailed, UsageError
-from imagekit_runtime.journal import RunView, newest_run, parse_text
+from imagekit_runtime.observe.journal import RunView, newest_run, parse_text
 from imagekit_runtime.states import StepState
 
 from ..emulator.blueprint import pod_blueprint

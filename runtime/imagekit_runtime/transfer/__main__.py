@@ -17,8 +17,8 @@ from types import ModuleType
 
 from .. import contract
 from ..errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError
-from ..quantity import human_size
-from ..spec_sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+from ..spec.quantity import human_size
+from ..spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
 from . import files, web
 from .manifest import Manifest, read_manifest, redact
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import contract
 from ..errors import EXIT_ENVIRONMENT, EnvironmentMissing
-from ..spec_sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+from ..spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
 
 SECRET_QUERY_RE = re.compile(r"\?.*\Z", re.S)
 USERINFO_RE = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.I)

@@ -1,0 +1,51 @@
+"""What a run is given: its options (RunOptions) and what the conductor drives (Collaborators, made by
+main.open_conductor and closed by it after the run)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..checkpoint.store import CheckpointStore
+from ..data.copier import Copier
+from ..data.datastore import DataStore
+from ..layout import RunLayout
+from ..observe.journal import Journal
+from ..observe.logs import StepLogs
+from ..states import StepState
+from ..supervise.client import Supervisor
+from ..supervise.environments import EnvironmentProvider
+from ..supervise.exit_watch import ExitWatcher
+
+
+@dataclass
+class RunOptions:
+    layout: RunLayout
+    shard_index: int = 0
+    shard_count: int = 1
+    params: dict[str, str] = field(default_factory=dict)
+    parallelism: int | None = None  # overrides the cpu limit
+    force: bool = False
+    poll_interval: float = 0.01  # without pidfds: how often to ask supervisord about the live steps
+    log_interval: float = 1.0  # without inotify: how often step logs are echoed
+    copy_poll_interval: float = 0.1  # while copies hold data in shm: how often to look whether it can be freed
+    retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 10 s
+    on_tick: Callable[[], None] = field(default=lambda: None)  # each turn of the loop: the health heartbeat
+    on_transition: Callable[[str, StepState, StepState], None] | None = None  # progress displays
+    inherit_fds: tuple[int, ...] = ()  # passed to supervisord and so to every step: the shard lock
+    shm_soft: bool = False  # a commit past the pipeline's `shm` warns instead of failing the step
+    release_when_complete: bool = False  # a complete run frees from shm what checkpoints hold (pods that hold)
+
+
+@dataclass
+class Collaborators:
+    """What the conductor drives; whoever made them closes them after the run."""
+
+    store: DataStore
+    checkpoints: CheckpointStore
+    copier: Copier
+    journal: Journal            # its run_id is the run's
+    supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
+    watcher: ExitWatcher
+    environments: EnvironmentProvider
+    step_logs: StepLogs         # echoes step output (text or JSON) and keeps it beside the SSD checkpoints
+    warnings: list[str]         # the checkpoint store's too
