@@ -28,6 +28,7 @@ from .data.shm_budget import SHM_SOFT_HELP
 from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
 from .observe import logformat
 from .observe.journal import Journal, new_run_id
+from .observe.log_watch import StepEcho
 from .observe.logs import StepLogs
 from .observe.monitoring import Monitor
 from .redact import redact
@@ -36,6 +37,7 @@ from .run.conductor import Conductor
 from .run.options import Collaborators, RunOptions
 from .run.preflight import check_environment
 from .run.settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
+from .run.shard_run import run_shard
 from .run.status import collect_status, format_status
 from .run.summary import RunSummary, format_summary
 from .spec import PipelineSpec, load_pipeline
@@ -43,6 +45,8 @@ from .states import StepState
 from .supervise.client import Supervisor
 from .supervise.environments import EnvironmentProvider
 from .supervise.exit_watch import ExitWatcher
+from .supervise.gates import Gates, gates_dir
+from .supervise.processes import StepProcesses
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -90,7 +94,7 @@ def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], 
                              release_when_complete=release_when_complete)
         with open_conductor(spec, options, resolve_environments(settings), monitor,
                             StepOutput(quiet_steps, json_logs)) as conductor:
-            return conductor.run()
+            return run_shard(conductor)
 
 
 @dataclass(frozen=True)
@@ -119,12 +123,14 @@ def open_conductor(spec: PipelineSpec, options: RunOptions, environments: Enviro
             sys.stdout if output.as_json else sys.stderr
         checkpoints = CheckpointStore.for_spec(spec, layout, options.shard_index, warnings)
         ssd = checkpoints.tier("ssd")
+        step_logs = StepLogs(layout, log_stream, output.as_json, ssd.root / contract.LOGS_DIR if ssd else None)
+        supervisor = Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log,
+                                pass_fds=options.inherit_fds)
         parts = Collaborators(
             store=DataStore(layout), checkpoints=checkpoints, copier=copier, journal=journal,
-            supervisor=Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log,
-                                  pass_fds=options.inherit_fds),
-            watcher=watcher, environments=environments, warnings=warnings,
-            step_logs=StepLogs(layout, log_stream, output.as_json, ssd.root / contract.LOGS_DIR if ssd else None))
+            host=StepProcesses(supervisor, watcher, Gates(gates_dir(layout.run_dir)), layout.run_dir),
+            echo=lambda names: StepEcho.following(layout.logs_dir, names, step_logs, options.log_interval),
+            environments=environments, warnings=warnings)
         yield Conductor(spec, options, parts)
 
 

@@ -69,7 +69,7 @@ def deliver(source: Path, results_dir: Path, data: str, key: str, check: Callabl
 def delivered(results_dir: Path, data: str, key: str) -> bool:
     try:
         record = json.loads((results_dir / RESULT_RECORDS_DIR / f"{data}.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):  # absent, or unreadable (a file where the records should be): not so
         return False
     return record.get("key") == key and os.path.lexists(results_dir / data)
 

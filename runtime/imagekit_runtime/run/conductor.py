@@ -1,44 +1,43 @@
-"""The conductor: drives supervisord so that a pipeline runs as a dataflow.
+"""The conductor: the scheduling state machine that runs a pipeline's steps as a dataflow.
 
-It starts a step when all its inputs are committed (at most `parallelism` of each kind at once;
-a warm step's process earlier, waiting at its gate), commits its outputs on exit 0 or when the step
-declares them complete (step_ends.py; a directory's per-file check is vetted later), retries with
-backoff or stops the pipeline on failure, frees data nobody needs any more, and hands committed
-outputs to the copier (results, checkpoints). Every state change goes through `_transition`,
-which checks it against states.TRANSITIONS and journals it.
+It starts a step when all its inputs are committed (at most `parallelism` of each kind at once; a warm
+step's process earlier, waiting at its gate), commits its outputs when its work is over (exit 0, or the
+step declares them complete: step.done()), retries with backoff or stops the pipeline on failure, frees
+data nobody needs any more, and hands committed outputs on (outputs.py). A step's end becomes its
+consumers' start: its producers' verdicts first (data/vetting.py: nothing is built on data refused
+later), then the commit (no per-file metadata), then at once the gates of the consumers whose inputs are
+all committed; delivery and checkpoints follow. Every state change goes through `_transition`, which
+checks it against states.TRANSITIONS and journals it.
 
-What it drives is made for it and handed over in `Collaborators` (main.open_conductor); what a
-step runs as is step_program.py, why it failed diagnosis.py, the report summary.py, which step
-gets a process next dispatch.py. It sleeps until something happens (a step's pidfd, a signal, a
-step log written, a retry or a copy due), and each event costs calls about one process only.
+It decides; what it drives does (drives.py, handed over in `Collaborators`), so tests drive it with
+fakes and no process. It sleeps until something happens, and each event costs calls about one process.
+A run's life around it (the plan first, the seals and the completion marker last) is shard_run.py.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from ..contract import Event, RunStatus
-from ..data.commits import Commits
+from ..data.commits import Commits, TamperedInput
+from ..data.sandbox import OutputRefused
 from ..data.shm_budget import ShmBudget
-from ..data.vetting import Vetting
-from ..errors import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
-from ..keys import pipeline_key, step_keys
-from ..observe.log_watch import StepEcho
+from ..data.vetting import Verdict, Vetting
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
+from ..keys import step_keys
 from ..spec import PipelineSpec
 from ..states import StepState, check_transition
-from ..supervise.config import render
-from ..supervise.gates import Gates, bin_dir, gates_dir, install_wait_program
-from ..supervise.processes import StepProcesses
-from ..supervise.step_program import RunContext, done_fifo, step_program
+from ..supervise.client import ProcessInfo
 from . import diagnosis, shard_state
 from .dispatch import HAS_PROCESS, Dispatch
+from .drives import Echo
 from .options import Collaborators, RunOptions
 from .outputs import OutputKeeper
-from .signals import install_signal_handlers, restore_signal_handlers
+from .planner import Plan
 from .slots import resolve_slots
-from .step_ends import StepEnds
-from .summary import RunSummary, StepRun
+from .summary import StepRun
 from .transfers import source_identities
 
 log = logging.getLogger("imagekit.runtime")
@@ -46,7 +45,7 @@ log = logging.getLogger("imagekit.runtime")
 UNFINISHED = (StepState.RUNNING, StepState.WARM, StepState.READY, StepState.BACKOFF, StepState.WAITING)
 
 
-class Conductor(StepEnds):
+class Conductor:
     def __init__(self, spec: PipelineSpec, options: RunOptions, parts: Collaborators) -> None:
         self.spec = spec
         self.options = options
@@ -55,139 +54,60 @@ class Conductor(StepEnds):
         self.checkpoints = parts.checkpoints
         self.copier = parts.copier
         self.journal = parts.journal
-        self.supervisor = parts.supervisor
+        self.host = parts.host
+        self.make_echo = parts.echo
         self.environments = parts.environments
-        self.step_logs = parts.step_logs
         self.warnings = parts.warnings
         self.run_id = parts.journal.run_id
         self.params = {**dict(spec.params), **options.params}
         self.keys = step_keys(spec, options.shard_index, options.shard_count, self.params, source_identities(spec, options, self.run_id))
         self.producers = spec.producer_of()
         self.slots = resolve_slots(spec, options.parallelism)
-        self.context = RunContext(layout=self.layout, params=self.params, shard_index=options.shard_index,
-                                  shard_count=options.shard_count, producers=self.producers,
-                                  runtime_path=self.layout.helper_path, grace_seconds=spec.grace_seconds)
         self.steps: dict[str, StepRun] = {step.name: StepRun(step.name) for step in spec.steps}
         self.to_run: list[str] = []  # the plan's, once recovery has made it
         self.open_steps: set[str] = set()  # to run, and neither done nor final
         self.backoff: set[str] = set()
         self.touched: set[str] = set()  # steps done or final since the last look at what can be freed
-        self.processes = StepProcesses(parts.supervisor, parts.watcher, Gates(gates_dir(self.layout.run_dir)),
-                                       self.layout.supervisor_log)
-        self.echo: StepEcho | None = None
+        self.echo: Echo | None = None
         self.dispatch: Dispatch | None = None
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
         self.commits = Commits(self.store, ShmBudget(spec.shm_bytes, options.shm_soft, self.layout.shm_dir,
-                                                     self.warnings), Vetting(wake=parts.watcher.wake))
+                                                     self.warnings), Vetting(wake=parts.host.wake))
         self.stop_reason: str | None = None
         self.terminated = False
 
-    # ----------------------------------------------------------------- run
-    def run(self) -> RunSummary:
-        started = time.monotonic()
-        self.journal.record(Event.RUN_START, pipeline=self.spec.name, shard=self.options.shard_index,
-                            shard_count=self.options.shard_count, key=pipeline_key(self.keys))
-        previous_handlers = install_signal_handlers(self._on_signal)
-        try:
-            if self._already_complete():
-                return self._summary(EXIT_OK, RunStatus.ALREADY_COMPLETE, started)
-            if self.options.force:
-                shard_state.forget_everything(self.spec, self.layout, self.store)
-            self._recover()
-            self._start_supervisor()
-            exit_code, status = self._loop()
-            self._drain_copies()
-            exit_code, status = self._check_seals(exit_code, status)
-            if exit_code == EXIT_OK and not self._complete():
-                exit_code, status = EXIT_ENVIRONMENT, RunStatus.FAILED  # computed, but not every result delivered
-            if exit_code == EXIT_OK and self.options.release_when_complete:
-                self.outputs.release_checkpointed()
-            return self._summary(exit_code, status, started)
-        finally:
-            self.supervisor.shutdown()
-            self.processes.gates.close_all()
-            self.commits.vetting.close()
-            if self.echo is not None:
-                self.echo.pump_all(final=True)
-                self.echo.close()
-            for step in self.steps.values():
-                if step.state in UNFINISHED:
-                    self.store.discard_staging(step.name)
-            restore_signal_handlers(previous_handlers)
-
-    def _check_seals(self, exit_code: int, status: RunStatus) -> tuple[int, RunStatus]:
-        """Committed data changed after its commit (a copy refused it, or it is not as sealed now) fails a run
-        that would have succeeded, with the first such change as its one line (data/seal.py)."""
-        changed = self.copier.tampered + self.outputs.changed_since_commit()
-        foreign = self.journal.check()
-        if foreign is not None:
-            changed.append(foreign)
-        for line in changed:
-            log.error("error: %s", line)
-        if not changed:
-            return exit_code, status
-        if exit_code == EXIT_OK:
-            self.stop_reason = changed[0]
-            return EXIT_FAILURE, RunStatus.FAILED
-        self.warnings.extend(changed)
-        return exit_code, status
-
-    def _on_signal(self) -> None:
-        self.terminated = True  # the watcher's wake-up fd ends its sleep
-
-    def _already_complete(self) -> bool:
-        if self.options.force or not shard_state.already_complete(self.layout, self.keys):
-            return False
-        log.info("shard %d of %s is already complete (%s); nothing to do — use --force to run again",
-                 self.options.shard_index, self.spec.name, self.layout.completion_marker)
-        for step in self.steps.values():
-            step.state = StepState.REUSED  # outputs delivered; nothing to journal
-        return True
-
-    def _summary(self, exit_code: int, status: RunStatus, started: float) -> RunSummary:
-        self.journal.record(Event.RUN_END, status=status.value, exit_code=exit_code,
-                            peak_shm_bytes=self.commits.peak_bytes)
-        return RunSummary(
-            pipeline=self.spec.name, run_id=self.run_id, shard_index=self.options.shard_index,
-            shard_count=self.options.shard_count, exit_code=exit_code, status=status,
-            wall_seconds=time.monotonic() - started, peak_shm_bytes=self.commits.peak_bytes,
-            steps=[self.steps[name] for name in self.spec.topological_order()],
-            results_dir=str(self.layout.results_dir), message=self.stop_reason or "",
-            warnings=self.warnings + self.copier.errors,
-        )
-
-    # ------------------------------------------------------------ recovery
-    def _recover(self) -> None:
-        """Plan from what survived: shm first, then SSD, then PV; restore into shm what must come back."""
-        plan = shard_state.plan_recovery(self.spec, self.layout, self.keys, self.store, self.checkpoints,
-                                         force=self.options.force)
+    # ----------------------------------------------------------- lifecycle
+    def adopt(self, plan: Plan) -> None:
+        """The plan made from what survived (shard_run.py): its steps to run, and what it reuses."""
         self.to_run = list(plan.to_run)
         self.open_steps = set(plan.to_run)
-        self.journal.record(Event.PLAN, **shard_state.plan_fields(plan))
-        shard_state.note_inputs(plan, self.steps)
-        shard_state.bring_back(plan, self.keys, self.store, self.checkpoints, self.run_id)
         for name in plan.reused:
             self._transition(name, StepState.REUSED)
         self.commits.count(shard_state.committed_bytes(self.layout, self.store, plan.reused))
         # Results of reused steps may not have been delivered (crash between commit and copy).
         for name in plan.reused:
             self.outputs.deliver_and_checkpoint(name)
-        if plan.to_run:
-            log.info("%s shard %d: running %s; reusing %s", self.spec.name, self.options.shard_index,
-                     ", ".join(plan.to_run), ", ".join(plan.reused) or "nothing")
 
-    def _start_supervisor(self) -> None:
-        programs = [step_program(step, self.context, self.environments.paths_for(step))
-                    for step in map(self.spec.step, self.to_run)]
-        install_wait_program(bin_dir(self.layout.run_dir))
-        self.processes.listen_for_done(done_fifo(self.layout.run_dir))
-        self.layout.supervisor_conf.write_text(render(self.supervisor.socket_path, self.layout.run_dir, programs))
-        self.supervisor.start()
+    def stop_requested(self) -> None:
+        """SIGTERM or SIGINT: stop the run (the host's wake-up ends the sleep)."""
+        self.terminated = True
+
+    def close(self) -> None:
+        """After the run, whatever happened: no process left, output echoed, staging of unfinished steps gone."""
+        self.host.shutdown()
+        self.commits.vetting.close()
+        if self.echo is not None:
+            self.echo.pump_all(final=True)
+            self.echo.close()
+        for step in self.steps.values():
+            if step.state in UNFINISHED:
+                self.store.discard_staging(step.name)
 
     # ---------------------------------------------------------------- loop
-    def _loop(self) -> tuple[int, RunStatus]:
-        self.echo = StepEcho.following(self.layout.logs_dir, self.to_run, self.step_logs, self.options.log_interval)
+    def loop(self) -> tuple[int, RunStatus]:
+        """Run the plan's steps until every one is done (EXIT_OK), one failed, or a stop was asked."""
+        self.echo = self.make_echo(self.to_run)
         self.dispatch = Dispatch(self.spec, self.to_run, self.slots, lambda name: self.steps[name].state)
         for name in self.to_run:
             if self.queue.inputs_committed(name):
@@ -213,7 +133,7 @@ class Conductor(StepEnds):
             self._dispatch()
             self.commits.start_vetting()  # after the dispatch: the walk is not in the consumers' way
             self._free_unneeded()
-            if not (self.open_steps or self.processes.declared or self.commits.busy()):
+            if not (self.open_steps or self.host.declared or self.commits.busy()):
                 for name in [n for n, s in self.steps.items() if s.state.done]:
                     self._transition(name, StepState.RETIRED)
                 return EXIT_OK, RunStatus.COMPLETED
@@ -222,17 +142,17 @@ class Conductor(StepEnds):
     def _sleep(self) -> None:
         """Until a process ends, a signal, a log written, or the next thing due (no timer otherwise)."""
         assert self.echo is not None
-        polled = None if self.processes.watcher.supported else self.options.poll_interval
+        polled = self.options.poll_interval if self.host.polls else None
         timeouts = [t for t in (self.echo.timeout(), polled) if t is not None]
         if self.backoff:
             timeouts.append(max(0.0, min(self.steps[n].retry_at for n in self.backoff) - time.monotonic()))
         if self.copier.busy():
             timeouts.append(self.options.copy_poll_interval)
-        self.echo.after_wait(self.processes.watcher.wait(min(timeouts) if timeouts else None, self.echo.wake_fd()))
+        self.echo.after_wait(self.host.wait(min(timeouts) if timeouts else None, self.echo.wake_fd()))
 
     def _retry_due(self) -> None:
         now = time.monotonic()
-        for name in [n for n in self.backoff if now >= self.steps[n].retry_at and n not in self.processes.pids]:
+        for name in [n for n in self.backoff if now >= self.steps[n].retry_at and n not in self.host.running]:
             self.backoff.discard(name)
             if self.queue.inputs_committed(name):
                 self._transition(name, StepState.READY)
@@ -262,12 +182,12 @@ class Conductor(StepEnds):
         else:
             self.queue.warm.add(step.name)
         self._transition(step.name, state, attempt=step.attempts)
-        self.processes.spawn(step.name, gated=self.spec.step(step.name).warm, open_gate=state is StepState.RUNNING)
+        self.host.spawn(step.name, gated=self.spec.step(step.name).warm, open_gate=state is StepState.RUNNING)
         self.queue.started(step.name)
 
     def _release(self, step: StepRun) -> None:
         """The inputs of a waiting warm step are committed and it has a slot: open its gate."""
-        self.processes.open_gate(step.name)
+        self.host.open_gate(step.name)
         self.queue.warm.discard(step.name)
         step.started_at = time.monotonic()
         self._transition(step.name, StepState.RUNNING, attempt=step.attempts)  # its inputs measured at its end
@@ -280,7 +200,7 @@ class Conductor(StepEnds):
         if held_slot:
             self.queue.freed_slot(step.name)
         self.queue.warm.discard(step.name)
-        self.processes.ended(step.name)
+        self.host.ended(step.name)
 
     def _fail_attempt(self, step: StepRun, reason: str) -> None:
         assert self.echo is not None
@@ -314,12 +234,110 @@ class Conductor(StepEnds):
         if tail:
             log.error("%s", tail)
 
-    # ---------------------------------------------------- stop and signals
+    # ------------------------------------------------------------ step ends
+    def _collect_exits(self) -> None:
+        """Steps that declared their outputs complete, verdicts of vetting, then the processes that ended."""
+        for name in self.host.declarations():
+            self._on_done(self.steps[name])
+        self._settle(())
+        for name, info in self.host.exits():
+            self._on_exit(self.steps[name], info)
+
+    def _over(self, step: StepRun) -> bool:
+        """The step's work is over (declared, or its process ended): its producers' verdicts first, so that
+        nothing is built on refused data; False when one refused (the run stops, the step counts as not run).
+        Another step's failure does not undo this one's work: it is committed, and a resume reuses it."""
+        step.finished_at = time.monotonic()
+        step.wall_seconds += step.finished_at - (step.started_at or step.finished_at)
+        producers = self.queue.producers[step.name]
+        self._settle(producers)
+        return all(self.steps[producer].state is not StepState.FAILED for producer in producers)
+
+    def _on_done(self, step: StepRun) -> None:
+        """The step declared its outputs complete (step.done()): its work is over, so its slot is free and its
+        outputs are committed now; the kernel's teardown of its process ends later (_on_exit)."""
+        if step.state is StepState.RUNNING and self._over(step):
+            self.queue.freed_slot(step.name)
+            self._commit(step)
+            self._measure_inputs(step)  # after the handoff: their sizes are final now (vetted)
+
+    def _on_exit(self, step: StepRun, info: ProcessInfo) -> None:
+        step.exit_code = diagnosis.exit_code_of(info)
+        if step.name in self.host.declared:  # committed (or refused) when it declared its outputs complete
+            self._ended(step, held_slot=False)
+            if not diagnosis.succeeded(info) and step.state.done:
+                warning = (f"step {step.name} {diagnosis.exit_reason(info, self.layout.supervisor_log)} after "
+                           "declaring its outputs complete (step.done()): its commit is kept")
+                log.warning("warning: %s", warning)
+                self.warnings.append(warning)
+            return
+        was = step.state
+        if not self._over(step):
+            return  # _stop_all ends it
+        self._ended(step, held_slot=was is StepState.RUNNING)
+        if not diagnosis.succeeded(info):
+            self._fail_attempt(step, diagnosis.exit_reason(info, self.layout.supervisor_log))
+        elif was is StepState.WARM:
+            self._fail_attempt(step, "exited before its inputs were committed (a warm step must wait for them: "
+                                     "step.input_path or imagekit-wait)")
+        else:
+            self._commit(step)
+        self._measure_inputs(step)
+
+    def _commit(self, step: StepRun) -> None:
+        self._transition(step.name, StepState.COMMITTING, exit_code=0)
+        try:
+            record = self.commits.commit(step.name, self.keys[step.name], self.spec.step(step.name).outputs,
+                                         self.run_id, {data: self.producers[data]
+                                                       for data in self.spec.step(step.name).inputs})
+        except TamperedInput as exc:
+            self._fail(step, str(exc))  # no retry: it would read the same data
+            return
+        except OutputRefused as exc:
+            self._fail_attempt(step, str(exc))
+            return
+        step.bytes_out = sum(record.outputs.values())
+        self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out,
+                         **({"outputs": record.outputs} if record.vetted else {}))
+        # Consumers first; its log is echoed a moment later (log_watch.py), not now: the consumers need the CPU.
+        self._inputs_arrive(step.name)
+        if record.vetted:
+            self.outputs.deliver_and_checkpoint(step.name)
+
+    def _settle(self, producers: Iterable[str]) -> None:
+        """Apply the verdicts of vetting that are in, after waiting for those of `producers`."""
+        self.commits.start_vetting()
+        self.commits.vetting.wait(producers)
+        for verdict in self.commits.vetting.verdicts():
+            self._on_verdict(verdict)
+
+    def _on_verdict(self, verdict: Verdict) -> None:
+        step = self.steps[verdict.step]
+        self.touched.add(step.name)  # it may be freed or retired now
+        try:
+            record = self.commits.settle(verdict)
+        except OutputRefused as exc:
+            self._fail(step, str(exc))  # its consumers, started or not, are stopped: they did not run
+            return
+        step.bytes_out = sum(record.outputs.values())
+        self.journal.record(Event.VETTED, step=step.name, bytes_out=step.bytes_out, outputs=record.outputs)
+        self.outputs.deliver_and_checkpoint(step.name)
+
+    def _inputs_arrive(self, producer: str) -> None:
+        """The producer committed: consumers whose inputs are now all there become runnable (gates open first)."""
+        for consumer in self.queue.committed(producer):
+            state = self.steps[consumer].state
+            if state is StepState.WAITING:
+                self._transition(consumer, StepState.READY)
+            if state in (StepState.WAITING, StepState.WARM):
+                self.queue.runnable(consumer)
+        self._dispatch()  # the gate of a waiting consumer opens before anything else is done
+
     def _stop_all(self) -> None:
         """Stop every step with a process, start nothing new. A warm step still waiting at its gate sees it
         closed and is stopped too: it did not run."""
-        self.processes.stop([n for n, s in self.steps.items() if s.state in HAS_PROCESS], self.spec.grace_seconds,
-                            meanwhile=self._pump_logs)
+        self.host.stop([n for n, s in self.steps.items() if s.state in HAS_PROCESS], self.spec.grace_seconds,
+                       meanwhile=self._pump_logs)
         for step in self.steps.values():
             if step.state in UNFINISHED:
                 if step.state is StepState.RUNNING:
@@ -348,7 +366,8 @@ class Conductor(StepEnds):
             if any(self.copier.pending(name, data) for data in self.spec.step(name).outputs):
                 self.touched.add(name)  # look again once its copies are done
 
-    def _drain_copies(self) -> None:
+    def drain_copies(self) -> None:
+        """Wait for the copies out of shm (results, checkpoints), then free what they held."""
         while self.copier.busy() and not self.terminated:
             self.options.on_tick()
             time.sleep(0.01)
@@ -356,18 +375,6 @@ class Conductor(StepEnds):
             self.touched.update(self.steps)
             self._free_unneeded()
 
-    def _complete(self) -> bool:
-        """Mark the shard complete; False (nothing marked) when a result was not delivered."""
-        missing = shard_state.mark_complete(self.spec, self.layout, self.keys, self.checkpoints, run_id=self.run_id,
-                                            shard_index=self.options.shard_index,
-                                            shard_count=self.options.shard_count)
-        if missing:
-            log.error("error: results not delivered to %s: %s (fix: free space there, or pass --results DIR)",
-                      self.layout.results_dir, ", ".join(missing))
-            self.warnings.append(f"results not delivered: {', '.join(missing)}")
-        return not missing
-
-    # ------------------------------------------------------------- helpers
     @property
     def queue(self) -> Dispatch:
         """Which step gets a process next; made once recovery has decided what runs."""

@@ -10,11 +10,9 @@ from ..data.copier import Copier
 from ..data.datastore import DataStore
 from ..layout import RunLayout
 from ..observe.journal import Journal
-from ..observe.logs import StepLogs
 from ..states import StepState
-from ..supervise.client import Supervisor
 from ..supervise.environments import EnvironmentProvider
-from ..supervise.exit_watch import ExitWatcher
+from .drives import EchoFactory, StepHost
 
 
 @dataclass
@@ -44,8 +42,7 @@ class Collaborators:
     checkpoints: CheckpointStore
     copier: Copier
     journal: Journal            # its run_id is the run's
-    supervisor: Supervisor      # made, not started: the conductor starts it with the steps to run
-    watcher: ExitWatcher
+    host: StepHost              # made, not started: the conductor starts it with the steps to run
+    echo: EchoFactory           # step output shown as it is written (StepLogs: text or JSON, kept beside SSD)
     environments: EnvironmentProvider
-    step_logs: StepLogs         # echoes step output (text or JSON) and keeps it beside the SSD checkpoints
     warnings: list[str]         # the checkpoint store's too

@@ -14,26 +14,53 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .client import ProcessInfo, Supervisor
+from .config import ProgramSpec, render
 from .exit_watch import ExitWatcher, zombie_exit_status
-from .gates import Gates
+from .gates import Gates, bin_dir, install_wait_program
 from .leftovers import kill_escaped, kill_group, kill_leftovers
+from .step_program import done_fifo
 
 ENDED = ("EXITED", "FATAL", "STOPPED", "BACKOFF", "UNKNOWN")  # supervisord states of a process that is over
 LIVE = ("RUNNING", "STARTING", "STOPPING")
 
 
 class StepProcesses:
-    def __init__(self, supervisor: Supervisor, watcher: ExitWatcher, gates: Gates, supervisor_log: Path) -> None:
+    """The conductor's StepHost (run/drives.py) on supervisord."""
+
+    def __init__(self, supervisor: Supervisor, watcher: ExitWatcher, gates: Gates, run_dir: Path) -> None:
         self.supervisor = supervisor
         self.watcher = watcher
         self.gates = gates
-        self.supervisor_log = supervisor_log
+        self.run_dir = run_dir
+        self.supervisor_log = supervisor.log_file
         self.pids: dict[str, int] = {}  # steps with a process: its pid (and process group)
         self.by_group: dict[int, str] = {}  # the other way round
         self.declared: set[str] = set()  # steps that declared their outputs complete, their process not yet ended
 
-    def listen_for_done(self, fifo: Path) -> None:
-        self.watcher.listen_for_done(str(fifo))
+    @property
+    def running(self) -> set[str]:
+        return set(self.pids)
+
+    @property
+    def polls(self) -> bool:
+        return not self.watcher.supported
+
+    def start(self, programs: list[ProgramSpec]) -> None:
+        """The wait program warm steps call, the done FIFO, supervisord's configuration, then supervisord."""
+        install_wait_program(bin_dir(self.run_dir))
+        self.watcher.listen_for_done(str(done_fifo(self.run_dir)))
+        self.supervisor.config.write_text(render(self.supervisor.socket_path, self.run_dir, programs))
+        self.supervisor.start()
+
+    def wait(self, timeout: float | None, extra_fd: int | None) -> bool:
+        return self.watcher.wait(timeout, extra_fd)
+
+    def wake(self) -> None:
+        self.watcher.wake()
+
+    def shutdown(self) -> None:
+        self.supervisor.shutdown()
+        self.gates.close_all()
 
     def declarations(self) -> list[str]:
         """The steps whose process (or a process of its group) declared the outputs complete since the last
