@@ -24,7 +24,6 @@ from . import contract
 from .checkpoint.store import CheckpointStore
 from .data.copier import Copier
 from .data.datastore import DataStore
-from .data.shm_budget import SHM_SOFT_HELP
 from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
 from .observe import logformat
 from .observe.journal import Journal, new_run_id
@@ -34,9 +33,10 @@ from .observe.monitoring import Monitor
 from .redact import redact
 from .run import shard_lock
 from .run.conductor import Conductor
+from .run.flags import RUN, STATUS, RunFlags, add_to_parser
 from .run.options import Collaborators, RunOptions
 from .run.preflight import check_environment
-from .run.settings import RunSettings, parse_params, resolve_environments, resolve_layout, resolve_shard
+from .run.settings import parse_params, resolve_environments, resolve_layout, resolve_shard
 from .run.shard_run import run_shard
 from .run.status import collect_status, format_status
 from .run.summary import RunSummary, format_summary
@@ -51,48 +51,24 @@ from .supervise.processes import StepProcesses
 log = logging.getLogger("imagekit.runtime")
 
 
-def add_location_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", type=Path, help="pipeline.yaml or its directory")
-    parser.add_argument("--shm-dir",
-                        help=f"shared-memory directory (default {contract.DEFAULT_SHM_DIR}, or ${contract.SHM_DIR})")
-    parser.add_argument("--ssd", help=f"SSD checkpoint directory (default: checkpoint.ssd, or ${contract.SSD_DIR})")
-    parser.add_argument("--pv", help=f"PV checkpoint directory (default: checkpoint.pv, or ${contract.PV_DIR})")
-    parser.add_argument("--results",
-                        help=f"results directory (default <pv>/results/<shard>, or ${contract.RESULTS_DIR})")
-    parser.add_argument("--run-dir", help="journal, logs and supervisord config (default <shm>/…/run)")
-    parser.add_argument("--shard-index", type=int,
-                        help=f"this shard (default ${contract.SHARD_INDEX} or the pod ordinal)")
-    parser.add_argument("--shard-count", type=int, help="number of shards (default: the pipeline's `shards`)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline param")
-    parser.add_argument("--no-checkpoints", action="store_true", help="write no SSD or PV checkpoints")
-    parser.add_argument("--deps-root", help=f"prebuilt step dependencies (in images: ${contract.DEPS_ROOT})")
-
-
-def settings_from(args: argparse.Namespace) -> RunSettings:
-    return RunSettings(shm_dir=args.shm_dir, ssd=args.ssd, pv=args.pv, results=args.results, run_dir=args.run_dir,
-                       shard_index=args.shard_index, shard_count=args.shard_count, deps_root=args.deps_root,
-                       no_checkpoints=args.no_checkpoints)
-
-
-def run_pipeline(pipeline: Path, settings: RunSettings, params: dict[str, str], *, force: bool = False,
-                 parallelism: int | None = None, quiet_steps: bool = False,
+def run_pipeline(pipeline: Path, flags: RunFlags, *, quiet_steps: bool = False,
                  on_transition: Callable[[str, StepState, StepState], None] | None = None,
-                 wait_lock: float = shard_lock.DEFAULT_WAIT_SECONDS, monitor: Monitor | None = None,
-                 json_logs: bool = False, shm_soft: bool = False, release_when_complete: bool = False) -> RunSummary:
-    """Lock the shard (waiting up to wait_lock seconds for a run of it to end), check the environment, run.
+                 monitor: Monitor | None = None, json_logs: bool = False) -> RunSummary:
+    """Lock the shard (waiting up to --wait-lock seconds for a run of it to end), check the environment, run.
     A monitor (metrics, health) is fed the run's journal and the conductor's heartbeat."""
     spec = load_pipeline(pipeline)
-    shard_index, shard_count = resolve_shard(spec, settings)
-    layout = resolve_layout(spec, settings, shard_index)
+    params = parse_params(flags.param)
+    shard_index, shard_count = resolve_shard(spec, flags)
+    layout = resolve_layout(spec, flags, shard_index)
     monitor = monitor or Monitor()
     monitor.start(spec, layout)
-    with shard_lock.held(layout.shm_dir, wait_lock, f"shard {shard_index} of {spec.name}") as lock:
+    with shard_lock.held(layout.shm_dir, flags.wait_lock, f"shard {shard_index} of {spec.name}") as lock:
         check_environment(spec, layout)
         options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
-                             parallelism=parallelism, force=force, on_tick=monitor.health.beat,
-                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=shm_soft,
-                             release_when_complete=release_when_complete)
-        with open_conductor(spec, options, resolve_environments(settings), monitor,
+                             parallelism=flags.parallelism, force=flags.force, on_tick=monitor.health.beat,
+                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=flags.shm_soft,
+                             release_when_complete=flags.hold_when_complete)
+        with open_conductor(spec, options, resolve_environments(flags), monitor,
                             StepOutput(quiet_steps, json_logs)) as conductor:
             return run_shard(conductor)
 
@@ -146,46 +122,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagekit-runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run (or resume) the pipeline")
-    add_location_arguments(run)
-    run.add_argument("--force", action="store_true", help="run again even if this shard is complete")
-    run.add_argument("--parallelism", type=int,
-                     help="compute-bound (cpu) steps at once: overrides the pipeline's parallelism.cpu")
-    run.add_argument("--wait-lock", type=float, default=shard_lock.DEFAULT_WAIT_SECONDS, metavar="SECONDS",
-                     help="wait this long for another run of the same shard to end, then exit 3 "
-                          f"(default {shard_lock.DEFAULT_WAIT_SECONDS:g})")
-    run.add_argument("--shm-soft", action="store_true", help=SHM_SOFT_HELP)
-    run.add_argument("--output", choices=["text", "json"], default="text")
-    run.add_argument("--hold-when-complete", action="store_true",
-                     default=contract.is_hold_requested(os.environ.get(contract.HOLD_WHEN_COMPLETE)),
-                     help="after success, wait for SIGTERM instead of exiting (StatefulSet pods restart exited "
-                          "containers); default $" + contract.HOLD_WHEN_COMPLETE)
-    run.add_argument("--metrics", metavar="ADDR",
-                     help=f"serve Prometheus metrics, {contract.HEALTHZ_PATH} and {contract.READYZ_PATH} on ADDR "
-                          f"(PORT or HOST:PORT; pods: :{contract.METRICS_PORT}); off by default")
-    run.add_argument("--verbose", "-v", action="store_true")
-    status = commands.add_parser("status", help="where each data item is and which steps would run")
-    add_location_arguments(status)
-    status.add_argument("--output", choices=["text", "json"], default="text")
-    status.add_argument("--verbose", "-v", action="store_true")
+    for command, what in ((RUN, "run (or resume) the pipeline"),
+                          (STATUS, "where each data item is and which steps would run")):
+        sub = commands.add_parser(command, help=what)
+        sub.add_argument("pipeline", type=Path, help="pipeline.yaml or its directory")
+        add_to_parser(sub, command)
+        sub.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     monitor: Monitor | None = None
     try:
         json_logs = logformat.wants_json(os.environ)
         logformat.configure(args.verbose, json_logs)
-        params = parse_params(args.param)
-        settings = settings_from(args)
-        if args.command == "status":
-            report = collect_status(args.pipeline, settings, params)
-            if args.output == "json":
+        flags = RunFlags.from_values(vars(args))
+        flags.hold_when_complete = flags.hold_when_complete or contract.is_hold_requested(
+            os.environ.get(contract.HOLD_WHEN_COMPLETE))
+        if args.command == STATUS:
+            report = collect_status(args.pipeline, flags)
+            if flags.output == "json":
                 print(json.dumps(report, indent=2, sort_keys=True))
             else:
                 print(format_status(report), file=sys.stderr)
             return 0
-        monitor = Monitor.serving(args.metrics)
-        summary = run_pipeline(args.pipeline, settings, params, force=args.force, parallelism=args.parallelism,
-                               wait_lock=args.wait_lock, monitor=monitor, json_logs=json_logs,
-                               shm_soft=args.shm_soft, release_when_complete=args.hold_when_complete)
+        monitor = Monitor.serving(flags.metrics)
+        summary = run_pipeline(args.pipeline, flags, monitor=monitor, json_logs=json_logs)
     except ImagekitError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
@@ -202,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s", format_summary(summary))
     else:
         print(format_summary(summary), file=sys.stderr)
-    if args.output == "json":
+    if flags.output == "json":
         print(json.dumps(summary.to_json(), indent=2 if not json_logs else None, sort_keys=True), flush=True)
-    if summary.exit_code == 0 and args.hold_when_complete:
+    if summary.exit_code == 0 and flags.hold_when_complete:
         hold_until_stopped()
     monitor.close()
     return summary.exit_code

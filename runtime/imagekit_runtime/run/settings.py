@@ -1,4 +1,4 @@
-"""Resolve where a run keeps things: command-line flags, then IMAGEKIT_* variables, then the pipeline.
+"""Resolve where a run keeps things: command-line flags (flags.py), then IMAGEKIT_* variables, then the pipeline.
 
 One pipeline runs on a laptop, in CI and in a pod; only these settings differ.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import contract
@@ -16,19 +15,7 @@ from ..layout import RunLayout
 from ..locations import IMAGE_LOCATIONS, checkpoint_dir, default_locations
 from ..spec import VARIABLE_NAME_RE, PipelineSpec
 from ..supervise.environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
-
-
-@dataclass
-class RunSettings:
-    shm_dir: str | None = None
-    ssd: str | None = None
-    pv: str | None = None
-    results: str | None = None
-    run_dir: str | None = None
-    shard_index: int | None = None
-    shard_count: int | None = None
-    deps_root: str | None = None
-    no_checkpoints: bool = False
+from .flags import RunFlags
 
 
 def _env(name: str) -> str | None:
@@ -54,7 +41,7 @@ def _env_int(name: str, fix: str) -> int | None:
         raise UsageError(f"{name}={text!r} is not a number (fix: {fix})") from None
 
 
-def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
+def resolve_shard(spec: PipelineSpec, settings: RunFlags) -> tuple[int, int]:
     index = settings.shard_index
     if index is None:
         index = _env_int(contract.SHARD_INDEX, "set it to the pod ordinal")
@@ -73,7 +60,7 @@ def resolve_shard(spec: PipelineSpec, settings: RunSettings) -> tuple[int, int]:
     return index, count
 
 
-def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) -> RunLayout:
+def resolve_layout(spec: PipelineSpec, settings: RunFlags, shard_index: int) -> RunLayout:
     defaults = default_locations()
     shm_text = settings.shm_dir or _env(contract.SHM_DIR)
     shm_base = Path(shm_text) if shm_text else defaults.shm_base
@@ -99,7 +86,7 @@ def resolve_layout(spec: PipelineSpec, settings: RunSettings, shard_index: int) 
                      ssd_dir=ssd.absolute() if ssd else None, pv_dir=pv.absolute() if pv else None)
 
 
-def resolve_environments(settings: RunSettings) -> EnvironmentProvider:
+def resolve_environments(settings: RunFlags) -> EnvironmentProvider:
     deps_root = settings.deps_root or _env(contract.DEPS_ROOT)
     if deps_root:
         return PrebuiltDeps(Path(deps_root))

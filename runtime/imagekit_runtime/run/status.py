@@ -11,15 +11,16 @@ from ..keys import pipeline_key, step_keys
 from ..spec import load_pipeline
 from ..spec.sources import placeholder_values
 from .availability import Availability
-from .settings import RunSettings, resolve_layout, resolve_shard
+from .flags import RunFlags
+from .settings import parse_params, resolve_layout, resolve_shard
 from .transfers import prepare_transfers
 
 
-def collect_status(pipeline: Path, settings: RunSettings, params: dict[str, str]) -> dict[str, Any]:
+def collect_status(pipeline: Path, flags: RunFlags) -> dict[str, Any]:
     spec = load_pipeline(pipeline)
-    shard_index, shard_count = resolve_shard(spec, settings)
-    layout = resolve_layout(spec, settings, shard_index)
-    params = {**dict(spec.params), **params}
+    shard_index, shard_count = resolve_shard(spec, flags)
+    layout = resolve_layout(spec, flags, shard_index)
+    params = {**dict(spec.params), **parse_params(flags.param)}
     values = placeholder_values(shard=shard_index, shard_count=shard_count, pipeline=spec.name, run="status",
                                 params=params)
     keys = step_keys(spec, shard_index, shard_count, params, prepare_transfers(spec, values, None))
