@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import render
 from imagekit_deploy.settings import resolve_settings
 from imagekit_runtime.spec import load_pipeline
@@ -16,7 +17,7 @@ IMAGE = "registry.example.com/imagekit/pipeline:1.0"
 
 def rendered(pipeline: Path = WORDFREQ, **options):
     spec = load_pipeline(pipeline)
-    settings = resolve_settings(spec, image=options.pop("image", IMAGE), **options)
+    settings = resolve_settings(spec, RenderFlags(image=options.pop("image", IMAGE), **options))
     return spec, settings, render(spec, settings)
 
 

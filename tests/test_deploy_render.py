@@ -48,7 +48,7 @@ def test_rendered_manifests_pass_validation(pipeline, flavor, ssd, kubernetes_ve
 
 
 def test_skipped_shards_pass_validation():
-    _, _, rendering = rendered(DEPLOY_DATA / "deploy-wide", skip_shards=(1, 5))
+    _, _, rendering = rendered(DEPLOY_DATA / "deploy-wide", skip_shard=[1, 5])
     assert validate_rendering(rendering, kruise=KRUISE).problems == []
 
 
@@ -197,7 +197,7 @@ def test_pipeline_without_pv_gets_no_pv_claim_template():
 
 
 def test_skip_shard_reserves_ordinals_and_keeps_the_shard_count():
-    _, settings, rendering = rendered(replicas=4, skip_shards=(1,))
+    _, settings, rendering = rendered(replicas=4, skip_shard=[1])
     spec = workload(rendering)["spec"]
     assert spec["reserveOrdinals"] == [1]
     assert spec["replicas"] == 3
@@ -208,7 +208,7 @@ def test_skip_shard_reserves_ordinals_and_keeps_the_shard_count():
 def test_skipping_a_shard_leaves_the_pod_template_alone():
     # Only replicas and reserveOrdinals change, so no running pod is updated or restarted.
     _, _, before = rendered(replicas=4)
-    _, _, after = rendered(replicas=4, skip_shards=(2,))
+    _, _, after = rendered(replicas=4, skip_shard=[2])
     assert after.pod_template() == before.pod_template()
     assert after.workload().body["spec"]["volumeClaimTemplates"] == before.workload().body["spec"]["volumeClaimTemplates"]
 

@@ -16,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from imagekit.cli.main import app
+from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, available_kubernetes_versions
 from imagekit_deploy.settings import Flavor, resolve_settings
@@ -33,7 +34,7 @@ runner = CliRunner()
 
 def rendered(flavor: Flavor = Flavor.kruise, **options) -> Rendering:
     spec = load_pipeline(WORDFREQ)
-    return render(spec, resolve_settings(spec, image=IMAGE, flavor=flavor, **options))
+    return render(spec, resolve_settings(spec, RenderFlags(image=IMAGE, flavor=flavor, **options)))
 
 
 def container(rendering: Rendering) -> dict:
@@ -158,7 +159,8 @@ def test_wordfreq_s3_variant_shares_the_steps_and_renders_with_the_secret():
                for s in variant.packaged_steps)
     assert [source.name for source in variant.sources] == ["corpus"]
     assert sorted(sink.name for sink in variant.sinks) == ["counts", "report"]
-    rendering = render(variant, resolve_settings(variant, image=IMAGE, s3_secret="wordfreq-s3", env=(f"AWS_ENDPOINT_URL={ENDPOINT}",)))
+    rendering = render(variant, resolve_settings(variant, RenderFlags(image=IMAGE, s3_secret="wordfreq-s3",
+                                                                env=[f"AWS_ENDPOINT_URL={ENDPOINT}"])))
     assert validate_rendering(rendering).problems == []
 
 

@@ -19,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from imagekit.cli.main import app
+from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.schemas import KRUISE_CRD_ENV, KruiseSchema, strict
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
@@ -52,7 +53,7 @@ def validated(rendering: Rendering):
 
 def rendering_of(flavor: Flavor, ssd: SsdMode = SsdMode.local_pv) -> Rendering:
     spec = load_pipeline(WORDFREQ)
-    return render(spec, resolve_settings(spec, image=IMAGE, flavor=flavor, ssd=ssd))
+    return render(spec, resolve_settings(spec, RenderFlags(image=IMAGE, flavor=flavor, ssd=ssd)))
 
 
 def broken(flavor: Flavor, mutate: Callable[[dict[str, dict]], None]) -> Rendering:
@@ -221,7 +222,7 @@ def test_broken_manifest_is_refused(flavor, mutate, check, path, words):
 
 def test_hostpath_ssd_without_per_pod_subdirectory_is_refused():
     spec = load_pipeline(WORDFREQ)
-    rendering = render(spec, resolve_settings(spec, image=IMAGE, ssd=SsdMode.hostpath))
+    rendering = render(spec, resolve_settings(spec, RenderFlags(image=IMAGE, ssd=SsdMode.hostpath)))
     body = copy.deepcopy(rendering.workload().body)
     for mount in body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]:
         mount.pop("subPathExpr", None)
@@ -231,7 +232,7 @@ def test_hostpath_ssd_without_per_pod_subdirectory_is_refused():
 
 def test_init_container_may_not_gain_more_than_chown():
     spec = load_pipeline(WORDFREQ)
-    rendering = render(spec, resolve_settings(spec, image=IMAGE, ssd=SsdMode.hostpath))
+    rendering = render(spec, resolve_settings(spec, RenderFlags(image=IMAGE, ssd=SsdMode.hostpath)))
     body = copy.deepcopy(rendering.workload().body)
     body["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]["capabilities"]["add"] = ["CHOWN", "SYS_ADMIN"]
     problems = validated(Rendering("kruise", (rendering.manifests[0], Manifest("statefulset.yaml", body)))).problems

@@ -10,7 +10,6 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from fractions import Fraction
 from pathlib import PurePosixPath
 
@@ -20,6 +19,21 @@ from imagekit_runtime.errors import SpecError, UsageError
 from imagekit_runtime.redact import looks_like_credential
 from imagekit_runtime.spec import PipelineSpec
 from imagekit_runtime.spec.quantity import format_bytes, parse_bytes, parse_cpus
+
+from .flags import (
+    DEFAULT_FLAVOR,
+    DEFAULT_MAX_UNAVAILABLE,
+    DEFAULT_PV_SIZE,
+    DEFAULT_SSD_HOST_PATH,
+    DEFAULT_SSD_MODE,
+    DEFAULT_SSD_SIZE,
+    DEFAULT_SSD_STORAGE_CLASS,
+    Flavor,
+    RenderFlags,
+    SsdMode,
+)
+
+__all__ = ["DEFAULT_SSD_MODE", "DeploySettings", "Flavor", "RenderFlags", "SsdMode", "resolve_settings"]
 
 MiB = 1024**2
 GiB = 1024**3
@@ -55,21 +69,6 @@ RESERVED_PATHS = (
 )
 
 
-class Flavor(StrEnum):
-    kruise = "kruise"
-    statefulset = "statefulset"
-
-
-class SsdMode(StrEnum):
-    hostpath = "hostpath"
-    local_pv = "local-pv"
-
-
-# The default: a local-PV claim takes its owner from fsGroup, so the pod needs no init container and a new
-# image changes nothing but the pipeline container's image: Kruise updates it in place. hostPath needs an
-# init container running the pipeline image (to hand the directory to the runtime's user), so every new
-# image recreates the pod.
-DEFAULT_SSD_MODE = SsdMode.local_pv
 HOSTPATH_RECREATES = ("--ssd hostpath: its prepare-ssd init container runs the pipeline image, so each new image "
                       "recreates the pods (shm lost) instead of updating them in place; --ssd local-pv does not")
 
@@ -81,18 +80,18 @@ class DeploySettings:
     image: str
     name: str  # StatefulSet, Service and pod-name prefix
     shard_count: int  # IMAGEKIT_SHARD_COUNT; one pod ordinal per shard
-    flavor: Flavor = Flavor.kruise
+    flavor: Flavor = DEFAULT_FLAVOR
     namespace: str | None = None
     ssd: SsdMode | None = DEFAULT_SSD_MODE  # None when the pipeline has no SSD checkpoint
     memory_limit: int = 0
     cpus: Fraction | None = None  # --cpus: the pod's CPU request and limit; the runtime's cpu slots follow it
-    pv_size: int = 10 * GiB
+    pv_size: int = DEFAULT_PV_SIZE
     pv_storage_class: str | None = None  # None: the cluster's default class
-    ssd_size: int = 50 * GiB
-    ssd_storage_class: str = "imagekit-local-ssd"
-    ssd_host_path: str = "/var/lib/imagekit"
+    ssd_size: int = DEFAULT_SSD_SIZE
+    ssd_storage_class: str = DEFAULT_SSD_STORAGE_CLASS
+    ssd_host_path: str = DEFAULT_SSD_HOST_PATH
     skip_shards: tuple[int, ...] = ()  # reserveOrdinals (kruise only)
-    max_unavailable: int | str = 1
+    max_unavailable: int | str = DEFAULT_MAX_UNAVAILABLE
     termination_grace_seconds: int = 30
     pod_monitor: bool = False  # also render a prometheus-operator PodMonitor
     env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE: plain env of the pipeline container (no secrets)
@@ -267,31 +266,11 @@ def check_ssd_host_path(path: str) -> None:
                          "or /mnt/ssd/imagekit)")
 
 
-def resolve_settings(
-    spec: PipelineSpec,
-    *,
-    image: str,
-    replicas: int | None = None,
-    flavor: Flavor = Flavor.kruise,
-    namespace: str | None = None,
-    ssd: SsdMode | None = None,
-    memory_limit: str | None = None,
-    cpus: str | None = None,
-    pv_size: str | None = None,
-    pv_storage_class: str | None = None,
-    ssd_size: str | None = None,
-    ssd_storage_class: str | None = None,
-    ssd_host_path: str | None = None,
-    skip_shards: tuple[int, ...] = (),
-    max_unavailable: str | None = None,
-    name: str | None = None,
-    pod_monitor: bool = False,
-    env: tuple[str, ...] = (),
-    s3_secret: str | None = None,
-    run_name: str | None = None,
-) -> DeploySettings:
+def resolve_settings(spec: PipelineSpec, flags: RenderFlags) -> DeploySettings:
     """Check flags against the pipeline; raise UsageError or SpecError (exit 2) on the first problem."""
-    image = image.strip()
+    image = flags.image.strip()
+    flavor, ssd = Flavor(flags.flavor), SsdMode(flags.ssd) if flags.ssd is not None else None
+    replicas, namespace, name = flags.replicas, flags.namespace, flags.name
     parse_reference(image, "--image")
 
     shard_count = spec.shards if replicas is None else replicas
@@ -315,17 +294,17 @@ def resolve_settings(
     else:
         ssd_mode = ssd or DEFAULT_SSD_MODE
 
-    cpu_limit = None if cpus is None else parse_cpus(cpus, file=None, field="--cpus")
-    limit = _memory_limit(spec, memory_limit, cpu_limit)
-    skipped = _skipped_shards(skip_shards, flavor, shard_count)
+    cpu_limit = None if flags.cpus is None else parse_cpus(flags.cpus, file=None, field="--cpus")
+    limit = _memory_limit(spec, flags.memory_limit, cpu_limit)
+    skipped = _skipped_shards(tuple(flags.skip_shard), flavor, shard_count)
 
-    if ssd_host_path is not None:
-        check_ssd_host_path(ssd_host_path)
-    for flag, value in (("--pv-storage-class", pv_storage_class), ("--ssd-storage-class", ssd_storage_class)):
+    if flags.ssd_host_path is not None:
+        check_ssd_host_path(flags.ssd_host_path)
+    for flag, value in (("--pv-storage-class", flags.pv_storage_class),
+                        ("--ssd-storage-class", flags.ssd_storage_class)):
         if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
             raise UsageError(f"{flag} {value!r} is not a StorageClass name (fix: lower-case letters, digits, '-' and '.')")
 
-    defaults = DeploySettings(image=image, name=workload_name, shard_count=shard_count)
     return DeploySettings(
         image=image,
         name=workload_name,
@@ -335,16 +314,17 @@ def resolve_settings(
         ssd=ssd_mode,
         memory_limit=limit,
         cpus=cpu_limit,
-        pv_size=_size_flag(pv_size, "--pv-size", defaults.pv_size),
-        pv_storage_class=pv_storage_class,
-        ssd_size=_size_flag(ssd_size, "--ssd-size", defaults.ssd_size),
-        ssd_storage_class=ssd_storage_class or defaults.ssd_storage_class,
-        ssd_host_path=ssd_host_path or defaults.ssd_host_path,
+        pv_size=_size_flag(flags.pv_size, "--pv-size", DEFAULT_PV_SIZE),
+        pv_storage_class=flags.pv_storage_class,
+        ssd_size=_size_flag(flags.ssd_size, "--ssd-size", DEFAULT_SSD_SIZE),
+        ssd_storage_class=flags.ssd_storage_class or DEFAULT_SSD_STORAGE_CLASS,
+        ssd_host_path=flags.ssd_host_path or DEFAULT_SSD_HOST_PATH,
         skip_shards=skipped,
-        max_unavailable=_parse_max_unavailable(max_unavailable) if max_unavailable is not None else 1,
+        max_unavailable=(_parse_max_unavailable(flags.max_unavailable) if flags.max_unavailable is not None
+                         else DEFAULT_MAX_UNAVAILABLE),
         termination_grace_seconds=termination_grace_seconds(spec),
-        pod_monitor=pod_monitor,
-        env=parse_env(env),
-        s3_secret=check_secret_name(s3_secret),
-        run_name=check_run_name(run_name),
+        pod_monitor=flags.pod_monitor,
+        env=parse_env(tuple(flags.env)),
+        s3_secret=check_secret_name(flags.s3_secret),
+        run_name=check_run_name(flags.run),
     )

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from imagekit.references import unpinned_warning
+from imagekit_deploy.flags import RENDER_FLAGS, RenderFlags
 from imagekit_deploy.measured import measured_shm, shm_warning
 from imagekit_deploy.renderer import Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KRUISE_CRD_OPTION, kruise_schema
@@ -19,6 +20,7 @@ from imagekit_runtime.spec.quantity import format_bytes, format_cpus
 
 from . import deploy_cluster
 from .common import ManifestFormat, OutputFormat, emit_json, print_error, stderr
+from .flagtable import command_with_flags, option
 
 deploy_app = typer.Typer(
     help="Render Kubernetes manifests for a pipeline image (OpenKruise Advanced StatefulSet or plain "
@@ -36,66 +38,14 @@ KRUISE_CRD_HELP = (f"the statefulsets.apps.kruise.io CRD to check the Advanced S
                    f"(default: ${KRUISE_CRD_ENV}; without either, that one check does not run)")
 
 
-@deploy_app.command("render")
-def render_command(
-    pipeline: Path = typer.Argument(..., help="pipeline.yaml, or a directory holding one"),
-    image: str = typer.Option(..., "--image", help="the built pipeline image, e.g. registry.example.com/wordfreq:1.0"),
-    replicas: int | None = typer.Option(None, "--replicas", help="shards = pod ordinals (default: the pipeline's `shards`)"),
-    flavor: Flavor = typer.Option(Flavor.kruise, "--flavor", help="kruise (Advanced StatefulSet) or statefulset (apps/v1)"),
-    namespace: str | None = typer.Option(None, "--namespace", "-n", help="namespace of the resources (default: kubectl's)"),
-    ssd: SsdMode | None = typer.Option(None, "--ssd", help="node-local SSD as a local-PV claim (default: pods update in place) "
-                                                                 "or a hostPath (each new image recreates the pods)"),
-    memory_limit: str | None = typer.Option(None, "--memory-limit",
-                                            help="container memory, shm included (default: shm + 512Mi per parallel step + 256Mi)"),
-    cpus: str | None = typer.Option(
-        None, "--cpus", help="the pod's CPU request and limit, e.g. 4 or 1500m; the runtime runs that many "
-                             "compute-bound steps at once (default: no CPU limit)"),
-    pv_size: str | None = typer.Option(None, "--pv-size", help="PersistentVolume claim size (default 10Gi)"),
-    pv_storage_class: str | None = typer.Option(None, "--pv-storage-class",
-                                                help="StorageClass of the PV claim (default: the cluster's default)"),
-    ssd_size: str | None = typer.Option(None, "--ssd-size", help="local-PV SSD claim size (default 50Gi)"),
-    ssd_storage_class: str | None = typer.Option(None, "--ssd-storage-class",
-                                                 help="StorageClass rendered for local-PV SSD (default imagekit-local-ssd)"),
-    ssd_host_path: str | None = typer.Option(None, "--ssd-host-path", help="node directory for hostPath SSD (default /var/lib/imagekit)"),
-    skip_shard: list[int] = typer.Option([], "--skip-shard",
-                                         help="kruise only: reserve this ordinal, i.e. run no pod for this shard (repeatable)"),
-    max_unavailable: str | None = typer.Option(None, "--max-unavailable", help="pods updated at once, number or percentage (default 1)"),
-    name: str | None = typer.Option(None, "--name", help="StatefulSet and Service name (default: the pipeline's name)"),
-    pod_monitor: bool = typer.Option(False, "--pod-monitor",
-                                     help="also render a prometheus-operator PodMonitor scraping the pods' metrics port"),
-    env: list[str] = typer.Option([], "--env", "-e",
-                                  help=f"KEY=VALUE: a plain variable of the pipeline container, e.g. "
-                                       f"{contract.S3_ENDPOINT_URL}=… or {contract.S3_REGION}=… (repeatable; "
-                                       "never a credential)"),
-    s3_secret: str | None = typer.Option(None, "--s3-secret",
-                                         help="a Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …) "
-                                              "become the pipeline container's env (envFrom)"),
-    run_name: str | None = typer.Option(None, "--run",
-                                        help=f"the job's run name ({contract.RUN_NAME}): what {{run}} in source and sink "
-                                             "URLs stands for, the same in every pod and restart"),
-    out_dir: Path | None = typer.Option(None, "--out-dir", "-d",
-                                        help="write one file per resource plus kustomization.yaml here (their paths "
-                                             "on stdout); without it, print the manifests"),
-    output: ManifestFormat = typer.Option(ManifestFormat.text, "--output", "-o",
-                                          help="text or yaml: a YAML stream; json: a List (with --out-dir: a JSON "
-                                               "summary)"),
-    kubernetes_version: str = typer.Option(DEFAULT_KUBERNETES_VERSION, "--kubernetes-version", help="Kubernetes schemas to check against"),
-    kruise_crd: Path | None = typer.Option(None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
-    measured_run: Path | None = typer.Option(None, "--measured-run", help="a run's journal.jsonl: warn when it "
-                                             "took more shm (in pages) than the pipeline's `shm`"),
-    require_digest: bool = typer.Option(False, "--require-digest", help="refuse an --image given by tag only "
-                                        "(without it: a warning)"),
-) -> None:
+def render_command(pipeline: Path, flags: RenderFlags, out_dir: Path | None, output: ManifestFormat,
+                   kubernetes_version: str, kruise_crd: Path | None, measured_run: Path | None,
+                   require_digest: bool) -> None:
     """Render manifests for PIPELINE: printed (YAML stream or JSON List), or one file per resource plus
     kustomization.yaml with --out-dir (exit 2 on a bad setting)."""
     spec = load_pipeline(pipeline)
-    settings = resolve_settings(
-        spec, image=image, replicas=replicas, flavor=flavor, namespace=namespace, ssd=ssd,
-        memory_limit=memory_limit, cpus=cpus, pv_size=pv_size, pv_storage_class=pv_storage_class, ssd_size=ssd_size,
-        ssd_storage_class=ssd_storage_class, ssd_host_path=ssd_host_path, skip_shards=tuple(skip_shard),
-        max_unavailable=max_unavailable, name=name, pod_monitor=pod_monitor, env=tuple(env), s3_secret=s3_secret,
-        run_name=run_name,
-    )
+    settings = resolve_settings(spec, flags)
+    image, replicas = flags.image, flags.replicas
     unpinned = unpinned_warning(image, "--image", required=require_digest)  # printed once the rendering is good
     if measured_run is not None:
         warning = shm_warning(spec, measured_shm(measured_run))
@@ -134,6 +84,23 @@ def render_command(
     stderr.print(report.checks_line())
     if out_dir is not None:
         stderr.print(f"apply with: kubectl apply -k {out_dir}")
+
+
+RENDER_EXTRA = [
+    option("out_dir", Path | None, None, "--out-dir", "-d",
+           help="write one file per resource plus kustomization.yaml here (their paths on stdout); without it, print "
+                "the manifests"),
+    option("output", ManifestFormat, ManifestFormat.text, "--output", "-o",
+           help="text or yaml: a YAML stream; json: a List (with --out-dir: a JSON summary)"),
+    option("kubernetes_version", str, DEFAULT_KUBERNETES_VERSION, "--kubernetes-version",
+           help="Kubernetes schemas to check against"),
+    option("kruise_crd", Path | None, None, KRUISE_CRD_OPTION, help=KRUISE_CRD_HELP),
+    option("measured_run", Path | None, None, "--measured-run",
+           help="a run's journal.jsonl: warn when it took more shm (in pages) than the pipeline's `shm`"),
+    option("require_digest", bool, False, "--require-digest",
+           help="refuse an --image given by tag only (without it: a warning)"),
+]
+deploy_app.command("render")(command_with_flags(RENDER_FLAGS, RenderFlags, render_command, RENDER_EXTRA))
 
 
 def print_manifests(rendering: Rendering, output: ManifestFormat) -> None:

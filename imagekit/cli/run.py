@@ -1,7 +1,6 @@
 """`imagekit run PIPELINE --local`: run a pipeline on this machine with the embedded runtime."""
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import typer
@@ -10,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.observe.monitoring import Monitor
-from imagekit_runtime.run.flags import RUN, STATUS, RunFlags
+from imagekit_runtime.run.flags import RUN, STATUS, RunFlags, flags_of
 from imagekit_runtime.run.settings import check_params, parse_params
 from imagekit_runtime.run.status import collect_status, format_status
 from imagekit_runtime.run.summary import format_summary
@@ -18,7 +17,7 @@ from imagekit_runtime.spec import load_pipeline
 from imagekit_runtime.states import StepState
 
 from .common import OutputFormat, emit_json, emit_text, stderr
-from .runflags import command_with_flags
+from .flagtable import command_with_flags, option
 
 
 class StepProgress:
@@ -87,13 +86,12 @@ def show_status(pipeline: Path, flags: RunFlags) -> None:
 
 
 RUN_EXTRA = [
-    inspect.Parameter("local", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-        True, "--local/--no-local", help="run on this machine (steps' requirements in cached venvs)")),
-    inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-        False, "--dry-run", help="only show where data is and which steps would run (as `imagekit status`)")),
+    option("local", bool, True, "--local/--no-local", help="run on this machine (steps' requirements in cached venvs)"),
+    option("dry_run", bool, False, "--dry-run",
+           help="only show where data is and which steps would run (as `imagekit status`)"),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(command_with_flags(RUN, run_pipeline_command, RUN_EXTRA))
-    app.command("status")(command_with_flags(STATUS, show_status))
+    app.command("run")(command_with_flags(flags_of(RUN), RunFlags, run_pipeline_command, RUN_EXTRA))
+    app.command("status")(command_with_flags(flags_of(STATUS), RunFlags, show_status))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.monitoring import PODMONITOR_API_VERSION, startup_failure_threshold
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.settings import Flavor, resolve_settings
@@ -21,7 +22,7 @@ IMAGE = "registry.example.com/imagekit/wordfreq:1.0"
 
 def rendering(flavor: Flavor = Flavor.kruise, pod_monitor: bool = True) -> Rendering:
     spec = load_pipeline(WORDFREQ)
-    return render(spec, resolve_settings(spec, image=IMAGE, flavor=flavor, pod_monitor=pod_monitor))
+    return render(spec, resolve_settings(spec, RenderFlags(image=IMAGE, flavor=flavor, pod_monitor=pod_monitor)))
 
 
 def container(r: Rendering) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from imagekit_deploy.emulator.blueprint import set_blueprint
 from imagekit_deploy.emulator.pods import PodSet
 from imagekit_deploy.emulator.secrets import HOST, parse_secret_flags, secret_values
 from imagekit_deploy.emulator.state import SetState, StateDir
+from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import render
 from imagekit_deploy.settings import resolve_settings
 from imagekit_runtime.errors import UsageError
@@ -25,7 +26,7 @@ ENDPOINT = "http://172.30.0.1:9000"
 
 def rendered_set(**options):
     spec = load_pipeline(PIPELINE)
-    settings = resolve_settings(spec, image="example.com/p:1", **options)
+    settings = resolve_settings(spec, RenderFlags(image="example.com/p:1", **options))
     return set_blueprint(render(spec, settings))
 
 

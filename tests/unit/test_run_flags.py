@@ -11,7 +11,7 @@ import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from imagekit.cli.runflags import command_with_flags
+from imagekit.cli.flagtable import command_with_flags
 from imagekit_runtime.run.flags import FLAGS, RUN, STATUS, RunFlags, add_to_parser, flags_of
 
 ARGV = ["--shm-dir", "/s", "--ssd", "/d", "--pv", "/p", "--results", "/r", "--run-dir", "/x", "--shard-index", "2",
@@ -32,7 +32,7 @@ def cli_parse(command: str, argv: list[str]) -> RunFlags:
     def body(pipeline: Path, flags: RunFlags, **_: Any) -> None:
         seen.append(flags)
     app = typer.Typer()
-    app.command(command)(command_with_flags(command, body))
+    app.command(command)(command_with_flags(flags_of(command), RunFlags, body))
     app.command("other")(lambda: None)  # two commands: typer then keeps the command's name
     result = CliRunner().invoke(app, [command, "p.yaml", *argv])
     assert result.exit_code == 0, result.output
@@ -60,7 +60,7 @@ def test_both_offer_every_flag_of_the_table_and_no_other_run_flag() -> None:
 
 def _app(command: str) -> typer.Typer:
     app = typer.Typer()
-    app.command(command)(command_with_flags(command, lambda pipeline, flags: None))
+    app.command(command)(command_with_flags(flags_of(command), RunFlags, lambda pipeline, flags: None))
     app.command("other")(lambda: None)
     return app
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.ordinals import pod_ordinals, reserved_ordinals
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
@@ -38,7 +39,7 @@ Bodies = dict[str, dict[str, Any]]
 
 def _rendering(flavor: Flavor, ssd: SsdMode) -> Rendering:
     spec = load_pipeline(WORDFREQ)
-    return render(spec, resolve_settings(spec, image=IMAGE, flavor=flavor, ssd=ssd))
+    return render(spec, resolve_settings(spec, RenderFlags(image=IMAGE, flavor=flavor, ssd=ssd)))
 
 
 BASES = {KRUISE: _rendering(KRUISE, SsdMode.local_pv), PLAIN: _rendering(PLAIN, SsdMode.local_pv),

@@ -1,5 +1,5 @@
-"""The flags of a run, declared once: the image's entrypoint (argparse, main.py) and `imagekit run|status`
-(typer, imagekit/cli/run.py) both render this table, and both hand the parsed values on as one RunFlags.
+"""The flags of a run, declared once (flagtable.py): the image's entrypoint (argparse, main.py) and `imagekit
+run|status` (typer, imagekit/cli/run.py) both render this table, and both hand the values on as one RunFlags.
 
 A flag left out means "not given": settings.py then looks at the IMAGEKIT_* variable and the pipeline, in
 that order, so a default that depends on them is said in the help, not set here.
@@ -13,25 +13,11 @@ from typing import Any
 
 from .. import contract
 from ..data.shm_budget import SHM_SOFT_HELP
+from ..flagtable import Flag
+from ..flagtable import add_to_parser as add_flags
 from .shard_lock import DEFAULT_WAIT_SECONDS
 
 RUN, STATUS = "run", "status"
-BOTH = frozenset({RUN, STATUS})
-
-
-@dataclass(frozen=True)
-class Flag:
-    dest: str                 # the RunFlags field
-    help: str                 # the default, when there is one, is in it
-    kind: str = "text"        # text | int | float | switch | list | choice
-    commands: frozenset[str] = BOTH
-    metavar: str | None = None
-    choices: tuple[str, ...] = ()
-    short: str | None = None
-
-    @property
-    def option(self) -> str:
-        return "--" + self.dest.replace("_", "-")
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -95,19 +81,10 @@ class RunFlags:
 
 
 def flags_of(command: str) -> list[Flag]:
-    return [flag for flag in FLAGS if command in flag.commands]
+    """The flags `command` takes: those named for it, and those named for no command in particular (both)."""
+    return [flag for flag in FLAGS if not flag.commands or command in flag.commands]
 
 
 def add_to_parser(parser: argparse.ArgumentParser, command: str) -> None:
     """The command's flags on an argparse parser (the image's entrypoint)."""
-    for flag in flags_of(command):
-        names = [flag.option, *([flag.short] if flag.short else [])]
-        if flag.kind == "switch":
-            parser.add_argument(*names, dest=flag.dest, action="store_true", help=flag.help)
-        elif flag.kind == "list":
-            parser.add_argument(*names, dest=flag.dest, action="append", default=[], metavar=flag.metavar,
-                                help=flag.help)
-        else:
-            kind = {"int": int, "float": float}.get(flag.kind, str)
-            parser.add_argument(*names, dest=flag.dest, type=kind, metavar=flag.metavar,
-                                choices=flag.choices or None, help=flag.help)
+    add_flags(parser, flags_of(command))
