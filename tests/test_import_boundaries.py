@@ -7,7 +7,7 @@ imagekit_deploy imports no build module (imagekit.build, imagekit.publish, image
 use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
 
 Inside imagekit_runtime, sub-packages are layered (docs/architecture.md): the shared vocabulary at its top
-level (contract, errors, states, layout, locations, keys, proc, redact, cachedir) and `spec` at the bottom; `data`
+level (contract, errors, states, layout, locations, keys, proc, redact, cachedir, flagtable) and `spec` at the bottom; `data`
 (a step's data in shm) above them; `checkpoint` above `data`; `observe` and `transfer` beside them;
 `supervise` above `observe`; `run`, the conductor, above all of them; `main` the entrypoint. No
 sub-package imports one above it, so no import cycle exists between them. `step`, the public API that
@@ -43,7 +43,8 @@ NEVER_IN_RUNTIME = ("imagekit", "imagekit_deploy", "docker", "typer", "rich", "r
 NEVER_IN_DEPLOY = ("imagekit.build", "imagekit.publish", "imagekit.cli", "typer", "rich")
 
 
-SHARED = {"contract", "errors", "states", "layout", "locations", "keys", "proc", "redact", "cachedir", "spec"}
+SHARED = {"contract", "errors", "states", "layout", "locations", "keys", "proc", "redact", "cachedir", "flagtable",
+          "spec"}
 LAYERS: dict[str, set[str]] = {  # sub-package (or top-level module) -> what of imagekit_runtime it may import
     "spec": {"contract", "errors"},
     **{shared: SHARED for shared in SHARED - {"spec"}},

@@ -1,17 +1,6 @@
-"""The deploy path: Kubernetes manifests for a built pipeline image, and their validation.
-
-    settings.py     deploy choices, checked against the pipeline (exit 2 on a bad one)
-    renderer.py     the renderer contract and the Rendering it returns
-    pod.py          the pod both flavours share: volumes, shard identity, security
-    kruise.py       OpenKruise Advanced StatefulSet flavour
-    statefulset.py  plain apps/v1 StatefulSet flavour
-    writer.py       files + kustomization.yaml, a YAML stream, and reading them back
-    ordinals.py     pod ordinals and Kruise's reserveOrdinals, read once
-    schemas.py      the Kubernetes schemas, and the Kruise CRD given as an input
-    validate/       schema, webhook, API-server and imagekit rules, one module per layer
-
-Free of the docker SDK and of the build toolkit.
-"""
+"""The deploy path: Kubernetes manifests for a built pipeline image, their validation, the verbs for a real
+cluster (kube/) and the local pod runner (emulator/). Free of the docker SDK and of the build toolkit; where
+each part lives: docs/architecture.md."""
 from .renderer import Manifest, Rendering, render
 from .settings import DeploySettings, Flavor, SsdMode, resolve_settings
 from .validate import ManifestsInvalid, Problem, ValidationReport, check_rendering, validate_rendering

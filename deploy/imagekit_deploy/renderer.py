@@ -1,23 +1,30 @@
-"""The renderer contract: a pipeline spec plus deploy settings in, Kubernetes resources out.
+"""The renderer: a pipeline spec plus deploy settings in, Kubernetes resources out.
 
-One implementation per flavour (`kruise.py`, `statefulset.py`), both built on the
-pod of `pod.py`. A `Rendering` is plain data: the writer turns it into files and
-`load_rendered` turns files back into one, so `deploy validate` and the local pod
-emulator read exactly what `kubectl apply -k` would.
+Both flavors render the same pod (`pod.py`) in a StatefulSet; they differ in three values:
+- kruise, an OpenKruise Advanced StatefulSet (`apps.kruise.io/v1beta1`): podUpdatePolicy InPlaceIfPossible
+  (an in-place update swaps the image and restarts the container inside the same pod, so /dev/shm and the
+  SSD survive it and the new image resumes from shm; the pod carries the InPlaceUpdateReady gate), and
+  reserveOrdinals for skipped shards;
+- statefulset, a plain `apps/v1` StatefulSet for clusters without OpenKruise: a new image recreates the
+  pod (shm is lost; it resumes from its SSD checkpoint), and no reserveOrdinals.
+A `Rendering` is plain data: the writer turns it into files and `load_rendered` turns files back into one,
+so `deploy validate` and the local pod emulator read exactly what `kubectl apply -k` would.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec import PipelineSpec
 
 from .monitoring import pod_monitor
-from .pod import PodPlan, metadata, selector_labels
+from .pod import PodPlan, build_pod, metadata, selector_labels
 from .settings import DeploySettings, Flavor
 
 WORKLOAD_KIND = "StatefulSet"
+KRUISE_API_VERSION = "apps.kruise.io/v1beta1"
+API_VERSIONS = {Flavor.kruise: KRUISE_API_VERSION, Flavor.statefulset: "apps/v1"}
 
 
 @dataclass(frozen=True)
@@ -57,14 +64,6 @@ class Rendering:
     def pod_template(self) -> dict[str, Any]:
         template: dict[str, Any] = self.workload().body["spec"]["template"]
         return template
-
-
-class Renderer(Protocol):
-    """One deployment flavour."""
-
-    flavor: Flavor
-
-    def render(self, spec: PipelineSpec, settings: DeploySettings) -> Rendering: ...
 
 
 def statefulset(api_version: str, spec: PipelineSpec, settings: DeploySettings, pod: PodPlan,
@@ -115,13 +114,19 @@ def assemble(flavor: Flavor, pod: PodPlan, workload: dict[str, Any], spec: Pipel
     return Rendering(flavor=flavor.value, manifests=tuple(manifests))
 
 
-def renderer_for(flavor: Flavor) -> Renderer:
-    from .kruise import KruiseRenderer
-    from .statefulset import StatefulSetRenderer
-
-    renderers: dict[Flavor, Renderer] = {Flavor.kruise: KruiseRenderer(), Flavor.statefulset: StatefulSetRenderer()}
-    return renderers[flavor]
+def update_strategy(settings: DeploySettings) -> dict[str, Any]:
+    """What the flavors' StatefulSets differ in: the update strategy, and (kruise) the reserved ordinals."""
+    if settings.flavor is Flavor.statefulset:
+        return {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}}
+    strategy: dict[str, Any] = {}
+    if settings.skip_shards:  # ordinals are shards: a reserved ordinal is a shard nobody runs
+        strategy["reserveOrdinals"] = list(settings.skip_shards)
+    strategy["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {
+        "podUpdatePolicy": "InPlaceIfPossible", "maxUnavailable": settings.max_unavailable, "partition": 0}}
+    return strategy
 
 
 def render(spec: PipelineSpec, settings: DeploySettings) -> Rendering:
-    return renderer_for(settings.flavor).render(spec, settings)
+    pod = build_pod(spec, settings, in_place_updates=settings.flavor is Flavor.kruise)
+    workload = statefulset(API_VERSIONS[settings.flavor], spec, settings, pod, update_strategy(settings))
+    return assemble(settings.flavor, pod, workload, spec, settings)

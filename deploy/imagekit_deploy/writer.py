@@ -14,8 +14,7 @@ import yaml
 from imagekit_runtime.errors import UsageError
 from imagekit_runtime.spec.yaml_reader import parse_yaml_documents, read_yaml_text
 
-from .kruise import API_VERSION as KRUISE_API_VERSION
-from .renderer import WORKLOAD_KIND, Manifest, Rendering
+from .renderer import KRUISE_API_VERSION, WORKLOAD_KIND, Manifest, Rendering
 
 KUSTOMIZATION = "kustomization.yaml"
 HEADER = "# Rendered by `imagekit deploy render` ({flavor} flavour). Re-render rather than edit.\n"

@@ -8,10 +8,6 @@ Five layers, each named in every problem it reports:
   kubernetes-api    what the API server refuses beyond the schema                   (api_rules.py)
   imagekit          the runtime's contract: shard identity, shm within the memory limit,
                     checkpoints on durable mounts, a locked-down container         (imagekit_rules.py)
-
-    fields.py     reading possibly malformed manifests; name grammars
-    report.py     Problem, ValidationReport (what ran, what did not), ManifestsInvalid
-    dispatch.py   which layers apply to which manifest
 """
 from .api_rules import claim_rules, metadata_rules, pod_spec_rules, statefulset_api_rules, storage_class_rules
 from .dispatch import check_rendering, validate_rendering

@@ -7,9 +7,8 @@ from typing import Any
 
 from imagekit_runtime.errors import EnvironmentMissing
 
-from ..kruise import API_VERSION as KRUISE_API_VERSION
 from ..monitoring import PODMONITOR_KIND
-from ..renderer import Manifest, Rendering
+from ..renderer import KRUISE_API_VERSION, Manifest, Rendering
 from ..schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_HINT, KruiseSchema, KubernetesSchemas, require_jsonschema
 from .api_rules import claim_rules, metadata_rules, statefulset_api_rules, storage_class_rules
 from .fields import as_dict, as_list, get
