@@ -42,8 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "runtime"))
 
-from imagekit.build.backend import Backend, BuildRequest, get_backend  # noqa: E402
+from imagekit.build.backend import Backend, BuildRequest  # noqa: E402
 from imagekit.build.builder import BuildOptions, build_image, probe_target  # noqa: E402
+from imagekit.build.engines import get_backend  # noqa: E402
 from imagekit.build.runtimebase import runtime_package  # noqa: E402
 from imagekit.build.wheels import pip_command  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402

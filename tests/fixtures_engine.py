@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from conftest import RunResult, imagekit
-from imagekit.build.backend import BACKENDS, get_backend
+from imagekit.build.engines import BACKENDS, get_backend
 from imagekit_runtime import contract
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline
-from imagekit.build.backend import get_backend
+from imagekit.build.engines import get_backend
 
 pytestmark = pytest.mark.docker
 

@@ -104,7 +104,8 @@ def auth_registry(engine_ready: None, tmp_path_factory: pytest.TempPathFactory) 
 def tiny_images(engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A one-file image per backend, built through imagekit's backends: pushing the example's
     base layer to an empty registry would only measure gzip."""
-    from imagekit.build.backend import BuildRequest, get_backend
+    from imagekit.build.backend import BuildRequest
+    from imagekit.build.engines import get_backend
 
     context = tmp_path_factory.mktemp("tiny")
     (context / "hello.txt").write_text(f"hello {uuid.uuid4()}\n")

@@ -183,6 +183,41 @@ def test_runtime_sub_packages_import_only_downward() -> None:
     assert layer_violations(upward) == [str(found) for found in upward[:3]]
 
 
+def import_cycles(imports: list[Import]) -> list[list[str]]:
+    """Cycles among the modules the imports are of (an import of a name counts as one of its module)."""
+    modules = {found.module for found in imports}
+    edges: dict[str, set[str]] = {module: set() for module in modules}
+    for found in imports:
+        target = found.target if found.target in modules else found.target.rpartition(".")[0]
+        if target in modules and target != found.module:
+            edges[found.module].add(target)
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+    trail: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        trail.append(module)
+        for target in sorted(edges[module]):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target):], target])
+            elif target not in state:
+                visit(target)
+        trail.pop()
+        state[module] = 2
+    for module in sorted(modules):
+        if module not in state:
+            visit(module)
+    return cycles
+
+
+def test_no_import_cycle_in_any_package_not_even_through_a_lazy_import() -> None:
+    imports = [*all_imports(RUNTIME), *all_imports(DEPLOY), *all_imports(REPO / "imagekit")]
+    assert import_cycles(imports) == []
+    looped = [Import("a.x", 1, "a.y.f"), Import("a.y", 1, "a.z"), Import("a.z", 9, "a.x.g")]  # 9: inside a function
+    assert import_cycles(looped) == [["a.x", "a.y", "a.z", "a.x"]]
+
+
 def test_deploy_imports_no_build_module() -> None:
     imports = all_imports(DEPLOY)
     assert any(under(found.target, "imagekit_runtime") for found in imports)  # the scan did see the package

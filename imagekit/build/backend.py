@@ -1,4 +1,5 @@
-"""The build contract: one interface, one module per engine (docker.py, buildah.py).
+"""The build contract, in small interfaces that know no implementation (engines.py picks one: docker.py or
+buildah.py).
 
 A backend loads an image imagekit assembled from its own layer tarballs (the runtime
 base's and every step's), inspects the images it holds, and pushes them; it can build
@@ -8,15 +9,14 @@ planning, image assembly, labels, caching of host-side work) is shared and engin
 """
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit_runtime.errors import EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage
-from .events import NO_EVENTS, BuildEvents
+from .events import BuildEvents
 
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
                 "no route to host", "connection reset", "server gave http response to https client")
@@ -70,42 +70,12 @@ class PushReport:
     uploaded: tuple[bool | None, ...]
 
 
-class Backend(abc.ABC):
-    """An image engine: builds Containerfiles, loads assembled images, holds images, pushes them."""
+class ImageStore(Protocol):
+    """The images an engine holds."""
 
-    name: str = ""
-    events: BuildEvents = NO_EVENTS  # where the build and push report progress (set by the CLI)
-
-    @abc.abstractmethod
-    def check(self) -> None:
-        """Raise EnvironmentMissing (exit 3) with a hint when the engine can't be used."""
-
-    @abc.abstractmethod
     def image_id(self, ref: str) -> str | None:
         """The local image ID of ref, or None when the engine doesn't hold it."""
 
-    @abc.abstractmethod
-    def ensure_image(self, ref: str) -> str:
-        """The image ID of ref, pulling it if needed; EnvironmentMissing when it can't be had."""
-
-    @abc.abstractmethod
-    def run_python(self, image: str, script: str) -> str:
-        """Run `python3 -c script` in a throwaway container of image (as root, no network); its stdout."""
-
-    @abc.abstractmethod
-    def build(self, request: BuildRequest) -> str:
-        """Build request.containerfile; tag the result request.tag; its image ID."""
-
-    @abc.abstractmethod
-    def base_image(self, image: ImageInfo) -> BaseImage:
-        """The stored config of a local image (as inspect() gave it), to assemble an image on."""
-
-    @abc.abstractmethod
-    def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
-        """Load an assembled image (its base and its first `held` new layers are in the engine already),
-        tag it, and inspect it. work: a directory the backend may use."""
-
-    @abc.abstractmethod
     def inspect(self, ref: str) -> ImageInfo:
         """Layers, labels and history of a local image."""
 
@@ -113,38 +83,54 @@ class Backend(abc.ABC):
         """inspect(ref), or None when the engine doesn't hold it."""
         return self.inspect(ref) if self.image_id(ref) else None
 
-    @abc.abstractmethod
     def read_file(self, ref: str, path: str) -> bytes | None:
         """The bytes of one regular file in a local image's file system (no container is run); None when
         the image has no such file."""
 
-    @abc.abstractmethod
     def tag(self, image: str, ref: str) -> None: ...
 
-    @abc.abstractmethod
     def remove(self, refs: list[str]) -> None:
         """Remove local images (tags); missing ones are ignored."""
 
-    @abc.abstractmethod
     def untagged(self) -> set[str]:
         """The IDs of the images the engine holds under no tag (a rebuild leaves the one the tag named so:
         still usable by ID, never removed by imagekit)."""
 
-    @abc.abstractmethod
+
+class ImageLoader(Protocol):
+    """Images imagekit assembled from its own layer tarballs, handed to the engine."""
+
+    def base_image(self, image: ImageInfo) -> BaseImage:
+        """The stored config of a local image (as inspect() gave it), to assemble an image on."""
+
+    def load(self, image: AssembledImage, tag: str, work: Path, held: int) -> ImageInfo:
+        """Load an assembled image (its base and its first `held` new layers are in the engine already),
+        tag it, and inspect it. work: a directory the backend may use."""
+
+
+class ImageRunner(Protocol):
+    """Containers run, and Containerfiles built (the by-hand runtime base, the benchmark's naive image)."""
+
+    def ensure_image(self, ref: str) -> str:
+        """The image ID of ref, pulling it if needed; EnvironmentMissing when it can't be had."""
+
+    def run_python(self, image: str, script: str) -> str:
+        """Run `python3 -c script` in a throwaway container of image (as root, no network); its stdout."""
+
+    def build(self, request: BuildRequest) -> str:
+        """Build request.containerfile; tag the result request.tag; its image ID."""
+
+
+class ImagePusher(Protocol):
     def push(self, ref: str, destination: str, *, insecure: bool, authfile: Path | None) -> PushReport:
         """Push local image ref to destination (a registry reference); raise EnvironmentMissing if unreachable."""
 
 
-def get_backend(name: str) -> Backend:
-    if name == "docker":
-        from .docker import DockerBackend
+class Backend(ImageStore, ImageLoader, ImageRunner, ImagePusher, Protocol):
+    """An image engine: all of the above, and whether it can be used at all."""
 
-        return DockerBackend()
-    if name == "buildah":
-        from .buildah import BuildahBackend
+    name: str
+    events: BuildEvents  # where the build and push report progress (set by the CLI)
 
-        return BuildahBackend()
-    raise UsageError(f"unknown backend {name!r}: use docker or buildah")
-
-
-BACKENDS = ("docker", "buildah")
+    def check(self) -> None:
+        """Raise EnvironmentMissing (exit 3) with a hint when the engine can't be used."""

@@ -22,6 +22,7 @@ from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageErro
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
 from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed
+from .events import NO_EVENTS, BuildEvents
 
 log = logging.getLogger("imagekit.build")
 
@@ -40,6 +41,7 @@ def local_name(ref: str) -> str:
 
 class BuildahBackend(Backend):
     name = "buildah"
+    events: BuildEvents = NO_EVENTS
 
     def __init__(self) -> None:
         self._checked = False

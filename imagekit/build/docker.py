@@ -26,7 +26,7 @@ from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage, docker_archive
 from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed
-from .events import Stage
+from .events import NO_EVENTS, BuildEvents, Stage
 
 log = logging.getLogger("imagekit.build")
 
@@ -35,6 +35,7 @@ _METADATA_ONLY = re.compile(r"#\(nop\)\s+(?!ADD|COPY)")
 
 class DockerBackend(Backend):
     name = "docker"
+    events: BuildEvents = NO_EVENTS
 
     def __init__(self) -> None:
         self._client: Any = None

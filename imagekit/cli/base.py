@@ -5,8 +5,8 @@ import os
 
 import typer
 
-from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.debianbase import DEFAULT_BASE, DEFAULT_MIRROR, DEFAULT_PACKAGES, DEFAULT_SUITE, BaseRecipe, make_base
+from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.references import parse_reference
 from imagekit_runtime import contract
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
-from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
+from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
 from imagekit.publish.publisher import Published
 from imagekit.references import parse_reference

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from imagekit.build.backend import get_backend
+from imagekit.build.engines import get_backend
 from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL
 from imagekit.publish.registry import RegistryClient
 from imagekit.references import parse_reference

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from imagekit.build.backend import BACKENDS, get_backend
 from imagekit.build.builder import probe_target
 from imagekit.build.deps import step_lock
+from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.lock import current_lock
 from imagekit_runtime.spec import load_pipeline
 

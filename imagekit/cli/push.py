@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 import typer
 
-from imagekit.build.backend import BACKENDS, Backend, get_backend
+from imagekit.build.backend import Backend
+from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.labels import LAYERS_LABEL
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher

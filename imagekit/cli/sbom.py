@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from imagekit.build.backend import get_backend
+from imagekit.build.engines import get_backend
 from imagekit.build.plan import SBOM_ROOT
 from imagekit.build.s3client import S3_CLIENT
 from imagekit.build.sbom import RUNTIME_SBOM, sbom_file

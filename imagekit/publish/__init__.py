@@ -1,1 +1,1 @@
-"""The publish path: a locally built image → a destination (publisher.py is the contract, registry.py a registry)."""
+"""The publish path: a locally built image pushed to a registry (registry.py), and what that reports (publisher.py)."""

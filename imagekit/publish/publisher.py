@@ -1,14 +1,8 @@
-"""The publish contract: put a locally built image somewhere under a reference.
-
-One interface, one module per destination (registry.py). Whatever applies to
-every destination wraps a Publisher instead of living inside one.
-"""
+"""What publishing a locally built image reports: the reference and digest it got, and each layer's upload.
+(One destination exists, a registry: registry.py.)"""
 from __future__ import annotations
 
-import abc
 from dataclasses import asdict, dataclass
-
-from imagekit.build.backend import Backend
 
 
 @dataclass(frozen=True)
@@ -37,9 +31,3 @@ class Published:
     def to_json(self) -> dict[str, object]:
         return asdict(self) | {"uploaded_bytes": self.uploaded_bytes, "total_bytes": self.total_bytes,
                                "uploaded_layers": sum(1 for layer in self.layers if layer.uploaded)}
-
-
-class Publisher(abc.ABC):
-    @abc.abstractmethod
-    def publish(self, backend: Backend, image: str, destination: str) -> Published:
-        """Publish local image `image` (held by backend) as `destination`."""

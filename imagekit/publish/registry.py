@@ -27,7 +27,7 @@ from imagekit_runtime.cachedir import cache_root
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
 
 from .credentials import authfile, credentials_for
-from .publisher import Published, PublishedLayer, Publisher
+from .publisher import Published, PublishedLayer
 
 log = logging.getLogger("imagekit.publish")
 
@@ -190,7 +190,7 @@ class BlobIndex:
         os.replace(temporary, self.path)
 
 
-class RegistryPublisher(Publisher):
+class RegistryPublisher:
     def publish(self, backend: Backend, image: str, destination: str) -> Published:
         started = time.monotonic()
         reference = parse_reference(destination, "REF", registry=True, digest=False)  # push to a tag

@@ -10,6 +10,7 @@ import pytest
 from imagekit.build.assembly import BaseImage
 from imagekit.build.backend import Backend, ImageInfo, PushReport
 from imagekit.build.baseimage import BaseMoved, look_up_base, stored_base
+from imagekit.build.events import NO_EVENTS
 from imagekit_runtime import contract
 
 OLD, NEW = "sha256:" + "0a" * 32, "sha256:" + "0b" * 32
@@ -19,6 +20,7 @@ class FakeEngine(Backend):
     """An engine holding one tag; counts what it is asked."""
 
     name = "fake"
+    events = NO_EVENTS
 
     def __init__(self, tag_names: str) -> None:
         self.tag_names = tag_names
