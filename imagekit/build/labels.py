@@ -1,4 +1,5 @@
-"""Image labels: the OCI annotations every registry UI shows, and imagekit's own (named in imagekit/labels.py).
+"""Image labels, written and read here only: the OCI annotations every registry UI shows, and imagekit's own
+(named in imagekit/labels.py; ImageLabels reads them back).
 
 imagekit's labels say which layer belongs to which step, so `imagekit inspect`
 and a deploy can tell what changed between two images without pulling them.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -108,3 +110,58 @@ def layer_labels(layers: list[dict[str, object]], base_layers: int, shared_steps
                    if isinstance(layer_steps := layer.get("steps", []), list) and step in layer_steps]
         labels[step_layers_label(step)] = ",".join(digests)
     return labels
+
+
+@dataclass(frozen=True)
+class LaidOutLayer:
+    """One layer imagekit laid out, as the image's labels name it."""
+
+    digest: str  # its diff ID
+    kind: str    # base, runtime, s3-client, deps, code, pipeline
+    name: str
+    steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    """What imagekit's labels say of an image (the reading side of oci_labels and layer_labels); an image
+    imagekit did not build, or a label that does not parse, reads as empty."""
+
+    pipeline: str | None = None
+    steps: tuple[str, ...] = ()
+    layers: tuple[LaidOutLayer, ...] = ()
+    base_layers: int | None = None  # layers of the base image and the runtime base
+    shared_steps: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, labels: Mapping[str, str]) -> ImageLabels:
+        try:
+            entries = json.loads(labels.get(LAYERS_LABEL, "[]"))
+            layers = tuple(LaidOutLayer(str(e["digest"]), str(e.get("kind", "")), str(e.get("name", "")),
+                                        tuple(e.get("steps") or ())) for e in entries if "digest" in e)
+        except (ValueError, TypeError, AttributeError):
+            layers = ()
+        base = labels.get(BASE_LAYERS_LABEL, "")
+        return cls(pipeline=labels.get(PIPELINE_LABEL), steps=_names(labels.get(STEPS_LABEL, "")), layers=layers,
+                   base_layers=int(base) if base.isdigit() else None,
+                   shared_steps=_names(labels.get(SHARED_LABEL, "")))
+
+    def layer_at(self, index: int, diff_id: str, count: int) -> LaidOutLayer:
+        """The image's layer `index` of `count` (diff ID `diff_id`) as imagekit laid it out; a layer it did not
+        lay out is the base image's."""
+        for layer in self.layers:
+            if layer.digest == diff_id:
+                return layer
+        if self.base_layers is not None and index == count - 1 and index >= self.base_layers:
+            # The pipeline layer is added together with the labels, so they can't name its digest.
+            return LaidOutLayer(diff_id, "pipeline", "pipeline")
+        return LaidOutLayer(diff_id, "base", f"base-{index}")
+
+
+def shown_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels as a person reads them: all but the layer map (ImageLabels.layers tells it better)."""
+    return {key: value for key, value in labels.items() if key != LAYERS_LABEL}
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name for name in text.split(",") if name)

@@ -1,7 +1,6 @@
 """`imagekit push REF`: publish a locally built image to the registry REF names."""
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
@@ -9,7 +8,7 @@ import typer
 
 from imagekit.build.backend import Backend
 from imagekit.build.engines import BACKENDS, get_backend
-from imagekit.labels import LAYERS_LABEL
+from imagekit.build.labels import ImageLabels
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
 from imagekit.references import parse_reference
@@ -27,11 +26,7 @@ def publish(engine: Backend, image: str, destination: str) -> Published:
 
 def layer_names(engine: Backend, image: str) -> list[tuple[str, str]]:
     """(diff ID, layer name) of the layers imagekit laid out, from the image's labels (none for other images)."""
-    try:
-        laid_out = json.loads(engine.inspect(image).labels.get(LAYERS_LABEL, "[]"))
-    except ValueError:
-        return []
-    return [(str(entry["digest"]), str(entry["name"])) for entry in laid_out if "digest" in entry and "name" in entry]
+    return [(layer.digest, layer.name) for layer in ImageLabels.read(engine.inspect(image).labels).layers]
 
 
 def print_published(published: Published, names: Mapping[str, str] | None = None) -> None:

@@ -18,15 +18,14 @@ from typing import Any
 import typer
 
 from imagekit.build.engines import get_backend
+from imagekit.build.labels import ImageLabels
 from imagekit.build.plan import SBOM_ROOT
 from imagekit.build.s3client import S3_CLIENT
 from imagekit.build.sbom import RUNTIME_SBOM, sbom_file
-from imagekit.labels import LAYERS_LABEL, STEPS_LABEL
+from imagekit.inspection import SOURCES
 from imagekit.publish.registry import RegistryClient
 from imagekit.references import parse_reference
 from imagekit_runtime.errors import EnvironmentMissing, UsageError
-
-from .inspect import SOURCES
 
 # SBOMs of no step, each in the layer of its own name: the runtime base's, the S3 client's (s3 pipelines only).
 OWN_LAYER_SBOMS = (RUNTIME_SBOM, S3_CLIENT)
@@ -34,20 +33,19 @@ OWN_LAYER_SBOMS = (RUNTIME_SBOM, S3_CLIENT)
 
 def sbom_names(labels: dict[str, str]) -> list[str]:
     """runtime, s3-client when the image has it, then every step with a deps layer (from the image's labels)."""
-    layers = json.loads(labels.get(LAYERS_LABEL, "[]"))
-    steps = [step for layer in layers if layer.get("kind") == "deps" for step in layer.get("steps", [])]
-    order = labels.get(STEPS_LABEL, "").split(",")
-    held = {layer.get("name") for layer in layers}
+    read = ImageLabels.read(labels)
+    steps = [step for layer in read.layers if layer.kind == "deps" for step in layer.steps]
+    held = {layer.name for layer in read.layers}
     own = [name for name in OWN_LAYER_SBOMS if name == RUNTIME_SBOM or name in held]
+    order = list(read.steps)
     return [*own, *sorted(steps, key=lambda step: order.index(step) if step in order else len(order))]
 
 
 def _layer_digest(labels: dict[str, str], name: str) -> str:
     """The diff ID of the layer holding name's SBOM (the runtime base's: its layer named `runtime`)."""
-    for layer in json.loads(labels.get(LAYERS_LABEL, "[]")):
-        if (name in OWN_LAYER_SBOMS and layer.get("name") == name) or (
-                layer.get("kind") == "deps" and name in layer.get("steps", [])):
-            return str(layer["digest"])
+    for layer in ImageLabels.read(labels).layers:
+        if (name in OWN_LAYER_SBOMS and layer.name == name) or (layer.kind == "deps" and name in layer.steps):
+            return layer.digest
     raise UsageError(f"step {name!r} has no deps layer in this image, so no SBOM: "
                      f"choose one of {', '.join(sbom_names(labels))}")
 
