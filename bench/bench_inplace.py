@@ -115,15 +115,15 @@ def count_running(entries: list[Entry]) -> bool | None:
     return True if view.steps.get("count") == StepState.RUNNING else None
 
 
-def one_update(scenario: str, flavour: str, pipeline: Path, images: tuple[str, str], data_bytes: str, work: Path,
+def one_update(scenario: str, flavor: str, pipeline: Path, images: tuple[str, str], data_bytes: str, work: Path,
                tag: str) -> dict[str, float]:
     """v1 up; v2 applied once the shard is complete (scenario "complete") or while `count` runs ("count")."""
-    name = f"imagekit-bench-{tag}-{scenario[:5]}-{flavour[:5]}"
+    name = f"imagekit-bench-{tag}-{scenario[:5]}-{flavor[:5]}"
     state_dir = work / name
     rendered = [work / f"{name}-v{n}" for n in (1, 2)]
     for image, where in zip(images, rendered, strict=True):
         imagekit("deploy", "render", pipeline, "--image", image, "--name", name, "--replicas", 1,
-                 "--ssd", "local-pv", "--flavor", flavour, "-d", where)
+                 "--ssd", "local-pv", "--flavor", flavor, "-d", where)
     gate = state_dir / "claims" / f"pv-{name}-0" / "gates" / "hold-count"
     try:
         if scenario == "count":
@@ -175,9 +175,9 @@ def main() -> None:
         for round_number in range(options.rounds):
             order = FLAVOURS if round_number % 2 == 0 else FLAVOURS[::-1]  # a shared machine: alternate
             for scenario in SCENARIOS:
-                for flavour in order:
-                    measured[(scenario, flavour)].append(one_update(
-                        scenario, flavour, pipeline, (images[0], images[1]), options.bytes, work,
+                for flavor in order:
+                    measured[(scenario, flavor)].append(one_update(
+                        scenario, flavor, pipeline, (images[0], images[1]), options.bytes, work,
                         f"{tag}-{round_number}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

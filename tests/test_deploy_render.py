@@ -1,4 +1,4 @@
-"""`imagekit deploy render`: what lands in the manifests, for both flavours and several pipelines.
+"""`imagekit deploy render`: what lands in the manifests, for both flavors and several pipelines.
 
 Every rendering here is also put through the full validation (Kruise CRD, Kubernetes
 schemas, webhook and imagekit rules); test_deploy_validation.py shows those checks fail
@@ -27,7 +27,7 @@ CRD_PATH = os.environ.get(KRUISE_CRD_ENV)
 KRUISE = KruiseSchema(Path(CRD_PATH)) if CRD_PATH else None
 
 
-# --- every pipeline x flavour x SSD mode passes every check ---------------------------------
+# --- every pipeline x flavor x SSD mode passes every check ---------------------------------
 
 @pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("ssd", [None, SsdMode.local_pv], ids=["ssd-default", "ssd-local-pv"])
@@ -52,7 +52,7 @@ def test_skipped_shards_pass_validation():
     assert validate_rendering(rendering, kruise=KRUISE).problems == []
 
 
-# --- the Kruise flavour ---------------------------------------------------------------------------
+# --- the Kruise flavor ---------------------------------------------------------------------------
 
 def test_kruise_workload_is_an_in_place_parallel_advanced_statefulset():
     spec, settings, rendering = rendered(replicas=4)
@@ -222,9 +222,9 @@ def test_namespace_goes_on_namespaced_resources_only():
             assert manifest.body["metadata"]["namespace"] == "batch"
 
 
-# --- the plain StatefulSet flavour ----------------------------------------------------------------
+# --- the plain StatefulSet flavor ----------------------------------------------------------------
 
-def test_statefulset_flavour_has_the_same_pod_and_no_kruise_fields():
+def test_statefulset_flavor_has_the_same_pod_and_no_kruise_fields():
     _, _, kruise = rendered(flavor=Flavor.kruise)
     _, _, plain = rendered(flavor=Flavor.statefulset)
     body = workload(plain)

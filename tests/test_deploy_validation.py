@@ -90,7 +90,7 @@ def _set(path: list, value):
     return mutate
 
 
-# (id, flavour, mutation, check that must report it, field path it starts with, words in the message)
+# (id, flavor, mutation, check that must report it, field path it starts with, words in the message)
 KRUISE, PLAIN = Flavor.kruise, Flavor.statefulset
 BROKEN = [
     # The Kruise CRD's openAPIV3Schema.

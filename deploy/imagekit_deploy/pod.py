@@ -1,4 +1,4 @@
-"""The pod both flavours run: one pipeline container, its volumes and its claims.
+"""The pod both flavors run: one pipeline container, its volumes and its claims.
 
 Mounts in the pipeline container, and what survives which failure (docs/contract.md):
   /dev/shm          emptyDir medium Memory, sizeLimit = shm: survives a container restart
@@ -43,7 +43,7 @@ SSD_SUBPATH = f"$({contract.POD_NAMESPACE})/$({contract.POD_NAME})"
 
 @dataclass(frozen=True)
 class PodPlan:
-    """The pod template and what it needs around it, shared by the flavours."""
+    """The pod template and what it needs around it, shared by the flavors."""
 
     template: dict[str, Any]
     claim_templates: list[dict[str, Any]] = field(default_factory=list)

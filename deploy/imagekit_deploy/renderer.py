@@ -68,7 +68,7 @@ class Rendering:
 
 def statefulset(api_version: str, spec: PipelineSpec, settings: DeploySettings, pod: PodPlan,
                 strategy: dict[str, Any]) -> dict[str, Any]:
-    """The StatefulSet both flavours share; `strategy` holds what differs (update strategy, reserveOrdinals)."""
+    """The StatefulSet both flavors share; `strategy` holds what differs (update strategy, reserveOrdinals)."""
     workload_spec: dict[str, Any] = {
         "replicas": settings.replicas,
         "serviceName": settings.name,

@@ -17,7 +17,7 @@ from imagekit_runtime.spec.yaml_reader import parse_yaml_documents, read_yaml_te
 from .renderer import KRUISE_API_VERSION, WORKLOAD_KIND, Manifest, Rendering
 
 KUSTOMIZATION = "kustomization.yaml"
-HEADER = "# Rendered by `imagekit deploy render` ({flavor} flavour). Re-render rather than edit.\n"
+HEADER = "# Rendered by `imagekit deploy render` ({flavor} flavor). Re-render rather than edit.\n"
 HEADER_PREFIX = "# Rendered by `imagekit deploy render`"
 
 

@@ -159,5 +159,5 @@ on a problem)."""
         print_error(f"{path}: {len(report.problems)} problem(s)")
         raise typer.Exit(ManifestsInvalid.exit_code)
     if output is not OutputFormat.json:
-        typer.echo(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavour")
+        typer.echo(f"{path}: ok — {len(rendering.manifests)} resource(s), {rendering.flavor} flavor")
         typer.echo(report.checks_line())

@@ -1,4 +1,4 @@
-"""What the Kubernetes API server refuses beyond the OpenAPI schemas (both flavours): names,
+"""What the Kubernetes API server refuses beyond the OpenAPI schemas (both flavors): names,
 labels, selectors matching the pod, mounts naming volumes, env field paths, quantities,
 requests within limits, StorageClass binding modes."""
 from __future__ import annotations

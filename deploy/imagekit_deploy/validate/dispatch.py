@@ -134,7 +134,7 @@ def validate_rendering(
     kruise: KruiseSchema | None = None,
 ) -> ValidationReport:
     """Every problem of every layer that can run; `report.not_checked` names the others.
-    No problems means a cluster (with Kruise, for that flavour) accepts the manifests."""
+    No problems means a cluster (with Kruise, for that flavor) accepts the manifests."""
     validation = _Validation(rendering, kubernetes_version, kruise)
     workloads = [m for m in rendering.manifests if m.kind == "StatefulSet"]
     if len(workloads) != 1:
