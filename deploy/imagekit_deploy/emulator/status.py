@@ -13,12 +13,11 @@ from imagekit_runtime.data.results import read_completion
 from imagekit_runtime.observe.journal import Entry, RunView, newest_run, parse_text
 from imagekit_runtime.states import StepState
 
+from ..in_container import READ_TEXT, reading
 from ..rollout import PodUpdate, UpdateKind, template_revision
 from .blueprint import PodBlueprint
 from .pods import SANDBOX, PodSet
 from .state import LABEL_REVISION, SetState
-
-_READ = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
 
 DONE_STATES = frozenset(state.value for state in StepState if state.done)
 
@@ -76,7 +75,7 @@ def read_journal(pods: PodSet, pod: PodBlueprint) -> list[Entry]:
     sandbox = engine.get(pods.container_name(pod.name, SANDBOX))
     if sandbox is None or sandbox.status != "running":
         return []
-    code, text = engine.exec(sandbox, ["python3", "-c", _READ, f"{pod.run_dir()}/{contract.JOURNAL_FILE}"])
+    code, text = engine.exec(sandbox, reading(READ_TEXT, f"{pod.run_dir()}/{contract.JOURNAL_FILE}"))
     return parse_text(text) if code == 0 else []
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from imagekit_runtime.errors import EnvironmentMissing, ImagekitError, UsageError
 
+from ..in_container import READ_BASE64, READ_TEXT, reading
+
 FIELD_MANAGER = "imagekit"
 KUBECONFIG_HELP = "kubeconfig file [default: $KUBECONFIG, else ~/.kube/config]"
 CONTEXT_HELP = "kubeconfig context [default: the current one]"
@@ -107,7 +109,7 @@ class Cluster:
 
         try:
             client = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
-                            command=["python3", "-c", script, *args], stderr=True, stdin=False, stdout=True,
+                            command=reading(script, *args), stderr=True, stdin=False, stdout=True,
                             tty=False, _preload_content=False)
             client.run_forever(timeout=60)
             output = client.read_stdout() if client.peek_stdout() else ""
@@ -119,10 +121,10 @@ class Cluster:
 
     def read_text(self, pod: str, namespace: str, container: str, path: str) -> str | None:
         """A text file in the container (None when it is not there or cannot be read)."""
-        return self.exec_read(pod, namespace, container, _READ_TEXT, path)
+        return self.exec_read(pod, namespace, container, READ_TEXT, path)
 
     def read_file_base64(self, pod: str, namespace: str, container: str, path: str) -> bytes | None:
-        text = self.exec_read(pod, namespace, container, _READ_B64, path)
+        text = self.exec_read(pod, namespace, container, READ_BASE64, path)
         return None if text is None else base64.b64decode(text)
 
     def logs(self, pod: str, namespace: str, container: str, follow: bool = False) -> Iterator[str]:
@@ -139,16 +141,3 @@ class Cluster:
         except ApiException as exc:
             raise ClusterError(f"logs of pod {pod}: {exc.status} {exc.reason}") from None
 
-
-_READ_TEXT = "import sys; sys.stdout.write(open(sys.argv[1]).read())"
-# Read a file (or a directory as a tar) and print it base64: exec's stream is text.
-_READ_B64 = ("import base64, io, os, sys, tarfile\n"
-             "path = sys.argv[1]\n"
-             "if os.path.isdir(path):\n"
-             "    buffer = io.BytesIO()\n"
-             "    with tarfile.open(fileobj=buffer, mode='w') as tar:\n"
-             "        tar.add(path, arcname='.')\n"
-             "    data = buffer.getvalue()\n"
-             "else:\n"
-             "    data = open(path, 'rb').read()\n"
-             "sys.stdout.write(base64.b64encode(data).decode())\n")
