@@ -78,3 +78,19 @@ def test_a_bad_value_is_refused_by_both(argv: list[str]) -> None:
         runtime_parse(RUN, argv)
     app = _app(RUN)
     assert CliRunner().invoke(app, [RUN, "p.yaml", *argv]).exit_code == 2
+
+
+def test_the_render_flags_table_and_its_values_agree() -> None:
+    from imagekit_deploy.flags import RENDER_FLAGS, RenderFlags
+
+    assert {flag.dest for flag in RENDER_FLAGS} == set(RenderFlags.__dataclass_fields__)
+    seen: list[RenderFlags] = []
+    app = typer.Typer()
+    app.command("render")(command_with_flags(RENDER_FLAGS, RenderFlags, lambda pipeline, flags: seen.append(flags)))
+    app.command("other")(lambda: None)
+    argv = ["render", "p.yaml", "--image", "r.example/p:1", "--skip-shard", "1", "--skip-shard", "3", "-e", "A=1",
+            "--flavor", "statefulset", "-n", "jobs"]
+    assert CliRunner().invoke(app, argv).exit_code == 0
+    assert seen == [RenderFlags(image="r.example/p:1", skip_shard=[1, 3], env=["A=1"], flavor="statefulset",
+                                namespace="jobs")]
+    assert CliRunner().invoke(app, ["render", "p.yaml"]).exit_code == 2  # --image is required
