@@ -94,3 +94,12 @@ def test_the_render_flags_table_and_its_values_agree() -> None:
     assert seen == [RenderFlags(image="r.example/p:1", skip_shard=[1, 3], env=["A=1"], flavor="statefulset",
                                 namespace="jobs")]
     assert CliRunner().invoke(app, ["render", "p.yaml"]).exit_code == 2  # --image is required
+
+
+def test_every_render_flag_is_in_the_deploy_docs_table() -> None:
+    from imagekit_deploy.flags import RENDER_FLAGS
+
+    table = [line for line in (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text().splitlines()
+             if line.startswith("| `--")]
+    missing = [flag.option for flag in RENDER_FLAGS if not any(f"`{flag.option}" in row for row in table)]
+    assert missing == []
