@@ -41,16 +41,17 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "runtime"))
+sys.path.insert(0, str(REPO / "core"))
 
 from imagekit.build.backend import Backend, BuildRequest  # noqa: E402
 from imagekit.build.builder import BuildOptions, build_image, probe_target  # noqa: E402
 from imagekit.build.engines import get_backend  # noqa: E402
-from imagekit.build.runtimebase import runtime_package  # noqa: E402
+from imagekit.build.runtimebase import core_package, runtime_package  # noqa: E402
 from imagekit.build.wheels import pip_command  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402
-from imagekit_runtime import contract, proc  # noqa: E402
-from imagekit_runtime.spec import load_pipeline  # noqa: E402
-from imagekit_runtime.spec.quantity import human_size  # noqa: E402
+from imagekit_core import contract, proc  # noqa: E402
+from imagekit_core.spec import load_pipeline  # noqa: E402
+from imagekit_core.spec.quantity import human_size  # noqa: E402
 from private_engine import private_engine  # noqa: E402
 from scratch_fs import ScratchUnavailable, files_per_second, journaled_scratch  # noqa: E402
 
@@ -87,8 +88,8 @@ def naive_context(pipeline: Path, directory: Path, base: str, target_args: list[
     if directory.exists():
         shutil.rmtree(directory)
     shutil.copytree(pipeline, directory / "pipeline")
-    shutil.copytree(runtime_package(), directory / "runtime" / "imagekit_runtime",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (runtime_package(), core_package()):
+        shutil.copytree(package, directory / "runtime" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = directory / "wheels"
     proc.run([*pip_command(), "download", "--no-deps", "--only-binary=:all:", "--dest", wheels / "pip", "pip"])
     spec = load_pipeline(pipeline)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runtime"))
+sys.path.insert(0, str(REPO / "core"))
 
 from imagekit_runtime.checkpoint.store import CheckpointStore, Tier  # noqa: E402
 from imagekit_runtime.layout import RunLayout  # noqa: E402
@@ -86,7 +87,7 @@ def bench_pipeline(rounds: int, corpus: str, disk_dir: Path) -> dict[str, float]
                     command.append("--no-checkpoints")
                 started = time.perf_counter()
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "core")])})
                 timings[mode].append(time.perf_counter() - started)
         return {mode: statistics.median(values) for mode, values in timings.items()}
     finally:

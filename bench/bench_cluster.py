@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "runtime", REPO / "deploy"):
+for path in (REPO, REPO / "core", REPO / "runtime", REPO / "deploy"):
     sys.path.insert(0, str(path))
 
+from imagekit_core import contract  # noqa: E402
 from imagekit_deploy.emulator.blueprint import pod_blueprint  # noqa: E402
 from imagekit_deploy.kube.client import Cluster  # noqa: E402
 from imagekit_deploy.kube.shards import find_workload, wait_complete  # noqa: E402
-from imagekit_runtime import contract  # noqa: E402
 from imagekit_runtime.observe.journal import Entry, parse_text, run_ids  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
 
@@ -56,7 +56,7 @@ def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
 
 def imagekit(*args: str | Path) -> str:
     return run(sys.executable, "-m", "imagekit.cli.main", *args,
-               env={"PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "runtime", "deploy"))})
+               env={"PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "core", "runtime", "deploy"))})
 
 
 def build_versions(work: Path) -> tuple[Path, str, str]:
@@ -128,7 +128,7 @@ def update_to_report(cluster: Cluster, rendered: Path, name: str, replicas: int)
 def delete(name: str) -> None:
     subprocess.run([sys.executable, "-m", "imagekit.cli.main", "deploy", "delete", name, "--delete-data"],
                    capture_output=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                       str(REPO / p) for p in ("", "runtime", "deploy"))}, timeout=300)
+                       str(REPO / p) for p in ("", "core", "runtime", "deploy"))}, timeout=300)
 
 
 def main() -> int:

@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "runtime", REPO / "deploy"):
+for path in (REPO, REPO / "core", REPO / "runtime", REPO / "deploy"):
     sys.path.insert(0, str(path))
 
+from imagekit_core import contract  # noqa: E402
+from imagekit_core.spec.quantity import human_size  # noqa: E402
 from imagekit_deploy.emulator.engine import Engine  # noqa: E402
 from imagekit_deploy.emulator.pods import PodSet  # noqa: E402
 from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
-from imagekit_runtime import contract  # noqa: E402
 from imagekit_runtime.observe.journal import Entry, newest_run, run_ids  # noqa: E402
-from imagekit_runtime.spec.quantity import human_size  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
 
 BASE = "imagekit/debian-python:bookworm"

@@ -66,7 +66,7 @@ def one_run(root: Path, metrics: bool) -> tuple[float, float]:
     args = [sys.executable, "-m", "imagekit_runtime", "run", str(write_pipeline(root)), "--shm-dir", str(shm),
             "--ssd", str(root / "ssd"), "--pv", str(root / "pv"), "--results", str(root / "results")]
     args += ["--metrics", f"127.0.0.1:{port}"] if metrics else []
-    env = {**os.environ, "PYTHONPATH": str(REPO / "runtime")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "core")])}
     runtime = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak, scraped = (0.0, 0.0), not metrics
     try:

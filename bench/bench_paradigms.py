@@ -40,11 +40,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "paradigms"))
 sys.path.insert(0, str(REPO / "runtime"))
+sys.path.insert(0, str(REPO / "core"))
 
 import net  # noqa: E402
 import work  # noqa: E402  (bench/paradigms/work.py: the same code the containers run)
 
-from imagekit_runtime import contract  # noqa: E402
+from imagekit_core import contract  # noqa: E402
 from paradigms import chains, engine, pipelines, report  # noqa: E402
 from paradigms.engine import HANDOFF_COLD_IMAGE, HANDOFF_IMAGE, LAUNCH_IMAGE, LAUNCH_WARM_IMAGE, TOOLS_IMAGE, BenchError, docker, log  # noqa: E402
 from paradigms.output import rerender, write_results  # noqa: E402
@@ -256,7 +257,7 @@ class Bench:
                    "--no-checkpoints", "--output", "json"]
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+                                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "core")])})
         sampler = MemorySampler(process.pid).start()
         stdout, stderr = process.communicate(timeout=300)
         wall = time.perf_counter() - started

@@ -41,16 +41,16 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-for path in (REPO, REPO / "runtime", REPO / "deploy", HERE, REPO / "tests"):
+for path in (REPO, REPO / "core", REPO / "runtime", REPO / "deploy", HERE, REPO / "tests"):
     sys.path.insert(0, str(path))
 
 from fixtures_s3 import FAKE_CREDENTIALS, MotoS3, start_moto_s3  # noqa: E402  (the tests' counting moto server)
+from imagekit_core import contract  # noqa: E402
+from imagekit_core.spec.quantity import format_bytes, human_size, parse_bytes  # noqa: E402
 from imagekit_deploy.emulator.engine import Engine  # noqa: E402
 from imagekit_deploy.emulator.pods import PodSet  # noqa: E402
 from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
-from imagekit_runtime import contract  # noqa: E402
-from imagekit_runtime.spec.quantity import format_bytes, human_size, parse_bytes  # noqa: E402
 from imagekit_runtime.transfer.s3 import PART_BYTES  # noqa: E402  (the runtime's ranged GET size)
 from paradigms import engine  # noqa: E402
 from paradigms.engine import Resources, log  # noqa: E402
@@ -308,7 +308,7 @@ def main() -> None:
     args = parser.parse_args()
     size = parse_bytes(args.size, file=None, field="--size")
     # Every `imagekit` this runs (builds, renders, pods) is this checkout's, whatever is installed.
-    os.environ["PYTHONPATH"] = os.pathsep.join(map(str, (REPO, REPO / "runtime", REPO / "deploy")))
+    os.environ["PYTHONPATH"] = os.pathsep.join(map(str, (REPO, REPO / "core", REPO / "runtime", REPO / "deploy")))
     resources = Resources()
     OUT.mkdir(parents=True, exist_ok=True)
     try:

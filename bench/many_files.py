@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagekit_core.spec.quantity import human_size
 from imagekit_runtime.checkpoint.store import CheckpointStore, Tier
 from imagekit_runtime.layout import RunLayout
-from imagekit_runtime.spec.quantity import human_size
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = ((50_000, 1), (5_000, 64 * 1024))  # (files, bytes each)
@@ -143,7 +143,7 @@ def bench_handoff(rounds: int, disk_dir: Path) -> dict[int, float]:
                                 "--ssd", str(disk_dir / "ssd"), "--pv", str(disk_dir / "pv"),
                                 "--results", str(work / "results"), "--force"],
                                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "core")])})
                 spans.append(float((stamps / "start").read_text()) - float((stamps / "end").read_text()))
             finally:
                 shutil.rmtree(work, ignore_errors=True)

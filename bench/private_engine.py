@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from imagekit_runtime import proc
+from imagekit_core import proc
 
 DOCKERD = "/usr/sbin/dockerd"  # Debian's, as scripts/bootstrap.sh starts it
 BRIDGE = "imkbench0"  # the bench engine's own bridge: its build containers' network (nothing leaves it)

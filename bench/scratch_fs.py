@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from imagekit_runtime import proc
-from imagekit_runtime.errors import CommandFailed
+from imagekit_core import proc
+from imagekit_core.errors import CommandFailed
 
 SIZE = "32G"  # sparse: the file holds what the bench writes (a few GB for 5 rounds), not this
 

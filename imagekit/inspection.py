@@ -7,8 +7,8 @@ from typing import Any
 from imagekit.build.engines import get_backend
 from imagekit.build.labels import ImageLabels, shown_labels
 from imagekit.publish.registry import RegistryClient
-from imagekit.references import parse_reference
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit_core.errors import EnvironmentMissing, UsageError
+from imagekit_core.references import parse_reference
 
 SOURCES = ("auto", "docker", "buildah", "registry")
 

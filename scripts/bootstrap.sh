@@ -57,7 +57,7 @@ ensure_apt_packages() {
 
 ensure_python_package() {
     # Importable, and from this checkout (an editable install of another clone would shadow it).
-    location=$(cd / && python3 -c 'import imagekit, imagekit_runtime, docker, typer, testcontainers, pytest, os
+    location=$(cd / && python3 -c 'import imagekit, imagekit_core, imagekit_runtime, docker, typer, testcontainers, pytest, os
 print(os.path.dirname(os.path.dirname(os.path.abspath(imagekit.__file__))))' 2>/dev/null || true)
     # An install made from an older pyproject.toml (other dependencies, other entry points) is redone.
     stamp="$STATE_DIR/installed-pyproject.sha256"

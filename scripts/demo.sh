@@ -24,7 +24,7 @@ IMAGE=${IMAGEKIT_DEMO_IMAGE:-127.0.0.1:5000/imagekit/wordfreq:demo}
 NAME=wordfreq-demo   # the pods' set: wordfreq-demo-0 and -1, apart from any other wordfreq pods
 
 if [ "${1:-}" = "--host" ]; then
-    if [ "$(python3 -c 'import imagekit_runtime, os; print(os.path.dirname(os.path.dirname(os.path.dirname(imagekit_runtime.__file__))))' 2>/dev/null)" != "$ROOT" ]; then
+    if [ "$(python3 -c 'import imagekit_core, imagekit_runtime, os; print(os.path.commonpath([os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))) for m in (imagekit_core, imagekit_runtime)]))' 2>/dev/null)" != "$ROOT" ]; then
         echo "demo: installing imagekit from this checkout" >&2
         python3 -m pip install -q -e "$ROOT" >&2
     fi

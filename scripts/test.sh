@@ -11,7 +11,7 @@ cd "$ROOT"
 export TESTCONTAINERS_RYUK_DISABLED=true
 sh scripts/bootstrap.sh
 # This checkout must be the one Python imports (an editable install of another clone would shadow it).
-if [ "$(python3 -c 'import imagekit_runtime, os; print(os.path.dirname(os.path.dirname(os.path.dirname(imagekit_runtime.__file__))))' 2>/dev/null)" != "$ROOT" ]; then
+if [ "$(python3 -c 'import imagekit_core, imagekit_runtime, os; print(os.path.commonpath([os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))) for m in (imagekit_core, imagekit_runtime)]))' 2>/dev/null)" != "$ROOT" ]; then
     echo "test: installing this checkout (pip install -e '.[test]')" >&2
     python3 -m pip install -q -e "$ROOT[test]" >&2
 fi

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import Locations, journal_entries, started_steps, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.states import StepState
 
 # Each step waits while $GATE_DIR/hold-<step> exists, so a test can stop the pipeline at a known point.

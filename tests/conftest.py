@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.observe.journal import read_journal, runs_in, steps_started
 
 REPO = Path(__file__).resolve().parents[1]

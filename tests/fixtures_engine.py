@@ -23,7 +23,7 @@ import pytest
 
 from conftest import RunResult, imagekit
 from imagekit.build.engines import BACKENDS, get_backend
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -94,7 +94,7 @@ def engine_ready() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def docker_client(engine_ready: None) -> Any:
-    from imagekit.engine import connect
+    from imagekit_core.engine import connect
 
     return connect(timeout=300)
 

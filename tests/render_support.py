@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from imagekit_core.spec import load_pipeline
 from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import render
 from imagekit_deploy.settings import resolve_settings
-from imagekit_runtime.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

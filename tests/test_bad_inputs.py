@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import imagekit
-from imagekit_runtime.errors import SpecError
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import load_pipeline
 from refusal_support import (
     COMMAND_MISSING,
     MAKE,

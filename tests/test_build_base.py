@@ -22,9 +22,9 @@ from fixtures_engine import (
     run_pipeline_image,
 )
 from imagekit.build.docker import ChunkReader
-from imagekit.build.runtimebase import runtime_package
+from imagekit.build.runtimebase import core_package, runtime_package
 from imagekit.build.wheels import PythonTarget, download_runtime_wheels
-from imagekit_runtime.spec.stepfiles import Kind, walk
+from imagekit_core.spec.stepfiles import Kind, walk
 
 # slow: about 18 s (a bare base image is made, then the example built on it): outside `-m "not slow"`
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -112,13 +112,14 @@ def by_hand_runtime_base(docker_client: Any, base: str, wheels: list[Path], cont
     shutil.copyfile(ENGINE_REPO / "imagekit" / "build" / "base-setup.sh", setup / "base-setup.sh")
     for wheel in wheels:
         shutil.copyfile(wheel, setup / "wheels" / wheel.name)
-    runtime = context / "runtime" / "imagekit_runtime"
-    for entry in walk(runtime_package()):
-        if entry.kind is Kind.directory:
-            (runtime / entry.relative).mkdir(parents=True, exist_ok=True)
-        else:
-            (runtime / entry.relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(entry.path, runtime / entry.relative)
+    for package in (runtime_package(), core_package()):
+        target = context / "runtime" / package.name
+        for entry in walk(package):
+            if entry.kind is Kind.directory:
+                (target / entry.relative).mkdir(parents=True, exist_ok=True)
+            else:
+                (target / entry.relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(entry.path, target / entry.relative)
     shutil.copyfile(ENGINE_REPO / "Containerfile.base", context / "Containerfile")
     docker_client.images.build(path=str(context), dockerfile="Containerfile", tag=tag, rm=True,
                                buildargs={"BASE": base})

@@ -8,8 +8,8 @@ import pytest
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, run_pipeline_image
 from imagekit.build.plan import CONTAINERD_LAYER_LIMIT, plan_layers
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import load_pipeline
 
 
 def write_chain(root: Path, steps: int) -> Path:

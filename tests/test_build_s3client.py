@@ -10,7 +10,7 @@ import pytest
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, build_json, copy_pipeline
 from imagekit.build.s3client import S3_CLIENT, client_lock
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 pytestmark = pytest.mark.docker
 

@@ -19,7 +19,7 @@ from checkpoint_support import (
     wait_for,
 )
 from conftest import imagekit, journal_entries, last_run, started_steps
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 
 @pytest.fixture
@@ -211,8 +211,8 @@ def test_foreign_checkpoint_is_never_used(chain, locations):
     pipeline, _gate = chain
     assert run_runtime(pipeline, locations).returncode == 0
     # Put shard 0's checkpoints where shard 1 would look for its own.
+    from imagekit_core.spec import load_pipeline
     from imagekit_runtime.keys import data_key, step_keys
-    from imagekit_runtime.spec import load_pipeline
     spec = load_pipeline(pipeline)
     keys1 = step_keys(spec, 1, 1 + 1, dict(spec.params))
     shard0 = locations.ssd / "chain" / "shard-0"

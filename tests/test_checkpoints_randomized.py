@@ -27,7 +27,7 @@ from checkpoint_support import (
     runtime_command,
 )
 from conftest import Locations, started_steps
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 # slow: about 11 s per level, 45 s in all, plus the many-file kills (~1 min): outside `-m "not slow"`
 pytestmark = pytest.mark.slow

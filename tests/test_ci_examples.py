@@ -75,7 +75,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def local_engine() -> None:
-    from imagekit.engine import connect
+    from imagekit_core.engine import connect
 
     client = connect(timeout=60)  # exit 3's error when there is no engine: the test fails saying so
     client.images.get(BASE_IMAGE)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, Locations, imagekit
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 REGISTRY = os.environ.get("IMAGEKIT_REGISTRY", "127.0.0.1:5000")
 BASE_IMAGE = os.environ.get("IMAGEKIT_BASE_IMAGE", "imagekit/debian-python:bookworm")
@@ -51,7 +51,7 @@ def test_init_scaffold_validates_and_runs_locally(tmp_path: Path, locations: Loc
 
 @pytest.fixture
 def local_engine() -> None:
-    from imagekit.engine import connect
+    from imagekit_core.engine import connect
 
     connect(timeout=60).images.get(BASE_IMAGE)  # a missing engine or base image fails here, saying which
 

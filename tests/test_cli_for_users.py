@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, imagekit, imagekit_argv, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.locations import IMAGE_LOCATIONS, checkpoint_dir, host_locations, in_image
 
 MAKE = "from imagekit_runtime import step\nstep.output_path('x').write_text('1')\n"

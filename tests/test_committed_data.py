@@ -39,7 +39,7 @@ def test_committed_outputs_are_read_only_and_a_mistaken_write_fails_without_chan
         result = subprocess.run(
             # The runtime alone, on Debian's python3 as in the image (root's interpreter here is root's alone).
             ["runuser", "-u", tester.pw_name, "--", "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin",
-             f"PYTHONPATH={REPO / 'runtime'}", "/usr/bin/python3", "-m", "imagekit_runtime", "run", str(pipeline),
+             f"PYTHONPATH={REPO / 'runtime'}:{REPO / 'core'}", "/usr/bin/python3", "-m", "imagekit_runtime", "run", str(pipeline),
              "--results", str(home / "results")],
             cwd=home, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import imagekit, journal_entries, start_imagekit, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 TRACE = """
 echo "start $(date +%s.%N)" >> "$TRACE_DIR/{name}"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from imagekit_core.spec import load_pipeline
+from imagekit_core.spec.quantity import format_bytes
 from imagekit_deploy.ordinals import pod_ordinals, reserved_ordinals
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, KruiseSchema, available_kubernetes_versions
 from imagekit_deploy.settings import GRACE_MARGIN_SECONDS, RUNTIME_MEMORY, STEP_MEMORY, Flavor, SsdMode
 from imagekit_deploy.validate import validate_rendering
-from imagekit_runtime.spec import load_pipeline
-from imagekit_runtime.spec.quantity import format_bytes
 from render_support import DEPLOY_DATA, IMAGE, WORDFREQ, env_of, mounts_of, pipeline_container, rendered, volumes_of, workload
 
 PIPELINES = [WORDFREQ, DEPLOY_DATA / "deploy-single", DEPLOY_DATA / "deploy-wide"]

@@ -16,13 +16,13 @@ import yaml
 from typer.testing import CliRunner
 
 from imagekit.cli.main import app
+from imagekit_core import contract
+from imagekit_core.spec import load_pipeline
 from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, available_kubernetes_versions
 from imagekit_deploy.settings import Flavor, resolve_settings
 from imagekit_deploy.validate import validate_rendering
-from imagekit_runtime import contract
-from imagekit_runtime.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

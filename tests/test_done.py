@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import imagekit, last_run, start_imagekit, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 # The producer writes its blob whole, declares it complete, then does what `after` says (linger, crash, hang).
 PRODUCER = """

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import serving
-from imagekit import engine
-from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_core import engine
+from imagekit_core.errors import EnvironmentMissing
 
 
 class _Engine(http.server.BaseHTTPRequestHandler):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import imagekit, journal_entries, last_run, start_imagekit, started_steps, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 
 def test_failing_step_is_retried_then_stops_the_rest(tmp_path, locations):

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import EXAMPLES
-from imagekit_runtime.errors import SpecError
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import load_pipeline
 
 WORDFREQ = EXAMPLES / "wordfreq"
 STEP_FILES = sorted(path.relative_to(WORDFREQ).as_posix() for path in WORDFREQ.glob("steps/*/step.yaml"))

@@ -1,13 +1,15 @@
-"""The three packages keep their boundaries.
+"""The four packages keep their boundaries.
 
-imagekit_runtime ships alone inside images: it imports the standard library, supervisor and pyyaml, never
-imagekit or imagekit_deploy; prometheus_client only in metrics.py, and only when metrics are served; boto3 and
-botocore only in transfer/s3.py, the code of the S3 source and sink steps (from the image's s3 layer).
-imagekit_deploy imports no build module (imagekit.build, imagekit.publish, imagekit.cli); of imagekit it may
-use only the neutral imagekit.references, imagekit.engine and imagekit.labels.
+imagekit_core is the vocabulary the others share (spec, contract, errors, references, label names, flags as
+data): it imports the standard library and pyyaml only (the docker SDK inside engine.py's functions), and none
+of the other three. imagekit_runtime ships inside images with it: it imports the standard library,
+supervisor, pyyaml and imagekit_core, never imagekit or imagekit_deploy; prometheus_client only in metrics.py,
+and only when metrics are served; boto3 and botocore only in transfer/s3.py, the code of the S3 source and
+sink steps (from the image's s3 layer). imagekit_deploy imports nothing of imagekit (the build toolkit and
+CLI): what it shares with the build is in imagekit_core.
 
-Inside imagekit_runtime, sub-packages are layered (docs/architecture.md): the shared vocabulary at its top
-level (contract, errors, states, layout, locations, keys, proc, redact, cachedir, flagtable) and `spec` at the bottom; `data`
+Inside imagekit_runtime, sub-packages are layered (docs/architecture.md): the runtime's own shared modules at
+its top level (states, layout, locations, keys) at the bottom; `data`
 (a step's data in shm) above them; `checkpoint` above `data`; `observe` and `transfer` beside them;
 `supervise` above `observe`; `run`, the conductor, above all of them; `main` the entrypoint. No
 sub-package imports one above it, so no import cycle exists between them. `step`, the public API that
@@ -38,23 +40,23 @@ OPTIONAL_IN_STEP_HELPER = {"numpy"}  # imported by imagekit_runtime.step inside 
 OPTIONAL_FOR_METRICS = {"prometheus_client"}  # imported by imagekit_runtime.metrics inside functions, for --metrics
 S3_CLIENT = {"boto3", "botocore"}  # imported by imagekit_runtime.transfer.s3 only: S3 sources and sinks
 S3_MODULE = "imagekit_runtime.transfer.s3"
-DEPLOY_MAY_USE_OF_IMAGEKIT = ("imagekit.references", "imagekit.engine", "imagekit.labels")
+CORE = REPO / "core" / "imagekit_core"
 NEVER_IN_RUNTIME = ("imagekit", "imagekit_deploy", "docker", "typer", "rich", "requests", "jsonschema")
-NEVER_IN_DEPLOY = ("imagekit.build", "imagekit.publish", "imagekit.cli", "typer", "rich")
+NEVER_IN_DEPLOY = ("imagekit", "typer", "rich")
+CORE_THIRD_PARTY = {"yaml", "_yaml"}
+DOCKER_IN_CORE = ("docker", "imagekit_core.engine")  # the SDK, imported inside engine.py's functions
 
 
-SHARED = {"contract", "errors", "states", "layout", "locations", "keys", "proc", "redact", "cachedir", "flagtable",
-          "spec"}
+SHARED = {"states", "layout", "locations", "keys"}
 LAYERS: dict[str, set[str]] = {  # sub-package (or top-level module) -> what of imagekit_runtime it may import
-    "spec": {"contract", "errors"},
-    **{shared: SHARED for shared in SHARED - {"spec"}},
+    **{shared: SHARED for shared in SHARED},
     "data": SHARED,
     "checkpoint": SHARED | {"data"},
     "observe": SHARED,
     "transfer": SHARED,
     "supervise": SHARED | {"observe"},
     "run": SHARED | {"data", "checkpoint", "observe", "transfer", "supervise"},
-    "step": {"contract"},
+    "step": set(),
 }
 
 
@@ -105,7 +107,8 @@ def runtime_violations(imports: list[Import]) -> list[str]:
     bad = []
     for found in imports:
         top = found.target.split(".")[0]
-        if top == "__future__" or top in sys.stdlib_module_names or top in RUNTIME_THIRD_PARTY | {"imagekit_runtime"}:
+        if top == "__future__" or top in sys.stdlib_module_names or \
+                top in RUNTIME_THIRD_PARTY | {"imagekit_runtime", "imagekit_core"}:
             continue
         if top in OPTIONAL_IN_STEP_HELPER and found.module == "imagekit_runtime.step":
             continue
@@ -131,8 +134,19 @@ def layer_violations(imports: list[Import]) -> list[str]:
 
 
 def deploy_violations(imports: list[Import]) -> list[str]:
-    return [str(found) for found in imports if under(found.target, "imagekit")
-            and not any(under(found.target, allowed) for allowed in DEPLOY_MAY_USE_OF_IMAGEKIT)]
+    return [str(found) for found in imports if under(found.target, "imagekit")]
+
+
+def core_violations(imports: list[Import]) -> list[str]:
+    bad = []
+    for found in imports:
+        top = found.target.split(".")[0]
+        if top == "__future__" or top in sys.stdlib_module_names or top in CORE_THIRD_PARTY | {"imagekit_core"}:
+            continue
+        if top == DOCKER_IN_CORE[0] and found.module == DOCKER_IN_CORE[1]:
+            continue
+        bad.append(str(found))
+    return bad
 
 
 def test_the_import_scanner_resolves_relative_and_nested_imports(tmp_path: Path) -> None:
@@ -158,11 +172,14 @@ def test_the_import_scanner_resolves_relative_and_nested_imports(tmp_path: Path)
         "imagekit_runtime.sub.mod:7 imports imagekit_deploy.pod",
     ]
     deploy = [Import("imagekit_deploy.x", 1, target) for target in
-              ("imagekit.references.Reference", "imagekit.engine", "imagekit.build.plan", "imagekit.cli",
-               "imagekit.referencesextra", "imagekit_runtime.spec")]
+              ("imagekit_core.references.Reference", "imagekit.build.plan", "imagekit.cli", "imagekit_runtime.spec",
+               "imagekit_coreextra")]
     assert deploy_violations(deploy) == ["imagekit_deploy.x:1 imports imagekit.build.plan",
-                                         "imagekit_deploy.x:1 imports imagekit.cli",
-                                         "imagekit_deploy.x:1 imports imagekit.referencesextra"]
+                                         "imagekit_deploy.x:1 imports imagekit.cli"]
+    core = [Import("imagekit_core.spec.load", 1, "yaml"), Import("imagekit_core.engine", 2, "docker.errors"),
+            Import("imagekit_core.labels", 3, "docker"), Import("imagekit_core.spec", 4, "imagekit_runtime.keys")]
+    assert core_violations(core) == ["imagekit_core.labels:3 imports docker",
+                                     "imagekit_core.spec:4 imports imagekit_runtime.keys"]
 
 
 def test_runtime_imports_only_stdlib_supervisor_and_pyyaml() -> None:
@@ -175,10 +192,10 @@ def test_runtime_sub_packages_import_only_downward() -> None:
     imports = all_imports(RUNTIME)
     assert layer_violations(imports) == []
     assert sorted(path.name for path in RUNTIME.iterdir() if path.is_dir() and path.name != "__pycache__") == \
-        sorted(set(LAYERS) - SHARED - {"step"} | {"spec"})  # every sub-package has its rule
+        sorted(set(LAYERS) - SHARED - {"step"})  # every sub-package has its rule
     upward = [Import("imagekit_runtime.data.commits", 1, "imagekit_runtime.run.conductor.Conductor"),
-              Import("imagekit_runtime.spec.load", 2, "imagekit_runtime.observe.journal"),
-              Import("imagekit_runtime.step", 3, "imagekit_runtime.errors.SpecError"),
+              Import("imagekit_runtime.layout", 2, "imagekit_runtime.observe.journal"),
+              Import("imagekit_runtime.step", 3, "imagekit_runtime.states.StepState"),
               Import("imagekit_runtime.run.conductor", 4, "imagekit_runtime.data.commits.Commits")]
     assert layer_violations(upward) == [str(found) for found in upward[:3]]
 
@@ -212,10 +229,16 @@ def import_cycles(imports: list[Import]) -> list[list[str]]:
 
 
 def test_no_import_cycle_in_any_package_not_even_through_a_lazy_import() -> None:
-    imports = [*all_imports(RUNTIME), *all_imports(DEPLOY), *all_imports(REPO / "imagekit")]
+    imports = [*all_imports(RUNTIME), *all_imports(DEPLOY), *all_imports(REPO / "imagekit"), *all_imports(CORE)]
     assert import_cycles(imports) == []
     looped = [Import("a.x", 1, "a.y.f"), Import("a.y", 1, "a.z"), Import("a.z", 9, "a.x.g")]  # 9: inside a function
     assert import_cycles(looped) == [["a.x", "a.y", "a.z", "a.x"]]
+
+
+def test_core_imports_none_of_the_others() -> None:
+    imports = all_imports(CORE)
+    assert len({found.module for found in imports}) >= 10  # the scan did see the package
+    assert core_violations(imports) == []
 
 
 def test_deploy_imports_no_build_module() -> None:
@@ -250,27 +273,27 @@ def import_everything(package: str, path: list[Path], *skip: str) -> tuple[list[
 
 
 def test_importing_all_of_the_runtime_loads_nothing_of_the_toolkit() -> None:
-    modules, loaded = import_everything("imagekit_runtime", [REPO / "runtime"], S3_MODULE)
+    modules, loaded = import_everything("imagekit_runtime", [REPO / "runtime", REPO / "core"], S3_MODULE)
     assert "imagekit_runtime.run.conductor" in modules and "imagekit_runtime.supervise.supervisord" in modules
     assert S3_MODULE in modules and "imagekit_runtime.run.transfers" in modules  # all but the s3 client's user
     assert [name for name in loaded if any(under(name, never) for never in NEVER_IN_RUNTIME)] == []
     tops = {name.split(".")[0] for name in loaded}
-    foreign = tops - set(sys.stdlib_module_names) - RUNTIME_THIRD_PARTY - {"imagekit_runtime"}
+    foreign = tops - set(sys.stdlib_module_names) - RUNTIME_THIRD_PARTY - {"imagekit_runtime", "imagekit_core"}
     # Cython registers its own runtime modules when pyyaml's C extension loads.
     assert sorted(name for name in foreign if not name.startswith(("_cython_", "cython_runtime"))) == []
     assert {"imagekit_runtime", "yaml"} <= tops
 
 
 def test_importing_all_of_deploy_loads_no_build_module() -> None:
-    modules, loaded = import_everything("imagekit_deploy", [REPO / "deploy", REPO / "runtime", REPO])
+    modules, loaded = import_everything("imagekit_deploy", [REPO / "deploy", REPO / "runtime", REPO / "core", REPO])
     assert "imagekit_deploy.emulator.engine" in modules
     assert [name for name in loaded if any(under(name, never) for never in NEVER_IN_DEPLOY)] == []
 
 
-@pytest.mark.parametrize("package", ["imagekit_runtime", "imagekit_deploy"])
+@pytest.mark.parametrize("package", ["imagekit_runtime", "imagekit_deploy", "imagekit_core"])
 def test_the_dynamic_check_imports_this_checkout(package: str) -> None:
     code = f"import {package}; print({package}.__file__)"
-    path = os.pathsep.join(str(p) for p in (REPO / "runtime", REPO / "deploy", REPO))
+    path = os.pathsep.join(str(p) for p in (REPO / "runtime", REPO / "deploy", REPO / "core", REPO))
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                                env={**os.environ, "PYTHONPATH": path})
     assert Path(completed.stdout.strip()).is_relative_to(REPO), completed.stdout + completed.stderr

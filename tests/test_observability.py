@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Locations, start_imagekit, write_pipeline, write_step
+from imagekit_core import contract
 from imagekit_deploy.monitoring import LIVENESS_FAILURES, PROBE_PERIOD_SECONDS, PROBE_TIMEOUT_SECONDS
-from imagekit_runtime import contract
 from prometheus_support import free_port, http_get, prometheus_scraping
 
 pytest.importorskip("prometheus_client")
@@ -45,7 +45,7 @@ def runtime_argv(pipeline: Path, locations: Locations, *args: str) -> list[str]:
 
 
 def runtime_env(**extra: str) -> dict[str, str]:
-    path = os.pathsep.join([str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([str(REPO / "runtime"), str(REPO / "core"), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 

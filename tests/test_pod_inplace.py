@@ -21,7 +21,7 @@ import yaml
 from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, SMALL_CORPUS, PipelineRun, assert_right_wordfreq, build_json, copy_pipeline
 from fixtures_pods import Pods
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.observe.journal import parse_text
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

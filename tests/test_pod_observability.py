@@ -11,8 +11,8 @@ import pytest
 
 from conftest import imagekit
 from fixtures_pods import GATE_PIPELINE
+from imagekit_core import contract
 from imagekit_deploy.emulator.state import LABEL_SET, StateDir
-from imagekit_runtime import contract
 from prometheus_support import http_get, prometheus_scraping
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

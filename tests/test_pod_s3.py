@@ -18,7 +18,7 @@ import pytest
 from conftest import imagekit
 from fixtures_s3 import FAKE_CREDENTIALS
 from fixtures_s3pods import S3_SUM_PIPELINE, S3Network
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]  # about 30 s: two pods, one failed and resumed
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import imagekit, write_pipeline, write_step
-from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
+from imagekit_core.spec import load_pipeline
 from imagekit_runtime.run.preflight import check_shm, check_writable, held_bytes
-from imagekit_runtime.spec import load_pipeline
 
 
 def touching_pipeline(root: Path, **settings: object) -> Path:

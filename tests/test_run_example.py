@@ -53,7 +53,7 @@ def test_wordfreq_matches_an_independent_count(tmp_path, locations):
 
 
 def test_conflicting_requirements_get_separate_environments(tmp_path, locations):
-    from imagekit_runtime.spec import load_pipeline
+    from imagekit_core.spec import load_pipeline
     from imagekit_runtime.supervise.environments import LocalVenvs, default_cache_dir
 
     spec = load_pipeline(WORDFREQ)

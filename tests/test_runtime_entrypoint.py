@@ -9,7 +9,7 @@ import sys
 import time
 
 from conftest import write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 
 def shard_pipeline(tmp_path):

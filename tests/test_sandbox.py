@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import imagekit, started_steps, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.checkpoint.filehash import walk_files as _walk_files
 from imagekit_runtime.data.results import copy_item
 from imagekit_runtime.data.sandbox import UnsafeOutput, check_output, find_escape

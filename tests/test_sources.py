@@ -24,8 +24,8 @@ import yaml
 
 from conftest import Locations, journal_entries, serving, started_steps, write_step
 from fixtures_s3 import MotoS3, moto_s3, start_moto_s3  # noqa: F401 (the fixture)
-from imagekit_runtime import contract
-from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
+from imagekit_core import contract
+from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
 
 SUM_STEP = ('[ -e "$HOLD" ] && while [ -e "$HOLD" ]; do sleep 0.02; done\n'
             'awk \'{ s += $1 } END { print s }\' "$IMAGEKIT_IN_NUMBERS" > "$IMAGEKIT_OUT_TOTAL"\n')

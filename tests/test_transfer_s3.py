@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_s3 import MotoS3, moto_s3  # noqa: F401 (the fixture)
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.transfer import s3
 from imagekit_runtime.transfer.manifest import Manifest, TransferFailed
 

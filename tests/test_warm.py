@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import imagekit, journal_entries, last_run, start_imagekit, write_pipeline, write_step
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 # A warm Python consumer: it notes that its set-up is done, then reads its input through the helper
 # (which waits at the gate), and records exactly what it saw.

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.observe import journal as run_journal
 from paradigms import pipelines
 from paradigms.engine import BenchError, log
@@ -37,7 +37,7 @@ def _run_runtime(pipeline: Path, run: Path) -> subprocess.Popen[str]:
                "--ssd", str(run / "ssd"), "--pv", str(run / "pv"), "--results", str(run / "results"),
                "--no-checkpoints", "--output", "json"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "core")])})
 
 
 def chain_on_host(resources, count: int, warm: bool = False) -> dict:
@@ -107,7 +107,7 @@ def stamped_phases(resources, steps: int) -> dict:
     subprocess.run([sys.executable, "-m", "imagekit_runtime", "run", str(root), "--shm-dir", str(run / "shm"),
                     "--ssd", str(run / "ssd"), "--pv", str(run / "pv"), "--results", str(run / "results"),
                     "--no-checkpoints"], check=True, capture_output=True, timeout=300,
-                   env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "core")])})
     base = run / "shm" / f"bench-launch{steps}" / contract.shard_dir_name(0) / contract.RUN_DIR_NAME
     journal = read_journal(base / contract.JOURNAL_FILE)
     names = pipelines.launch_step_names(steps)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -55,8 +55,9 @@ def build_pipeline_image(pipeline: Path, tag: str) -> str:
     log(f"bench: imagekit build {pipeline.name} failed ({completed.returncode}); building it with a plain "
         f"Containerfile instead:\n{completed.stderr.strip()[-600:]}")
     with tempfile.TemporaryDirectory(prefix="imagekit-bench-ctx-") as context:
-        shutil.copytree(REPO / "runtime" / "imagekit_runtime", Path(context) / "runtime" / "imagekit_runtime",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        for package in (REPO / "runtime" / "imagekit_runtime", REPO / "core" / "imagekit_core"):
+            shutil.copytree(package, Path(context) / "runtime" / package.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(pipeline, Path(context) / "pipeline")
         (Path(context) / "Containerfile").write_text(f"""\
 FROM {BASE_IMAGE}

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.supervise.client import Supervisor
 from imagekit_runtime.supervise.config import ProgramSpec, render
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from imagekit_runtime import contract
-from imagekit_runtime.flagtable import Flag
-from imagekit_runtime.spec.quantity import format_bytes
+from imagekit_core import contract
+from imagekit_core.flagtable import Flag
+from imagekit_core.spec.quantity import format_bytes
 
 GiB = 1024**3
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagekit_runtime.errors import UsageError
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import PipelineSpec
+from imagekit_core.spec.quantity import format_bytes, human_size
 from imagekit_runtime.observe.journal import newest_run, read_journal
-from imagekit_runtime.spec import PipelineSpec
-from imagekit_runtime.spec.quantity import format_bytes, human_size
 
 MIB = 1024 * 1024
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from imagekit_runtime import contract
-from imagekit_runtime.spec import PipelineSpec
+from imagekit_core import contract
+from imagekit_core.spec import PipelineSpec
 
 PODMONITOR_API_VERSION = "monitoring.coreos.com/v1"
 PODMONITOR_KIND = "PodMonitor"

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagekit.labels import POD_PIPELINE_LABEL
-from imagekit_runtime import contract
-from imagekit_runtime.spec import PipelineSpec
-from imagekit_runtime.spec.quantity import format_bytes, format_cpus
+from imagekit_core import contract
+from imagekit_core.labels import POD_PIPELINE_LABEL
+from imagekit_core.spec import PipelineSpec
+from imagekit_core.spec.quantity import format_bytes, format_cpus
 
 from .monitoring import SCRAPE_ANNOTATIONS, metrics_args, metrics_port, probes
 from .settings import RUN_AS_USER, SHM_MOUNT, TMP_MOUNT, DeploySettings, SsdMode

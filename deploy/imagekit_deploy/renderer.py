@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import PipelineSpec
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import PipelineSpec
 
 from .monitoring import pod_monitor
 from .pod import PodPlan, build_pod, metadata, selector_labels

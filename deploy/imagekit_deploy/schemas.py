@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit_core import contract
+from imagekit_core.errors import EnvironmentMissing, UsageError
 
 DEFAULT_KUBERNETES_VERSION = "1.28"  # first release whose StatefulSet controller sets apps.kubernetes.io/pod-index
 KRUISE_CRD_OPTION = "--kruise-crd"

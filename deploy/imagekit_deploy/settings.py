@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import PurePosixPath
 
-from imagekit.references import parse_reference
-from imagekit_runtime import contract
-from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.redact import looks_like_credential
-from imagekit_runtime.spec import PipelineSpec
-from imagekit_runtime.spec.quantity import format_bytes, parse_bytes, parse_cpus
+from imagekit_core import contract
+from imagekit_core.errors import SpecError, UsageError
+from imagekit_core.redact import looks_like_credential
+from imagekit_core.references import parse_reference
+from imagekit_core.spec import PipelineSpec
+from imagekit_core.spec.quantity import format_bytes, parse_bytes, parse_cpus
 
 from .flags import (
     DEFAULT_FLAVOR,

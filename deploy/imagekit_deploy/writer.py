@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec.yaml_reader import parse_yaml_documents, read_yaml_text
+from imagekit_core.errors import UsageError
+from imagekit_core.spec.yaml_reader import parse_yaml_documents, read_yaml_text
 
 from .renderer import KRUISE_API_VERSION, WORKLOAD_KIND, Manifest, Rendering
 

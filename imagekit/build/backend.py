@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
 
 from .assembly import AssembledImage, BaseImage
 from .events import BuildEvents

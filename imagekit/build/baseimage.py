@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagekit_runtime.cachedir import cache_root
+from imagekit_core.cachedir import cache_root
 
 from .assembly import BaseImage
 from .backend import Backend

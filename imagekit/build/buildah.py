@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from imagekit.engine import BUILDAH_HINT
-from imagekit.references import is_registry_host
-from imagekit_runtime import proc
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, UsageError
+from imagekit_core import proc
+from imagekit_core.engine import BUILDAH_HINT
+from imagekit_core.errors import CommandFailed, EnvironmentMissing, UsageError
+from imagekit_core.references import is_registry_host
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
 from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed
-from imagekit_runtime.spec import PipelineSpec, StepSpec
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed
+from imagekit_core.spec import PipelineSpec, StepSpec
 
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo

@@ -12,8 +12,8 @@ import shutil
 import threading
 from pathlib import Path
 
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.spec import PipelineSpec
+from imagekit_core.cachedir import cache_root
+from imagekit_core.spec import PipelineSpec
 
 from .events import NO_EVENTS, BuildEvents, Stage
 from .plan import PlannedLayer, step_image_path

@@ -19,10 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagekit_runtime import proc
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
-from imagekit_runtime.spec.stepfiles import file_digest
+from imagekit_core import proc
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed, EnvironmentMissing
+from imagekit_core.spec.stepfiles import file_digest
 
 from .assembly import BaseImage, NewLayer, assemble
 from .backend import Backend

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed, SpecError
-from imagekit_runtime.spec import StepSpec
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed, SpecError
+from imagekit_core.spec import StepSpec
 
 from .lock import Lock, current_lock, lock_path, normalise_name, resolve
 from .sbom import cached_sbom, cyclonedx_json, installed_packages

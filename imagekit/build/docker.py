@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from imagekit import engine
-from imagekit.references import parse_reference
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing
+from imagekit_core import engine
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed, EnvironmentMissing
+from imagekit_core.references import parse_reference
 
 from .assembly import AssembledImage, BaseImage, docker_archive
 from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed

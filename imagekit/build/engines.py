@@ -1,7 +1,7 @@
 """Which engine builds: the one place that knows the implementations of backend.py's interfaces."""
 from __future__ import annotations
 
-from imagekit_runtime.errors import UsageError
+from imagekit_core.errors import UsageError
 
 from .backend import Backend
 from .buildah import BuildahBackend

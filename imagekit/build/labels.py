@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from imagekit.labels import BASE_LAYERS_LABEL, LAYERS_LABEL, PIPELINE_LABEL, SHARED_LABEL, STEPS_LABEL, step_layers_label
-from imagekit_runtime import proc
-from imagekit_runtime.errors import ImagekitError
-from imagekit_runtime.spec import PipelineSpec
+from imagekit_core import proc
+from imagekit_core.errors import ImagekitError
+from imagekit_core.labels import (
+    BASE_LAYERS_LABEL,
+    LAYERS_LABEL,
+    PIPELINE_LABEL,
+    SHARED_LABEL,
+    STEPS_LABEL,
+    step_layers_label,
+)
+from imagekit_core.spec import PipelineSpec
 
 
 @dataclass(frozen=True)

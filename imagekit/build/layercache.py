@@ -13,7 +13,7 @@ import json
 import logging
 import os
 
-from imagekit_runtime.cachedir import cache_root
+from imagekit_core.cachedir import cache_root
 
 from .assembly import chain_ids
 from .backend import Backend, ImageInfo

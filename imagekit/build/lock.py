@@ -25,11 +25,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagekit_runtime import proc
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed, SpecError
-from imagekit_runtime.spec import StepSpec
-from imagekit_runtime.spec.requirements import requirement_files
+from imagekit_core import proc
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed, SpecError
+from imagekit_core.spec import StepSpec
+from imagekit_core.spec.requirements import requirement_files
 
 from .wheels import PythonTarget, pip_command, resolution_error
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.spec import PipelineSpec, StepSpec
+from imagekit_core import contract
+from imagekit_core.errors import SpecError, UsageError
+from imagekit_core.spec import PipelineSpec, StepSpec
 
 from .tarball import Mapping, tree_size
 from .wheeltree import WheelTree

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from imagekit_runtime.cachedir import cache_root
+from imagekit_core.cachedir import cache_root
 
 from .backend import Backend
 

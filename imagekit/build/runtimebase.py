@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import imagekit_core
 import imagekit_runtime
-from imagekit_runtime import contract
-from imagekit_runtime.spec.stepfiles import Kind
+from imagekit_core import contract
+from imagekit_core.spec.stepfiles import Kind
 
 from .assembly import BaseImage, NewLayer
 from .plan import SBOM_ROOT
@@ -161,11 +162,12 @@ def runtime_config(base: BaseImage) -> BaseImage:
 
 
 def runtime_sbom(wheels: list[Path]) -> Path:
-    """The runtime base's SBOM: imagekit_runtime, and the wheels imagekit unpacked into the base."""
+    """The runtime base's SBOM: imagekit_runtime and imagekit_core, and the wheels imagekit unpacked into the
+    base."""
     def make() -> str:
         return cyclonedx_json("imagekit-runtime", imagekit_runtime.__version__, wheel_packages(wheels),
-                              f"imagekit's runtime base: {RUNTIME_ROOT}/imagekit_runtime and the packages "
-                              "imagekit added to the base image")
+                              f"imagekit's runtime base: {RUNTIME_ROOT}/imagekit_runtime, "
+                              f"{RUNTIME_ROOT}/imagekit_core and the packages imagekit added to the base image")
 
     # Wheels sit in the cache under their content's key, so their paths name them.
     source = "\0".join([imagekit_runtime.__version__, *(str(wheel) for wheel in wheels)])
@@ -176,16 +178,22 @@ def runtime_package() -> Path:
     return Path(imagekit_runtime.__file__).resolve().parent
 
 
+def core_package() -> Path:
+    return Path(imagekit_core.__file__).resolve().parent
+
+
 def assemble_runtime_base(base: BaseImage, facts: BaseFacts, wheels: list[Path], directory: Path,
                           sbom: Path) -> RuntimeBase:
     """The runtime base's two layers, written to directory, on base. sbom: a directory whose files
     go to /opt/imagekit/sbom/ in the runtime layer."""
     setup = write_layer((), directory / "runtime-setup.tar", setup_entries(facts, wheels))
-    mappings = [Mapping(runtime_package(), RUNTIME_ROOT / "imagekit_runtime"), Mapping(sbom, SBOM_ROOT)]
+    mappings = [Mapping(runtime_package(), RUNTIME_ROOT / "imagekit_runtime"),
+                Mapping(core_package(), RUNTIME_ROOT / "imagekit_core"), Mapping(sbom, SBOM_ROOT)]
     parents = _parents([mapping.target / "-" for mapping in mappings], facts)
     runtime = write_layer(mappings, directory / "runtime.tar", parents)
     layers = (
         NewLayer("runtime-setup", "imagekit: runtime base: supervisor and pyyaml if missing, user 10001", setup),
-        NewLayer("runtime", f"imagekit: runtime base: imagekit_runtime at {RUNTIME_ROOT}", runtime),
+        NewLayer("runtime", f"imagekit: runtime base: imagekit_runtime and imagekit_core at {RUNTIME_ROOT}",
+                 runtime),
     )
     return RuntimeBase(base=runtime_config(base), layers=layers, sbom=sbom)

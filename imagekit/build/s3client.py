@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imagekit_runtime import contract, proc
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, ImagekitError
+from imagekit_core import contract, proc
+from imagekit_core.errors import CommandFailed, EnvironmentMissing, ImagekitError
 
 from .deps import DepsTree, deps_work, install_locked
 from .lock import Lock, format_lock, input_digest, wheel_pin

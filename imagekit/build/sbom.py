@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-from imagekit_runtime.cachedir import cache_root
+from imagekit_core.cachedir import cache_root
 
 from .lock import Pin, normalise_name
 from .tarball import FIXED_MTIME

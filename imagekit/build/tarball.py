@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO
 
-from imagekit_runtime.spec.stepfiles import Kind, PackageEntry, walk
+from imagekit_core.spec.stepfiles import Kind, PackageEntry, walk
 
 from .unpack import PlacedFile
 from .wheeltree import TreeEntry, WheelTree

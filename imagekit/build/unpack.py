@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imagekit_runtime.errors import ImagekitError
+from imagekit_core.errors import ImagekitError
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 LAUNCHER = """\

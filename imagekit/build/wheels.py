@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime import proc
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import CommandFailed, EnvironmentMissing, SpecError
-from imagekit_runtime.spec import StepSpec
+from imagekit_core import proc
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed, EnvironmentMissing, SpecError
+from imagekit_core.spec import StepSpec
 
 log = logging.getLogger("imagekit.build")
 

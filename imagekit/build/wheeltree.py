@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from imagekit_runtime.spec.stepfiles import Kind, ignored_dir, ignored_file
+from imagekit_core.spec.stepfiles import Kind, ignored_dir, ignored_file
 
 from .unpack import PlacedFile, placed_files
 

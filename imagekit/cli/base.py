@@ -7,8 +7,8 @@ import typer
 
 from imagekit.build.debianbase import DEFAULT_BASE, DEFAULT_MIRROR, DEFAULT_PACKAGES, DEFAULT_SUITE, BaseRecipe, make_base
 from imagekit.build.engines import BACKENDS, get_backend
-from imagekit.references import parse_reference
-from imagekit_runtime import contract
+from imagekit_core import contract
+from imagekit_core.references import parse_reference
 
 from .common import emit_text, stderr
 

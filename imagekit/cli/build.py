@@ -17,11 +17,11 @@ from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
 from imagekit.publish.publisher import Published
-from imagekit.references import parse_reference
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import PipelineSpec, load_pipeline
-from imagekit_runtime.spec.quantity import human_size
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.references import parse_reference
+from imagekit_core.spec import PipelineSpec, load_pipeline
+from imagekit_core.spec.quantity import human_size
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .progress import progress_on

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from imagekit_runtime.redact import RedactingFilter, redact
+from imagekit_core.redact import RedactingFilter, redact
 
 from .failures import one_line
 

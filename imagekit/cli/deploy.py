@@ -6,7 +6,10 @@ from typing import Any
 
 import typer
 
-from imagekit.references import unpinned_warning
+from imagekit_core import contract
+from imagekit_core.references import unpinned_warning
+from imagekit_core.spec import PipelineSpec, load_pipeline
+from imagekit_core.spec.quantity import format_bytes, format_cpus
 from imagekit_deploy.flags import RENDER_FLAGS, RenderFlags
 from imagekit_deploy.measured import measured_shm, shm_warning
 from imagekit_deploy.renderer import Rendering, render
@@ -14,9 +17,6 @@ from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, KRUISE_CRD_ENV, 
 from imagekit_deploy.settings import HOSTPATH_RECREATES, DeploySettings, Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import ManifestsInvalid, ValidationReport, validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
-from imagekit_runtime import contract
-from imagekit_runtime.spec import PipelineSpec, load_pipeline
-from imagekit_runtime.spec.quantity import format_bytes, format_cpus
 
 from . import deploy_cluster
 from .common import ManifestFormat, OutputFormat, emit_json, print_error, stderr

@@ -16,7 +16,7 @@ try:  # typer vendors its own click from 0.2x on; the errors it raises are that 
 except ImportError:  # pragma: no cover - an older typer on the real click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError, write_crash_report
+from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError, write_crash_report
 
 __all__ = ["click_errors", "explain", "one_line", "write_crash_report"]  # click_errors: the one place that picks the click
 

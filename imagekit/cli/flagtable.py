@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import typer
 
-from imagekit_runtime.flagtable import Flag
+from imagekit_core.flagtable import Flag
 
 PIPELINE_HELP = "pipeline.yaml, or a directory holding one"
 _ANNOTATIONS: dict[str, Any] = {"text": str | None, "int": int | None, "float": float | None, "switch": bool,

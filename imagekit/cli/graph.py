@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from imagekit_runtime.spec import PipelineSpec, load_pipeline
+from imagekit_core.spec import PipelineSpec, load_pipeline
 
 
 class GraphFormat(StrEnum):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import typer
 
-from imagekit_runtime.contract import IN_PREFIX, OUT_PREFIX, SHARD_INDEX, env_name
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import DEFAULT_BASE, NAME_RE, load_pipeline
+from imagekit_core.contract import IN_PREFIX, OUT_PREFIX, SHARD_INDEX, env_name
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import DEFAULT_BASE, NAME_RE, load_pipeline
 
 DEFAULT_STEPS = ("generate", "summarize")
 

@@ -6,9 +6,9 @@ import os
 import typer
 
 from imagekit.inspection import SOURCES, describe
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec.quantity import human_size
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.spec.quantity import human_size
 
 from .common import OutputFormat, emit_json, emit_text
 

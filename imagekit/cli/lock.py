@@ -11,7 +11,7 @@ from imagekit.build.builder import probe_target
 from imagekit.build.deps import step_lock
 from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.lock import current_lock
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core.spec import load_pipeline
 
 from .common import OutputFormat, emit_json, emit_text
 

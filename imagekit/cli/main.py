@@ -11,8 +11,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from imagekit_runtime.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
-from imagekit_runtime.redact import redact
+from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_INTERNAL
+from imagekit_core.redact import redact
 
 try:  # the click typer vendors (see failures.py)
     from typer._click import Command as ClickCommand

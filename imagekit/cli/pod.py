@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-from imagekit.references import unpinned_warning
+from imagekit_core.contract import FAILURE_LEVELS_HELP, FailureLevel
+from imagekit_core.errors import PipelineFailed
+from imagekit_core.references import unpinned_warning
 from imagekit_deploy.emulator.apply import READY_TIMEOUT, PodOptions, UpReport, apply, rendered_images
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
@@ -16,8 +18,6 @@ from imagekit_deploy.emulator.pods import PodSet, down
 from imagekit_deploy.emulator.secrets import parse_secret_flags
 from imagekit_deploy.emulator.state import find_state_dir
 from imagekit_deploy.emulator.status import Phase, collect, format_status, to_json
-from imagekit_runtime.contract import FAILURE_LEVELS_HELP, FailureLevel
-from imagekit_runtime.errors import PipelineFailed
 from imagekit_runtime.run.settings import parse_params
 
 from .common import OutputFormat, emit_json, emit_text, stderr

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from imagekit.build.backend import Backend
 from imagekit.build.events import BuildEvents, Stage
-from imagekit_runtime.spec.quantity import human_size
+from imagekit_core.spec.quantity import human_size
 
 SHORT_ID = 12  # hex digits of a layer's diff ID that Docker's push events name it by
 

@@ -11,9 +11,9 @@ from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.labels import ImageLabels
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
-from imagekit.references import parse_reference
-from imagekit_runtime import contract
-from imagekit_runtime.spec.quantity import human_size
+from imagekit_core import contract
+from imagekit_core.references import parse_reference
+from imagekit_core.spec.quantity import human_size
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .progress import progress_on

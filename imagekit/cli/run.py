@@ -6,14 +6,14 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from imagekit_runtime.errors import UsageError
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import load_pipeline
 from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.observe.monitoring import Monitor
 from imagekit_runtime.run.flags import RUN, STATUS, RunFlags, flags_of
 from imagekit_runtime.run.settings import check_params, parse_params
 from imagekit_runtime.run.status import collect_status, format_status
 from imagekit_runtime.run.summary import format_summary
-from imagekit_runtime.spec import load_pipeline
 from imagekit_runtime.states import StepState
 
 from .common import OutputFormat, emit_json, emit_text, stderr

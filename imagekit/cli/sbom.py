@@ -24,8 +24,8 @@ from imagekit.build.s3client import S3_CLIENT
 from imagekit.build.sbom import RUNTIME_SBOM, sbom_file
 from imagekit.inspection import SOURCES
 from imagekit.publish.registry import RegistryClient
-from imagekit.references import parse_reference
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit_core.errors import EnvironmentMissing, UsageError
+from imagekit_core.references import parse_reference
 
 # SBOMs of no step, each in the layer of its own name: the runtime base's, the S3 client's (s3 pipelines only).
 OWN_LAYER_SBOMS = (RUNTIME_SBOM, S3_CLIENT)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import typer
 
-from imagekit_runtime.errors import SpecError
-from imagekit_runtime.spec import load_pipeline
-from imagekit_runtime.spec.problems import all_problems
-from imagekit_runtime.spec.quantity import human_size
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import load_pipeline
+from imagekit_core.spec.problems import all_problems
+from imagekit_core.spec.quantity import human_size
 
 from .common import OutputFormat, emit_json, emit_text, print_error
 

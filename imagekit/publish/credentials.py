@@ -11,8 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from imagekit_runtime import proc
-from imagekit_runtime.errors import ImagekitError
+from imagekit_core import proc
+from imagekit_core.errors import ImagekitError
 
 
 def docker_config_file() -> Path:

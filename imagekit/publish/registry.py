@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from imagekit.build.backend import Backend
-from imagekit.references import parse_reference
-from imagekit_runtime import contract
-from imagekit_runtime.cachedir import cache_root
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit_core import contract
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import EnvironmentMissing, UsageError
+from imagekit_core.references import parse_reference
 
 from .credentials import authfile, credentials_for
 from .publisher import Published, PublishedLayer

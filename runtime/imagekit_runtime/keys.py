@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from .spec import PipelineSpec
+from imagekit_core.spec import PipelineSpec
 
 
 def step_keys(spec: PipelineSpec, shard_index: int, shard_count: int, params: Mapping[str, str],

@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract
-from .locations import PACKAGE_DIR
+from imagekit_core import contract
+
+from .locations import CORE_DIR, PACKAGE_DIR
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,17 @@ class RunLayout:
 
     @property
     def helper_path(self) -> Path:
-        """What steps get on PYTHONPATH: a directory holding only the `imagekit_runtime` package (a link
-        to this runtime), so a step sees its own environment and never the site-packages imagekit runs from."""
+        """What steps get on PYTHONPATH: a directory holding only the `imagekit_runtime` and `imagekit_core`
+        packages (links to this runtime and its vocabulary), so a step sees its own environment and never the
+        site-packages imagekit runs from."""
         return self.run_dir / contract.HELPER_DIR
 
     def create(self) -> None:
         for directory in (self.committed_root, self.staging_root, self.logs_dir, self.results_dir, self.helper_path):
             directory.mkdir(parents=True, exist_ok=True)
-        link = self.helper_path / PACKAGE_DIR.name
-        if not link.is_symlink() or os.readlink(link) != str(PACKAGE_DIR):
-            link.unlink(missing_ok=True)
-            link.symlink_to(PACKAGE_DIR, target_is_directory=True)
+        for package in (PACKAGE_DIR, CORE_DIR):
+            link = self.helper_path / package.name
+            if not link.is_symlink() or os.readlink(link) != str(package):
+                link.unlink(missing_ok=True)
+                link.symlink_to(package, target_is_directory=True)
 

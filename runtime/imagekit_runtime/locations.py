@@ -17,9 +17,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract
+import imagekit_core
+from imagekit_core import contract
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+CORE_DIR = Path(imagekit_core.__file__).resolve().parent  # the vocabulary it ships with (step.py uses it)
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,19 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contract
+from imagekit_core import contract
+from imagekit_core.errors import EXIT_INTERNAL, ImagekitError, write_crash_report
+from imagekit_core.redact import redact
+from imagekit_core.spec import PipelineSpec, load_pipeline
+
 from .checkpoint.store import CheckpointStore
 from .data.copier import Copier
 from .data.datastore import DataStore
-from .errors import EXIT_INTERNAL, ImagekitError, write_crash_report
 from .observe import logformat
 from .observe.journal import Journal, new_run_id
 from .observe.log_watch import StepEcho
 from .observe.logs import StepLogs
 from .observe.monitoring import Monitor
-from .redact import redact
 from .run import shard_lock
 from .run.conductor import Conductor
 from .run.flags import RUN, STATUS, RunFlags, add_to_parser
@@ -40,7 +42,6 @@ from .run.settings import parse_params, resolve_environments, resolve_layout, re
 from .run.shard_run import run_shard
 from .run.status import collect_status, format_status
 from .run.summary import RunSummary, format_summary
-from .spec import PipelineSpec, load_pipeline
 from .states import StepState
 from .supervise.client import Supervisor
 from .supervise.environments import EnvironmentProvider

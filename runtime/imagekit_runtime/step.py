@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from . import contract  # stdlib only, like this module: steps run it without pyyaml
+from imagekit_core import contract  # stdlib only, like this module: steps run it without pyyaml
 
 # done(): how long the process waits between declaring its outputs complete and exiting. The kernel's teardown
 # of a process holds a CPU and is not preempted (1 ms for an interpreter, 50 ms for one that mapped 1 GiB); done

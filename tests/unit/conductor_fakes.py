@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from imagekit_core.spec import PipelineSpec, StepSpec, load_pipeline
 from imagekit_runtime.checkpoint.store import CheckpointStore
 from imagekit_runtime.data.copier import Copier
 from imagekit_runtime.data.datastore import DataStore
@@ -25,7 +26,6 @@ from imagekit_runtime.run.conductor import Conductor
 from imagekit_runtime.run.options import Collaborators, RunOptions
 from imagekit_runtime.run.shard_run import run_shard
 from imagekit_runtime.run.summary import RunSummary
-from imagekit_runtime.spec import PipelineSpec, StepSpec, load_pipeline
 from imagekit_runtime.supervise.client import ProcessInfo
 from imagekit_runtime.supervise.config import ProgramSpec
 from imagekit_runtime.supervise.environments import StepPaths

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import write_pipeline, write_step
-from imagekit_runtime.spec import PipelineSpec, load_pipeline
+from imagekit_core.spec import PipelineSpec, load_pipeline
 
 #   gen ─┬─ square ─┬─ total ── final
 #        └─ evens  ─┘

@@ -11,7 +11,7 @@ from imagekit.build.assembly import BaseImage
 from imagekit.build.backend import Backend, ImageInfo, PushReport
 from imagekit.build.baseimage import BaseMoved, look_up_base, stored_base
 from imagekit.build.events import NO_EVENTS
-from imagekit_runtime import contract
+from imagekit_core import contract
 
 OLD, NEW = "sha256:" + "0a" * 32, "sha256:" + "0b" * 32
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from imagekit_core.spec import PipelineSpec
 from imagekit_runtime.checkpoint.store import MANIFEST, CheckpointStore, CorruptCheckpoint
 from imagekit_runtime.keys import data_key, pipeline_key, step_keys
 from imagekit_runtime.layout import RunLayout
-from imagekit_runtime.spec import PipelineSpec
 
 from .graphs import DIAMOND, load_graph
 

@@ -17,9 +17,9 @@ from imagekit.cli.build import image_tags, metadata, parse_labels, reference_lin
 from imagekit.cli.main import main
 from imagekit.cli.progress import ConsoleProgress
 from imagekit.publish.publisher import Published
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

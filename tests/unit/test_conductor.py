@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime.contract import RunStatus
-from imagekit_runtime.errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
+from imagekit_core.contract import RunStatus
+from imagekit_core.errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from imagekit_runtime.states import TRANSITIONS, StepState
 
 from .conductor_fakes import Behaviour, FakeHost, Harness, Outcome, StepCall, write_pipeline, writes

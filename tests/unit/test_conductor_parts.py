@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from imagekit_runtime.contract import RunStatus
-from imagekit_runtime.errors import SpecError
+from imagekit_core.contract import RunStatus
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import StepSpec
 from imagekit_runtime.layout import RunLayout
 from imagekit_runtime.run import diagnosis
 from imagekit_runtime.run.summary import RunSummary, StepRun, format_summary
-from imagekit_runtime.spec import StepSpec
 from imagekit_runtime.states import StepState
 from imagekit_runtime.supervise.client import ProcessInfo
 from imagekit_runtime.supervise.environments import StepPaths

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from imagekit_runtime.contract import RESULT_RECORDS_DIR, RunStatus
-from imagekit_runtime.errors import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK
+from imagekit_core.contract import RESULT_RECORDS_DIR, RunStatus
+from imagekit_core.errors import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK
 
 from .conductor_fakes import Harness, Outcome, StepCall, write_pipeline, writes
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime import contract, step
+from imagekit_core import contract
+from imagekit_runtime import step
 from imagekit_runtime.layout import RunLayout
 from imagekit_runtime.observe.journal import (
     Journal,

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from imagekit_core import contract
+from imagekit_core.spec import load_pipeline
 from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.monitoring import PODMONITOR_API_VERSION, startup_failure_threshold
 from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.settings import Flavor, resolve_settings
 from imagekit_deploy.validate import validate_rendering
-from imagekit_runtime import contract
-from imagekit_runtime.spec import load_pipeline
 
 WORDFREQ = Path(__file__).resolve().parents[2] / "pipelines" / "wordfreq"
 IMAGE = "registry.example.com/imagekit/wordfreq:1.0"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import load_pipeline
 from imagekit_deploy.emulator.apply import PodOptions, _check_options
 from imagekit_deploy.emulator.blueprint import set_blueprint
 from imagekit_deploy.emulator.pods import PodSet
@@ -16,8 +18,6 @@ from imagekit_deploy.emulator.state import SetState, StateDir
 from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import render
 from imagekit_deploy.settings import resolve_settings
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = REPO / "tests" / "data" / "pipelines" / "deploy-single"

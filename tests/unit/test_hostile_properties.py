@@ -10,11 +10,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagekit_runtime.errors import SpecError
-from imagekit_runtime.spec import load_pipeline
-from imagekit_runtime.spec.sources import MAX_FORMAT_WIDTH, render_url, template_problem
-from imagekit_runtime.spec.types import DATA_NAME_RE, NAME_RE
-from imagekit_runtime.spec.yaml_reader import parse_yaml
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import load_pipeline
+from imagekit_core.spec.sources import MAX_FORMAT_WIDTH, render_url, template_problem
+from imagekit_core.spec.types import DATA_NAME_RE, NAME_RE
+from imagekit_core.spec.yaml_reader import parse_yaml
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from imagekit.build.labels import SourceInfo, oci_labels
-from imagekit_runtime.errors import SpecError
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import load_pipeline
 
 
 def pipeline(tmp_path: Path, extra: str) -> Path:

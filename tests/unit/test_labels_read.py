@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from imagekit.build.labels import ImageLabels, LaidOutLayer, layer_labels, shown_labels
-from imagekit.labels import LAYERS_LABEL, PIPELINE_LABEL, STEPS_LABEL
+from imagekit_core.labels import LAYERS_LABEL, PIPELINE_LABEL, STEPS_LABEL
 
 
 def test_what_is_written_is_read_back() -> None:

@@ -13,9 +13,9 @@ import pytest
 from imagekit.build.deps import install_step_requirements, step_lock
 from imagekit.build.lock import LOCK_NAME, current_lock, format_lock, input_digest, parse_pins
 from imagekit.build.wheels import PythonTarget
-from imagekit_runtime.errors import SpecError
-from imagekit_runtime.spec import load_step
-from imagekit_runtime.spec.requirements import requirement_files
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import load_step
+from imagekit_core.spec.requirements import requirement_files
 
 from .wheelfactory import make_wheel
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from imagekit_core.contract import Event
+from imagekit_core.errors import UsageError
 from imagekit_deploy.measured import measured_shm, shm_warning
-from imagekit_runtime.contract import Event
-from imagekit_runtime.errors import UsageError
 
 from .graphs import DIAMOND, load_graph
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime import contract
-from imagekit_runtime.contract import Event
-from imagekit_runtime.errors import EnvironmentMissing, UsageError
+from imagekit_core import contract
+from imagekit_core.contract import Event
+from imagekit_core.errors import EnvironmentMissing, UsageError
 from imagekit_runtime.observe.health import Health, Phase
 from imagekit_runtime.observe.live_run import LiveRun, RunShape
 from imagekit_runtime.observe.metrics import parse_address, serve

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from imagekit_core.spec import PipelineSpec
 from imagekit_runtime.run.planner import Plan, make_plan, targets_of
-from imagekit_runtime.spec import PipelineSpec
 
 from .graphs import DIAMOND, load_graph
 

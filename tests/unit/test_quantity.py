@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from imagekit_runtime.errors import SpecError, UsageError
-from imagekit_runtime.spec.quantity import (
+from imagekit_core.errors import SpecError, UsageError
+from imagekit_core.spec.quantity import (
     QuantityError,
     bytes_of,
     format_bytes,

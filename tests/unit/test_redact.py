@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagekit_runtime.redact import HIDDEN, RedactingFilter, looks_like_credential, redact
+from imagekit_core.redact import HIDDEN, RedactingFilter, looks_like_credential, redact
 
 
 @pytest.mark.parametrize(("text", "hidden"), [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagekit.references import Reference, is_registry_host, parse_reference
-from imagekit_runtime.errors import UsageError
+from imagekit_core.errors import UsageError
+from imagekit_core.references import Reference, is_registry_host, parse_reference
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from imagekit.build.assembly import BaseImage, assemble, oci_config
 from imagekit.build.runtimebase import RUNTIME_UID, BaseFacts, assemble_runtime_base, runtime_config, setup_entries
-from imagekit_runtime.spec.stepfiles import Kind
+from imagekit_core.spec.stepfiles import Kind
 
 from .wheelfactory import make_wheel
 

@@ -16,8 +16,8 @@ from imagekit.build.plan import plan_layers
 from imagekit.build.s3client import IMAGE_DIR, LOCK, REQUIREMENTS, S3_CLIENT, client_lock, install_client
 from imagekit.build.tarball import write_layer
 from imagekit.build.wheels import PythonTarget
-from imagekit_runtime import contract
-from imagekit_runtime.spec import load_pipeline
+from imagekit_core import contract
+from imagekit_core.spec import load_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime.contract import Event
+from imagekit_core.contract import Event
 from imagekit_runtime.data.seal import Tampered, check, remove, seal, seal_of
 from imagekit_runtime.observe.journal import Journal
 

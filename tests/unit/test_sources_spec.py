@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagekit_runtime.contract import StepKind
-from imagekit_runtime.errors import EXIT_BAD_INPUT, SpecError
+from imagekit_core.contract import StepKind
+from imagekit_core.errors import EXIT_BAD_INPUT, SpecError
+from imagekit_core.spec import load_pipeline
+from imagekit_core.spec.sources import SinkSpec, SourceSpec, placeholder_values, render_url
 from imagekit_runtime.keys import step_keys
-from imagekit_runtime.spec import load_pipeline
-from imagekit_runtime.spec.sources import SinkSpec, SourceSpec, placeholder_values, render_url
 
 COUNT = "name: count\ncommand: [sh, run.sh]\ninputs: [numbers]\noutputs: [total]\n"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from imagekit_runtime.contract import StepKind
-from imagekit_runtime.errors import EXIT_BAD_INPUT, SpecError
-from imagekit_runtime.spec import CheckpointSpec, Parallelism, load_pipeline, load_step
+from imagekit_core.contract import StepKind
+from imagekit_core.errors import EXIT_BAD_INPUT, SpecError
+from imagekit_core.spec import CheckpointSpec, Parallelism, load_pipeline, load_step
 
 from .graphs import DIAMOND, load_graph, write_graph
 

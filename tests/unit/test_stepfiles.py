@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from imagekit.build.tarball import Mapping, write_layer
-from imagekit_runtime.spec import StepSpec
-from imagekit_runtime.spec.stepfiles import ignored_dir, ignored_file, walk
+from imagekit_core.spec import StepSpec
+from imagekit_core.spec.stepfiles import ignored_dir, ignored_file, walk
 
 TARGET = PurePosixPath("/opt/imagekit/pipeline/steps/tokenize")
 KEPT = ["step.yaml", "main.py", "run.sh", "lib/util.py", "lib/data/table.csv", "empty", "link"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from supervisor.options import ServerOptions
 
-from imagekit_runtime.errors import SpecError
+from imagekit_core.errors import SpecError
 from imagekit_runtime.supervise.config import ProgramSpec, render
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import EXIT_ENVIRONMENT
+from imagekit_core import contract
+from imagekit_core.errors import EXIT_ENVIRONMENT
 from imagekit_runtime.transfer import files
 from imagekit_runtime.transfer.manifest import (
     Entry,
@@ -95,7 +95,7 @@ def test_a_file_directory_source_is_copied_whole(tmp_path: Path) -> None:
 
 
 def test_run_placeholder_is_the_job_name_else_the_first_run_of_the_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imagekit_runtime.contract import Event
+    from imagekit_core.contract import Event
     from imagekit_runtime.observe.journal import Journal
     from imagekit_runtime.run.transfers import run_name
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from imagekit.build.debianbase import DEFAULT_PACKAGES, BaseRecipe
-from imagekit.references import unpinned_warning
+from imagekit_core.errors import UsageError
+from imagekit_core.references import unpinned_warning
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.pods import PodSet
 from imagekit_deploy.emulator.state import StateDir
-from imagekit_runtime.errors import UsageError
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from imagekit_core.spec import load_pipeline
 from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.ordinals import pod_ordinals, reserved_ordinals
 from imagekit_deploy.renderer import Manifest, Rendering, render
@@ -27,7 +28,6 @@ from imagekit_deploy.validate import (
     statefulset_api_rules,
     storage_class_rules,
 )
-from imagekit_runtime.spec import load_pipeline
 
 WORDFREQ = Path(__file__).resolve().parents[2] / "pipelines" / "wordfreq"
 IMAGE = "registry.example.com/imagekit/wordfreq:1.0"
@@ -365,8 +365,8 @@ def test_pod_ordinals_skip_reserved_ones():
 
 
 def test_the_pod_emulator_reads_reserve_ordinals_with_the_same_parser():
+    from imagekit_core.errors import UsageError
     from imagekit_deploy.emulator.blueprint import set_blueprint
-    from imagekit_runtime.errors import UsageError
 
     bodies = bodies_of(KRUISE)
     spec(bodies).update(replicas=2, reserveOrdinals=["0-1"])
@@ -377,8 +377,8 @@ def test_the_pod_emulator_reads_reserve_ordinals_with_the_same_parser():
 
 
 def test_the_pod_emulator_reads_sizes_with_the_quantity_parser():
+    from imagekit_core.errors import UsageError
     from imagekit_deploy.emulator.blueprint import pod_blueprint
-    from imagekit_runtime.errors import UsageError
 
     bodies = bodies_of(KRUISE)
     put([*C0, "resources", "limits"], {"memory": "2304Mi", "cpu": "500m"})(bodies)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from imagekit_runtime import contract
-from imagekit_runtime.contract import StepKind
-from imagekit_runtime.errors import UsageError
+from imagekit_core import contract
+from imagekit_core.contract import StepKind
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import PipelineSpec, load_pipeline
+from imagekit_core.spec.quantity import format_cpus
 from imagekit_runtime.observe.log_watch import LogWatch
 from imagekit_runtime.run.dispatch import Dispatch
 from imagekit_runtime.run.slots import Slots, available_cpus, cgroup_cpus, resolve_slots
-from imagekit_runtime.spec import PipelineSpec, load_pipeline
-from imagekit_runtime.spec.quantity import format_cpus
 from imagekit_runtime.states import StepState
 from imagekit_runtime.supervise.exit_watch import ExitWatcher, zombie_exit_status
 from imagekit_runtime.supervise.gates import Gates, install_wait_program

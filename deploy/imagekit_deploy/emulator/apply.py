@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime.errors import UsageError
+from imagekit_core.errors import UsageError
 
 from ..rollout import (
     Action,

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from imagekit.labels import POD_PIPELINE_LABEL
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
-from imagekit_runtime.spec.quantity import parse_bytes, parse_cpus
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.labels import POD_PIPELINE_LABEL
+from imagekit_core.spec.quantity import parse_bytes, parse_cpus
 
 from ..ordinals import pod_ordinals, reserved_ordinals
 from ..pod import IN_PLACE_READINESS_GATE, POD_INDEX_LABEL

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imagekit import engine
-from imagekit.references import parse_reference
-from imagekit_runtime.errors import CommandFailed, UsageError
+from imagekit_core import engine
+from imagekit_core.errors import CommandFailed, UsageError
+from imagekit_core.references import parse_reference
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
 
 from .blueprint import PodBlueprint, VolumeKind
 from .pods import PodSet

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
 
 from .blueprint import PodBlueprint
 from .pods import SANDBOX, PodSet

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime.errors import ImagekitError
+from imagekit_core.errors import ImagekitError
 
 from .blueprint import ContainerPlan, PodBlueprint, VolumeKind, pod_blueprint, pod_name
 from .engine import Engine

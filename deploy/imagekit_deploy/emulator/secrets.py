@@ -14,8 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
 
 HOST = ""  # the source of a Secret taken from the host's environment
 _KEY = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")

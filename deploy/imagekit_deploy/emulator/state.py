@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagekit.labels import image_label
-from imagekit_runtime.errors import UsageError
+from imagekit_core.errors import UsageError
+from imagekit_core.labels import image_label
 
 STATE_FILE = "set.json"
 DEFAULT_ROOT = Path(".imagekit-pods")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from imagekit_runtime import contract
+from imagekit_core import contract
 from imagekit_runtime.data.results import read_completion
 from imagekit_runtime.observe.journal import Entry, RunView, newest_run, parse_text
 from imagekit_runtime.states import StepState

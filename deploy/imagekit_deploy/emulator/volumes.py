@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from imagekit_runtime.errors import CommandFailed
+from imagekit_core.errors import CommandFailed
 
 from .blueprint import Mount, PodBlueprint, Volume, VolumeKind
 from .engine import Engine

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime.errors import EnvironmentMissing, ImagekitError, UsageError
+from imagekit_core.errors import EnvironmentMissing, ImagekitError, UsageError
 
 from ..in_container import READ_BASE64, READ_TEXT, reading
 

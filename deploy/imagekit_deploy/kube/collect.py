@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import UsageError
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
 
 from ..emulator.blueprint import pod_blueprint, pod_name
 from .client import Cluster, ClusterError, api_message

@@ -11,8 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from imagekit_runtime import contract
-from imagekit_runtime.errors import EXIT_FAILURE, PipelineFailed, UsageError
+from imagekit_core import contract
+from imagekit_core.errors import EXIT_FAILURE, PipelineFailed, UsageError
 from imagekit_runtime.observe.journal import RunView, newest_run, parse_text
 from imagekit_runtime.states import StepState
 

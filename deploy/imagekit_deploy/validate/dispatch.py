@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
 
 from ..monitoring import PODMONITOR_KIND
 from ..renderer import KRUISE_API_VERSION, Manifest, Rendering

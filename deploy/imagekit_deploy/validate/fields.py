@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import PurePosixPath
 from typing import Any
 
-from imagekit_runtime.spec.quantity import QuantityError, parse_quantity
+from imagekit_core.spec.quantity import QuantityError, parse_quantity
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

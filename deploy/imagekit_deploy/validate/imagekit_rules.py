@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from imagekit_runtime import contract
-from imagekit_runtime.spec.quantity import QuantityError, bytes_of, format_bytes
+from imagekit_core import contract
+from imagekit_core.spec.quantity import QuantityError, bytes_of, format_bytes
 
 from ..ordinals import pod_ordinals, reserved_ordinals
 from ..pod import IN_PLACE_READINESS_GATE, POD_INDEX_LABEL, SHM_DIR

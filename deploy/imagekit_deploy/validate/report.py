@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagekit_runtime.errors import ImagekitError
+from imagekit_core.errors import ImagekitError
 
 CHECK_KRUISE_CRD = "kruise-crd"
 CHECK_WEBHOOK = "kruise-webhook"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import (
+from imagekit_core.contract import (
     CHECKPOINT_DATA,
     CHECKPOINT_MANIFEST,
     CHECKPOINT_PACK,
@@ -38,13 +38,14 @@ from ..contract import (
     checkpoint_item_name,
     shard_dir_name,
 )
+from imagekit_core.spec import PipelineSpec
+
 from ..data.copier import CopyJob
 from ..data.datastore import CommitRecord, remove_tree
 from ..data.sandbox import UnsafeOutput, find_escape, scan_output
 from ..data.seal import Tampered, seal
 from ..keys import data_key
 from ..layout import RunLayout
-from ..spec import PipelineSpec
 from .filehash import HASH_DESCRIPTION, copy_and_hash, fsync_dir, hash_file, walk_files
 from .packed import PackMismatch, unpack, verify_pack, write_packed
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import COMMIT_RECORD, output_var
+from imagekit_core.contract import COMMIT_RECORD, output_var
+
 from ..layout import RunLayout
 from .sandbox import OutputRefused, UnsafeOutput, quick_check, refusal_message
 from .seal import close, remove, seal, what

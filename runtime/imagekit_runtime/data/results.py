@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..contract import RESULT_RECORDS_DIR, TEMPORARY_PREFIX
+from imagekit_core.contract import RESULT_RECORDS_DIR, TEMPORARY_PREFIX
+
 from .datastore import remove_tree
 from .sandbox import UnsafeOutput, find_escape
 

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..spec.quantity import human_size
+from imagekit_core.spec.quantity import human_size
+
 from .sandbox import OutputRefused
 
 log = logging.getLogger("imagekit.runtime")

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .. import contract
+from imagekit_core import contract
 
 
 class Phase(StrEnum):

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..contract import Event
+from imagekit_core.contract import Event
+
 from ..states import StepState
 
 log = logging.getLogger("imagekit.runtime")

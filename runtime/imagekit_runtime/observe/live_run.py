@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import Event
+from imagekit_core.contract import Event
+
 from ..states import StepState
 
 # Upper bounds (seconds) of the handoff histogram: from the last input committed to the consumer running.

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from .. import contract
-from ..errors import UsageError
-from ..redact import RedactingFilter
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.redact import RedactingFilter
 
 RUNTIME_STEP = ""  # the `step` of the runtime's own lines
 

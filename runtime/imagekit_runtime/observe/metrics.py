@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .. import contract
-from ..errors import EnvironmentMissing, UsageError
+from imagekit_core import contract
+from imagekit_core.errors import EnvironmentMissing, UsageError
+
 from .health import Health
 from .live_run import HANDOFF_BUCKETS, LiveRun, Snapshot
 

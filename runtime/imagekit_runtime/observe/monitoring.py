@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract import Event
+from imagekit_core.contract import Event
+from imagekit_core.spec import PipelineSpec
+
 from ..layout import RunLayout
-from ..spec import PipelineSpec
 from ..states import StepState
 from .health import Health, Phase
 from .live_run import LiveRun, RunShape

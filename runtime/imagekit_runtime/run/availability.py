@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imagekit_core.contract import Source
+from imagekit_core.spec import PipelineSpec
+
 from ..checkpoint.store import CheckpointStore
-from ..contract import Source
 from ..data import results as results_io
 from ..data.datastore import DataStore
 from ..layout import RunLayout
-from ..spec import PipelineSpec
 from .planner import Plan, make_plan
 
 

@@ -20,14 +20,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..contract import Event, RunStatus
+from imagekit_core.contract import Event, RunStatus
+from imagekit_core.errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
+from imagekit_core.spec import PipelineSpec
+
 from ..data.commits import Commits, TamperedInput
 from ..data.sandbox import OutputRefused
 from ..data.shm_budget import ShmBudget
 from ..data.vetting import Verdict, Vetting
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED
 from ..keys import step_keys
-from ..spec import PipelineSpec
 from ..states import StepState, check_transition
 from ..supervise.client import ProcessInfo
 from . import diagnosis, shard_state

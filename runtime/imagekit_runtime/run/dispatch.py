@@ -12,8 +12,9 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..contract import StepKind
-from ..spec import PipelineSpec
+from imagekit_core.contract import StepKind
+from imagekit_core.spec import PipelineSpec
+
 from ..states import StepState
 from .slots import Slots
 

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .. import contract
+from imagekit_core import contract
+from imagekit_core.flagtable import Flag
+from imagekit_core.flagtable import add_to_parser as add_flags
+
 from ..data.shm_budget import SHM_SOFT_HELP
-from ..flagtable import Flag
-from ..flagtable import add_to_parser as add_flags
 from .shard_lock import DEFAULT_WAIT_SECONDS
 
 RUN, STATUS = "run", "status"

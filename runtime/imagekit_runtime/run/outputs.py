@@ -11,15 +11,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from imagekit_core.contract import Event
+from imagekit_core.spec import PipelineSpec
+
 from ..checkpoint.store import CheckpointStore
-from ..contract import Event
 from ..data import results as results_io
 from ..data import seal
 from ..data.copier import Copier, CopyJob
 from ..data.datastore import DataStore
 from ..layout import RunLayout
 from ..observe.journal import Journal
-from ..spec import PipelineSpec
 
 
 @dataclass

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..contract import Source
-from ..spec import PipelineSpec
+from imagekit_core.contract import Source
+from imagekit_core.spec import PipelineSpec
 
 # Where a data item can be found, best first.
 SOURCES = (Source.SHM, Source.SSD, Source.PV)

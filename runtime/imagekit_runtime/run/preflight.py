@@ -15,10 +15,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
+from imagekit_core.spec import PipelineSpec
+from imagekit_core.spec.quantity import human_size
+
 from ..layout import RunLayout
-from ..spec import PipelineSpec
-from ..spec.quantity import human_size
 
 
 def held_bytes(directory: Path) -> int:

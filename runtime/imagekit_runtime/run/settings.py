@@ -9,11 +9,12 @@ import os
 import re
 from pathlib import Path
 
-from .. import contract
-from ..errors import UsageError
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import VARIABLE_NAME_RE, PipelineSpec
+
 from ..layout import RunLayout
 from ..locations import IMAGE_LOCATIONS, checkpoint_dir, default_locations
-from ..spec import VARIABLE_NAME_RE, PipelineSpec
 from ..supervise.environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
 from .flags import RunFlags
 

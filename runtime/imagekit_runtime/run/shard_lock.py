@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
+
 from ..supervise.config import MINFDS
 
 log = logging.getLogger("imagekit.runtime")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from ..contract import Event, RunStatus
-from ..errors import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK
+from imagekit_core.contract import Event, RunStatus
+from imagekit_core.errors import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK
+
 from ..keys import pipeline_key
 from ..states import StepState
 from ..supervise.step_program import RunContext, step_program

@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any
 
+from imagekit_core.spec import PipelineSpec
+
 from ..checkpoint.store import CheckpointStore
 from ..data import results as results_io
 from ..data.datastore import CommitRecord, DataStore, remove_tree
@@ -19,7 +21,6 @@ from ..data.vetting import Job, vet
 from ..keys import data_key, pipeline_key
 from ..layout import RunLayout
 from ..observe.journal import read_journal, run_ids
-from ..spec import PipelineSpec
 from .availability import Availability
 from .planner import Plan
 from .summary import StepRun

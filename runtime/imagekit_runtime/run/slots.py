@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .. import contract
-from ..contract import StepKind
-from ..errors import UsageError
-from ..spec import PipelineSpec
-from ..spec.quantity import QuantityError, parse_quantity
+from imagekit_core import contract
+from imagekit_core.contract import StepKind
+from imagekit_core.errors import UsageError
+from imagekit_core.spec import PipelineSpec
+from imagekit_core.spec.quantity import QuantityError, parse_quantity
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 

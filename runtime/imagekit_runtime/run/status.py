@@ -4,12 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from imagekit_core.spec import load_pipeline
+from imagekit_core.spec.sources import placeholder_values
+
 from ..checkpoint.store import CheckpointStore
 from ..data import results as results_io
 from ..data.datastore import DataStore
 from ..keys import pipeline_key, step_keys
-from ..spec import load_pipeline
-from ..spec.sources import placeholder_values
 from .availability import Availability
 from .flags import RunFlags
 from .settings import parse_params, resolve_layout, resolve_shard

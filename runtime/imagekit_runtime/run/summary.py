@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract import RunStatus, Source
-from ..spec.quantity import human_size
-from ..spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+from imagekit_core.contract import RunStatus, Source
+from imagekit_core.spec.quantity import human_size
+from imagekit_core.spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+
 from ..states import StepState
 
 

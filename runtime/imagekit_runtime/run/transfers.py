@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import contract, proc
-from ..errors import EXIT_ENVIRONMENT, CommandFailed, EnvironmentMissing
+from imagekit_core import contract, proc
+from imagekit_core.errors import EXIT_ENVIRONMENT, CommandFailed, EnvironmentMissing
+from imagekit_core.spec import PipelineSpec
+from imagekit_core.spec.sources import TRANSFER_MODULE, placeholder_values, render_url
+
 from ..observe.journal import runs_in
-from ..spec import PipelineSpec
-from ..spec.sources import TRANSFER_MODULE, placeholder_values, render_url
 from ..transfer import files, web
 from ..transfer.manifest import Entry, Manifest, write_manifest
 

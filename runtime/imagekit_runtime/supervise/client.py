@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
 
 log = logging.getLogger("imagekit.runtime")
 

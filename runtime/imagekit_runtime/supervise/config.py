@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SpecError
+from imagekit_core.errors import SpecError
 
 MINFDS = 256  # supervisord closes descriptors 3 … MINFDS-1 in each child it spawns (run/shard_lock.py relies on it)
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .. import proc
-from ..cachedir import cache_root
-from ..errors import CommandFailed, SpecError
-from ..spec import StepSpec
+from imagekit_core import proc
+from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import CommandFailed, SpecError
+from imagekit_core.spec import StepSpec
 
 log = logging.getLogger("imagekit.runtime")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import contract
+from imagekit_core import contract
 
 WAIT_SCRIPT = f"""#!/bin/sh
 # {contract.WAIT_PROGRAM}: block until this step's inputs are committed (warm steps); written by the imagekit runtime.

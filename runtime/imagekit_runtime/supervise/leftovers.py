@@ -23,7 +23,8 @@ import re
 import signal
 from pathlib import Path
 
-from .. import contract
+from imagekit_core import contract
+
 from ..observe.logs import read_tail
 
 TAIL_BYTES = 65536  # supervisord.log holds only supervisord's own lines: a few per step attempt

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import contract
-from ..errors import SpecError
+from imagekit_core import contract
+from imagekit_core.errors import SpecError
+from imagekit_core.spec import StepSpec
+
 from ..layout import RunLayout
-from ..spec import StepSpec
 from . import gates
 from .config import ProgramSpec
 from .environments import StepPaths

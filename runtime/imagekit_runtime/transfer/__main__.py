@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from .. import contract
-from ..errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError
-from ..spec.quantity import human_size
-from ..spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+from imagekit_core import contract
+from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError
+from imagekit_core.spec.quantity import human_size
+from imagekit_core.spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+
 from . import files, web
 from .manifest import Manifest, read_manifest, redact
 

@@ -11,7 +11,8 @@ import shutil
 import urllib.parse
 from pathlib import Path
 
-from ..contract import SINK_SUCCESS_MARKER, TEMPORARY_PREFIX
+from imagekit_core.contract import SINK_SUCCESS_MARKER, TEMPORARY_PREFIX
+
 from .manifest import Entry, Manifest
 
 

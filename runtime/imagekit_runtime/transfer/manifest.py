@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import contract
-from ..errors import EXIT_ENVIRONMENT, EnvironmentMissing
-from ..spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
+from imagekit_core import contract
+from imagekit_core.errors import EXIT_ENVIRONMENT, EnvironmentMissing
+from imagekit_core.spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
 
 SECRET_QUERY_RE = re.compile(r"\?.*\Z", re.S)
 USERINFO_RE = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.I)

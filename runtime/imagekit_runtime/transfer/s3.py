@@ -34,7 +34,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from ..contract import SINK_SUCCESS_MARKER
+from imagekit_core.contract import SINK_SUCCESS_MARKER
+
 from .manifest import Entry, Manifest, redact, safe_target
 
 MiB = 1 << 20

@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .. import contract
+from imagekit_core import contract
+
 from .manifest import Entry, Manifest
 
 CHUNK_BYTES = 1 << 20

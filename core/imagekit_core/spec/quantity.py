@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError, UsageError
+from imagekit_core.errors import SpecError, UsageError
 
 DECIMAL_EXPONENTS = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 MAX_EXPONENT = 64  # far beyond any size or CPU count; keeps `1e999999999` from being computed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .contract import CACHE_DIR
+from imagekit_core.contract import CACHE_DIR
 
 
 def cache_root() -> Path:

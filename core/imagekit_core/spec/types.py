@@ -1,6 +1,6 @@
 """The typed pipeline and step specs (what `spec.load_pipeline` makes) and the names' grammar.
 
-Consumers import them from `imagekit_runtime.spec`, which re-exports them with the loader.
+Consumers import them from `imagekit_core.spec`, which re-exports them with the loader.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..contract import DEFAULT_PV, DEFAULT_SSD, StepKind
-from ..errors import SpecError
-from .sources import SinkSpec, SourceSpec, Transfer, placeholders_in
-from .stepfiles import package_digest
+from imagekit_core.contract import DEFAULT_PV, DEFAULT_SSD, StepKind
+from imagekit_core.errors import SpecError
+from imagekit_core.spec.sources import SinkSpec, SourceSpec, Transfer, placeholders_in
+from imagekit_core.spec.stepfiles import package_digest
 
 # Names become file names, Kubernetes labels and pod names: a step's at most 63 characters (a label value),
 # a pipeline's at most 52 (its pods' names add -<ordinal> and the controller's revision label 11 more), a data

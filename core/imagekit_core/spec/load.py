@@ -12,13 +12,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
-from ..errors import SpecError
-from .problems import Problems
-from .quantity import parse_bytes
-from .requirements import unsupported
-from .sources import TRANSFER_MODULE, SinkSpec, SourceSpec, Transfer, parse_transfers
-from .types import (
+from imagekit_core.contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
+from imagekit_core.errors import SpecError
+from imagekit_core.spec.problems import Problems
+from imagekit_core.spec.quantity import parse_bytes
+from imagekit_core.spec.requirements import unsupported
+from imagekit_core.spec.sources import TRANSFER_MODULE, SinkSpec, SourceSpec, Transfer, parse_transfers
+from imagekit_core.spec.types import (
     CHECKPOINT_KEYS,
     DATA_NAME_RE,
     DEFAULT_BASE,
@@ -34,7 +34,7 @@ from .types import (
     StepSpec,
     topological_order,
 )
-from .yaml_reader import YamlFile, is_dir, is_file
+from imagekit_core.spec.yaml_reader import YamlFile, is_dir, is_file
 
 __all__ = ["CHECKPOINT_KEYS", "DATA_NAME_RE", "DEFAULT_BASE", "NAME_RE", "PARALLELISM_KEYS", "PIPELINE_KEYS",
            "STEP_KEYS", "VARIABLE_NAME_RE", "CheckpointSpec", "Parallelism", "PipelineSpec", "StepSpec",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from imagekit_runtime.errors import EnvironmentMissing
+from imagekit_core.errors import EnvironmentMissing
 
 # What to do when an engine (dockerd, buildah) is missing: the same words wherever it is missing.
 DOCKER_HINT = ("install Docker (Debian: apt-get install docker.io) and start dockerd, add yourself to the docker "

@@ -1,6 +1,6 @@
 """The pipeline and step specs: the YAML reader, the typed specs, sources and sinks, quantities, and
 what a step package and its requirements hold. Loaded once, validated with one line per problem."""
-from .load import (
+from imagekit_core.spec.load import (
     CHECKPOINT_KEYS,
     DATA_NAME_RE,
     DEFAULT_BASE,

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import CommandFailed, EnvironmentMissing
+from imagekit_core.errors import CommandFailed, EnvironmentMissing
 
 log = logging.getLogger("imagekit.proc")
 

@@ -7,7 +7,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .redact import redact
+from imagekit_core.redact import redact
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a pipeline or step failed
@@ -51,7 +51,7 @@ class PipelineFailed(ImagekitError):
 
 
 class CommandFailed(ImagekitError):
-    """A subprocess run through `imagekit_runtime.proc.run` exited non-zero."""
+    """A subprocess run through `imagekit_core.proc.run` exited non-zero."""
 
     exit_code = EXIT_FAILURE
 

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import yaml
 from yaml.constructor import ConstructorError
 
-from ..contract import env_problem
-from ..errors import SpecError
+from imagekit_core.contract import env_problem
+from imagekit_core.errors import SpecError
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 FIELD_PART_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")

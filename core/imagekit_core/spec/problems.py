@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..errors import SpecError
+from imagekit_core.errors import SpecError
 
 T = TypeVar("T")
 LIMIT = 20

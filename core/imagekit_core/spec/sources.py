@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..contract import env_name, input_var
-from .yaml_reader import YamlFile
+from imagekit_core.contract import env_name, input_var
+from imagekit_core.spec.yaml_reader import YamlFile
 
 SOURCE_SCHEMES = ("s3", "file", "http", "https")
 SINK_SCHEMES = ("s3", "file")
