@@ -4,6 +4,8 @@
 # Debian packages; no image pulled from outside: the pod sandbox image is made here).
 #
 #   scripts/cluster.sh build              build (or find cached) binaries; no go run when cached
+#   scripts/cluster.sh crd                build (or find cached), then print the path of Kruise's StatefulSet
+#                                         CRD from its module, for `deploy validate` (IMAGEKIT_KRUISE_CRD)
 #   scripts/cluster.sh up                 start everything (idempotent); last stdout line: kubeconfig
 #   scripts/cluster.sh status             which components run, which nodes are Ready
 #   scripts/cluster.sh kubectl ARGS...    the built kubectl against the cluster
@@ -175,6 +177,27 @@ EOF
     split_yaml_by_kind "$work/all.yaml" 'MutatingWebhookConfiguration|ValidatingWebhookConfiguration' >"$out/webhooks.yaml"
     rm -rf "$work"
     [ -s "$out/crds.yaml" ] && [ -s "$out/webhooks.yaml" ] || die "kruise's config/ gave no CRDs or webhooks: see $LOGDIR/build.log"
+}
+
+# Kruise's Advanced StatefulSet CRD alone, from the CRDs rendered out of its module, with a SOURCE.txt naming
+# the module version (imagekit_deploy.schemas reports it): what `deploy validate --kruise-crd` checks against.
+cmd_crd() {
+    cmd_build >&2
+    local dir=$KRUISE_CONFIG/statefulset-crd version
+    if [ ! -s "$dir/apps.kruise.io_statefulsets.yaml" ]; then
+        mkdir -p "$dir.tmp"
+        awk '
+            function flush() { if (doc ~ /\n  name: statefulsets\.apps\.kruise\.io\n/) printf "%s", doc; doc = "" }
+            /^---/ { flush(); next }
+            { doc = doc $0 "\n" }
+            END { flush() }' "$KRUISE_CONFIG/crds.yaml" >"$dir.tmp/apps.kruise.io_statefulsets.yaml"
+        [ -s "$dir.tmp/apps.kruise.io_statefulsets.yaml" ] ||
+            die "no statefulsets.apps.kruise.io CRD in $KRUISE_CONFIG/crds.yaml"
+        version=$(module_version "$MODULES/kruise" github.com/openkruise/kruise)
+        printf 'module: github.com/openkruise/kruise\ncommit: %s\n' "$version" >"$dir.tmp/SOURCE.txt"
+        rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    fi
+    echo "$dir/apps.kruise.io_statefulsets.yaml"
 }
 
 split_yaml_by_kind() { # FILE KIND_REGEX: the documents of a multi-document YAML whose kind matches
@@ -1071,6 +1094,7 @@ main() {
     shift
     case $verb in
         build) [ $# -eq 0 ] || usage; cmd_build ;;
+        crd) [ $# -eq 0 ] || usage; cmd_crd ;;
         up) [ $# -eq 0 ] || usage; cmd_up ;;
         down) [ $# -le 1 ] || usage; cmd_down "$@" ;;
         status) [ $# -eq 0 ] || usage; cmd_status ;;

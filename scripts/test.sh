@@ -15,4 +15,14 @@ if [ "$(python3 -c 'import imagekit_core, imagekit_runtime, os; print(os.path.co
     echo "test: installing this checkout (pip install -e '.[test]')" >&2
     python3 -m pip install -q -e "$ROOT[test]" >&2
 fi
+# The Kruise StatefulSet CRD for the `deploy validate` checks, from the Kruise Go module the local cluster is
+# built from (scripts/cluster.sh crd: the cluster's binaries are built first, and cached; root and Go needed).
+# Without it those checks are skipped, saying why.
+if [ -z "${IMAGEKIT_KRUISE_CRD:-}" ] && [ "$(id -u)" -eq 0 ] && command -v go >/dev/null 2>&1; then
+    if crd=$(bash scripts/cluster.sh crd); then
+        export IMAGEKIT_KRUISE_CRD="$crd"
+    else
+        echo "test: no Kruise CRD (scripts/cluster.sh crd failed): the CRD checks are skipped" >&2
+    fi
+fi
 exec python3 -m pytest -q "$@"
