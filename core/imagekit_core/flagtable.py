@@ -3,8 +3,11 @@ the imagekit CLI with typer (imagekit/cli/flagtable.py), and both hand the value
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+Values = TypeVar("Values")
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,10 @@ def add_to_parser(parser: argparse.ArgumentParser, flags: Iterable[Flag]) -> Non
             kind = {"int": int, "float": float}.get(flag.kind, str)
             parser.add_argument(*names, dest=flag.dest, type=kind, metavar=flag.metavar, required=flag.required,
                                 choices=flag.choices or None, help=flag.help)
+
+
+def flag_values(values: type[Values], parsed: Mapping[str, Any]) -> Values:
+    """The dataclass `values` (one field per flag) from parsed values by name; a value of None, or a name that is
+    no field, keeps the field's default."""
+    known = {field.name for field in fields(values)}  # type: ignore[arg-type]
+    return values(**{name: value for name, value in parsed.items() if name in known and value is not None})

@@ -3,9 +3,8 @@ table as its options and hands the values on as one RenderFlags; settings.resolv
 the pipeline into DeploySettings. A default is defined once, here, and said in the help."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from imagekit_core import contract
 from imagekit_core.flagtable import Flag
@@ -89,8 +88,3 @@ class RenderFlags:
     env: list[str] = field(default_factory=list)
     s3_secret: str | None = None
     run: str | None = None
-
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> RenderFlags:
-        known = {f.name for f in fields(cls)}
-        return cls(**{name: value for name, value in values.items() if name in known and value is not None})

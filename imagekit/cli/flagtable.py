@@ -12,23 +12,18 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
-from imagekit_core.flagtable import Flag
+from imagekit_core.flagtable import Flag, flag_values
 
 PIPELINE_HELP = "pipeline.yaml, or a directory holding one"
 _ANNOTATIONS: dict[str, Any] = {"text": str | None, "int": int | None, "float": float | None, "switch": bool,
                                 "list": list[str], "int-list": list[int], "choice": str}
 
 
-class FlagValues(Protocol):
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> Any: ...
-
-
-Values = TypeVar("Values", bound=FlagValues)
+Values = TypeVar("Values")
 
 
 def _default(values: type, dest: str) -> Any:
@@ -53,12 +48,12 @@ def _option(flag: Flag, values: type) -> inspect.Parameter:
 def command_with_flags(table: Sequence[Flag], values: type[Values], body: Callable[..., None],
                        extra: Sequence[inspect.Parameter] = ()) -> Callable[..., None]:
     """A function for typer: PIPELINE, the table's options, then `extra` options; it calls
-    body(pipeline, values.from_values(parsed), **extra_values)."""
+    body(pipeline, flag_values(values, parsed), **extra_values)."""
     dests = {flag.dest for flag in table}
 
     def command(**given: Any) -> None:
         pipeline = given.pop("pipeline")
-        flags = values.from_values({name: value.value if isinstance(value, enum.Enum) else value
+        flags = flag_values(values, {name: value.value if isinstance(value, enum.Enum) else value
                                     for name, value in given.items() if name in dests})
         body(pipeline, flags, **{name: value for name, value in given.items() if name not in dests})
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from imagekit_core import contract
 from imagekit_core.errors import EXIT_INTERNAL, ImagekitError, write_crash_report
+from imagekit_core.flagtable import flag_values
 from imagekit_core.redact import redact
 from imagekit_core.spec import PipelineSpec, load_pipeline
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         json_logs = logformat.wants_json(os.environ)
         logformat.configure(args.verbose, json_logs)
-        flags = RunFlags.from_values(vars(args))
+        flags = flag_values(RunFlags, vars(args))
         flags.hold_when_complete = flags.hold_when_complete or contract.is_hold_requested(
             os.environ.get(contract.HOLD_WHEN_COMPLETE))
         if args.command == STATUS:

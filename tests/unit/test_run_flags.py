@@ -12,6 +12,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from imagekit.cli.flagtable import command_with_flags
+from imagekit_core.flagtable import flag_values
 from imagekit_runtime.run.flags import FLAGS, RUN, STATUS, RunFlags, add_to_parser, flags_of
 
 ARGV = ["--shm-dir", "/s", "--ssd", "/d", "--pv", "/p", "--results", "/r", "--run-dir", "/x", "--shard-index", "2",
@@ -23,7 +24,7 @@ def runtime_parse(command: str, argv: list[str]) -> RunFlags:
     parser = argparse.ArgumentParser()
     parser.add_argument("pipeline")
     add_to_parser(parser, command)
-    return RunFlags.from_values(vars(parser.parse_args(["p.yaml", *argv])))
+    return flag_values(RunFlags, vars(parser.parse_args(["p.yaml", *argv])))
 
 
 def cli_parse(command: str, argv: list[str]) -> RunFlags:

@@ -1,6 +1,7 @@
 """The pipeline and step specs: the YAML reader, the typed specs, sources and sinks, quantities, and
 what a step package and its requirements hold. Loaded once, validated with one line per problem."""
-from imagekit_core.spec.load import (
+from imagekit_core.spec.load import load_pipeline, load_step
+from imagekit_core.spec.types import (
     CHECKPOINT_KEYS,
     DATA_NAME_RE,
     DEFAULT_BASE,
@@ -13,8 +14,6 @@ from imagekit_core.spec.load import (
     Parallelism,
     PipelineSpec,
     StepSpec,
-    load_pipeline,
-    load_step,
     topological_order,
 )
 

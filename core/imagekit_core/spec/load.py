@@ -3,7 +3,7 @@
 Nothing else in imagekit reads pipeline.yaml or step.yaml: every consumer (runtime, build, deploy) takes a
 `PipelineSpec` from `load_pipeline`. Every error is a `SpecError`: one line naming the file, the field and the
 fix; a pipeline with several problems raises `SpecProblems` naming each (problems.py). The types are in
-types.py and importable from here.
+types.py; the package (spec/__init__.py) offers both.
 """
 from __future__ import annotations
 
@@ -35,10 +35,6 @@ from imagekit_core.spec.types import (
     topological_order,
 )
 from imagekit_core.spec.yaml_reader import YamlFile, is_dir, is_file
-
-__all__ = ["CHECKPOINT_KEYS", "DATA_NAME_RE", "DEFAULT_BASE", "NAME_RE", "PARALLELISM_KEYS", "PIPELINE_KEYS",
-           "STEP_KEYS", "VARIABLE_NAME_RE", "CheckpointSpec", "Parallelism", "PipelineSpec", "StepSpec",
-           "load_pipeline", "load_step", "topological_order"]
 
 
 def _name(source: YamlFile, kind: str) -> str:

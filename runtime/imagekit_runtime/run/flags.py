@@ -7,9 +7,7 @@ that order, so a default that depends on them is said in the help, not set here.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from imagekit_core import contract
 from imagekit_core.flagtable import Flag
@@ -74,11 +72,6 @@ class RunFlags:
     hold_when_complete: bool = False
     output: str = "text"
 
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> RunFlags:
-        """From parsed values by dest; a value of None keeps the field's default."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{name: value for name, value in values.items() if name in known and value is not None})
 
 
 def flags_of(command: str) -> list[Flag]:
