@@ -38,13 +38,13 @@ class Commits:
         the step's directory outputs. Such steps are queued: start_vetting() once their consumers are on
         their way."""
         to_check = self.check_inputs(step, inputs or {})
+        # With inputs to check the record says unvetted: not reused by a later run either, should this one stop
+        # before the verdict.
         record = self.store.commit(step, key, outputs, run,
-                                   admit=lambda adding: self.budget.admit(step, self.live_bytes, adding))
+                                   admit=lambda adding: self.budget.admit(step, self.live_bytes, adding),
+                                   vet_later=bool(to_check))
         counted = sum(record.outputs.values())
         self.count(counted)
-        if to_check and record.vetted:
-            record.vetted = False  # not reused by a later run either, should this one stop before the verdict
-            self.store.write_record(record)
         if not record.vetted:
             self._counted[step] = counted
             self._queued[step] = Job(step, {data: self.store.layout.input_path(step, data) for data in outputs},

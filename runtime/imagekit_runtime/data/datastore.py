@@ -70,15 +70,16 @@ class DataStore:
         remove_tree(self.layout.staging_dir(step))
 
     def commit(self, step: str, key: str, outputs: tuple[str, ...], run: str,
-               admit: Callable[[int], None] | None = None) -> CommitRecord:
+               admit: Callable[[int], None] | None = None, vet_later: bool = False) -> CommitRecord:
         """Commit the staged outputs; `admit(bytes)` may refuse them (raising OutputRefused) before the rename.
+        vet_later: the record says unvetted whatever the outputs (the vetting has inputs to check).
 
         No stat per file: sandbox.quick_check settles a file output with one lstat, a directory by its
         entries' types; a directory's hard links and size are left to vetting (record.vetted is False)."""
         staging = os.fspath(self.layout.staging_dir(step))  # strings: this is on the way to the consumers
         sizes: dict[str, int] = {}
         seals: dict[str, str] = {}
-        vetted = True
+        vetted = not vet_later
         for data in outputs:
             path = os.path.join(staging, data)
             try:

@@ -303,7 +303,7 @@ class Conductor:
         # Consumers first; its log is echoed a moment later (log_watch.py), not now: the consumers need the CPU.
         self._inputs_arrive(step.name)
         if record.vetted:
-            self.outputs.deliver_and_checkpoint(step.name)
+            self.outputs.deliver_and_checkpoint(step.name, record)
 
     def _settle(self, producers: Iterable[str]) -> None:
         """Apply the verdicts of vetting that are in, after waiting for those of `producers`."""
@@ -322,7 +322,7 @@ class Conductor:
             return
         step.bytes_out = sum(record.outputs.values())
         self.journal.record(Event.VETTED, step=step.name, bytes_out=step.bytes_out, outputs=record.outputs)
-        self.outputs.deliver_and_checkpoint(step.name)
+        self.outputs.deliver_and_checkpoint(step.name, record)
 
     def _inputs_arrive(self, producer: str) -> None:
         """The producer committed: consumers whose inputs are now all there become runnable (gates open first)."""
@@ -337,8 +337,9 @@ class Conductor:
     def _stop_all(self) -> None:
         """Stop every step with a process, start nothing new. A warm step still waiting at its gate sees it
         closed and is stopped too: it did not run."""
+        assert self.echo is not None  # made when the loop began
         self.host.stop([n for n, s in self.steps.items() if s.state in HAS_PROCESS], self.spec.grace_seconds,
-                       meanwhile=self._pump_logs)
+                       meanwhile=self.echo.pump_all)
         for step in self.steps.values():
             if step.state in UNFINISHED:
                 if step.state is StepState.RUNNING:
@@ -394,7 +395,3 @@ class Conductor:
         if self.options.on_transition is not None:
             self.options.on_transition(name, old, new)
         self.journal.record(Event.TRANSITION, step=name, **{"from": old.value, "to": new.value}, **fields)
-
-    def _pump_logs(self) -> None:
-        if self.echo is not None:
-            self.echo.pump_all()

@@ -18,7 +18,7 @@ from ..checkpoint.store import CheckpointStore
 from ..data import results as results_io
 from ..data import seal
 from ..data.copier import Copier, CopyJob
-from ..data.datastore import DataStore
+from ..data.datastore import CommitRecord, DataStore
 from ..layout import RunLayout
 from ..observe.journal import Journal
 
@@ -37,11 +37,11 @@ class OutputKeeper:
     def __post_init__(self) -> None:
         self.consumers = self.spec.consumers_of()
 
-    def deliver_and_checkpoint(self, step: str) -> None:
+    def deliver_and_checkpoint(self, step: str, record: CommitRecord | None = None) -> None:
         """Queue the copies a committed (or reused) step's outputs still need; each is checked against the
-        item's seal before it is renamed into place."""
+        item's seal (from `record`, the commit's, else read) before it is renamed into place."""
         key = self.keys[step]
-        record = self.store.read_record(step)
+        record = record or self.store.read_record(step)
         seals = record.seals if record is not None else {}
         for data in self.spec.step(step).outputs:
             source = self.layout.input_path(step, data)
