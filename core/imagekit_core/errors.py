@@ -21,6 +21,11 @@ class ImagekitError(Exception):
     exit_code = EXIT_FAILURE
 
 
+def one_line(text: str) -> str:
+    """text with its line breaks turned into spaces: an error is one line whatever it quotes."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or text.strip()
+
+
 class SpecError(ImagekitError):
     """Bad pipeline or step input. The message is one line: file (and line), field, problem, fix."""
 

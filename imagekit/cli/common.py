@@ -12,9 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from imagekit_core.errors import one_line
 from imagekit_core.redact import RedactingFilter, redact
-
-from .failures import one_line
 
 # Progress, logs and hints go to stderr; stdout carries the results (tables, reports, JSON, references).
 # Everything printed is

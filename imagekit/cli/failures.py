@@ -16,18 +16,13 @@ try:  # typer vendors its own click from 0.2x on; the errors it raises are that 
 except ImportError:  # pragma: no cover - an older typer on the real click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError, write_crash_report
+from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError, one_line, write_crash_report
 
 __all__ = ["click_errors", "explain", "one_line", "write_crash_report"]  # click_errors: the one place that picks the click
 
 # HTTP statuses that mean "this reference names nothing": the user's input, not the environment.
 NOT_FOUND = (404,)
 DENIED = (401, 403)
-
-
-def one_line(text: str) -> str:
-    """text with its line breaks turned into spaces: an error is one line whatever it quotes."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or text.strip()
 
 
 def _http_error(exc: urllib.error.HTTPError) -> tuple[int, str]:

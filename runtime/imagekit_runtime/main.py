@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit_core import contract
-from imagekit_core.errors import EXIT_INTERNAL, ImagekitError, write_crash_report
+from imagekit_core.errors import EXIT_INTERNAL, ImagekitError, one_line, write_crash_report
 from imagekit_core.flagtable import flag_values
 from imagekit_core.redact import redact
 from imagekit_core.spec import PipelineSpec, load_pipeline
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor = Monitor.serving(flags.metrics)
         summary = run_pipeline(args.pipeline, flags, monitor=monitor, json_logs=json_logs)
     except ImagekitError as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        print(f"error: {one_line(redact(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # pragma: no cover
         return 130
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         trace_file = write_crash_report(exc, sys.argv if argv is None else argv, "imagekit-runtime")
         if args.verbose:
             traceback.print_exc()
-        print(f"error: internal error, a bug in imagekit: {type(exc).__name__}: {redact(str(exc))} "
+        print(f"error: internal error, a bug in imagekit: {type(exc).__name__}: {one_line(redact(str(exc)))} "
               f"(the full trace is in {trace_file}; please report it)", file=sys.stderr)
         return EXIT_INTERNAL
     if json_logs:

@@ -90,3 +90,5 @@ def test_the_bounds_themselves_are_what_the_properties_lean_on() -> None:
                    Path("pipeline.yaml"))
     assert template_problem("{shard:>100}", {}) is not None
     assert template_problem("{shard:05d}", {}) is None
+    quoted = template_problem("{shard:\n0}", {})  # Python's own message quotes the spec, line break included
+    assert quoted is not None and "\n" not in quoted[0] and quoted[0].startswith("bad template (")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagekit_core.contract import env_name, input_var
+from imagekit_core.errors import one_line
 from imagekit_core.spec.yaml_reader import YamlFile
 
 SOURCE_SCHEMES = ("s3", "file", "http", "https")
@@ -87,7 +88,8 @@ def template_problem(template: str, params: Mapping[str, str]) -> tuple[str, str
     try:
         fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
-        return f"bad template ({exc})", "write placeholders as {shard}, {shard:05d}; a literal brace as {{ or }}"
+        return (f"bad template ({one_line(str(exc))})",
+                "write placeholders as {shard}, {shard:05d}; a literal brace as {{ or }}")
     known = ", ".join(f"{{{name}}}" for name in (*PLACEHOLDERS, *sorted(params)))
     for name, spec in fields:
         if name == "" or name not in _SAMPLE and name not in params:
@@ -99,8 +101,9 @@ def template_problem(template: str, params: Mapping[str, str]) -> tuple[str, str
     sample = {**params, **_SAMPLE}
     try:
         render_url(template, sample)
-    except (ValueError, TypeError) as exc:
-        return f"bad template ({exc})", "a format spec such as {shard:05d} applies to {shard} and {shard_count} only"
+    except (ValueError, TypeError) as exc:  # Python's message quotes the spec, line breaks and all
+        return (f"bad template ({one_line(str(exc))})",
+                "a format spec such as {shard:05d} applies to {shard} and {shard_count} only")
     return None
 
 

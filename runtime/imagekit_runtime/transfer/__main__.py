@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from imagekit_core import contract
-from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError
+from imagekit_core.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ImagekitError, one_line
 from imagekit_core.spec.quantity import human_size
 from imagekit_core.spec.sources import SINK_STEP_PREFIX, SOURCE_STEP_PREFIX
 
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
             print(__doc__, file=sys.stderr)
             return EXIT_BAD_INPUT
     except ImagekitError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr, flush=True)
         return exc.exit_code if exc.exit_code != 1 else EXIT_ENVIRONMENT
     return 0
 
