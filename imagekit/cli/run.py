@@ -7,11 +7,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagekit_core.errors import UsageError
-from imagekit_core.spec import load_pipeline
 from imagekit_runtime.main import run_pipeline
-from imagekit_runtime.observe.monitoring import Monitor
+from imagekit_runtime.observe.metrics import Monitor
 from imagekit_runtime.run.flags import RUN, STATUS, RunFlags, flags_of
-from imagekit_runtime.run.settings import check_params, parse_params
 from imagekit_runtime.run.status import collect_status, format_status
 from imagekit_runtime.run.summary import format_summary
 from imagekit_runtime.states import StepState
@@ -58,7 +56,6 @@ def run_pipeline_command(pipeline: Path, flags: RunFlags, local: bool, dry_run: 
     """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 3 environment, 143 SIGTERM."""
     if not local:
         raise UsageError("--no-local: only --local runs here (fix: run the image with `imagekit pod up` or docker run)")
-    check_params(load_pipeline(pipeline), parse_params(flags.param))  # a misspelt --param is refused on the host
     if dry_run:
         show_status(pipeline, flags)
         return

@@ -17,7 +17,6 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit_core import contract
@@ -29,23 +28,21 @@ from imagekit_core.spec import PipelineSpec, load_pipeline
 from .checkpoint.store import CheckpointStore
 from .data.copier import Copier
 from .data.datastore import DataStore
-from .observe import logformat
+from .observe import logs
 from .observe.journal import Journal, new_run_id
-from .observe.log_watch import StepEcho
-from .observe.logs import StepLogs
-from .observe.monitoring import Monitor
+from .observe.logs import StepEcho, StepLogs
+from .observe.metrics import Monitor
 from .run import shard_lock
 from .run.conductor import Conductor
 from .run.flags import RUN, STATUS, RunFlags, add_to_parser
 from .run.options import Collaborators, RunOptions
 from .run.preflight import check_environment
-from .run.settings import parse_params, resolve_environments, resolve_layout, resolve_shard
+from .run.settings import hold_requested, resolve_environments, resolve_options
 from .run.shard_run import run_shard
 from .run.status import collect_status, format_status
 from .run.summary import RunSummary, format_summary
 from .states import StepState
 from .supervise.client import Supervisor
-from .supervise.environments import EnvironmentProvider
 from .supervise.exit_watch import ExitWatcher
 from .supervise.gates import Gates, gates_dir
 from .supervise.processes import StepProcesses
@@ -59,31 +56,21 @@ def run_pipeline(pipeline: Path, flags: RunFlags, *, quiet_steps: bool = False,
     """Lock the shard (waiting up to --wait-lock seconds for a run of it to end), check the environment, run.
     A monitor (metrics, health) is fed the run's journal and the conductor's heartbeat."""
     spec = load_pipeline(pipeline)
-    params = parse_params(flags.param)
-    shard_index, shard_count = resolve_shard(spec, flags)
-    layout = resolve_layout(spec, flags, shard_index)
+    options = resolve_options(spec, flags)
+    options.quiet_steps, options.json_logs, options.on_transition = quiet_steps, json_logs, on_transition
     monitor = monitor or Monitor()
-    monitor.start(spec, layout)
-    with shard_lock.held(layout.shm_dir, flags.wait_lock, f"shard {shard_index} of {spec.name}") as lock:
-        check_environment(spec, layout)
-        options = RunOptions(layout=layout, shard_index=shard_index, shard_count=shard_count, params=params,
-                             parallelism=flags.parallelism, force=flags.force, on_tick=monitor.health.beat,
-                             on_transition=on_transition, inherit_fds=(lock.fd,), shm_soft=flags.shm_soft,
-                             release_when_complete=flags.hold_when_complete)
-        with open_conductor(spec, options, resolve_environments(flags), monitor,
-                            StepOutput(quiet_steps, json_logs)) as conductor:
+    monitor.start(spec, options.layout)
+    options.on_tick = monitor.health.beat
+    with shard_lock.held(options.layout.shm_dir, flags.wait_lock,
+                         f"shard {options.shard_index} of {spec.name}") as lock:
+        check_environment(spec, options.layout)
+        options.inherit_fds = (lock.fd,)
+        with open_conductor(spec, options, monitor) as conductor:
             return run_shard(conductor)
 
 
-@dataclass(frozen=True)
-class StepOutput:
-    quiet: bool = False    # echo no step output
-    as_json: bool = False  # echo it as JSON lines on stdout (else prefixed lines on stderr)
-
-
 @contextmanager
-def open_conductor(spec: PipelineSpec, options: RunOptions, environments: EnvironmentProvider,
-                   monitor: Monitor | None = None, output: StepOutput = StepOutput()) -> Iterator[Conductor]:
+def open_conductor(spec: PipelineSpec, options: RunOptions, monitor: Monitor | None = None) -> Iterator[Conductor]:
     """A conductor with everything it drives made for it; all of it closed (journal last) when the run is over."""
     layout = options.layout
     layout.create()
@@ -97,18 +84,18 @@ def open_conductor(spec: PipelineSpec, options: RunOptions, environments: Enviro
         stack.callback(copier.close)  # before the journal: a copy journals its checkpoint
         watcher = ExitWatcher()
         stack.callback(watcher.close)
-        log_stream = stack.enter_context(open(os.devnull, "w")) if output.quiet else \
-            sys.stdout if output.as_json else sys.stderr
+        log_stream = stack.enter_context(open(os.devnull, "w")) if options.quiet_steps else \
+            sys.stdout if options.json_logs else sys.stderr
         checkpoints = CheckpointStore.for_spec(spec, layout, options.shard_index, warnings)
         ssd = checkpoints.tier("ssd")
-        step_logs = StepLogs(layout, log_stream, output.as_json, ssd.root / contract.LOGS_DIR if ssd else None)
+        step_logs = StepLogs(layout, log_stream, options.json_logs, ssd.root / contract.LOGS_DIR if ssd else None)
         supervisor = Supervisor(layout.supervisor_conf, socket_dir / "supervisor.sock", layout.supervisor_log,
                                 pass_fds=options.inherit_fds)
         parts = Collaborators(
             store=DataStore(layout), checkpoints=checkpoints, copier=copier, journal=journal,
             host=StepProcesses(supervisor, watcher, Gates(gates_dir(layout.run_dir)), layout.run_dir),
             echo=lambda names: StepEcho.following(layout.logs_dir, names, step_logs, options.log_interval),
-            environments=environments, warnings=warnings)
+            environments=resolve_environments(options.flags), warnings=warnings)
         yield Conductor(spec, options, parts)
 
 
@@ -133,11 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     monitor: Monitor | None = None
     try:
-        json_logs = logformat.wants_json(os.environ)
-        logformat.configure(args.verbose, json_logs)
+        json_logs = logs.wants_json(os.environ)
+        logs.configure(args.verbose, json_logs)
         flags = flag_values(RunFlags, vars(args))
-        flags.hold_when_complete = flags.hold_when_complete or contract.is_hold_requested(
-            os.environ.get(contract.HOLD_WHEN_COMPLETE))
         if args.command == STATUS:
             report = collect_status(args.pipeline, flags)
             if flags.output == "json":
@@ -165,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(summary), file=sys.stderr)
     if flags.output == "json":
         print(json.dumps(summary.to_json(), indent=2 if not json_logs else None, sort_keys=True), flush=True)
-    if summary.exit_code == 0 and flags.hold_when_complete:
+    if summary.exit_code == 0 and hold_requested(flags):
         hold_until_stopped()
     monitor.close()
     return summary.exit_code

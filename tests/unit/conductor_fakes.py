@@ -8,6 +8,7 @@ the data store in a temporary shm directory, commits, vetting, checkpoints, the 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from imagekit_runtime.data.datastore import DataStore
 from imagekit_runtime.layout import RunLayout
 from imagekit_runtime.observe.journal import Journal, new_run_id, read_journal
 from imagekit_runtime.run.conductor import Conductor
+from imagekit_runtime.run.flags import RunFlags
 from imagekit_runtime.run.options import Collaborators, RunOptions
 from imagekit_runtime.run.shard_run import run_shard
 from imagekit_runtime.run.summary import RunSummary
@@ -242,12 +244,20 @@ class Harness:
                 store=DataStore(layout), checkpoints=CheckpointStore.for_spec(self.spec, layout, 0, warnings),
                 copier=copier, journal=journal, host=self.host, echo=lambda names: NoEcho(),
                 environments=NoEnvironments(), warnings=warnings)
-            settings = {"retry_backoff": 0.001, **self.options, **options}
-            self.conductor = Conductor(self.spec, RunOptions(layout=layout, **settings), parts)
+            self.conductor = Conductor(self.spec, self.options_for(layout, {**self.options, **options}), parts)
             return run_shard(self.conductor)
         finally:
             copier.close()
             journal.close()
+
+    def options_for(self, layout: RunLayout, given: dict[str, Any]) -> RunOptions:
+        """What a run is given: names of RunFlags fields are flags (force, parallelism, shm_soft,
+        hold_when_complete ...), the rest RunOptions fields (retry_backoff, params ...)."""
+        flag_names = {f.name for f in dataclasses.fields(RunFlags)}
+        flags = RunFlags(**{k: v for k, v in given.items() if k in flag_names})
+        rest = {"retry_backoff": 0.001, "params": dict(self.spec.params), "hold": flags.hold_when_complete,
+                **{k: v for k, v in given.items() if k not in flag_names}}
+        return RunOptions(layout=layout, flags=flags, **rest)
 
     def journal(self) -> list[dict[str, Any]]:
         return list(read_journal(self.layout.journal))

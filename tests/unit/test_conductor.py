@@ -354,6 +354,6 @@ def test_a_final_output_nobody_reads_is_kept_like_a_result(tmp_path: Path) -> No
 
 def test_a_complete_run_that_holds_frees_what_its_checkpoints_keep(tmp_path: Path) -> None:
     run = chain(tmp_path)
-    assert run.run(release_when_complete=True).exit_code == EXIT_OK
+    assert run.run(hold_when_complete=True).exit_code == EXIT_OK
     assert not run.committed("c", "cd")  # the result is on the SSD and in the results directory
     assert (tmp_path / "run" / "results" / "cd").read_text() == "x"

@@ -11,10 +11,8 @@ import pytest
 from imagekit_core import contract
 from imagekit_core.contract import Event
 from imagekit_core.errors import EnvironmentMissing, UsageError
-from imagekit_runtime.observe.health import Health, Phase
-from imagekit_runtime.observe.live_run import LiveRun, RunShape
-from imagekit_runtime.observe.metrics import parse_address, serve
-from imagekit_runtime.observe.monitoring import Monitor
+from imagekit_runtime.observe.live_run import Health, LiveRun, Phase, RunShape
+from imagekit_runtime.observe.metrics import Monitor, parse_address, serve
 
 
 def shape(tmp_path: Path) -> RunShape:

@@ -16,7 +16,7 @@ from imagekit_core.contract import StepKind
 from imagekit_core.errors import UsageError
 from imagekit_core.spec import PipelineSpec, load_pipeline
 from imagekit_core.spec.quantity import format_cpus
-from imagekit_runtime.observe.log_watch import LogWatch
+from imagekit_runtime.observe.logs import LogWatch
 from imagekit_runtime.run.dispatch import Dispatch
 from imagekit_runtime.run.slots import Slots, available_cpus, cgroup_cpus, resolve_slots
 from imagekit_runtime.states import StepState

@@ -1,18 +1,76 @@
-"""Follow each step's log file: echo its complete lines (prefixed with the step name, or as JSON objects),
-keep a copy beside the SSD checkpoints so a post-mortem survives the pod; read a log's tail."""
+"""Step output and the runtime's log lines: how a line looks (plain text on stderr, or with
+IMAGEKIT_LOG_FORMAT=json one JSON object per line on stdout, where cluster log collectors read them), each
+step's log file followed and echoed when written, a copy kept beside the SSD checkpoints so a post-mortem
+survives the pod, a log's tail read for a failure's diagnosis.
+
+Which logs grew is told by inotify: one watch on the run's logs directory (IN_MODIFY) reports every write
+to <step>.log by name. A step that writes all the time would wake the conductor at every write, so after an
+echo the watch rests for `rest_seconds` (what was written meanwhile is echoed at the next wake-up). A write
+is echoed `lag_seconds` after it is noticed, not at once: a step's last line comes a moment before its end
+(or its step.done()), and the conductor is then back in its sleep, free to hand the outputs over, instead of
+busy echoing. Where inotify is missing (not Linux), the conductor echoes logs once a second.
+"""
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
+import struct
 import sys
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.redact import RedactingFilter
+
 from ..layout import RunLayout
-from .logformat import step_line_renderer
+
+RUNTIME_STEP = ""  # the `step` of the runtime's own lines
+
+
+def wants_json(environ: Mapping[str, str]) -> bool:
+    value = environ.get(contract.LOG_FORMAT, "") or "text"
+    if value not in ("text", contract.LOG_FORMAT_JSON):
+        raise UsageError(f"${contract.LOG_FORMAT}={value!r}: use {contract.LOG_FORMAT_JSON} or text")
+    return value == contract.LOG_FORMAT_JSON
+
+
+def json_line(level: str, step: str, message: str, when: float | None = None) -> str:
+    moment = datetime.now(UTC) if when is None else datetime.fromtimestamp(when, UTC)
+    return json.dumps({"time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                       "level": level, "step": step, "message": message}, ensure_ascii=False)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return json_line(record.levelname.lower(), RUNTIME_STEP, message, record.created)
+
+
+def configure(verbose: bool, as_json: bool) -> None:
+    """The runtime's logging: one handler on the root logger."""
+    handler = logging.StreamHandler(sys.stdout if as_json else sys.stderr)
+    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+
+
+def step_line_renderer(step: str, as_json: bool) -> Callable[[str], str]:
+    """How an echoed line of a step's output is written (without its newline)."""
+    if as_json:
+        return lambda line: json_line("info", step, line)
+    prefix = f"[{step}]"
+    return lambda line: f"{prefix} {line}"
+
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -96,3 +154,118 @@ class StepLogs:
         follower = LogFollower(self.layout.step_log(step), step_line_renderer(step, self.as_json), self.stream, keep)
         follower.start_at_end()
         return follower
+
+
+IN_MODIFY = 0x00000002
+EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
+LOG_SUFFIX = ".log"
+
+
+class LogWatch:
+    def __init__(self, directory: Path, rest_seconds: float = 0.05, lag_seconds: float = 0.005) -> None:
+        self.rest_seconds = rest_seconds
+        self.lag_seconds = lag_seconds
+        self.fd: int | None = None
+        self._rest_until = 0.0  # no echo before (after an echo, or a lag after the first write noticed)
+        self._changed: set[str] = set()
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                return
+            directory.mkdir(parents=True, exist_ok=True)
+            if libc.inotify_add_watch(fd, os.fsencode(directory), IN_MODIFY) < 0:
+                os.close(fd)
+                return
+            self.fd = fd
+        except (OSError, AttributeError):
+            self.fd = None
+
+    def watched_fd(self) -> int | None:
+        """The fd to wait on now, or None while resting or with an echo due already (or without inotify)."""
+        return self.fd if self.fd is not None and not self._changed and time.monotonic() >= self._rest_until else None
+
+    def rest_remaining(self) -> float | None:
+        """Seconds until the watch is waited on again, when resting with something to echo."""
+        if not self._changed:
+            return None
+        return max(0.0, self._rest_until - time.monotonic())
+
+    def read_events(self) -> None:
+        """Note the logs named by the pending events (call when the fd is readable)."""
+        if self.fd is None:
+            return
+        if not self._changed:
+            self._rest_until = max(self._rest_until, time.monotonic() + self.lag_seconds)
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            offset = 0
+            while offset + EVENT_HEADER.size <= len(data):
+                _, _, _, length = EVENT_HEADER.unpack_from(data, offset)
+                name = data[offset + EVENT_HEADER.size:offset + EVENT_HEADER.size + length].rstrip(b"\0").decode(
+                    errors="replace")
+                offset += EVENT_HEADER.size + length
+                if name.endswith(LOG_SUFFIX):
+                    self._changed.add(name[:-len(LOG_SUFFIX)])
+
+    def take_changed(self) -> set[str]:
+        """The steps whose logs grew since the last call, if the watch is not resting; then it rests."""
+        if not self._changed or time.monotonic() < self._rest_until:
+            return set()
+        changed, self._changed = self._changed, set()
+        self._rest_until = time.monotonic() + self.rest_seconds
+        return changed
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class StepEcho:
+    """Every running step's log echoed, prefixed with its name, as it is written (no timer with inotify)."""
+
+    def __init__(self, logs_dir: Path, followers: dict[str, LogFollower], fallback_interval: float = 1.0) -> None:
+        self.followers = followers
+        self.watch = LogWatch(logs_dir)
+        self.fallback_interval = fallback_interval
+
+    @classmethod
+    def following(cls, logs_dir: Path, names: list[str], step_logs: StepLogs, fallback_interval: float) -> StepEcho:
+        """Echo each step's log from its current end (earlier runs' lines are not repeated), as step_logs says."""
+        return cls(logs_dir, {name: step_logs.follow(name) for name in names}, fallback_interval)
+
+    def wake_fd(self) -> int | None:
+        """The fd whose readability means a log grew (None while resting, or without inotify)."""
+        return self.watch.watched_fd()
+
+    def timeout(self) -> float | None:
+        """When to wake for the echo at the latest: without inotify, every fallback_interval seconds."""
+        if self.watch.fd is None:
+            return self.fallback_interval
+        return self.watch.rest_remaining()
+
+    def after_wait(self, fd_readable: bool) -> None:
+        if fd_readable:
+            self.watch.read_events()
+        changed = self.watch.take_changed() if self.watch.fd is not None else set(self.followers)
+        for name in changed:
+            if name in self.followers:
+                self.followers[name].pump()
+
+    def pump(self, name: str) -> None:
+        self.followers[name].pump()
+
+    def pump_all(self, final: bool = False) -> None:
+        for follower in self.followers.values():
+            follower.pump(final=final)
+
+    def last_lines(self, name: str, count: int) -> list[str]:
+        follower = self.followers.get(name)
+        return follower.last_lines(count) if follower else []
+
+    def close(self) -> None:
+        self.watch.close()

@@ -1,8 +1,11 @@
-"""`--metrics ADDR`: Prometheus metrics on /metrics, and /healthz and /readyz, from a thread of the runtime.
+"""The run served to the outside: `Monitor` feeds a LiveRun from the journal and a Health from the conductor's
+heartbeat, and with `--metrics ADDR` serves Prometheus metrics on /metrics, and /healthz and /readyz, from a
+thread of the runtime.
 
-prometheus_client is imported only here, and only when metrics are asked for: a runtime without it
-runs as before unless --metrics is given, and then stops at once with exit 3.
-Metric names and labels are listed in docs/deploy.md.
+main.run_pipeline hands `listen` to the journal and `health.beat` to the conductor's loop, so the conductor
+knows nothing of metrics; the server outlives the run while a complete shard holds. prometheus_client is
+imported only here, and only when metrics are asked for: a runtime without it runs as before unless
+--metrics is given, and then stops at once with exit 3. Metric names and labels are listed in docs/deploy.md.
 """
 from __future__ import annotations
 
@@ -10,15 +13,18 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from imagekit_core import contract
+from imagekit_core.contract import Event
 from imagekit_core.errors import EnvironmentMissing, UsageError
+from imagekit_core.spec import PipelineSpec
 
-from .health import Health
-from .live_run import HANDOFF_BUCKETS, LiveRun, Snapshot
+from ..layout import RunLayout
+from ..states import StepState
+from .live_run import HANDOFF_BUCKETS, Health, LiveRun, Phase, RunShape, Snapshot
 
 log = logging.getLogger("imagekit.runtime")
 
@@ -152,3 +158,45 @@ def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> Thread
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
     return Server((host or "0.0.0.0", port), handler)
+
+
+@dataclass
+class Monitor:
+    view: LiveRun = field(default_factory=LiveRun)
+    health: Health = field(default_factory=Health)
+    server: MetricsServer | None = None
+
+    @classmethod
+    def serving(cls, address: str | None) -> Monitor:
+        """A monitor; with an address, serving /metrics, /healthz and /readyz there (exit 3 without prometheus_client)."""
+        monitor = cls()
+        if address is not None:
+            monitor.server = serve(address, monitor.view, monitor.health)
+        return monitor
+
+    def start(self, spec: PipelineSpec, layout: RunLayout) -> None:
+        self.view.start(run_shape(spec, layout))
+
+    def listen(self, entry: dict[str, Any]) -> None:
+        """A journal entry: into the view, and the run's phase into the health."""
+        self.view.observe(entry)
+        if entry.get("event") == Event.TRANSITION and entry.get("to") == StepState.STOPPED.value:
+            self.health.set_phase(Phase.STOPPING)
+        elif entry.get("event") == Event.RUN_END:
+            self.health.set_phase(Phase.DONE)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+def run_shape(spec: PipelineSpec, layout: RunLayout) -> RunShape:
+    tiers = [name for name, base in (("ssd", layout.ssd_dir), ("pv", layout.pv_dir)) if base is not None]
+    producers = spec.producer_of()
+    return RunShape(
+        pipeline=spec.name, steps=tuple(step.name for step in spec.steps),
+        inputs={step.name: tuple(step.inputs) for step in spec.steps}, producers=producers,
+        checkpoint_tiers={data: tuple(t for t in tiers if t == "ssd" or data in spec.checkpoint.major)
+                          for data in producers},
+        shm_dir=layout.shm_dir, shm_limit_bytes=spec.shm_bytes)

@@ -60,10 +60,10 @@ class Conductor:
         self.environments = parts.environments
         self.warnings = parts.warnings
         self.run_id = parts.journal.run_id
-        self.params = {**dict(spec.params), **options.params}
+        self.params = options.params
         self.keys = step_keys(spec, options.shard_index, options.shard_count, self.params, source_identities(spec, options, self.run_id))
         self.producers = spec.producer_of()
-        self.slots = resolve_slots(spec, options.parallelism)
+        self.slots = resolve_slots(spec, options.flags.parallelism)
         self.steps: dict[str, StepRun] = {step.name: StepRun(step.name) for step in spec.steps}
         self.to_run: list[str] = []  # the plan's, once recovery has made it
         self.open_steps: set[str] = set()  # to run, and neither done nor final
@@ -73,7 +73,7 @@ class Conductor:
         self.dispatch: Dispatch | None = None
         self.outputs = OutputKeeper(spec, self.layout, self.keys, self.store, self.copier, self.checkpoints,
                                     self.journal)
-        self.commits = Commits(self.store, ShmBudget(spec.shm_bytes, options.shm_soft, self.layout.shm_dir,
+        self.commits = Commits(self.store, ShmBudget(spec.shm_bytes, options.flags.shm_soft, self.layout.shm_dir,
                                                      self.warnings), Vetting(wake=parts.host.wake))
         self.stop_reason: str | None = None
         self.terminated = False
@@ -300,7 +300,7 @@ class Conductor:
         step.bytes_out = sum(record.outputs.values())
         self._transition(step.name, StepState.COMMITTED, bytes_out=step.bytes_out,
                          **({"outputs": record.outputs} if record.vetted else {}))
-        # Consumers first; its log is echoed a moment later (log_watch.py), not now: the consumers need the CPU.
+        # Consumers first; its log is echoed a moment later (observe/logs.py), not now: the consumers need the CPU.
         self._inputs_arrive(step.name)
         if record.vetted:
             self.outputs.deliver_and_checkpoint(step.name, record)

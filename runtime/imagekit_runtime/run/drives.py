@@ -1,7 +1,7 @@
 """What the conductor drives, as interfaces that know no implementation.
 
 The conductor decides; these do. `StepHost` runs step processes (supervise/processes.py: supervisord, pidfds,
-gates); `Echo` shows their output as it is written (observe/log_watch.py). main.open_conductor chooses the
+gates); `Echo` shows their output as it is written (observe/logs.py). main.open_conductor chooses the
 implementations; tests hand the conductor fakes of both, and run its decisions without a process.
 """
 from __future__ import annotations

@@ -17,6 +17,7 @@ from ..layout import RunLayout
 from ..locations import IMAGE_LOCATIONS, checkpoint_dir, default_locations
 from ..supervise.environments import EnvironmentProvider, LocalVenvs, PrebuiltDeps, default_cache_dir
 from .flags import RunFlags
+from .options import RunOptions
 
 
 def _env(name: str) -> str | None:
@@ -40,6 +41,22 @@ def _env_int(name: str, fix: str) -> int | None:
         return int(text)
     except ValueError:
         raise UsageError(f"{name}={text!r} is not a number (fix: {fix})") from None
+
+
+def resolve_options(spec: PipelineSpec, flags: RunFlags) -> RunOptions:
+    """Everything the flags leave to IMAGEKIT_* and the pipeline, decided once: the shard, where things are kept,
+    the params (an override the pipeline does not declare is refused), whether a complete run holds."""
+    shard_index, shard_count = resolve_shard(spec, flags)
+    overrides = parse_params(flags.param)
+    check_params(spec, overrides)
+    return RunOptions(layout=resolve_layout(spec, flags, shard_index), flags=flags, shard_index=shard_index,
+                      shard_count=shard_count, params={**dict(spec.params), **overrides},
+                      hold=hold_requested(flags))
+
+
+def hold_requested(flags: RunFlags) -> bool:
+    """--hold-when-complete, or its variable (set by the rendered manifests)."""
+    return flags.hold_when_complete or contract.is_hold_requested(_env(contract.HOLD_WHEN_COMPLETE))
 
 
 def resolve_shard(spec: PipelineSpec, settings: RunFlags) -> tuple[int, int]:

@@ -34,7 +34,7 @@ def run_shard(conductor: Conductor) -> RunSummary:
     try:
         if _already_complete(conductor):
             return _summary(conductor, EXIT_OK, RunStatus.ALREADY_COMPLETE, started)
-        if options.force:
+        if options.flags.force:
             shard_state.forget_everything(spec, conductor.layout, conductor.store)
         _plan(conductor)
         _start(conductor)
@@ -43,7 +43,7 @@ def run_shard(conductor: Conductor) -> RunSummary:
         exit_code, status = _check_seals(conductor, exit_code, status)
         if exit_code == EXIT_OK and not _complete(conductor):
             exit_code, status = EXIT_ENVIRONMENT, RunStatus.FAILED  # computed, but not every result delivered
-        if exit_code == EXIT_OK and options.release_when_complete:
+        if exit_code == EXIT_OK and options.hold:
             conductor.outputs.release_checkpointed()
         return _summary(conductor, exit_code, status, started)
     finally:
@@ -55,7 +55,7 @@ def _plan(conductor: Conductor) -> None:
     """Plan from what survived: shm first, then SSD, then PV; restore into shm what must come back."""
     spec, options = conductor.spec, conductor.options
     plan = shard_state.plan_recovery(spec, conductor.layout, conductor.keys, conductor.store, conductor.checkpoints,
-                                     force=options.force)
+                                     force=options.flags.force)
     conductor.journal.record(Event.PLAN, **shard_state.plan_fields(plan))
     shard_state.note_inputs(plan, conductor.steps)
     shard_state.bring_back(plan, conductor.keys, conductor.store, conductor.checkpoints, conductor.run_id)
@@ -77,7 +77,7 @@ def _start(conductor: Conductor) -> None:
 
 def _already_complete(conductor: Conductor) -> bool:
     options, layout = conductor.options, conductor.layout
-    if options.force or not shard_state.already_complete(layout, conductor.keys):
+    if options.flags.force or not shard_state.already_complete(layout, conductor.keys):
         return False
     log.info("shard %d of %s is already complete (%s); nothing to do — use --force to run again",
              options.shard_index, conductor.spec.name, layout.completion_marker)

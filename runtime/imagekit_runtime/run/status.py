@@ -13,15 +13,14 @@ from ..data.datastore import DataStore
 from ..keys import pipeline_key, step_keys
 from .availability import Availability
 from .flags import RunFlags
-from .settings import parse_params, resolve_layout, resolve_shard
+from .settings import resolve_options
 from .transfers import prepare_transfers
 
 
 def collect_status(pipeline: Path, flags: RunFlags) -> dict[str, Any]:
     spec = load_pipeline(pipeline)
-    shard_index, shard_count = resolve_shard(spec, flags)
-    layout = resolve_layout(spec, flags, shard_index)
-    params = {**dict(spec.params), **parse_params(flags.param)}
+    options = resolve_options(spec, flags)
+    shard_index, shard_count, layout, params = options.shard_index, options.shard_count, options.layout, options.params
     values = placeholder_values(shard=shard_index, shard_count=shard_count, pipeline=spec.name, run="status",
                                 params=params)
     keys = step_keys(spec, shard_index, shard_count, params, prepare_transfers(spec, values, None))

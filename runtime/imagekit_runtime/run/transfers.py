@@ -41,7 +41,7 @@ def source_identities(spec: PipelineSpec, options: RunOptions, run_id: str) -> d
     """The conductor's call: prepare this run's transfers; source step -> identity, for the keys."""
     values = placeholder_values(shard=options.shard_index, shard_count=options.shard_count, pipeline=spec.name,
                                 run=run_name(options.layout.journal, run_id),
-                                params={**dict(spec.params), **options.params})
+                                params=options.params)
     return prepare_transfers(spec, values, options.layout.run_dir)
 
 
