@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "core"))
 from imagekit_runtime.checkpoint.store import CheckpointStore, Tier  # noqa: E402
 from imagekit_runtime.layout import RunLayout  # noqa: E402
 from many_files import bench_handoff, bench_many_files, print_handoff, print_many_files  # noqa: E402
+from pages import Measured  # noqa: E402
 
 
 def plain_copy(source: Path, destination: Path) -> None:
@@ -104,32 +105,40 @@ def main() -> None:
     parser.add_argument("--many-rounds", type=int, default=3, help="rounds of each many-files shape")
     parser.add_argument("--handoff-rounds", type=int, default=3, help="rounds of each handoff file count")
     parser.add_argument("--only", default="big,pipeline,many,handoff", help="which parts to run, comma-separated")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/checkpoints.md")
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    written: list[Measured] = []
     if "many" in parts:
-        print_many_files(bench_many_files(args.many_rounds, args.disk_dir), args.disk_dir, args.many_rounds)
+        written.append(say := Measured("checkpoints", "many files"))
+        print_many_files(bench_many_files(args.many_rounds, args.disk_dir), args.disk_dir, args.many_rounds, say)
     if "handoff" in parts:
-        print_handoff(bench_handoff(args.handoff_rounds, args.disk_dir), args.handoff_rounds)
+        written.append(say := Measured("checkpoints", "handoff"))
+        print_handoff(bench_handoff(args.handoff_rounds, args.disk_dir), args.handoff_rounds, say)
     if "big" in parts:
-        print_big(args, bench_throughput(args.size_mib, args.rounds, args.disk_dir))
+        written.append(say := Measured("checkpoints", "throughput"))
+        print_big(args, bench_throughput(args.size_mib, args.rounds, args.disk_dir), say)
     if "pipeline" in parts:
-        print_pipeline(args, bench_pipeline(args.rounds, args.corpus, args.disk_dir))
+        written.append(say := Measured("checkpoints", "pipeline"))
+        print_pipeline(args, bench_pipeline(args.rounds, args.corpus, args.disk_dir), say)
+    for part in written if not args.no_write else []:
+        part.write()
 
 
-def print_big(args: argparse.Namespace, throughput: dict[str, float]) -> None:
+def print_big(args: argparse.Namespace, throughput: dict[str, float], say: Measured) -> None:
     ratio = throughput["checkpoint_mib_s"] / throughput["plain_mib_s"]
-    print(f"checkpoint throughput, {args.size_mib} MiB from /dev/shm to {args.disk_dir} (median of {args.rounds}):")
-    print(f"  plain copy + fsync        {throughput['plain_mib_s']:8.0f} MiB/s")
-    print(f"  checkpoint (sha256, fsync, manifest, rename) {throughput['checkpoint_mib_s']:8.0f} MiB/s")
-    print(f"  ratio checkpoint / plain  {ratio:8.2f}   (target >= 0.85)")
-    print(f"  median of per-round ratios {throughput['paired_ratio']:7.2f}")
+    say(f"checkpoint throughput, {args.size_mib} MiB from /dev/shm to {args.disk_dir} (median of {args.rounds}):")
+    say(f"  plain copy + fsync        {throughput['plain_mib_s']:8.0f} MiB/s")
+    say(f"  checkpoint (sha256, fsync, manifest, rename) {throughput['checkpoint_mib_s']:8.0f} MiB/s")
+    say(f"  ratio checkpoint / plain  {ratio:8.2f}   (target >= 0.85)")
+    say(f"  median of per-round ratios {throughput['paired_ratio']:7.2f}")
 
 
-def print_pipeline(args: argparse.Namespace, pipeline: dict[str, float]) -> None:
-    print(f"wordfreq, {args.corpus} corpus (median of {args.rounds}):")
-    print(f"  checkpoints off           {pipeline['off']:8.2f} s")
-    print(f"  checkpoints on            {pipeline['on']:8.2f} s")
-    print(f"  ratio on / off            {pipeline['on'] / pipeline['off']:8.2f}")
+def print_pipeline(args: argparse.Namespace, pipeline: dict[str, float], say: Measured) -> None:
+    say(f"wordfreq, {args.corpus} corpus (median of {args.rounds}):")
+    say(f"  checkpoints off           {pipeline['off']:8.2f} s")
+    say(f"  checkpoints on            {pipeline['on']:8.2f} s")
+    say(f"  ratio on / off            {pipeline['on'] / pipeline['off']:8.2f}")
 
 
 if __name__ == "__main__":

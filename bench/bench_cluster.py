@@ -38,6 +38,7 @@ from imagekit_deploy.kube.client import Cluster  # noqa: E402
 from imagekit_deploy.kube.shards import find_workload, wait_complete  # noqa: E402
 from imagekit_runtime.observe.journal import Entry, parse_text, run_ids  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
+from pages import Measured  # noqa: E402
 
 CLUSTER = REPO / "scripts" / "cluster.sh"
 REGISTRY = os.environ.get("IMAGEKIT_REGISTRY", "127.0.0.1:5000")
@@ -133,6 +134,7 @@ def delete(name: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/cluster.md")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=2)
     args = parser.parse_args()
@@ -173,11 +175,17 @@ def main() -> int:
                       "cold/warm": medians["cold"] / medians["warm"],
                       "in-place/recreate": medians["in-place"] / medians["recreate"]},
                      indent=2))
-    print(f"apply to first step running: cold node {medians['cold']:.2f}s, warm {medians['warm']:.2f}s "
-          f"(cold/warm {medians['cold'] / medians['warm']:.2f}); new image to the changed step running: in place "
-          f"{medians['in-place']:.2f}s, recreate {medians['recreate']:.2f}s "
-          f"(in-place/recreate {medians['in-place'] / medians['recreate']:.2f}); medians of {args.rounds} rounds x "
-          f"{args.replicas} pods", file=sys.stderr)
+    say = Measured("cluster", "cold and warm nodes, in place and recreate")
+    say(f"wordfreq, {args.replicas} pods per case, {args.rounds} rounds; medians of the pod times (s), each pod's after")
+    for case, title in (("cold", "apply -> first step running, cold nodes"),
+                        ("warm", "apply -> first step running, warm nodes"),
+                        ("in-place", "new image -> `report` running, in place"),
+                        ("recreate", "new image -> `report` running, recreated")):
+        say(f"  {title:<42} {medians[case]:6.2f}   {', '.join(f'{v:.2f}' for v in times[case])}")
+    say(f"  cold/warm {medians['cold'] / medians['warm']:.2f}; in-place/recreate "
+        f"{medians['in-place'] / medians['recreate']:.2f}")
+    if not args.no_write:
+        say.write()
     return 0
 
 

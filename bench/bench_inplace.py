@@ -39,6 +39,7 @@ from imagekit_deploy.emulator.state import StateDir  # noqa: E402
 from imagekit_deploy.emulator.status import read_journal  # noqa: E402
 from imagekit_runtime.observe.journal import Entry, newest_run, run_ids  # noqa: E402
 from imagekit_runtime.states import StepState  # noqa: E402
+from pages import Measured  # noqa: E402
 
 BASE = "imagekit/debian-python:bookworm"
 REPOSITORY = "127.0.0.1:5000/imagekit-bench/wordfreq-inplace"
@@ -165,6 +166,7 @@ SCENARIOS = {"complete": "v2 applied once v1 is complete", "count": "v2 applied 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", default="64Mi", help="WORDFREQ_BYTES of the shard (default 64Mi)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/inplace.md")
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
     tag = str(os.getpid())
@@ -181,18 +183,21 @@ def main() -> None:
                         f"{tag}-{round_number}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"wordfreq, 1 shard of {options.bytes}; v2 (report changed) applied to a local pod running v1; "
+    say = Measured("inplace", "in place against recreate")
+    say(f"wordfreq, 1 shard of {options.bytes}; v2 (report changed) applied to a local pod running v1; "
           f"medians of {options.rounds} round(s), (min-max)")
-    print(f"  {'':<36} {'in place (kruise)':>20} {'recreate (statefulset)':>24}")
+    say(f"  {'':<36} {'in place (kruise)':>20} {'recreate (statefulset)':>24}")
     for scenario, title in SCENARIOS.items():
-        print(f"  {title}:")
+        say(f"  {title}:")
         for label, key in (("apply -> first step running, s", "first_step_s"),
                            ("apply -> shard complete again, s", "complete_s")):
             values = [seconds([r[key] for r in measured[(scenario, f)]]) for f in FLAVOURS]
-            print(f"    {label:<34} {values[0]:>20} {values[1]:>24}")
+            say(f"    {label:<34} {values[0]:>20} {values[1]:>24}")
         ssd = [human_size(int(statistics.median(r["ssd_bytes"] for r in measured[(scenario, f)]))) for f in FLAVOURS]
-        print(f"    {'bytes read back from the SSD':<34} {ssd[0]:>20} {ssd[1]:>24}")
+        say(f"    {'bytes read back from the SSD':<34} {ssd[0]:>20} {ssd[1]:>24}")
 
+    if not options.no_write:
+        say.write()
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pages import Measured
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_MIB = 40.0
 STEP_SECONDS = 3
@@ -92,9 +94,12 @@ def one_run(root: Path, metrics: bool) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    rounds = parser.parse_args().rounds
-    print("| runs | conductor Pss | supervisord Pss | Pss sum (MiB, median of peaks) |")
-    print("| --- | --- | --- | --- |")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/results.md")
+    args = parser.parse_args()
+    rounds = args.rounds
+    say = Measured("results", "the runtime's memory with and without --metrics")
+    say("| runs | conductor Pss | supervisord Pss | Pss sum (MiB, median of peaks) |")
+    say("| --- | --- | --- | --- |")
     sums = {}
     for metrics in (False, True):
         peaks = []
@@ -104,10 +109,12 @@ def main() -> int:
         conductor, supervisord = (statistics.median(p[i] for p in peaks) for i in (0, 1))
         sums[metrics] = statistics.median(sum(p) for p in peaks)
         label = "with --metrics, scraped" if metrics else "without --metrics"
-        print(f"| {label} | {conductor:.1f} | {supervisord:.1f} | {sums[metrics]:.1f} |")
+        say(f"| {label} | {conductor:.1f} | {supervisord:.1f} | {sums[metrics]:.1f} |")
     verdict = "met" if sums[True] <= TARGET_MIB else "missed"
-    print(f"\n--metrics adds {sums[True] - sums[False]:+.1f} MiB; Pss sum {sums[True]:.1f} MiB "
+    say(f"\n--metrics adds {sums[True] - sums[False]:+.1f} MiB; Pss sum {sums[True]:.1f} MiB "
           f"(target <= {TARGET_MIB:g}): {verdict}")
+    if not args.no_write:
+        say.write()
     return 0 if verdict == "met" else 1
 
 

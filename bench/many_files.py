@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from imagekit_core.spec.quantity import human_size
@@ -79,16 +80,17 @@ def bench_many_files(rounds: int, disk_dir: Path) -> list[dict[str, float]]:
     return rows
 
 
-def print_many_files(rows: list[dict[str, float]], disk_dir: Path, rounds: int) -> None:
-    print(f"checkpoints of many files, /dev/shm to {disk_dir} (median of {rounds}; speed = cp time / time):")
-    print(f"  {'shape':<18} {'cp -a + sync':>12} {'tar|tar + sync':>15} {'checkpoint':>11} {'vs cp':>6} "
+def print_many_files(rows: list[dict[str, float]], disk_dir: Path, rounds: int,
+                     say: Callable[[str], None] = print) -> None:
+    say(f"checkpoints of many files, /dev/shm to {disk_dir} (median of {rounds}; speed = cp time / time):")
+    say(f"  {'shape':<18} {'cp -a + sync':>12} {'tar|tar + sync':>15} {'checkpoint':>11} {'vs cp':>6} "
           f"{'vs tar':>7}  {'cp -a, no sync':>14} {'vs it':>6}  (target vs cp >= 0.50)")
     for row in rows:
         shape = f"{row['count']:,} x {human_size(int(row['size']))}"
-        print(f"  {shape:<18} {row['cp']:>11.2f}s {row['tar']:>14.2f}s {row['checkpoint']:>10.2f}s "
+        say(f"  {shape:<18} {row['cp']:>11.2f}s {row['tar']:>14.2f}s {row['checkpoint']:>10.2f}s "
               f"{row['cp'] / row['checkpoint']:>6.2f} {row['tar'] / row['checkpoint']:>7.2f}  "
               f"{row['cp_nosync']:>13.2f}s {row['cp_nosync'] / row['checkpoint']:>6.2f}")
-    print("  (sync flushes the whole filesystem, other processes' writes included; the checkpoint fsyncs its own "
+    say("  (sync flushes the whole filesystem, other processes' writes included; the checkpoint fsyncs its own "
           "files: `cp -a, no sync` is the copy alone, not durable)")
 
 
@@ -153,8 +155,8 @@ def bench_handoff(rounds: int, disk_dir: Path) -> dict[int, float]:
     return medians
 
 
-def print_handoff(medians: dict[int, float], rounds: int) -> None:
-    print(f"handoff, producer's end to consumer's start, checkpoints on (median of {rounds}; target <= 50 ms "
+def print_handoff(medians: dict[int, float], rounds: int, say: Callable[[str], None] = print) -> None:
+    say(f"handoff, producer's end to consumer's start, checkpoints on (median of {rounds}; target <= 50 ms "
           "at 50,000):")
     for count, seconds in medians.items():
-        print(f"  {count:>7,} one-byte files  {seconds * 1000:8.1f} ms")
+        say(f"  {count:>7,} one-byte files  {seconds * 1000:8.1f} ms")

@@ -29,6 +29,7 @@ from imagekit_core.spec import PipelineSpec, StepSpec
 from .assembly import NewLayer, assemble
 from .backend import Backend, ImageInfo
 from .baseimage import BaseLookup, BaseMoved, look_up_base, stored_base
+from .bytecode import Compiler, find_compiler
 from .context import cached_layer_tar, pipeline_files, write_layer_tars
 from .deps import DepsTree, install_step_requirements
 from .events import Stage
@@ -58,6 +59,7 @@ class BuildOptions:
     python_version: str | None = None  # skip probing the base image
     labels: tuple[tuple[str, str], ...] = ()  # --label KEY=VALUE: over the OCI labels, under imagekit's own
     locked: bool = False  # every step's requirements.lock must be current: none is written (--locked)
+    bytecode: bool = True  # deps and code layers carry .pyc for the image's Python (--no-bytecode: none)
 
 
 @dataclass
@@ -156,18 +158,21 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
         pack = 2 * len(spec.packaged_steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
-        early = _install_all(pool, with_requirements, guess, options, pack) if guess else None
+        early_compiler = _compiler(guess, options) if guess else None
+        early = _install_all(pool, with_requirements, guess, options, pack, early_compiler) if guess else None
         probe = probe_base(backend, lookup.id)
         target = probe_target(backend, lookup.id, options.python_version)
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
         timer.lap("probe")
 
+        compiler = early_compiler if guess is not None and guess.version == target.version else \
+            _compiler(target, options)
         runtime_wheels = pool.submit(download_runtime_wheels, target)
         s3_client = pool.submit(_install_client, target, options.no_cache) if spec.uses_s3 else None
         if early is None or guess is None or guess.key() != target.key():
             for future in early or ():  # they may be writing the locks: let them finish first
                 future.exception()
-            early = _install_all(pool, with_requirements, target, options, pack)
+            early = _install_all(pool, with_requirements, target, options, pack, compiler)
         deps = {step.name: future.result() for step, future in zip(with_requirements, early, strict=True)}
         for name in deps:
             backend.events.stage(f"deps of {name}", Stage.RESOLVED)
@@ -184,7 +189,7 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
                                             runtime_sbom(wheels))
             timer.lap("runtime_base")
             return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, client,
-                                 _Asked(previous, lookup, source, committed))
+                                 _Asked(previous, lookup, source, committed), compiler)
 
 
 def _install_client(target: PythonTarget, refresh: bool) -> ClientLayer:
@@ -204,14 +209,28 @@ class _Asked:
     commit_time: Future[int | None] | None  # None: SOURCE_DATE_EPOCH given
 
 
+def _compiler(target: PythonTarget, options: BuildOptions) -> Compiler | None:
+    """What compiles the layers' bytecode for the image's Python: none with --no-bytecode, or (said once)
+    when this host has no Python of the image's version."""
+    if not options.bytecode:
+        return None
+    compiler = find_compiler(target.version, target.implementation)
+    if compiler is None:
+        log.warning("no Python %s on this host to compile bytecode for the image's: its layers carry none, so "
+                    "steps compile what they import at each start (install python%s here, or pass --no-bytecode "
+                    "to build without it and not be told)", target.version, target.version)
+    return compiler
+
+
 def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, options: BuildOptions,
-                 pack: bool) -> list[Future[DepsTree]]:
+                 pack: bool, compiler: Compiler | None) -> list[Future[DepsTree]]:
     """Each step's deps tree, installed side by side (each environment is isolated anyway); pack: and its
-    deps layer's tarball written at once, while the other steps still install (it is cached by its trees)."""
+    deps layer's tarball written at once (its bytecode compiled first), while the other steps still install
+    (it is cached by its trees)."""
     def install(step: StepSpec) -> DepsTree:
         deps = install_step_requirements(step, target, refresh=options.no_cache, locked=options.locked)
         if pack:
-            cached_layer_tar(deps_mappings(step.name, deps.wheels, deps.sbom))
+            cached_layer_tar(deps_mappings(step.name, deps.wheels, deps.sbom, compiler))
         return deps
 
     return [pool.submit(install, step) for step in steps]
@@ -228,14 +247,14 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
                   deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase,
-                  client: ClientLayer | None, asked: _Asked) -> BuildResult:
+                  client: ClientLayer | None, asked: _Asked, compiler: Compiler | None) -> BuildResult:
     files = pipeline_files(spec, work / "pipeline-files")
     runtime_layers = len(runtime.layers)
     plan = plan_layers(spec, {name: tree.wheels for name, tree in deps.items()}, files,
                        base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
                        sboms={name: tree.sbom for name, tree in deps.items()},
                        known_sizes={name: tree.size for name, tree in deps.items()},
-                       first=(client.planned(),) if client else ())
+                       first=(client.planned(),) if client else (), compiler=compiler)
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))

@@ -20,6 +20,7 @@ from imagekit_core import contract
 from imagekit_core.errors import SpecError, UsageError
 from imagekit_core.spec import PipelineSpec, StepSpec
 
+from .bytecode import Compiler
 from .tarball import Mapping, tree_size
 from .wheeltree import WheelTree
 
@@ -70,9 +71,17 @@ def step_image_path(spec: PipelineSpec, step: StepSpec) -> PurePosixPath:
     return PIPELINE_ROOT / relative.as_posix()
 
 
-def deps_mappings(step: str, tree: Path | WheelTree, sbom: Path | None) -> tuple[Mapping, ...]:
-    """What a step's deps layer holds: its tree at DEPS_ROOT/<step>, its SBOM's directory at SBOM_ROOT."""
-    return (Mapping(tree, DEPS_ROOT / step), *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
+def deps_mappings(step: str, tree: Path | WheelTree, sbom: Path | None,
+                  compiler: Compiler | None = None) -> tuple[Mapping, ...]:
+    """What a step's deps layer holds: its tree at DEPS_ROOT/<step> (with its bytecode, given a compiler),
+    its SBOM's directory at SBOM_ROOT."""
+    return (*tree_mappings(tree, DEPS_ROOT / step, compiler),
+            *((Mapping(sbom, SBOM_ROOT),) if sbom is not None else ()))
+
+
+def tree_mappings(tree: Path | WheelTree, target: PurePosixPath, compiler: Compiler | None) -> tuple[Mapping, ...]:
+    """A tree at target, and, given a compiler, the bytecode of its Python files beside them."""
+    return (Mapping(tree, target), *((Mapping(compiler.compiled(tree, target), target),) if compiler else ()))
 
 
 def plan_layers(
@@ -85,23 +94,26 @@ def plan_layers(
     sboms: dict[str, Path] | None = None,
     known_sizes: dict[str, int] | None = None,
     first: tuple[PlannedLayer, ...] = (),
+    compiler: Compiler | None = None,
 ) -> LayerPlan:
     """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all.
     sboms: per step, a directory whose files (its SBOM) go to SBOM_ROOT in the step's deps layer;
     known_sizes: per step, its deps tree's size when known (else the tree is walked);
-    first: layers of no step that go under every step's (the S3 client's, s3client.py)."""
+    first: layers of no step that go under every step's (the S3 client's, s3client.py);
+    compiler: compiles the bytecode deps and code layers carry (bytecode.py), None for none."""
     if budget > CONTAINERD_LAYER_LIMIT:
         raise UsageError(f"--layer-budget {budget} is above containerd's limit of {CONTAINERD_LAYER_LIMIT} layers")
     deps_mapping: dict[str, tuple[Mapping, ...]] = {}
-    code_mapping: dict[str, Mapping] = {}
+    code_mapping: dict[str, tuple[Mapping, ...]] = {}
     sizes: dict[str, int] = {}
     deps_sizes: dict[str, int] = {}
     code_sizes: dict[str, int] = {}
     for step in spec.packaged_steps:
-        code_mapping[step.name] = Mapping(step.directory, step_image_path(spec, step))
-        code_sizes[step.name] = tree_size(step.directory)
+        code_mapping[step.name] = tree_mappings(step.directory, step_image_path(spec, step), compiler)
+        code_sizes[step.name] = sum(tree_size(mapping.source) for mapping in code_mapping[step.name])
         if step.name in deps_trees:
-            deps_mapping[step.name] = deps_mappings(step.name, deps_trees[step.name], (sboms or {}).get(step.name))
+            deps_mapping[step.name] = deps_mappings(step.name, deps_trees[step.name], (sboms or {}).get(step.name),
+                                                    compiler)
             deps_sizes[step.name] = (known_sizes or {}).get(step.name) or tree_size(deps_trees[step.name])
         sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
 
@@ -122,10 +134,10 @@ def plan_layers(
     layers.append(PlannedLayer("pipeline", "pipeline", (), (Mapping(pipeline_files, PIPELINE_ROOT),),
                                tree_size(pipeline_files)))
     for name in alone:
-        layers.append(PlannedLayer(f"code-{name}", "code", (name,), (code_mapping[name],), code_sizes[name]))
+        layers.append(PlannedLayer(f"code-{name}", "code", (name,), code_mapping[name], code_sizes[name]))
     if shared_in_order:
         layers.append(PlannedLayer(f"code-{SHARED}", "code", shared_in_order,
-                                   tuple(code_mapping[n] for n in shared_in_order),
+                                   tuple(m for n in shared_in_order for m in code_mapping[n]),
                                    sum(code_sizes[n] for n in shared_in_order)))
     return LayerPlan(layers=tuple(layers), base_layers=base_layers, budget=budget, shared_steps=shared_in_order,
                      sizes=sizes)

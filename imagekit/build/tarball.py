@@ -22,6 +22,7 @@ from typing import IO, Any, BinaryIO
 
 from imagekit_core.spec.stepfiles import Kind, PackageEntry, walk
 
+from .bytecode import Bytecode
 from .unpack import PlacedFile
 from .wheeltree import TreeEntry, WheelTree
 
@@ -35,10 +36,11 @@ COPY_BUFFER = 1 << 20
 
 @dataclass(frozen=True)
 class Mapping:
-    """Copy the tree at `source` to `target` (an absolute path in the image): a directory, or a deps
-    tree described by its wheels (wheeltree.py), which gives the same layer without being unpacked."""
+    """Copy the tree at `source` to `target` (an absolute path in the image): a directory, a deps tree
+    described by its wheels (wheeltree.py), which gives the same layer without being unpacked, or the
+    bytecode compiled for one of those (bytecode.py: its __pycache__ directories, which a walk leaves out)."""
 
-    source: Path | WheelTree
+    source: Path | WheelTree | Bytecode
     target: PurePosixPath
 
 
@@ -142,6 +144,13 @@ def write_layer(mappings: Iterable[Mapping], destination: Path, extra: Iterable[
                 name = _entry_name(mapping.target / described.relative)
                 entries[name] = _described_entry(name, mapping.source, described)
             continue
+        if isinstance(mapping.source, Bytecode):
+            for relative, path in mapping.source.files():
+                name = _entry_name(mapping.target / relative)
+                for parent in _parents(mapping.target / relative):
+                    entries.setdefault(_entry_name(parent), (_info(_entry_name(parent), tarfile.DIRTYPE, 0o755), None))
+                entries[name] = (_info(name, tarfile.REGTYPE, 0o644, size=path.stat().st_size), path)
+            continue
         if not mapping.source.is_dir():
             raise FileNotFoundError(f"{mapping.source} is not a directory")
         for entry in walk(mapping.source):
@@ -203,8 +212,10 @@ def link_or_copy(source: Path, destination: Path) -> None:
         shutil.copyfile(source, destination)
 
 
-def tree_size(source: Path | WheelTree) -> int:
+def tree_size(source: Path | WheelTree | Bytecode) -> int:
     """Bytes of file content under source, as a layer would hold them."""
     if isinstance(source, WheelTree):
         return source.size()
+    if isinstance(source, Bytecode):
+        return sum(path.stat().st_size for _, path in source.files())
     return sum(entry.size for entry in walk(source))

@@ -132,6 +132,8 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="ignore the engine's and imagekit's caches"),
         python_version: str = typer.Option(None, "--python-version",
                                            help="the base image's Python [default: asked from the image]"),
+        no_bytecode: bool = typer.Option(False, "--no-bytecode", help="layers carry no .pyc: steps compile "
+                                         "what they import at each start (default: compiled for the image's Python)"),
         locked: bool = typer.Option(False, "--locked", help="every step's requirements.lock must be current: "
                                                             "exit 2 naming the step when one is missing or stale, "
                                                             "and write none (CI; as `npm ci`)"),
@@ -147,7 +149,7 @@ def register(app: typer.Typer) -> None:
         engine = get_backend(backend)
         options = BuildOptions(tag=tags[0], base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
                                version=version, no_cache=no_cache, python_version=python_version,
-                               labels=parse_labels(label), locked=locked)
+                               labels=parse_labels(label), locked=locked, bytecode=not no_bytecode)
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
         with progress_on(engine, stderr) as progress:
             result = build_image(spec, engine, options)
