@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .reuse import RemoteLayer
 from .tarball import LayerTar, link_or_copy
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
@@ -67,15 +68,21 @@ class BaseImage:
 class NewLayer:
     name: str  # deps-count, code-count, pipeline
     description: str  # its history entry
-    tar: LayerTar
+    tar: LayerTar | RemoteLayer  # remote: in a cache image's registry, fetched only if an engine must load it
 
     @property
     def digest(self) -> str:
         return self.tar.sha256
 
     @property
+    def local(self) -> LayerTar:
+        if isinstance(self.tar, RemoteLayer):
+            raise AssertionError(f"layer {self.name} is in a registry, not fetched")
+        return self.tar
+
+    @property
     def file_size(self) -> int:
-        return self.tar.path.stat().st_size
+        return self.tar.tar_bytes if isinstance(self.tar, RemoteLayer) else self.tar.path.stat().st_size
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,8 @@ def write_oci_layout(image: AssembledImage, directory: Path) -> Path:
     blobs.mkdir(parents=True, exist_ok=True)
     (blobs / image.config_digest.removeprefix("sha256:")).write_bytes(image.config)
     for layer in image.layers:
-        link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
+        if isinstance(layer.tar, LayerTar):  # a reused layer not fetched is one the engine holds
+            link_or_copy(layer.tar.path, blobs / layer.digest.removeprefix("sha256:"))
     manifest = image.manifest
     manifest_digest = image.manifest_digest
     (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
@@ -168,7 +176,7 @@ def docker_archive(image: AssembledImage, tag: str, held: int) -> Iterator[bytes
     manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": base_entries + entries}]
     yield from _tar_member(config_name, image.config)
     for layer, entry in list(zip(image.layers, entries, strict=False))[held:]:
-        yield from _tar_member(entry, layer.tar.path)
+        yield from _tar_member(entry, layer.local.path)
     yield from _tar_member("manifest.json", json.dumps(manifest).encode())
     yield b"\0" * (2 * tarfile.BLOCKSIZE)  # end of archive
 

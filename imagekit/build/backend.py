@@ -9,6 +9,7 @@ planning, image assembly, labels, caching of host-side work) is shared and engin
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +60,19 @@ class ImageInfo:
     env: tuple[str, ...] = ()
     created: str = ""
     manifest_digest: str | None = None  # of the local manifest, when the engine keeps one
+
+
+def assembled_info(image: AssembledImage) -> ImageInfo:
+    """What an engine would say of an image imagekit assembled, said from the image itself."""
+    config = json.loads(image.config)
+    runtime = config.get("config") or {}
+    return ImageInfo(
+        id=image.config_digest, diff_ids=image.diff_ids, labels=dict(runtime.get("Labels") or {}),
+        layer_sizes=(*image.base.layer_sizes, *(layer.file_size for layer in image.layers)),
+        history=tuple(config.get("history") or ()), user=runtime.get("User", ""),
+        entrypoint=tuple(runtime.get("Entrypoint") or ()), env=tuple(runtime.get("Env") or ()),
+        created=config.get("created", ""), manifest_digest=image.manifest_digest,
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from imagekit_core.errors import CommandFailed, EnvironmentMissing, UsageError
 from imagekit_core.references import is_registry_host
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
-from .backend import Backend, BuildRequest, ImageInfo, PushReport, push_failed
+from .backend import Backend, BuildRequest, ImageInfo, PushReport, assembled_info, push_failed
 from .events import NO_EVENTS, BuildEvents
 
 log = logging.getLogger("imagekit.build")
@@ -151,15 +151,7 @@ class BuildahBackend(Backend):
         self._run("load", layout, local_name(tag))
         for name in (tag, local_name(tag)):  # only the tag moved: what is known by image ID still holds
             self._inspected.pop(name, None)
-        config = json.loads(image.config)
-        runtime = config.get("config") or {}
-        return ImageInfo(
-            id=image.config_digest, diff_ids=image.diff_ids, labels=dict(runtime.get("Labels") or {}),
-            layer_sizes=(*image.base.layer_sizes, *(layer.file_size for layer in image.layers)),
-            history=tuple(config.get("history") or ()), user=runtime.get("User", ""),
-            entrypoint=tuple(runtime.get("Entrypoint") or ()), env=tuple(runtime.get("Env") or ()),
-            created=config.get("created", ""), manifest_digest=image.manifest_digest,
-        )
+        return assembled_info(image)
 
     def find(self, ref: str) -> ImageInfo | None:
         return None if self._inspect_json(ref) is None else self.inspect(ref)

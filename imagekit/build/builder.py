@@ -23,24 +23,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from imagekit_core.cachedir import cache_root
-from imagekit_core.errors import CommandFailed
-from imagekit_core.spec import PipelineSpec, StepSpec
+from imagekit_core.spec import PipelineSpec
 
-from .assembly import NewLayer, assemble
+from .assembly import AssembledImage, NewLayer, assemble
 from .backend import Backend, ImageInfo
 from .baseimage import BaseLookup, BaseMoved, look_up_base, stored_base
-from .bytecode import Compiler, find_compiler
 from .context import cached_layer_tar, pipeline_files, write_layer_tars
-from .deps import DepsTree, install_step_requirements
 from .events import Stage
 from .labels import SourceInfo, commit_time, created_time, layer_labels, oci_labels, source_info
-from .layercache import ChainIndex, held_layers
+from .loading import load_image
 from .lock import locked_target
-from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, deps_mappings, plan_layers
+from .plan import DEFAULT_LAYER_BUDGET, SBOM_ROOT, LayerPlan, PlannedLayer, plan_layers
 from .probe import probe_base
+from .reuse import LayerCache, NoCache, RemoteLayer
 from .runtimebase import BaseFacts, RuntimeBase, assemble_runtime_base, runtime_sbom
 from .s3client import S3_CLIENT, ClientLayer, install_client
 from .sbom import RUNTIME_SBOM, sbom_file
+from .step_deps import DepsRequest, StepDeps, bytecode_compiler, get_all, get_step_deps
+from .tarball import LayerTar
 from .wheels import PythonTarget, download_runtime_wheels
 
 log = logging.getLogger("imagekit.build")
@@ -60,6 +60,9 @@ class BuildOptions:
     labels: tuple[tuple[str, str], ...] = ()  # --label KEY=VALUE: over the OCI labels, under imagekit's own
     locked: bool = False  # every step's requirements.lock must be current: none is written (--locked)
     bytecode: bool = True  # deps and code layers carry .pyc for the image's Python (--no-bytecode: none)
+    cache: LayerCache = field(default_factory=NoCache)  # images whose layers are reused by key (--cache-from)
+    fetch_reused: bool = True  # False (build --push): rather than download reused layers to load the image,
+    # leave it out of the engine (the push sends it from where it is)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class LayerReport:
     size: int | None
     cached: bool  # the engine held it already (same layer on the same layers below)
     unchanged: bool | None  # same digest as in the image the tag named before (None: no such image)
+    from_registry: bool = False  # reused from a cache image by its key (build --cache-from): not made here
 
 
 @dataclass
@@ -91,17 +95,22 @@ class BuildResult:
     manifest_digest: str | None = None
     pushed: dict[str, object] | None = None
     sboms: list[dict[str, object]] = field(default_factory=list)  # name, path in the image, layer, packages
+    loaded: bool = True  # False: left out of the engine (build --push, layers reused from a registry)
+    image: AssembledImage | None = field(default=None, repr=False)  # what a push of imagekit's own sends
+    cache_images: list[str] = field(default_factory=list)  # the cache images found (--cache-from)
 
     @property
     def reused(self) -> list[LayerReport]:
-        return [layer for layer in self.layers if layer.kind != "base" and (layer.cached or layer.unchanged)]
+        return [layer for layer in self.layers
+                if layer.kind != "base" and (layer.cached or layer.unchanged or layer.from_registry)]
 
     @property
     def rebuilt(self) -> list[LayerReport]:
-        return [layer for layer in self.layers if layer.kind != "base" and not layer.cached]
+        return [layer for layer in self.layers if layer.kind != "base" and not layer.cached and not layer.from_registry]
 
     def to_json(self) -> dict[str, object]:
-        data = asdict(self)
+        data = asdict(replace(self, image=None))
+        del data["image"]
         data["reused_layers"] = [layer.name for layer in self.reused]
         data["rebuilt_layers"] = [layer.name for layer in self.rebuilt]
         data["changed_layers"] = [layer.name for layer in self.layers if layer.unchanged is False]
@@ -158,24 +167,24 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         # probe then almost always confirms that target (else they are installed again for the real one).
         guess = None if options.python_version else locked_target(with_requirements)
         pack = 2 * len(spec.packaged_steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
-        early_compiler = _compiler(guess, options) if guess else None
-        early = _install_all(pool, with_requirements, guess, options, pack, early_compiler) if guess else None
+        early_request = _deps_request(guess, options, pack) if guess else None
+        early = get_all(pool, with_requirements, early_request) if early_request else None
         probe = probe_base(backend, lookup.id)
         target = probe_target(backend, lookup.id, options.python_version)
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
         timer.lap("probe")
 
-        compiler = early_compiler if guess is not None and guess.version == target.version else \
-            _compiler(target, options)
+        request = early_request if early_request is not None and guess is not None and guess.key() == target.key() \
+            else _deps_request(target, options, pack)
         runtime_wheels = pool.submit(download_runtime_wheels, target)
         s3_client = pool.submit(_install_client, target, options.no_cache) if spec.uses_s3 else None
         if early is None or guess is None or guess.key() != target.key():
             for future in early or ():  # they may be writing the locks: let them finish first
                 future.exception()
-            early = _install_all(pool, with_requirements, target, options, pack, compiler)
+            early = get_all(pool, with_requirements, request)
         deps = {step.name: future.result() for step, future in zip(with_requirements, early, strict=True)}
-        for name in deps:
-            backend.events.stage(f"deps of {name}", Stage.RESOLVED)
+        for name, got in deps.items():
+            backend.events.stage(f"deps of {name}", Stage.REUSED if got.reused else Stage.RESOLVED)
         wheels = runtime_wheels.result()
         client = s3_client.result() if s3_client else None
         if client is not None:
@@ -189,7 +198,7 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
                                             runtime_sbom(wheels))
             timer.lap("runtime_base")
             return _build_layers(spec, backend, options, timer, work, deps, base, target, runtime, client,
-                                 _Asked(previous, lookup, source, committed), compiler)
+                                 _Asked(previous, lookup, source, committed), request)
 
 
 def _install_client(target: PythonTarget, refresh: bool) -> ClientLayer:
@@ -209,31 +218,9 @@ class _Asked:
     commit_time: Future[int | None] | None  # None: SOURCE_DATE_EPOCH given
 
 
-def _compiler(target: PythonTarget, options: BuildOptions) -> Compiler | None:
-    """What compiles the layers' bytecode for the image's Python: none with --no-bytecode, or (said once)
-    when this host has no Python of the image's version."""
-    if not options.bytecode:
-        return None
-    compiler = find_compiler(target.version, target.implementation)
-    if compiler is None:
-        log.warning("no Python %s on this host to compile bytecode for the image's: its layers carry none, so "
-                    "steps compile what they import at each start (install python%s here, or pass --no-bytecode "
-                    "to build without it and not be told)", target.version, target.version)
-    return compiler
-
-
-def _install_all(pool: ThreadPoolExecutor, steps: list[StepSpec], target: PythonTarget, options: BuildOptions,
-                 pack: bool, compiler: Compiler | None) -> list[Future[DepsTree]]:
-    """Each step's deps tree, installed side by side (each environment is isolated anyway); pack: and its
-    deps layer's tarball written at once (its bytecode compiled first), while the other steps still install
-    (it is cached by its trees)."""
-    def install(step: StepSpec) -> DepsTree:
-        deps = install_step_requirements(step, target, refresh=options.no_cache, locked=options.locked)
-        if pack:
-            cached_layer_tar(deps_mappings(step.name, deps.wheels, deps.sbom, compiler))
-        return deps
-
-    return [pool.submit(install, step) for step in steps]
+def _deps_request(target: PythonTarget, options: BuildOptions, pack: bool) -> DepsRequest:
+    return DepsRequest(target, bytecode_compiler(target, options.bytecode), options.cache, refresh=options.no_cache,
+                       locked=options.locked, pack=pack)
 
 
 @contextmanager
@@ -246,15 +233,9 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 
 def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, timer: Timer, work: Path,
-                  deps: dict[str, DepsTree], base: str, target: PythonTarget, runtime: RuntimeBase,
-                  client: ClientLayer | None, asked: _Asked, compiler: Compiler | None) -> BuildResult:
-    files = pipeline_files(spec, work / "pipeline-files")
-    runtime_layers = len(runtime.layers)
-    plan = plan_layers(spec, {name: tree.wheels for name, tree in deps.items()}, files,
-                       base_layers=len(runtime.base.diff_ids) + runtime_layers, budget=options.layer_budget,
-                       sboms={name: tree.sbom for name, tree in deps.items()},
-                       known_sizes={name: tree.size for name, tree in deps.items()},
-                       first=(client.planned(),) if client else (), compiler=compiler)
+                  deps: dict[str, StepDeps], base: str, target: PythonTarget, runtime: RuntimeBase,
+                  client: ClientLayer | None, asked: _Asked, request: DepsRequest) -> BuildResult:
+    plan = _plan(spec, pipeline_files(spec, work / "pipeline-files"), runtime, client, deps, options, request)
     if plan.shared_steps:
         log.warning("layer budget %d: steps %s share one deps and one code layer", plan.budget,
                     ", ".join(plan.shared_steps))
@@ -262,60 +243,87 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     timer.lap("stage")
 
     # Every layer's digest is its tarball's: the labels naming them are written before any engine runs.
-    digests = {layer.name: tars[layer.name].sha256 for layer in plan.layers}
     created = created_time(options.timestamp if asked.commit_time is None else asked.commit_time.result())
     labels = oci_labels(spec, asked.source.result(), base, runtime.base.id, created) | dict(options.labels)
     # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
     named: list[dict[str, object]] = [{"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []}
                                       for layer in runtime.layers]
-    named += [{"digest": digests[layer.name], "kind": layer.kind, "name": layer.name, "steps": list(layer.steps)}
-              for layer in plan.layers]
+    named += [_named(layer, tars[layer.name]) for layer in plan.layers]
     labels |= layer_labels(named, plan.base_layers, plan.shared_steps, [step.name for step in spec.packaged_steps])
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
                                         for layer in plan.layers)
-    image = assemble(runtime.base, new_layers, labels, created)
     asked.base.confirm()
     previous = asked.previous.result()
-    chains = ChainIndex(backend.name)
-    held = 0 if options.no_cache else held_layers(backend, chains, image.diff_ids, len(runtime.base.diff_ids),
-                                                  previous)
-    if held:
-        log.info("layers %s: held by the engine already", ", ".join(layer.name for layer in new_layers[:held]))
-    final = backend.load(image, options.tag, work, held)
-    chains.record(image.diff_ids, final.id)
-    if final.diff_ids != image.diff_ids:
-        raise CommandFailed([backend.name, "load", options.tag], 1, "the loaded image's layers are not the ones "
-                            "imagekit assembled: another build replaced the tag meanwhile?")
-    cached = tuple(position < held for position in range(len(new_layers)))
-    for new_layer, was_held in zip(new_layers, cached, strict=True):
-        backend.events.stage(new_layer.name, Stage.HELD if was_held else Stage.LOADED, new_layer.tar.size)
+    loaded = load_image(backend, assemble(runtime.base, new_layers, labels, created), options.tag, work,
+                        base_layers=len(runtime.base.diff_ids), previous=previous, cache=options.cache,
+                        fetch_reused=options.fetch_reused, no_cache=options.no_cache)
+    final = loaded.info
+    cached = tuple(position < loaded.held for position in range(len(new_layers)))
     layers = _layer_reports(plan, runtime, final, cached, None if previous is None else set(previous.diff_ids))
     timer.lap("load")
     timer.total()
     return BuildResult(
         tag=options.tag, image_id=final.id, backend=backend.name, base=base,
-        runtime_base=f"{RUNTIME_BASE_NAME}:{runtime.key}", runtime_base_reused=held >= runtime_layers,
+        runtime_base=f"{RUNTIME_BASE_NAME}:{runtime.key}", runtime_base_reused=loaded.held >= len(runtime.layers),
         python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
-        manifest_digest=final.manifest_digest, sboms=_sboms(plan, runtime, deps, client),
+        manifest_digest=final.manifest_digest if loaded.loaded else None,
+        sboms=_sboms(plan, runtime, deps, client), loaded=loaded.loaded, image=loaded.image,
+        cache_images=options.cache.describe(),
     )
 
 
-def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, DepsTree],
+def _plan(spec: PipelineSpec, files: Path, runtime: RuntimeBase, client: ClientLayer | None,
+          deps: dict[str, StepDeps], options: BuildOptions, request: DepsRequest) -> LayerPlan:
+    """The layer plan; a reused step that the budget makes share a layer is installed after all (a shared
+    layer is written here from every step's tree), and the plan made again."""
+    while True:
+        trees = {name: got.tree for name, got in deps.items() if got.tree is not None}
+        plan = plan_layers(spec, {name: tree.wheels for name, tree in trees.items()}, files,
+                           base_layers=len(runtime.base.diff_ids) + len(runtime.layers), budget=options.layer_budget,
+                           sboms={name: tree.sbom for name, tree in trees.items()},
+                           known_sizes={name: tree.size for name, tree in trees.items()},
+                           first=(client.planned(),) if client else (), compiler=request.compiler,
+                           keys={name: got.key for name, got in deps.items()},
+                           reused={name: got.reused for name, got in deps.items() if got.reused is not None})
+        sharing = [name for name in plan.shared_steps if name in deps and deps[name].reused is not None]
+        if not sharing:
+            return plan
+        for name in sharing:
+            deps[name] = get_step_deps(spec.step(name), request, reuse=False)
+
+
+def _named(layer: PlannedLayer, tar: LayerTar | RemoteLayer) -> dict[str, object]:
+    """A layer as the layers label names it; a deps layer with its key (what `--cache-from` looks up), its
+    content size and its tar's length (what a build that reuses it reports and loads)."""
+    entry: dict[str, object] = {"digest": tar.sha256, "kind": layer.kind, "name": layer.name,
+                                "steps": list(layer.steps)}
+    if layer.key:
+        tar_bytes = tar.tar_bytes if isinstance(tar, RemoteLayer) else tar.path.stat().st_size
+        entry |= {"key": layer.key, "size": layer.size, "tar_bytes": tar_bytes}
+    return entry
+
+
+def _sboms(plan: LayerPlan, runtime: RuntimeBase, deps: dict[str, StepDeps],
            client: ClientLayer | None) -> list[dict[str, object]]:
-    """Where each SBOM is in the image, and what it lists."""
+    """Where each SBOM is in the image, and what it lists (a reused layer's: what its lock pins, which is
+    what its SBOM lists)."""
     sources = [(RUNTIME_SBOM, runtime.layers[-1].name, runtime.sbom)]
     if client is not None:
         sources.append((S3_CLIENT, S3_CLIENT, client.tree.sbom))
-    for name, tree in deps.items():
-        planned = plan.layer_of(name, "deps")
-        sources.append((name, planned.name if planned else "", tree.sbom))
     listed: list[dict[str, object]] = []
+    for name, got in deps.items():
+        planned = plan.layer_of(name, "deps")
+        if got.tree is not None:
+            sources.append((name, planned.name if planned else "", got.tree.sbom))
+        else:
+            listed.append({"name": name, "path": str(SBOM_ROOT / sbom_file(name)), "layer": planned.name if planned
+                           else "", "packages": {pin.name: pin.version for pin in got.lock.pins}})
     for name, layer, directory in sources:
         document = json.loads((directory / sbom_file(name)).read_text())
         listed.append({"name": name, "path": str(SBOM_ROOT / sbom_file(name)), "layer": layer,
                        "packages": {c["name"]: c.get("version", "") for c in document.get("components", [])}})
-    return listed
+    return sorted(listed, key=lambda entry: str(entry["name"]) != RUNTIME_SBOM)
 
 
 def _history(layer: PlannedLayer) -> str:
@@ -344,5 +352,6 @@ def _layer_reports(plan: LayerPlan, runtime: RuntimeBase, image: ImageInfo, cach
             continue
         planned = plan.layers[index - plan.base_layers]
         reports.append(LayerReport(index, planned.name, planned.kind, list(planned.steps), digest,
-                                   size if size is not None else planned.size, held, unchanged))
+                                   size if size is not None else planned.size, held, unchanged,
+                                   from_registry=planned.reused is not None))
     return reports

@@ -35,6 +35,8 @@ from .wheeltree import WheelTree
 
 log = logging.getLogger("imagekit.build")
 
+# Bump when the compile changes (flags, environment): layer keys include it.
+BYTECODE_FORMAT = "1"
 PROBE = "import sys; print(sys.implementation.name, sys.implementation.cache_tag, '%d.%d.%d' % sys.version_info[:3])"
 
 

@@ -17,6 +17,7 @@ from imagekit_core.spec import PipelineSpec
 
 from .events import NO_EVENTS, BuildEvents, Stage
 from .plan import PlannedLayer, step_image_path
+from .reuse import RemoteLayer
 from .tarball import LayerTar, Mapping, link_or_copy, write_layer
 
 
@@ -64,13 +65,18 @@ def cached_layer_tar(mappings: tuple[Mapping, ...]) -> LayerTar:
 
 
 def write_layer_tars(layers: tuple[PlannedLayer, ...], directory: Path,
-                     events: BuildEvents = NO_EVENTS) -> dict[str, LayerTar]:
-    """Every layer as a tarball in directory/layers (deps tarballs cached by the trees they hold)."""
+                     events: BuildEvents = NO_EVENTS) -> dict[str, LayerTar | RemoteLayer]:
+    """Every layer as a tarball in directory/layers (deps tarballs cached by the trees they hold), but those
+    reused from a cache image: they stay where they are."""
     if directory.exists():
         shutil.rmtree(directory)
     (directory / "layers").mkdir(parents=True)
-    tars: dict[str, LayerTar] = {}
+    tars: dict[str, LayerTar | RemoteLayer] = {}
     for layer in layers:
+        if layer.reused is not None:
+            tars[layer.name] = layer.reused
+            events.stage(layer.name, Stage.REUSED, layer.reused.size)
+            continue
         destination = directory / "layers" / f"{layer.name}.tar"
         if layer.kind == "deps":
             tar = cached_layer_tar(layer.mappings)

@@ -23,10 +23,12 @@ from imagekit_core.cachedir import cache_root
 from imagekit_core.errors import CommandFailed, SpecError
 from imagekit_core.spec import StepSpec
 
+from .bytecode import BYTECODE_FORMAT, Compiler
 from .lock import Lock, current_lock, lock_path, normalise_name, resolve
-from .sbom import cached_sbom, cyclonedx_json, installed_packages
+from .sbom import SBOM_FORMAT, cached_sbom, cyclonedx_json, installed_packages
+from .tarball import LAYER_FORMAT
 from .unpack import unpack_wheels
-from .wheels import PythonTarget, download_locked, requirements_key, resolution_error, strip_caches
+from .wheels import TREE_FORMAT, PythonTarget, download_locked, requirements_key, resolution_error, strip_caches
 from .wheeltree import WheelTree
 
 log = logging.getLogger("imagekit.build")
@@ -81,6 +83,16 @@ def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bo
                         f"another Python than the base's {target.key()})",
                         "run `imagekit lock PIPELINE` and commit the lock, or build without --locked")
     return lock if lock is not None else resolve(step, target, wheels)
+
+
+def deps_layer_key(step: str, lock: Lock, target: PythonTarget, compiler: Compiler | None) -> str:
+    """What a step's deps layer is made from, as one key, known before anything is fetched: the lock (every
+    wheel pinned by hash), the target Python and platform, the bytecode's compiler, and the formats of the
+    tree, SBOM, bytecode and tarball imagekit writes. The same key gives the same layer bytes; the image's
+    labels record it, and `build --cache-from` reuses a layer whose key matches (reuse.py)."""
+    parts = (TREE_FORMAT, SBOM_FORMAT, BYTECODE_FORMAT, LAYER_FORMAT, step, target.key(),
+             compiler.key if compiler else "no-bytecode", lock.text)
+    return "sha256:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def install_step_requirements(step: StepSpec, target: PythonTarget, *, refresh: bool = False,

@@ -12,6 +12,7 @@ from enum import StrEnum
 class Stage(StrEnum):
     RESOLVED = "resolved"  # a step's requirements installed into its deps tree
     WRITTEN = "written"    # a layer's tarball written (or taken from imagekit's cache)
+    REUSED = "reused"      # a layer taken from a cache image in a registry (build --cache-from): not made here
     HELD = "held"          # a layer the engine held already: not sent again
     LOADED = "loaded"      # a layer loaded into the engine
     PUSHED = "pushed"      # a layer's blob is in the registry (uploaded or already there)

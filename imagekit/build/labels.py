@@ -127,6 +127,9 @@ class LaidOutLayer:
     kind: str    # base, runtime, s3-client, deps, code, pipeline
     name: str
     steps: tuple[str, ...] = ()
+    key: str = ""  # deps layers: what they are made of (deps.deps_layer_key), for build --cache-from
+    size: int = 0  # deps layers: bytes of file content
+    tar_bytes: int = 0  # deps layers: the uncompressed tar's length
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class ImageLabels:
         try:
             entries = json.loads(labels.get(LAYERS_LABEL, "[]"))
             layers = tuple(LaidOutLayer(str(e["digest"]), str(e.get("kind", "")), str(e.get("name", "")),
-                                        tuple(e.get("steps") or ())) for e in entries if "digest" in e)
+                                        tuple(e.get("steps") or ()), str(e.get("key", "")), int(e.get("size", 0)),
+                                        int(e.get("tar_bytes", 0))) for e in entries if "digest" in e)
         except (ValueError, TypeError, AttributeError):
             layers = ()
         base = labels.get(BASE_LAYERS_LABEL, "")

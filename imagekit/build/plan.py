@@ -13,6 +13,7 @@ Above the layer budget the smallest steps share one deps and one code layer
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -21,6 +22,7 @@ from imagekit_core.errors import SpecError, UsageError
 from imagekit_core.spec import PipelineSpec, StepSpec
 
 from .bytecode import Compiler
+from .reuse import RemoteLayer
 from .tarball import Mapping, tree_size
 from .wheeltree import WheelTree
 
@@ -38,8 +40,10 @@ class PlannedLayer:
     name: str  # file name stem in the build context: deps-tokenize, code-shared, pipeline
     kind: str  # deps | code | pipeline
     steps: tuple[str, ...]
-    mappings: tuple[Mapping, ...]
+    mappings: tuple[Mapping, ...]  # none when reused
     size: int
+    key: str = ""  # deps layers: what they are made of (deps.deps_layer_key), recorded in the labels
+    reused: RemoteLayer | None = None  # taken from a cache image (reuse.py), not written here
 
 
 @dataclass(frozen=True)
@@ -95,12 +99,17 @@ def plan_layers(
     known_sizes: dict[str, int] | None = None,
     first: tuple[PlannedLayer, ...] = (),
     compiler: Compiler | None = None,
+    keys: dict[str, str] | None = None,
+    reused: dict[str, RemoteLayer] | None = None,
 ) -> LayerPlan:
     """Lay out the pipeline's layers on top of `base_layers` base layers, within `budget` layers in all.
     sboms: per step, a directory whose files (its SBOM) go to SBOM_ROOT in the step's deps layer;
     known_sizes: per step, its deps tree's size when known (else the tree is walked);
     first: layers of no step that go under every step's (the S3 client's, s3client.py);
-    compiler: compiles the bytecode deps and code layers carry (bytecode.py), None for none."""
+    compiler: compiles the bytecode deps and code layers carry (bytecode.py), None for none;
+    keys: per step, its deps layer's key; reused: per step, its deps layer taken from a cache image (no
+    tree: a step sharing layers under the budget must be installed instead, see shared_steps)."""
+    keys, reused = keys or {}, reused or {}
     if budget > CONTAINERD_LAYER_LIMIT:
         raise UsageError(f"--layer-budget {budget} is above containerd's limit of {CONTAINERD_LAYER_LIMIT} layers")
     deps_mapping: dict[str, tuple[Mapping, ...]] = {}
@@ -115,6 +124,9 @@ def plan_layers(
             deps_mapping[step.name] = deps_mappings(step.name, deps_trees[step.name], (sboms or {}).get(step.name),
                                                     compiler)
             deps_sizes[step.name] = (known_sizes or {}).get(step.name) or tree_size(deps_trees[step.name])
+        elif step.name in reused:
+            deps_mapping[step.name] = ()
+            deps_sizes[step.name] = reused[step.name].size
         sizes[step.name] = code_sizes[step.name] + deps_sizes.get(step.name, 0)
 
     available = budget - base_layers - 1 - len(first)  # the pipeline layer is always there
@@ -125,12 +137,13 @@ def plan_layers(
     layers: list[PlannedLayer] = list(first)
     for name in alone:
         if name in deps_mapping:
-            layers.append(PlannedLayer(f"deps-{name}", "deps", (name,), deps_mapping[name], deps_sizes[name]))
+            layers.append(PlannedLayer(f"deps-{name}", "deps", (name,), deps_mapping[name], deps_sizes[name],
+                                       keys.get(name, ""), reused.get(name)))
     shared_deps = [name for name in shared_in_order if name in deps_mapping]
     if shared_deps:
         layers.append(PlannedLayer(f"deps-{SHARED}", "deps", tuple(shared_deps),
                                    tuple(m for n in shared_deps for m in deps_mapping[n]),
-                                   sum(deps_sizes[n] for n in shared_deps)))
+                                   sum(deps_sizes[n] for n in shared_deps), _joined_key(shared_deps, keys)))
     layers.append(PlannedLayer("pipeline", "pipeline", (), (Mapping(pipeline_files, PIPELINE_ROOT),),
                                tree_size(pipeline_files)))
     for name in alone:
@@ -141,6 +154,13 @@ def plan_layers(
                                    sum(code_sizes[n] for n in shared_in_order)))
     return LayerPlan(layers=tuple(layers), base_layers=base_layers, budget=budget, shared_steps=shared_in_order,
                      sizes=sizes)
+
+
+def _joined_key(steps: list[str], keys: dict[str, str]) -> str:
+    """The key of a layer several steps share: of theirs, in order (none when one has none)."""
+    if not all(keys.get(step) for step in steps):
+        return ""
+    return "sha256:" + hashlib.sha256("\0".join(keys[step] for step in steps).encode()).hexdigest()
 
 
 def _choose_shared(spec: PipelineSpec, sizes: dict[str, int], deps_mapping: dict[str, tuple[Mapping, ...]],

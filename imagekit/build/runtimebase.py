@@ -164,13 +164,15 @@ def runtime_config(base: BaseImage) -> BaseImage:
 def runtime_sbom(wheels: list[Path]) -> Path:
     """The runtime base's SBOM: imagekit_runtime and imagekit_core, and the wheels imagekit unpacked into the
     base."""
-    def make() -> str:
-        return cyclonedx_json("imagekit-runtime", imagekit_runtime.__version__, wheel_packages(wheels),
-                              f"imagekit's runtime base: {RUNTIME_ROOT}/imagekit_runtime, "
-                              f"{RUNTIME_ROOT}/imagekit_core and the packages imagekit added to the base image")
+    description = (f"imagekit's runtime base: {RUNTIME_ROOT}/imagekit_runtime, {RUNTIME_ROOT}/imagekit_core and "
+                   "the packages imagekit added to the base image")
 
-    # Wheels sit in the cache under their content's key, so their paths name them.
-    source = "\0".join([imagekit_runtime.__version__, *(str(wheel) for wheel in wheels)])
+    def make() -> str:
+        return cyclonedx_json("imagekit-runtime", imagekit_runtime.__version__, wheel_packages(wheels), description)
+
+    # Wheels sit in the cache under their content's key, so their paths name them; the description is in the
+    # document, so in the key too (a cached SBOM with an older wording made the same build differ by cache).
+    source = "\0".join([imagekit_runtime.__version__, description, *(str(wheel) for wheel in wheels)])
     return cached_sbom(RUNTIME_SBOM, source, make)
 
 

@@ -29,7 +29,7 @@ from .tarball import FIXED_MTIME
 
 RUNTIME_SBOM = "runtime"  # the runtime base's SBOM: runtime.cdx.json
 SBOM_SUFFIX = ".cdx.json"
-SBOM_FORMAT = "1"  # bump when the documents change
+SBOM_FORMAT = "2"  # bump when the documents change
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from .wheeltree import TreeEntry, WheelTree
 # 1980-01-01: the earliest time zip (and so wheels and some tools) can represent.
 # SOURCE_DATE_EPOCH changes image metadata, never file times, so layers stay cacheable.
 FIXED_MTIME = 315532800
+# Bump when a layer's bytes change for the same files (entry order, headers, modes): layer keys include it.
+LAYER_FORMAT = "1"
 # Content is copied into a layer 1 MiB at a time (tarfile's default: 16 KiB): writing numpy's layer from its
 # wheel then makes a sixteenth of the Python calls, which hold the GIL while two steps' layers are written.
 COPY_BUFFER = 1 << 20

@@ -13,9 +13,13 @@ from typing import Any
 
 import typer
 
+from imagekit.build.backend import Backend
 from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
+from imagekit.build.reuse import LayerCache, NoCache
+from imagekit.publish.cache_image import RegistryCache
+from imagekit.publish.image_push import push_image
 from imagekit.publish.publisher import Published
 from imagekit_core import contract
 from imagekit_core.errors import UsageError
@@ -62,12 +66,37 @@ def parse_labels(labels: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(parsed)
 
 
+def layer_cache(cache_from: list[str], pushed_tags: list[str], no_cache: bool) -> LayerCache:
+    """The cache images a build reuses layers from: --cache-from's, else (pushing) the tags it pushes to,
+    whose previous image is the natural cache; none with --no-cache. Each REF is checked now."""
+    for ref in cache_from:
+        parse_reference(ref, "--cache-from", registry=True, digest=True)
+    if no_cache:
+        return NoCache()
+    refs = cache_from or pushed_tags
+    return RegistryCache(refs, quiet=not cache_from) if refs else NoCache()
+
+
+def push_built(engine: Backend, result: BuildResult, destination: str, cache: LayerCache) -> Published:
+    """Push the built image: by imagekit itself when a cache image says where its layers are (nothing that
+    is there is sent again), else by the engine, which holds it."""
+    if isinstance(cache, RegistryCache) and result.image is not None:
+        pushed = push_image(result.image, destination, cache, engine.events)
+        if pushed is not None:
+            return pushed
+    if not result.loaded:
+        raise AssertionError("an image left out of the engine has a source for every layer")
+    return publish(engine, result.tag, destination)
+
+
 def layer_table(result: BuildResult) -> str:
     lines = [f"{'#':>3}  {'layer':<18} {'steps':<24} {'size':>10}  status"]
     for layer in result.layers:
         if layer.kind == "base":
             continue
-        if layer.cached:
+        if layer.from_registry:
+            status = "reused (registry)"
+        elif layer.cached:
             status = "reused (cache)"
         elif layer.unchanged:
             status = "rebuilt, same digest"
@@ -134,6 +163,15 @@ def register(app: typer.Typer) -> None:
                                            help="the base image's Python [default: asked from the image]"),
         no_bytecode: bool = typer.Option(False, "--no-bytecode", help="layers carry no .pyc: steps compile "
                                          "what they import at each start (default: compiled for the image's Python)"),
+        cache_from: list[str] = typer.Option([], "--cache-from", show_default=False, metavar="REF",
+                                             help="an image in a registry whose layers are reused by key: no step "
+                                                  "whose lock matches is resolved or installed, repeatable "
+                                                  "[default: the tags, with --push]"),
+        cache_to: list[str] = typer.Option([], "--cache-to", show_default=False, metavar="REF",
+                                           help="push the image here too, as the cache of later builds "
+                                                "(--cache-from REF), repeatable"),
+        load: bool = typer.Option(False, "--load", help="with --push: load the image into the engine even if "
+                                                        "layers reused from a registry must be downloaded for it"),
         locked: bool = typer.Option(False, "--locked", help="every step's requirements.lock must be current: "
                                                             "exit 2 naming the step when one is missing or stale, "
                                                             "and write none (CI; as `npm ci`)"),
@@ -147,23 +185,31 @@ def register(app: typer.Typer) -> None:
         spec = load_pipeline(pipeline)
         tags = image_tags(spec, tag, base, push)
         engine = get_backend(backend)
+        cache = layer_cache(cache_from, tags if push else [], no_cache)
+        for ref in cache_to:
+            parse_reference(ref, "--cache-to", registry=True, digest=False)
         options = BuildOptions(tag=tags[0], base=base, layer_budget=layer_budget, timestamp=source_date_epoch(),
                                version=version, no_cache=no_cache, python_version=python_version,
-                               labels=parse_labels(label), locked=locked, bytecode=not no_bytecode)
+                               labels=parse_labels(label), locked=locked, bytecode=not no_bytecode,
+                               cache=cache, fetch_reused=load or not (push or cache_to))
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
         with progress_on(engine, stderr) as progress:
             result = build_image(spec, engine, options)
             for extra in tags[1:]:
                 engine.tag(tags[0], extra)
             progress.name_layers((layer.digest, layer.name) for layer in result.layers)
-            published = [publish(engine, tags[0], destination) for destination in tags] if push else []
+            published = [push_built(engine, result, destination, cache) for destination in tags] if push else []
+            cached_to = [push_built(engine, result, destination, cache) for destination in cache_to]
         if result.shared_steps:
             stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers")
         stderr.print(f"built {', '.join(tags)} ({result.image_id[:19]}) in {result.timings['total']:.1f}s: "
                      f"{len([layer for layer in result.layers if layer.kind != 'base'])} layers, "
                      f"{len(result.reused)} reused")
-        for pushed in published:
+        for pushed in published + cached_to:
             print_published(pushed, {layer.digest: layer.name for layer in result.layers})
+        if not result.loaded:
+            stderr.print(f"not loaded into {engine.name}: its reused layers stay in the registry "
+                         "(--load fetches them; pull the reference to run it here)")
         described = metadata(result, tags, published)
         if metadata_file is not None:
             metadata_file.write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")
@@ -173,6 +219,8 @@ def register(app: typer.Typer) -> None:
             if published:
                 payload["pushed"] = published[0].to_json()
                 payload["pushes"] = [pushed.to_json() for pushed in published]
+            if cached_to:
+                payload["cache_to"] = [pushed.to_json() for pushed in cached_to]
             emit_json(payload)
             return
         stderr.print(layer_table(result), markup=False, highlight=False, soft_wrap=True)

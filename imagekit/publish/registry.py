@@ -8,17 +8,21 @@ the repository held before the push was not uploaded again (buildah).
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
 import os
 import re
+import shutil
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from imagekit.build.backend import Backend
 from imagekit_core import contract
@@ -103,22 +107,45 @@ class RegistryClient:
         self._authorization = "Bearer " + (data.get("token") or data.get("access_token", ""))
 
     def _request(self, method: str, path: str, scope: str, accept: str | None = None) -> tuple[int, bytes]:
+        status, body, _ = self._send(method, path, scope, accept=accept)
+        return status, body
+
+    def _send(self, method: str, path: str, scope: str, *, accept: str | None = None,
+              data: bytes | Path | None = None, content_type: str | None = None,
+              sink: IO[bytes] | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+        """One request (a path under the host, or a full URL the registry gave), asked again once with
+        credentials when challenged; a file as data is streamed, and a response into sink when given."""
+        url = path if path.startswith(("http://", "https://")) else self._url(path)
         for attempt in range(2):
-            request = urllib.request.Request(self._url(path), method=method)
-            if accept:
-                request.add_header("Accept", accept)
-            if self._authorization:
-                request.add_header("Authorization", self._authorization)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return response.status, response.read()
-            except urllib.error.HTTPError as exc:
-                challenge = exc.headers.get("WWW-Authenticate")
-                if exc.code == 401 and challenge and attempt == 0:
-                    self._authorize(challenge, scope)
-                    continue
-                return exc.code, b""
-        return 401, b""
+            with contextlib.ExitStack() as stack:
+                body = stack.enter_context(open(data, "rb")) if isinstance(data, Path) else data
+                request = urllib.request.Request(url, data=body, method=method)
+                if isinstance(data, Path):
+                    request.add_header("Content-Length", str(data.stat().st_size))
+                if content_type:
+                    request.add_header("Content-Type", content_type)
+                if accept:
+                    request.add_header("Accept", accept)
+                if self._authorization:
+                    request.add_header("Authorization", self._authorization)
+                try:
+                    with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                        headers = dict(response.headers.items())
+                        if sink is None:
+                            return response.status, response.read(), headers
+                        shutil.copyfileobj(response, sink, 1 << 20)
+                        return response.status, b"", headers
+                except urllib.error.HTTPError as exc:
+                    challenge = exc.headers.get("WWW-Authenticate")
+                    if exc.code == 401 and challenge and attempt == 0:
+                        self._authorize(challenge, scope)
+                        continue
+                    return exc.code, b"", dict(exc.headers.items())
+                except (urllib.error.URLError, OSError) as exc:
+                    raise EnvironmentMissing(f"registry {self.host}: {method} {url} failed "
+                                             f"({getattr(exc, 'reason', exc)}) (fix: check that the registry is up "
+                                             "and reachable)") from None
+        return 401, b"", {}
 
     def refused(self, status: int, scope: str) -> EnvironmentMissing:
         given = "the credentials" if credentials_for(self.host) else "access without credentials"
@@ -142,16 +169,19 @@ class RegistryClient:
         return status == 200
 
     def manifest(self, repository: str, reference: str) -> dict[str, Any]:
-        status, body = self._request("GET", f"/v2/{repository}/manifests/{reference}", f"repository:{repository}:pull",
-                                     accept=MANIFEST_TYPES)
+        return self.manifest_and_digest(repository, reference)[0]
+
+    def manifest_and_digest(self, repository: str, reference: str) -> tuple[dict[str, Any], str]:
+        """A manifest (by tag or digest), and its digest as the registry keeps it."""
+        status, body, headers = self._send("GET", f"/v2/{repository}/manifests/{reference}",
+                                           f"repository:{repository}:pull", accept=MANIFEST_TYPES)
         if status == 404:
             raise UsageError(f"registry {self.host} has no image {repository}:{reference} "
                              f"(fix: check the image reference, or push it first)")
         if status != 200:
             raise EnvironmentMissing(f"registry {self.host}: manifest {repository}@{reference} not readable (HTTP {status})")
         manifest: dict[str, Any] = json.loads(body)
-        return manifest
-
+        return manifest, headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
 
     def config(self, repository: str, manifest: dict[str, Any]) -> dict[str, Any]:
         config: dict[str, Any] = json.loads(self.blob(repository, str(manifest["config"]["digest"])))
@@ -163,6 +193,41 @@ class RegistryClient:
         if status != 200:
             raise EnvironmentMissing(f"registry {self.host}: blob {repository}@{digest} not readable (HTTP {status})")
         return body
+
+
+    def download(self, repository: str, digest: str, sink: IO[bytes]) -> None:
+        """A blob's bytes as stored, written to sink as they come."""
+        status, _, _ = self._send("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull", sink=sink)
+        if status != 200:
+            raise EnvironmentMissing(f"registry {self.host}: blob {repository}@{digest} not readable (HTTP {status})")
+
+    def mount(self, repository: str, digest: str, source: str) -> bool:
+        """Whether the registry mounted the blob from the source repository into repository (no bytes sent)."""
+        scope = f"repository:{repository}:pull,push repository:{source}:pull"
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        status, _, _ = self._send("POST", f"/v2/{repository}/blobs/uploads/?{query}", scope)
+        return status == 201
+
+    def upload(self, repository: str, digest: str, blob: Path) -> None:
+        """The blob at path, uploaded whole (one POST for a session, one PUT with the bytes)."""
+        scope = f"repository:{repository}:pull,push"
+        status, _, headers = self._send("POST", f"/v2/{repository}/blobs/uploads/", scope)
+        location = headers.get("Location", "")
+        if status != 202 or not location:
+            raise EnvironmentMissing(f"registry {self.host}: no upload of {digest} to {repository} (HTTP {status})")
+        url = urllib.parse.urljoin(self._url("/"), location)
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
+        status, _, _ = self._send("PUT", url, scope, data=blob, content_type="application/octet-stream")
+        if status != 201:
+            raise EnvironmentMissing(f"registry {self.host}: upload of {digest} to {repository} failed (HTTP {status})")
+
+    def put_manifest(self, repository: str, reference: str, manifest: bytes, media_type: str) -> str:
+        """The manifest stored under reference (a tag); its digest."""
+        status, _, headers = self._send("PUT", f"/v2/{repository}/manifests/{reference}",
+                                        f"repository:{repository}:pull,push", data=manifest, content_type=media_type)
+        if status not in (200, 201):
+            raise EnvironmentMissing(f"registry {self.host}: manifest {repository}:{reference} refused (HTTP {status})")
+        return headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
 class BlobIndex:

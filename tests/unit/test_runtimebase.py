@@ -76,7 +76,7 @@ def test_the_same_inputs_give_the_same_runtime_base_and_config(tmp_path: Path) -
     configs = [assemble(runtime.base, runtime.layers, {"a": "b"}, "2023-11-14T22:13:20Z").config for runtime in built]
     assert configs[0] == configs[1]
     assert json.loads(configs[0])["rootfs"]["diff_ids"][1:] == [layer.digest for layer in built[0].layers]
-    with tarfile.open(built[0].layers[1].tar.path) as archive:
+    with tarfile.open(built[0].layers[1].local.path) as archive:
         names = archive.getnames()
     assert "opt/imagekit/runtime/imagekit_runtime/__main__.py" in names
     assert "opt/imagekit/sbom/runtime.cdx.json" in names
