@@ -6,10 +6,15 @@ For each round, on a fresh copy of pipelines/wordfreq:
   naive     the same two for one hand-written Containerfile that copies all code and then
             installs every step's requirements (the way most Dockerfiles are written)
   push      bytes the second push uploads (after the one-line change), for both
+  empty     an empty CI runner (a fresh imagekit cache, the engine holding only the base) after a second
+            one-line change: imagekit build --push --cache-from the image pushed before, against the
+            same runner's cold build and push, and against the naive build and push there (which,
+            with no cache, is its cold build and push)
 Even rounds build imagekit's side first, odd rounds the naive side (the cold builds, then the rebuilds).
 Prints medians and the ratios the issue sets targets for:
   cold / naive cold     <= 0.5
   rebuild / cold        <= 10 %      rebuild / naive rebuild   <= 1/5
+  empty runner: rebuild and push / cold build and push <= 15 %, / naive build and push <= 0.1
 
     python3 bench/bench_build.py [--rounds 3] [--backend docker|buildah] [--engine private|shared]
                                  [--storage scratch|here] [--registry 127.0.0.1:5000] [--output json]
@@ -44,14 +49,18 @@ sys.path.insert(0, str(REPO / "runtime"))
 sys.path.insert(0, str(REPO / "core"))
 
 from imagekit.build.backend import Backend, BuildRequest  # noqa: E402
-from imagekit.build.builder import BuildOptions, build_image, probe_target  # noqa: E402
+from imagekit.build.builder import BuildOptions, BuildResult, build_image, probe_target  # noqa: E402
 from imagekit.build.engines import get_backend  # noqa: E402
 from imagekit.build.runtimebase import core_package, runtime_package  # noqa: E402
 from imagekit.build.wheels import pip_command  # noqa: E402
+from imagekit.publish.cache_image import RegistryCache  # noqa: E402
+from imagekit.publish.image_push import push_image  # noqa: E402
+from imagekit.publish.publisher import Published  # noqa: E402
 from imagekit.publish.registry import RegistryPublisher  # noqa: E402
 from imagekit_core import contract, proc  # noqa: E402
 from imagekit_core.spec import load_pipeline  # noqa: E402
 from imagekit_core.spec.quantity import human_size  # noqa: E402
+from pages import Measured  # noqa: E402
 from private_engine import private_engine  # noqa: E402
 from scratch_fs import ScratchUnavailable, files_per_second, journaled_scratch  # noqa: E402
 
@@ -134,14 +143,14 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
     results: dict[str, float] = {"imagekit_first": float(round_number % 2 == 0)}  # 1: imagekit's builds went first
     made: dict[str, str] = {}  # image IDs the rebuilds leave untagged
     untagged_before = backend.untagged()
-    cache = work / f"cache{round_number}"  # cold: nothing cached on the host
-    os.environ[contract.CACHE_DIR] = str(cache)
+    cache_dir = work / f"cache{round_number}"  # cold: nothing cached on the host
+    os.environ[contract.CACHE_DIR] = str(cache_dir)
     base_id = backend.ensure_image(BASE)
     # The naive side's wheels fit the same target; asked with a cache of its own (imagekit's cold build
     # probes the base itself, with nothing cached).
     os.environ[contract.CACHE_DIR] = str(work / f"naive-cache{round_number}")
     target = probe_target(backend, base_id, None)
-    os.environ[contract.CACHE_DIR] = str(cache)
+    os.environ[contract.CACHE_DIR] = str(cache_dir)
     context = work / f"naive{round_number}"
     results["files_per_s_before_cold"] = files_per_second(work)
 
@@ -153,7 +162,8 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
         results["imagekit_cold_s"] = seconds
         results.update({f"imagekit_cold_{phase}_s": value for phase, value in cold.timings.items()
                         if phase != "total"})
-        results["imagekit_first_push_bytes"] = publisher.publish(backend, imagekit_tag, imagekit_tag).uploaded_bytes
+        push_s, pushed = timed(lambda: publisher.publish(backend, imagekit_tag, imagekit_tag))
+        results["imagekit_first_push_s"], results["imagekit_first_push_bytes"] = push_s, pushed.uploaded_bytes
 
     def naive_cold() -> None:
         # Fetching the wheels is part of the naive cold build, as resolving them is part of imagekit's.
@@ -161,7 +171,8 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
         request = BuildRequest(context=context, containerfile="Containerfile", tag=naive_tag, no_cache=True)
         build_s, made["naive"] = timed(lambda: backend.build(request))
         results["naive_cold_s"] = prepare_s + build_s
-        results["naive_first_push_bytes"] = publisher.publish(backend, naive_tag, naive_tag).uploaded_bytes
+        push_s, pushed = timed(lambda: publisher.publish(backend, naive_tag, naive_tag))
+        results["naive_first_push_s"], results["naive_first_push_bytes"] = push_s, pushed.uploaded_bytes
 
     def imagekit_rebuild() -> None:
         spec = load_pipeline(pipeline)
@@ -181,9 +192,28 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
         for build in (imagekit_side, naive_side) if round_number % 2 == 0 else (naive_side, imagekit_side):
             build()
 
+    def imagekit_empty_runner() -> None:
+        """A runner that starts empty: the engine holds the base alone, the imagekit cache is new."""
+        change_one_line(pipeline)
+        backend.remove([imagekit_tag, made["imagekit"], *sorted(backend.untagged() - untagged_before)])
+        os.environ[contract.CACHE_DIR] = str(work / f"empty-runner{round_number}")
+        spec, cache, tag = load_pipeline(pipeline), RegistryCache([imagekit_tag]), f"{imagekit_tag}-empty"
+
+        def build_and_push() -> tuple[BuildResult, Published | None]:
+            built = build_image(spec, backend, BuildOptions(tag=tag, base=BASE, cache=cache, fetch_reused=False))
+            assert built.image is not None
+            return built, push_image(built.image, tag, cache)
+
+        results["empty_runner_s"], (built, pushed) = timed(build_and_push)
+        assert pushed is not None, "every layer of the image has a source"
+        results["empty_runner_reused_layers"] = len([layer for layer in built.layers if layer.from_registry])
+        results["empty_runner_push_bytes"] = pushed.uploaded_bytes
+        os.environ[contract.CACHE_DIR] = str(cache_dir)
+
     both(imagekit_cold, naive_cold)
     change_one_line(pipeline)
     both(imagekit_rebuild, naive_rebuild)
+    imagekit_empty_runner()
     # The cold images too, which the rebuilds left untagged, and the naive build's per-instruction cache
     # images: every image the engine holds slows each of its later calls a little (buildah reads its
     # whole image list each time), so each round starts from the engine as the one before did.
@@ -201,6 +231,7 @@ def main() -> int:
     parser.add_argument("--backend", default="docker", choices=["docker", "buildah"])
     parser.add_argument("--registry", default=os.environ.get("IMAGEKIT_REGISTRY", "127.0.0.1:5000"))
     parser.add_argument("--output", default="text", choices=["text", "json"])
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/build.md")
     parser.add_argument("--engine", default="private", choices=["private", "shared"],
                         help="private (default): an engine of the bench's own that holds only the base at the start "
                              "of each round, so cold builds apply every layer (bench/private_engine.py); shared: "
@@ -238,36 +269,51 @@ def main() -> int:
         "rebuild_over_naive_rebuild": medians["imagekit_rebuild_s"] / medians["naive_rebuild_s"],
         "second_push_bytes_over_naive": (medians["imagekit_second_push_bytes"] /
                                          max(medians["naive_second_push_bytes"], 1)),
+        "empty_runner_over_cold_push": medians["empty_runner_s"] / (medians["imagekit_cold_s"] +
+                                                                    medians["imagekit_first_push_s"]),
+        "empty_runner_over_naive": medians["empty_runner_s"] / (medians["naive_cold_s"] +
+                                                                medians["naive_first_push_s"]),
     }
     report = {"backend": args.backend, "engine": args.engine, "storage": args.storage,
               "untagged_images_at_start": untagged_at_start,
               "rounds": rounds, "medians": medians, "ratios": ratios,
               "targets": {"cold_over_naive_cold": 0.50, "rebuild_over_cold": 0.10,
-                          "rebuild_over_naive_rebuild": 0.20}}
+                          "rebuild_over_naive_rebuild": 0.20, "empty_runner_over_cold_push": 0.15,
+                          "empty_runner_over_naive": 0.10}}
     out = REPO / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"bench_build_{args.backend}.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.output == "json":
         print(json.dumps(report, indent=2))
         return 0
+    say = Measured("build", f"build and push ({args.backend})")
     m = medians
     creation = ", ".join(f"{r['files_per_s_before_cold']:,.0f}" for r in rounds)
-    print(f"backend {args.backend} ({args.engine} engine, {args.storage} storage), {args.rounds} rounds, medians "
+    say(f"backend {args.backend} ({args.engine} engine, {args.storage} storage), {args.rounds} rounds, medians "
           f"(one-line change in step {CHANGED_STEP!r}); the engine held {untagged_at_start} untagged images at the "
           f"start; the work directory created {m['files_per_s_before_cold']:,.0f} small files/s before a cold build "
           f"(rounds: {creation}):")
-    print(f"{'':24}{'imagekit':>14}{'naive':>14}{'ratio':>10}")
-    print(f"{'cold build':24}{m['imagekit_cold_s']:>13.1f}s{m['naive_cold_s']:>13.1f}s"
+    say(f"{'':24}{'imagekit':>14}{'naive':>14}{'ratio':>10}")
+    say(f"{'cold build':24}{m['imagekit_cold_s']:>13.1f}s{m['naive_cold_s']:>13.1f}s"
           f"{m['imagekit_cold_s'] / m['naive_cold_s']:>10.2f}")
-    print(f"{'rebuild after change':24}{m['imagekit_rebuild_s']:>13.1f}s{m['naive_rebuild_s']:>13.1f}s"
+    say(f"{'rebuild after change':24}{m['imagekit_rebuild_s']:>13.1f}s{m['naive_rebuild_s']:>13.1f}s"
           f"{ratios['rebuild_over_naive_rebuild']:>10.2f}")
-    print(f"{'first push uploaded':24}{human_size(int(m['imagekit_first_push_bytes'])):>14}"
+    say(f"{'first push uploaded':24}{human_size(int(m['imagekit_first_push_bytes'])):>14}"
           f"{human_size(int(m['naive_first_push_bytes'])):>14}")
-    print(f"{'second push uploaded':24}{human_size(int(m['imagekit_second_push_bytes'])):>14}"
+    say(f"{'second push uploaded':24}{human_size(int(m['imagekit_second_push_bytes'])):>14}"
           f"{human_size(int(m['naive_second_push_bytes'])):>14}{ratios['second_push_bytes_over_naive']:>10.4f}")
-    print(f"imagekit cold / naive cold = {ratios['cold_over_naive_cold']:.2f} (target <= 0.50); "
+    say(f"imagekit cold / naive cold = {ratios['cold_over_naive_cold']:.2f} (target <= 0.50); "
           f"imagekit rebuild / cold = {ratios['rebuild_over_cold']:.1%} (target <= 10%); "
           f"rebuild / naive rebuild = {ratios['rebuild_over_naive_rebuild']:.2f} (target <= 0.20)")
+    say(f"empty runner, one-line change, build + push (--cache-from the image pushed before): "
+        f"{m['empty_runner_s']:.1f}s, {m['empty_runner_reused_layers']:.0f} layers reused from the registry, "
+        f"{human_size(int(m['empty_runner_push_bytes']))} uploaded")
+    say(f"  / that runner's cold build + push ({m['imagekit_cold_s'] + m['imagekit_first_push_s']:.1f}s) = "
+        f"{ratios['empty_runner_over_cold_push']:.1%} (target <= 15%); / the naive build + push there "
+        f"({m['naive_cold_s'] + m['naive_first_push_s']:.1f}s) = {ratios['empty_runner_over_naive']:.3f} "
+        f"(target <= 0.1)")
+    if not args.no_write:
+        say.write()
     return 0
 
 

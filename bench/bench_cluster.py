@@ -3,7 +3,12 @@
 1. `deploy apply` to the first step running in each pod, on nodes that hold no image but the pause image
    (cold: the kubelet pulls every layer, base included, from the local registry by digest) against nodes
    that hold it (warm);
-2. a new image (only `report` changed) applied to a complete set: Kruise's in-place update against a plain
+2. the same cold start for the naive image (one hand-written Containerfile: code copied, then every step's
+   requirements installed, bench_build.py's), and for imagekit's image with zstd layers (pushed by imagekit
+   with --compression zstd's code path: the trial of issue 28);
+3. a second pipeline (`imagekit init`'s scaffold) on nodes that hold the first pipeline's image: it shares
+   the base and runtime layers, so only its own are pulled;
+4. a new image (only `report` changed) applied to a complete set: Kruise's in-place update against a plain
    StatefulSet's recreate, from `deploy apply` to `report` running again.
 
 Times come from the runtime's journal in each pod (a transition's `ts`) against the wall clock at apply: one
@@ -60,6 +65,48 @@ def imagekit(*args: str | Path) -> str:
                env={"PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "core", "runtime", "deploy"))})
 
 
+def naive_image(pipeline: Path, work: Path) -> str:
+    """The naive single-Containerfile image of the pipeline (bench_build.py's), pushed by Docker."""
+    from bench_build import naive_context
+    from imagekit.build.builder import probe_target
+    from imagekit.build.engines import get_backend
+
+    docker = get_backend("docker")
+    target = probe_target(docker, docker.ensure_image(BASE), None)
+    context = naive_context(pipeline, work / "naive", BASE, target.pip_args())
+    tag = f"{REGISTRY}/imagekit-bench/cluster-naive-{os.getpid()}:v1"
+    run("docker", "build", "--quiet", "--tag", tag, "--file", context / "Containerfile", context)
+    pushed = run("docker", "push", tag)
+    digest = next(line.split("digest: ")[1].split()[0] for line in pushed.splitlines() if "digest: " in line)
+    return f"{tag.rsplit(':', 1)[0]}@{digest}"
+
+
+def zstd_image(pipeline: Path, v1: str) -> str:
+    """v1 again, its layers compressed with zstd (the base's fetched and compressed again), pushed by imagekit."""
+    from imagekit.build.builder import BuildOptions, build_image
+    from imagekit.build.engines import get_backend
+    from imagekit.publish.cache_image import RegistryCache
+    from imagekit.publish.image_push import Compression, push_image
+    from imagekit_core.spec import load_pipeline
+
+    cache = RegistryCache([v1])
+    tag = f"{v1.split('@')[0].rsplit(':', 1)[0]}:v1-zstd"
+    built = build_image(load_pipeline(pipeline), get_backend("docker"),
+                        BuildOptions(tag=tag, base=BASE, cache=cache, fetch_reused=False))
+    assert built.image is not None
+    pushed = push_image(built.image, tag, cache, compression=Compression.zstd)
+    assert pushed is not None
+    return pushed.reference
+
+
+def second_pipeline(work: Path) -> tuple[Path, str]:
+    """`imagekit init`'s scaffold, built on the same base (so the same base and runtime layers) and pushed."""
+    directory = work / "second"
+    imagekit("init", directory)
+    tag = f"{REGISTRY}/imagekit-bench/cluster-second-{os.getpid()}:v1"
+    return directory, imagekit("build", directory, "--base", BASE, "--tag", tag, "--push").strip()
+
+
 def build_versions(work: Path) -> tuple[Path, str, str]:
     pipeline = work / "wordfreq"
     shutil.copytree(REPO / "pipelines" / "wordfreq", pipeline)
@@ -92,6 +139,15 @@ def first_running(entries: list[Entry], step: str | None = None) -> float:
                and e.get("to") == StepState.RUNNING and (step is None or e.get("step") == step))
 
 
+CASES = {
+    "cold": "wordfreq: apply -> first step running, cold nodes",
+    "warm": "wordfreq: apply -> first step running, warm nodes",
+    "cold-naive": "naive image: apply -> first step running, cold nodes",
+    "cold-zstd": "wordfreq, zstd layers: apply -> first step, cold nodes",
+    "second": "second pipeline on nodes holding the first's image",
+    "in-place": "wordfreq: new image -> `report` running, in place",
+    "recreate": "wordfreq: new image -> `report` running, recreated",
+}
 PAUSE = "imagekit.local/pause"  # the sandbox image cluster.sh loads: nothing pulls it, so it stays
 
 
@@ -141,18 +197,21 @@ def main() -> int:
     kubeconfig = run("bash", CLUSTER, "up").strip().splitlines()[-1]
     os.environ["KUBECONFIG"] = kubeconfig
     cluster = Cluster.connect(Path(kubeconfig))
-    times: dict[str, list[float]] = {"cold": [], "warm": [], "in-place": [], "recreate": []}
+    times: dict[str, list[float]] = {case: [] for case in CASES}
     with tempfile.TemporaryDirectory(prefix="imagekit-bench-cluster-") as temporary:
         work = Path(temporary)
         pipeline, v1, v2 = build_versions(work)
+        images = {"cold": v1, "warm": v1, "cold-naive": naive_image(pipeline, work), "cold-zstd": zstd_image(pipeline, v1)}
+        second, second_image = second_pipeline(work)
         not_cold: list[str] = []
         for round_index in range(args.rounds):
-            for case in ("cold", "warm"):
-                if case == "cold":
+            for case in ("cold", "warm", "cold-naive", "cold-zstd", "second"):
+                if case.startswith("cold"):
                     not_cold += clear_nodes()
                 name = f"bench-{os.getpid()}-{secrets.token_hex(2)}"
+                source, image = (second, second_image) if case == "second" else (pipeline, images[case])
                 try:
-                    times[case] += apply_to_first_step(cluster, render(pipeline, v1, name, args.replicas, work),
+                    times[case] += apply_to_first_step(cluster, render(source, image, name, args.replicas, work),
                                                        name, args.replicas)
                 finally:
                     delete(name)
@@ -173,16 +232,17 @@ def main() -> int:
     print(json.dumps({"rounds": args.rounds, "replicas": args.replicas, "seconds": times, "medians": medians,
                       "kept_on_cold_nodes": sorted(set(not_cold)),
                       "cold/warm": medians["cold"] / medians["warm"],
+                      "cold/cold-naive": medians["cold"] / medians["cold-naive"],
+                      "cold-zstd/cold": medians["cold-zstd"] / medians["cold"],
                       "in-place/recreate": medians["in-place"] / medians["recreate"]},
                      indent=2))
     say = Measured("cluster", "cold and warm nodes, in place and recreate")
-    say(f"wordfreq, {args.replicas} pods per case, {args.rounds} rounds; medians of the pod times (s), each pod's after")
-    for case, title in (("cold", "apply -> first step running, cold nodes"),
-                        ("warm", "apply -> first step running, warm nodes"),
-                        ("in-place", "new image -> `report` running, in place"),
-                        ("recreate", "new image -> `report` running, recreated")):
-        say(f"  {title:<42} {medians[case]:6.2f}   {', '.join(f'{v:.2f}' for v in times[case])}")
-    say(f"  cold/warm {medians['cold'] / medians['warm']:.2f}; in-place/recreate "
+    say(f"{args.replicas} pods per case, {args.rounds} rounds; medians of the pod times (s), each pod's after")
+    for case, title in CASES.items():
+        say(f"  {title:<58} {medians[case]:6.2f}   {', '.join(f'{v:.2f}' for v in times[case])}")
+    say(f"  cold/warm {medians['cold'] / medians['warm']:.2f}; cold/cold naive image "
+        f"{medians['cold'] / medians['cold-naive']:.2f}; cold zstd/cold gzip {medians['cold-zstd'] / medians['cold']:.2f}; "
+        f"second pipeline/cold {medians['second'] / medians['cold']:.2f}; in-place/recreate "
         f"{medians['in-place'] / medians['recreate']:.2f}")
     if not args.no_write:
         say.write()

@@ -190,16 +190,16 @@ class PipelineRun:
 
 
 def run_pipeline_image(image: str, results: Path, *args: str, shard_index: int = 0, shard_count: int = 2,
-                       timeout: float = 180) -> PipelineRun:
+                       timeout: float = 180, wordfreq: bool = True) -> PipelineRun:
     """Run an image's pipeline in a container (testcontainers): results bind-mounted from the host,
     /dev/shm a tmpfs as large as the example's `shm: 1Gi` (the runtime refuses to start in less; tmpfs takes
-    memory only as it is written), small corpus."""
+    memory only as it is written); wordfreq's with a small corpus (its param: another pipeline has none)."""
     from testcontainers.core.container import DockerContainer
 
     results.mkdir(parents=True, exist_ok=True)
     results.chmod(0o777)  # the image's user (uid 10001) writes here
     command = ["--results", "/results", "--shard-index", str(shard_index), "--shard-count", str(shard_count),
-               "--param", f"WORDFREQ_BYTES={SMALL_CORPUS}", *args]
+               *(["--param", f"WORDFREQ_BYTES={SMALL_CORPUS}"] if wordfreq else []), *args]
     container = DockerContainer(image, shm_size="1g").with_volume_mapping(str(results), "/results", "rw")
     container = container.with_command(command)
     container.start()

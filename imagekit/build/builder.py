@@ -248,7 +248,7 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     # The runtime base's layers are named too (kind `base`: no step's), so inspect and sbom can find them.
     named: list[dict[str, object]] = [{"digest": layer.digest, "kind": "base", "name": layer.name, "steps": []}
                                       for layer in runtime.layers]
-    named += [_named(layer, tars[layer.name]) for layer in plan.layers]
+    named += [labelled_layer(layer, tars[layer.name]) for layer in plan.layers]
     labels |= layer_labels(named, plan.base_layers, plan.shared_steps, [step.name for step in spec.packaged_steps])
     new_layers = runtime.layers + tuple(NewLayer(layer.name, _history(layer), tars[layer.name])
                                         for layer in plan.layers)
@@ -293,7 +293,7 @@ def _plan(spec: PipelineSpec, files: Path, runtime: RuntimeBase, client: ClientL
             deps[name] = get_step_deps(spec.step(name), request, reuse=False)
 
 
-def _named(layer: PlannedLayer, tar: LayerTar | RemoteLayer) -> dict[str, object]:
+def labelled_layer(layer: PlannedLayer, tar: LayerTar | RemoteLayer) -> dict[str, object]:
     """A layer as the layers label names it; a deps layer with its key (what `--cache-from` looks up), its
     content size and its tar's length (what a build that reuses it reports and loads)."""
     entry: dict[str, object] = {"digest": tar.sha256, "kind": layer.kind, "name": layer.name,

@@ -24,12 +24,13 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from imagekit.build.assembly import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, AssembledImage
 from imagekit.build.events import NO_EVENTS, BuildEvents, Stage
-from imagekit.build.reuse import Blob, RemoteLayer
+from imagekit.build.reuse import Blob, LayerCache, RemoteLayer
 from imagekit.build.tarball import LayerTar
 from imagekit_core.cachedir import cache_root
 from imagekit_core.references import parse_reference
@@ -39,7 +40,22 @@ from .publisher import Published, PublishedLayer
 from .registry import RegistryClient
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 GZIP_LEVEL = 6  # as Docker's and containerd's pushes compress (Go's default): ~3x faster than gzip -9
+ZSTD_LEVEL = 3  # zstd's default
+
+
+class Compression(StrEnum):
+    """How imagekit's own push compresses layers. gzip: every engine pulls it. zstd: containerd >= 1.5 and
+    Docker >= 23 pull it, not older Docker engines; a layer a cache image holds as gzip is fetched and
+    compressed again (docs/bench/cluster.md has the trial that decided the default)."""
+
+    gzip = "gzip"
+    zstd = "zstd"
+
+    @property
+    def media_type(self) -> str:
+        return GZIP_LAYER if self is Compression.gzip else ZSTD_LAYER
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,7 @@ class _Compressed:
     size: int
 
 
-def sources(image: AssembledImage, cache: RegistryCache) -> list[tuple[str, LayerTar | Blob]] | None:
+def sources(image: AssembledImage, cache: LayerCache) -> list[tuple[str, LayerTar | Blob]] | None:
     """Each layer's name and where its bytes are (a local tar, or a blob in a registry); None when one has
     neither (the base's layers, with no cache image holding them)."""
     found: list[tuple[str, LayerTar | Blob]] = []
@@ -67,13 +83,38 @@ def sources(image: AssembledImage, cache: RegistryCache) -> list[tuple[str, Laye
     return found
 
 
-def push_image(image: AssembledImage, destination: str, cache: RegistryCache,
-               events: BuildEvents = NO_EVENTS) -> Published | None:
+def push_image(image: AssembledImage, destination: str, cache: RegistryCache, events: BuildEvents = NO_EVENTS,
+               compression: Compression = Compression.gzip) -> Published | None:
     """Push image to destination (a tag); None, having sent nothing, when some layer has no source here."""
     started = time.monotonic()
     layers = sources(image, cache)
     if layers is None:
         return None
+    with tempfile.TemporaryDirectory(prefix="imagekit-push-") as work:
+        return _push(image, destination, cache, events, compression, _recompressed(layers, image, cache, compression,
+                                                                                  Path(work)), started)
+
+
+def _recompressed(layers: list[tuple[str, LayerTar | Blob]], image: AssembledImage, cache: RegistryCache,
+                  compression: Compression, work: Path) -> list[tuple[str, LayerTar | Blob]]:
+    """The layers, with those a cache image holds in another compression fetched here, to compress again."""
+    kept: list[tuple[str, LayerTar | Blob]] = []
+    for (name, source), diff_id in zip(layers, image.diff_ids, strict=True):
+        if isinstance(source, Blob) and _compression_of(source.media_type) is not compression:
+            kept.append((name, cache.fetch(RemoteLayer(diff_id, 0, 0, source), work)))
+        else:
+            kept.append((name, source))
+    return kept
+
+
+def _compression_of(media_type: str) -> Compression | None:
+    if media_type in GZIP_TYPES:
+        return Compression.gzip
+    return Compression.zstd if media_type == ZSTD_LAYER else None
+
+
+def _push(image: AssembledImage, destination: str, cache: RegistryCache, events: BuildEvents,
+          compression: Compression, layers: list[tuple[str, LayerTar | Blob]], started: float) -> Published:
     reference = parse_reference(destination, "--tag", registry=True, digest=False)
     assert reference.host is not None
     host, repository = reference.host, reference.repository
@@ -82,15 +123,16 @@ def push_image(image: AssembledImage, destination: str, cache: RegistryCache,
     client.check_push(repository)
     local = [source for _, source in layers if isinstance(source, LayerTar)]
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:  # zlib frees the GIL
-        compressed = dict(zip((tar.sha256 for tar in local), pool.map(_compress, local), strict=True))
+        made = pool.map(lambda tar: compress_layer(tar, compression), local)
+        compressed = dict(zip((tar.sha256 for tar in local), made, strict=True))
     descriptors, published = [], []
     for (name, source), diff_id in zip(layers, image.diff_ids, strict=True):
-        media_type = GZIP_LAYER
+        media_type = compression.media_type
         if isinstance(source, Blob):
             if not client.blob_exists(repository, source.digest):
                 cache.copy_blob(source, host, repository)
             digest, size, uploaded = source.digest, source.size, False
-            media_type = GZIP_LAYER if source.media_type in GZIP_TYPES else source.media_type
+            media_type = GZIP_LAYER if source.media_type in GZIP_TYPES else source.media_type  # docker's: OCI's
         else:
             blob = compressed[source.sha256]
             digest, size = blob.digest, blob.size
@@ -117,12 +159,12 @@ def push_image(image: AssembledImage, destination: str, cache: RegistryCache,
                      seconds=round(time.monotonic() - started, 3))
 
 
-def _compress(tar: LayerTar) -> _Compressed:
-    """The layer's gzip blob, made once per layer (kept in the imagekit cache by its diff ID)."""
+def compress_layer(tar: LayerTar, compression: Compression) -> _Compressed:
+    """The layer's blob, made once per layer and compression (kept in the imagekit cache by its diff ID)."""
     directory = cache_root() / "blobs"
     directory.mkdir(parents=True, exist_ok=True)
-    stem = tar.sha256.removeprefix("sha256:")
-    blob, record = directory / f"{stem}.gz", directory / f"{stem}.json"
+    stem = f"{tar.sha256.removeprefix('sha256:')}.{compression.value}"
+    blob, record = directory / stem, directory / f"{stem}.json"
     if blob.is_file() and record.is_file():
         meta = json.loads(record.read_text())
         return _Compressed(blob, meta["digest"], meta["size"])
@@ -130,8 +172,13 @@ def _compress(tar: LayerTar) -> _Compressed:
     temporary = blob.with_name(f".{blob.name}.{os.getpid()}.part")
     with open(tar.path, "rb") as source, open(temporary, "wb") as raw:
         hashing = _Hashing(raw, digest)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0, compresslevel=GZIP_LEVEL) as out:
-            shutil.copyfileobj(source, out, 1 << 20)
+        if compression is Compression.zstd:
+            import zstandard  # the `zstd` extra: only this trial's pushes need it
+
+            zstandard.ZstdCompressor(level=ZSTD_LEVEL).copy_stream(source, cast(IO[bytes], hashing), read_size=1 << 20)
+        else:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0, compresslevel=GZIP_LEVEL) as out:
+                shutil.copyfileobj(source, out, 1 << 20)
     os.replace(temporary, blob)
     compressed = _Compressed(blob, "sha256:" + digest.hexdigest(), blob.stat().st_size)
     record.write_text(json.dumps({"digest": compressed.digest, "size": compressed.size}))
