@@ -78,15 +78,16 @@ def layer_cache(cache_from: list[str], pushed_tags: list[str], no_cache: bool) -
 
 
 def push_built(engine: Backend, result: BuildResult, destination: str, cache: LayerCache) -> Published:
-    """Push the built image: by imagekit itself when a cache image says where its layers are (nothing that
-    is there is sent again), else by the engine, which holds it."""
-    if isinstance(cache, RegistryCache) and result.image is not None:
-        pushed = push_image(result.image, destination, cache, engine.events)
-        if pushed is not None:
-            return pushed
-    if not result.loaded:
+    """Push the built image: by the engine when it holds the image (it then knows the pushed digest, which
+    `docker images --digests` and local pods show), else by imagekit itself, each layer from where it is
+    (loading.py left it out only when a cache image holds every layer it lacks)."""
+    if result.loaded:
+        return publish(engine, result.tag, destination)
+    pushed = push_image(result.image, destination, cache, engine.events) \
+        if isinstance(cache, RegistryCache) and result.image is not None else None
+    if pushed is None:
         raise AssertionError("an image left out of the engine has a source for every layer")
-    return publish(engine, result.tag, destination)
+    return pushed
 
 
 def layer_table(result: BuildResult) -> str:

@@ -1,5 +1,5 @@
-"""imagekit's own push (`build --push` with a cache image): the assembled image sent blob by blob, each layer
-from where it already is, as ko and Jib push.
+"""imagekit's own push (`build --push` of an image left out of the engine, its reused layers in a registry):
+the assembled image sent blob by blob, each layer from where it already is, as ko and Jib push.
 
 An engine's push sends every layer it has no record of having pushed, so on an empty CI runner it sends
 them all again (measured: Docker 20.10 re-uploads every layer of an image it loaded, though the registry
@@ -9,8 +9,8 @@ holds each blob). Here each layer's blob is looked up first:
   registry, or else copied blob to blob;
 - any other layer (a changed code layer, say) is compressed here (gzip, no name or time in its header, so
   the same layer gives the same blob) and uploaded unless the registry has that blob.
-Then the config, and the manifest under the tag. Nothing is sent before every layer has a source: an image
-whose base layers no cache image holds is pushed by the engine instead (push.py), after it is loaded.
+Then the config, and the manifest under the tag. Nothing is sent before every layer has a source (an image
+whose base layers no cache image holds is loaded, and the engine pushes it: loading.py).
 """
 from __future__ import annotations
 
