@@ -17,7 +17,7 @@ Prints medians and the ratios the issue sets targets for:
   empty runner: rebuild and push / cold build and push <= 15 %, / naive build and push <= 0.1
 
     python3 bench/bench_build.py [--rounds 3] [--backend docker|buildah] [--engine private|shared]
-                                 [--storage scratch|here] [--registry 127.0.0.1:5000] [--output json]
+                                 [--storage scratch|here] [--registry private|HOST:PORT] [--output json]
 Needs what scripts/bootstrap.sh starts (engine, registry, base image). By default the builds run against an
 engine of the bench's own that holds only the base at the start of each round (bench/private_engine.py): the
 machine's engine usually holds the example's layers already, which would spare a "cold" build applying them.
@@ -62,6 +62,7 @@ from imagekit_core.spec import load_pipeline  # noqa: E402
 from imagekit_core.spec.quantity import human_size  # noqa: E402
 from pages import Measured  # noqa: E402
 from private_engine import private_engine  # noqa: E402
+from private_registry import private_registry  # noqa: E402
 from scratch_fs import ScratchUnavailable, files_per_second, journaled_scratch  # noqa: E402
 
 EXAMPLE = REPO / "pipelines" / "wordfreq"
@@ -69,8 +70,8 @@ CHANGED_STEP = "count"
 
 NAIVE_CONTAINERFILE = """\
 # What a user writes by hand: the runtime and all code copied, then every step's requirements installed
-# and the user created, in one image. (No network in the build: wheels come in the context, pip runs
-# from its own wheel.)
+# (pip compiles their bytecode, its default, as imagekit's layers carry bytecode too) and the user created,
+# in one image. (No network in the build: wheels come in the context, pip runs from its own wheel.)
 FROM {base}
 COPY wheels/ /tmp/wheels/
 COPY runtime/ {runtime_dir}/
@@ -108,7 +109,7 @@ def naive_context(pipeline: Path, directory: Path, base: str, target_args: list[
             continue
         proc.run([*pip_command(), "download", *target_args, "--dest", wheels / step.name, "-r", step.requirements])
         requirements = f"{contract.IMAGE_PIPELINE_DIR}/{step.directory.relative_to(spec.directory)}/{step.requirements.name}"
-        installs.append(f"python3 $PIP install --quiet --no-index --no-compile "
+        installs.append(f"python3 $PIP install --quiet --no-index "  # pip compiles bytecode, as imagekit does
                         f"--find-links /tmp/wheels/{step.name} --target {contract.IMAGE_DEPS_ROOT}/{step.name} "
                         f"-r {requirements}")
     (directory / "Containerfile").write_text(NAIVE_CONTAINERFILE.format(
@@ -223,13 +224,16 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
 
 
 BASE = os.environ.get("IMAGEKIT_BASE_IMAGE", "imagekit/debian-python:bookworm")
+PRIVATE_REGISTRY_PORT = 5150
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", default="docker", choices=["docker", "buildah"])
-    parser.add_argument("--registry", default=os.environ.get("IMAGEKIT_REGISTRY", "127.0.0.1:5000"))
+    parser.add_argument("--registry", default="private",
+                        help="private (default): an empty registry of the bench's own for each round "
+                             "(bench/private_registry.py), so a first push sends every layer; or HOST:PORT")
     parser.add_argument("--output", default="text", choices=["text", "json"])
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/build.md")
     parser.add_argument("--engine", default="private", choices=["private", "shared"],
@@ -258,7 +262,10 @@ def main() -> int:
                 for number in range(args.rounds):
                     print(f"round {number + 1}/{args.rounds} ({args.backend}, {args.engine} engine, "
                           f"{args.storage} storage)", file=sys.stderr)
-                    rounds.append(one_round(backend, args.registry, work, number))
+                    with contextlib.ExitStack() as round_stack:
+                        registry = args.registry if args.registry != "private" else round_stack.enter_context(
+                            private_registry(work / f"registry{number}", PRIVATE_REGISTRY_PORT + number))
+                        rounds.append(one_round(backend, registry, work, number))
         except ScratchUnavailable as exc:
             print(f"bench_build: {exc}", file=sys.stderr)
             return 2

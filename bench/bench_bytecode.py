@@ -44,7 +44,7 @@ print(json.dumps(times))
 
 
 def imagekit(*args: str) -> dict[str, object]:
-    result = subprocess.run([sys.executable, "-m", "imagekit", *args, "-o", "json"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "imagekit.cli.main", *args, "-o", "json"], capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"imagekit {' '.join(args)}: exit {result.returncode}: {result.stderr[-2000:]}")

@@ -35,8 +35,12 @@ from .wheeltree import WheelTree
 
 log = logging.getLogger("imagekit.build")
 
-# Bump when the compile changes (flags, environment): layer keys include it.
-BYTECODE_FORMAT = "1"
+# Bump when the compile changes (flags, environment, what is left out): layer keys include it.
+BYTECODE_FORMAT = "2"
+# A package's own test suite: imported only to test the package (numpy: half its source), so compiled only if
+# a step does that, at import, as without bytecode. Measured: numpy 1.26's 489 modules take 1.4 CPU-seconds
+# to compile, its 242 outside tests/ 0.7, on the cold build's critical path, and the layer holds half the .pyc.
+UNCOMPILED_DIRS = frozenset({"tests", "test"})
 PROBE = "import sys; print(sys.implementation.name, sys.implementation.cache_tag, '%d.%d.%d' % sys.version_info[:3])"
 
 
@@ -101,13 +105,18 @@ class Compiler:
             raise CommandFailed(command, result.returncode, (result.stdout or b"").decode(errors="replace"))
 
 
+def compiled_module(relative: PurePosixPath) -> bool:
+    """Whether a file of a layer gets bytecode: a Python module outside a test suite's directory."""
+    return relative.suffix == ".py" and not UNCOMPILED_DIRS.intersection(relative.parts[:-1])
+
+
 def _python_sources(source: Path | WheelTree, tree: Path) -> int:
-    """Copy source's .py files into tree (compileall writes beside them: never into a step package);
-    how many."""
+    """Copy source's modules that get bytecode into tree (compileall writes beside them: never into a step
+    package); how many."""
     count = 0
     if isinstance(source, WheelTree):
         for entry in source.entries():
-            if entry.kind is Kind.file and entry.file is not None and entry.relative.suffix == ".py":
+            if entry.kind is Kind.file and entry.file is not None and compiled_module(entry.relative):
                 destination = tree / entry.relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 with source.open(entry.file) as handle, open(destination, "wb") as out:
@@ -116,7 +125,7 @@ def _python_sources(source: Path | WheelTree, tree: Path) -> int:
         source.close()
         return count
     for item in walk(source):
-        if item.kind is Kind.file and item.relative.suffix == ".py":
+        if item.kind is Kind.file and compiled_module(item.relative):
             destination = tree / item.relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(item.path, destination)

@@ -33,6 +33,8 @@ def step_package(root: Path) -> Path:
     (root / "main.py").write_text(SOURCE)
     (root / "lib" / "__init__.py").write_text("")
     (root / "lib" / "broken.py").write_text("print 'python 2'\n")  # does not compile: left without bytecode
+    (root / "lib" / "tests").mkdir()
+    (root / "lib" / "tests" / "test_lib.py").write_text("def test(): pass\n")  # a test suite: left as it is
     (root / "run.sh").write_text("python3 main.py\n")
     return root
 
