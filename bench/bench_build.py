@@ -164,7 +164,8 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
         results.update({f"imagekit_cold_{phase}_s": value for phase, value in cold.timings.items()
                         if phase != "total"})
         push_s, pushed = timed(lambda: publisher.publish(backend, imagekit_tag, imagekit_tag))
-        results["imagekit_first_push_s"], results["imagekit_first_push_bytes"] = push_s, pushed.uploaded_bytes
+        # The whole image's blobs: the side that pushes second in a round finds the base's layers there already.
+        results["imagekit_first_push_s"], results["imagekit_first_push_bytes"] = push_s, pushed.total_bytes
 
     def naive_cold() -> None:
         # Fetching the wheels is part of the naive cold build, as resolving them is part of imagekit's.
@@ -173,7 +174,8 @@ def one_round(backend: Backend, registry: str, work: Path, round_number: int) ->
         build_s, made["naive"] = timed(lambda: backend.build(request))
         results["naive_cold_s"] = prepare_s + build_s
         push_s, pushed = timed(lambda: publisher.publish(backend, naive_tag, naive_tag))
-        results["naive_first_push_s"], results["naive_first_push_bytes"] = push_s, pushed.uploaded_bytes
+        # The whole image's blobs: the side that pushes second in a round finds the base's layers there already.
+        results["naive_first_push_s"], results["naive_first_push_bytes"] = push_s, pushed.total_bytes
 
     def imagekit_rebuild() -> None:
         spec = load_pipeline(pipeline)
@@ -305,7 +307,7 @@ def main() -> int:
           f"{m['imagekit_cold_s'] / m['naive_cold_s']:>10.2f}")
     say(f"{'rebuild after change':24}{m['imagekit_rebuild_s']:>13.1f}s{m['naive_rebuild_s']:>13.1f}s"
           f"{ratios['rebuild_over_naive_rebuild']:>10.2f}")
-    say(f"{'first push uploaded':24}{human_size(int(m['imagekit_first_push_bytes'])):>14}"
+    say(f"{'image bytes (compressed)':24}{human_size(int(m['imagekit_first_push_bytes'])):>14}"
           f"{human_size(int(m['naive_first_push_bytes'])):>14}")
     say(f"{'second push uploaded':24}{human_size(int(m['imagekit_second_push_bytes'])):>14}"
           f"{human_size(int(m['naive_second_push_bytes'])):>14}{ratios['second_push_bytes_over_naive']:>10.4f}")

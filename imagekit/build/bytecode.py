@@ -73,7 +73,7 @@ class Compiler:
         """Bytecode for every .py file of source (a step package's directory, or a deps tree described by its
         wheels) as the image holds it at image_root; compiled once, then taken from the cache."""
         identity = source.name if isinstance(source, WheelTree) else package_digest(source)
-        key = hashlib.sha256(f"{identity}\0{image_root}\0{self.key}".encode()).hexdigest()[:32]
+        key = hashlib.sha256(f"{BYTECODE_FORMAT}\0{identity}\0{image_root}\0{self.key}".encode()).hexdigest()[:32]
         cached = cache_root() / "bytecode" / key
         if cached.is_dir():
             return Bytecode(cached, key)

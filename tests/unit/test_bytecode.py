@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from imagekit.build import bytecode
 from imagekit.build.bytecode import Compiler, find_compiler
 from imagekit.build.plan import tree_mappings
 from imagekit.build.tarball import write_layer
@@ -73,6 +74,10 @@ def test_a_changed_source_or_place_is_compiled_again(tmp_path: Path, compiler: C
     first = compiler.compiled(package, IMAGE_ROOT)
     assert compiler.compiled(package, IMAGE_ROOT) == first  # from the cache
     assert compiler.compiled(package, IMAGE_ROOT.parent / "other").name != first.name
+    monkeypatch.setattr(bytecode, "BYTECODE_FORMAT", bytecode.BYTECODE_FORMAT + "-next")
+    assert compiler.compiled(package, IMAGE_ROOT).name != first.name  # a new way to compile: nothing reused
+    monkeypatch.undo()
+    monkeypatch.setenv(contract.CACHE_DIR, str(tmp_path / "cache"))
     (package / "main.py").write_text(SOURCE + "EXTRA = 1\n")
     assert compiler.compiled(package, IMAGE_ROOT).name != first.name
 
