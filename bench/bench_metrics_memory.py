@@ -94,10 +94,10 @@ def one_run(root: Path, metrics: bool) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/results.md")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench/metrics.md")
     args = parser.parse_args()
     rounds = args.rounds
-    say = Measured("results", "the runtime's memory with and without --metrics")
+    say = Measured("metrics", "the runtime's memory with and without --metrics")
     say("| runs | conductor Pss | supervisord Pss | Pss sum (MiB, median of peaks) |")
     say("| --- | --- | --- | --- |")
     sums = {}
