@@ -101,3 +101,30 @@ def test_a_bad_cache_reference_is_one_line_and_exit_2(example_pipeline: Path) ->
     result = imagekit("build", example_pipeline, "--tag", f"{REGISTRY}/x:y", "--cache-from", "Not A Ref")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--cache-from" in result.stderr and "fix:" in result.stderr
+
+
+def test_zstd_layers_are_pushed_by_imagekit_and_serve_as_a_cache(
+        pushed_then_changed: tuple[Path, str], build_env: dict[str, str], tmp_path: Path) -> None:
+    from imagekit.publish.registry import RegistryClient
+
+    pipeline, repository = pushed_then_changed
+    built = build(pipeline, f"{repository}:zstd", "--push", "--compression", "zstd", "--cache-from",
+                  f"{repository}:v1", env=build_env)
+    host, name = repository.split("/", 1)
+    manifest = RegistryClient(host).manifest(name, "zstd")
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    # An empty runner loads from it: every zstd layer fetched, decompressed, checked; the same image.
+    again = build(pipeline, f"{repository}:from-zstd", "--cache-from", f"{repository}:zstd",
+                  env=empty_runner(tmp_path / "cache"))
+    assert again["loaded"] and again["image_id"] == built["image_id"]
+    assert [layer["name"] for layer in again["layers"] if layer["from_registry"]] == ["deps-tokenize", "deps-count"]
+
+
+def test_zstd_without_a_registry_copy_of_the_base_is_one_line_and_exit_2(
+        pushed_then_changed: tuple[Path, str], build_env: dict[str, str]) -> None:
+    pipeline, repository = pushed_then_changed
+    result = imagekit("build", pipeline, "--base", BASE_IMAGE, "--tag", f"{repository}:zstd-alone", "--push",
+                      "--compression", "zstd", "--no-cache", env=build_env, timeout=600)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--compression zstd" in last and "fix:" in last

@@ -19,7 +19,7 @@ from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
 from imagekit.build.reuse import LayerCache, NoCache
 from imagekit.publish.cache_image import RegistryCache
-from imagekit.publish.image_push import push_image
+from imagekit.publish.image_push import Compression, push_image
 from imagekit.publish.publisher import Published
 from imagekit_core import contract
 from imagekit_core.errors import UsageError
@@ -77,17 +77,22 @@ def layer_cache(cache_from: list[str], pushed_tags: list[str], no_cache: bool) -
     return RegistryCache(refs, quiet=not cache_from) if refs else NoCache()
 
 
-def push_built(engine: Backend, result: BuildResult, destination: str, cache: LayerCache) -> Published:
+def push_built(engine: Backend, result: BuildResult, destination: str, cache: LayerCache,
+               compression: Compression = Compression.gzip) -> Published:
     """Push the built image: by the engine when it holds the image (it then knows the pushed digest, which
     `docker images --digests` and local pods show), else by imagekit itself, each layer from where it is
-    (loading.py left it out only when a cache image holds every layer it lacks)."""
-    if result.loaded:
+    (loading.py left it out only when a cache image holds every layer it lacks); with zstd, always by
+    imagekit (engines push gzip), the layers a cache image holds as gzip fetched and compressed again."""
+    if result.loaded and compression is Compression.gzip:
         return publish(engine, result.tag, destination)
-    pushed = push_image(result.image, destination, cache, engine.events) \
+    pushed = push_image(result.image, destination, cache, engine.events, compression) \
         if isinstance(cache, RegistryCache) and result.image is not None else None
-    if pushed is None:
+    if pushed is not None:
+        return pushed
+    if not result.loaded:
         raise AssertionError("an image left out of the engine has a source for every layer")
-    return pushed
+    raise UsageError(f"--compression {compression.value}: the base image's layers are in no registry image "
+                     "imagekit can read (fix: pass --cache-from an image built on this base, or push with gzip)")
 
 
 def layer_table(result: BuildResult) -> str:
@@ -171,6 +176,10 @@ def register(app: typer.Typer) -> None:
         cache_to: list[str] = typer.Option([], "--cache-to", show_default=False, metavar="REF",
                                            help="push the image here too, as the cache of later builds "
                                                 "(--cache-from REF), repeatable"),
+        compression: Compression = typer.Option(Compression.gzip, "--compression",
+                                                help="layer compression of what imagekit pushes: gzip (every "
+                                                     "engine), or zstd (containerd >= 1.5, Docker >= 23; faster "
+                                                     "cold pulls, see docs/build.md)"),
         load: bool = typer.Option(False, "--load", help="with --push: load the image into the engine even if "
                                                         "layers reused from a registry must be downloaded for it"),
         locked: bool = typer.Option(False, "--locked", help="every step's requirements.lock must be current: "
@@ -199,8 +208,9 @@ def register(app: typer.Typer) -> None:
             for extra in tags[1:]:
                 engine.tag(tags[0], extra)
             progress.name_layers((layer.digest, layer.name) for layer in result.layers)
-            published = [push_built(engine, result, destination, cache) for destination in tags] if push else []
-            cached_to = [push_built(engine, result, destination, cache) for destination in cache_to]
+            published = [push_built(engine, result, destination, cache, compression)
+                         for destination in tags] if push else []
+            cached_to = [push_built(engine, result, destination, cache, compression) for destination in cache_to]
         if result.shared_steps:
             stderr.print(f"layer budget {result.layer_budget}: {', '.join(result.shared_steps)} share layers")
         stderr.print(f"built {', '.join(tags)} ({result.image_id[:19]}) in {result.timings['total']:.1f}s: "

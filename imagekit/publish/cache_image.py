@@ -14,8 +14,9 @@ import os
 import tempfile
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from imagekit.build.labels import ImageLabels
 from imagekit.build.reuse import Blob, RemoteLayer
@@ -28,6 +29,7 @@ from .registry import RegistryClient
 log = logging.getLogger("imagekit.publish")
 
 GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
 TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",)
 
 
@@ -75,7 +77,7 @@ class RegistryCache:
         blobs: dict[str, Blob] = {}
         for diff_id, layer in zip(diff_ids, manifest["layers"], strict=True):
             media_type = str(layer.get("mediaType", ""))
-            if media_type in GZIP_TYPES + TAR_TYPES:
+            if media_type in GZIP_TYPES + ZSTD_TYPES + TAR_TYPES:
                 blobs[diff_id] = Blob(reference.host, reference.repository, str(layer["digest"]), int(layer["size"]),
                                       media_type)
         labels = ImageLabels.read((config.get("config") or {}).get("Labels") or {})
@@ -107,11 +109,10 @@ class RegistryCache:
         try:
             digest = hashlib.sha256()
             with open(raw.name, "rb") as stored, open(destination, "wb") as out:
-                reader = gzip.GzipFile(fileobj=stored) if blob.media_type in GZIP_TYPES else stored
-                while chunk := reader.read(1 << 20):
+                for chunk in _decompressed(stored, blob.media_type):
                     digest.update(chunk)
                     out.write(chunk)
-        except (OSError, EOFError, zlib.error) as exc:
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise EnvironmentMissing(f"cache image layer {blob.repository}@{blob.digest}: unreadable ({exc})") from None
         finally:
             os.unlink(raw.name)
@@ -134,3 +135,17 @@ class RegistryCache:
             self._client(blob.host).download(blob.repository, blob.digest, stored)
             stored.flush()
             client.upload(repository, blob.digest, Path(stored.name))
+
+
+def _decompressed(stored: IO[bytes], media_type: str) -> Iterator[bytes]:
+    """A blob's layer tar, 1 MiB at a time, as its media type says it is stored."""
+    if media_type in ZSTD_TYPES:
+        import zstandard  # the `zstd` extra: only zstd blobs need it
+
+        reader: IO[bytes] = cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(stored))
+    elif media_type in GZIP_TYPES:
+        reader = cast(IO[bytes], gzip.GzipFile(fileobj=stored))
+    else:
+        reader = stored
+    while chunk := reader.read(1 << 20):
+        yield chunk
