@@ -20,7 +20,7 @@ CONFIG_DIR=/etc/imagekit
 REGISTRY_ADDR=${IMAGEKIT_REGISTRY:-127.0.0.1:5000}
 BASE_TAG=${IMAGEKIT_BASE_IMAGE:-imagekit/debian-python:bookworm}
 MIRROR=${IMAGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor python3-yaml prometheus uidmap curl ca-certificates"
+APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor python3-yaml prometheus uidmap curl ca-certificates qemu-user-static"
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 3; }
@@ -53,6 +53,28 @@ ensure_apt_packages() {
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } >&2 || status=$?
     [ -n "$created_policy" ] && rm -f "$policy"
     [ "$status" -eq 0 ] || die "apt-get install$missing failed (exit $status)"
+}
+
+ensure_binfmt() {
+    # arm64 programs (multi-platform images) run here under qemu-user-static, registered with binfmt_misc.
+    # The F flag opens the interpreter at registration, so it works in containers and chroots too. Without
+    # systemd nothing registers it at boot: done here, once per boot.
+    handler=/proc/sys/fs/binfmt_misc
+    if ! grep -q binfmt_misc /proc/filesystems; then
+        say "no binfmt_misc in this kernel: arm64 images cannot run here"
+        return
+    fi
+    if ! mountpoint -q "$handler" 2>/dev/null && [ ! -e "$handler/register" ]; then
+        mount -t binfmt_misc binfmt_misc "$handler" || die "mount binfmt_misc failed"
+    fi
+    for conf in /usr/lib/binfmt.d/qemu-aarch64.conf; do
+        name=$(basename "$conf" .conf)
+        if [ -e "$handler/$name" ]; then
+            continue
+        fi
+        say "registering $name with binfmt_misc"
+        grep -v '^#' "$conf" > "$handler/register" || die "registering $name with binfmt_misc failed"
+    done
 }
 
 ensure_python_package() {
@@ -160,6 +182,7 @@ ensure_base_image() {
 main() {
     [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts dockerd)"
     ensure_apt_packages
+    ensure_binfmt
     ensure_python_package
     ensure_dockerd
     ensure_registry

@@ -13,15 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagekit_core import proc
 from imagekit_core.cachedir import cache_root
 from imagekit_core.errors import CommandFailed, EnvironmentMissing
+from imagekit_core.platforms import Platform, host
 from imagekit_core.spec.stepfiles import file_digest
 
 from .assembly import BaseImage, NewLayer, assemble
@@ -36,7 +36,6 @@ DEFAULT_PACKAGES = ("python3", "python3-yaml", "python3-prometheus-client", "sup
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_EPOCH = 1700000000  # SOURCE_DATE_EPOCH of the rootfs when none is set: the same bytes every time
 RECIPE_LABEL = "dev.imagekit.base.recipe"
-ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,14 @@ class BaseRecipe:
     suite: str = DEFAULT_SUITE
     packages: tuple[str, ...] = DEFAULT_PACKAGES
     mirror: str = DEFAULT_MIRROR
+    platform: Platform = field(default_factory=host)  # another one's programs run under qemu (binfmt_misc)
 
     @property
     def text(self) -> str:
-        """What the image's recipe label says: a base made by another recipe is made again."""
-        return f"imagekit base: mmdebstrap {self.suite} minbase {','.join(self.packages)}"
+        """What the image's recipe label says: a base made by another recipe is made again. (amd64 is not
+        named, as before platforms were: the bases made then keep their recipe, and so their image IDs.)"""
+        architecture = "" if self.platform.architecture == "amd64" else f" {self.platform.debian}"
+        return f"imagekit base: mmdebstrap {self.suite}{architecture} minbase {','.join(self.packages)}"
 
 
 def existing_recipe(backend: Backend, tag: str) -> str | None:
@@ -64,18 +66,19 @@ def make_rootfs(recipe: BaseRecipe, destination: Path) -> None:
     command = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(recipe.packages)}",
                '--aptopt=Acquire::Retries "3"', "--dpkgopt=path-exclude=/usr/share/doc/*",
                "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
-               recipe.suite, str(destination), recipe.mirror]
+               f"--architectures={recipe.platform.debian}", recipe.suite, str(destination), recipe.mirror]
     try:
         proc.run(command, env={**os.environ, "SOURCE_DATE_EPOCH": epoch}, timeout=1800)
     except CommandFailed as exc:
         raise EnvironmentMissing(f"mmdebstrap failed: {exc.output.strip()[-300:]} (fix: check that {recipe.mirror} "
-                                 "is reachable; as a normal user mmdebstrap needs uidmap and a range in /etc/subuid)") from None
+                                 "is reachable; as a normal user mmdebstrap needs uidmap and a range in /etc/subuid; "
+                                 "for another platform, qemu-user-static registered with binfmt_misc)") from None
 
 
 def cached_rootfs(recipe: BaseRecipe, work: Path) -> Path:
     """The recipe's root filesystem tarball, made once per recipe and SOURCE_DATE_EPOCH (both backends use it)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH") or str(DEFAULT_EPOCH)
-    key = hashlib.sha256(f"{recipe.text}|{recipe.mirror}|{epoch}|{platform.machine()}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{recipe.text}|{recipe.mirror}|{epoch}|{recipe.platform.machine}".encode()).hexdigest()[:24]
     cached = cache_root() / "base-rootfs" / f"{key}.tar"
     if not cached.is_file():
         log.info("making the root filesystem with mmdebstrap (%s)", recipe.text)
@@ -99,9 +102,8 @@ def make_base(backend: Backend, tag: str, recipe: BaseRecipe, *, force: bool = F
         return info.id, False
     with tempfile.TemporaryDirectory(prefix="imagekit-base.", dir=os.environ.get("TMPDIR", "/var/tmp")) as work:
         rootfs = cached_rootfs(recipe, Path(work))
-        architecture = ARCHITECTURES.get(platform.machine(), platform.machine())
         scratch = BaseImage(id="", layer_sizes=(), config={
-            "architecture": architecture, "os": "linux",
+            "architecture": recipe.platform.architecture, "os": recipe.platform.os,
             "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"],
                        "Cmd": ["python3"]},
         })

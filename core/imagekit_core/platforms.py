@@ -1,0 +1,69 @@
+"""Image platforms (`linux/amd64`, `linux/arm64`): parsed and spelled here, and the three names each goes by.
+
+An OCI image index and `--platform` say `linux/arm64`; the kernel, Python's `platform.machine()` and
+manylinux wheel tags say `aarch64`; Debian (mmdebstrap, dpkg) says `arm64`. Every caller converts through
+this module.
+"""
+from __future__ import annotations
+
+import platform as host_platform
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+# OCI architecture -> (machine, as wheel tags and uname name it; Debian architecture)
+_KNOWN = {
+    "amd64": ("x86_64", "amd64"),
+    "arm64": ("aarch64", "arm64"),
+}
+_BY_MACHINE = {machine: architecture for architecture, (machine, _) in _KNOWN.items()}
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    os: str
+    architecture: str  # OCI's: amd64, arm64
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.architecture}"
+
+    @property
+    def machine(self) -> str:
+        """What `uname -m`, `platform.machine()` and manylinux wheel tags call it: x86_64, aarch64."""
+        return _KNOWN[self.architecture][0]
+
+    @property
+    def debian(self) -> str:
+        """What Debian calls it (mmdebstrap --architectures): amd64, arm64."""
+        return _KNOWN[self.architecture][1]
+
+
+def parse_platform(text: str, flag: str = "--platform") -> Platform:
+    """`linux/amd64` or `linux/arm64` (a variant such as `linux/arm64/v8` is refused: none is supported)."""
+    parts = text.strip().split("/")
+    if len(parts) != 2 or parts[0] != "linux" or parts[1] not in _KNOWN:
+        known = ", ".join(f"linux/{architecture}" for architecture in _KNOWN)
+        raise UsageError(f"{flag} {text!r} is not a platform imagekit builds for (fix: one of {known})")
+    return Platform(parts[0], parts[1])
+
+
+def parse_platforms(text: str, flag: str = "--platform") -> tuple[Platform, ...]:
+    """A comma-separated list, each once, in the order given."""
+    platforms = [parse_platform(item, flag) for item in text.split(",") if item.strip()]
+    if not platforms:
+        raise UsageError(f"{flag} names no platform (fix: e.g. {flag} linux/amd64,linux/arm64)")
+    return tuple(dict.fromkeys(platforms))
+
+
+def platform_of_machine(machine: str) -> Platform:
+    """The platform of a machine name (what a base image's Python reports); an unknown one is refused."""
+    architecture = _BY_MACHINE.get(machine)
+    if architecture is None:
+        raise UsageError(f"machine {machine!r} is not one imagekit builds for (fix: a base image for "
+                         f"{' or '.join(_BY_MACHINE)})")
+    return Platform("linux", architecture)
+
+
+def host() -> Platform:
+    """This machine's platform."""
+    return platform_of_machine(host_platform.machine())
