@@ -20,7 +20,7 @@ CONFIG_DIR=/etc/imagekit
 REGISTRY_ADDR=${IMAGEKIT_REGISTRY:-127.0.0.1:5000}
 BASE_TAG=${IMAGEKIT_BASE_IMAGE:-imagekit/debian-python:bookworm}
 MIRROR=${IMAGEKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor python3-yaml prometheus uidmap curl ca-certificates qemu-user-static"
+APT_PACKAGES="docker.io buildah skopeo umoci mmdebstrap docker-registry supervisor python3-yaml prometheus uidmap curl ca-certificates qemu-user-static arch-test"
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 3; }
