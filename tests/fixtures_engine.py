@@ -142,6 +142,18 @@ def build_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]
     return env
 
 
+ARM64_BASE = "imagekit/debian-python:bookworm-arm64"
+
+
+@pytest.fixture(scope="session")
+def arm64_base(engine_ready: None) -> str:
+    """The offline base made for linux/arm64 (mmdebstrap under qemu: minutes the first time on a machine, its
+    root filesystem then cached; an image of the same recipe under the tag is kept)."""
+    made = imagekit("base", "--platform", "linux/arm64", "--tag", ARM64_BASE, timeout=3600)
+    assert made.returncode == 0, made.stderr
+    return ARM64_BASE
+
+
 def copy_pipeline(destination: Path, source: Path = WORDFREQ) -> Path:
     shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return destination

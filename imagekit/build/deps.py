@@ -78,7 +78,7 @@ def step_lock(step: StepSpec, target: PythonTarget, wheels: Path, *, refresh: bo
     locked: the lock must stand as it is (`build --locked`, as `npm ci`): a missing or stale one is refused."""
     lock = None if refresh and not locked else current_lock(step, target)
     if lock is None and locked:
-        raise SpecError(lock_path(step), "requirements.lock",
+        raise SpecError(lock_path(step, target.platform), lock_path(step, target.platform).name,
                         f"step {step.name}: missing, or stale (locked from other requirements or for "
                         f"another Python than the base's {target.key()})",
                         "run `imagekit lock PIPELINE` and commit the lock, or build without --locked")

@@ -28,14 +28,14 @@ from pathlib import Path
 from imagekit_core import proc
 from imagekit_core.cachedir import cache_root
 from imagekit_core.errors import CommandFailed, SpecError
+from imagekit_core.platforms import Platform
 from imagekit_core.spec import StepSpec
 from imagekit_core.spec.requirements import requirement_files
 
-from .wheels import PythonTarget, pip_command, resolution_error
+from .wheels import PythonTarget, lock_file_name, pip_command, resolution_error
 
 log = logging.getLogger("imagekit.build")
 
-LOCK_NAME = "requirements.lock"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 _HASH = re.compile(r"--hash[=\s]+sha256:([0-9a-f]{64})")
 _INPUT = re.compile(r"^# input (sha256:[0-9a-f]{64})")
@@ -63,8 +63,11 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def lock_path(step: StepSpec) -> Path:
-    return step.directory / LOCK_NAME
+def lock_path(step: StepSpec, platform: Platform | None = None) -> Path:
+    """The step's lock for a platform: requirements.lock for linux/amd64 (the one lock there was before
+    platforms), requirements.<os>-<architecture>.lock for another (requirements.linux-arm64.lock). Each is
+    part of the step's package, so the step's code layer is the same on every platform."""
+    return step.directory / lock_file_name(platform)
 
 
 def input_digest(requirements: Path) -> str:
@@ -110,7 +113,7 @@ def locked_target(steps: list[StepSpec]) -> PythonTarget | None:
 
 def current_lock(step: StepSpec, target: PythonTarget) -> Lock | None:
     """The step's lock when it was made from its requirements as they are, for target; else None."""
-    path = lock_path(step)
+    path = lock_path(step, target.platform)
     if step.requirements is None or not path.is_file():
         return None
     text = path.read_text()
@@ -188,12 +191,13 @@ def resolve(step: StepSpec, target: PythonTarget, wheels: Path) -> Lock:
         raise SpecError(step.requirements, "requirements", f"step {step.name!r}: nothing to lock",
                         "list at least one requirement, or drop `requirements:` from step.yaml")
     text = format_lock(step.requirements, target, input_digest(step.requirements), pins)
-    path = lock_path(step)
+    path = lock_path(step, target.platform)
     try:
         _write(path, text)
     except OSError as exc:  # a read-only checkout: the build goes on with the lock kept in the cache
         path = cache_root() / "locks" / f"{step.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.lock"
-        log.warning("%s: can't write it (%s); the lock is at %s, copy it there", lock_path(step), exc, path)
+        log.warning("%s: can't write it (%s); the lock is at %s, copy it there", lock_path(step, target.platform),
+                    exc, path)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write(path, text)
     return Lock(path, text)

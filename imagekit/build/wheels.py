@@ -21,6 +21,7 @@ from typing import Any
 from imagekit_core import proc
 from imagekit_core.cachedir import cache_root
 from imagekit_core.errors import CommandFailed, EnvironmentMissing, SpecError
+from imagekit_core.platforms import Platform, platform_of_machine
 from imagekit_core.spec import StepSpec
 
 log = logging.getLogger("imagekit.build")
@@ -74,6 +75,10 @@ class PythonTarget:
             args += ["--platform", tag]
         return args
 
+    @property
+    def platform(self) -> Platform:
+        return platform_of_machine(self.machine)
+
     def key(self) -> str:
         """What decides which wheels fit (not what the image happens to have installed)."""
         return f"{self.implementation}-{self.version}-{self.machine}-glibc{self.glibc}"
@@ -85,6 +90,14 @@ class PythonTarget:
         if len(parts) != 4 or not parts[3].startswith("glibc"):
             return None
         return cls(implementation=parts[0], version=parts[1], machine=parts[2], glibc=parts[3].removeprefix("glibc"))
+
+
+def lock_file_name(platform: Platform | None) -> str:
+    """A step's lock file for a platform: requirements.lock for linux/amd64 (the one lock there was before
+    platforms), requirements.<os>-<architecture>.lock for another (requirements.linux-arm64.lock)."""
+    if platform is None or platform.architecture == "amd64":
+        return "requirements.lock"
+    return f"requirements.{platform.os}-{platform.architecture}.lock"
 
 
 def requirements_key(text: str, target: PythonTarget) -> str:
@@ -118,7 +131,7 @@ def resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Excep
                 "check the name and version, and that a binary wheel exists for this Python and platform",
             )
     if "DO NOT MATCH THE HASHES" in output:
-        return SpecError(step.directory / "requirements.lock", "--hash",
+        return SpecError(step.directory / lock_file_name(target.platform), "--hash",
                          f"step {step.name!r}: a wheel does not match the hash its lock names",
                          "check the index you fetch from, or run `imagekit lock` to lock again")
     match = _CONFLICT.search(output)

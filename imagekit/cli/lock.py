@@ -10,7 +10,7 @@ import typer
 from imagekit.build.builder import probe_target
 from imagekit.build.deps import step_lock
 from imagekit.build.engines import BACKENDS, get_backend
-from imagekit.build.lock import current_lock
+from imagekit.build.lock import current_lock, lock_path
 from imagekit_core.spec import load_pipeline
 
 from .common import OutputFormat, emit_json, emit_text
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
                 current = current_lock(step, target)
                 if current is None:
                     stale.append(step.name)
-                results.append({"step": step.name, "lock": str(step.directory / "requirements.lock"),
+                results.append({"step": step.name, "lock": str(lock_path(step, target.platform)),
                                 "current": current is not None})
                 continue
             with tempfile.TemporaryDirectory(prefix="imagekit-lock.") as wheels:

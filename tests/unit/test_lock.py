@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from imagekit.build.deps import install_step_requirements, step_lock
-from imagekit.build.lock import LOCK_NAME, current_lock, format_lock, input_digest, parse_pins
-from imagekit.build.wheels import PythonTarget
+from imagekit.build.lock import current_lock, format_lock, input_digest, parse_pins
+from imagekit.build.wheels import PythonTarget, lock_file_name
 from imagekit_core.errors import SpecError
 from imagekit_core.spec import load_step
 from imagekit_core.spec.requirements import requirement_files
@@ -20,6 +20,7 @@ from imagekit_core.spec.requirements import requirement_files
 from .wheelfactory import make_wheel
 
 TARGET = PythonTarget(version="3.11")
+LOCK_NAME = lock_file_name(None)  # linux/amd64's
 
 
 UV = shutil.which("uv") or os.environ.get("IMAGEKIT_TEST_UV")
@@ -145,3 +146,28 @@ def test_locked_refuses_a_missing_or_stale_lock_and_writes_none(index: Path, tmp
     assert (step.directory / LOCK_NAME).read_text() == written
     with pytest.raises(SpecError, match="stale"):  # a lock for another Python is stale too
         step_lock(step, PythonTarget(version="3.12"), tmp_path / "wheels", locked=True)
+
+
+def test_each_platform_has_a_lock_of_its_own_beside_the_others(index: Path, tmp_path: Path) -> None:
+    step_dir = step_with(tmp_path, "beta\n")
+    step = load_step(step_dir)
+    amd64 = install_step_requirements(step, TARGET)
+    arm64_target = PythonTarget(version="3.11", machine="aarch64")
+    arm64 = install_step_requirements(step, arm64_target)
+    assert amd64.lock.path.name == "requirements.lock"
+    assert arm64.lock.path.name == "requirements.linux-arm64.lock"
+    assert arm64.lock.text.splitlines()[0].endswith(f"for {arm64_target.key()}; commit this file.")
+    # Locking for arm64 left amd64's lock as it was: both are current, each for its own platform.
+    assert current_lock(step, TARGET) == amd64.lock and current_lock(step, arm64_target) == arm64.lock
+
+
+def test_a_requirement_with_no_wheel_for_a_platform_is_refused_naming_step_package_and_platform(
+        index: Path, tmp_path: Path) -> None:
+    make_wheel(index, "gamma", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64")  # x86 only
+    step = load_step(step_with(tmp_path, "gamma\n"))
+    assert install_step_requirements(step, TARGET).lock.pins[0].name == "gamma"  # there is one for x86_64
+    with pytest.raises(SpecError) as refused:
+        install_step_requirements(step, PythonTarget(version="3.11", machine="aarch64"))
+    message = str(refused.value)
+    assert "\n" not in message and "step 's'" in message and "gamma" in message and "aarch64" in message
+    assert not (step.directory / "requirements.linux-arm64.lock").exists()

@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 def make_wheel(directory: Path, name: str, version: str, *, requires: tuple[str, ...] = (),
-               licence: tuple[str, str] | None = None, extra: dict[str, str] | None = None) -> Path:
-    """name-version-py3-none-any.whl: one module, METADATA with Requires-Dist and a licence field
-    (licence: (METADATA field, value), e.g. ("License-Expression", "MIT")); extra: more members, path: text."""
+               licence: tuple[str, str] | None = None, extra: dict[str, str] | None = None,
+               tag: str = "py3-none-any") -> Path:
+    """name-version-TAG.whl (py3-none-any unless a platform's tag is given): one module, METADATA with
+    Requires-Dist and a licence field (licence: (METADATA field, value), e.g. ("License-Expression", "MIT"));
+    extra: more members, path: text."""
     directory.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
     metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
@@ -19,11 +21,11 @@ def make_wheel(directory: Path, name: str, version: str, *, requires: tuple[str,
     files = {
         f"{name}/__init__.py": f"VERSION = {version!r}\n",
         f"{dist_info}/METADATA": "\n".join(metadata) + "\n\n",
-        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
     }
     files.update(extra or {})
     files[f"{dist_info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{dist_info}/RECORD"])
-    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    wheel = directory / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, content in files.items():
             archive.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), content)
