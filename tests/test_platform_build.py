@@ -3,7 +3,9 @@ its own (the amd64 lock untouched), and the image, run here under qemu, gives th
 gives."""
 from __future__ import annotations
 
+import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,31 @@ def test_wordfreq_built_for_arm64_runs_under_emulation_with_amd64s_answer(
     assert architecture == "arm64"
     run = run_pipeline_image(tag, tmp_path / "results", shard_index=0, timeout=900)
     assert_right_wordfreq(run, pipeline, tmp_path, 0)
+
+
+def test_both_platforms_push_as_one_reference_an_oci_index(arm64_base: str, build_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    pipeline = copy_pipeline(tmp_path / "wordfreq")
+    tag = f"{REGISTRY}/imagekit-test/wordfreq-multi:t{uuid.uuid4().hex[:8]}"
+    result = imagekit("build", pipeline, "--base", "imagekit/debian-python:bookworm", "--platform",
+                      "linux/amd64,linux/arm64", "--platform-base", f"linux/arm64={arm64_base}", "--tag", tag,
+                      "--push", "-o", "json", env=build_env, timeout=1200)
+    built = build_json(result)
+    [reference] = built["references"]
+    assert reference.startswith(f"{tag}@sha256:")
+    index = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{tag}"],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [entry["platform"] for entry in index["manifests"]] == [{"architecture": "amd64", "os": "linux"},
+                                                                   {"architecture": "arm64", "os": "linux"}]
+    for architecture in ("amd64", "arm64"):  # skopeo picks each platform's image from the one reference
+        seen = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--override-arch", architecture,
+                                          f"docker://{tag}"], capture_output=True, text=True, check=True).stdout)
+        assert seen["Architecture"] == architecture
+    layers = {platform: {layer["name"]: layer["digest"] for layer in report["layers"]}
+              for platform, report in built["platforms"].items()}
+    amd64, arm64 = layers["linux/amd64"], layers["linux/arm64"]
+    for name in ("runtime", "pipeline", "code-count", "code-tokenize"):  # pure Python: the same layer
+        assert amd64[name] == arm64[name], name
+    for name in ("base-0", "deps-count", "deps-tokenize"):  # built for each platform
+        assert amd64[name] != arm64[name], name

@@ -10,6 +10,7 @@ import platform as host_platform
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .references import parse_reference
 
 # OCI architecture -> (machine, as wheel tags and uname name it; Debian architecture)
 _KNOWN = {
@@ -62,6 +63,13 @@ def platform_of_machine(machine: str) -> Platform:
         raise UsageError(f"machine {machine!r} is not one imagekit builds for (fix: a base image for "
                          f"{' or '.join(_BY_MACHINE)})")
     return Platform("linux", architecture)
+
+
+def platform_tag(reference: str, platform: Platform) -> str:
+    """The tag one platform's image of a multi-platform REF goes by: REF's tag with the architecture after a
+    dash (127.0.0.1:5000/wordfreq:v2 -> 127.0.0.1:5000/wordfreq:v2-arm64)."""
+    parsed = parse_reference(reference, "--tag", digest=False)
+    return str(parsed.with_tag(f"{parsed.tag or 'latest'}-{platform.architecture}"))
 
 
 def host() -> Platform:

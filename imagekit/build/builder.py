@@ -87,6 +87,7 @@ class BuildResult:
     runtime_base: str
     runtime_base_reused: bool
     python: str
+    platform: str  # linux/amd64, linux/arm64: the base's, found by the probe
     layers: list[LayerReport]
     shared_steps: list[str]
     layer_budget: int
@@ -265,7 +266,8 @@ def _build_layers(spec: PipelineSpec, backend: Backend, options: BuildOptions, t
     return BuildResult(
         tag=options.tag, image_id=final.id, backend=backend.name, base=base,
         runtime_base=f"{RUNTIME_BASE_NAME}:{runtime.key}", runtime_base_reused=loaded.held >= len(runtime.layers),
-        python=f"CPython {target.version} {target.machine} glibc {target.glibc}", layers=layers,
+        python=f"CPython {target.version} {target.machine} glibc {target.glibc}", platform=str(target.platform),
+        layers=layers,
         shared_steps=list(plan.shared_steps), layer_budget=plan.budget, labels=labels, timings=timer.timings,
         manifest_digest=final.manifest_digest if loaded.loaded else None,
         sboms=_sboms(plan, runtime, deps, client), loaded=loaded.loaded, image=loaded.image,

@@ -18,18 +18,21 @@ from imagekit.build.builder import BuildOptions, BuildResult, build_image
 from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.plan import DEFAULT_LAYER_BUDGET
 from imagekit.build.reuse import LayerCache, NoCache
+from imagekit.publish.built_push import push_built
 from imagekit.publish.cache_image import RegistryCache
-from imagekit.publish.image_push import Compression, push_image
+from imagekit.publish.image_push import Compression
 from imagekit.publish.publisher import Published
 from imagekit_core import contract
 from imagekit_core.errors import UsageError
+from imagekit_core.platforms import Platform, parse_platforms
 from imagekit_core.references import parse_reference
 from imagekit_core.spec import PipelineSpec, load_pipeline
 from imagekit_core.spec.quantity import human_size
 
+from .build_platforms import build_each, parse_platform_bases, push_each
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .progress import progress_on
-from .push import print_published, publish
+from .push import print_published
 
 
 def source_date_epoch() -> int | None:
@@ -77,22 +80,22 @@ def layer_cache(cache_from: list[str], pushed_tags: list[str], no_cache: bool) -
     return RegistryCache(refs, quiet=not cache_from) if refs else NoCache()
 
 
-def push_built(engine: Backend, result: BuildResult, destination: str, cache: LayerCache,
-               compression: Compression = Compression.gzip) -> Published:
-    """Push the built image: by the engine when it holds the image (it then knows the pushed digest, which
-    `docker images --digests` and local pods show), else by imagekit itself, each layer from where it is
-    (loading.py left it out only when a cache image holds every layer it lacks); with zstd, always by
-    imagekit (engines push gzip), the layers a cache image holds as gzip fetched and compressed again."""
-    if result.loaded and compression is Compression.gzip:
-        return publish(engine, result.tag, destination)
-    pushed = push_image(result.image, destination, cache, engine.events, compression) \
-        if isinstance(cache, RegistryCache) and result.image is not None else None
-    if pushed is not None:
-        return pushed
-    if not result.loaded:
-        raise AssertionError("an image left out of the engine has a source for every layer")
-    raise UsageError(f"--compression {compression.value}: the base image's layers are in no registry image "
-                     "imagekit can read (fix: pass --cache-from an image built on this base, or push with gzip)")
+def build_platforms(spec: PipelineSpec, engine: Backend, options: BuildOptions, platforms: tuple[Platform, ...],
+                    bases: dict[Platform, str], tags: list[str], push: bool, cache: LayerCache,
+                    compression: Compression, output: OutputFormat) -> None:
+    """--platform: each platform's image, and with --push the index under each tag; stdout: a reference per
+    tag (REF@sha256:<index digest> after --push, else each platform's tag in the engine)."""
+    results = build_each(spec, engine, options, platforms, bases)
+    indexes = [push_each(engine, results, destination, cache, compression) for destination in tags] if push else []
+    for each, result in results.items():
+        stderr.print(f"built {each}: {result.tag} ({result.image_id[:19]}), {len(result.reused)} layers reused")
+    references = [index.reference for index in indexes] or [result.tag for result in results.values()]
+    if output is OutputFormat.json:
+        emit_json({"tags": tags, "references": references,
+                   "platforms": {str(each): result.to_json() for each, result in results.items()},
+                   "indexes": [index.to_json() for index in indexes]})
+        return
+    emit_text("\n".join(references))
 
 
 def layer_table(result: BuildResult) -> str:
@@ -182,6 +185,13 @@ def register(app: typer.Typer) -> None:
                                                      "cold pulls, see docs/build.md)"),
         load: bool = typer.Option(False, "--load", help="with --push: load the image into the engine even if "
                                                         "layers reused from a registry must be downloaded for it"),
+        platform: str = typer.Option("", "--platform", show_default=False, metavar="PLATFORMS",
+                                     help="linux/amd64, linux/arm64 or both (comma-separated): one image per "
+                                          "platform, and with --push one reference for all (an OCI index) "
+                                          "[default: the base's]"),
+        platform_base: list[str] = typer.Option([], "--platform-base", show_default=False, metavar="PLATFORM=REF",
+                                                help="the base image for a platform, repeatable [default: --base "
+                                                     "for this machine's platform]"),
         locked: bool = typer.Option(False, "--locked", help="every step's requirements.lock must be current: "
                                                             "exit 2 naming the step when one is missing or stale, "
                                                             "and write none (CI; as `npm ci`)"),
@@ -203,6 +213,10 @@ def register(app: typer.Typer) -> None:
                                labels=parse_labels(label), locked=locked, bytecode=not no_bytecode,
                                cache=cache, fetch_reused=load or not (push or cache_to))
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
+        if platform:
+            build_platforms(spec, engine, options, parse_platforms(platform), parse_platform_bases(platform_base),
+                            tags, push, cache, compression, output)
+            return
         with progress_on(engine, stderr) as progress:
             result = build_image(spec, engine, options)
             for extra in tags[1:]:

@@ -68,6 +68,10 @@ class RegistryCache:
         client = self._client(reference.host)
         manifest, digest = client.manifest_and_digest(reference.repository,
                                                       reference.digest or reference.tag or "latest")
+        if isinstance(manifest.get("manifests"), list):  # an index (a multi-platform image): each platform's
+            for entry in manifest["manifests"]:
+                self._read_image(f"{reference.host}/{reference.repository}@{entry['digest']}")
+            return
         if not isinstance(manifest.get("layers"), list) or "config" not in manifest:
             raise UsageError("not a single-platform image manifest")
         config: dict[str, Any] = client.config(reference.repository, manifest)

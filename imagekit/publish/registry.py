@@ -38,6 +38,8 @@ log = logging.getLogger("imagekit.publish")
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
 ])
 
 
@@ -170,6 +172,15 @@ class RegistryClient:
 
     def manifest(self, repository: str, reference: str) -> dict[str, Any]:
         return self.manifest_and_digest(repository, reference)[0]
+
+    def manifest_bytes(self, repository: str, reference: str) -> tuple[bytes, str, str]:
+        """A manifest as stored (by tag or digest): its bytes, media type and digest."""
+        status, body, headers = self._send("GET", f"/v2/{repository}/manifests/{reference}",
+                                           f"repository:{repository}:pull", accept=MANIFEST_TYPES)
+        if status != 200:
+            raise EnvironmentMissing(f"registry {self.host}: manifest {repository}@{reference} not readable (HTTP {status})")
+        media_type = headers.get("Content-Type") or json.loads(body).get("mediaType", "")
+        return body, media_type, headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
 
     def manifest_and_digest(self, repository: str, reference: str) -> tuple[dict[str, Any], str]:
         """A manifest (by tag or digest), and its digest as the registry keeps it."""

@@ -120,7 +120,7 @@ def test_labels_are_key_equals_value() -> None:
 def built(tag: str) -> BuildResult:
     layer = LayerReport(4, "code-a", "code", ["a"], "sha256:" + "11" * 32, 10, False, None)
     return BuildResult(tag=tag, image_id=IMAGE_ID, backend="docker", base="b", runtime_base="rb", runtime_base_reused=True,
-                       python="CPython 3.11", layers=[layer], shared_steps=[], layer_budget=100, labels={"k": "v"},
+                       python="CPython 3.11", platform="linux/amd64", layers=[layer], shared_steps=[], layer_budget=100, labels={"k": "v"},
                        timings={"total": 1.0})
 
 

@@ -1,0 +1,90 @@
+"""`imagekit build --platform linux/amd64,linux/arm64`: one image per platform, and with --push one reference
+(an OCI image index) that serves them all.
+
+Each platform is an ordinary build on that platform's base (`--platform-base PLATFORM=REF`; this machine's
+platform may use `--base` or the pipeline's `base:`): its steps' dependencies come from that platform's lock
+and wheels, and its layers that do not depend on the platform are the same bytes, so the same blobs. In the
+engine, the first platform's image goes by the tag, each other by TAG-<architecture>; pushed, each platform's
+image goes by TAG-<architecture> and the index by TAG.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from imagekit.build.backend import Backend
+from imagekit.build.builder import BuildOptions, BuildResult, build_image
+from imagekit.build.lock import lock_path
+from imagekit.build.reuse import LayerCache
+from imagekit.publish.built_push import push_built
+from imagekit.publish.image_push import Compression
+from imagekit.publish.index_push import PublishedIndex, push_index
+from imagekit_core.errors import UsageError
+from imagekit_core.platforms import Platform, host, parse_platform, platform_tag
+from imagekit_core.references import parse_reference
+from imagekit_core.spec import PipelineSpec
+
+from .common import stderr
+
+
+def parse_platform_bases(values: list[str]) -> dict[Platform, str]:
+    """--platform-base PLATFORM=REF, repeatable."""
+    bases: dict[Platform, str] = {}
+    for value in values:
+        name, sep, reference = value.partition("=")
+        if not sep or not reference:
+            raise UsageError(f"--platform-base {value!r}: give PLATFORM=REF (fix: e.g. --platform-base "
+                             "linux/arm64=imagekit/debian-python:bookworm-arm64)")
+        parse_reference(reference, "--platform-base")
+        bases[parse_platform(name, "--platform-base")] = reference
+    return bases
+
+
+def engine_tag(tag: str, platform: Platform, first: Platform) -> str:
+    return tag if platform == first else platform_tag(tag, platform)
+
+
+def build_each(spec: PipelineSpec, engine: Backend, options: BuildOptions, platforms: tuple[Platform, ...],
+               bases: dict[Platform, str]) -> dict[Platform, BuildResult]:
+    """One build per platform, each on its own base. Every platform's lock is part of each step's package, so
+    when a build writes a lock (a platform locked for the first time), the platforms built before it are built
+    again (from the cache: seconds), and every image holds the same code layers."""
+    before = _locks(spec, platforms)
+    results = _build_all(spec, engine, options, platforms, bases)
+    if _locks(spec, platforms) != before:
+        stderr.print("locks written: building each platform again, so each holds every platform's locks")
+        results = _build_all(spec, engine, options, platforms, bases)
+    return results
+
+
+def _locks(spec: PipelineSpec, platforms: tuple[Platform, ...]) -> dict[str, str]:
+    """Each step's lock for each platform, by path, and its text ("" when there is none yet)."""
+    paths = {lock_path(step, platform) for step in spec.packaged_steps if step.requirements is not None
+             for platform in platforms}
+    return {str(path): path.read_text() if path.is_file() else "" for path in sorted(paths)}
+
+
+def _build_all(spec: PipelineSpec, engine: Backend, options: BuildOptions, platforms: tuple[Platform, ...],
+               bases: dict[Platform, str]) -> dict[Platform, BuildResult]:
+    """A base of another platform than it is given for is refused."""
+    results: dict[Platform, BuildResult] = {}
+    for platform in platforms:
+        base = bases.get(platform) or (options.base or spec.base if platform == host() else None)
+        if base is None:
+            raise UsageError(f"--platform {platform}: no base image for it (fix: --platform-base {platform}=REF, e.g. "
+                             f"one made with `imagekit base --platform {platform} --tag REF`)")
+        stderr.print(f"{platform}: building on {base}", markup=False)
+        result = build_image(spec, engine, replace(options, tag=engine_tag(options.tag, platform, platforms[0]),
+                                                   base=base))
+        if result.platform != str(platform):
+            raise UsageError(f"--platform-base {platform}={base}: that image is {result.platform} (fix: a base made "
+                             f"for {platform}, e.g. `imagekit base --platform {platform} --tag REF`)")
+        results[platform] = result
+    return results
+
+
+def push_each(engine: Backend, results: dict[Platform, BuildResult], destination: str, cache: LayerCache,
+              compression: Compression) -> PublishedIndex:
+    """Each platform's image under destination-<architecture>, then the index under destination."""
+    pushed = {platform: push_built(engine, result, platform_tag(destination, platform), cache, compression)
+              for platform, result in results.items()}
+    return push_index(destination, pushed)
