@@ -67,6 +67,7 @@ def test_budget_too_small_or_above_containerds_limit_is_bad_input(tmp_path: Path
 
 
 @pytest.mark.docker
+@pytest.mark.slow  # builds and runs an image of 60 steps
 def test_pipeline_over_budget_builds_says_which_steps_share_and_runs(engine_ready: None, build_env: dict[str, str],
                                                                      tmp_path: Path) -> None:
     pipeline = write_chain(tmp_path / "chain", 24)

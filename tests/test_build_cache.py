@@ -12,7 +12,7 @@ from conftest import imagekit
 from fixtures_engine import BASE_IMAGE, EPOCH, REGISTRY, BuiltImage, build_json, copy_pipeline
 from imagekit.build.engines import get_backend
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]  # each rebuilds wordfreq on both engines
 
 
 def build(pipeline: Path, tag: str, backend: str, env: dict[str, str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import Environment, imagekit
 from fixtures_engine import BASE_IMAGE, REGISTRY, assert_right_wordfreq, build_json, copy_pipeline, run_pipeline_image
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]  # builds, pushes and runs wordfreq: about 40 s
 
 DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens: any resolution or download fails at once
 

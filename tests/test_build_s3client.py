@@ -12,7 +12,7 @@ from fixtures_engine import BASE_IMAGE, REGISTRY, BuiltImage, build_json, copy_p
 from imagekit.build.s3client import S3_CLIENT, client_lock
 from imagekit_core import contract
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]  # builds and runs an s3 pipeline's image
 
 TAG = f"{REGISTRY}/imagekit-test/wordfreq-s3client:docker"
 SINK = "sinks:\n  counts: s3://imagekit-test/{pipeline}/shard-{shard}/counts\n"

@@ -72,8 +72,8 @@ def make_rootfs(recipe: BaseRecipe, destination: Path) -> None:
     except CommandFailed as exc:
         raise EnvironmentMissing(f"mmdebstrap failed: {exc.output.strip()[-300:]} (fix: check that {recipe.mirror} "
                                  "is reachable; as a normal user mmdebstrap needs uidmap and a range in /etc/subuid; "
-                                 "for another platform, qemu-user-static registered with binfmt_misc and arch-test: scripts/bootstrap.sh "
-                                 "installs both)") from None
+                                 "for another platform, Debian's qemu-user-static and arch-test, with qemu registered in "
+                                 "binfmt_misc)") from None
 
 
 def cached_rootfs(recipe: BaseRecipe, work: Path) -> Path:

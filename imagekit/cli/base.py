@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="make it again even when the tag holds one of this recipe"),
         platform: str = typer.Option(str(host()), "--platform",
                                      help="linux/amd64 or linux/arm64; another than this machine's runs its "
-                                          "programs under qemu-user-static (scripts/bootstrap.sh registers it)"),
+                                          "programs under qemu-user-static, registered with binfmt_misc"),
     ) -> None:
         """Make a Debian base image with Python, PyYAML and supervisor (mmdebstrap, no pull): the same image ID on
         Docker and buildah, kept when the tag already holds one of the same recipe. Prints its reference and ID."""
