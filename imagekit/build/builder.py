@@ -175,11 +175,11 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
         timer.lap("probe")
 
-        request = early_request if early_request is not None and guess is not None and guess.key() == target.key() \
-            else _deps_request(target, options, pack)
+        guessed = early_request is not None and early_request.target.key() == target.key()
+        request = early_request if early_request is not None and guessed else _deps_request(target, options, pack)
         runtime_wheels = pool.submit(download_runtime_wheels, target)
         s3_client = pool.submit(_install_client, target, options.no_cache) if spec.uses_s3 else None
-        if early is None or guess is None or guess.key() != target.key():
+        if early is None or not guessed:
             for future in early or ():  # they may be writing the locks: let them finish first
                 future.exception()
             early = get_all(pool, with_requirements, request)

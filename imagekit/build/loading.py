@@ -35,8 +35,8 @@ def load_image(backend: Backend, image: AssembledImage, tag: str, work: Path, *,
         log.info("layers %s: held by the engine already", ", ".join(layer.name for layer in image.layers[:held]))
     missing = [position for position, layer in enumerate(image.layers)
                if position >= held and isinstance(layer.tar, RemoteLayer)]
-    pushable = all(cache.blob(diff_id) is not None for diff_id in image.base.diff_ids)
-    if missing and not fetch_reused and pushable:
+    # Left out only when the push can send it without the engine: the base's layers are in a cache image too.
+    if missing and not fetch_reused and all(cache.blob(diff_id) is not None for diff_id in image.base.diff_ids):
         log.info("not loaded into %s: layers %s are in the registry, not here (build --load fetches them)",
                  backend.name, ", ".join(image.layers[position].name for position in missing))
         return Loaded(assembled_info(image), image, held, loaded=False)

@@ -28,6 +28,7 @@ from .registry import RegistryClient
 
 log = logging.getLogger("imagekit.publish")
 
+# OCI's name first (what imagekit's own push writes), then Docker's for the same bytes.
 GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip")
 ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
 TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",)

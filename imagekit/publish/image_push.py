@@ -35,12 +35,10 @@ from imagekit.build.tarball import LayerTar
 from imagekit_core.cachedir import cache_root
 from imagekit_core.references import parse_reference
 
-from .cache_image import GZIP_TYPES, RegistryCache
+from .cache_image import GZIP_TYPES, ZSTD_TYPES, RegistryCache
 from .publisher import Published, PublishedLayer
 from .registry import RegistryClient
 
-GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 GZIP_LEVEL = 6  # as Docker's and containerd's pushes compress (Go's default): ~3x faster than gzip -9
 ZSTD_LEVEL = 3  # zstd's default
 
@@ -55,7 +53,7 @@ class Compression(StrEnum):
 
     @property
     def media_type(self) -> str:
-        return GZIP_LAYER if self is Compression.gzip else ZSTD_LAYER
+        return GZIP_TYPES[0] if self is Compression.gzip else ZSTD_TYPES[0]  # OCI's names
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ def _recompressed(layers: list[tuple[str, LayerTar | Blob]], image: AssembledIma
 def _compression_of(media_type: str) -> Compression | None:
     if media_type in GZIP_TYPES:
         return Compression.gzip
-    return Compression.zstd if media_type == ZSTD_LAYER else None
+    return Compression.zstd if media_type in ZSTD_TYPES else None
 
 
 def _push(image: AssembledImage, destination: str, cache: RegistryCache, events: BuildEvents,
@@ -127,19 +125,17 @@ def _push(image: AssembledImage, destination: str, cache: RegistryCache, events:
         compressed = dict(zip((tar.sha256 for tar in local), made, strict=True))
     descriptors, published = [], []
     for (name, source), diff_id in zip(layers, image.diff_ids, strict=True):
-        media_type = compression.media_type
-        if isinstance(source, Blob):
+        if isinstance(source, Blob):  # in this compression (_recompressed): named by OCI's type, not Docker's
             if not client.blob_exists(repository, source.digest):
                 cache.copy_blob(source, host, repository)
             digest, size, uploaded = source.digest, source.size, False
-            media_type = GZIP_LAYER if source.media_type in GZIP_TYPES else source.media_type  # docker's: OCI's
         else:
             blob = compressed[source.sha256]
             digest, size = blob.digest, blob.size
             uploaded = not client.blob_exists(repository, digest)
             if uploaded:
                 client.upload(repository, digest, blob.path)
-        descriptors.append({"mediaType": media_type, "digest": digest, "size": size})
+        descriptors.append({"mediaType": compression.media_type, "digest": digest, "size": size})
         published.append(PublishedLayer(diff_id=diff_id, digest=digest, size=size, uploaded=uploaded))
         events.stage(name, Stage.PUSHED, size)
     if not client.blob_exists(repository, image.config_digest):
