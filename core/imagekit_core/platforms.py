@@ -39,13 +39,24 @@ class Platform:
         return _KNOWN[self.architecture][1]
 
 
-def parse_platform(text: str, flag: str = "--platform") -> Platform:
-    """`linux/amd64` or `linux/arm64` (a variant such as `linux/arm64/v8` is refused: none is supported)."""
+KNOWN = ", ".join(f"linux/{architecture}" for architecture in _KNOWN)  # as a fix names them
+
+
+def platform_named(text: str) -> Platform | None:
+    """`linux/amd64` or `linux/arm64`; None for anything else (a variant such as `linux/arm64/v8` too: none is
+    supported)."""
     parts = text.strip().split("/")
     if len(parts) != 2 or parts[0] != "linux" or parts[1] not in _KNOWN:
-        known = ", ".join(f"linux/{architecture}" for architecture in _KNOWN)
-        raise UsageError(f"{flag} {text!r} is not a platform imagekit builds for (fix: one of {known})")
+        return None
     return Platform(parts[0], parts[1])
+
+
+def parse_platform(text: str, flag: str = "--platform") -> Platform:
+    """A platform named on the command line; another is refused naming the flag."""
+    platform = platform_named(text)
+    if platform is None:
+        raise UsageError(f"{flag} {text!r} is not a platform imagekit builds for (fix: one of {KNOWN})")
+    return platform
 
 
 def parse_platforms(text: str, flag: str = "--platform") -> tuple[Platform, ...]:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from imagekit_core.cachedir import cache_root
+from imagekit_core.errors import UsageError
+from imagekit_core.platforms import Platform
 from imagekit_core.spec import PipelineSpec
 
 from .assembly import AssembledImage, NewLayer, assemble
@@ -63,6 +65,7 @@ class BuildOptions:
     cache: LayerCache = field(default_factory=NoCache)  # images whose layers are reused by key (--cache-from)
     fetch_reused: bool = True  # False (build --push): rather than download reused layers to load the image,
     # leave it out of the engine (the push sends it from where it is)
+    platform: Platform | None = None  # the base must be this platform's (build --platform): else refused
 
 
 @dataclass
@@ -172,6 +175,10 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         early = get_all(pool, with_requirements, early_request) if early_request else None
         probe = probe_base(backend, lookup.id)
         target = probe_target(backend, lookup.id, options.python_version)
+        if options.platform is not None and target.platform != options.platform:
+            raise UsageError(f"base {base} is a {target.platform} image, not {options.platform} (fix: name a base "
+                             f"for {options.platform}: --platform-base {options.platform}=REF, or under `platforms:` "
+                             "in pipeline.yaml)")
         log.info("base %s: CPython %s, %s glibc %s", base, target.version, target.machine, target.glibc)
         timer.lap("probe")
 

@@ -24,12 +24,12 @@ from imagekit.publish.image_push import Compression
 from imagekit.publish.publisher import Published
 from imagekit_core import contract
 from imagekit_core.errors import UsageError
-from imagekit_core.platforms import Platform, parse_platforms
+from imagekit_core.platforms import Platform
 from imagekit_core.references import parse_reference
 from imagekit_core.spec import PipelineSpec, load_pipeline
 from imagekit_core.spec.quantity import human_size
 
-from .build_platforms import build_each, parse_platform_bases, push_each
+from .build_platforms import build_each, chosen_platforms, push_each
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .progress import progress_on
 from .push import print_published
@@ -188,10 +188,10 @@ def register(app: typer.Typer) -> None:
         platform: str = typer.Option("", "--platform", show_default=False, metavar="PLATFORMS",
                                      help="linux/amd64, linux/arm64 or both (comma-separated): one image per "
                                           "platform, and with --push one reference for all (an OCI index) "
-                                          "[default: the base's]"),
+                                          "[default: the pipeline's `platforms:`, else the base's]"),
         platform_base: list[str] = typer.Option([], "--platform-base", show_default=False, metavar="PLATFORM=REF",
-                                                help="the base image for a platform, repeatable [default: --base "
-                                                     "for this machine's platform]"),
+                                                help="the base image for a platform, repeatable [default: the "
+                                                     "one `platforms:` names, else --base's image for it]"),
         locked: bool = typer.Option(False, "--locked", help="every step's requirements.lock must be current: "
                                                             "exit 2 naming the step when one is missing or stale, "
                                                             "and write none (CI; as `npm ci`)"),
@@ -213,9 +213,9 @@ def register(app: typer.Typer) -> None:
                                labels=parse_labels(label), locked=locked, bytecode=not no_bytecode,
                                cache=cache, fetch_reused=load or not (push or cache_to))
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
-        if platform:
-            build_platforms(spec, engine, options, parse_platforms(platform), parse_platform_bases(platform_base),
-                            tags, push, cache, compression, output)
+        platforms, bases = chosen_platforms(spec, platform, platform_base)
+        if platforms:
+            build_platforms(spec, engine, options, platforms, bases, tags, push, cache, compression, output)
             return
         with progress_on(engine, stderr) as progress:
             result = build_image(spec, engine, options)

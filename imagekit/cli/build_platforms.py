@@ -1,11 +1,12 @@
 """`imagekit build --platform linux/amd64,linux/arm64`: one image per platform, and with --push one reference
 (an OCI image index) that serves them all.
 
-Each platform is an ordinary build on that platform's base (`--platform-base PLATFORM=REF`; this machine's
-platform may use `--base` or the pipeline's `base:`): its steps' dependencies come from that platform's lock
-and wheels, and its layers that do not depend on the platform are the same bytes, so the same blobs. In the
-engine, the first platform's image goes by the tag, each other by TAG-<architecture>; pushed, each platform's
-image goes by TAG-<architecture> and the index by TAG.
+The platforms are `--platform`'s, else the pipeline's `platforms:`. Each is an ordinary build on that
+platform's base (`--platform-base PLATFORM=REF`, else the one `platforms:` names for it, else `--base` or
+`base:`, picking the platform's image when it is a multi-platform image in a registry): its steps'
+dependencies come from that platform's lock and wheels, and its layers that do not depend on the platform
+are the same bytes, so the same blobs. In the engine, the first platform's image goes by the tag, each
+other by TAG-<architecture>; pushed, each platform's image goes by TAG-<architecture> and the index by TAG.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from imagekit.build.reuse import LayerCache
 from imagekit.publish.built_push import push_built
 from imagekit.publish.image_push import Compression
 from imagekit.publish.index_push import PublishedIndex, push_index
+from imagekit.publish.platform_index import platform_image
 from imagekit_core.errors import UsageError
-from imagekit_core.platforms import Platform, host, parse_platform, platform_tag
+from imagekit_core.platforms import Platform, parse_platform, parse_platforms, platform_tag
 from imagekit_core.references import parse_reference
 from imagekit_core.spec import PipelineSpec
 
@@ -37,6 +39,19 @@ def parse_platform_bases(values: list[str]) -> dict[Platform, str]:
         parse_reference(reference, "--platform-base")
         bases[parse_platform(name, "--platform-base")] = reference
     return bases
+
+
+def chosen_platforms(spec: PipelineSpec, platform: str, platform_base: list[str]) -> tuple[
+        tuple[Platform, ...], dict[Platform, str]]:
+    """The platforms to build for and the bases named for them: the flags over the pipeline's `platforms:`;
+    none (a build for the base's platform) when neither names one."""
+    named = {entry.platform: entry.base for entry in spec.platforms if entry.base is not None}
+    bases = named | parse_platform_bases(platform_base)
+    platforms = parse_platforms(platform) if platform else tuple(entry.platform for entry in spec.platforms)
+    if platform_base and not platforms:
+        raise UsageError("--platform-base names a base, but no platform is built (fix: add --platform, e.g. "
+                         "--platform linux/amd64,linux/arm64, or `platforms:` in pipeline.yaml)")
+    return platforms, bases
 
 
 def engine_tag(tag: str, platform: Platform, first: Platform) -> str:
@@ -65,21 +80,27 @@ def _locks(spec: PipelineSpec, platforms: tuple[Platform, ...]) -> dict[str, str
 
 def _build_all(spec: PipelineSpec, engine: Backend, options: BuildOptions, platforms: tuple[Platform, ...],
                bases: dict[Platform, str]) -> dict[Platform, BuildResult]:
-    """A base of another platform than it is given for is refused."""
+    """A base of another platform than it is given for is refused (builder.py, once the base is probed)."""
     results: dict[Platform, BuildResult] = {}
     for platform in platforms:
-        base = bases.get(platform) or (options.base or spec.base if platform == host() else None)
-        if base is None:
-            raise UsageError(f"--platform {platform}: no base image for it (fix: --platform-base {platform}=REF, e.g. "
-                             f"one made with `imagekit base --platform {platform} --tag REF`)")
+        base = base_for(platform, bases, options.base, spec.base)
         stderr.print(f"{platform}: building on {base}", markup=False)
-        result = build_image(spec, engine, replace(options, tag=engine_tag(options.tag, platform, platforms[0]),
-                                                   base=base))
-        if result.platform != str(platform):
-            raise UsageError(f"--platform-base {platform}={base}: that image is {result.platform} (fix: a base made "
-                             f"for {platform}, e.g. `imagekit base --platform {platform} --tag REF`)")
-        results[platform] = result
+        results[platform] = build_image(spec, engine, replace(
+            options, tag=engine_tag(options.tag, platform, platforms[0]), base=base, platform=platform))
     return results
+
+
+def base_for(platform: Platform, bases: dict[Platform, str], base: str | None, pipeline_base: str) -> str:
+    """The base a platform's image is built on: the one named for it (--platform-base, else `platforms:`),
+    else `--base` or `base:`; when that is a multi-platform image in a registry, its image for the platform
+    (HOST/NAME@sha256:…, so that each platform's base is pulled by digest and none replaces another under
+    one tag); any other image serves the platform it is of (the build refuses it for another)."""
+    if platform in bases:
+        return bases[platform]
+    reference, flag = (base, "--base") if base else (pipeline_base, "base:")
+    if parse_reference(reference, flag).host is not None:
+        return platform_image(reference, platform, flag) or reference
+    return reference
 
 
 def push_each(engine: Backend, results: dict[Platform, BuildResult], destination: str, cache: LayerCache,

@@ -14,9 +14,7 @@ from imagekit_core.platforms import Platform
 from imagekit_core.references import parse_reference
 
 from .publisher import Published
-from .registry import RegistryClient
-
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+from .registry import OCI_INDEX, RegistryClient
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,9 @@ def push_index(destination: str, images: dict[Platform, Published]) -> Published
         body, media_type, digest = client.manifest_bytes(reference.repository, pushed.digest)
         manifests.append({"mediaType": media_type, "digest": digest, "size": len(body),
                           "platform": {"architecture": platform.architecture, "os": platform.os}})
-    index = json.dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests},
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests},
                        sort_keys=True, separators=(",", ":")).encode()
     tag = reference.tag or "latest"
-    digest = client.put_manifest(reference.repository, tag, index, INDEX_MEDIA_TYPE)
+    digest = client.put_manifest(reference.repository, tag, index, OCI_INDEX)
     return PublishedIndex(reference=f"{reference.with_tag(tag)}@{digest}", digest=digest,
                           images={str(platform): pushed for platform, pushed in sorted(images.items())})

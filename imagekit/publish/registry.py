@@ -35,11 +35,13 @@ from .publisher import Published, PublishedLayer
 
 log = logging.getLogger("imagekit.publish")
 
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"  # Docker's name for an index
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
+    *INDEX_TYPES,
 ])
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from imagekit_core.contract import DEFAULT_PV, DEFAULT_SSD, StepKind, env_name, output_var
-from imagekit_core.errors import SpecError
+from imagekit_core.errors import SpecError, UsageError
+from imagekit_core.platforms import KNOWN, platform_named
+from imagekit_core.references import parse_reference
 from imagekit_core.spec.problems import Problems
 from imagekit_core.spec.quantity import parse_bytes
 from imagekit_core.spec.requirements import unsupported
@@ -31,6 +33,7 @@ from imagekit_core.spec.types import (
     CheckpointSpec,
     Parallelism,
     PipelineSpec,
+    PlatformBase,
     StepSpec,
     topological_order,
 )
@@ -189,6 +192,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
         description=problems.check(lambda: _text(source, "description"), ""),
         licenses=problems.check(lambda: _text(source, "licenses"), ""),
         warm_slots=problems.check(lambda: _warm_slots(source), None),
+        platforms=problems.check(lambda: _platforms(source), ()),
     )
     problems.raise_any()
     _validate_graph(spec, source, step_sources)
@@ -222,6 +226,42 @@ def _base(source: YamlFile) -> str:
     if not isinstance(base, str) or not base:
         raise source.error("base", "must be an image reference", f"write `base: {DEFAULT_BASE}`")
     return base
+
+
+def _platforms(source: YamlFile) -> tuple[PlatformBase, ...]:
+    """`platforms: [linux/amd64, linux/arm64]`, or a mapping of each platform to its base (an empty value:
+    `base:`)."""
+    value = source.data.get("platforms")
+    if value is None:
+        return ()
+    example = "e.g. `platforms: [linux/amd64, linux/arm64]`"
+    if isinstance(value, dict):
+        entries = list(value.items())
+    elif isinstance(value, list):
+        entries = [(item, None) for item in value]
+    else:
+        raise source.error("platforms", "must be a list of platforms, or a mapping of each to its base", example)
+    if not entries:
+        raise source.error("platforms", "names no platform", f"name one or more ({example}), or leave it out")
+    found: list[PlatformBase] = []
+    for index, (name, base) in enumerate(entries):
+        field = f"platforms[{index}]" if isinstance(value, list) else f"platforms.{name}"
+        platform = platform_named(name) if isinstance(name, str) else None
+        if platform is None:
+            raise source.error(field, f"{name!r} is not a platform imagekit builds for", f"use one of {KNOWN}")
+        if platform in (entry.platform for entry in found):
+            raise source.error(field, f"{platform} is named twice", "name each platform once")
+        if base is not None:
+            if not isinstance(base, str):
+                raise source.error(field, "the base must be an image reference",
+                                   "e.g. `linux/arm64: imagekit/debian-python:bookworm-arm64`")
+            try:
+                parse_reference(base, field)
+            except UsageError:
+                raise source.error(field, f"{base!r} is not an image reference",
+                                   "write [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST]") from None
+        found.append(PlatformBase(platform, base or None))
+    return tuple(found)
 
 
 MAX_SHM = 4 << 40        # 4 TiB: more than a node's memory

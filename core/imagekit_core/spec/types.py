@@ -12,6 +12,7 @@ from pathlib import Path
 
 from imagekit_core.contract import DEFAULT_PV, DEFAULT_SSD, StepKind
 from imagekit_core.errors import SpecError
+from imagekit_core.platforms import Platform
 from imagekit_core.spec.sources import SinkSpec, SourceSpec, Transfer, placeholders_in
 from imagekit_core.spec.stepfiles import package_digest
 
@@ -26,7 +27,7 @@ VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # a param or env na
 STEP_KEYS = {"name", "command", "inputs", "outputs", "requirements", "retries", "env", "description", "kind", "warm"}
 PIPELINE_KEYS = {
     "name", "base", "steps", "shm", "parallelism", "checkpoint", "shards", "results",
-    "description", "licenses", "grace_seconds", "params", "warm_slots", "sources", "sinks",
+    "description", "licenses", "grace_seconds", "params", "warm_slots", "sources", "sinks", "platforms",
 }
 PARALLELISM_KEYS = {"cpu", "io"}
 CHECKPOINT_KEYS = {"ssd", "pv", "major", "retention"}
@@ -78,6 +79,15 @@ class Parallelism:
 
 
 @dataclass(frozen=True)
+class PlatformBase:
+    """One entry of `platforms:`: a platform the image is built for, and its base when the pipeline names
+    one (None: `base:`, a multi-platform image or this machine's platform)."""
+
+    platform: Platform
+    base: str | None = None
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     name: str
     file: Path
@@ -95,6 +105,7 @@ class PipelineSpec:
     warm_slots: int | None = None  # warm steps waiting at once; None: the cpu limit
     sources: tuple[SourceSpec, ...] = ()  # each also a built-in step in `steps`, before the packaged ones
     sinks: tuple[SinkSpec, ...] = ()      # each also a built-in step in `steps`, after them
+    platforms: tuple[PlatformBase, ...] = ()  # what `imagekit build` builds for; () = the base's platform
 
     @property
     def packaged_steps(self) -> tuple[StepSpec, ...]:
