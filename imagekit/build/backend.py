@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from imagekit_core.errors import EnvironmentMissing
+from imagekit_core.platforms import Platform
 
 from .assembly import AssembledImage, BaseImage
 from .events import BuildEvents
@@ -102,6 +103,11 @@ class ImageStore(Protocol):
         the image has no such file."""
 
     def tag(self, image: str, ref: str) -> None: ...
+
+    def name_platforms(self, ref: str, images: dict[Platform, str]) -> str:
+        """Give ref to the images of several platforms (each held under a tag of its own) as far as the
+        engine can: buildah, a manifest list of them all; Docker, which holds one image per name, this
+        machine's platform's image (else the first). What ref names, in a few words."""
 
     def remove(self, refs: list[str]) -> None:
         """Remove local images (tags); missing ones are ignored."""

@@ -18,6 +18,7 @@ from typing import Any
 from imagekit_core import proc
 from imagekit_core.engine import BUILDAH_HINT
 from imagekit_core.errors import CommandFailed, EnvironmentMissing, UsageError
+from imagekit_core.platforms import Platform
 from imagekit_core.references import is_registry_host
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
@@ -192,6 +193,10 @@ class BuildahBackend(Backend):
 
     def tag(self, image: str, ref: str) -> None:
         self._changing("tag", image, ref)
+
+    def name_platforms(self, ref: str, images: dict[Platform, str]) -> str:
+        self._changing("manifest", local_name(ref), *(local_name(image) for image in images.values()))
+        return f"a manifest list of {', '.join(str(platform) for platform in images)}"
 
     def remove(self, refs: list[str]) -> None:
         if refs:

@@ -5,7 +5,7 @@
 set -eu
 
 usage() {
-    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | images | read IMAGE PATH | tag IMAGE REF | rmi REF... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
+    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | images | read IMAGE PATH | tag IMAGE REF | rmi REF... | manifest LIST IMAGE... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
     exit 2
 }
 
@@ -56,6 +56,16 @@ read)
     ;;
 tag)
     buildah tag "$1" "$2"
+    ;;
+manifest)
+    # A manifest list named LIST over local images (one per platform), in place of any image or list so named.
+    list=$1
+    shift
+    buildah manifest rm "$list" >/dev/null 2>&1 || buildah rmi "$list" >/dev/null 2>&1 || true
+    buildah manifest create "$list" >/dev/null
+    for image in "$@"; do
+        buildah manifest add "$list" "containers-storage:$image" >/dev/null
+    done
     ;;
 rmi)
     for ref in "$@"; do

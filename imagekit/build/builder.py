@@ -169,7 +169,7 @@ def _build_image(spec: PipelineSpec, backend: Backend, options: BuildOptions, *,
         base_image = pool.submit(stored_base, backend, lookup.id)
         # When the locks all name one target, their wheels are fetched while the base is probed: the
         # probe then almost always confirms that target (else they are installed again for the real one).
-        guess = None if options.python_version else locked_target(with_requirements)
+        guess = None if options.python_version else locked_target(with_requirements, options.platform)
         pack = 2 * len(spec.packaged_steps) + 8 < options.layer_budget  # no step can share a deps layer: tar each now
         early_request = _deps_request(guess, options, pack) if guess else None
         early = get_all(pool, with_requirements, early_request) if early_request else None

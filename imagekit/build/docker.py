@@ -22,6 +22,7 @@ from typing import Any
 from imagekit_core import engine
 from imagekit_core.cachedir import cache_root
 from imagekit_core.errors import CommandFailed, EnvironmentMissing
+from imagekit_core.platforms import Platform, host
 from imagekit_core.references import parse_reference
 
 from .assembly import AssembledImage, BaseImage, docker_archive
@@ -207,6 +208,11 @@ class DockerBackend(Backend):
     def tag(self, image: str, ref: str) -> None:
         repository, tag = _split_tag(ref)
         self.client.api.tag(image, repository, tag)
+
+    def name_platforms(self, ref: str, images: dict[Platform, str]) -> str:
+        chosen = host() if host() in images else next(iter(images))
+        self.tag(images[chosen], ref)
+        return f"the {chosen} image"
 
     def remove(self, refs: list[str]) -> None:
         from docker.errors import APIError, ImageNotFound

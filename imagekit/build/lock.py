@@ -99,11 +99,12 @@ def format_lock(requirements: Path, target: PythonTarget, digest: str, pins: lis
     return "\n".join(lines) + "\n"
 
 
-def locked_target(steps: list[StepSpec]) -> PythonTarget | None:
-    """The target every one of these steps' locks names, when they all have one and it is the same."""
+def locked_target(steps: list[StepSpec], platform: Platform | None = None) -> PythonTarget | None:
+    """The target every one of these steps' locks for platform names, when they all have one and it is the
+    same (no platform: the lock of linux/amd64, as a build for the base's platform guesses)."""
     keys = set()
     for step in steps:
-        path = lock_path(step)
+        path = lock_path(step, platform)
         first = path.read_text().split("\n", 1)[0] if path.is_file() else ""
         match = _TARGET.match(first)
         keys.add(match.group(1) if match else None)

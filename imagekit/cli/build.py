@@ -29,7 +29,7 @@ from imagekit_core.references import parse_reference
 from imagekit_core.spec import PipelineSpec, load_pipeline
 from imagekit_core.spec.quantity import human_size
 
-from .build_platforms import build_each, chosen_platforms, push_each
+from .build_platforms import build_each, chosen_platforms, name_in_engine, push_each
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .progress import progress_on
 from .push import print_published
@@ -86,6 +86,7 @@ def build_platforms(spec: PipelineSpec, engine: Backend, options: BuildOptions, 
     """--platform: each platform's image, and with --push the index under each tag; stdout: a reference per
     tag (REF@sha256:<index digest> after --push, else each platform's tag in the engine)."""
     results = build_each(spec, engine, options, platforms, bases)
+    name_in_engine(engine, tags, results)
     indexes = [push_each(engine, results, destination, cache, compression) for destination in tags] if push else []
     for each, result in results.items():
         stderr.print(f"built {each}: {result.tag} ({result.image_id[:19]}), {len(result.reused)} layers reused")

@@ -5,8 +5,9 @@ The platforms are `--platform`'s, else the pipeline's `platforms:`. Each is an o
 platform's base (`--platform-base PLATFORM=REF`, else the one `platforms:` names for it, else `--base` or
 `base:`, picking the platform's image when it is a multi-platform image in a registry): its steps'
 dependencies come from that platform's lock and wheels, and its layers that do not depend on the platform
-are the same bytes, so the same blobs. In the engine, the first platform's image goes by the tag, each
-other by TAG-<architecture>; pushed, each platform's image goes by TAG-<architecture> and the index by TAG.
+are the same bytes, so the same blobs. In the engine each platform's image goes by TAG-<architecture>, and
+TAG names them as far as the engine can (buildah: a manifest list; Docker: this machine's platform's image);
+pushed, each platform's image goes by TAG-<architecture> and the index by TAG.
 """
 from __future__ import annotations
 
@@ -54,10 +55,6 @@ def chosen_platforms(spec: PipelineSpec, platform: str, platform_base: list[str]
     return platforms, bases
 
 
-def engine_tag(tag: str, platform: Platform, first: Platform) -> str:
-    return tag if platform == first else platform_tag(tag, platform)
-
-
 def build_each(spec: PipelineSpec, engine: Backend, options: BuildOptions, platforms: tuple[Platform, ...],
                bases: dict[Platform, str]) -> dict[Platform, BuildResult]:
     """One build per platform, each on its own base. Every platform's lock is part of each step's package, so
@@ -86,8 +83,18 @@ def _build_all(spec: PipelineSpec, engine: Backend, options: BuildOptions, platf
         base = base_for(platform, bases, options.base, spec.base)
         stderr.print(f"{platform}: building on {base}", markup=False)
         results[platform] = build_image(spec, engine, replace(
-            options, tag=engine_tag(options.tag, platform, platforms[0]), base=base, platform=platform))
+            options, tag=platform_tag(options.tag, platform), base=base, platform=platform))
     return results
+
+
+def name_in_engine(engine: Backend, tags: list[str], results: dict[Platform, BuildResult]) -> None:
+    """Each tag names the platforms' images (each also under TAG-<architecture>) as far as the engine can
+    (Backend.name_platforms); not when a platform's image was left out of the engine (build --push)."""
+    if not all(result.loaded for result in results.values()):
+        return
+    for tag in tags:
+        named = engine.name_platforms(tag, {platform: result.tag for platform, result in results.items()})
+        stderr.print(f"{tag} in {engine.name}: {named}", markup=False)
 
 
 def base_for(platform: Platform, bases: dict[Platform, str], base: str | None, pipeline_base: str) -> str:

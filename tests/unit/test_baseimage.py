@@ -49,6 +49,7 @@ class FakeEngine(Backend):
     def load(self, image: Any, tag: str, work: Path, held: int) -> ImageInfo: raise NotImplementedError
     def read_file(self, ref: str, path: str) -> bytes | None: raise NotImplementedError
     def tag(self, image: str, ref: str) -> None: raise NotImplementedError
+    def name_platforms(self, ref: str, images: dict[Any, str]) -> str: raise NotImplementedError
     def remove(self, refs: list[str]) -> None: raise NotImplementedError
     def untagged(self) -> set[str]: raise NotImplementedError
 

@@ -1,0 +1,114 @@
+"""Several platforms in each engine and from a registry: `platforms:` in pipeline.yaml builds the same image
+per platform on Docker and on buildah (and again from nothing), buildah holds them as a manifest list, and
+a multi-platform base in a registry gives each platform its own image; pushed, a blob both platforms share
+is uploaded once."""
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import imagekit
+from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, copy_pipeline
+from imagekit.publish.index_push import push_index
+from imagekit.publish.publisher import Published
+from imagekit.publish.registry import RegistryClient
+from imagekit_core.platforms import Platform
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SHARED = ("runtime", "pipeline", "code-count", "code-tokenize")  # pure Python: the same layer on each platform
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def ids(built: dict[str, Any]) -> dict[str, str]:
+    return {platform: report["image_id"] for platform, report in built["platforms"].items()}
+
+
+def test_platforms_in_the_pipeline_build_the_same_images_on_docker_buildah_and_from_nothing(
+        arm64_base: str, build_env: dict[str, str], tmp_path: Path) -> None:
+    pipeline = copy_pipeline(tmp_path / "wordfreq")
+    with (pipeline / "pipeline.yaml").open("a") as yaml:
+        yaml.write(f"platforms:\n  linux/amd64:\n  linux/arm64: {arm64_base}\n")
+    tag = f"{REGISTRY}/imagekit-test/wordfreq-platforms:t{uuid.uuid4().hex[:8]}"
+    by_engine = {engine: build_json(imagekit("build", pipeline, "--backend", engine, "--base", BASE_IMAGE, "--tag",
+                                             tag, "-o", "json", env=build_env, timeout=1200))
+                 for engine in ("docker", "buildah")}
+    assert list(by_engine["docker"]["platforms"]) == ["linux/amd64", "linux/arm64"]
+    assert ids(by_engine["docker"]) == ids(by_engine["buildah"])
+    amd64, arm64 = ids(by_engine["docker"])["linux/amd64"], ids(by_engine["docker"])["linux/arm64"]
+    assert amd64 != arm64
+    # Docker holds one image per name: the tag is this machine's platform's; each goes by TAG-<arch> too.
+    assert docker("image", "inspect", "--format", "{{.Id}}", tag) == amd64
+    assert docker("image", "inspect", "--format", "{{.Id}} {{.Architecture}}", f"{tag}-arm64") == f"{arm64} arm64"
+    # buildah holds both under the tag, as a manifest list naming each image's manifest with its platform.
+    listed = json.loads(subprocess.run(["buildah", "manifest", "inspect", tag], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert {entry["platform"]["architecture"]: entry["digest"] for entry in listed["manifests"]} == {
+        platform.split("/")[1]: report["manifest_digest"]
+        for platform, report in by_engine["buildah"]["platforms"].items()}
+    # From nothing (no engine or host cache) the arm64 image comes out the same.
+    again = build_json(imagekit("build", pipeline, "--platform", "linux/arm64", "--no-cache", "--base", BASE_IMAGE,
+                                "--tag", f"{tag}-again", "-o", "json", env=build_env, timeout=1200))
+    assert ids(again) == {"linux/arm64": arm64}
+
+
+def multi_platform_base(arm64_base: str, platforms: tuple[str, ...]) -> str:
+    """The two offline bases pushed to the registry, and an index of those named under one tag."""
+    repository = "imagekit-test/debian-python"
+    client = RegistryClient(REGISTRY)
+    pushed = {}
+    for architecture, local in (("amd64", BASE_IMAGE), ("arm64", arm64_base)):
+        docker("tag", local, f"{REGISTRY}/{repository}:{architecture}")
+        docker("push", "--quiet", f"{REGISTRY}/{repository}:{architecture}")
+        _, _, digest = client.manifest_bytes(repository, architecture)
+        pushed[Platform("linux", architecture)] = Published(reference="", digest=digest, layers=(), seconds=0)
+    name = f"{REGISTRY}/{repository}:{'-'.join(platforms)}"
+    push_index(name, {platform: image for platform, image in pushed.items() if platform.architecture in platforms})
+    return name
+
+
+def test_a_multi_platform_base_gives_each_platform_its_image_and_a_shared_blob_is_pushed_once(
+        arm64_base: str, build_env: dict[str, str], tmp_path: Path) -> None:
+    base = multi_platform_base(arm64_base, ("amd64", "arm64"))
+    pipeline = copy_pipeline(tmp_path / "wordfreq")
+    run = uuid.uuid4().hex[:8]
+    with (pipeline / "pipeline.yaml").open("a") as yaml:  # a pipeline layer no registry has seen
+        yaml.write(f"# {run}\n")
+    tag = f"{REGISTRY}/imagekit-test/wordfreq-multibase:t{run}"
+    built = build_json(imagekit("build", pipeline, "--base", base, "--platform", "linux/amd64,linux/arm64",
+                                "--tag", tag, "--push", "-o", "json", env=build_env, timeout=1200))
+    for platform, local in (("linux/amd64", BASE_IMAGE), ("linux/arm64", arm64_base)):
+        own = json.loads(docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", local))
+        layers = [layer["digest"] for layer in built["platforms"][platform]["layers"]]
+        assert layers[:len(own)] == own, platform
+    [index] = built["indexes"]
+    pushed = {platform: {layer["diff_id"]: layer for layer in image["layers"]}
+              for platform, image in index["images"].items()}
+    names = {layer["digest"]: layer["name"] for layer in built["platforms"]["linux/amd64"]["layers"]}
+    shared = [diff_id for diff_id in pushed["linux/amd64"] if names.get(diff_id) in SHARED]
+    assert len(shared) == len(SHARED)
+    for diff_id in shared:  # the same blob under both manifests, sent at most once
+        first, second = pushed["linux/amd64"][diff_id], pushed["linux/arm64"][diff_id]
+        assert first["digest"] == second["digest"], names[diff_id]
+        assert not (first["uploaded"] and second["uploaded"]), names[diff_id]
+        if names[diff_id] == "pipeline":  # new: sent with the first platform's image, found by the second's
+            assert (first["uploaded"], second["uploaded"]) == (True, False)
+
+
+def test_a_base_without_the_platform_is_refused_naming_what_it_has(
+        arm64_base: str, build_env: dict[str, str], tmp_path: Path) -> None:
+    base = multi_platform_base(arm64_base, ("amd64",))
+    result = imagekit("build", copy_pipeline(tmp_path / "wordfreq"), "--base", base, "--platform", "linux/arm64",
+                      "--tag", f"{REGISTRY}/imagekit-test/wordfreq-nobase:t", env=build_env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --base {base}: no linux/arm64 image in it (it has linux/amd64) (fix: a base with a linux/arm64 "
+        "image, or --platform-base linux/arm64=REF)")
