@@ -54,6 +54,17 @@ def test_platforms_in_the_pipeline_build_the_same_images_on_docker_buildah_and_f
     assert {entry["platform"]["architecture"]: entry["digest"] for entry in listed["manifests"]} == {
         platform.split("/")[1]: report["manifest_digest"]
         for platform, report in by_engine["buildah"]["platforms"].items()}
+    # `push --platform` sends what the build left in the engine: each TAG-<arch>, then the index.
+    destination = f"{tag}-pushed"
+    index_ref = imagekit("push", destination, "--source", tag, "--platform", "linux/amd64,linux/arm64")
+    assert index_ref.returncode == 0, index_ref.stderr[-2000:]
+    assert index_ref.stdout.strip().startswith(f"{destination}@sha256:")
+    for architecture, image in (("amd64", amd64), ("arm64", arm64)):
+        seen = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--override-arch", architecture,
+                                          "--config", f"docker://{destination}"], capture_output=True, text=True,
+                                         check=True).stdout)
+        assert seen["architecture"] == architecture and seen["rootfs"]["diff_ids"][-1] == json.loads(docker(
+            "image", "inspect", "--format", "{{json .RootFS.Layers}}", image))[-1]
     # From nothing (no engine or host cache) the arm64 image comes out the same.
     again = build_json(imagekit("build", pipeline, "--platform", "linux/arm64", "--no-cache", "--base", BASE_IMAGE,
                                 "--tag", f"{tag}-again", "-o", "json", env=build_env, timeout=1200))
@@ -112,3 +123,16 @@ def test_a_base_without_the_platform_is_refused_naming_what_it_has(
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --base {base}: no linux/arm64 image in it (it has linux/amd64) (fix: a base with a linux/arm64 "
         "image, or --platform-base linux/arm64=REF)")
+
+
+def test_an_image_pushed_as_another_platforms_is_refused_before_the_index(engine_ready: None) -> None:
+    tag = f"{REGISTRY}/imagekit-test/mislabelled:t{uuid.uuid4().hex[:8]}"
+    docker("tag", BASE_IMAGE, f"{tag}-arm64")  # an amd64 image under the arm64 name
+    result = imagekit("push", tag, "--platform", "linux/arm64")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tag}-arm64@sha256:") and last.endswith(
+        ": a linux/amd64 image, not linux/arm64 (fix: push the linux/arm64 image as linux/arm64's, e.g. one built "
+        "with --platform linux/arm64)")
+    assert subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{tag}"],
+                          capture_output=True).returncode != 0  # no index was written

@@ -9,9 +9,12 @@ import typer
 from imagekit.build.backend import Backend
 from imagekit.build.engines import BACKENDS, get_backend
 from imagekit.build.labels import ImageLabels
+from imagekit.publish.index_push import push_index
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryPublisher
 from imagekit_core import contract
+from imagekit_core.errors import UsageError
+from imagekit_core.platforms import Platform, parse_platforms, platform_tag
 from imagekit_core.references import parse_reference
 from imagekit_core.spec.quantity import human_size
 
@@ -41,6 +44,26 @@ def print_published(published: Published, names: Mapping[str, str] | None = None
                  f"layers uploaded, {human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}")
 
 
+def push_platforms(engine: Backend, source: str, reference: str, platforms: tuple[Platform, ...],
+                   output: OutputFormat) -> None:
+    """Each platform's image (SOURCE-<arch>), then the index naming them under REF; stdout: REF@<index digest>."""
+    pushed = {}
+    for platform in platforms:
+        image = platform_tag(source, platform)
+        if engine.image_id(image) is None:
+            raise UsageError(f"--platform {platform}: {engine.name} holds no {image} (fix: build it with "
+                             f"`imagekit build --platform {platform} --tag {source}`)")
+        names = layer_names(engine, image)
+        with progress_on(engine, stderr, names):
+            pushed[platform] = publish(engine, image, platform_tag(reference, platform))
+        print_published(pushed[platform], dict(names))
+    index = push_index(reference, pushed)
+    if output is OutputFormat.json:
+        emit_json(index.to_json())
+    else:
+        emit_text(index.reference)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def push(
@@ -48,12 +71,18 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Option(None, "--source", help="local image to push [default: REF itself]"),
         backend: str = typer.Option(os.environ.get(contract.BACKEND, "docker"), "--backend", "-b",
                                     help=f"engine that holds the image: {' or '.join(BACKENDS)} (${contract.BACKEND})"),
+        platform: str = typer.Option("", "--platform", show_default=False, metavar="PLATFORMS",
+                                     help="push the images `build --platform` made (SOURCE-<arch> each) as "
+                                          "REF-<arch>, then one index under REF for them all"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Push to a registry with credentials from docker config.json; print REF@sha256:… on stdout."""
-        parse_reference(reference, "REF", registry=True)  # a reference that can't be pushed: before any engine call
+        parse_reference(reference, "REF", registry=True, digest=not platform)  # before any engine call
         engine = get_backend(backend)
         engine.check()
+        if platform:
+            push_platforms(engine, source or reference, reference, parse_platforms(platform), output)
+            return
         names = layer_names(engine, source or reference)
         with progress_on(engine, stderr, names):
             published = publish(engine, source or reference, reference)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from imagekit_core.errors import UsageError
 from imagekit_core.platforms import Platform
 from imagekit_core.references import parse_reference
 
@@ -29,13 +30,20 @@ class PublishedIndex:
 
 
 def push_index(destination: str, images: dict[Platform, Published]) -> PublishedIndex:
-    """The index of images (each already pushed to destination's repository) under destination's tag."""
+    """The index of images (each already pushed to destination's repository) under destination's tag. An
+    image whose config says another platform than the one it is listed for is refused before the index is
+    written: a node would run it and fail with `exec format error`."""
     reference = parse_reference(destination, "--tag", registry=True, digest=False)
     assert reference.host is not None
     client = RegistryClient(reference.host)
     manifests = []
     for platform, pushed in sorted(images.items()):
         body, media_type, digest = client.manifest_bytes(reference.repository, pushed.digest)
+        config = client.config(reference.repository, json.loads(body))
+        actual = f"{config.get('os')}/{config.get('architecture')}"
+        if actual != str(platform):
+            raise UsageError(f"{pushed.reference or digest}: a {actual} image, not {platform} (fix: push the "
+                             f"{platform} image as {platform}'s, e.g. one built with --platform {platform})")
         manifests.append({"mediaType": media_type, "digest": digest, "size": len(body),
                           "platform": {"architecture": platform.architecture, "os": platform.os}})
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests},
