@@ -1,64 +1,104 @@
 """What `imagekit inspect` shows of an image: its layers, the step each belongs to, their sizes; read from a
-local engine or a registry, the layer map from the image's labels (build/labels.py)."""
+local engine or a registry, the layer map from the image's labels (build/labels.py). A registry reference that
+names an index (one image per platform) shows each platform's image, or the one `--platform` names."""
 from __future__ import annotations
 
 from typing import Any
 
 from imagekit.build.engines import get_backend
 from imagekit.build.labels import ImageLabels, shown_labels
+from imagekit.engine_platform import local_image
+from imagekit.publish.index_read import PlatformMismatch, RegistryImage, platform_manifest, read_reference
 from imagekit.publish.registry import RegistryClient
 from imagekit_core.errors import EnvironmentMissing, UsageError
+from imagekit_core.platforms import Platform
 from imagekit_core.references import parse_reference
 
 SOURCES = ("auto", "docker", "buildah", "registry")
 
 
-def _from_engine(name: str, reference: str) -> dict[str, Any] | None:
+def _from_engine(name: str, reference: str, platform: Platform | None) -> dict[str, Any] | None:
     engine = get_backend(name)
     try:
         engine.check()
     except EnvironmentMissing:
         return None
-    if engine.image_id(reference) is None:
+    local = local_image(engine, reference, platform)
+    if local is None:
         return None
-    info = engine.inspect(reference)
-    return {"source": name, "id": info.id, "digest": info.manifest_digest, "diff_ids": list(info.diff_ids),
-            "sizes": list(info.layer_sizes), "size_kind": "uncompressed", "labels": info.labels, "user": info.user,
-            "entrypoint": list(info.entrypoint), "created": info.created}
+    info = engine.inspect(local)
+    return {"reference": local, "source": name, "id": info.id, "digest": info.manifest_digest,
+            "diff_ids": list(info.diff_ids), "sizes": list(info.layer_sizes), "size_kind": "uncompressed",
+            "labels": info.labels, "user": info.user, "entrypoint": list(info.entrypoint), "created": info.created}
 
 
-def _from_registry(reference: str) -> dict[str, Any]:
-    parsed = parse_reference(reference, "REF", registry=True)
-    assert parsed.host is not None  # registry=True
-    client = RegistryClient(parsed.host)
-    client.ping()
-    manifest = client.manifest(parsed.repository, parsed.digest or parsed.tag or "latest")
-    config = client.config(parsed.repository, manifest)
+def _registry_image(reference: str, image: RegistryImage, digest: str | None) -> dict[str, Any]:
+    manifest, config = image.manifest, image.config
     layers = manifest.get("layers", [])
     image_config = config.get("config") or {}
-    return {"source": "registry", "id": manifest["config"]["digest"], "digest": None,
+    return {"reference": reference, "source": "registry", "id": manifest["config"]["digest"], "digest": digest,
             "diff_ids": list(config.get("rootfs", {}).get("diff_ids", [])),
             "sizes": [layer["size"] for layer in layers], "size_kind": "compressed",
             "labels": image_config.get("Labels") or {}, "user": image_config.get("User", ""),
             "entrypoint": image_config.get("Entrypoint") or [], "created": config.get("created", "")}
 
 
-def describe(reference: str, source: str = "auto") -> dict[str, Any]:
-    """Layers of reference with the step each belongs to, from a local engine or a registry."""
-    found = None
+def _from_registry(reference: str, platform: Platform | None) -> dict[str, Any]:
+    """One image (an index's for platform, when given), or {digest, platforms: image by platform} for an index."""
+    parsed = parse_reference(reference, "REF", registry=True)
+    assert parsed.host is not None  # registry=True
+    client = RegistryClient(parsed.host)
+    client.ping()
+    tag = parsed.digest or parsed.tag or "latest"
+    if platform is not None:
+        picked = platform_manifest(client, parsed.repository, tag, platform)
+        return _registry_image(reference, picked, picked.digest)
+    read = read_reference(client, parsed.repository, tag)
+    if isinstance(read, RegistryImage):
+        return _registry_image(reference, read, None)
+    return {"digest": read.digest, "skipped": list(read.skipped),
+            "platforms": {name: _registry_image(reference, image, image.digest) for name, image in read.images.items()}}
+
+
+def _found(reference: str, source: str, platform: Platform | None) -> dict[str, Any]:
+    """What source holds of reference: the engines' image first (auto), then the registry's. A platform asked for
+    that one place lacks is looked for in the next; when none has it, that is the error."""
+    mismatch: PlatformMismatch | None = None
     if source in ("auto", "docker", "buildah"):
         for name in (("docker", "buildah") if source == "auto" else (source,)):
-            found = _from_engine(name, reference)
+            try:
+                found = _from_engine(name, reference, platform)
+            except PlatformMismatch as exc:
+                if source != "auto":
+                    raise
+                mismatch = mismatch or exc
+                continue
             if found:
-                break
-    if found is None and source in ("auto", "registry"):
+                return found
+    if source in ("auto", "registry"):
         try:
-            found = _from_registry(reference)
+            return _from_registry(reference, platform)
+        except PlatformMismatch:
+            raise
         except UsageError:
             if source == "registry":
                 raise
-    if found is None:
-        raise UsageError(f"image {reference} not found (looked in: {source if source != 'auto' else 'docker, buildah, registry'})")
+    if mismatch is not None:
+        raise mismatch
+    raise UsageError(f"image {reference} not found (looked in: {source if source != 'auto' else 'docker, buildah, registry'})")
+
+
+def describe(reference: str, source: str = "auto", platform: Platform | None = None) -> dict[str, Any]:
+    """Layers of reference with the step each belongs to, from a local engine or a registry; for a registry index
+    (and no platform), {reference, source, digest, platforms: that for each platform's image, skipped}."""
+    found = _found(reference, source, platform)
+    if "platforms" in found:
+        return {"reference": reference, "source": "registry", "digest": found["digest"], "skipped": found["skipped"],
+                "platforms": {name: _layout(image) for name, image in found["platforms"].items()}}
+    return _layout(found)
+
+
+def _layout(found: dict[str, Any]) -> dict[str, Any]:
     labels = found["labels"]
     read = ImageLabels.read(labels)
     layers = []
@@ -75,7 +115,7 @@ def describe(reference: str, source: str = "auto") -> dict[str, Any]:
             record["layers"].append(layer["index"])
             record["size"] += layer["size"] or 0
     return {
-        "reference": reference, "source": found["source"], "id": found["id"], "digest": found["digest"],
+        "reference": found["reference"], "source": found["source"], "id": found["id"], "digest": found["digest"],
         "pipeline": read.pipeline, "created": found["created"], "user": found["user"],
         "entrypoint": found["entrypoint"], "size_kind": found["size_kind"], "total_size": sum(known),
         "shared_steps": list(read.shared_steps),

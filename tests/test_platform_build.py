@@ -61,3 +61,18 @@ def test_both_platforms_push_as_one_reference_an_oci_index(arm64_base: str, buil
         assert amd64[name] == arm64[name], name
     for name in ("base-0", "deps-count", "deps-tokenize"):  # built for each platform
         assert amd64[name] != arm64[name], name
+    # inspect and sbom of the one reference show each platform's image, and --platform the one it names.
+    inspected = build_json(imagekit("inspect", tag, "--source", "registry", "-o", "json"))
+    assert inspected["digest"] == reference.split("@", 1)[1]
+    assert {platform: {layer["name"]: layer["digest"] for layer in image["layers"]}
+            for platform, image in inspected["platforms"].items()} == layers
+    picked = build_json(imagekit("inspect", tag, "--source", "registry", "--platform", "linux/arm64", "-o", "json"))
+    assert picked["id"] == inspected["platforms"]["linux/arm64"]["id"] != inspected["platforms"]["linux/amd64"]["id"]
+    sboms = build_json(imagekit("sbom", tag, "--source", "registry"))
+    assert {platform: set(documents) for platform, documents in sboms.items()} == {
+        "linux/amd64": {"runtime", "tokenize", "count"}, "linux/arm64": {"runtime", "tokenize", "count"}}
+    numpy = {platform: next(c for c in documents["count"]["components"] if c["name"] == "numpy")["hashes"][0]["content"]
+             for platform, documents in sboms.items()}
+    assert numpy["linux/amd64"] != numpy["linux/arm64"]  # each platform's own wheel
+    one = build_json(imagekit("sbom", tag, "--source", "registry", "--platform", "linux/arm64", "--step", "count"))
+    assert one == sboms["linux/arm64"]["count"]

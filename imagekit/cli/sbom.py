@@ -4,7 +4,9 @@ Each step with requirements has /opt/imagekit/sbom/<step>.cdx.json in its deps l
 base /opt/imagekit/sbom/runtime.cdx.json in its runtime layer, the S3 client (s3 pipelines) s3-client.cdx.json in
 its own layer. From an engine the file is read from
 the image's file system (Docker: a created, never started container; buildah: a mount); from a
-registry, the layer blob that holds it is fetched (the labels say which) and the file taken out.
+registry, the layer blob that holds it is fetched (the labels say which) and the file taken out. A registry
+reference that names an index (one image per platform) gives each platform's, keyed by platform, or the one
+`--platform` names; in an engine, `--platform` takes TAG or TAG-<architecture> (engine_platform.py).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import io
 import json
 import sys
 import tarfile
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -22,9 +25,13 @@ from imagekit.build.labels import ImageLabels
 from imagekit.build.plan import SBOM_ROOT
 from imagekit.build.s3client import S3_CLIENT
 from imagekit.build.sbom import RUNTIME_SBOM, sbom_file
+from imagekit.cli.inspect import PLATFORM_HELP
+from imagekit.engine_platform import local_image
 from imagekit.inspection import SOURCES
+from imagekit.publish.index_read import PlatformMismatch, RegistryImage, platform_manifest, read_reference
 from imagekit.publish.registry import RegistryClient
 from imagekit_core.errors import EnvironmentMissing, UsageError
+from imagekit_core.platforms import Platform, parse_platform
 from imagekit_core.references import parse_reference
 
 # SBOMs of no step, each in the layer of its own name: the runtime base's, the S3 client's (s3 pipelines only).
@@ -61,14 +68,13 @@ def _file_in_layer(blob: bytes, path: str) -> bytes | None:
 
 
 class _Registry:
-    def __init__(self, reference: str) -> None:
-        parsed = parse_reference(reference, "REF", registry=True)
-        assert parsed.host is not None  # registry=True
-        self.client = RegistryClient(parsed.host)
-        self.client.ping()
-        self.repository = parsed.repository
-        self.manifest = self.client.manifest(parsed.repository, parsed.digest or parsed.tag or "latest")
-        self.config = self.client.config(parsed.repository, self.manifest)
+    """One image in a registry, read for its SBOMs."""
+
+    def __init__(self, client: RegistryClient, repository: str, image: RegistryImage) -> None:
+        self.client = client
+        self.repository = repository
+        self.manifest = image.manifest
+        self.config = image.config
         self.labels: dict[str, str] = (self.config.get("config") or {}).get("Labels") or {}
 
     def read(self, name: str) -> bytes | None:
@@ -80,36 +86,86 @@ class _Registry:
         blob = self.client.blob(self.repository, self.manifest["layers"][index]["digest"])
         return _file_in_layer(blob, str(SBOM_ROOT / sbom_file(name)))
 
+    def documents(self, reference: str, step: str | None) -> dict[str, Any]:
+        names = [step] if step else sbom_names(self.labels)
+        return {name: _parse(self.read(name), reference, name) for name in names}
 
-def read_sboms(reference: str, source: str, step: str | None) -> dict[str, Any]:
-    """name -> SBOM document, for step (or every SBOM in the image)."""
+
+@dataclass(frozen=True)
+class Sboms:
+    """name -> SBOM document of one image; or, for an index read whole, platform -> (name -> SBOM document)."""
+
+    documents: dict[str, Any]
+    by_platform: bool = False
+
+    def payload(self, step: str | None) -> Any:
+        """What `sbom` prints: with --step that step's document (per platform, for an index)."""
+        if step is None:
+            return self.documents
+        if self.by_platform:
+            return {platform: documents[step] for platform, documents in self.documents.items()}
+        return self.documents[step]
+
+
+def _registry_images(reference: str, platform: Platform | None) -> tuple[RegistryClient, str, dict[str, RegistryImage]]:
+    """The registry's images of reference: {platform: image} for an index read whole, {"": image} for one image."""
+    parsed = parse_reference(reference, "REF", registry=True)
+    assert parsed.host is not None  # registry=True
+    client = RegistryClient(parsed.host)
+    client.ping()
+    tag = parsed.digest or parsed.tag or "latest"
+    if platform is not None:
+        return client, parsed.repository, {"": platform_manifest(client, parsed.repository, tag, platform)}
+    read = read_reference(client, parsed.repository, tag)
+    return client, parsed.repository, {"": read} if isinstance(read, RegistryImage) else dict(read.images)
+
+
+def _from_engines(reference: str, source: str, step: str | None,
+                  platform: Platform | None) -> tuple[Sboms | None, PlatformMismatch | None]:
+    """The SBOMs of the first engine image of reference (of platform, when given); a platform mismatch seen in auto."""
+    mismatch: PlatformMismatch | None = None
     for engine_name in (("docker", "buildah") if source == "auto" else (source,)):
         if engine_name == "registry":
             continue
         engine = get_backend(engine_name)
         try:
             engine.check()
-        except EnvironmentMissing:
+            local = local_image(engine, reference, platform)
+        except (EnvironmentMissing, PlatformMismatch) as exc:
             if source != "auto":
                 raise
+            mismatch = mismatch or (exc if isinstance(exc, PlatformMismatch) else None)
             continue
-        if engine.image_id(reference) is None:
+        if local is None:
             continue
-        labels = engine.inspect(reference).labels
+        labels = engine.inspect(local).labels
         names = [step] if step else sbom_names(labels)
         if step:
             _layer_digest(labels, step)  # a step without one is a usage error
-        return {name: _parse(engine.read_file(reference, str(SBOM_ROOT / sbom_file(name))), reference, name)
-                for name in names}
+        return Sboms({name: _parse(engine.read_file(local, str(SBOM_ROOT / sbom_file(name))), local, name)
+                      for name in names}), None
+    return None, mismatch
+
+
+def read_sboms(reference: str, source: str, step: str | None, platform: Platform | None = None) -> Sboms:
+    """The SBOMs of step (or every SBOM) of the image reference names (of platform, when given), or of each
+    platform's image of a registry index."""
+    found, mismatch = _from_engines(reference, source, step, platform)
+    if found is not None:
+        return found
     if source not in ("auto", "registry"):
         raise UsageError(f"image {reference} is not in {source}")
     try:
-        registry = _Registry(reference)
+        client, repository, images = _registry_images(reference, platform)
+    except PlatformMismatch:
+        raise
     except UsageError:
+        if mismatch is not None:
+            raise mismatch from None
         raise UsageError(f"image {reference} not found (looked in: "
                          f"{'docker, buildah, registry' if source == 'auto' else source})") from None
-    names = [step] if step else sbom_names(registry.labels)
-    return {name: _parse(registry.read(name), reference, name) for name in names}
+    read = {name: _Registry(client, repository, image).documents(reference, step) for name, image in images.items()}
+    return Sboms(read[""]) if "" in read else Sboms(read, by_platform=True)
 
 
 def _parse(content: bytes | None, reference: str, name: str) -> Any:
@@ -126,10 +182,11 @@ def register(app: typer.Typer) -> None:
         step: str = typer.Option(None, "--step", "-s",
                                  help=f"one step's SBOM ({RUNTIME_SBOM}: the runtime base's); default: all"),
         source: str = typer.Option("auto", "--source", help=f"where the image is: {', '.join(SOURCES)}"),
+        platform: str = typer.Option(None, "--platform", help=PLATFORM_HELP),
     ) -> None:
-        """Print the CycloneDX 1.5 SBOM of one step (--step), or {name: SBOM} for every one, from the image."""
+        """Print the CycloneDX 1.5 SBOM of one step (--step), or {name: SBOM} for every one, from the image; for an
+        index, {platform: that} for each platform's image (or the one --platform names)."""
         if source not in SOURCES:
             raise UsageError(f"--source {source!r}: use one of {', '.join(SOURCES)}")
-        documents = read_sboms(reference, source, step)
-        payload = documents[step] if step else documents
+        payload = read_sboms(reference, source, step, parse_platform(platform) if platform else None).payload(step)
         sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
