@@ -9,7 +9,8 @@ os/architecture.
 from __future__ import annotations
 
 from imagekit.build.backend import Backend
-from imagekit.publish.index_read import PlatformMismatch, known_platform, platform_name
+from imagekit.publish.index_read import PlatformMismatch, platform_name
+from imagekit.publish.platform_index import known_platform
 from imagekit_core.errors import EnvironmentMissing
 from imagekit_core.platforms import Platform, platform_tag
 from imagekit_core.references import parse_reference

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagekit_core.errors import UsageError
-from imagekit_core.platforms import Platform, platform_named
+from imagekit_core.platforms import Platform
 
-from .platform_index import is_index, platform_digests
+from .platform_index import is_index, known_platform, platform_digests
 from .registry import RegistryClient
 
 
@@ -46,14 +46,6 @@ def platform_name(fields: dict[str, Any]) -> str:
     """os/architecture[/variant] of a config or an index entry's platform."""
     name = f"{fields.get('os') or '?'}/{fields.get('architecture') or '?'}"
     return f"{name}/{fields['variant']}" if fields.get("variant") else name
-
-
-def known_platform(fields: dict[str, Any]) -> Platform | None:
-    """The platform a config (or an index entry) names, when it is one imagekit reads; linux/arm64/v8 is
-    linux/arm64 (the variant every arm64 machine has, which some tools name), as in platform_digests."""
-    if fields.get("variant") not in (None, "", "v8"):
-        return None
-    return platform_named(f"{fields.get('os', '')}/{fields.get('architecture', '')}")
 
 
 def index_entries(index: dict[str, Any]) -> tuple[dict[Platform, str], tuple[str, ...]]:
