@@ -7,11 +7,20 @@ import json
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import imagekit
-from fixtures_engine import REGISTRY, assert_right_wordfreq, build_json, copy_pipeline, run_pipeline_image
+from fixtures_engine import (
+    REGISTRY,
+    SMALL_CORPUS,
+    PipelineRun,
+    assert_right_wordfreq,
+    build_json,
+    copy_pipeline,
+    run_pipeline_image,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -76,3 +85,39 @@ def test_both_platforms_push_as_one_reference_an_oci_index(arm64_base: str, buil
     assert numpy["linux/amd64"] != numpy["linux/arm64"]  # each platform's own wheel
     one = build_json(imagekit("sbom", tag, "--source", "registry", "--platform", "linux/arm64", "--step", "count"))
     assert one == sboms["linux/arm64"]["count"]
+
+
+def test_pod_up_platform_runs_the_arm64_image_of_a_pushed_index_under_emulation(
+        arm64_base: str, build_env: dict[str, str], pod_sets: Any, docker_client: Any, tmp_path: Path) -> None:
+    pipeline = copy_pipeline(tmp_path / "wordfreq")
+    tag = f"{REGISTRY}/imagekit-test/wordfreq-pods:t{uuid.uuid4().hex[:8]}"
+    built = build_json(imagekit("build", pipeline, "--base", "imagekit/debian-python:bookworm", "--platform",
+                                "linux/amd64,linux/arm64", "--platform-base", f"linux/arm64={arm64_base}", "--tag", tag,
+                                "--push", "-o", "json", env=build_env, timeout=1200))
+    [index_reference] = built["references"]  # TAG@sha256:<index>, as a rendering pins it
+    index = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{tag}"],
+                                      capture_output=True, text=True, check=True).stdout)
+    [arm64_digest] = [entry["digest"] for entry in index["manifests"] if entry["platform"]["architecture"] == "arm64"]
+    # amd64's own image in the registry has no arm64 one: one line, exit 2, before any pod starts.
+    amd64_only = pod_sets(pipeline, f"{tag}-amd64", 1)
+    refused = imagekit("pod", "up", amd64_only.rendered, "--state-dir", amd64_only.state_dir, "--platform",
+                       "linux/arm64")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert f"{tag}-amd64 is one image, of linux/amd64, not linux/arm64 (fix: " in refused.stderr
+    assert docker_client.containers.list(all=True, filters={"name": amd64_only.name}) == []
+    pods = pod_sets(pipeline, index_reference, 1)
+    report = pods.up("--platform", "linux/arm64", "--param", f"WORDFREQ_BYTES={SMALL_CORPUS}")
+    assert [p["action"] for p in report["pods"]] == ["created"]
+    waited = imagekit("pod", "status", "--state-dir", pods.state_dir, "--wait", "--timeout", "1200", "-o", "json",
+                      timeout=1300)
+    logs = imagekit("pod", "logs", "0", "--state-dir", pods.state_dir).stdout
+    assert waited.returncode == 0, f"{waited.stdout[-2000:]}\n{logs[-3000:]}"
+    [status] = waited.summary["pods"]
+    assert status["phase"] == "Complete" and status["restarts"] == 0
+    # The pipeline container and the sandbox ran the index's arm64 image, pulled by its digest.
+    for name in ("pipeline", "sandbox"):
+        container = docker_client.containers.get(pods.container(0, name)).attrs
+        assert container["Config"]["Image"] == f"{tag.rsplit(':', 1)[0]}@{arm64_digest}", name
+        assert docker_client.images.get(container["Image"]).attrs["Architecture"] == "arm64", name
+    run = PipelineRun(exit_code=0, logs=logs, results=Path(status["results"]))
+    assert_right_wordfreq(run, pipeline, tmp_path, 0)

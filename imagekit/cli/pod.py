@@ -7,9 +7,12 @@ from pathlib import Path
 
 import typer
 
+from imagekit.publish.index_read import platform_manifest
+from imagekit.publish.registry import RegistryClient
 from imagekit_core.contract import FAILURE_LEVELS_HELP, FailureLevel
 from imagekit_core.errors import PipelineFailed
-from imagekit_core.references import unpinned_warning
+from imagekit_core.platforms import Platform, parse_platform
+from imagekit_core.references import parse_reference, unpinned_warning
 from imagekit_deploy.emulator.apply import READY_TIMEOUT, PodOptions, UpReport, apply, rendered_images
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
@@ -41,6 +44,9 @@ PARAM_HELP = "KEY=VALUE, passed to every pod's runtime [default: the running set
 TIMEOUT_HELP = "seconds to wait for each updated pod's new runtime to start"
 NETWORK_HELP = ("a Docker network the pods join, e.g. one where an S3 server listens on its gateway "
                 "[default: the engine's default network, or the running set's]")
+PLATFORM_HELP = ("run the images of this platform (linux/amd64, linux/arm64; another than this machine's under "
+                 "emulation): the engine's REF-<arch> of a multi-platform build, else the platform's image of "
+                 "REF's index in its registry [default: the rendered images as they are, or the running set's]")
 SECRET_HELP = ("NAME=FILE: the Secret NAME that a rendering's envFrom names, as an env file of KEY=VALUE lines; "
                "NAME alone: the host's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (repeatable) "
                "[default: the running set's]")
@@ -81,6 +87,7 @@ def up_or_apply(
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     require_digest: bool = typer.Option(False, "--require-digest", help="refuse a rendering whose image is given "
                                         "by tag only (without it: a warning)"),
+    platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP, metavar="PLATFORM"),
 ) -> None:
     """`pod up` and `pod apply`: one roll of the set to RENDERED (they differ only in what their help stresses)."""
     for image in rendered_images(rendered):
@@ -88,8 +95,19 @@ def up_or_apply(
         if unpinned:
             stderr.print(f"warning: {rendered}: {unpinned}", markup=False)
     options = PodOptions(params=parse_params(param) if param else None, network=network,
-                         secrets=parse_secret_flags(secret) if secret else None)
-    _report(apply(rendered, state_dir, replicas, options, timeout), output)
+                         secrets=parse_secret_flags(secret) if secret else None,
+                         platform=str(parse_platform(platform)) if platform is not None else None)
+    _report(apply(rendered, state_dir, replicas, options, timeout, registry=registry_platform_image), output)
+
+
+def registry_platform_image(reference: str, platform: Platform) -> str:
+    """REF's image of platform in its registry, as HOST/NAME@sha256:…: the index's entry for it, or REF itself when
+    it is one image of that platform (else one line naming what REF holds, exit 2)."""
+    parsed = parse_reference(reference, "image", registry=True)
+    assert parsed.host is not None  # registry=True
+    image = platform_manifest(RegistryClient(parsed.host), parsed.repository, parsed.digest or parsed.tag or "latest",
+                              platform)
+    return f"{parsed.name}@{image.digest}"
 
 
 pod_app.command("up", help=UP_HELP)(up_or_apply)

@@ -7,6 +7,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagekit_core.errors import UsageError
+from imagekit_core.platforms import host, parse_platform
 from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.observe.metrics import Monitor
 from imagekit_runtime.run.flags import RUN, STATUS, RunFlags, flags_of
@@ -52,8 +53,20 @@ class StepProgress:
                              completed=self.done, total=max(len(self.to_run), self.done) or None)
 
 
-def run_pipeline_command(pipeline: Path, flags: RunFlags, local: bool, dry_run: bool) -> None:
+def check_platform(text: str | None) -> None:
+    """`run --platform P`: the steps run as this machine's processes, so P must be this machine's platform."""
+    if text is None:
+        return
+    platform, here = parse_platform(text), host()
+    if platform != here:
+        raise UsageError(f"--platform {platform}: `imagekit run` runs the steps as processes of this machine, which "
+                         f"is {here} (fix: build the image for {platform}, render it and run it emulated with "
+                         f"`imagekit pod up RENDERED --platform {platform}`)")
+
+
+def run_pipeline_command(pipeline: Path, flags: RunFlags, local: bool, dry_run: bool, platform: str | None) -> None:
     """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 3 environment, 143 SIGTERM."""
+    check_platform(platform)
     if not local:
         raise UsageError("--no-local: only --local runs here (fix: run the image with `imagekit pod up` or docker run)")
     if dry_run:
@@ -86,6 +99,9 @@ RUN_EXTRA = [
     option("local", bool, True, "--local/--no-local", help="run on this machine (steps' requirements in cached venvs)"),
     option("dry_run", bool, False, "--dry-run",
            help="only show where data is and which steps would run (as `imagekit status`)"),
+    option("platform", str | None, None, "--platform", metavar="PLATFORM",
+           help="this machine's platform (linux/amd64 or linux/arm64), the only one `run` runs; another's image runs "
+                "emulated with `imagekit pod up --platform` [default: this machine's]"),
 ]
 
 

@@ -3,18 +3,20 @@
 Missing pods are created (all at once). Pods already up from the same template are kept. Pods up from
 another template are rolled (rollout.py): in place when Kruise would, else deleted and created again; one
 at a time, highest ordinal first, each waited for until its new runtime has started (the pod is ready
-again). The rest of the update strategy is the real controllers' (docs/deploy.md).
+again). The rest of the update strategy is the real controllers' (docs/deploy.md). With a platform
+(`up --platform linux/arm64`), the template's images are replaced by that platform's first (platform_images.py).
 """
 from __future__ import annotations
 
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from imagekit_core.errors import UsageError
+from imagekit_core.platforms import parse_platform
 
 from ..rollout import (
     Action,
@@ -29,6 +31,7 @@ from ..rollout import (
 from ..writer import load_rendered
 from .blueprint import PodBlueprint, SetBlueprint, pod_name, set_blueprint
 from .engine import Engine
+from .platform_images import RegistryLookup, for_platform, template_images
 from .pods import PodFailed, PodSet
 from .state import SetState, StateDir, default_state_dir
 from .status import read_run
@@ -53,13 +56,14 @@ class PodOptions:
     params: dict[str, str] | None = None
     network: str | None = None          # a Docker network the pods join
     secrets: dict[str, str] | None = None  # the emulated Secrets (secrets.py)
+    platform: str | None = None  # `linux/arm64`: each image replaced by that platform's (platform_images.py)
 
 
 def _new_state(rendered: Path, blueprint: SetBlueprint, ordinals: list[int], options: PodOptions,
                previous: SetState | None) -> SetState:
     state = SetState(rendered=str(rendered.resolve()), name=blueprint.name, namespace=blueprint.namespace,
                      workload=blueprint.workload, ordinals=ordinals, params=dict(options.params or {}),
-                     network=options.network, secrets=dict(options.secrets or {}))
+                     network=options.network, secrets=dict(options.secrets or {}), platform=options.platform)
     if previous is not None:
         state.restarts, state.kills, state.updates = previous.restarts, previous.kills, previous.updates
         state.revisions = dict(previous.revisions)
@@ -79,10 +83,12 @@ def _check_options(state_dir: StateDir, previous: SetState | None, blueprint: Se
     if previous.name != blueprint.name:
         raise UsageError(f"{state_dir.root} already runs the pods of StatefulSet {previous.name}, not {blueprint.name} "
                          f"(fix: another --state-dir, or `imagekit pod down --state-dir {state_dir.root}` first)")
-    running = PodOptions(params=previous.params, network=previous.network, secrets=previous.secrets)
+    running = PodOptions(params=previous.params, network=previous.network, secrets=previous.secrets,
+                         platform=previous.platform)
     for flag, given, kept in (("--param", options.params, running.params),
                               ("--network", options.network, running.network),
-                              ("--secret", options.secrets, running.secrets)):
+                              ("--secret", options.secrets, running.secrets),
+                              ("--platform", options.platform, running.platform)):
         if given is not None and given != kept:
             raise UsageError(f"{state_dir.root} already runs pods with other {flag} values "
                              f"(fix: the same {flag} values, none to keep them, or `imagekit pod down --state-dir "
@@ -162,30 +168,31 @@ def _check_shards(blueprint: SetBlueprint, ordinals: list[int], replicas: int | 
 
 def rendered_images(rendered: Path) -> list[str]:
     """The images a rendering's pods run (init containers' included), each once."""
-    pod = set_blueprint(load_rendered(rendered)).workload.get("spec", {}).get("template", {}).get("spec", {})
-    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
-    return list(dict.fromkeys(str(container["image"]) for container in containers if container.get("image")))
+    return template_images(set_blueprint(load_rendered(rendered)).workload)
 
 
 def apply(rendered: Path, state_root: Path | None, replicas: int | None, options: PodOptions | None = None,
-          timeout: float = READY_TIMEOUT) -> UpReport:
+          timeout: float = READY_TIMEOUT, registry: RegistryLookup | None = None) -> UpReport:
     """Create what is missing, keep what is current, roll what runs another template. An option left None keeps
-    the set's (none for a new set)."""
+    the set's (none for a new set). registry finds a platform's image in a registry, for a set with a platform."""
     blueprint = set_blueprint(load_rendered(rendered))
     state_dir = StateDir(state_root) if state_root is not None else default_state_dir(blueprint.name)
     if replicas is not None and replicas < 0:
         raise UsageError(f"--replicas {replicas} is negative (fix: 0 or more)")
     with state_dir.locked():
-        return _apply(rendered, blueprint, state_dir, replicas, options, timeout)
+        return _apply(rendered, blueprint, state_dir, replicas, options, timeout, registry)
 
 
 def _apply(rendered: Path, blueprint: SetBlueprint, state_dir: StateDir, replicas: int | None,
-           options: PodOptions | None, timeout: float) -> UpReport:
+           options: PodOptions | None, timeout: float, registry: RegistryLookup | None) -> UpReport:
     engine = Engine()
     previous = state_dir.load() if state_dir.exists() else None
     chosen = _check_options(state_dir, previous, blueprint, options or PodOptions())
     if chosen.network is not None:
         engine.check_network(chosen.network)
+    if chosen.platform is not None:  # the template as the pods run it: with that platform's images
+        workload = for_platform(blueprint.workload, parse_platform(chosen.platform), engine, registry)
+        blueprint = replace(blueprint, workload=workload)
     ordinals = blueprint.ordinals(replicas)
     _check_shards(blueprint, ordinals, replicas)
     state = _new_state(rendered, blueprint, ordinals, chosen, previous)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagekit_core import engine
-from imagekit_core.errors import CommandFailed, UsageError
+from imagekit_core.errors import CommandFailed, EnvironmentMissing, UsageError
 from imagekit_core.references import parse_reference
 
 
@@ -40,10 +40,33 @@ class Engine:
         self.client = engine.connect(timeout=120)
 
     # ---------------------------------------------------------------- images
-    def ensure_image(self, ref: str) -> None:
-        """As imagePullPolicy IfNotPresent: the local image, else a pull."""
+    def ensure_image(self, ref: str, platform: str | None = None) -> None:
+        """As imagePullPolicy IfNotPresent: the local image, else a pull (of that platform's, when given)."""
+        if platform is not None and engine.image_id(self.client, ref) is None:
+            self.pull(ref, platform)
+            return
         engine.ensure_image(self.client, ref, fix=f"`imagekit build PIPELINE --tag {ref} --backend docker`, "
                                                   "or render with --image of an image the engine has")
+
+    def platform_of(self, ref: str) -> str | None:
+        """`os/architecture` of the engine's image ref (`linux/arm64`); None when the engine does not hold it."""
+        from docker.errors import ImageNotFound
+
+        try:
+            attrs = self.client.api.inspect_image(ref)
+        except ImageNotFound:
+            return None
+        return f"{attrs.get('Os') or 'linux'}/{attrs.get('Architecture') or 'unknown'}"
+
+    def pull(self, ref: str, platform: str) -> None:
+        """`docker pull --platform PLATFORM REF` (by digest, the tags the engine holds stay as they are)."""
+        from docker.errors import APIError
+
+        try:
+            self.client.images.pull(ref, platform=platform)
+        except APIError as exc:
+            raise EnvironmentMissing(f"image {ref} ({platform}) can't be pulled ({exc.explanation or exc}) "
+                                     "(fix: check that the registry is up and holds it)") from None
 
     # -------------------------------------------------------------- networks
     def check_network(self, name: str) -> None:

@@ -77,7 +77,7 @@ class PodSet:
             ipc_mode="shareable", shm_size=shm_size, read_only=True, cap_drop=["ALL"], network=state.network,
             # The pod's network is the sandbox's: its container ports, on a free loopback port each.
             ports={f"{port}/tcp": ("127.0.0.1", None) for port in pod.container.ports} or None,
-            security_opt=["no-new-privileges"], restart_policy={"Name": "unless-stopped"},
+            security_opt=["no-new-privileges"], restart_policy={"Name": "unless-stopped"}, platform=state.platform,
             labels=pod_labels(self.state_dir, state, pod, SANDBOX, SANDBOX),
         )
         self.engine.start(sandbox)
@@ -102,6 +102,7 @@ class PodSet:
             "security_opt": security or None, "tmpfs": tmpfs or None,
             "ipc_mode": f"container:{sandbox_name}", "network_mode": f"container:{sandbox_name}",
             "labels": pod_labels(self.state_dir, state, pod, role, plan.name),
+            "platform": state.platform,  # `up --platform`: the image is that platform's (platform_images.py)
         }
         if plan.memory_limit:
             options["mem_limit"] = plan.memory_limit
@@ -113,7 +114,7 @@ class PodSet:
     def create_pod(self, state: SetState, pod: PodBlueprint) -> None:
         """Sandbox, init containers to completion, then the pipeline container, started."""
         for image in {pod.container.image, *(init.image for init in pod.init_containers)}:
-            self.engine.ensure_image(image)
+            self.engine.ensure_image(image, state.platform)
         self.remove_containers(pod.name)
         self.volumes.prepare(pod)
         sandbox = self._sandbox(state, pod)
@@ -148,7 +149,7 @@ class PodSet:
         terminationGracePeriodSeconds) and made again from the pod's new template in the same sandbox, so
         shm, the SSD and the PV stay; init containers do not run again. Returns the restarts the engine
         had counted for the old container (a new container counts from 0)."""
-        self.engine.ensure_image(pod.container.image)
+        self.engine.ensure_image(pod.container.image, state.platform)
         old = self.engine.get(self.container_name(pod.name, pod.container.name))
         counted = 0
         if old is not None:

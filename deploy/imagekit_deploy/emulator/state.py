@@ -53,6 +53,7 @@ class SetState:
     params: dict[str, str] = field(default_factory=dict)
     network: str | None = None         # `up --network`: the Docker network the pods join (default: the engine's)
     secrets: dict[str, str] = field(default_factory=dict)      # `up --secret`: Secret name -> env file, or "" (host)
+    platform: str | None = None        # `up --platform`: the platform the pods run (default: the images' own)
     restarts: dict[str, int] = field(default_factory=dict)     # pod -> restarts made by `kill`
     kills: list[dict[str, Any]] = field(default_factory=list)  # the failures injected, in order
     # The controller's revisions: revision -> the workload that has that pod template (ControllerRevision),
