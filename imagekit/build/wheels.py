@@ -117,7 +117,7 @@ _NETWORK = ("NewConnectionError", "Max retries exceeded", "Could not fetch URL",
 
 def resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Exception:
     where = step.requirements or step.source_file
-    platform_text = f"CPython {target.version} {target.machine} (glibc {target.glibc}), binary wheels only"
+    platform_text = f"{target.platform} (CPython {target.version} {target.machine}, glibc {target.glibc}), binary wheels only"
     # An index that can't be reached is worth saying, but the requirement is still what failed.
     unreachable = " (some package indexes were unreachable: check your pip configuration)" if any(
         marker in output for marker in _NETWORK) else ""
@@ -128,7 +128,8 @@ def resolution_error(step: StepSpec, target: PythonTarget, output: str) -> Excep
             return SpecError(
                 where, requirement,
                 f"step {step.name!r}: requirement {requirement!r} can't be resolved for {platform_text}{unreachable}",
-                "check the name and version, and that a binary wheel exists for this Python and platform",
+                f"check the name and version, and that a binary wheel exists for this Python on {target.platform}, "
+                "or build for the platforms it has wheels for",
             )
     if "DO NOT MATCH THE HASHES" in output:
         return SpecError(step.directory / lock_file_name(target.platform), "--hash",
