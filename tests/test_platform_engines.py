@@ -5,6 +5,7 @@ is uploaded once."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import imagekit
-from fixtures_engine import BASE_IMAGE, REGISTRY, build_json, copy_pipeline
+from fixtures_engine import BASE_IMAGE, REGISTRY, SMALL_CORPUS, PipelineRun, assert_right_wordfreq, build_json, copy_pipeline
 from imagekit.publish.index_push import push_index
 from imagekit.publish.publisher import Published
 from imagekit.publish.registry import RegistryClient
@@ -65,6 +66,16 @@ def test_platforms_in_the_pipeline_build_the_same_images_on_docker_buildah_and_f
                                          check=True).stdout)
         assert seen["architecture"] == architecture and seen["rootfs"]["diff_ids"][-1] == json.loads(docker(
             "image", "inspect", "--format", "{{json .RootFS.Layers}}", image))[-1]
+    # `run --platform linux/arm64` runs the pipeline in the arm64 image (TAG-arm64), emulated, with this run's
+    # directories: the answer the amd64 reference gives, the results where the run was told to put them.
+    run_dir = tmp_path / "run"
+    run = imagekit("run", pipeline, "--platform", "linux/arm64", "--image", tag, "--results", run_dir / "results",
+                   "--ssd", run_dir / "ssd", "--pv", run_dir / "pv", "--shard-index", "0", "--shard-count", "2",
+                   "--param", f"WORDFREQ_BYTES={SMALL_CORPUS}", timeout=900)
+    assert f"in {tag}-arm64 (linux/arm64, emulated)" in run.stderr
+    assert_right_wordfreq(PipelineRun(run.returncode, run.stdout + run.stderr, run_dir / "results"), pipeline,
+                          tmp_path, 0, owner=os.getuid())  # the run's files are the caller's
+    assert any((run_dir / "ssd").rglob("*"))  # checkpointed where a run here would resume from
     # From nothing (no engine or host cache) the arm64 image comes out the same.
     again = build_json(imagekit("build", pipeline, "--platform", "linux/arm64", "--no-cache", "--base", BASE_IMAGE,
                                 "--tag", f"{tag}-again", "-o", "json", env=build_env, timeout=1200))

@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from imagekit_core.errors import UsageError
 from imagekit_core.platforms import host, parse_platform
+from imagekit_core.spec import load_pipeline
 from imagekit_runtime.main import run_pipeline
 from imagekit_runtime.observe.metrics import Monitor
 from imagekit_runtime.run.flags import RUN, STATUS, RunFlags, flags_of
@@ -17,6 +18,7 @@ from imagekit_runtime.states import StepState
 
 from .common import OutputFormat, emit_json, emit_text, stderr
 from .flagtable import command_with_flags, option
+from .run_image import run_in_image
 
 
 class StepProgress:
@@ -53,25 +55,20 @@ class StepProgress:
                              completed=self.done, total=max(len(self.to_run), self.done) or None)
 
 
-def check_platform(text: str | None) -> None:
-    """`run --platform P`: the steps run as this machine's processes, so P must be this machine's platform."""
-    if text is None:
-        return
-    platform, here = parse_platform(text), host()
-    if platform != here:
-        raise UsageError(f"--platform {platform}: `imagekit run` runs the steps as processes of this machine, which "
-                         f"is {here} (fix: build the image for {platform}, render it and run it emulated with "
-                         f"`imagekit pod up RENDERED --platform {platform}`)")
-
-
-def run_pipeline_command(pipeline: Path, flags: RunFlags, local: bool, dry_run: bool, platform: str | None) -> None:
+def run_pipeline_command(pipeline: Path, flags: RunFlags, local: bool, dry_run: bool, platform: str | None,
+                         image: str | None) -> None:
     """Run (or resume) a pipeline; exit 0 done, 1 a step failed, 2 bad input, 3 environment, 143 SIGTERM."""
-    check_platform(platform)
+    chosen = parse_platform(platform) if platform is not None else host()
+    if image is not None and chosen == host():
+        raise UsageError(f"--image {image}: only a run for another platform goes into an image (fix: add --platform "
+                         "PLATFORM, or leave out --image to run the steps here)")
     if not local:
         raise UsageError("--no-local: only --local runs here (fix: run the image with `imagekit pod up` or docker run)")
     if dry_run:
         show_status(pipeline, flags)
         return
+    if chosen != host():
+        raise typer.Exit(run_in_image(load_pipeline(pipeline), flags, chosen, image))
     monitor = Monitor.serving(flags.metrics)
     try:
         with StepProgress(str(pipeline)) as progress:
@@ -100,8 +97,10 @@ RUN_EXTRA = [
     option("dry_run", bool, False, "--dry-run",
            help="only show where data is and which steps would run (as `imagekit status`)"),
     option("platform", str | None, None, "--platform", metavar="PLATFORM",
-           help="this machine's platform (linux/amd64 or linux/arm64), the only one `run` runs; another's image runs "
-                "emulated with `imagekit pod up --platform` [default: this machine's]"),
+           help="linux/amd64 or linux/arm64: another than this machine's runs in the pipeline's image for it "
+                "(--image), emulated, with this run's directories [default: this machine's, steps as processes here]"),
+    option("image", str | None, None, "--image", metavar="REF",
+           help="with --platform: the image built for it (the --tag of `build --platform`, or its pushed index)"),
 ]
 
 

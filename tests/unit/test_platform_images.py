@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from imagekit.cli import pod as pod_cli
-from imagekit.cli.run import check_platform
 from imagekit_core.errors import UsageError
-from imagekit_core.platforms import Platform, host, parse_platform
+from imagekit_core.platforms import Platform, parse_platform
 from imagekit_deploy.emulator.apply import PodOptions, _check_options
 from imagekit_deploy.emulator.platform_images import for_platform, platform_image
 from imagekit_deploy.emulator.state import SetState, StateDir
@@ -139,15 +138,6 @@ def test_a_running_sets_platform_is_kept_and_another_refused(tmp_path: Path) -> 
     assert kept.platform == "linux/arm64"
     with pytest.raises(UsageError, match="other --platform values"):
         _check_options(where, running_set("linux/arm64"), Named(), PodOptions(platform="linux/amd64"))  # type: ignore[arg-type]
-
-
-def test_run_takes_only_this_machines_platform() -> None:
-    check_platform(None)
-    check_platform(str(host()))
-    other = AMD if host() == ARM else ARM
-    with pytest.raises(UsageError) as refused:
-        check_platform(str(other))
-    assert f"`imagekit pod up RENDERED --platform {other}`" in str(refused.value)
 
 
 class FakeClient:

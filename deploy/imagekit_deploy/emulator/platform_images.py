@@ -1,8 +1,8 @@
 """`pod up --platform P`: the image of platform P that each rendered image reference stands for.
 
 A rendering names one reference; a build for several platforms leaves each platform's image under its own
-name (imagekit_core.platforms.platform_tag: REF in the engine is the first platform's, `REF-<arch>` each
-other's) and pushes an index under REF. For each reference, in order:
+name (imagekit_core.platforms.platform_tag: `REF-<arch>`; REF in Docker is this machine's platform's) and
+pushes an index under REF. `imagekit run --platform` resolves its image here too. For each reference, in order:
 
   1. REF itself, when the engine holds it and it is P's;
   2. the engine's `REF-<arch>` (a reference by tag only), when it is P's;
