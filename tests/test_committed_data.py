@@ -79,6 +79,29 @@ def test_a_step_that_changes_its_input_after_commit_fails_the_run_and_commits_no
             assert copy.read_bytes() == b"original\n", copy
 
 
+def test_a_file_changed_while_its_steps_directory_output_is_vetted_reaches_no_result(tmp_path, locations):
+    """`make`'s file is sealed at commit; its large directory is vetted after `use` starts, and `use` changes
+    the file first: the walk's later seal must not replace the commit's, or the change would be delivered."""
+    write_step(tmp_path / "steps", "make", """
+        mkdir -p "$IMAGEKIT_OUT_TREE" && cd "$IMAGEKIT_OUT_TREE" && seq 20000 | xargs touch
+        echo original > "$IMAGEKIT_OUT_RAW"
+        """, outputs=["raw", "tree"])
+    write_step(tmp_path / "steps", "use", """
+        chmod u+w "$IMAGEKIT_IN_RAW" && echo forged > "$IMAGEKIT_IN_RAW" && chmod a-w "$IMAGEKIT_IN_RAW"
+        echo done > "$IMAGEKIT_OUT_OUT"
+        """, inputs=["raw"], outputs=["out"])
+    pipeline = write_pipeline(tmp_path, "sealed", ["make", "use"], results=["raw", "out"],
+                              checkpoint={"major": ["raw"]})
+    result = imagekit("run", pipeline, *locations.args())
+    assert result.returncode == 1, result.stderr
+    assert "'raw' (committed by step make) changed after its commit" in result.stderr
+    raw = locations.results / "raw"
+    assert not raw.exists() or raw.read_text() == "original\n"
+    for item in [*locations.ssd.rglob("raw@*"), *locations.pv.rglob("raw@*")]:
+        for copy in (path for path in item.rglob("*") if path.is_file() and path.name != "manifest.json"):
+            assert copy.read_bytes() == b"original\n", copy
+
+
 def test_a_step_that_replaces_anothers_data_with_a_link_fails_the_run(tmp_path, locations):
     """`use` does not read `tree` but swaps it for a link to its own file: found at the end of the run."""
     (tmp_path / "secret").write_text("host file\n")

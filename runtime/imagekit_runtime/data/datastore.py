@@ -108,13 +108,15 @@ class DataStore:
         return record
 
     def mark_vetted(self, step: str, sizes: dict[str, int], seals: dict[str, str]) -> CommitRecord:
-        """The per-file check of a commit passed: its record gets the sizes and seals, and may be reused from now
-        on."""
+        """The per-file check of a commit passed: its record gets the sizes and the seals it lacks, and may be
+        reused from now on. A seal taken at the commit (a file's) is kept: the vetting walk takes its seals after
+        the consumers started, and one of them may have changed the file by then; the commit's seal is the one
+        the data must still match (a later seal would pass the changed file on to the results and checkpoints)."""
         record = self.read_record(step)
         if record is None:
             raise FileNotFoundError(self.layout.commit_record(step))
         record.outputs.update(sizes)
-        record.seals.update(seals)
+        record.seals = {**seals, **record.seals}
         record.vetted = True
         self.write_record(record)
         return record
