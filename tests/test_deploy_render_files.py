@@ -13,12 +13,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from imagekit.cli.main import app
+from imagekit.cli.main import make_app
 from imagekit_core.errors import UsageError
 from imagekit_deploy.settings import RUNTIME_MEMORY, STEP_MEMORY, SsdMode
 from imagekit_deploy.validate import validate_rendering
 from imagekit_deploy.writer import load_rendered, to_stream, write_rendering
 from render_support import DEPLOY_DATA, IMAGE, WORDFREQ, env_of, pipeline_container, rendered
+
+app = make_app(["deploy"])  # the command CliRunner invokes
 
 runner = CliRunner()
 

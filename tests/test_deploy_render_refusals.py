@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from imagekit.cli.main import app
+from imagekit.cli.main import make_app
+
+app = make_app(["deploy"])  # the command CliRunner invokes
 
 REPO = Path(__file__).resolve().parents[1]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

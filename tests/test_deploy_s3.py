@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from imagekit.cli.main import app
+from imagekit.cli.main import make_app
 from imagekit_core import contract
 from imagekit_core.spec import load_pipeline
 from imagekit_deploy.flags import RenderFlags
@@ -23,6 +23,8 @@ from imagekit_deploy.renderer import Manifest, Rendering, render
 from imagekit_deploy.schemas import DEFAULT_KUBERNETES_VERSION, available_kubernetes_versions
 from imagekit_deploy.settings import Flavor, resolve_settings
 from imagekit_deploy.validate import validate_rendering
+
+app = make_app(["deploy"])  # the command CliRunner invokes
 
 REPO = Path(__file__).resolve().parents[1]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from imagekit.cli.main import app
+from imagekit.cli.main import make_app
 from imagekit_core.spec import load_pipeline
 from imagekit_deploy.flags import RenderFlags
 from imagekit_deploy.renderer import Manifest, Rendering, render
@@ -26,6 +26,8 @@ from imagekit_deploy.schemas import KRUISE_CRD_ENV, KruiseSchema, strict
 from imagekit_deploy.settings import Flavor, SsdMode, resolve_settings
 from imagekit_deploy.validate import validate_rendering
 from imagekit_deploy.writer import write_rendering
+
+app = make_app(["deploy"])  # the command CliRunner invokes
 
 REPO = Path(__file__).resolve().parents[1]
 WORDFREQ = REPO / "pipelines" / "wordfreq"

@@ -132,7 +132,7 @@ def test_a_base_without_the_platform_is_refused_naming_what_it_has(
                       "--tag", f"{REGISTRY}/imagekit-test/wordfreq-nobase:t", env=build_env, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: --base {base}: no linux/arm64 image in it (it has linux/amd64) (fix: a base with a linux/arm64 "
+        f"error: --base {base}: no linux/arm64 image in it (its index holds linux/amd64) (fix: a base with a linux/arm64 "
         "image, or --platform-base linux/arm64=REF)")
 
 

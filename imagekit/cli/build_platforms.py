@@ -20,7 +20,7 @@ from imagekit.build.reuse import LayerCache
 from imagekit.publish.built_push import push_built
 from imagekit.publish.image_push import Compression
 from imagekit.publish.index_push import PublishedIndex, push_index
-from imagekit.publish.platform_index import platform_image
+from imagekit.publish.index_read import PlatformMismatch, platform_reference
 from imagekit_core.errors import UsageError
 from imagekit_core.platforms import Platform, parse_platform, parse_platforms, platform_tag
 from imagekit_core.references import parse_reference
@@ -99,15 +99,20 @@ def name_in_engine(engine: Backend, tags: list[str], results: dict[Platform, Bui
 
 def base_for(platform: Platform, bases: dict[Platform, str], base: str | None, pipeline_base: str) -> str:
     """The base a platform's image is built on: the one named for it (--platform-base, else `platforms:`),
-    else `--base` or `base:`; when that is a multi-platform image in a registry, its image for the platform
-    (HOST/NAME@sha256:…, so that each platform's base is pulled by digest and none replaces another under
-    one tag); any other image serves the platform it is of (the build refuses it for another)."""
+    else `--base` or `base:`. One in a registry is pinned to the platform's image in it, HOST/NAME@sha256:…
+    (a multi-platform image's entry for the platform, pulled by digest so that neither platform's replaces the
+    other's under one tag); one without the platform is refused here. Any other image serves the platform it
+    is of (the build refuses it for another, once probed)."""
     if platform in bases:
         return bases[platform]
     reference, flag = (base, "--base") if base else (pipeline_base, "base:")
-    if parse_reference(reference, flag).host is not None:
-        return platform_image(reference, platform, flag) or reference
-    return reference
+    if parse_reference(reference, flag).host is None:
+        return reference
+    try:
+        return platform_reference(reference, platform, flag)
+    except PlatformMismatch as mismatch:
+        raise UsageError(f"{flag} {reference}: no {platform} image in it ({mismatch.held}) (fix: a base with a "
+                         f"{platform} image, or --platform-base {platform}=REF)") from None
 
 
 def push_each(engine: Backend, results: dict[Platform, BuildResult], destination: str, cache: LayerCache,

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import typer
 
-from imagekit.publish.index_read import platform_manifest
-from imagekit.publish.registry import RegistryClient
+from imagekit.publish.index_read import platform_reference
 from imagekit_core.contract import FAILURE_LEVELS_HELP, FailureLevel
 from imagekit_core.errors import PipelineFailed
-from imagekit_core.platforms import Platform, parse_platform
-from imagekit_core.references import parse_reference, unpinned_warning
+from imagekit_core.platforms import parse_platform
+from imagekit_core.references import unpinned_warning
 from imagekit_deploy.emulator.apply import READY_TIMEOUT, PodOptions, UpReport, apply, rendered_images
 from imagekit_deploy.emulator.engine import Engine
 from imagekit_deploy.emulator.faults import kill
@@ -97,17 +96,7 @@ def up_or_apply(
     options = PodOptions(params=parse_params(param) if param else None, network=network,
                          secrets=parse_secret_flags(secret) if secret else None,
                          platform=str(parse_platform(platform)) if platform is not None else None)
-    _report(apply(rendered, state_dir, replicas, options, timeout, registry=registry_platform_image), output)
-
-
-def registry_platform_image(reference: str, platform: Platform) -> str:
-    """REF's image of platform in its registry, as HOST/NAME@sha256:…: the index's entry for it, or REF itself when
-    it is one image of that platform (else one line naming what REF holds, exit 2)."""
-    parsed = parse_reference(reference, "image", registry=True)
-    assert parsed.host is not None  # registry=True
-    image = platform_manifest(RegistryClient(parsed.host), parsed.repository, parsed.digest or parsed.tag or "latest",
-                              platform)
-    return f"{parsed.name}@{image.digest}"
+    _report(apply(rendered, state_dir, replicas, options, timeout, registry=platform_reference), output)
 
 
 pod_app.command("up", help=UP_HELP)(up_or_apply)

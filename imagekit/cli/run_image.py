@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from imagekit.publish.index_read import platform_reference
 from imagekit_core import proc
 from imagekit_core.errors import UsageError
 from imagekit_core.platforms import Platform
@@ -26,7 +27,6 @@ from imagekit_runtime.run.options import RunOptions
 from imagekit_runtime.run.settings import resolve_options
 
 from .common import stderr
-from .pod import registry_platform_image
 
 
 def passed_flags(flags: RunFlags, options: RunOptions) -> list[str]:
@@ -68,7 +68,7 @@ def run_in_image(spec: PipelineSpec, flags: RunFlags, platform: Platform, image:
         raise UsageError(f"--metrics with --platform {platform}: the run is in a container whose ports are not "
                          "published (fix: leave out --metrics, or run the image as pods: `imagekit pod up --platform`)")
     options = resolve_options(spec, flags)
-    chosen = platform_image(image, platform, Engine(), registry_platform_image)
+    chosen = platform_image(image, platform, Engine(), platform_reference)
     for flag, directory in (("--results", options.layout.results_dir), ("--ssd", options.layout.ssd_dir),
                             ("--pv", options.layout.pv_dir)):
         if directory is None:

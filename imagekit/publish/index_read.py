@@ -10,13 +10,19 @@ from typing import Any
 
 from imagekit_core.errors import UsageError
 from imagekit_core.platforms import Platform
+from imagekit_core.references import parse_reference
 
 from .platform_index import is_index, known_platform, platform_digests
 from .registry import RegistryClient
 
 
 class PlatformMismatch(UsageError):
-    """The reference holds no image of the platform asked for (exit 2, like any usage error)."""
+    """The reference holds no image of the platform asked for (exit 2, like any usage error); `held` says what
+    it holds instead, for a caller that words the message for its own flag."""
+
+    def __init__(self, message: str, held: str = "") -> None:
+        super().__init__(message)
+        self.held = held
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,22 @@ def platform_manifest(client: RegistryClient, repository: str, reference: str, p
         if platform not in entries:
             held = ", ".join([*map(str, entries), *skipped]) or "no image"
             raise PlatformMismatch(f"{name} has no {platform} image: its index holds {held} (fix: --platform one of "
-                                   f"those, or push {platform}'s image with `imagekit build --platform {platform} --push`)")
+                                   f"those, or push {platform}'s image with `imagekit build --platform {platform} --push`)",
+                                   held=f"its index holds {held}")
         return image_at(client, repository, entries[platform])
     image = RegistryImage(manifest, digest, client.config(repository, manifest))
     if known_platform(image.config) != platform:
         raise PlatformMismatch(f"{name} is one image, of {image.platform}, not {platform} (fix: leave out --platform, or "
-                               f"name an image or index built for {platform}: `imagekit build --platform {platform}`)")
+                               f"name an image or index built for {platform}: `imagekit build --platform {platform}`)",
+                               held=f"it is one image, of {image.platform}")
     return image
+
+
+def platform_reference(reference: str, platform: Platform, flag: str = "image") -> str:
+    """REF's image of platform in its registry as HOST/NAME@sha256:… (platform_manifest: the index's entry, or
+    REF itself when it is one image of that platform), what an engine pulls by digest so that no tag moves."""
+    parsed = parse_reference(reference, flag, registry=True)
+    assert parsed.host is not None  # registry=True
+    image = platform_manifest(RegistryClient(parsed.host), parsed.repository, parsed.digest or parsed.tag or "latest",
+                              platform)
+    return f"{parsed.name}@{image.digest}"

@@ -1,15 +1,12 @@
-"""A multi-platform image in a registry (an OCI image index, or Docker's manifest list): which of its images
-serves a platform. A multi-platform base (`base:` naming an index) and `inspect`/`sbom` of a multi-platform
-reference read it here."""
+"""A multi-platform image in a registry (an OCI image index, or Docker's manifest list): which of its entries
+serves a platform, and the platform a config or an entry names. index_read.py reads the images behind it."""
 from __future__ import annotations
 
 from typing import Any
 
-from imagekit_core.errors import UsageError
 from imagekit_core.platforms import Platform, platform_named
-from imagekit_core.references import parse_reference
 
-from .registry import INDEX_TYPES, RegistryClient
+from .registry import INDEX_TYPES
 
 
 def is_index(manifest: dict[str, Any]) -> bool:
@@ -34,21 +31,3 @@ def platform_digests(index: dict[str, Any]) -> dict[Platform, str]:
         if platform is not None and isinstance(entry.get("digest"), str):
             found.setdefault(platform, entry["digest"])
     return found
-
-
-def platform_image(reference: str, platform: Platform, flag: str) -> str | None:
-    """REF's image for platform as HOST/NAME@sha256:… when REF (in a registry) is multi-platform; None when
-    it is a single image, whatever its platform (the build checks that). An index without that platform is
-    refused, naming the ones it has."""
-    parsed = parse_reference(reference, flag, registry=True)
-    assert parsed.host is not None  # registry=True
-    client = RegistryClient(parsed.host)
-    manifest, _ = client.manifest_and_digest(parsed.repository, parsed.digest or parsed.tag or "latest")
-    if not is_index(manifest):
-        return None
-    digests = platform_digests(manifest)
-    if platform not in digests:
-        has = ", ".join(str(each) for each in sorted(digests)) or "none imagekit builds for"
-        raise UsageError(f"{flag} {reference}: no {platform} image in it (it has {has}) (fix: a base with a "
-                         f"{platform} image, or --platform-base {platform}=REF)")
-    return f"{parsed.host}/{parsed.repository}@{digests[platform]}"

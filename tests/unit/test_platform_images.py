@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from imagekit.cli import pod as pod_cli
+from imagekit.publish import index_read
+from imagekit.publish.index_read import platform_reference
 from imagekit_core.errors import UsageError
 from imagekit_core.platforms import Platform, parse_platform
 from imagekit_deploy.emulator.apply import PodOptions, _check_options
@@ -165,11 +166,11 @@ def test_the_registry_lookup_picks_the_platforms_entry_of_an_index(monkeypatch: 
     single = {"config": {}, "layers": [], "arch": "amd64", "digest": AMD_DIGEST}
     monkeypatch.setattr(FakeClient, "manifests", {"v1": index, "amd-only": {"manifests": index["manifests"][:1]},
                                                   "single": single, **images})
-    monkeypatch.setattr(pod_cli, "RegistryClient", FakeClient)
-    assert pod_cli.registry_platform_image(REF, ARM) == f"127.0.0.1:5000/wf@{ARM_DIGEST}"
-    assert pod_cli.registry_platform_image(REF, AMD) == f"127.0.0.1:5000/wf@{AMD_DIGEST}"
-    assert pod_cli.registry_platform_image("127.0.0.1:5000/wf:single", AMD) == f"127.0.0.1:5000/wf@{AMD_DIGEST}"
+    monkeypatch.setattr(index_read, "RegistryClient", FakeClient)
+    assert platform_reference(REF, ARM) == f"127.0.0.1:5000/wf@{ARM_DIGEST}"
+    assert platform_reference(REF, AMD) == f"127.0.0.1:5000/wf@{AMD_DIGEST}"
+    assert platform_reference("127.0.0.1:5000/wf:single", AMD) == f"127.0.0.1:5000/wf@{AMD_DIGEST}"
     with pytest.raises(UsageError, match="is one image, of linux/amd64, not linux/arm64"):
-        pod_cli.registry_platform_image("127.0.0.1:5000/wf:single", ARM)
+        platform_reference("127.0.0.1:5000/wf:single", ARM)
     with pytest.raises(UsageError, match="has no linux/arm64 image: its index holds linux/amd64"):
-        pod_cli.registry_platform_image("127.0.0.1:5000/wf:amd-only", ARM)
+        platform_reference("127.0.0.1:5000/wf:amd-only", ARM)
