@@ -8,13 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from imagekit.build.builder import BuildResult, LayerReport
 from imagekit.build.events import Stage
 from imagekit.cli import graph, init
 from imagekit.cli.build import image_tags, metadata, parse_labels, reference_lines
-from imagekit.cli.main import main
+from imagekit.cli.main import VERB_MODULES, main, make_app, verb_of
 from imagekit.cli.progress import ConsoleProgress
 from imagekit.publish.publisher import Published
 from imagekit_core import contract
@@ -211,3 +213,15 @@ def test_help_shows_defaults_and_plain_boolean_flags(capsys: pytest.CaptureFixtu
     assert not re.search(r"--(force|dry-run|push|no-cache|wait|delete-data)\s*/\s*--no-", out), out
     assert "-v, --verbose" in out
 
+
+
+def test_each_verb_is_registered_by_the_module_named_for_it_and_a_command_line_loads_only_its_own() -> None:
+    every = typer.main.get_command(make_app())
+    assert isinstance(every, TyperGroup) and set(every.commands) == set(VERB_MODULES)
+    for verb in VERB_MODULES:  # the module named for a verb registers it (alone, or with its sibling)
+        alone = typer.main.get_command(make_app([verb]))
+        assert isinstance(alone, TyperGroup) and verb in alone.commands
+    assert verb_of(["-v", "build", "pipelines/wordfreq", "--push"]) == "build"
+    assert verb_of(["--version"]) is None and verb_of(["bulid"]) is None and verb_of([]) is None
+    only_validate = typer.main.get_command(make_app(["validate"]))
+    assert isinstance(only_validate, TyperGroup) and set(only_validate.commands) == {"validate"}
