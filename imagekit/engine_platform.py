@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from imagekit.build.backend import Backend
 from imagekit.publish.index_read import PlatformMismatch, platform_name
-from imagekit.publish.platform_index import known_platform
 from imagekit_core.errors import EnvironmentMissing
-from imagekit_core.platforms import Platform, platform_tag
+from imagekit_core.platforms import Platform, known_platform, platform_tag
 from imagekit_core.references import parse_reference
 
 

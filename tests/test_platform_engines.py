@@ -66,6 +66,14 @@ def test_platforms_in_the_pipeline_build_the_same_images_on_docker_buildah_and_f
                                          check=True).stdout)
         assert seen["architecture"] == architecture and seen["rootfs"]["diff_ids"][-1] == json.loads(docker(
             "image", "inspect", "--format", "{{json .RootFS.Layers}}", image))[-1]
+    # buildah's manifest list is pushed whole by a plain `push`: each image, then the index.
+    listed = imagekit("push", f"{tag}-list", "--source", tag, "--backend", "buildah")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    pushed_index = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                                              f"docker://{tag}-list"], capture_output=True, text=True,
+                                             check=True).stdout)
+    assert [entry["platform"]["architecture"] for entry in pushed_index["manifests"]] == ["amd64", "arm64"]
+    assert listed.stdout.strip().startswith(f"{tag}-list@sha256:")
     # `run --platform linux/arm64` runs the pipeline in the arm64 image (TAG-arm64), emulated, with this run's
     # directories: the answer the amd64 reference gives, the results where the run was told to put them.
     run_dir = tmp_path / "run"

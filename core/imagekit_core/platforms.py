@@ -1,4 +1,5 @@
-"""Image platforms (`linux/amd64`, `linux/arm64`): parsed and spelled here, and the three names each goes by.
+"""Image platforms (`linux/amd64`, `linux/arm64`): parsed and spelled here, the three names each goes by, and
+the platform an image config or an index entry names (an OCI image index, a Docker or buildah manifest list).
 
 An OCI image index and `--platform` say `linux/arm64`; the kernel, Python's `platform.machine()` and
 manylinux wheel tags say `aarch64`; Debian (mmdebstrap, dpkg) says `arm64`. Every caller converts through
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import platform as host_platform
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import UsageError
 from .references import parse_reference
@@ -86,3 +88,22 @@ def platform_tag(reference: str, platform: Platform) -> str:
 def host() -> Platform:
     """This machine's platform."""
     return platform_of_machine(host_platform.machine())
+
+
+def known_platform(fields: dict[str, Any]) -> Platform | None:
+    """The platform a config (or an index entry's `platform`) names, when it is one imagekit builds for;
+    linux/arm64/v8 is linux/arm64 (the variant every arm64 machine has, which some tools name)."""
+    if fields.get("variant") not in (None, "", "v8"):
+        return None
+    return platform_named(f"{fields.get('os', '')}/{fields.get('architecture', '')}")
+
+
+def platform_digests(index: dict[str, Any]) -> dict[Platform, str]:
+    """Each platform's image manifest digest, for the platforms imagekit builds for (an attestation entry,
+    `unknown/unknown`, and other platforms are left out); a platform listed twice keeps its first."""
+    found: dict[Platform, str] = {}
+    for entry in index.get("manifests", []):
+        platform = known_platform(entry.get("platform") or {})
+        if platform is not None and isinstance(entry.get("digest"), str):
+            found.setdefault(platform, entry["digest"])
+    return found

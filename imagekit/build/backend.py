@@ -109,6 +109,10 @@ class ImageStore(Protocol):
         engine can: buildah, a manifest list of them all; Docker, which holds one image per name, this
         machine's platform's image (else the first). What ref names, in a few words."""
 
+    def listed_platforms(self, ref: str) -> tuple[Platform, ...]:
+        """The platforms ref names when the engine holds it as a list of images (buildah's manifest list), in
+        its order; () when it names one image, or nothing."""
+
     def remove(self, refs: list[str]) -> None:
         """Remove local images (tags); missing ones are ignored."""
 

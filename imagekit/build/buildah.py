@@ -18,7 +18,7 @@ from typing import Any
 from imagekit_core import proc
 from imagekit_core.engine import BUILDAH_HINT
 from imagekit_core.errors import CommandFailed, EnvironmentMissing, UsageError
-from imagekit_core.platforms import Platform
+from imagekit_core.platforms import Platform, platform_digests
 from imagekit_core.references import is_registry_host
 
 from .assembly import AssembledImage, BaseImage, write_oci_layout
@@ -197,6 +197,13 @@ class BuildahBackend(Backend):
     def name_platforms(self, ref: str, images: dict[Platform, str]) -> str:
         self._changing("manifest", local_name(ref), *(local_name(image) for image in images.values()))
         return f"a manifest list of {', '.join(str(platform) for platform in images)}"
+
+    def listed_platforms(self, ref: str) -> tuple[Platform, ...]:
+        try:
+            listed = json.loads(self._run("listed", local_name(ref)))
+        except CommandFailed:
+            return ()
+        return tuple(platform_digests(listed))
 
     def remove(self, refs: list[str]) -> None:
         if refs:

@@ -5,7 +5,7 @@
 set -eu
 
 usage() {
-    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | images | read IMAGE PATH | tag IMAGE REF | rmi REF... | manifest LIST IMAGE... | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
+    echo "usage: buildah.sh pull REF | probe IMAGE SCRIPT | build CONTEXT FILE TAG [OPTIONS] | load OCI_LAYOUT TAG | inspect REF | images | read IMAGE PATH | tag IMAGE REF | rmi REF... | manifest LIST IMAGE... | listed REF | push IMAGE DEST DIGESTFILE TLS_VERIFY [AUTHFILE]" >&2
     exit 2
 }
 
@@ -66,6 +66,10 @@ manifest)
     for image in "$@"; do
         buildah manifest add "$list" "containers-storage:$image" >/dev/null
     done
+    ;;
+listed)
+    # The manifest list REF names, as JSON; exit 3 when REF is no list (an image, or nothing).
+    buildah manifest inspect "$1" 2>/dev/null || exit 3
     ;;
 rmi)
     for ref in "$@"; do

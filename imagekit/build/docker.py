@@ -214,6 +214,9 @@ class DockerBackend(Backend):
         self.tag(images[chosen], ref)
         return f"the {chosen} image"
 
+    def listed_platforms(self, ref: str) -> tuple[Platform, ...]:
+        return ()  # an engine that holds one image per name (docker manifest lists live in registries only)
+
     def remove(self, refs: list[str]) -> None:
         from docker.errors import APIError, ImageNotFound
 

@@ -73,15 +73,18 @@ def register(app: typer.Typer) -> None:
                                     help=f"engine that holds the image: {' or '.join(BACKENDS)} (${contract.BACKEND})"),
         platform: str = typer.Option("", "--platform", show_default=False, metavar="PLATFORMS",
                                      help="push the images `build --platform` made (SOURCE-<arch> each) as "
-                                          "REF-<arch>, then one index under REF for them all"),
+                                          "REF-<arch>, then one index under REF for them all [default: a "
+                                          "manifest list's platforms (buildah), else one image]"),
         output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o", help="text or json"),
     ) -> None:
         """Push to a registry with credentials from docker config.json; print REF@sha256:… on stdout."""
         parse_reference(reference, "REF", registry=True, digest=not platform)  # before any engine call
         engine = get_backend(backend)
         engine.check()
-        if platform:
-            push_platforms(engine, source or reference, reference, parse_platforms(platform), output)
+        listed = engine.listed_platforms(source or reference) if not platform else ()
+        if platform or listed:  # a manifest list (buildah's, from `build --platform`) is pushed whole
+            push_platforms(engine, source or reference, reference, parse_platforms(platform) if platform else listed,
+                           output)
             return
         names = layer_names(engine, source or reference)
         with progress_on(engine, stderr, names):

@@ -1,6 +1,6 @@
 """What a registry reference names, read back whole: one image, or an index (OCI image index, Docker manifest
 list) with each platform's image, manifest and config; and the one image a platform gets from it, as an engine or
-a kubelet picks it. Which entry of an index serves a platform is platform_index.py's; this module reads the
+a kubelet picks it. Which entry of an index serves a platform is imagekit_core.platforms'; this module reads the
 images for `inspect` and `sbom` (each platform's image, or the one `--platform` names).
 """
 from __future__ import annotations
@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagekit_core.errors import UsageError
-from imagekit_core.platforms import Platform
+from imagekit_core.platforms import Platform, known_platform, platform_digests
 from imagekit_core.references import parse_reference
 
-from .platform_index import is_index, known_platform, platform_digests
-from .registry import RegistryClient
+from .registry import INDEX_TYPES, RegistryClient
 
 
 class PlatformMismatch(UsageError):
@@ -46,6 +45,11 @@ class RegistryIndex:
     digest: str
     images: dict[str, RegistryImage]
     skipped: tuple[str, ...]  # what else it names (another platform, an attestation: unknown/unknown)
+
+
+def is_index(manifest: dict[str, Any]) -> bool:
+    """An index names manifests; an image manifest names a config and layers."""
+    return manifest.get("mediaType") in INDEX_TYPES or ("manifests" in manifest and "config" not in manifest)
 
 
 def platform_name(fields: dict[str, Any]) -> str:

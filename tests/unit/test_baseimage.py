@@ -50,6 +50,7 @@ class FakeEngine(Backend):
     def read_file(self, ref: str, path: str) -> bytes | None: raise NotImplementedError
     def tag(self, image: str, ref: str) -> None: raise NotImplementedError
     def name_platforms(self, ref: str, images: dict[Any, str]) -> str: raise NotImplementedError
+    def listed_platforms(self, ref: str) -> tuple[Any, ...]: raise NotImplementedError
     def remove(self, refs: list[str]) -> None: raise NotImplementedError
     def untagged(self) -> set[str]: raise NotImplementedError
 

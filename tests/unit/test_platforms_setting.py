@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from imagekit.cli.build_platforms import base_for, chosen_platforms
-from imagekit.publish.platform_index import is_index, platform_digests
+from imagekit.publish.index_read import is_index
 from imagekit_core.errors import EXIT_BAD_INPUT, SpecError, UsageError
-from imagekit_core.platforms import Platform
+from imagekit_core.platforms import Platform, platform_digests
 from imagekit_core.spec import PipelineSpec
 from imagekit_core.spec.types import PlatformBase
 
