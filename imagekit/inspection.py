@@ -8,11 +8,9 @@ from typing import Any
 from imagekit.build.engines import get_backend
 from imagekit.build.labels import ImageLabels, shown_labels
 from imagekit.engine_platform import local_image
-from imagekit.publish.index_read import PlatformMismatch, RegistryImage, platform_manifest, read_reference
-from imagekit.publish.registry import RegistryClient
+from imagekit.publish.index_read import PlatformMismatch, RegistryImage, read_registry
 from imagekit_core.errors import EnvironmentMissing, UsageError
 from imagekit_core.platforms import Platform
-from imagekit_core.references import parse_reference
 
 SOURCES = ("auto", "docker", "buildah", "registry")
 
@@ -45,17 +43,9 @@ def _registry_image(reference: str, image: RegistryImage, digest: str | None) ->
 
 def _from_registry(reference: str, platform: Platform | None) -> dict[str, Any]:
     """One image (an index's for platform, when given), or {digest, platforms: image by platform} for an index."""
-    parsed = parse_reference(reference, "REF", registry=True)
-    assert parsed.host is not None  # registry=True
-    client = RegistryClient(parsed.host)
-    client.ping()
-    tag = parsed.digest or parsed.tag or "latest"
-    if platform is not None:
-        picked = platform_manifest(client, parsed.repository, tag, platform)
-        return _registry_image(reference, picked, picked.digest)
-    read = read_reference(client, parsed.repository, tag)
+    _, _, read = read_registry(reference, platform)
     if isinstance(read, RegistryImage):
-        return _registry_image(reference, read, None)
+        return _registry_image(reference, read, read.digest if platform is not None else None)
     return {"digest": read.digest, "skipped": list(read.skipped),
             "platforms": {name: _registry_image(reference, image, image.digest) for name, image in read.images.items()}}
 

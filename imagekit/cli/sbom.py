@@ -28,11 +28,10 @@ from imagekit.build.sbom import RUNTIME_SBOM, sbom_file
 from imagekit.cli.inspect import PLATFORM_HELP
 from imagekit.engine_platform import local_image
 from imagekit.inspection import SOURCES
-from imagekit.publish.index_read import PlatformMismatch, RegistryImage, platform_manifest, read_reference
+from imagekit.publish.index_read import PlatformMismatch, RegistryImage, read_registry
 from imagekit.publish.registry import RegistryClient
 from imagekit_core.errors import EnvironmentMissing, UsageError
 from imagekit_core.platforms import Platform, parse_platform
-from imagekit_core.references import parse_reference
 
 # SBOMs of no step, each in the layer of its own name: the runtime base's, the S3 client's (s3 pipelines only).
 OWN_LAYER_SBOMS = (RUNTIME_SBOM, S3_CLIENT)
@@ -109,15 +108,8 @@ class Sboms:
 
 def _registry_images(reference: str, platform: Platform | None) -> tuple[RegistryClient, str, dict[str, RegistryImage]]:
     """The registry's images of reference: {platform: image} for an index read whole, {"": image} for one image."""
-    parsed = parse_reference(reference, "REF", registry=True)
-    assert parsed.host is not None  # registry=True
-    client = RegistryClient(parsed.host)
-    client.ping()
-    tag = parsed.digest or parsed.tag or "latest"
-    if platform is not None:
-        return client, parsed.repository, {"": platform_manifest(client, parsed.repository, tag, platform)}
-    read = read_reference(client, parsed.repository, tag)
-    return client, parsed.repository, {"": read} if isinstance(read, RegistryImage) else dict(read.images)
+    client, repository, read = read_registry(reference, platform)
+    return client, repository, {"": read} if isinstance(read, RegistryImage) else dict(read.images)
 
 
 def _from_engines(reference: str, source: str, step: str | None,

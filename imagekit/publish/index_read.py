@@ -117,6 +117,19 @@ def platform_manifest(client: RegistryClient, repository: str, reference: str, p
     return image
 
 
+def read_registry(reference: str, platform: Platform | None) -> tuple[RegistryClient, str, RegistryImage | RegistryIndex]:
+    """What REF (`inspect`/`sbom`) names in its registry, asked once it answers: with platform, that platform's image
+    (platform_manifest); else one image, or an index read whole. Also the client and the repository, to read on."""
+    parsed = parse_reference(reference, "REF", registry=True)
+    assert parsed.host is not None  # registry=True
+    client = RegistryClient(parsed.host)
+    client.ping()
+    tag = parsed.digest or parsed.tag or "latest"
+    if platform is not None:
+        return client, parsed.repository, platform_manifest(client, parsed.repository, tag, platform)
+    return client, parsed.repository, read_reference(client, parsed.repository, tag)
+
+
 def platform_reference(reference: str, platform: Platform, flag: str = "image") -> str:
     """REF's image of platform in its registry as HOST/NAME@sha256:… (platform_manifest: the index's entry, or
     REF itself when it is one image of that platform), what an engine pulls by digest so that no tag moves."""
