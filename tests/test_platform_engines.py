@@ -113,8 +113,14 @@ def test_a_multi_platform_base_gives_each_platform_its_image_and_a_shared_blob_i
     with (pipeline / "pipeline.yaml").open("a") as yaml:  # a pipeline layer no registry has seen
         yaml.write(f"# {run}\n")
     tag = f"{REGISTRY}/imagekit-test/wordfreq-multibase:t{run}"
+    metadata = tmp_path / "metadata.json"
     built = build_json(imagekit("build", pipeline, "--base", base, "--platform", "linux/amd64,linux/arm64",
-                                "--tag", tag, "--push", "-o", "json", env=build_env, timeout=1200))
+                                "--tag", tag, "--push", "--cache-to", f"{tag}-cache", "--metadata-file", metadata,
+                                "-o", "json", env=build_env, timeout=1200))
+    assert json.loads(metadata.read_text()) == built  # --metadata-file holds what -o json printed
+    [cache_index] = built["cache_to"]  # --cache-to gets the index too, as the cache of later builds
+    assert cache_index["reference"].startswith(f"{tag}-cache@sha256:") and set(cache_index["images"]) == {
+        "linux/amd64", "linux/arm64"}
     for platform, local in (("linux/amd64", BASE_IMAGE), ("linux/arm64", arm64_base)):
         own = json.loads(docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", local))
         layers = [layer["digest"] for layer in built["platforms"][platform]["layers"]]

@@ -82,19 +82,26 @@ def layer_cache(cache_from: list[str], pushed_tags: list[str], no_cache: bool) -
 
 def build_platforms(spec: PipelineSpec, engine: Backend, options: BuildOptions, platforms: tuple[Platform, ...],
                     bases: dict[Platform, str], tags: list[str], push: bool, cache: LayerCache,
-                    compression: Compression, output: OutputFormat) -> None:
-    """--platform: each platform's image, and with --push the index under each tag; stdout: a reference per
-    tag (REF@sha256:<index digest> after --push, else each platform's tag in the engine)."""
+                    compression: Compression, output: OutputFormat, cache_to: list[str],
+                    metadata_file: Path | None) -> None:
+    """--platform: each platform's image, and with --push the index under each tag (and each --cache-to);
+    stdout: a reference per tag (REF@sha256:<index digest> after --push, else each platform's tag in the
+    engine); --metadata-file: what -o json prints."""
     results = build_each(spec, engine, options, platforms, bases)
     name_in_engine(engine, tags, results)
     indexes = [push_each(engine, results, destination, cache, compression) for destination in tags] if push else []
+    cached_to = [push_each(engine, results, destination, cache, compression) for destination in cache_to]
     for each, result in results.items():
         stderr.print(f"built {each}: {result.tag} ({result.image_id[:19]}), {len(result.reused)} layers reused")
     references = [index.reference for index in indexes] or [result.tag for result in results.values()]
+    described = {"tags": tags, "references": references,
+                 "platforms": {str(each): result.to_json() for each, result in results.items()},
+                 "indexes": [index.to_json() for index in indexes],
+                 "cache_to": [index.to_json() for index in cached_to]}
+    if metadata_file is not None:
+        metadata_file.write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")
     if output is OutputFormat.json:
-        emit_json({"tags": tags, "references": references,
-                   "platforms": {str(each): result.to_json() for each, result in results.items()},
-                   "indexes": [index.to_json() for index in indexes]})
+        emit_json(described)
         return
     emit_text("\n".join(references))
 
@@ -216,7 +223,8 @@ def register(app: typer.Typer) -> None:
         stderr.print(f"building {spec.name} ({len(spec.steps)} steps) with {engine.name} as {', '.join(tags)}")
         platforms, bases = chosen_platforms(spec, platform, platform_base)
         if platforms:
-            build_platforms(spec, engine, options, platforms, bases, tags, push, cache, compression, output)
+            build_platforms(spec, engine, options, platforms, bases, tags, push, cache, compression, output, cache_to,
+                            metadata_file)
             return
         with progress_on(engine, stderr) as progress:
             result = build_image(spec, engine, options)
