@@ -44,6 +44,15 @@ def print_published(published: Published, names: Mapping[str, str] | None = None
                  f"layers uploaded, {human_size(published.uploaded_bytes)} of {human_size(published.total_bytes)}")
 
 
+def push_reported(engine: Backend, image: str, destination: str) -> Published:
+    """Push image with its layers' progress, then what was sent, on stderr."""
+    names = layer_names(engine, image)
+    with progress_on(engine, stderr, names):
+        published = publish(engine, image, destination)
+    print_published(published, dict(names))
+    return published
+
+
 def push_platforms(engine: Backend, source: str, reference: str, platforms: tuple[Platform, ...],
                    output: OutputFormat) -> None:
     """Each platform's image (SOURCE-<arch>), then the index naming them under REF; stdout: REF@<index digest>."""
@@ -53,10 +62,7 @@ def push_platforms(engine: Backend, source: str, reference: str, platforms: tupl
         if engine.image_id(image) is None:
             raise UsageError(f"--platform {platform}: {engine.name} holds no {image} (fix: build it with "
                              f"`imagekit build --platform {platform} --tag {source}`)")
-        names = layer_names(engine, image)
-        with progress_on(engine, stderr, names):
-            pushed[platform] = publish(engine, image, platform_tag(reference, platform))
-        print_published(pushed[platform], dict(names))
+        pushed[platform] = push_reported(engine, image, platform_tag(reference, platform))
     index = push_index(reference, pushed)
     if output is OutputFormat.json:
         emit_json(index.to_json())
@@ -86,10 +92,7 @@ def register(app: typer.Typer) -> None:
             push_platforms(engine, source or reference, reference, parse_platforms(platform) if platform else listed,
                            output)
             return
-        names = layer_names(engine, source or reference)
-        with progress_on(engine, stderr, names):
-            published = publish(engine, source or reference, reference)
-        print_published(published, dict(names))
+        published = push_reported(engine, source or reference, reference)
         if output is OutputFormat.json:
             emit_json(published.to_json())
         else:
