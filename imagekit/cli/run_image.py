@@ -29,9 +29,9 @@ from imagekit_runtime.run.settings import resolve_options
 from .common import stderr
 
 
-def passed_flags(flags: RunFlags, options: RunOptions) -> list[str]:
+def passed_flags(options: RunOptions) -> list[str]:
     """The run's flags as the image's entrypoint takes them, the directories as resolved here."""
-    layout = options.layout
+    layout, flags = options.layout, options.flags
     argv = ["--results", str(layout.results_dir), "--shard-index", str(options.shard_index),
             "--shard-count", str(options.shard_count)]
     if layout.ssd_dir is None and layout.pv_dir is None:
@@ -55,7 +55,7 @@ def docker_run_argv(spec: PipelineSpec, options: RunOptions, image: str, platfor
             "--user", f"{os.getuid()}:{os.getgid()}"]
     for directory in dict.fromkeys(mounts):
         argv += ["--volume", f"{directory}:{directory}"]
-    return [*argv, image, *passed_flags(options.flags, options)]
+    return [*argv, image, *passed_flags(options)]
 
 
 def run_in_image(spec: PipelineSpec, flags: RunFlags, platform: Platform, image: str | None) -> int:
